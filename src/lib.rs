@@ -1,0 +1,18 @@
+//! ocivision: serverless image analysis on Oracle Cloud.
+//!
+//! The library behind two binaries: `webapp` (upload, gallery, results) and `func` (the OCI
+//! Function that runs object detection when an image lands in Object Storage). It holds the
+//! pieces both share: our own hardened HTTP/1.1 layer, a hand-written OCI request signer with its
+//! credential providers, region endpoints, the signed transport, and the logger.
+//!
+//! Environment variables read by the binaries are listed in README.md.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod http;
+pub mod logger;
+pub mod oci;
+
+pub use error::{Error, Result, ServiceError};

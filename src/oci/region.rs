@@ -1,0 +1,1 @@
+//! STUB (replaced by the regions work): region and realm → service endpoints.
