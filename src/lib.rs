@@ -14,5 +14,6 @@ mod error;
 pub mod http;
 pub mod logger;
 pub mod oci;
+pub mod soda;
 
 pub use error::{Error, Result, ServiceError};

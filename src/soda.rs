@@ -1,0 +1,427 @@
+//! ORDS SODA for REST: one collection of JSON documents with client-assigned keys.
+//!
+//! Every outcome is decided by HTTP status first; bodies are parsed leniently and error bodies
+//! are kept (bounded) for the log. Writes are idempotent `PUT`s by key, never `POST`s, so a retry
+//! cannot create duplicates. Authentication is HTTP Basic (not OCI-signed); the password comes
+//! from configuration or from a Secrets OCID. OAuth2 client credentials are not implemented.
+
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::oci::client::{Auth, Call, Payload, Secret, Transport};
+use crate::oci::encode;
+use crate::oci::secrets::Secrets;
+
+const SERVICE: &str = "soda";
+/// Largest answer read: a page of 100 analysis documents of a few KiB each.
+const JSON_LIMIT: u64 = 8 * 1024 * 1024;
+/// Documents per page when listing or querying.
+pub const PAGE_SIZE: u32 = 100;
+
+/// Where the password comes from.
+#[derive(Debug, Clone)]
+pub enum Password {
+    /// Given directly (development, tests).
+    Literal(Secret),
+    /// Read from OCI Secrets by OCID when the client is built.
+    SecretId(String),
+}
+
+/// Where the collection lives and who we are.
+#[derive(Debug, Clone)]
+pub struct SodaConfig {
+    /// The ORDS base URL, e.g. `https://xyz-db.adb.us-ashburn-1.oraclecloudapps.com/ords/`.
+    pub base_url: String,
+    /// The schema alias, e.g. `admin`.
+    pub schema: String,
+    /// The collection name (case-sensitive).
+    pub collection: String,
+    /// The database user, e.g. `ADMIN`.
+    pub user: String,
+    /// The password's source.
+    pub password: Password,
+}
+
+/// The collection metadata we need: client-assigned keys, otherwise ADB defaults.
+pub fn collection_metadata() -> serde_json::Value {
+    serde_json::json!({
+        "keyColumn": {"name": "ID", "sqlType": "VARCHAR2", "maxLength": 255, "assignmentMethod": "CLIENT"},
+        "contentColumn": {"name": "JSON_DOCUMENT", "sqlType": "BLOB", "jsonFormat": "OSON"},
+        "versionColumn": {"name": "VERSION", "method": "UUID"},
+        "lastModifiedColumn": {"name": "LAST_MODIFIED"},
+        "creationTimeColumn": {"name": "CREATED_ON"}
+    })
+}
+
+/// A stored document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// Its key.
+    pub key: String,
+    /// Its version tag (opaque).
+    pub etag: String,
+    /// Last modification time as the server wrote it.
+    pub last_modified: String,
+    /// Creation time, when the server sent it.
+    pub created: String,
+    /// The JSON content.
+    pub value: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    #[serde(default)]
+    items: Vec<Item>,
+    #[serde(default)]
+    has_more: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Item {
+    id: String,
+    #[serde(default)]
+    etag: String,
+    #[serde(default)]
+    last_modified: String,
+    #[serde(default)]
+    created: String,
+    #[serde(default)]
+    value: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Deleted {
+    #[serde(default)]
+    items_deleted: Option<u64>,
+    #[serde(default)]
+    count: Option<u64>,
+}
+
+/// A SODA client for one collection.
+#[derive(Debug, Clone)]
+pub struct Soda {
+    transport: Transport,
+    origin: String,
+    /// `/ords/{schema}/soda/latest/{collection}`, encoded.
+    collection_path: String,
+}
+
+impl Soda {
+    /// Builds a client. With [`Password::SecretId`] the password is read now, through `secrets`.
+    pub fn connect(
+        transport: &Transport,
+        config: &SodaConfig,
+        secrets: Option<&Secrets>,
+        deadline: Instant,
+    ) -> Result<Soda> {
+        let password = match &config.password {
+            Password::Literal(p) => p.clone(),
+            Password::SecretId(id) => {
+                let secrets = secrets.ok_or_else(|| {
+                    Error::Config(
+                        "the SODA password is a Secrets OCID but no Secrets client is configured"
+                            .into(),
+                    )
+                })?;
+                secrets.by_id(id, deadline)?
+            }
+        };
+        let (origin, base_path) = split_url(&config.base_url)?;
+        if config.schema.is_empty() || config.collection.is_empty() {
+            return Err(Error::Config(
+                "SODA schema and collection must not be empty".into(),
+            ));
+        }
+        let collection_path = format!(
+            "{}/{}/soda/latest/{}",
+            base_path.trim_end_matches('/'),
+            encode::component(&config.schema),
+            encode::component(&config.collection)
+        );
+        Ok(Soda {
+            transport: transport.with_auth(Auth::Basic {
+                user: config.user.clone(),
+                password,
+            }),
+            origin,
+            collection_path,
+        })
+    }
+
+    fn call<'a>(&'a self, method: &'static str, path: String, deadline: Instant) -> Call<'a> {
+        Call {
+            service: SERVICE,
+            method,
+            origin: &self.origin,
+            path_and_query: path,
+            headers: Vec::new(),
+            payload: Payload::Empty,
+            deadline,
+        }
+    }
+
+    fn document_path(&self, key: &str) -> Result<String> {
+        if key.is_empty() || key.len() > 255 {
+            return Err(Error::bad_request(400, "SODA keys are 1-255 characters"));
+        }
+        Ok(format!(
+            "{}/{}",
+            self.collection_path,
+            encode::component(key)
+        ))
+    }
+
+    /// Creates the collection with client-assigned keys, or checks that the existing one has
+    /// them. An existing collection with other metadata is an error that says how to fix it.
+    pub fn ensure_collection(&self, deadline: Instant) -> Result<()> {
+        let metadata = serde_json::to_vec(&collection_metadata())?;
+        let mut call = self.call("PUT", self.collection_path.clone(), deadline);
+        call.payload = Payload::Signed {
+            bytes: &metadata,
+            content_type: "application/json",
+        };
+        match self.transport.send(call) {
+            Ok(_) => Ok(()),
+            Err(Error::Service(e)) if e.status == 400 || e.status == 409 => {
+                Err(Error::Config(format!(
+                    "SODA collection {} exists with metadata other than client-assigned keys ({} {}): \
+                     drop it (DELETE {}) or point the configuration at a new collection name",
+                    self.collection_path, e.status, e.message, self.collection_path
+                )))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Inserts or replaces the document at `key`; returns its new etag.
+    pub fn put(&self, key: &str, value: &serde_json::Value, deadline: Instant) -> Result<String> {
+        let body = serde_json::to_vec(value)?;
+        let mut call = self.call("PUT", self.document_path(key)?, deadline);
+        call.payload = Payload::Signed {
+            bytes: &body,
+            content_type: "application/json",
+        };
+        let reply = self.transport.send(call)?;
+        Ok(reply.header("etag").unwrap_or("").to_string())
+    }
+
+    /// The document at `key`, or `None`.
+    pub fn get(&self, key: &str, deadline: Instant) -> Result<Option<Document>> {
+        let reply = match self
+            .transport
+            .send(self.call("GET", self.document_path(key)?, deadline))
+        {
+            Ok(reply) => reply,
+            Err(Error::Service(e)) if e.status == 404 => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let etag = reply.header("etag").unwrap_or("").to_string();
+        let last_modified = reply.header("last-modified").unwrap_or("").to_string();
+        let value = reply.json(JSON_LIMIT)?;
+        Ok(Some(Document {
+            key: key.to_string(),
+            etag,
+            last_modified,
+            created: String::new(),
+            value,
+        }))
+    }
+
+    /// Deletes the document at `key`; `false` when it was not there (which is not an error).
+    pub fn delete(&self, key: &str, deadline: Instant) -> Result<bool> {
+        match self
+            .transport
+            .send(self.call("DELETE", self.document_path(key)?, deadline))
+        {
+            Ok(_) => Ok(true),
+            Err(Error::Service(e)) if e.status == 404 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every document, page by page while `hasMore`.
+    pub fn list(&self, deadline: Instant) -> impl Iterator<Item = Result<Document>> + '_ {
+        self.pages(None, deadline)
+    }
+
+    /// Documents matching a QBE filter (which may be `{"$query":…,"$orderby":…}`).
+    pub fn query(
+        &self,
+        filter: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<impl Iterator<Item = Result<Document>> + '_> {
+        let body = serde_json::to_vec(filter)?;
+        Ok(self.pages(Some(body), deadline))
+    }
+
+    /// Deletes every document matching `filter`; returns how many were deleted.
+    pub fn delete_matching(&self, filter: &serde_json::Value, deadline: Instant) -> Result<u64> {
+        let body = serde_json::to_vec(filter)?;
+        let mut call = self.call(
+            "POST",
+            format!("{}?action=delete", self.collection_path),
+            deadline,
+        );
+        call.payload = Payload::Signed {
+            bytes: &body,
+            content_type: "application/json",
+        };
+        let deleted: Deleted = self.transport.send(call)?.json(JSON_LIMIT)?;
+        Ok(deleted.items_deleted.or(deleted.count).unwrap_or(0))
+    }
+
+    fn pages(
+        &self,
+        filter: Option<Vec<u8>>,
+        deadline: Instant,
+    ) -> impl Iterator<Item = Result<Document>> + '_ {
+        Pages {
+            soda: self,
+            filter,
+            deadline,
+            offset: Some(0),
+            page: Vec::new().into_iter(),
+        }
+    }
+
+    fn page(&self, filter: Option<&[u8]>, offset: u64, deadline: Instant) -> Result<Page> {
+        let limit = PAGE_SIZE.to_string();
+        let offset = offset.to_string();
+        let mut pairs = vec![("limit", limit.as_str()), ("offset", offset.as_str())];
+        let call = match filter {
+            None => self.call(
+                "GET",
+                format!("{}{}", self.collection_path, encode::query(&pairs)),
+                deadline,
+            ),
+            Some(body) => {
+                pairs.insert(0, ("action", "query"));
+                let mut call = self.call(
+                    "POST",
+                    format!("{}{}", self.collection_path, encode::query(&pairs)),
+                    deadline,
+                );
+                call.payload = Payload::Signed {
+                    bytes: body,
+                    content_type: "application/json",
+                };
+                call
+            }
+        };
+        self.transport.send(call)?.json(JSON_LIMIT)
+    }
+}
+
+struct Pages<'a> {
+    soda: &'a Soda,
+    filter: Option<Vec<u8>>,
+    deadline: Instant,
+    /// The next page's offset, `None` when there is none.
+    offset: Option<u64>,
+    page: std::vec::IntoIter<Item>,
+}
+
+impl Iterator for Pages<'_> {
+    type Item = Result<Document>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.page.next() {
+                return Some(Ok(Document {
+                    key: item.id,
+                    etag: item.etag,
+                    last_modified: item.last_modified,
+                    created: item.created,
+                    value: item.value,
+                }));
+            }
+            let offset = self.offset.take()?;
+            match self
+                .soda
+                .page(self.filter.as_deref(), offset, self.deadline)
+            {
+                Ok(page) => {
+                    let count = page.items.len() as u64;
+                    // A page that says "more" but holds nothing would loop forever.
+                    if page.has_more && count > 0 {
+                        self.offset = Some(offset + count);
+                    }
+                    self.page = page.items.into_iter();
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+/// Splits `https://host:port/ords/` into origin and path.
+fn split_url(url: &str) -> Result<(String, String)> {
+    let bad = || {
+        Error::Config(format!(
+            "SODA base URL {url:?} is not http(s)://host[:port]/path"
+        ))
+    };
+    let scheme_end = url.find("://").ok_or_else(bad)?;
+    let scheme = &url[..scheme_end];
+    if scheme != "https" && scheme != "http" {
+        return Err(bad());
+    }
+    let rest = &url[scheme_end + 3..];
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || path.contains(['?', '#']) {
+        return Err(bad());
+    }
+    Ok((format!("{scheme}://{authority}"), path.to_string()))
+}
+
+/// The document key for an object: upper-case hex SHA-256 of `namespace/bucket/object`, so keys
+/// are fixed-length, URL-safe, and never carry the object name's `/`, spaces or Unicode.
+pub fn document_key(namespace: &str, bucket: &str, object: &str) -> String {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{namespace}/{bucket}/{object}").as_bytes(),
+    );
+    digest.as_ref().iter().map(|b| format!("{b:02X}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_split_without_double_slashes() {
+        let (origin, path) =
+            split_url("https://abc-db.adb.us-ashburn-1.oraclecloudapps.com/ords/").unwrap();
+        assert_eq!(
+            origin,
+            "https://abc-db.adb.us-ashburn-1.oraclecloudapps.com"
+        );
+        assert_eq!(path, "/ords/");
+        let (origin, path) = split_url("http://127.0.0.1:9000").unwrap();
+        assert_eq!(
+            (origin.as_str(), path.as_str()),
+            ("http://127.0.0.1:9000", "")
+        );
+        assert!(split_url("ftp://x/ords").is_err());
+        assert!(split_url("https:///ords").is_err());
+    }
+
+    #[test]
+    fn document_keys_are_64_upper_hex_and_distinct() {
+        let a = document_key("ns", "images", "uploads/a b.jpg");
+        assert_eq!(a.len(), 64);
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
+        assert_ne!(a, document_key("ns", "images", "uploads/a b.png"));
+        assert_eq!(a, document_key("ns", "images", "uploads/a b.jpg"));
+    }
+}
