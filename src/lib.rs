@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod emulator;
 mod error;
 pub mod http;
 pub mod logger;

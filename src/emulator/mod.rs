@@ -1,0 +1,3 @@
+//! A local stand-in for the OCI services we use (in progress).
+
+pub mod wire;
