@@ -15,6 +15,8 @@ mod error;
 pub mod http;
 pub mod logger;
 pub mod oci;
+mod random;
 pub mod soda;
+pub mod timefmt;
 
 pub use error::{Error, Result, ServiceError};

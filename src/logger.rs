@@ -24,7 +24,7 @@ impl Log for StderrLogger {
         }
         let line = format!(
             "{} {:<5} {}: {}\n",
-            httpdate_rfc3339(SystemTime::now()),
+            crate::timefmt::format(SystemTime::now(), crate::timefmt::Precision::Millis),
             record.level(),
             record.target(),
             record.args()
@@ -56,47 +56,9 @@ pub fn init(level: LevelFilter) {
     log::set_max_level(level);
 }
 
-/// Formats a time as `2026-11-28T08:49:56.123Z` without a date crate.
-fn httpdate_rfc3339(t: SystemTime) -> String {
-    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's algorithm.
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn formats_known_instants() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_388_957_500_042);
-        assert_eq!(httpdate_rfc3339(t), "2014-01-05T21:31:40.042Z");
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
 
     #[test]
     fn level_parsing_names_the_variable() {

@@ -582,23 +582,13 @@ fn is_retryable(error: &Error) -> bool {
 /// Full jitter under the policy's ceiling, or `Retry-After` when the server asks for longer.
 fn backoff(policy: &RetryPolicy, failed: u32, error: &Error) -> Duration {
     let ceiling = policy.ceiling(failed);
-    let jittered = ceiling.mul_f64(random_unit());
+    let jittered = ceiling.mul_f64(crate::random::unit());
     let asked = error
         .service_error()
         .and_then(|e| e.retry_after)
         .map(Duration::from_secs)
         .unwrap_or_default();
     jittered.max(asked)
-}
-
-/// A uniform value in [0, 1) from the system RNG ring already uses.
-fn random_unit() -> f64 {
-    use ring::rand::SecureRandom as _;
-    let mut bytes = [0u8; 8];
-    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
-        return 0.5;
-    }
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

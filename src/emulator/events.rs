@@ -1,0 +1,401 @@
+//! Object Storage events (CloudEvents 0.1, as OCI Events sends them) delivered asynchronously to
+//! the registered function through the Fn contract, with injectable duplicates, delays,
+//! reordering and drops.
+//!
+//! One delivery thread drains a queue, so the object write that caused an event never waits for
+//! the function, as with OCI. Rule filtering (event types, bucket, prefix) is reduced to one
+//! optional name prefix; every delivery outcome is recorded for tests to observe.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+
+use crate::emulator::agent::FnAgent;
+use crate::emulator::faults::{chance, FaultPlan};
+use crate::timefmt::{self, Precision};
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A new object.
+    Created,
+    /// An existing name written again.
+    Updated,
+    /// An object removed.
+    Deleted,
+}
+
+impl ChangeKind {
+    /// The CloudEvents `eventType`.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "com.oraclecloud.objectstorage.createobject",
+            ChangeKind::Updated => "com.oraclecloud.objectstorage.updateobject",
+            ChangeKind::Deleted => "com.oraclecloud.objectstorage.deleteobject",
+        }
+    }
+}
+
+/// One object change, as Object Storage reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectChange {
+    /// Created, updated or deleted.
+    pub kind: ChangeKind,
+    /// Namespace.
+    pub namespace: String,
+    /// Bucket.
+    pub bucket: String,
+    /// Object name, raw.
+    pub name: String,
+    /// The new etag (absent for deletes).
+    pub etag: Option<String>,
+}
+
+/// The CloudEvents 0.1 envelope OCI Events sends for `change`.
+pub fn cloud_event(change: &ObjectChange, compartment_id: &str, at: SystemTime) -> Value {
+    let mut details = json!({
+        "bucketName": change.bucket,
+        "bucketId": format!("ocid1.bucket.oc1.emulator.{}", change.bucket),
+        "namespace": change.namespace,
+    });
+    if let Some(etag) = &change.etag {
+        details["eTag"] = json!(etag);
+        details["archivalState"] = json!("Available");
+    }
+    json!({
+        "eventType": change.kind.event_type(),
+        "cloudEventsVersion": "0.1",
+        "eventTypeVersion": "2.0",
+        "source": "ObjectStorage",
+        "eventTime": timefmt::format(at, Precision::Millis),
+        "contentType": "application/json",
+        "eventID": crate::random::uuid(),
+        "extensions": {"compartmentId": compartment_id},
+        "data": {
+            "compartmentId": compartment_id,
+            "compartmentName": "emulator",
+            "resourceName": change.name,
+            "resourceId": format!("/n/{}/b/{}/o/{}", change.namespace, change.bucket, change.name),
+            "availabilityDomain": "EMU-AD-1",
+            "additionalDetails": details,
+        }
+    })
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The event's `eventID`.
+    pub event_id: String,
+    /// Its `eventType`.
+    pub event_type: String,
+    /// The object name.
+    pub object: String,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The function answered with this status.
+    Answered(u16),
+    /// The function could not be reached or broke the protocol.
+    Failed(String),
+    /// Dropped by fault injection.
+    Dropped,
+    /// No function registered.
+    NoFunction,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: VecDeque<Value>,
+    in_flight: usize,
+    stopping: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    target: RwLock<Option<FnAgent>>,
+    deliveries: Mutex<Vec<Delivery>>,
+    faults: Arc<RwLock<FaultPlan>>,
+    prefix: Option<String>,
+    compartment_id: String,
+    timeout: Duration,
+}
+
+/// The event bus: a queue and its delivery thread. Dropping it stops the thread.
+pub struct EventBus {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EventBus {
+    /// Starts the delivery thread. Events go to the function registered with
+    /// [`EventBus::set_target`], only for names starting with `prefix` when one is given.
+    pub fn start(
+        faults: Arc<RwLock<FaultPlan>>,
+        compartment_id: String,
+        prefix: Option<String>,
+        timeout: Duration,
+    ) -> EventBus {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            target: RwLock::new(None),
+            deliveries: Mutex::new(Vec::new()),
+            faults,
+            prefix,
+            compartment_id,
+            timeout,
+        });
+        let worker = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("emulator-events".into())
+            .spawn(move || deliver_forever(&worker))
+            .expect("spawning the event thread");
+        EventBus {
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// Sends future events to the function behind `agent` (or to nobody with `None`).
+    pub fn set_target(&self, agent: Option<FnAgent>) {
+        *self
+            .shared
+            .target
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = agent;
+    }
+
+    /// The function events currently go to.
+    pub fn target(&self) -> Option<FnAgent> {
+        self.shared
+            .target
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Queues the event for `change` (if it passes the rule) and returns at once.
+    pub fn publish(&self, change: &ObjectChange) {
+        if let Some(prefix) = &self.shared.prefix {
+            if !change.name.starts_with(prefix.as_str()) {
+                return;
+            }
+        }
+        let event = cloud_event(change, &self.shared.compartment_id, SystemTime::now());
+        let mut queue = lock(&self.shared.queue);
+        queue.pending.push_back(event);
+        self.shared.wake.notify_all();
+    }
+
+    /// Every delivery so far, in order.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        lock(&self.shared.deliveries).clone()
+    }
+
+    /// Waits until no event is queued or in flight; `false` if `timeout` passed first.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        let mut queue = lock(&self.shared.queue);
+        while !queue.pending.is_empty() || queue.in_flight > 0 {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            queue = self
+                .shared
+                .wake
+                .wait_timeout(queue, left.min(Duration::from_millis(50)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+impl Drop for EventBus {
+    fn drop(&mut self) {
+        lock(&self.shared.queue).stopping = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn deliver_forever(shared: &Shared) {
+    loop {
+        let plan = shared
+            .faults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .events;
+        // The delay happens before an event is taken, so that events arriving meanwhile can be
+        // reordered behind it.
+        {
+            let mut queue = lock(&shared.queue);
+            while queue.pending.is_empty() && !queue.stopping {
+                queue = shared.wake.wait(queue).unwrap_or_else(|e| e.into_inner());
+            }
+            if queue.stopping {
+                return;
+            }
+            queue.in_flight += 1;
+        }
+        if !plan.delay.is_zero() {
+            std::thread::sleep(plan.delay);
+        }
+        let event = {
+            let mut queue = lock(&shared.queue);
+            let next = if plan.reorder {
+                queue.pending.pop_back()
+            } else {
+                queue.pending.pop_front()
+            };
+            match next {
+                Some(event) => event,
+                None => {
+                    queue.in_flight -= 1;
+                    continue;
+                }
+            }
+        };
+        let copies = if plan.duplicate_rate > 0.0 && chance(plan.duplicate_rate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let outcome = if plan.drop_rate > 0.0 && chance(plan.drop_rate) {
+                Outcome::Dropped
+            } else {
+                deliver(shared, &event)
+            };
+            lock(&shared.deliveries).push(Delivery {
+                event_id: event["eventID"].as_str().unwrap_or("").to_string(),
+                event_type: event["eventType"].as_str().unwrap_or("").to_string(),
+                object: event["data"]["resourceName"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                outcome,
+            });
+        }
+        lock(&shared.queue).in_flight -= 1;
+        shared.wake.notify_all();
+    }
+}
+
+fn deliver(shared: &Shared, event: &Value) -> Outcome {
+    let Some(agent) = shared
+        .target
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+    else {
+        return Outcome::NoFunction;
+    };
+    let body = serde_json::to_vec(event).unwrap_or_default();
+    match agent.call(&body, "application/json", &[], shared.timeout) {
+        Ok(reply) => {
+            if reply.status != 200 {
+                log::warn!(
+                    target: "emulator",
+                    "function answered {} to event {}",
+                    reply.status,
+                    event["eventID"]
+                );
+            }
+            Outcome::Answered(reply.status)
+        }
+        Err(e) => {
+            log::warn!(target: "emulator", "event delivery failed: {e}");
+            Outcome::Failed(e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_matches_oci_events() {
+        let change = ObjectChange {
+            kind: ChangeKind::Created,
+            namespace: "ns".into(),
+            bucket: "images".into(),
+            name: "uploads/cat 1.jpg".into(),
+            etag: Some("0f8c1f9e-1c1d-4d36-9a6e-2f1d2b8f4c11".into()),
+        };
+        let event = cloud_event(&change, "ocid1.compartment.oc1..c", SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            event["eventType"],
+            "com.oraclecloud.objectstorage.createobject"
+        );
+        assert_eq!(event["cloudEventsVersion"], "0.1");
+        assert_eq!(event["eventTypeVersion"], "2.0");
+        assert_eq!(event["eventTime"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(event["eventID"].as_str().unwrap().len(), 36);
+        assert_eq!(event["data"]["resourceName"], "uploads/cat 1.jpg");
+        assert_eq!(
+            event["data"]["resourceId"],
+            "/n/ns/b/images/o/uploads/cat 1.jpg"
+        );
+        assert_eq!(
+            event["data"]["additionalDetails"]["eTag"],
+            "0f8c1f9e-1c1d-4d36-9a6e-2f1d2b8f4c11"
+        );
+        assert_eq!(
+            event["extensions"]["compartmentId"],
+            "ocid1.compartment.oc1..c"
+        );
+        let deleted = ObjectChange {
+            kind: ChangeKind::Deleted,
+            etag: None,
+            ..change
+        };
+        let event = cloud_event(&deleted, "c", SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            event["eventType"],
+            "com.oraclecloud.objectstorage.deleteobject"
+        );
+        assert!(event["data"]["additionalDetails"].get("eTag").is_none());
+    }
+
+    #[test]
+    fn without_a_function_events_are_recorded_as_undelivered() {
+        let bus = EventBus::start(
+            Default::default(),
+            "c".into(),
+            Some("uploads/".into()),
+            Duration::from_secs(1),
+        );
+        let change = |name: &str| ObjectChange {
+            kind: ChangeKind::Created,
+            namespace: "ns".into(),
+            bucket: "b".into(),
+            name: name.into(),
+            etag: Some("e".into()),
+        };
+        bus.publish(&change("uploads/a.jpg"));
+        bus.publish(&change("other/b.jpg"));
+        assert!(bus.wait_idle(Duration::from_secs(5)));
+        let deliveries = bus.deliveries();
+        assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+        assert_eq!(deliveries[0].object, "uploads/a.jpg");
+        assert_eq!(deliveries[0].outcome, Outcome::NoFunction);
+    }
+}

@@ -1,0 +1,324 @@
+//! Emulated AI Vision `analyzeImage`: validates requests as the service does and answers from a
+//! pluggable [`Detector`].
+//!
+//! Without a detector (the default build has no local model) every valid request gets a clear
+//! `501 DetectorUnavailable` naming the `local-vision` feature. Only OBJECT_DETECTION and
+//! IMAGE_CLASSIFICATION produce results; the other feature types are accepted and answered null.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::emulator::wire::{EmuRequest, EmuResponse};
+use crate::oci::vision::ImageObject;
+
+/// Vision's per-image size limit.
+pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+
+/// The path of the one operation.
+pub const ANALYZE_PATH: &str = "/20220125/actions/analyzeImage";
+
+const FEATURE_TYPES: [&str; 5] = [
+    "OBJECT_DETECTION",
+    "IMAGE_CLASSIFICATION",
+    "TEXT_DETECTION",
+    "FACE_DETECTION",
+    "FACE_EMBEDDING",
+];
+
+/// Finds objects in an image: the local ONNX model, or a test's own.
+pub trait Detector: Send + Sync {
+    /// Up to `max_results` objects in a JPEG or PNG image, best first; `Err` is shown to the
+    /// caller as a per-feature error inside a 200, as Vision reports model failures.
+    fn detect(&self, image: &[u8], max_results: usize) -> Result<Vec<ImageObject>, String>;
+
+    /// The model version reported as `objectDetectionModelVersion`.
+    fn model_version(&self) -> String;
+}
+
+/// Reads an object for OBJECT_STORAGE sources: (namespace, bucket, name) → bytes.
+pub type ObjectReader<'a> = &'a dyn Fn(&str, &str, &str) -> Option<Vec<u8>>;
+
+/// Answers one `analyzeImage` request.
+pub fn analyze(
+    request: &EmuRequest,
+    detector: Option<&Arc<dyn Detector>>,
+    read_object: ObjectReader<'_>,
+) -> EmuResponse {
+    if request.method != "POST" {
+        return EmuResponse::error(405, "MethodNotAllowed", "analyzeImage takes POST");
+    }
+    let body: Value = match serde_json::from_slice(&request.body) {
+        Ok(v) => v,
+        Err(e) => return invalid(&format!("request body is not JSON: {e}")),
+    };
+    let features = match parse_features(&body) {
+        Ok(f) => f,
+        Err(message) => return invalid(&message),
+    };
+    let image = match load_image(&body["image"], read_object) {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
+    };
+    if image.len() > MAX_IMAGE_BYTES {
+        return invalid("image is larger than 5 MB");
+    }
+    if !is_jpeg_or_png(&image) {
+        return invalid("image format is not supported: only JPEG and PNG");
+    }
+    let Some(detector) = detector else {
+        return EmuResponse::error(
+            501,
+            "DetectorUnavailable",
+            "this emulator has no object detector: build with `--features local-vision` \
+             or register a detector",
+        );
+    };
+
+    let mut result = json!({
+        "imageObjects": null, "labels": null, "ontologyClasses": null, "imageText": null,
+        "objectProposals": null, "detectedFaces": null,
+        "objectDetectionModelVersion": null, "imageClassificationModelVersion": null,
+        "textDetectionModelVersion": null, "objectProposalModelVersion": null,
+        "faceDetectionModelVersion": null, "errors": []
+    });
+    let mut errors = Vec::new();
+    for (feature, max_results) in features {
+        match feature.as_str() {
+            "OBJECT_DETECTION" => match detector.detect(&image, max_results) {
+                Ok(objects) => {
+                    let mut names: Vec<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+                    names.sort_unstable();
+                    names.dedup();
+                    result["ontologyClasses"] = names
+                        .iter()
+                        .map(|n| json!({"name": n, "parentNames": [], "synonymNames": []}))
+                        .collect();
+                    result["imageObjects"] = json!(objects);
+                    result["objectDetectionModelVersion"] = json!(detector.model_version());
+                }
+                Err(message) => errors.push(json!({"code": "ModelFailure", "message": message})),
+            },
+            "IMAGE_CLASSIFICATION" => {
+                // Labels from the detector's objects: one per name, best confidence.
+                let mut labels: Vec<(String, f64)> = Vec::new();
+                if let Ok(objects) = detector.detect(&image, 100) {
+                    for object in objects {
+                        match labels.iter_mut().find(|(n, _)| *n == object.name) {
+                            Some((_, c)) => *c = c.max(object.confidence),
+                            None => labels.push((object.name, object.confidence)),
+                        }
+                    }
+                }
+                labels.truncate(max_results);
+                result["labels"] = labels
+                    .iter()
+                    .map(|(name, confidence)| json!({"name": name, "confidence": confidence}))
+                    .collect();
+                result["imageClassificationModelVersion"] = json!(detector.model_version());
+            }
+            _ => {}
+        }
+    }
+    result["errors"] = Value::Array(errors);
+    EmuResponse::json(200, &result)
+}
+
+fn invalid(message: &str) -> EmuResponse {
+    EmuResponse::error(400, "InvalidParameter", message)
+}
+
+/// `(featureType, maxResults)` pairs; `maxResults` defaults to 100 and must be 1..=1000.
+fn parse_features(body: &Value) -> Result<Vec<(String, usize)>, String> {
+    let list = body["features"]
+        .as_array()
+        .filter(|l| !l.is_empty())
+        .ok_or("features is required and must be a non-empty array")?;
+    let mut out = Vec::new();
+    for feature in list {
+        let kind = feature["featureType"]
+            .as_str()
+            .ok_or("every feature needs a featureType")?;
+        if !FEATURE_TYPES.contains(&kind) {
+            return Err(format!("unknown featureType {kind:?}"));
+        }
+        let max = match &feature["maxResults"] {
+            Value::Null => 100,
+            v => match v.as_u64() {
+                Some(n @ 1..=1000) => n as usize,
+                _ => return Err("maxResults must be an integer from 1 to 1000".into()),
+            },
+        };
+        out.push((kind.to_string(), max));
+    }
+    Ok(out)
+}
+
+fn load_image(image: &Value, read_object: ObjectReader<'_>) -> Result<Vec<u8>, EmuResponse> {
+    match image["source"].as_str() {
+        Some("INLINE") => {
+            let data = image["data"]
+                .as_str()
+                .ok_or_else(|| invalid("image.data is required for INLINE images"))?;
+            if data.len() > MAX_IMAGE_BYTES / 3 * 4 + 4 {
+                return Err(invalid("image is larger than 5 MB"));
+            }
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .map_err(|_| invalid("image.data is not valid base64"))
+        }
+        Some("OBJECT_STORAGE") => {
+            let field = |name: &str| image[name].as_str().filter(|s| !s.is_empty());
+            let (Some(namespace), Some(bucket), Some(object)) = (
+                field("namespaceName"),
+                field("bucketName"),
+                field("objectName"),
+            ) else {
+                return Err(invalid(
+                    "namespaceName, bucketName and objectName are required for OBJECT_STORAGE images",
+                ));
+            };
+            read_object(namespace, bucket, object).ok_or_else(|| {
+                EmuResponse::error(
+                    404,
+                    "NotAuthorizedOrNotFound",
+                    &format!(
+                        "object {object:?} in bucket {bucket:?} was not found or is not readable"
+                    ),
+                )
+            })
+        }
+        _ => Err(invalid("image.source must be INLINE or OBJECT_STORAGE")),
+    }
+}
+
+/// JPEG (`FF D8 FF`) or PNG (signature then `IHDR`), by content.
+pub fn is_jpeg_or_png(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+        || (bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.get(12..16) == Some(b"IHDR"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::vision::{BoundingPolygon, Vertex};
+
+    struct Fixed;
+
+    impl Detector for Fixed {
+        fn detect(&self, _: &[u8], max: usize) -> Result<Vec<ImageObject>, String> {
+            let object = |name: &str, confidence| ImageObject {
+                name: name.into(),
+                confidence,
+                bounding_polygon: BoundingPolygon {
+                    normalized_vertices: vec![Vertex { x: 0.1, y: 0.1 }, Vertex { x: 0.5, y: 0.5 }],
+                },
+            };
+            let mut all = vec![
+                object("Dog", 0.9),
+                object("Dog", 0.7),
+                object("Person", 0.6),
+            ];
+            all.truncate(max);
+            Ok(all)
+        }
+
+        fn model_version(&self) -> String {
+            "test-1".into()
+        }
+    }
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDRrest";
+
+    fn request(body: Value) -> EmuRequest {
+        EmuRequest {
+            method: "POST".into(),
+            raw_path: ANALYZE_PATH.into(),
+            body: serde_json::to_vec(&body).unwrap(),
+            ..EmuRequest::default()
+        }
+    }
+
+    fn inline(bytes: &[u8], features: Value) -> Value {
+        json!({"features": features, "compartmentId": "c",
+               "image": {"source": "INLINE", "data": base64::engine::general_purpose::STANDARD.encode(bytes)}})
+    }
+
+    fn no_objects(_: &str, _: &str, _: &str) -> Option<Vec<u8>> {
+        None
+    }
+
+    #[test]
+    fn detection_answer_has_the_service_shape() {
+        let detector: Arc<dyn Detector> = Arc::new(Fixed);
+        let body = inline(
+            PNG,
+            json!([{"featureType": "OBJECT_DETECTION", "maxResults": 2},
+                                      {"featureType": "IMAGE_CLASSIFICATION", "maxResults": 5}]),
+        );
+        let response = analyze(&request(body), Some(&detector), &no_objects);
+        assert_eq!(response.status, 200);
+        let json: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(json["imageObjects"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            json["labels"],
+            json!([{"name": "Dog", "confidence": 0.9}, {"name": "Person", "confidence": 0.6}])
+        );
+        assert_eq!(json["objectDetectionModelVersion"], "test-1");
+        assert_eq!(json["errors"], json!([]));
+        assert!(json["imageText"].is_null() && json.get("objectProposals").is_some());
+    }
+
+    #[test]
+    fn object_storage_sources_are_read_and_missing_ones_are_404() {
+        let detector: Arc<dyn Detector> = Arc::new(Fixed);
+        let reader = |ns: &str, b: &str, o: &str| {
+            ((ns, b, o) == ("ns", "images", "a.png")).then(|| PNG.to_vec())
+        };
+        let body = |object: &str| {
+            json!({"features": [{"featureType": "OBJECT_DETECTION"}],
+            "image": {"source": "OBJECT_STORAGE", "namespaceName": "ns", "bucketName": "images", "objectName": object}})
+        };
+        assert_eq!(
+            analyze(&request(body("a.png")), Some(&detector), &reader).status,
+            200
+        );
+        assert_eq!(
+            analyze(&request(body("b.png")), Some(&detector), &reader).status,
+            404
+        );
+    }
+
+    #[test]
+    fn invalid_requests_are_400_and_no_detector_is_501() {
+        let detector: Arc<dyn Detector> = Arc::new(Fixed);
+        let cases = [
+            json!({"image": {"source": "INLINE", "data": "AAAA"}}),
+            inline(PNG, json!([{"featureType": "NOPE"}])),
+            inline(
+                PNG,
+                json!([{"featureType": "OBJECT_DETECTION", "maxResults": 0}]),
+            ),
+            inline(b"GIF89a....", json!([{"featureType": "OBJECT_DETECTION"}])),
+            json!({"features": [{"featureType": "OBJECT_DETECTION"}], "image": {"source": "INLINE", "data": "@@@"}}),
+            json!({"features": [{"featureType": "OBJECT_DETECTION"}], "image": {"source": "URL"}}),
+        ];
+        for body in cases {
+            let response = analyze(&request(body.clone()), Some(&detector), &no_objects);
+            assert_eq!(response.status, 400, "{body}");
+        }
+        let big = inline(
+            &[0xFF; MAX_IMAGE_BYTES + 1],
+            json!([{"featureType": "OBJECT_DETECTION"}]),
+        );
+        assert_eq!(
+            analyze(&request(big), Some(&detector), &no_objects).status,
+            400
+        );
+        let ok = inline(PNG, json!([{"featureType": "OBJECT_DETECTION"}]));
+        let response = analyze(&request(ok), None, &no_objects);
+        assert_eq!(response.status, 501);
+        assert!(String::from_utf8_lossy(&response.body).contains("local-vision"));
+    }
+}
