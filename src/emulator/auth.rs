@@ -1,0 +1,207 @@
+//! Who may call the emulator: OCI request signatures checked as OCI checks them, resource
+//! principal tokens minted here for the function, and ORDS Basic credentials.
+//!
+//! A signature is refused (401 `NotAuthenticated`) for an unknown key, a signature that does not
+//! verify, a required header missing from the signed list, a body whose hash or length differs
+//! from the signed one, an expired token, or a date more than 5 minutes off. The Object Storage
+//! PutObject exception is honoured: those requests need only `date (request-target) host`, but
+//! body headers, if signed, must be right. Tokens are opaque here: the emulator remembers the ones
+//! it minted and the public key bound to each, so no token crypto is needed.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use serde_json::json;
+
+use crate::emulator::wire::{EmuRequest, EmuResponse};
+use crate::oci::sign::{self, names};
+
+/// How far a request's date may be from the emulator's clock.
+pub const MAX_SKEW: Duration = Duration::from_secs(300);
+
+/// The public keys the emulator trusts.
+#[derive(Default)]
+pub struct KeyRing {
+    api_keys: RwLock<HashMap<String, Vec<u8>>>,
+    tokens: RwLock<HashMap<String, MintedToken>>,
+}
+
+struct MintedToken {
+    public_key: Vec<u8>,
+    expires: SystemTime,
+}
+
+/// Why a request was refused, in words for the 401 body.
+pub type Refusal = String;
+
+impl KeyRing {
+    /// Trusts `public_key` (SPKI DER) for the API key id `key_id` (`tenancy/user/fingerprint`).
+    pub fn add_api_key(&self, key_id: &str, public_key: Vec<u8>) {
+        self.api_keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key_id.to_string(), public_key);
+    }
+
+    /// Mints a resource-principal token (a JWT in shape, with the claims OCI's carry) bound to
+    /// `public_key`, valid for `lifetime` from `now`.
+    pub fn mint_token(
+        &self,
+        public_key: Vec<u8>,
+        resource_id: &str,
+        tenancy: &str,
+        compartment: &str,
+        now: SystemTime,
+        lifetime: Duration,
+    ) -> String {
+        let issued = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = url.encode(json!({"alg": "RS256", "typ": "JWT", "kid": "emulator"}).to_string());
+        let claims = url.encode(
+            json!({
+                "iss": "ocivision-emulator", "sub": resource_id, "res_type": "fnfunc",
+                "res_id": resource_id, "res_tenant": tenancy, "res_compartment": compartment,
+                "iat": issued, "exp": issued + lifetime.as_secs(),
+                "jti": crate::random::uuid(),
+            })
+            .to_string(),
+        );
+        let tag = url.encode(crate::random::bytes::<32>());
+        let token = format!("{header}.{claims}.{tag}");
+        self.tokens.write().unwrap_or_else(|e| e.into_inner()).insert(
+            token.clone(),
+            MintedToken {
+                public_key,
+                expires: now + lifetime,
+            },
+        );
+        token
+    }
+
+    fn public_key(&self, key_id: &str, now: SystemTime) -> Result<Vec<u8>, Refusal> {
+        if let Some(token) = key_id.strip_prefix("ST$") {
+            let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
+            let minted = tokens.get(token).ok_or("unknown security token")?;
+            if now >= minted.expires {
+                return Err("security token expired".into());
+            }
+            return Ok(minted.public_key.clone());
+        }
+        self.api_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key_id)
+            .cloned()
+            .ok_or_else(|| "unknown keyId".into())
+    }
+
+    /// Checks an OCI-signed request. `body_exempt` is true for PutObject (and UploadPart).
+    pub fn check_signature(
+        &self,
+        request: &EmuRequest,
+        body_exempt: bool,
+        now: SystemTime,
+    ) -> Result<(), Refusal> {
+        let authorization = request
+            .header(names::AUTHORIZATION)
+            .ok_or("missing Authorization header")?;
+        let parsed = sign::Authorization::parse(authorization).map_err(|e| e.to_string())?;
+        let signed = parsed.signed_headers();
+        let mut required = vec![names::REQUEST_TARGET, names::HOST];
+        let has_body = matches!(request.method.as_str(), "POST" | "PUT" | "PATCH");
+        if has_body && !body_exempt {
+            required.extend([names::CONTENT_LENGTH, names::CONTENT_TYPE, names::X_CONTENT_SHA256]);
+        }
+        for name in required {
+            if !signed.contains(&name) {
+                return Err(format!("required header {name} is not signed"));
+            }
+        }
+        let date_header = if signed.contains(&names::X_DATE) {
+            names::X_DATE
+        } else if signed.contains(&names::DATE) {
+            names::DATE
+        } else {
+            return Err("neither date nor x-date is signed".into());
+        };
+        let public_key = self.public_key(parsed.key_id(), now)?;
+        sign::verify(
+            &request.method,
+            &request.target(),
+            |name| request.header(name).map(str::to_string),
+            authorization,
+            &public_key,
+        )
+        .map_err(|e| e.to_string())?;
+
+        let date = request
+            .header(date_header)
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .ok_or_else(|| format!("{date_header} is not an HTTP date"))?;
+        let skew = match now.duration_since(date) {
+            Ok(behind) => behind,
+            Err(ahead) => ahead.duration(),
+        };
+        if skew > MAX_SKEW {
+            return Err(format!(
+                "request date is {} s away from the server's clock (limit 300 s)",
+                skew.as_secs()
+            ));
+        }
+        if signed.contains(&names::X_CONTENT_SHA256)
+            && request.header(names::X_CONTENT_SHA256) != Some(sign::body_sha256(&request.body).as_str())
+        {
+            return Err("x-content-sha256 does not match the body".into());
+        }
+        if signed.contains(&names::CONTENT_LENGTH)
+            && request.header(names::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok())
+                != Some(request.body.len())
+        {
+            return Err("content-length does not match the body".into());
+        }
+        Ok(())
+    }
+}
+
+/// The 401 a real service sends, with the reason in the message.
+pub fn not_authenticated(reason: &str) -> EmuResponse {
+    EmuResponse::error(
+        401,
+        "NotAuthenticated",
+        &format!("The required information to complete authentication was not provided or was incorrect: {reason}"),
+    )
+    .with_header("www-authenticate", "Signature headers=\"date (request-target) host\"")
+}
+
+/// Checks `Authorization: Basic …` against the one ORDS user.
+pub fn check_basic(request: &EmuRequest, user: &str, password: &str) -> bool {
+    let Some(encoded) = request
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Basic "))
+    else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let expected = format!("{user}:{password}");
+    // Constant-time, so the emulator does not teach clients to leak timing.
+    ring::constant_time::verify_slices_are_equal(&decoded, expected.as_bytes()).is_ok()
+}
+
+/// ORDS's 401 body.
+pub fn ords_unauthorized() -> EmuResponse {
+    let mut response = EmuResponse::json(
+        401,
+        &json!({"code": "Unauthorized", "message": "Unauthorized",
+                "type": "tag:oracle.com,2020:error/Unauthorized",
+                "instance": format!("tag:oracle.com,2020:ecid/{}", crate::random::uuid())}),
+    );
+    response.headers[0].1 = "application/problem+json".into();
+    response
+}
