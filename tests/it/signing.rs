@@ -454,3 +454,87 @@ fn encrypted_pems_are_refused_with_the_openssl_fix_and_the_file_name() {
         assert!(!text.contains("MII"), "{label}: no key material: {text}");
     }
 }
+
+/// A unique directory under the system temp dir, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("ocivision-it-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn providers_feed_the_signer_the_key_ids_of_the_vectors() {
+    use ocivision::oci::auth::from_env;
+    let v = vectors();
+    let set = &v.extra_key_sets[0];
+    let dir = TempDir::new("providers");
+    let key_path = dir.0.join("key.pem");
+    std::fs::write(&key_path, &set.key_pem_pkcs8).expect("write key");
+    let (tenancy, rest) = set.key_id.split_once('/').expect("keyId parts");
+    let user = rest.split('/').next().expect("user part");
+    let config = dir.0.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[DEFAULT]\ntenancy = {tenancy}\nuser = {user}\nfingerprint = {}\nkey_file = {}\n",
+            set.fingerprint_md5,
+            key_path.display()
+        ),
+    )
+    .expect("write config");
+    let config_env = [("OCI_CONFIG_FILE", config.to_str().expect("utf-8 path"))];
+    let rp_env = [
+        ("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2"),
+        (
+            "OCI_RESOURCE_PRINCIPAL_RPST",
+            set.security_token_jwt_example.as_str(),
+        ),
+        (
+            "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
+            set.key_pem_pkcs1.as_str(),
+        ),
+    ];
+    for (label, pairs, case_name) in [
+        ("config file", &config_env[..], "get-instances"),
+        ("resource principal", &rp_env[..], "get-with-security-token"),
+    ] {
+        let provider = from_env(|name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap_or_else(|e| panic!("{label}: provider: {e}"));
+        let credentials = provider
+            .credentials()
+            .unwrap_or_else(|e| panic!("{label}: credentials: {e}"));
+        let case = set
+            .cases
+            .iter()
+            .find(|c| c.name == case_name)
+            .expect("case present");
+        let prepared = Prepared::new(case);
+        let added = sign(
+            &prepared.request(case),
+            &credentials.key_id,
+            &credentials.key,
+            prepared.now,
+        )
+        .unwrap_or_else(|e| panic!("{label}/{case_name}: sign: {e}"));
+        assert_eq!(
+            added.last().map(|(_, v)| v.as_str()),
+            Some(case.expected_authorization.as_str()),
+            "{label}/{case_name}: authorization"
+        );
+    }
+}
