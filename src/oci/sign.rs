@@ -348,8 +348,10 @@ impl fmt::Debug for Authorization {
 ///
 /// `header` looks up a request header by lower-case name. `public_key` is DER, either a
 /// SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`) or a PKCS#1 RSAPublicKey. The list must cover
-/// `(request-target)`, `host` and `date` or `x-date`; clock skew is the caller's check.
-/// Accepts 1024–8192-bit keys so Oracle's 1024-bit documentation key can be checked too.
+/// `(request-target)`, `host` and `date` or `x-date`. Only the signature is checked: the caller
+/// compares `date` with its clock, `x-content-sha256` with the body, and decides which headers a
+/// method must sign. Accepts 1024–8192-bit keys so Oracle's 1024-bit documentation key can be
+/// checked too.
 pub fn verify(
     method: &str,
     path_and_query: &str,
