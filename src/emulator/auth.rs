@@ -61,7 +61,8 @@ impl KeyRing {
             .unwrap_or_default()
             .as_secs();
         let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let header = url.encode(json!({"alg": "RS256", "typ": "JWT", "kid": "emulator"}).to_string());
+        let header =
+            url.encode(json!({"alg": "RS256", "typ": "JWT", "kid": "emulator"}).to_string());
         let claims = url.encode(
             json!({
                 "iss": "ocivision-emulator", "sub": resource_id, "res_type": "fnfunc",
@@ -73,13 +74,16 @@ impl KeyRing {
         );
         let tag = url.encode(crate::random::bytes::<32>());
         let token = format!("{header}.{claims}.{tag}");
-        self.tokens.write().unwrap_or_else(|e| e.into_inner()).insert(
-            token.clone(),
-            MintedToken {
-                public_key,
-                expires: now + lifetime,
-            },
-        );
+        self.tokens
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                token.clone(),
+                MintedToken {
+                    public_key,
+                    expires: now + lifetime,
+                },
+            );
         token
     }
 
@@ -115,7 +119,11 @@ impl KeyRing {
         let mut required = vec![names::REQUEST_TARGET, names::HOST];
         let has_body = matches!(request.method.as_str(), "POST" | "PUT" | "PATCH");
         if has_body && !body_exempt {
-            required.extend([names::CONTENT_LENGTH, names::CONTENT_TYPE, names::X_CONTENT_SHA256]);
+            required.extend([
+                names::CONTENT_LENGTH,
+                names::CONTENT_TYPE,
+                names::X_CONTENT_SHA256,
+            ]);
         }
         for name in required {
             if !signed.contains(&name) {
@@ -154,12 +162,15 @@ impl KeyRing {
             ));
         }
         if signed.contains(&names::X_CONTENT_SHA256)
-            && request.header(names::X_CONTENT_SHA256) != Some(sign::body_sha256(&request.body).as_str())
+            && request.header(names::X_CONTENT_SHA256)
+                != Some(sign::body_sha256(&request.body).as_str())
         {
             return Err("x-content-sha256 does not match the body".into());
         }
         if signed.contains(&names::CONTENT_LENGTH)
-            && request.header(names::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok())
+            && request
+                .header(names::CONTENT_LENGTH)
+                .and_then(|v| v.parse::<usize>().ok())
                 != Some(request.body.len())
         {
             return Err("content-length does not match the body".into());
@@ -190,8 +201,7 @@ pub fn check_basic(request: &EmuRequest, user: &str, password: &str) -> bool {
         return false;
     };
     let expected = format!("{user}:{password}");
-    // Constant-time, so the emulator does not teach clients to leak timing.
-    ring::constant_time::verify_slices_are_equal(&decoded, expected.as_bytes()).is_ok()
+    crate::oci::client::constant_time_eq(&decoded, expected.as_bytes())
 }
 
 /// ORDS's 401 body.
@@ -204,4 +214,160 @@ pub fn ords_unauthorized() -> EmuResponse {
     );
     response.headers[0].1 = "application/problem+json".into();
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::sign::{Body, PrivateKey, RequestToSign};
+
+    fn key() -> PrivateKey {
+        PrivateKey::from_pem(include_str!("dev-key.pem"), "dev-key.pem").unwrap()
+    }
+
+    /// A request signed with the dev key as the emulator will receive it.
+    fn signed(
+        method: &str,
+        target: &str,
+        body: &[u8],
+        unsigned_body: bool,
+        now: SystemTime,
+    ) -> EmuRequest {
+        let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
+        let mut headers = vec![("host".to_string(), "127.0.0.1:7070".to_string())];
+        if method == "PUT" || method == "POST" {
+            headers.push(("content-type".into(), "application/octet-stream".into()));
+            if unsigned_body {
+                headers.push(("content-length".into(), body.len().to_string()));
+            }
+        }
+        let borrowed: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let request = RequestToSign {
+            method,
+            path_and_query: target,
+            host: "127.0.0.1:7070",
+            headers: &borrowed,
+            body: if unsigned_body {
+                Body::Unsigned
+            } else {
+                Body::Signed(body)
+            },
+        };
+        let added = sign::sign(&request, "tenancy/user/fp", &key(), now).unwrap();
+        headers.extend(added.into_iter().map(|(n, v)| (n.to_string(), v)));
+        EmuRequest {
+            method: method.into(),
+            raw_path: raw_path.into(),
+            raw_query: raw_query.into(),
+            headers,
+            body: body.to_vec(),
+        }
+    }
+
+    fn ring_with_key() -> KeyRing {
+        let ring = KeyRing::default();
+        ring.add_api_key("tenancy/user/fp", key().public_key_der());
+        ring
+    }
+
+    fn set(request: &mut EmuRequest, name: &str, value: &str) {
+        request.headers.retain(|(n, _)| n != name);
+        request.headers.push((name.into(), value.into()));
+    }
+
+    #[test]
+    fn genuine_requests_pass_and_each_tampering_fails() {
+        let now = SystemTime::now();
+        let ring = ring_with_key();
+        let get = signed("GET", "/n/ns/b/images/o?prefix=a%20b", b"", false, now);
+        assert_eq!(ring.check_signature(&get, false, now), Ok(()));
+        let post = signed("POST", "/20220125/actions/analyzeImage", b"{}", false, now);
+        assert_eq!(ring.check_signature(&post, false, now), Ok(()));
+
+        let mut tampered = get.clone();
+        tampered.raw_query = "prefix=a%20c".into();
+        assert!(
+            ring.check_signature(&tampered, false, now).is_err(),
+            "query"
+        );
+        let mut tampered = post.clone();
+        tampered.body = b"{ }".to_vec();
+        let why = ring.check_signature(&tampered, false, now).unwrap_err();
+        assert!(why.contains("x-content-sha256"), "{why}");
+        let mut tampered = post.clone();
+        set(&mut tampered, "content-type", "text/plain");
+        assert!(
+            ring.check_signature(&tampered, false, now).is_err(),
+            "header"
+        );
+        let stranger = KeyRing::default();
+        assert_eq!(
+            stranger.check_signature(&get, false, now),
+            Err("unknown keyId".into())
+        );
+        let late = now + Duration::from_secs(301);
+        let why = ring.check_signature(&get, false, late).unwrap_err();
+        assert!(why.contains("clock"), "{why}");
+        assert_eq!(
+            ring.check_signature(&get, false, now + Duration::from_secs(299)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn put_object_needs_only_three_headers_but_other_puts_need_the_body_signed() {
+        let now = SystemTime::now();
+        let ring = ring_with_key();
+        let put = signed("PUT", "/n/ns/b/images/o/a.jpg", b"jpeg bytes", true, now);
+        assert_eq!(ring.check_signature(&put, true, now), Ok(()));
+        let why = ring.check_signature(&put, false, now).unwrap_err();
+        assert!(why.contains("is not signed"), "{why}");
+    }
+
+    #[test]
+    fn minted_tokens_verify_until_they_expire() {
+        let now = SystemTime::now();
+        let ring = KeyRing::default();
+        let token = ring.mint_token(
+            key().public_key_der(),
+            "ocid1.fnfunc.x",
+            "t",
+            "c",
+            now,
+            Duration::from_secs(600),
+        );
+        let claims = crate::oci::auth::TokenClaims::decode(&token, "test").unwrap();
+        assert_eq!(claims.res_id.as_deref(), Some("ocid1.fnfunc.x"));
+        let mut request = signed("GET", "/n", b"", false, now);
+        let authorization = request
+            .header("authorization")
+            .unwrap()
+            .replace("tenancy/user/fp", &format!("ST${token}"));
+        set(&mut request, "authorization", &authorization);
+        // The key id is not part of the signing string, so the same signature stands.
+        assert_eq!(ring.check_signature(&request, false, now), Ok(()));
+        let later = now + Duration::from_secs(601);
+        let mut late = signed("GET", "/n", b"", false, later);
+        let authorization = late
+            .header("authorization")
+            .unwrap()
+            .replace("tenancy/user/fp", &format!("ST${token}"));
+        set(&mut late, "authorization", &authorization);
+        assert_eq!(
+            ring.check_signature(&late, false, later),
+            Err("security token expired".into())
+        );
+    }
+
+    #[test]
+    fn basic_credentials_are_checked() {
+        let mut request = EmuRequest::default();
+        assert!(!check_basic(&request, "ADMIN", "pw"));
+        set(&mut request, "authorization", "Basic QURNSU46cHc="); // ADMIN:pw
+        assert!(check_basic(&request, "ADMIN", "pw"));
+        assert!(!check_basic(&request, "ADMIN", "px"));
+    }
 }

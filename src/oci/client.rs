@@ -159,6 +159,11 @@ impl std::fmt::Display for Secret {
     }
 }
 
+/// Compares two byte strings in time that depends only on their lengths, for credentials.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A readable and rewindable body, so that an upload can be sent again on retry.
 pub trait ReadSeek: Read + Seek + Send {}
 impl<T: Read + Seek + Send> ReadSeek for T {}
@@ -695,6 +700,13 @@ mod tests {
             (code.as_str(), message.as_str()),
             ("", "<html>bad gateway</html>")
         );
+    }
+
+    #[test]
+    fn constant_time_comparison_is_still_a_comparison() {
+        assert!(constant_time_eq(b"ADMIN:pw", b"ADMIN:pw"));
+        assert!(!constant_time_eq(b"ADMIN:pw", b"ADMIN:px"));
+        assert!(!constant_time_eq(b"ADMIN:pw", b"ADMIN:pw2"));
     }
 
     #[test]
