@@ -124,7 +124,11 @@ impl fmt::Display for Error {
                 spent,
                 last,
             } => {
-                write!(f, "oci {service}: deadline passed after {} ms", spent.as_millis())?;
+                write!(
+                    f,
+                    "oci {service}: deadline passed after {} ms",
+                    spent.as_millis()
+                )?;
                 match last {
                     Some(e) => write!(f, " (last error: {e})"),
                     None => Ok(()),
@@ -198,7 +202,10 @@ mod tests {
             retry_after: None,
         });
         let text = e.to_string();
-        assert!(text.starts_with("oci objectstorage: 401 NotAuthenticated"), "{text}");
+        assert!(
+            text.starts_with("oci objectstorage: 401 NotAuthenticated"),
+            "{text}"
+        );
         assert!(text.contains("authentication failed"), "{text}");
         assert!(text.contains("request id req-1"), "{text}");
         assert!(e.is_authentication());

@@ -58,9 +58,7 @@ pub fn init(level: LevelFilter) {
 
 /// Formats a time as `2026-11-28T08:49:56.123Z` without a date crate.
 fn httpdate_rfc3339(t: SystemTime) -> String {
-    let since = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
