@@ -1,0 +1,197 @@
+//! One client connection: the socket behind a small trait, and a bounded read buffer that only
+//! ever reads with a timeout derived from a deadline.
+//!
+//! This is the only place that reads or writes socket bytes (the server loop drives it). It knows
+//! nothing of HTTP; it does not parse, and it never grows its buffer past the head limit.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A connected byte stream the server can time out and shut down from another thread.
+pub(crate) trait Transport: Send + Sync + 'static {
+    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn write_all_bytes(&self, buf: &[u8]) -> io::Result<()>;
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+    fn shutdown(&self, how: Shutdown);
+    fn set_nonblocking(&self, on: bool) -> io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+    fn write_all_bytes(&self, buf: &[u8]) -> io::Result<()> {
+        (&*self).write_all(buf)
+    }
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, t)
+    }
+    fn shutdown(&self, how: Shutdown) {
+        let _ = TcpStream::shutdown(self, how);
+    }
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        TcpStream::set_nonblocking(self, on)
+    }
+}
+
+impl Transport for UnixStream {
+    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+    fn write_all_bytes(&self, buf: &[u8]) -> io::Result<()> {
+        (&*self).write_all(buf)
+    }
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_write_timeout(self, t)
+    }
+    fn shutdown(&self, how: Shutdown) {
+        let _ = UnixStream::shutdown(self, how);
+    }
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        UnixStream::set_nonblocking(self, on)
+    }
+}
+
+/// Why a read for more bytes produced none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FillError {
+    /// The peer closed its sending side (or the server shut the read side).
+    Eof,
+    /// The deadline or the per-read timeout passed.
+    Timeout,
+    /// Any other socket error (reset, ...).
+    Io,
+    /// The buffer is full of unconsumed bytes.
+    Full,
+}
+
+/// A connection's socket plus its read buffer (`buf[start..end]` is unconsumed input).
+pub(crate) struct ConnIo {
+    pub(crate) transport: Arc<dyn Transport>,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// Per-read cap (the profile's `read_timeout`); deadlines shorten it, never lengthen it.
+    read_timeout: Option<Duration>,
+    /// What the socket currently has, to skip redundant `setsockopt` calls.
+    current_timeout: Option<Duration>,
+}
+
+impl ConnIo {
+    pub(crate) fn new(
+        transport: Arc<dyn Transport>,
+        capacity: usize,
+        read_timeout: Option<Duration>,
+    ) -> ConnIo {
+        ConnIo {
+            transport,
+            buf: vec![0u8; capacity.max(64)].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            read_timeout,
+            current_timeout: None,
+        }
+    }
+
+    /// Unconsumed buffered input.
+    pub(crate) fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Marks `n` buffered bytes as consumed.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more bytes into the buffer, waiting at most until `deadline` (and at most the
+    /// per-read timeout). `wait` overrides the per-read timeout (used for the idle wait).
+    pub(crate) fn fill(
+        &mut self,
+        deadline: Option<Instant>,
+        wait: Option<Option<Duration>>,
+    ) -> Result<usize, FillError> {
+        if self.end == self.buf.len() {
+            if self.start == 0 {
+                return Err(FillError::Full);
+            }
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let mut timeout = wait.unwrap_or(self.read_timeout);
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(FillError::Timeout);
+            }
+            timeout = Some(timeout.map_or(left, |t| t.min(left)));
+        }
+        // A zero timeout means "block forever" to the OS; never pass one.
+        let timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
+        if timeout != self.current_timeout {
+            if self.transport.set_read_timeout(timeout).is_err() {
+                return Err(FillError::Io);
+            }
+            self.current_timeout = timeout;
+        }
+        loop {
+            match self.transport.read_some(&mut self.buf[self.end..]) {
+                Ok(0) => return Err(FillError::Eof),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(FillError::Timeout)
+                }
+                Err(_) => return Err(FillError::Io),
+            }
+        }
+    }
+
+    pub(crate) fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        self.transport.write_all_bytes(bytes)
+    }
+
+    /// Closes politely after an error answer: stop sending, then read and discard what the
+    /// client is still sending for a moment, so our answer is not destroyed by a TCP reset
+    /// caused by unread input.
+    pub(crate) fn linger_close(mut self, max_bytes: u64, max_time: Duration) {
+        self.transport.shutdown(Shutdown::Write);
+        let deadline = Instant::now() + max_time;
+        let mut discarded = 0u64;
+        self.start = 0;
+        self.end = 0;
+        while discarded < max_bytes {
+            match self.fill(Some(deadline), None) {
+                Ok(n) => {
+                    discarded += n as u64;
+                    self.start = 0;
+                    self.end = 0;
+                }
+                Err(_) => break,
+            }
+        }
+        self.transport.shutdown(Shutdown::Both);
+    }
+}
