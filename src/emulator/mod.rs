@@ -1,9 +1,503 @@
-//! A local stand-in for the OCI services we use (in progress).
+//! A local stand-in for the OCI services the project calls, on one loopback port of our own
+//! HTTP layer: Object Storage, AI Vision, Secrets, Functions invoke and ORDS SODA.
+//!
+//! Every OCI request must carry a signature the emulator can verify (API keys it was told about,
+//! or resource-principal tokens it minted); SODA requests need the ORDS Basic credentials.
+//! Objects and documents persist in a data directory. Object changes become CloudEvents delivered
+//! to the registered function through the Fn contract. Faults can be injected per service.
+//! Every request is recorded (method, target, headers, status) so tests can assert what the
+//! emulator saw. Stops when dropped.
+//!
+//! Not emulated: buckets as resources (they are fixed at start), IAM policies (any trusted key
+//! may do anything), multipart uploads, Vision features other than detection and labels.
 
 pub mod agent;
 pub mod auth;
 pub mod events;
 pub mod faults;
+pub mod object_storage;
 pub mod secrets;
+pub mod soda;
+mod store;
 pub mod vision;
 pub mod wire;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use crate::error::{Error, Result};
+use crate::http::{Limits, Request, Response, Server};
+use crate::oci::sign::PrivateKey;
+use agent::FnAgent;
+use auth::KeyRing;
+use events::EventBus;
+use faults::{FaultPlan, Service, Verdict};
+use object_storage::ObjectStorageService;
+use secrets::SecretEntry;
+use soda::SodaService;
+use vision::Detector;
+use wire::{EmuRequest, EmuResponse};
+
+/// The local development key: trusted by the emulator in local mode, worthless anywhere else.
+pub const DEV_KEY_PEM: &str = include_str!("dev-key.pem");
+
+/// How to start an emulator. Every field has a documented default ([`EmulatorConfig::new`]).
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Where objects and documents are kept. Required.
+    pub data_dir: PathBuf,
+    /// Listen address. Default `127.0.0.1:0` (a free port).
+    pub bind: SocketAddr,
+    /// The Object Storage namespace. Default `emulatorns`.
+    pub namespace: String,
+    /// The buckets that exist. Default `["images"]`.
+    pub buckets: Vec<String>,
+    /// The compartment named in events. Default `ocid1.compartment.oc1..emulator`.
+    pub compartment_id: String,
+    /// The tenancy named in tokens. Default `ocid1.tenancy.oc1..emulator`.
+    pub tenancy_id: String,
+    /// ORDS user. Default `ADMIN`.
+    pub ords_user: String,
+    /// ORDS password. Default `emulator-password`.
+    pub ords_password: String,
+    /// Secrets served. Default none.
+    pub secrets: Vec<SecretEntry>,
+    /// Faults in force at start. Default none.
+    pub faults: FaultPlan,
+    /// Only objects whose names start with this raise events. Default none (all).
+    pub event_prefix: Option<String>,
+    /// How long one event delivery or invocation may take. Default 60 s.
+    pub function_timeout: Duration,
+    /// Largest request body accepted. Default 64 MiB.
+    pub max_body_bytes: usize,
+    /// How many requests the record keeps (oldest dropped first). Default 100 000.
+    pub record_limit: usize,
+}
+
+impl EmulatorConfig {
+    /// The defaults, keeping data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> EmulatorConfig {
+        EmulatorConfig {
+            data_dir: data_dir.into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            namespace: "emulatorns".into(),
+            buckets: vec!["images".into()],
+            compartment_id: "ocid1.compartment.oc1..emulator".into(),
+            tenancy_id: "ocid1.tenancy.oc1..emulator".into(),
+            ords_user: "ADMIN".into(),
+            ords_password: "emulator-password".into(),
+            secrets: Vec::new(),
+            faults: FaultPlan::default(),
+            event_prefix: None,
+            function_timeout: Duration::from_secs(60),
+            max_body_bytes: 64 * 1024 * 1024,
+            record_limit: 100_000,
+        }
+    }
+}
+
+/// One request as the emulator saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// Which service it was routed to (`None`: no service matched).
+    pub service: Option<Service>,
+    /// Method.
+    pub method: String,
+    /// Path and query as sent.
+    pub target: String,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body length.
+    pub body_len: usize,
+    /// The status answered (0 when the connection was dropped).
+    pub status: u16,
+}
+
+impl Recorded {
+    /// The first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct State {
+    config: EmulatorConfig,
+    keys: KeyRing,
+    faults: Arc<RwLock<FaultPlan>>,
+    object_storage: Arc<ObjectStorageService>,
+    soda: SodaService,
+    detector: RwLock<Option<Arc<dyn Detector>>>,
+    functions: RwLock<HashMap<String, FnAgent>>,
+    events: Arc<EventBus>,
+    record: Mutex<Vec<Recorded>>,
+}
+
+/// A running emulator. Dropping it stops the server and the event thread.
+pub struct Emulator {
+    state: Arc<State>,
+    base_url: String,
+    // Declared last: dropped after `state` is released by the handler threads.
+    server: Option<Server>,
+}
+
+impl Emulator {
+    /// Opens the data directory and starts serving.
+    pub fn start(config: EmulatorConfig) -> Result<Emulator> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Config(format!(
+                "emulator data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let faults = Arc::new(RwLock::new(config.faults.clone()));
+        let object_storage = Arc::new(ObjectStorageService::new(
+            &config.data_dir,
+            &config.namespace,
+            &config.buckets,
+        )?);
+        let soda = SodaService::new(&config.data_dir)?;
+        let events = Arc::new(EventBus::start(
+            Arc::clone(&faults),
+            config.compartment_id.clone(),
+            config.event_prefix.clone(),
+            config.function_timeout,
+        ));
+        let bus = Arc::clone(&events);
+        object_storage.on_change(Box::new(move |change| bus.publish(change)));
+        let state = Arc::new(State {
+            keys: KeyRing::default(),
+            faults,
+            object_storage,
+            soda,
+            detector: RwLock::new(None),
+            functions: RwLock::new(HashMap::new()),
+            events,
+            record: Mutex::new(Vec::new()),
+            config,
+        });
+        let mut limits = Limits::public();
+        limits.max_body_bytes = state.config.max_body_bytes as u64;
+        // Tests leave keep-alive connections in ureq's pool; they must not hold threads long.
+        limits.idle_timeout = Some(Duration::from_secs(30));
+        let handler_state = Arc::clone(&state);
+        let server = Server::bind_tcp(state.config.bind, limits, move |request| {
+            Ok(serve(&handler_state, request))
+        })?;
+        let addr = server
+            .tcp_addr()
+            .ok_or_else(|| Error::Config("emulator: not a TCP listener".into()))?;
+        Ok(Emulator {
+            state,
+            base_url: format!("http://{addr}"),
+            server: Some(server),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: the origin of every emulated service.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The Object Storage namespace.
+    pub fn namespace(&self) -> &str {
+        &self.state.config.namespace
+    }
+
+    /// The ORDS user and password.
+    pub fn ords_credentials(&self) -> (&str, &str) {
+        (&self.state.config.ords_user, &self.state.config.ords_password)
+    }
+
+    /// Trusts `key` for the API key id `key_id`.
+    pub fn trust_api_key(&self, key_id: &str, key: &PrivateKey) {
+        self.state.keys.add_api_key(key_id, key.public_key_der());
+    }
+
+    /// Mints a resource-principal token for `function_id`, bound to `key`.
+    pub fn mint_token(&self, key: &PrivateKey, function_id: &str, lifetime: Duration) -> String {
+        let config = &self.state.config;
+        self.state.keys.mint_token(
+            key.public_key_der(),
+            function_id,
+            &config.tenancy_id,
+            &config.compartment_id,
+            SystemTime::now(),
+            lifetime,
+        )
+    }
+
+    /// Replaces the faults in force.
+    pub fn set_faults(&self, plan: FaultPlan) {
+        *self.state.faults.write().unwrap_or_else(|e| e.into_inner()) = plan;
+    }
+
+    /// Sets the Vision detector (`None`: Vision answers 501).
+    pub fn set_detector(&self, detector: Option<Arc<dyn Detector>>) {
+        *self.state.detector.write().unwrap_or_else(|e| e.into_inner()) = detector;
+    }
+
+    /// Registers a function listening at `socket` under `function_id`, for invocations; with
+    /// `events`, object events go to it too.
+    pub fn register_function(&self, function_id: &str, socket: impl Into<PathBuf>, events: bool) {
+        let agent = FnAgent::new(socket);
+        if events {
+            self.state.events.set_target(Some(agent.clone()));
+        }
+        self.state
+            .functions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(function_id.to_string(), agent);
+    }
+
+    /// The event bus (deliveries so far, waiting for quiet).
+    pub fn events(&self) -> &EventBus {
+        &self.state.events
+    }
+
+    /// Every request recorded so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.state.record).clone()
+    }
+
+    /// Clears the record.
+    pub fn clear_requests(&self) {
+        lock(&self.state.record).clear();
+    }
+
+    /// Reads an object directly (tests, the local pipeline).
+    pub fn read_object(&self, bucket: &str, name: &str) -> Option<Vec<u8>> {
+        self.state
+            .object_storage
+            .read_object(&self.state.config.namespace, bucket, name)
+            .map(|(_, bytes)| bytes)
+    }
+
+    /// Stops serving, letting requests in flight finish for up to `grace`.
+    pub fn shutdown(mut self, grace: Duration) {
+        if let Some(server) = self.server.take() {
+            server.shutdown(grace);
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown(Duration::from_secs(1));
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Which service a path belongs to.
+fn route(path: &str) -> Option<Service> {
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    if under("/n") {
+        Some(Service::ObjectStorage)
+    } else if under("/20220125") {
+        Some(Service::Vision)
+    } else if under(secrets::PREFIX) {
+        Some(Service::Secrets)
+    } else if under("/20181201/functions") {
+        Some(Service::Functions)
+    } else if under("/ords") {
+        Some(Service::Soda)
+    } else {
+        None
+    }
+}
+
+/// PutObject and UploadPart: the requests whose bodies are not signed.
+fn body_exempt(request: &EmuRequest) -> bool {
+    request.method == "PUT"
+        && request
+            .segments_after("/n")
+            .is_some_and(|s| s.len() >= 5 && s[1] == "b" && (s[3] == "o" || s[3] == "u"))
+}
+
+fn serve(state: &State, request: &Request) -> Response {
+    let service = route(request.path());
+    let body = match request.read_body(state.config.max_body_bytes) {
+        Ok(body) => body,
+        Err(e) => {
+            let status = e.status();
+            return to_response(EmuResponse::error(status, "InvalidParameter", &e.to_string()), request);
+        }
+    };
+    let emu = EmuRequest {
+        method: request.method().to_string(),
+        raw_path: request.path().to_string(),
+        raw_query: request.query().unwrap_or("").to_string(),
+        headers: request
+            .headers()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+            .collect(),
+        body,
+    };
+    let answer = answer(state, service, &emu);
+    let status = answer.as_ref().map_or(0, |a| a.status);
+    {
+        let mut record = lock(&state.record);
+        if record.len() >= state.config.record_limit {
+            record.remove(0);
+        }
+        record.push(Recorded {
+            service,
+            method: emu.method.clone(),
+            target: emu.target(),
+            headers: emu.headers.clone(),
+            body_len: emu.body.len(),
+            status,
+        });
+    }
+    match answer {
+        Some(answer) => {
+            let mut response = to_response(answer, request);
+            if emu.method == "HEAD" {
+                response = response.with_body(Vec::new());
+            }
+            response
+        }
+        None => Response::abort(),
+    }
+}
+
+/// The answer to one buffered request; `None` to drop the connection.
+fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Option<EmuResponse> {
+    let Some(service) = service else {
+        return Some(EmuResponse::error(404, "NotFound", "no emulated service at this path"));
+    };
+    let plan = state.faults.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let faults = plan.get(service);
+    if !faults.latency.is_zero() {
+        std::thread::sleep(faults.latency);
+    }
+    match plan.verdict(service) {
+        Verdict::Serve => {}
+        Verdict::Drop => return None,
+        Verdict::Fail(status) => {
+            let code = match status {
+                429 => "TooManyRequests",
+                503 => "ServiceUnavailable",
+                _ => "InternalServerError",
+            };
+            return Some(
+                EmuResponse::error(status, code, "injected fault").with_header("retry-after", "0"),
+            );
+        }
+    }
+    if service == Service::Soda {
+        let (user, password) = (&state.config.ords_user, &state.config.ords_password);
+        if !auth::check_basic(request, user, password) {
+            return Some(auth::ords_unauthorized());
+        }
+        return Some(state.soda.handle(request));
+    }
+    if let Err(reason) = state
+        .keys
+        .check_signature(request, body_exempt(request), SystemTime::now())
+    {
+        log::debug!(target: "emulator", "401 for {} {}: {reason}", request.method, request.raw_path);
+        let mut refusal = auth::not_authenticated(&reason);
+        if request.method == "HEAD" {
+            refusal.body.clear();
+        }
+        return Some(refusal);
+    }
+    Some(match service {
+        Service::ObjectStorage => state.object_storage.handle(request),
+        Service::Vision => {
+            if request.raw_path != vision::ANALYZE_PATH {
+                return Some(EmuResponse::error(404, "NotFound", "unknown Vision operation"));
+            }
+            let detector = state
+                .detector
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let storage = &state.object_storage;
+            let read = |ns: &str, bucket: &str, name: &str| {
+                storage.read_object(ns, bucket, name).map(|(_, bytes)| bytes)
+            };
+            vision::analyze(request, detector.as_ref(), &read)
+        }
+        Service::Secrets => secrets::handle(request, &state.config.secrets),
+        Service::Functions => invoke(state, request),
+        Service::Soda => unreachable!("answered above"),
+    })
+}
+
+/// `POST /20181201/functions/{id}/actions/invoke`: passes the body to the function.
+fn invoke(state: &State, request: &EmuRequest) -> EmuResponse {
+    let segments = request.segments_after("/20181201/functions").unwrap_or_default();
+    let [function_id, actions, invoke] = segments.as_slice() else {
+        return EmuResponse::error(404, "NotFound", "unknown Functions operation");
+    };
+    if actions != "actions" || invoke != "invoke" || request.method != "POST" {
+        return EmuResponse::error(404, "NotFound", "unknown Functions operation");
+    }
+    let agent = state
+        .functions
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(function_id)
+        .cloned();
+    let Some(agent) = agent else {
+        return EmuResponse::error(404, "NotAuthorizedOrNotFound", "no such function");
+    };
+    let content_type = request.header("content-type").unwrap_or("application/json");
+    let detached = request
+        .header("fn-invoke-type")
+        .is_some_and(|v| v.eq_ignore_ascii_case("detached"));
+    let timeout = state.config.function_timeout;
+    if detached {
+        let body = request.body.clone();
+        let content_type = content_type.to_string();
+        std::thread::spawn(move || {
+            if let Err(e) = agent.call(&body, &content_type, &[], timeout) {
+                log::warn!(target: "emulator", "detached invocation failed: {e}");
+            }
+        });
+        return EmuResponse::empty(202);
+    }
+    match agent.call(&request.body, content_type, &[], timeout) {
+        Ok(reply) if reply.status == 200 => {
+            let mut response = EmuResponse::empty(200);
+            response.body = reply.body;
+            if let Some((_, ct)) = reply.headers.iter().find(|(n, _)| n == "content-type") {
+                response = response.with_header("content-type", ct.clone());
+            }
+            response
+        }
+        Ok(reply) if reply.status == 504 => EmuResponse::error(504, "FunctionInvokeTimedOut", "Timed out"),
+        Ok(_) => EmuResponse::error(502, "FunctionInvokeFailed", "function failed"),
+        Err(e) => EmuResponse::error(
+            502,
+            "FunctionInvokeFailed",
+            &format!("error receiving function response: {e}"),
+        ),
+    }
+}
+
+fn to_response(answer: EmuResponse, request: &Request) -> Response {
+    let mut response = Response::new(answer.status);
+    let mut has_request_id = false;
+    for (name, value) in &answer.headers {
+        has_request_id |= name == "opc-request-id";
+        response = response.with_header(name.clone(), value.clone());
+    }
+    if !has_request_id {
+        response = response.with_header("opc-request-id", request.request_id().to_string());
+    }
+    response.with_body(answer.body)
+}

@@ -321,13 +321,14 @@ impl Transport {
         let policy = self.config.retry;
         let mut failed = 0u32;
         let mut refreshed_after_401 = false;
+        let mut last: Option<Error> = None;
         loop {
             let remaining = call.deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(Error::Deadline {
                     service: call.service,
                     spent: started.elapsed(),
-                    last: None,
+                    last: last.map(Box::new),
                 });
             }
             let error = match self.attempt(&mut call, remaining) {
@@ -340,6 +341,7 @@ impl Transport {
                     refreshed_after_401 = true;
                     keys.refresh()?;
                     log::debug!("{}: 401, credentials re-read, retrying once", call.service);
+                    last = Some(error);
                     continue;
                 }
             }
@@ -362,6 +364,7 @@ impl Transport {
                 call.method,
                 wait.as_millis()
             );
+            last = Some(error);
             std::thread::sleep(wait);
         }
     }
