@@ -1,4 +1,5 @@
 //! A local stand-in for the OCI services we use (in progress).
 
+pub mod object_storage;
 pub(crate) mod store;
 pub mod wire;
