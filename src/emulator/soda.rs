@@ -1,0 +1,996 @@
+//! Emulated ORDS SODA for REST: collections of JSON documents, keyed, versioned and queryable.
+//!
+//! [`SodaService::handle`] answers requests under `/ords/{schema}/soda/{version}/` the way
+//! `soda-rest.md` §2–§4 and §9 describe: collection create (201, then 200 for the same metadata,
+//! 409 for different key assignment), drop, list; document get/put/delete with `ETag`
+//! conditionals; paged listings with the `items`/`hasMore`/`count` envelope; and the `query`,
+//! `delete`, `truncate` and `insert` actions with a QBE subset (implicit `$eq` on dotted paths,
+//! `$eq $ne $gt $gte $lt $lte $in $nin $exists $startsWith $hasSubstring $not`, `$and $or
+//! $nor`, `$id`, and `$orderby` in object or array form). Each collection is one [`Store`];
+//! documents keep their etag (64 upper-hex), creation and modification times across restarts.
+//!
+//! Deliberately not here: Basic-auth checks and fault injection (done before `handle`), schema
+//! separation (every alias sees the same collections), `update`/`PATCH`, indexes, the
+//! `custom-actions` and `metadata-catalog` paths, `fromID`-style paging, item methods such as
+//! `$lower`, and 23ai native (`_id`) collections. One lock serialises all requests: an emulator
+//! wants clear ordering more than throughput.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::store::{self, Store};
+use super::wire::{EmuRequest, EmuResponse};
+use crate::oci::encode;
+
+/// Documents per page when `limit` is absent.
+const DEFAULT_LIMIT: usize = 100;
+/// Largest page served; larger `limit`s are lowered to it.
+const MAX_LIMIT: usize = 1000;
+/// Longest document key.
+const MAX_KEY: usize = 255;
+/// Path names ORDS reserves below the version segment.
+const RESERVED: &[&str] = &["custom-actions", "metadata-catalog"];
+
+/// SODA over a data directory.
+pub struct SodaService {
+    root: PathBuf,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Collection name → [`CollectionInfo`] (no body).
+    catalog: Store,
+    /// Document stores opened so far.
+    open: HashMap<String, Store>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CollectionInfo {
+    metadata: Value,
+    created_us: u64,
+}
+
+impl CollectionInfo {
+    fn client_keys(&self) -> bool {
+        assignment_method(&self.metadata) == "CLIENT"
+    }
+}
+
+/// What each document keeps besides its content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DocMeta {
+    etag: String,
+    created_us: u64,
+    modified_us: u64,
+}
+
+/// A document loaded for listing or querying.
+struct Doc {
+    id: String,
+    meta: DocMeta,
+    value: Value,
+}
+
+/// How much of each item a listing shows (`fields=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fields {
+    All,
+    Id,
+    Value,
+}
+
+/// Paging options shared by list and query.
+struct Paging {
+    limit: usize,
+    offset: usize,
+    fields: Fields,
+    total: bool,
+}
+
+/// A parsed QBE: a filter and sort keys (path, descending).
+struct Qbe {
+    filter: Map<String, Value>,
+    order: Vec<(String, bool)>,
+}
+
+/// The URL prefix of the collections, for `Location` and `links`.
+struct Base(String);
+
+impl Base {
+    fn collection(&self, name: &str) -> String {
+        format!("{}/{}", self.0, encode::component(name))
+    }
+
+    fn document(&self, name: &str, id: &str) -> String {
+        format!("{}/{}", self.collection(name), encode::component(id))
+    }
+}
+
+impl SodaService {
+    /// Opens (or creates) the SODA data under `data_dir`; collections and documents written by
+    /// an earlier instance on the same directory are still there.
+    pub fn new(data_dir: impl AsRef<Path>) -> crate::Result<SodaService> {
+        let root = data_dir.as_ref().join("soda");
+        let catalog = Store::open(root.join("catalog"))?;
+        Ok(SodaService {
+            root,
+            state: Mutex::new(State {
+                catalog,
+                open: HashMap::new(),
+            }),
+        })
+    }
+
+    /// Answers one request. Storage failures become 500.
+    pub fn handle(&self, req: &EmuRequest) -> EmuResponse {
+        let Some(segments) = req.segments_after("/ords") else {
+            return not_found("the request could not be mapped to any database object");
+        };
+        if segments.len() < 3 || segments[1] != "soda" {
+            return not_found("the request could not be mapped to any database object");
+        }
+        let base = Base(format!(
+            "{}/ords/{}/soda/{}",
+            req.header("host")
+                .map(|h| format!("http://{h}"))
+                .unwrap_or_default(),
+            encode::component(&segments[0]),
+            encode::component(&segments[2])
+        ));
+        let rest = &segments[3..];
+        if rest.first().is_some_and(|s| RESERVED.contains(&s.as_str())) {
+            return not_found("custom-actions and metadata-catalog are not emulated");
+        }
+        // Every request holds the one lock (see the module header).
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let result = match (req.method.as_str(), rest) {
+            ("GET", []) => state.list_collections(&base),
+            ("PUT", [name]) => self.create_collection(&mut state, req, &base, name),
+            ("DELETE", [name]) => self.drop_collection(&mut state, name),
+            (_, [name, rest @ ..]) => self.in_collection(&mut state, req, &base, name, rest),
+            _ => Ok(method_not_allowed()),
+        };
+        result.unwrap_or_else(|e| {
+            log::warn!("emulator soda: {} {}: {e}", req.method, req.raw_path);
+            soda_error(500, "InternalServerError", "the emulator's store failed")
+        })
+    }
+
+    fn collection_dir(&self, name: &str) -> PathBuf {
+        let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+        self.root
+            .join(format!("c-{}", store::hex_lower(&digest.as_ref()[..16])))
+    }
+
+    fn create_collection(
+        &self,
+        state: &mut State,
+        req: &EmuRequest,
+        base: &Base,
+        name: &str,
+    ) -> crate::Result<EmuResponse> {
+        let given = if req.body.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            match serde_json::from_slice::<Value>(&req.body) {
+                Ok(v @ Value::Object(_)) => Some(v),
+                _ => return Ok(bad_request("collection metadata must be a JSON object")),
+            }
+        };
+        let catalog = state.catalog.lock();
+        if let Some(existing) = catalog.meta(name)? {
+            let existing: CollectionInfo = serde_json::from_value(existing)?;
+            let same = given
+                .as_ref()
+                .is_none_or(|g| essentials(g) == essentials(&existing.metadata));
+            return Ok(if same {
+                EmuResponse::empty(200)
+            } else {
+                soda_error(
+                    409,
+                    "CollectionMetadataMismatch",
+                    "ORA-40669: collection create failed: collection with same name but different metadata exists",
+                )
+            });
+        }
+        let metadata = merge(default_metadata(), given.unwrap_or_else(|| json!({})));
+        // A crash during an earlier drop can leave documents behind; a new collection starts empty.
+        let dir = self.collection_dir(name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        let documents = Store::open(&dir)?;
+        let info = CollectionInfo {
+            metadata,
+            created_us: store::now_micros(),
+        };
+        catalog.put(name, &serde_json::to_value(&info)?, b"")?;
+        drop(catalog);
+        state.open.insert(name.to_string(), documents);
+        Ok(EmuResponse::empty(201).with_header("location", format!("{}/", base.collection(name))))
+    }
+
+    fn drop_collection(&self, state: &mut State, name: &str) -> crate::Result<EmuResponse> {
+        // The catalog entry goes first: once it is gone the collection is gone, whatever
+        // happens to its files.
+        if !state.catalog.lock().delete(name)? {
+            return Ok(collection_not_found(name));
+        }
+        let documents = state.open.remove(name);
+        let dir = documents
+            .as_ref()
+            .map(|s| s.dir().to_path_buf())
+            .unwrap_or_else(|| self.collection_dir(name));
+        drop(documents);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        Ok(EmuResponse::empty(200))
+    }
+
+    fn in_collection(
+        &self,
+        state: &mut State,
+        req: &EmuRequest,
+        base: &Base,
+        name: &str,
+        rest: &[String],
+    ) -> crate::Result<EmuResponse> {
+        let Some(info) = state.catalog.lock().meta(name)? else {
+            return Ok(collection_not_found(name));
+        };
+        let info: CollectionInfo = serde_json::from_value(info)?;
+        if !state.open.contains_key(name) {
+            let opened = Store::open(self.collection_dir(name))?;
+            state.open.insert(name.to_string(), opened);
+        }
+        let documents = &state.open[name];
+        let collection = Collection {
+            name,
+            info: &info,
+            store: documents,
+            base,
+        };
+        match (req.method.as_str(), rest) {
+            ("GET", []) => collection.list(req),
+            ("POST", []) => collection.post(req),
+            ("GET", [key]) => collection.get(req, key),
+            ("PUT", [key]) => collection.put(req, key),
+            ("DELETE", [key]) => collection.delete(req, key),
+            _ => Ok(method_not_allowed()),
+        }
+    }
+}
+
+impl State {
+    fn list_collections(&self, base: &Base) -> crate::Result<EmuResponse> {
+        let mut entries = self.catalog.lock().list()?;
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut items = Vec::new();
+        for entry in entries {
+            let info: CollectionInfo = serde_json::from_value(entry.meta)?;
+            let mut properties = info.metadata.clone();
+            properties["schemaName"] = json!("ADMIN");
+            properties["tableName"] = json!(entry.key);
+            items.push(json!({
+                "name": entry.key,
+                "properties": properties,
+                "links": [{"rel": "canonical", "href": base.collection(&entry.key)}],
+            }));
+        }
+        Ok(EmuResponse::json(
+            200,
+            &json!({"items": items, "hasMore": false}),
+        ))
+    }
+}
+
+/// One existing collection while the service lock is held.
+struct Collection<'a> {
+    name: &'a str,
+    info: &'a CollectionInfo,
+    store: &'a Store,
+    base: &'a Base,
+}
+
+impl Collection<'_> {
+    fn list(&self, req: &EmuRequest) -> crate::Result<EmuResponse> {
+        let paging = match paging(req) {
+            Ok(p) => p,
+            Err(r) => return Ok(r),
+        };
+        let qbe = match req.query_param("q") {
+            None => Qbe {
+                filter: Map::new(),
+                order: Vec::new(),
+            },
+            Some(q) => match parse_qbe(q.as_bytes()) {
+                Ok(qbe) => qbe,
+                Err(message) => return Ok(bad_request(&message)),
+            },
+        };
+        self.query_page(&qbe, &paging)
+    }
+
+    fn query_page(&self, qbe: &Qbe, paging: &Paging) -> crate::Result<EmuResponse> {
+        let docs = match self.select(qbe)? {
+            Ok(docs) => docs,
+            Err(message) => return Ok(bad_request(&message)),
+        };
+        let total = docs.len();
+        let items: Vec<Value> = docs
+            .iter()
+            .skip(paging.offset)
+            .take(paging.limit)
+            .map(|doc| self.item(doc, paging.fields))
+            .collect();
+        let count = items.len();
+        let has_more = paging.offset + count < total;
+        let mut page = json!({
+            "items": items,
+            "hasMore": has_more,
+            "count": count,
+            "offset": paging.offset,
+            "limit": paging.limit,
+        });
+        if paging.total {
+            page["totalResults"] = json!(total);
+        }
+        if has_more {
+            page["links"] = json!([{
+                "rel": "next",
+                "href": format!(
+                    "{}?offset={}&limit={}",
+                    self.base.collection(self.name),
+                    paging.offset + count,
+                    paging.limit
+                ),
+            }]);
+        }
+        Ok(EmuResponse::json(200, &page))
+    }
+
+    /// Documents matching `qbe`, sorted by its order and then by id (so pages are stable);
+    /// the inner error is a QBE the emulator refuses.
+    fn select(&self, qbe: &Qbe) -> crate::Result<Result<Vec<Doc>, String>> {
+        let mut docs = Vec::new();
+        for doc in self.load_all()? {
+            match matches(&qbe.filter, &doc) {
+                Ok(true) => docs.push(doc),
+                Ok(false) => {}
+                Err(message) => return Ok(Err(message)),
+            }
+        }
+        docs.sort_by(|a, b| {
+            for (path, descending) in &qbe.order {
+                let ordering = order_values(
+                    resolve(&a.value, path).first().copied(),
+                    resolve(&b.value, path).first().copied(),
+                );
+                let ordering = if *descending {
+                    ordering.reverse()
+                } else {
+                    ordering
+                };
+                if ordering != Ordering::Equal {
+                    return ordering;
+                }
+            }
+            a.id.cmp(&b.id)
+        });
+        Ok(Ok(docs))
+    }
+
+    fn load_all(&self) -> crate::Result<Vec<Doc>> {
+        let locked = self.store.lock();
+        let mut docs = Vec::new();
+        for entry in locked.list()? {
+            // Listed and read under one guard, so the record cannot vanish in between.
+            if let Some((meta, body)) = locked.get(&entry.key)? {
+                docs.push(Doc {
+                    id: entry.key,
+                    meta: serde_json::from_value(meta)?,
+                    value: serde_json::from_slice(&body)?,
+                });
+            }
+        }
+        Ok(docs)
+    }
+
+    fn item(&self, doc: &Doc, fields: Fields) -> Value {
+        if fields == Fields::Value {
+            return json!({"id": doc.id, "value": doc.value});
+        }
+        let mut item = json!({
+            "id": doc.id,
+            "etag": doc.meta.etag,
+            "lastModified": store::rfc3339(doc.meta.modified_us, 6),
+            "created": store::rfc3339(doc.meta.created_us, 6),
+            "links": [{"rel": "self", "href": self.base.document(self.name, &doc.id)}],
+        });
+        if fields == Fields::All {
+            item["value"] = doc.value.clone();
+        }
+        item
+    }
+
+    fn post(&self, req: &EmuRequest) -> crate::Result<EmuResponse> {
+        let action = req.query_param("action");
+        match action.as_deref() {
+            None | Some("insert") if self.info.client_keys() => Ok(soda_error(
+                405,
+                "MethodNotAllowed",
+                "POST inserts need server-assigned keys; this collection uses client-assigned keys (PUT by key)",
+            )),
+            None => self.insert(req, false),
+            Some("insert") => self.insert(req, true),
+            Some("query") => {
+                let paging = match paging(req) {
+                    Ok(p) => p,
+                    Err(r) => return Ok(r),
+                };
+                match parse_qbe(&req.body) {
+                    Ok(qbe) => self.query_page(&qbe, &paging),
+                    Err(message) => Ok(bad_request(&message)),
+                }
+            }
+            Some("delete") => {
+                if req.body.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(bad_request("action=delete needs a QBE body"));
+                }
+                let qbe = match parse_qbe(&req.body) {
+                    Ok(qbe) => qbe,
+                    Err(message) => return Ok(bad_request(&message)),
+                };
+                let doomed = match self.select(&qbe)? {
+                    Ok(docs) => docs,
+                    Err(message) => return Ok(bad_request(&message)),
+                };
+                let locked = self.store.lock();
+                for doc in &doomed {
+                    locked.delete(&doc.id)?;
+                }
+                Ok(EmuResponse::json(
+                    200,
+                    &json!({"count": doomed.len(), "itemsDeleted": doomed.len()}),
+                ))
+            }
+            Some("truncate") => {
+                let locked = self.store.lock();
+                for entry in locked.list()? {
+                    locked.delete(&entry.key)?;
+                }
+                Ok(EmuResponse::empty(200))
+            }
+            Some(other) => Ok(bad_request(&format!(
+                "action '{other}' is not supported by the emulator"
+            ))),
+        }
+    }
+
+    /// POST of one document (201) or, with `action=insert`, an array (200); server keys only.
+    fn insert(&self, req: &EmuRequest, bulk: bool) -> crate::Result<EmuResponse> {
+        let values = match (serde_json::from_slice::<Value>(&req.body), bulk) {
+            (Ok(Value::Array(values)), true) if values.iter().all(Value::is_object) => values,
+            (Ok(value @ Value::Object(_)), false) => vec![value],
+            _ => {
+                return Ok(bad_request(if bulk {
+                    "action=insert needs a JSON array of objects"
+                } else {
+                    "the document must be a JSON object"
+                }))
+            }
+        };
+        let locked = self.store.lock();
+        let mut items = Vec::new();
+        for value in values {
+            let id = store::hex_upper(&store::random_bytes::<16>());
+            let body = serde_json::to_vec(&value)?;
+            let meta = new_meta(&id, &body, None);
+            locked.put(&id, &serde_json::to_value(&meta)?, &body)?;
+            items.push(json!({
+                "id": id,
+                "etag": meta.etag,
+                "lastModified": store::rfc3339(meta.modified_us, 6),
+                "created": store::rfc3339(meta.created_us, 6),
+            }));
+        }
+        let count = items.len();
+        let location = items[0]["id"]
+            .as_str()
+            .map(|id| self.base.document(self.name, id));
+        let response = EmuResponse::json(
+            if bulk { 200 } else { 201 },
+            &json!({"items": items, "hasMore": false, "count": count}),
+        );
+        Ok(match (bulk, location) {
+            (false, Some(location)) => response.with_header("location", location),
+            _ => response,
+        })
+    }
+
+    fn get(&self, req: &EmuRequest, key: &str) -> crate::Result<EmuResponse> {
+        let Some((meta, body)) = self.store.lock().get(key)? else {
+            return Ok(document_not_found(key));
+        };
+        let meta: DocMeta = serde_json::from_value(meta)?;
+        if req
+            .header("if-none-match")
+            .is_some_and(|tags| etag_matches(&meta.etag, tags))
+        {
+            return Ok(with_version(EmuResponse::empty(304), &meta));
+        }
+        let mut response = with_version(EmuResponse::empty(200), &meta)
+            .with_header("content-type", "application/json");
+        response.body = body;
+        Ok(response)
+    }
+
+    fn put(&self, req: &EmuRequest, key: &str) -> crate::Result<EmuResponse> {
+        if key.len() > MAX_KEY {
+            return Ok(bad_request("keys are at most 255 characters"));
+        }
+        if !matches!(
+            serde_json::from_slice::<Value>(&req.body),
+            Ok(Value::Object(_))
+        ) {
+            return Ok(bad_request("the document must be a JSON object"));
+        }
+        let locked = self.store.lock();
+        let existing: Option<DocMeta> =
+            locked.meta(key)?.map(serde_json::from_value).transpose()?;
+        if existing.is_none() && !self.info.client_keys() {
+            // Server-assigned keys: PUT only replaces.
+            return Ok(document_not_found(key));
+        }
+        if let Some(tags) = req.header("if-match") {
+            if !existing
+                .as_ref()
+                .is_some_and(|m| etag_matches(&m.etag, tags))
+            {
+                return Ok(precondition_failed());
+            }
+        }
+        let meta = new_meta(key, &req.body, existing.as_ref());
+        locked.put(key, &serde_json::to_value(&meta)?, &req.body)?;
+        Ok(match existing {
+            Some(_) => with_version(EmuResponse::empty(200), &meta),
+            None => with_version(EmuResponse::empty(201), &meta)
+                .with_header("location", self.base.document(self.name, key)),
+        })
+    }
+
+    fn delete(&self, req: &EmuRequest, key: &str) -> crate::Result<EmuResponse> {
+        let locked = self.store.lock();
+        let Some(meta) = locked.meta(key)? else {
+            return Ok(document_not_found(key));
+        };
+        let meta: DocMeta = serde_json::from_value(meta)?;
+        if let Some(tags) = req.header("if-match") {
+            if !etag_matches(&meta.etag, tags) {
+                return Ok(precondition_failed());
+            }
+        }
+        locked.delete(key)?;
+        Ok(EmuResponse::empty(200))
+    }
+}
+
+/// Version metadata for a write of `body` under `id`, keeping the creation time of `previous`.
+fn new_meta(id: &str, body: &[u8], previous: Option<&DocMeta>) -> DocMeta {
+    let now = store::now_micros();
+    let mut input = Vec::with_capacity(body.len() + id.len() + 8);
+    input.extend_from_slice(body);
+    input.extend_from_slice(&now.to_le_bytes());
+    input.extend_from_slice(id.as_bytes());
+    let digest = ring::digest::digest(&ring::digest::SHA256, &input);
+    DocMeta {
+        etag: store::hex_upper(digest.as_ref()),
+        created_us: previous.map_or(now, |p| p.created_us),
+        modified_us: now,
+    }
+}
+
+fn with_version(response: EmuResponse, meta: &DocMeta) -> EmuResponse {
+    response.with_header("etag", meta.etag.clone()).with_header(
+        "last-modified",
+        httpdate::fmt_http_date(store::system_time(meta.modified_us)),
+    )
+}
+
+fn paging(req: &EmuRequest) -> Result<Paging, EmuResponse> {
+    let mut paging = Paging {
+        limit: DEFAULT_LIMIT,
+        offset: 0,
+        fields: Fields::All,
+        total: false,
+    };
+    for (key, value) in req.query() {
+        match key.as_str() {
+            "limit" => {
+                paging.limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| bad_request("limit must be a positive integer"))?
+                    .min(MAX_LIMIT);
+            }
+            "offset" => {
+                paging.offset = value
+                    .parse()
+                    .map_err(|_| bad_request("offset must be a non-negative integer"))?;
+            }
+            "fields" => {
+                paging.fields = match value.as_str() {
+                    "all" => Fields::All,
+                    "id" => Fields::Id,
+                    "value" => Fields::Value,
+                    _ => return Err(bad_request("fields must be all, id or value")),
+                };
+            }
+            "totalResults" => paging.total = value == "true",
+            _ => {}
+        }
+    }
+    Ok(paging)
+}
+
+/// ADB's default collection metadata (server-assigned UUID keys).
+fn default_metadata() -> Value {
+    json!({
+        "keyColumn": {"name": "ID", "sqlType": "VARCHAR2", "maxLength": 255, "assignmentMethod": "UUID"},
+        "contentColumn": {"name": "JSON_DOCUMENT", "sqlType": "BLOB", "jsonFormat": "OSON"},
+        "versionColumn": {"name": "VERSION", "method": "UUID"},
+        "lastModifiedColumn": {"name": "LAST_MODIFIED"},
+        "creationTimeColumn": {"name": "CREATED_ON"},
+        "readOnly": false
+    })
+}
+
+/// `given` over `base`, one level deep (column objects merge field by field).
+fn merge(mut base: Value, given: Value) -> Value {
+    if let (Value::Object(base_map), Value::Object(given_map)) = (&mut base, given) {
+        for (key, value) in given_map {
+            match (base_map.get_mut(&key), value) {
+                (Some(Value::Object(inner)), Value::Object(value)) => inner.extend(value),
+                (_, value) => {
+                    base_map.insert(key, value);
+                }
+            }
+        }
+    }
+    base
+}
+
+fn assignment_method(metadata: &Value) -> String {
+    metadata["keyColumn"]["assignmentMethod"]
+        .as_str()
+        .unwrap_or("UUID")
+        .to_ascii_uppercase()
+}
+
+/// The parts of collection metadata whose difference makes a re-create a conflict.
+fn essentials(metadata: &Value) -> (String, String, String, bool) {
+    let merged = merge(default_metadata(), metadata.clone());
+    let text = |v: &Value| v.as_str().unwrap_or("").to_ascii_uppercase();
+    (
+        assignment_method(&merged),
+        text(&merged["contentColumn"]["sqlType"]),
+        text(&merged["versionColumn"]["method"]),
+        merged["readOnly"].as_bool().unwrap_or(false),
+    )
+}
+
+// ---- QBE ----------------------------------------------------------------------------------
+
+/// Parses a QBE body: a filter, or `{"$query": filter, "$orderby": …}`. Empty means "all".
+fn parse_qbe(body: &[u8]) -> Result<Qbe, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Qbe {
+            filter: Map::new(),
+            order: Vec::new(),
+        });
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the QBE is not valid JSON: {e}"))?;
+    let Value::Object(mut map) = value else {
+        return Err("a QBE must be a JSON object".into());
+    };
+    if !map.contains_key("$query") && !map.contains_key("$orderby") {
+        return Ok(Qbe {
+            filter: map,
+            order: Vec::new(),
+        });
+    }
+    let filter = match map.remove("$query") {
+        None => Map::new(),
+        Some(Value::Object(filter)) => filter,
+        Some(_) => return Err("$query must be an object".into()),
+    };
+    let order = match map.remove("$orderby") {
+        None => Vec::new(),
+        Some(orderby) => parse_orderby(&orderby)?,
+    };
+    Ok(Qbe { filter, order })
+}
+
+/// `{"path": ±n, …}` (sign = direction, magnitude = precedence), `[{"path", "order"}]`, or
+/// `{"$fields": [...]}`.
+fn parse_orderby(orderby: &Value) -> Result<Vec<(String, bool)>, String> {
+    match orderby {
+        Value::Object(map) if map.contains_key("$fields") => parse_orderby(&map["$fields"]),
+        Value::Object(map) => {
+            let mut keys = Vec::new();
+            for (path, n) in map {
+                let n = n.as_f64().filter(|n| *n != 0.0).ok_or_else(|| {
+                    format!("$orderby value for '{path}' must be a non-zero number")
+                })?;
+                keys.push((n.abs(), path.clone(), n < 0.0));
+            }
+            keys.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Ok(keys
+                .into_iter()
+                .map(|(_, path, desc)| (path, desc))
+                .collect())
+        }
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                let path = item["path"]
+                    .as_str()
+                    .ok_or("each $orderby entry needs a path")?;
+                let descending = match item.get("order").and_then(Value::as_str) {
+                    None => false,
+                    Some(o) if o.eq_ignore_ascii_case("asc") => false,
+                    Some(o) if o.eq_ignore_ascii_case("desc") => true,
+                    Some(o) => return Err(format!("unknown order '{o}'")),
+                };
+                Ok((path.to_string(), descending))
+            })
+            .collect(),
+        _ => Err("$orderby must be an object or an array".into()),
+    }
+}
+
+/// True when `doc` satisfies every clause of `filter`.
+fn matches(filter: &Map<String, Value>, doc: &Doc) -> Result<bool, String> {
+    for (key, condition) in filter {
+        let ok = match key.as_str() {
+            "$and" | "$or" | "$nor" => {
+                let clauses = condition
+                    .as_array()
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| format!("{key} needs a non-empty array"))?;
+                let mut hits = 0;
+                for clause in clauses {
+                    let clause = clause
+                        .as_object()
+                        .ok_or_else(|| format!("{key} entries must be objects"))?;
+                    if matches(clause, doc)? {
+                        hits += 1;
+                    }
+                }
+                match key.as_str() {
+                    "$and" => hits == clauses.len(),
+                    "$or" => hits > 0,
+                    _ => hits == 0,
+                }
+            }
+            "$id" => match condition {
+                Value::String(id) => *id == doc.id,
+                Value::Array(ids) => ids.iter().any(|id| id.as_str() == Some(doc.id.as_str())),
+                _ => return Err("$id needs a key or an array of keys".into()),
+            },
+            other if other.starts_with('$') => {
+                return Err(format!("unsupported QBE operator {other} at the top level"))
+            }
+            path => field_matches(&resolve(&doc.value, path), condition)?,
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The values at a dotted path; arrays on the way are searched element by element, and a
+/// numeric step indexes an array.
+fn resolve<'v>(value: &'v Value, path: &str) -> Vec<&'v Value> {
+    let mut current = vec![value];
+    for step in path.split('.') {
+        let mut next = Vec::new();
+        for value in current {
+            match value {
+                Value::Object(map) => next.extend(map.get(step)),
+                Value::Array(items) => match step.parse::<usize>() {
+                    Ok(i) => next.extend(items.get(i)),
+                    Err(_) => next.extend(items.iter().filter_map(|item| item.get(step))),
+                },
+                _ => {}
+            }
+        }
+        current = next;
+    }
+    current
+}
+
+/// Whether the values at a path satisfy a condition: operators, or a value meaning `$eq`.
+fn field_matches(values: &[&Value], condition: &Value) -> Result<bool, String> {
+    match condition {
+        Value::Object(ops) if !ops.is_empty() && ops.keys().all(|k| k.starts_with('$')) => {
+            for (op, operand) in ops {
+                if !operator_matches(values, op, operand)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        _ => Ok(any(values, |v| json_eq(v, condition))),
+    }
+}
+
+fn operator_matches(values: &[&Value], op: &str, operand: &Value) -> Result<bool, String> {
+    let cmp = |wanted: &[Ordering]| {
+        any(values, |v| {
+            compare(v, operand).is_some_and(|o| wanted.contains(&o))
+        })
+    };
+    let in_list = || -> Result<bool, String> {
+        let list = operand
+            .as_array()
+            .ok_or_else(|| format!("{op} needs an array"))?;
+        Ok(list.iter().any(|item| any(values, |v| json_eq(v, item))))
+    };
+    let text = || {
+        operand
+            .as_str()
+            .ok_or_else(|| format!("{op} needs a string"))
+    };
+    Ok(match op {
+        "$eq" => any(values, |v| json_eq(v, operand)),
+        "$ne" => !any(values, |v| json_eq(v, operand)),
+        "$gt" => cmp(&[Ordering::Greater]),
+        "$gte" => cmp(&[Ordering::Greater, Ordering::Equal]),
+        "$lt" => cmp(&[Ordering::Less]),
+        "$lte" => cmp(&[Ordering::Less, Ordering::Equal]),
+        "$in" => in_list()?,
+        "$nin" => !in_list()?,
+        "$exists" => {
+            let wanted = match operand {
+                Value::Bool(b) => *b,
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                Value::String(s) => s == "true",
+                _ => return Err("$exists needs true or false".into()),
+            };
+            values.is_empty() != wanted
+        }
+        "$startsWith" => {
+            let prefix = text()?;
+            any(values, |v| {
+                v.as_str().is_some_and(|s| s.starts_with(prefix))
+            })
+        }
+        "$hasSubstring" => {
+            let part = text()?;
+            any(values, |v| v.as_str().is_some_and(|s| s.contains(part)))
+        }
+        "$not" => !field_matches(values, operand)?,
+        other => return Err(format!("unsupported QBE operator {other}")),
+    })
+}
+
+/// True when `test` holds for a value, or for an element of an array value.
+fn any(values: &[&Value], test: impl Fn(&Value) -> bool) -> bool {
+    values.iter().any(|v| {
+        test(v)
+            || v.as_array()
+                .is_some_and(|items| items.iter().any(|item| test(item)))
+    })
+}
+
+/// JSON equality with numbers compared by value (`1` equals `1.0`).
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Order of two scalars of the same kind; `None` across kinds (a comparison then fails).
+fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// A total order for sorting: missing, null, booleans, numbers, strings, then the rest.
+fn order_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+    let rank = |v: Option<&Value>| match v {
+        None => 0,
+        Some(Value::Null) => 1,
+        Some(Value::Bool(_)) => 2,
+        Some(Value::Number(_)) => 3,
+        Some(Value::String(_)) => 4,
+        Some(_) => 5,
+    };
+    match (a, b) {
+        (Some(x), Some(y)) => compare(x, y).unwrap_or_else(|| rank(a).cmp(&rank(b))),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// True when an `If-Match`/`If-None-Match` value names `etag` (quotes and `W/` ignored) or is `*`.
+fn etag_matches(etag: &str, header: &str) -> bool {
+    header.split(',').any(|tag| {
+        let tag = tag.trim();
+        let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
+        tag == "*" || tag == etag
+    })
+}
+
+// ---- errors -------------------------------------------------------------------------------
+
+/// An ORDS-like problem body; clients decide on the status alone.
+fn soda_error(status: u16, code: &str, message: &str) -> EmuResponse {
+    let mut response = EmuResponse::json(
+        status,
+        &json!({
+            "code": code,
+            "message": message,
+            "type": format!("tag:oracle.com,2020:error/{code}"),
+            "title": message,
+            "status": status,
+        }),
+    );
+    response.headers.retain(|(n, _)| n != "content-type");
+    response.with_header("content-type", "application/problem+json")
+}
+
+fn not_found(message: &str) -> EmuResponse {
+    soda_error(404, "NotFound", message)
+}
+
+fn collection_not_found(name: &str) -> EmuResponse {
+    not_found(&format!("collection {name} not found"))
+}
+
+fn document_not_found(key: &str) -> EmuResponse {
+    not_found(&format!("document {key} not found"))
+}
+
+fn bad_request(message: &str) -> EmuResponse {
+    soda_error(400, "BadRequest", message)
+}
+
+fn method_not_allowed() -> EmuResponse {
+    soda_error(405, "MethodNotAllowed", "method not allowed here")
+}
+
+fn precondition_failed() -> EmuResponse {
+    soda_error(
+        412,
+        "PreconditionFailed",
+        "the If-Match etag does not match the document's current etag",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+}
