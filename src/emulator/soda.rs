@@ -993,4 +993,266 @@ fn precondition_failed() -> EmuResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    const BASE: &str = "/ords/admin/soda/latest";
+
+    fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> EmuRequest {
+        let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
+        EmuRequest {
+            method: method.into(),
+            raw_path: raw_path.into(),
+            raw_query: raw_query.into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: body.to_vec(),
+        }
+    }
+
+    fn call(svc: &SodaService, method: &str, path: &str, body: &str) -> EmuResponse {
+        svc.handle(&request(method, path, &[], body.as_bytes()))
+    }
+
+    fn doc_path(collection: &str, key: &str) -> String {
+        format!("{BASE}/{collection}/{}", encode::component(key))
+    }
+
+    fn body(response: &EmuResponse) -> Value {
+        serde_json::from_slice(&response.body).unwrap()
+    }
+
+    fn ok_json(response: &EmuResponse) -> Value {
+        assert_eq!(
+            response.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+        body(response)
+    }
+
+    fn ids(page: &Value) -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// A service with a CLIENT-key collection `C`.
+    fn with_collection(tag: &str) -> (PathBuf, SodaService) {
+        let dir = store::test_dir(tag);
+        let svc = SodaService::new(&dir).unwrap();
+        let metadata = crate::soda::collection_metadata().to_string();
+        assert_eq!(
+            call(&svc, "PUT", &format!("{BASE}/C"), &metadata).status,
+            201
+        );
+        (dir, svc)
+    }
+
+    #[test]
+    fn collections_create_compare_list_and_drop() {
+        let dir = store::test_dir("soda-coll");
+        let svc = SodaService::new(&dir).unwrap();
+        let page = ok_json(&call(&svc, "GET", &format!("{BASE}/"), ""));
+        assert_eq!(page, json!({"items": [], "hasMore": false}));
+
+        let client = crate::soda::collection_metadata().to_string();
+        let r = svc.handle(&request(
+            "PUT",
+            &format!("{BASE}/IMAGE_ANALYSIS"),
+            &[("host", "127.0.0.1:9")],
+            client.as_bytes(),
+        ));
+        assert_eq!(r.status, 201);
+        assert!(r.body.is_empty());
+        assert_eq!(
+            r.header("location"),
+            Some("http://127.0.0.1:9/ords/admin/soda/latest/IMAGE_ANALYSIS/")
+        );
+        let again = |body: &str| call(&svc, "PUT", &format!("{BASE}/IMAGE_ANALYSIS"), body).status;
+        assert_eq!(again(&client), 200);
+        assert_eq!(again(""), 200);
+        assert_eq!(again(r#"{"keyColumn":{"assignmentMethod":"client"}}"#), 200);
+        assert_eq!(again(r#"{"keyColumn":{"assignmentMethod":"UUID"}}"#), 409);
+        assert_eq!(again("{}"), 409);
+        assert_eq!(again("{not json"), 400);
+        // No body: default (server-assigned) keys.
+        assert_eq!(call(&svc, "PUT", &format!("{BASE}/plain/"), "").status, 201);
+
+        let page = ok_json(&call(&svc, "GET", &format!("{BASE}/"), ""));
+        assert_eq!(page["hasMore"], false);
+        let items = page["items"].as_array().unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["name"], "IMAGE_ANALYSIS");
+        assert_eq!(
+            items[0]["properties"]["keyColumn"]["assignmentMethod"],
+            "CLIENT"
+        );
+        assert_eq!(
+            items[1]["properties"]["keyColumn"]["assignmentMethod"],
+            "UUID"
+        );
+
+        // Names are case-sensitive.
+        assert_eq!(
+            call(&svc, "GET", &format!("{BASE}/image_analysis"), "").status,
+            404
+        );
+        assert_eq!(
+            call(&svc, "DELETE", &format!("{BASE}/IMAGE_ANALYSIS"), "").status,
+            200
+        );
+        let r = call(&svc, "DELETE", &format!("{BASE}/IMAGE_ANALYSIS"), "");
+        assert_eq!(r.status, 404);
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        assert_eq!(body(&r)["code"], "NotFound");
+        assert_eq!(
+            call(&svc, "GET", &format!("{BASE}/IMAGE_ANALYSIS"), "").status,
+            404
+        );
+        assert_eq!(
+            call(&svc, "GET", &doc_path("IMAGE_ANALYSIS", "k"), "").status,
+            404
+        );
+        assert_eq!(
+            call(&svc, "PUT", &doc_path("IMAGE_ANALYSIS", "k"), "{}").status,
+            404
+        );
+        // Re-created after a drop, it starts empty.
+        assert_eq!(
+            call(&svc, "PUT", &format!("{BASE}/IMAGE_ANALYSIS"), &client).status,
+            201
+        );
+        let page = ok_json(&call(&svc, "GET", &format!("{BASE}/IMAGE_ANALYSIS"), ""));
+        assert_eq!(page["count"], 0);
+
+        assert_eq!(
+            call(&svc, "GET", "/ords/admin/other/latest/", "").status,
+            404
+        );
+        assert_eq!(call(&svc, "GET", "/elsewhere", "").status, 404);
+        assert_eq!(call(&svc, "POST", &format!("{BASE}/"), "").status, 405);
+        assert_eq!(
+            call(&svc, "GET", &format!("{BASE}/metadata-catalog/"), "").status,
+            404
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn documents_put_get_delete_with_etags() {
+        let (dir, svc) = with_collection("soda-docs");
+        let path = doc_path("C", "K1");
+        let r = call(&svc, "PUT", &path, r#"{"image_name":"a.jpg","n":1}"#);
+        assert_eq!(r.status, 201);
+        let etag1 = r.header("etag").unwrap().to_string();
+        assert_eq!(etag1.len(), 64);
+        assert!(etag1
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        assert!(httpdate::parse_http_date(r.header("last-modified").unwrap()).is_ok());
+
+        let r = call(&svc, "GET", &path, "");
+        assert_eq!(r.status, 200);
+        assert_eq!(body(&r), json!({"image_name": "a.jpg", "n": 1}));
+        assert_eq!(r.header("etag"), Some(etag1.as_str()));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let r = svc.handle(&request("GET", &path, &[("if-none-match", &etag1)], b""));
+        assert_eq!((r.status, r.body.len()), (304, 0));
+        let quoted = format!("\"{etag1}\"");
+        let r = svc.handle(&request("GET", &path, &[("if-none-match", &quoted)], b""));
+        assert_eq!(r.status, 304);
+
+        let r = call(&svc, "PUT", &path, r#"{"image_name":"a.jpg","n":2}"#);
+        assert_eq!(r.status, 200);
+        let etag2 = r.header("etag").unwrap().to_string();
+        assert_ne!(etag1, etag2);
+        let put_if = |tag: &str| {
+            svc.handle(&request("PUT", &path, &[("if-match", tag)], br#"{"n":3}"#))
+                .status
+        };
+        assert_eq!(put_if(&etag1), 412);
+        assert_eq!(put_if(&etag2), 200);
+        let r = svc.handle(&request(
+            "PUT",
+            &doc_path("C", "new"),
+            &[("if-match", &etag2)],
+            b"{}",
+        ));
+        assert_eq!(r.status, 412);
+
+        for bad in ["{oops", "", "[1,2]", "\"text\""] {
+            assert_eq!(call(&svc, "PUT", &path, bad).status, 400, "{bad:?}");
+        }
+        assert_eq!(
+            call(&svc, "PUT", &doc_path("C", &"k".repeat(256)), "{}").status,
+            400
+        );
+        assert_eq!(call(&svc, "POST", &format!("{BASE}/C"), "{}").status, 405);
+        assert_eq!(call(&svc, "POST", &format!("{BASE}/C/"), "{}").status, 405);
+        assert_eq!(
+            call(&svc, "POST", &format!("{BASE}/C?action=insert"), "[{}]").status,
+            405
+        );
+        assert_eq!(call(&svc, "POST", &path, "{}").status, 405);
+
+        let current = call(&svc, "GET", &path, "")
+            .header("etag")
+            .unwrap()
+            .to_string();
+        let r = svc.handle(&request("DELETE", &path, &[("if-match", &etag1)], b""));
+        assert_eq!(r.status, 412);
+        let r = svc.handle(&request("DELETE", &path, &[("if-match", &current)], b""));
+        assert_eq!((r.status, r.body.len()), (200, 0));
+        assert_eq!(call(&svc, "DELETE", &path, "").status, 404);
+        assert_eq!(call(&svc, "GET", &path, "").status, 404);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn server_key_collections_insert_by_post() {
+        let dir = store::test_dir("soda-server");
+        let svc = SodaService::new(&dir).unwrap();
+        assert_eq!(call(&svc, "PUT", &format!("{BASE}/S"), "").status, 201);
+        let r = call(&svc, "POST", &format!("{BASE}/S"), r#"{"a":1}"#);
+        assert_eq!(r.status, 201);
+        let item = &body(&r)["items"][0];
+        let id = item["id"].as_str().unwrap().to_string();
+        assert_eq!(id.len(), 32);
+        assert_eq!(item["etag"].as_str().unwrap().len(), 64);
+        assert!(r.header("location").unwrap().ends_with(&format!("/S/{id}")));
+        let r = call(
+            &svc,
+            "POST",
+            &format!("{BASE}/S?action=insert"),
+            r#"[{"a":2},{"a":3}]"#,
+        );
+        let inserted = ok_json(&r);
+        assert_eq!(
+            (inserted["count"].clone(), inserted["hasMore"].clone()),
+            (json!(2), json!(false))
+        );
+        assert_eq!(
+            call(&svc, "PUT", &doc_path("S", "unknown"), "{}").status,
+            404
+        );
+        assert_eq!(
+            call(&svc, "PUT", &doc_path("S", &id), r#"{"a":9}"#).status,
+            200
+        );
+        assert_eq!(
+            body(&call(&svc, "GET", &doc_path("S", &id), "")),
+            json!({"a": 9})
+        );
+        assert_eq!(
+            call(&svc, "POST", &format!("{BASE}/S?action=insert"), "{}").status,
+            400
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
