@@ -1255,4 +1255,347 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn listing_pages_past_a_hundred() {
+        let (dir, svc) = with_collection("soda-page");
+        for i in 0..250 {
+            let r = call(
+                &svc,
+                "PUT",
+                &doc_path("C", &format!("K{i:03}")),
+                &format!(r#"{{"i":{i}}}"#),
+            );
+            assert_eq!(r.status, 201);
+        }
+        let list = |query: &str| call(&svc, "GET", &format!("{BASE}/C?{query}"), "");
+        let first = ok_json(&list(""));
+        assert_eq!(
+            (
+                &first["count"],
+                &first["offset"],
+                &first["limit"],
+                &first["hasMore"]
+            ),
+            (&json!(100), &json!(0), &json!(100), &json!(true))
+        );
+        assert!(first.get("totalResults").is_none());
+        assert_eq!(first["links"][0]["rel"], "next");
+        let item = &first["items"][0];
+        assert_eq!(
+            (&item["id"], &item["value"]),
+            (&json!("K000"), &json!({"i": 0}))
+        );
+        assert_eq!(item["etag"].as_str().unwrap().len(), 64);
+        let created = item["created"].as_str().unwrap();
+        assert_eq!(
+            (created.len(), &created[19..20], &created[26..]),
+            (27, ".", "Z")
+        );
+        assert_eq!(item["links"][0]["rel"], "self");
+
+        // The client's loop: offset += count while hasMore.
+        let mut seen = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = ok_json(&list(&format!("limit=100&offset={offset}")));
+            seen.extend(ids(&page));
+            offset += page["count"].as_u64().unwrap() as usize;
+            if page["hasMore"] == false {
+                break;
+            }
+        }
+        let expected: Vec<String> = (0..250).map(|i| format!("K{i:03}")).collect();
+        assert_eq!(seen, expected);
+
+        let page = ok_json(&list("limit=5000&totalResults=true&fields=id"));
+        assert_eq!(
+            (&page["count"], &page["limit"], &page["totalResults"]),
+            (&json!(250), &json!(1000), &json!(250))
+        );
+        assert_eq!(page["hasMore"], false);
+        assert!(page["items"][0].get("value").is_none());
+        assert!(page["items"][0].get("etag").is_some());
+        let page = ok_json(&list("fields=value&offset=249"));
+        assert_eq!(page["items"], json!([{"id": "K249", "value": {"i": 249}}]));
+        let page = ok_json(&list("offset=300"));
+        assert_eq!(
+            (&page["count"], &page["hasMore"]),
+            (&json!(0), &json!(false))
+        );
+        for bad in ["limit=0", "limit=x", "offset=-1", "fields=some"] {
+            assert_eq!(list(bad).status, 400, "{bad}");
+        }
+        let page = ok_json(&list("q=%7B%22i%22%3A%7B%22%24gte%22%3A248%7D%7D"));
+        assert_eq!(ids(&page), ["K248", "K249"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn seed_for_queries(svc: &SodaService) {
+        let docs = [
+            (
+                "a",
+                json!({"image_name": "a.jpg", "bucket_name": "b", "timestamp": "2025-01-03", "score": 0.9,
+                         "analysis_results": {"labels": [{"name": "cat"}, {"name": "sofa"}]}, "tags": ["pet", "indoor"]}),
+            ),
+            (
+                "b",
+                json!({"image_name": "b.png", "bucket_name": "b", "timestamp": "2025-01-01", "score": 0.5,
+                         "analysis_results": {"labels": [{"name": "dog"}]}, "tags": ["pet"]}),
+            ),
+            (
+                "c",
+                json!({"image_name": "c.jpg", "bucket_name": "other", "timestamp": "2025-01-02", "score": 2}),
+            ),
+            (
+                "d",
+                json!({"image_name": "d.gif", "bucket_name": "b", "timestamp": "2025-01-02", "score": null}),
+            ),
+        ];
+        for (key, doc) in docs {
+            assert_eq!(
+                call(svc, "PUT", &doc_path("C", key), &doc.to_string()).status,
+                201
+            );
+        }
+    }
+
+    fn query(svc: &SodaService, qbe: Value) -> Vec<String> {
+        let r = call(
+            svc,
+            "POST",
+            &format!("{BASE}/C?action=query"),
+            &qbe.to_string(),
+        );
+        ids(&ok_json(&r))
+    }
+
+    #[test]
+    fn qbe_operators() {
+        let (dir, svc) = with_collection("soda-qbe");
+        seed_for_queries(&svc);
+        let cases = [
+            (json!({}), vec!["a", "b", "c", "d"]),
+            (json!({"image_name": "a.jpg"}), vec!["a"]),
+            (json!({"bucket_name": {"$eq": "b"}}), vec!["a", "b", "d"]),
+            (json!({"bucket_name": {"$ne": "b"}}), vec!["c"]),
+            (json!({"score": {"$gt": 0.5}}), vec!["a", "c"]),
+            (json!({"score": {"$gte": 0.5}}), vec!["a", "b", "c"]),
+            (json!({"score": {"$lt": 2}}), vec!["a", "b"]),
+            (json!({"score": {"$lte": 2.0, "$gt": 0.6}}), vec!["a", "c"]),
+            (json!({"score": 2.0}), vec!["c"]),
+            (
+                json!({"timestamp": {"$gt": "2025-01-01"}}),
+                vec!["a", "c", "d"],
+            ),
+            (
+                json!({"image_name": {"$in": ["a.jpg", "b.png", "z"]}}),
+                vec!["a", "b"],
+            ),
+            (
+                json!({"image_name": {"$nin": ["a.jpg", "b.png"]}}),
+                vec!["c", "d"],
+            ),
+            (
+                json!({"analysis_results": {"$exists": true}}),
+                vec!["a", "b"],
+            ),
+            (
+                json!({"analysis_results": {"$exists": false}}),
+                vec!["c", "d"],
+            ),
+            (
+                json!({"score": {"$exists": true}}),
+                vec!["a", "b", "c", "d"],
+            ),
+            (json!({"image_name": {"$startsWith": "c."}}), vec!["c"]),
+            (
+                json!({"image_name": {"$hasSubstring": "jp"}}),
+                vec!["a", "c"],
+            ),
+            (
+                json!({"image_name": {"$not": {"$startsWith": "a"}}}),
+                vec!["b", "c", "d"],
+            ),
+            (json!({"analysis_results.labels.name": "dog"}), vec!["b"]),
+            (json!({"analysis_results.labels.0.name": "cat"}), vec!["a"]),
+            (json!({"tags": "indoor"}), vec!["a"]),
+            (json!({"tags": ["pet"]}), vec!["b"]),
+            (
+                json!({"$and": [{"bucket_name": "b"}, {"score": {"$gt": 0.6}}]}),
+                vec!["a"],
+            ),
+            (
+                json!({"$or": [{"image_name": "c.jpg"}, {"score": null}]}),
+                vec!["c", "d"],
+            ),
+            (json!({"$nor": [{"bucket_name": "b"}]}), vec!["c"]),
+            (json!({"$id": "b"}), vec!["b"]),
+            (json!({"$id": ["d", "a", "zz"]}), vec!["a", "d"]),
+            (
+                json!({"$id": ["a", "b"], "bucket_name": "b", "score": {"$lt": 0.6}}),
+                vec!["b"],
+            ),
+        ];
+        for (qbe, expected) in cases {
+            assert_eq!(query(&svc, qbe.clone()), expected, "{qbe}");
+        }
+        let refuse =
+            |body: &str| call(&svc, "POST", &format!("{BASE}/C?action=query"), body).status;
+        for bad in [
+            r#"{"a":{"$regexish":1}}"#,
+            r#"{"$where":"x"}"#,
+            r#"{"a":{"$in":"x"}}"#,
+            r#"{"$and":{}}"#,
+            r#"{"$id":5}"#,
+            "[1]",
+            "{oops",
+            r#"{"$query":{},"$orderby":{"a":0}}"#,
+            r#"{"$orderby":[{"path":"a","order":"sideways"}]}"#,
+        ] {
+            assert_eq!(refuse(bad), 400, "{bad}");
+        }
+        assert_eq!(refuse(""), 200);
+        assert_eq!(
+            call(&svc, "POST", &format!("{BASE}/C?action=frobnicate"), "{}").status,
+            400
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn qbe_orderby_paging_delete_and_truncate() {
+        let (dir, svc) = with_collection("soda-order");
+        seed_for_queries(&svc);
+        let order = json!({"$query": {"bucket_name": "b"}, "$orderby": {"timestamp": -1}});
+        assert_eq!(query(&svc, order), ["a", "d", "b"]);
+        let two_keys = json!({"$orderby": {"timestamp": 1, "image_name": -2}});
+        assert_eq!(query(&svc, two_keys), ["b", "d", "c", "a"]);
+        let array_form = json!({"$query": {}, "$orderby": [
+            {"path": "timestamp", "datatype": "string", "order": "desc"},
+            {"path": "image_name", "order": "asc"}
+        ]});
+        assert_eq!(query(&svc, array_form.clone()), ["a", "c", "d", "b"]);
+        let fields_form = json!({"$orderby": {"$fields": [{"path": "score", "order": "asc"}]}});
+        // Missing and null sort first, then numbers by value.
+        assert_eq!(query(&svc, fields_form), ["d", "b", "a", "c"]);
+
+        let r = call(
+            &svc,
+            "POST",
+            &format!("{BASE}/C?action=query&limit=2&offset=1&totalResults=true"),
+            &array_form.to_string(),
+        );
+        let page = ok_json(&r);
+        assert_eq!(ids(&page), ["c", "d"]);
+        assert_eq!(
+            (&page["hasMore"], &page["totalResults"], &page["count"]),
+            (&json!(true), &json!(4), &json!(2))
+        );
+
+        let r = call(
+            &svc,
+            "POST",
+            &format!("{BASE}/C?action=delete"),
+            r#"{"bucket_name":"b","score":{"$lt":0.8}}"#,
+        );
+        assert_eq!(ok_json(&r), json!({"count": 1, "itemsDeleted": 1}));
+        assert_eq!(query(&svc, json!({})), ["a", "c", "d"]);
+        assert_eq!(
+            call(&svc, "POST", &format!("{BASE}/C?action=delete"), "").status,
+            400
+        );
+        let r = call(&svc, "POST", &format!("{BASE}/C?action=truncate"), "");
+        assert_eq!(r.status, 200);
+        assert_eq!(query(&svc, json!({})), Vec::<String>::new());
+        // The collection itself survives a truncate.
+        assert_eq!(
+            ok_json(&call(&svc, "GET", &format!("{BASE}/C"), ""))["count"],
+            0
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn awkward_keys_and_restart() {
+        let (dir, svc) = with_collection("soda-restart");
+        let keys = ["a b", "100%", "x/y", "caf\u{e9} \u{1F600}", "?&=#+"];
+        for key in keys {
+            let r = call(
+                &svc,
+                "PUT",
+                &doc_path("C", key),
+                &json!({"key": key}).to_string(),
+            );
+            assert_eq!(r.status, 201, "{key}");
+        }
+        let before = call(&svc, "GET", &format!("{BASE}/C?totalResults=true"), "");
+        let before = ok_json(&before);
+        drop(svc);
+
+        let svc = SodaService::new(&dir).unwrap();
+        for key in keys {
+            let r = call(&svc, "GET", &doc_path("C", key), "");
+            assert_eq!((r.status, body(&r)), (200, json!({"key": key})), "{key}");
+        }
+        let after = ok_json(&call(
+            &svc,
+            "GET",
+            &format!("{BASE}/C?totalResults=true"),
+            "",
+        ));
+        assert_eq!(before, after);
+        let page = ok_json(&call(&svc, "GET", &format!("{BASE}/"), ""));
+        assert_eq!(
+            page["items"][0]["properties"]["keyColumn"]["assignmentMethod"],
+            "CLIENT"
+        );
+        // Replacing keeps the creation time and moves lastModified on.
+        let r = call(&svc, "PUT", &doc_path("C", "a b"), "{}");
+        assert_eq!(r.status, 200);
+        let item = &ok_json(&call(
+            &svc,
+            "POST",
+            &format!("{BASE}/C?action=query"),
+            r#"{"$id":"a b"}"#,
+        ))["items"][0];
+        let old = before["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == "a b")
+            .unwrap();
+        assert_eq!(item["created"], old["created"]);
+        assert_ne!(item["etag"], old["etag"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_upserts_all_land() {
+        let (dir, svc) = with_collection("soda-threads");
+        let svc = Arc::new(svc);
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let svc = Arc::clone(&svc);
+                std::thread::spawn(move || {
+                    (0..10)
+                        .map(|i| {
+                            call(&svc, "PUT", &doc_path("C", &format!("t{t}-{i}")), "{}").status
+                        })
+                        .collect::<Vec<u16>>()
+                })
+            })
+            .collect();
+        for t in threads {
+            assert!(t.join().unwrap().iter().all(|s| *s == 201));
+        }
+        let page = ok_json(&call(
+            &svc,
+            "GET",
+            &format!("{BASE}/C?totalResults=true"),
+            "",
+        ));
+        assert_eq!(page["totalResults"], 40);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
