@@ -889,7 +889,7 @@ fn any(values: &[&Value], test: impl Fn(&Value) -> bool) -> bool {
     values.iter().any(|v| {
         test(v)
             || v.as_array()
-                .is_some_and(|items| items.iter().any(|item| test(item)))
+                .is_some_and(|items| items.iter().any(&test))
     })
 }
 
