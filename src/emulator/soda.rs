@@ -886,11 +886,9 @@ fn operator_matches(values: &[&Value], op: &str, operand: &Value) -> Result<bool
 
 /// True when `test` holds for a value, or for an element of an array value.
 fn any(values: &[&Value], test: impl Fn(&Value) -> bool) -> bool {
-    values.iter().any(|v| {
-        test(v)
-            || v.as_array()
-                .is_some_and(|items| items.iter().any(&test))
-    })
+    values
+        .iter()
+        .any(|v| test(v) || v.as_array().is_some_and(|items| items.iter().any(&test)))
 }
 
 /// JSON equality with numbers compared by value (`1` equals `1.0`).
