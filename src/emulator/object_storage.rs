@@ -9,15 +9,17 @@
 //!
 //! Deliberately not here: signature checks and fault injection (done before `handle` is
 //! called), bucket management (buckets are fixed at construction), multipart uploads,
-//! pre-authenticated requests, versioning, storage tiers and MD5s (`Content-MD5` is not
-//! checked; `opc-content-md5` and the `md5` list field are not produced). For GET the body's
-//! length is the content length: the HTTP glue frames it; only HEAD carries `content-length`.
+//! pre-authenticated requests, versioning and storage tiers (everything is `Standard`). MD5s
+//! are single-part only: `Content-MD5` is checked, `opc-content-md5`, `content-md5` and the
+//! `md5` list field are produced. For GET the body's length is the content length: the HTTP
+//! glue frames it; only HEAD carries `content-length`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::RwLock;
 use std::time::SystemTime;
 
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -93,6 +95,8 @@ pub struct ObjectMeta {
     pub time_modified: SystemTime,
     /// `opc-meta-*` headers from the upload, prefix removed, in the order received.
     pub metadata: Vec<(String, String)>,
+    /// Base64 MD5 of the content.
+    pub md5: String,
 }
 
 /// The metadata kept with each object's bytes.
@@ -105,6 +109,7 @@ struct Stored {
     created_us: u64,
     modified_us: u64,
     metadata: Vec<(String, String)>,
+    md5: String,
 }
 
 impl Stored {
@@ -117,6 +122,7 @@ impl Stored {
             time_created: store::system_time(self.created_us),
             time_modified: store::system_time(self.modified_us),
             metadata: self.metadata.clone(),
+            md5: self.md5.clone(),
         }
     }
 
@@ -130,6 +136,15 @@ pub struct ObjectStorageService {
     namespace: String,
     buckets: BTreeMap<String, Store>,
     listener: RwLock<Option<ChangeListener>>,
+}
+
+impl std::fmt::Debug for ObjectStorageService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStorageService")
+            .field("namespace", &self.namespace)
+            .field("buckets", &self.buckets.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a request goes, once namespace and bucket are known to exist.
@@ -331,6 +346,16 @@ impl ObjectStorageService {
         if length.trim().parse::<u64>().ok() != Some(req.body.len() as u64) {
             return Ok(invalid("Content-Length does not match the body"));
         }
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5(&req.body));
+        if let Some(sent) = req.header("content-md5") {
+            if sent.trim() != md5 {
+                return Ok(EmuResponse::error(
+                    400,
+                    "UnmatchedContentMD5",
+                    "the Content-MD5 header does not match the body",
+                ));
+            }
+        }
         let create_only = match req.header("if-none-match") {
             None => false,
             Some(v) if v.trim() == "*" => true,
@@ -377,6 +402,7 @@ impl ObjectStorageService {
             created_us: now,
             modified_us: now,
             metadata,
+            md5,
         };
         locked.put(name, &serde_json::to_value(&stored)?, &req.body)?;
         self.notify(Change {
@@ -393,6 +419,7 @@ impl ObjectStorageService {
         drop(locked);
         Ok(EmuResponse::empty(200)
             .with_header("etag", stored.etag.clone())
+            .with_header("opc-content-md5", stored.md5.clone())
             .with_header("last-modified", stored.last_modified()))
     }
 
@@ -455,6 +482,8 @@ fn get(req: &EmuRequest, store: &Store, name: &str) -> crate::Result<EmuResponse
         .with_header("content-type", stored.content_type.clone())
         .with_header("etag", stored.etag.clone())
         .with_header("last-modified", stored.last_modified())
+        .with_header("content-md5", stored.md5.clone())
+        .with_header("storage-tier", "Standard")
         .with_header("accept-ranges", "bytes");
     for (key, value) in &stored.metadata {
         response = response.with_header(&format!("{META_PREFIX}{key}"), value.clone());
@@ -640,8 +669,9 @@ fn summary(object: &Stored, fields: &[String]) -> Value {
             "etag" => json!(object.etag),
             "timeCreated" => json!(store::rfc3339(object.created_us, 3)),
             "timeModified" => json!(store::rfc3339(object.modified_us, 3)),
+            "md5" => json!(object.md5),
             "storageTier" => json!("Standard"),
-            // No MD5 here (see the module header); archivalState only exists for archived objects.
+            // archivalState only exists for archived objects, and nothing here is archived.
             _ => continue,
         };
         out[field.as_str()] = value;
@@ -665,6 +695,59 @@ fn etag_matches(etag: &str, header: &str) -> bool {
         let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
         tag == "*" || tag == etag
     })
+}
+
+/// MD5 (RFC 1321), which ring does not offer; Object Storage reports it for every upload.
+fn md5(data: &[u8]) -> [u8; 16] {
+    const SHIFTS: [[u32; 4]; 4] = [
+        [7, 12, 17, 22],
+        [5, 9, 14, 20],
+        [4, 11, 16, 23],
+        [6, 10, 15, 21],
+    ];
+    // The RFC defines the constants as floor(|sin(i + 1)| * 2^32); the test vectors below
+    // confirm that f64 computes them exactly.
+    let table: Vec<u32> = (0..64)
+        .map(|i| ((f64::from(i + 1)).sin().abs() * 4_294_967_296.0) as u32)
+        .collect();
+    let mut message = data.to_vec();
+    message.push(0x80);
+    while message.len() % 64 != 56 {
+        message.push(0);
+    }
+    message.extend_from_slice(&((data.len() as u64).wrapping_mul(8)).to_le_bytes());
+    let mut state: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
+    for block in message.chunks_exact(64) {
+        let words: Vec<u32> = block
+            .chunks_exact(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect();
+        let [mut a, mut b, mut c, mut d] = state;
+        for i in 0..64 {
+            let (mix, word) = match i / 16 {
+                0 => ((b & c) | (!b & d), i),
+                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
+                2 => (b ^ c ^ d, (3 * i + 5) % 16),
+                _ => (c ^ (b | !d), (7 * i) % 16),
+            };
+            let sum = mix
+                .wrapping_add(a)
+                .wrapping_add(table[i])
+                .wrapping_add(words[word]);
+            a = d;
+            d = c;
+            c = b;
+            b = b.wrapping_add(sum.rotate_left(SHIFTS[i / 16][i % 4]));
+        }
+        for (s, v) in state.iter_mut().zip([a, b, c, d]) {
+            *s = s.wrapping_add(v);
+        }
+    }
+    let mut out = [0u8; 16];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    out
 }
 
 fn invalid(message: &str) -> EmuResponse {
@@ -763,6 +846,23 @@ mod tests {
     }
 
     #[test]
+    fn md5_matches_rfc_1321_vectors() {
+        let hex = |data: &[u8]| store::hex_lower(&md5(data));
+        assert_eq!(hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(hex(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            hex(
+                b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"
+            ),
+            "57edf4a22be3c955ac49da2e2107b67a"
+        );
+        assert_eq!(
+            hex(b"The quick brown fox jumps over the lazy dog"),
+            "9e107d9d372bb6826bd81d3542a419d6"
+        );
+    }
+
+    #[test]
     fn namespace_and_request_ids() {
         let dir = store::test_dir("os-ns");
         let svc = service(&dir);
@@ -855,6 +955,27 @@ mod tests {
         assert_eq!(put(&svc, &"n".repeat(1024), b"", &[]).status, 200);
         let r = put(&svc, "a", b"", &[("if-none-match", "abc")]);
         assert_eq!(r.status, 400);
+        let r = put(
+            &svc,
+            "a",
+            b"abc",
+            &[("content-md5", "AAAAAAAAAAAAAAAAAAAAAA==")],
+        );
+        assert_eq!((r.status, code(&r)), (400, "UnmatchedContentMD5".into()));
+        assert!(svc.read_object("ns", "images", "a").is_none());
+        let r = put(
+            &svc,
+            "a",
+            b"abc",
+            &[("content-md5", "kAFQmDzST7DWlj99KOF/cg==")],
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("opc-content-md5"),
+            Some("kAFQmDzST7DWlj99KOF/cg==")
+        );
+        let r = call(&svc, "HEAD", &object("a"), &[]);
+        assert_eq!(r.header("content-md5"), Some("kAFQmDzST7DWlj99KOF/cg=="));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1044,6 +1165,7 @@ mod tests {
         let created = d["timeCreated"].as_str().unwrap();
         assert_eq!((created.len(), &created[23..]), (24, "Z"));
         assert_eq!(d["timeModified"], d["timeCreated"]);
+        assert_eq!(d["md5"], "kAFQmDzST7DWlj99KOF/cg==");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -42,6 +42,14 @@ pub struct SodaService {
     state: Mutex<State>,
 }
 
+impl std::fmt::Debug for SodaService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SodaService")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
 struct State {
     /// Collection name → [`CollectionInfo`] (no body).
     catalog: Store,
@@ -149,7 +157,7 @@ impl SodaService {
         // Every request holds the one lock (see the module header).
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let result = match (req.method.as_str(), rest) {
-            ("GET", []) => state.list_collections(&base),
+            ("GET", []) => state.list_collections(&base, &segments[0]),
             ("PUT", [name]) => self.create_collection(&mut state, req, &base, name),
             ("DELETE", [name]) => self.drop_collection(&mut state, name),
             (_, [name, rest @ ..]) => self.in_collection(&mut state, req, &base, name, rest),
@@ -268,14 +276,14 @@ impl SodaService {
 }
 
 impl State {
-    fn list_collections(&self, base: &Base) -> crate::Result<EmuResponse> {
+    fn list_collections(&self, base: &Base, schema: &str) -> crate::Result<EmuResponse> {
         let mut entries = self.catalog.lock().list()?;
         entries.sort_by(|a, b| a.key.cmp(&b.key));
         let mut items = Vec::new();
         for entry in entries {
             let info: CollectionInfo = serde_json::from_value(entry.meta)?;
             let mut properties = info.metadata.clone();
-            properties["schemaName"] = json!("ADMIN");
+            properties["schemaName"] = json!(schema.to_ascii_uppercase());
             properties["tableName"] = json!(entry.key);
             items.push(json!({
                 "name": entry.key,
