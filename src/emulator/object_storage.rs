@@ -109,6 +109,7 @@ struct Stored {
     created_us: u64,
     modified_us: u64,
     metadata: Vec<(String, String)>,
+    #[serde(default)]
     md5: String,
 }
 
@@ -879,6 +880,11 @@ mod tests {
         assert!(r.header("opc-request-id").is_some());
         let r = call(&svc, "POST", "/n/ns/b/images/o/x", &[]);
         assert_eq!(r.status, 405);
+        assert_eq!(call(&svc, "PUT", BASE, &[]).status, 405);
+        let r = call(&svc, "GET", "/n/ns/b/images", &[]);
+        assert_eq!(page(&r), json!({"namespace": "ns", "name": "images"}));
+        assert_eq!(call(&svc, "GET", "/n/ns/b/images/u", &[]).status, 404);
+        assert_eq!(call(&svc, "GET", "/v1/other", &[]).status, 404);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
