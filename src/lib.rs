@@ -14,6 +14,7 @@ pub mod emulator;
 mod error;
 pub mod http;
 pub mod logger;
+mod md5;
 pub mod oci;
 mod random;
 pub mod soda;

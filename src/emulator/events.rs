@@ -15,47 +15,20 @@ use serde_json::{json, Value};
 
 use crate::emulator::agent::FnAgent;
 use crate::emulator::faults::{chance, FaultPlan};
+pub use crate::emulator::object_storage::{Change, ChangeKind};
 use crate::timefmt::{self, Precision};
 
-/// What happened to an object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    /// A new object.
-    Created,
-    /// An existing name written again.
-    Updated,
-    /// An object removed.
-    Deleted,
-}
-
-impl ChangeKind {
-    /// The CloudEvents `eventType`.
-    pub fn event_type(self) -> &'static str {
-        match self {
-            ChangeKind::Created => "com.oraclecloud.objectstorage.createobject",
-            ChangeKind::Updated => "com.oraclecloud.objectstorage.updateobject",
-            ChangeKind::Deleted => "com.oraclecloud.objectstorage.deleteobject",
-        }
+/// The CloudEvents `eventType` of a change.
+pub fn event_type(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Created => "com.oraclecloud.objectstorage.createobject",
+        ChangeKind::Updated => "com.oraclecloud.objectstorage.updateobject",
+        ChangeKind::Deleted => "com.oraclecloud.objectstorage.deleteobject",
     }
 }
 
-/// One object change, as Object Storage reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectChange {
-    /// Created, updated or deleted.
-    pub kind: ChangeKind,
-    /// Namespace.
-    pub namespace: String,
-    /// Bucket.
-    pub bucket: String,
-    /// Object name, raw.
-    pub name: String,
-    /// The new etag (absent for deletes).
-    pub etag: Option<String>,
-}
-
 /// The CloudEvents 0.1 envelope OCI Events sends for `change`.
-pub fn cloud_event(change: &ObjectChange, compartment_id: &str, at: SystemTime) -> Value {
+pub fn cloud_event(change: &Change, compartment_id: &str, at: SystemTime) -> Value {
     let mut details = json!({
         "bucketName": change.bucket,
         "bucketId": format!("ocid1.bucket.oc1.emulator.{}", change.bucket),
@@ -66,7 +39,7 @@ pub fn cloud_event(change: &ObjectChange, compartment_id: &str, at: SystemTime) 
         details["archivalState"] = json!("Available");
     }
     json!({
-        "eventType": change.kind.event_type(),
+        "eventType": event_type(change.kind),
         "cloudEventsVersion": "0.1",
         "eventTypeVersion": "2.0",
         "source": "ObjectStorage",
@@ -184,7 +157,7 @@ impl EventBus {
     }
 
     /// Queues the event for `change` (if it passes the rule) and returns at once.
-    pub fn publish(&self, change: &ObjectChange) {
+    pub fn publish(&self, change: &Change) {
         if let Some(prefix) = &self.shared.prefix {
             if !change.name.starts_with(prefix.as_str()) {
                 return;
@@ -237,11 +210,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn deliver_forever(shared: &Shared) {
     loop {
-        let plan = shared
-            .faults
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .events;
         // The delay happens before an event is taken, so that events arriving meanwhile can be
         // reordered behind it.
         {
@@ -254,6 +222,12 @@ fn deliver_forever(shared: &Shared) {
             }
             queue.in_flight += 1;
         }
+        // Read now, not before the wait: faults may change while the queue is empty.
+        let plan = shared
+            .faults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .events;
         if !plan.delay.is_zero() {
             std::thread::sleep(plan.delay);
         }
@@ -333,7 +307,7 @@ mod tests {
 
     #[test]
     fn envelope_matches_oci_events() {
-        let change = ObjectChange {
+        let change = Change {
             kind: ChangeKind::Created,
             namespace: "ns".into(),
             bucket: "images".into(),
@@ -362,7 +336,7 @@ mod tests {
             event["extensions"]["compartmentId"],
             "ocid1.compartment.oc1..c"
         );
-        let deleted = ObjectChange {
+        let deleted = Change {
             kind: ChangeKind::Deleted,
             etag: None,
             ..change
@@ -383,7 +357,7 @@ mod tests {
             Some("uploads/".into()),
             Duration::from_secs(1),
         );
-        let change = |name: &str| ObjectChange {
+        let change = |name: &str| Change {
             kind: ChangeKind::Created,
             namespace: "ns".into(),
             bucket: "b".into(),

@@ -18,7 +18,7 @@ pub mod faults;
 pub mod object_storage;
 pub mod secrets;
 pub mod soda;
-mod store;
+pub(crate) mod store;
 pub mod vision;
 pub mod wire;
 
@@ -211,7 +211,10 @@ impl Emulator {
 
     /// The ORDS user and password.
     pub fn ords_credentials(&self) -> (&str, &str) {
-        (&self.state.config.ords_user, &self.state.config.ords_password)
+        (
+            &self.state.config.ords_user,
+            &self.state.config.ords_password,
+        )
     }
 
     /// Trusts `key` for the API key id `key_id`.
@@ -239,7 +242,11 @@ impl Emulator {
 
     /// Sets the Vision detector (`None`: Vision answers 501).
     pub fn set_detector(&self, detector: Option<Arc<dyn Detector>>) {
-        *self.state.detector.write().unwrap_or_else(|e| e.into_inner()) = detector;
+        *self
+            .state
+            .detector
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = detector;
     }
 
     /// Registers a function listening at `socket` under `function_id`, for invocations; with
@@ -331,7 +338,10 @@ fn serve(state: &State, request: &Request) -> Response {
         Ok(body) => body,
         Err(e) => {
             let status = e.status();
-            return to_response(EmuResponse::error(status, "InvalidParameter", &e.to_string()), request);
+            return to_response(
+                EmuResponse::error(status, "InvalidParameter", &e.to_string()),
+                request,
+            );
         }
     };
     let emu = EmuRequest {
@@ -362,11 +372,16 @@ fn serve(state: &State, request: &Request) -> Response {
     }
     match answer {
         Some(answer) => {
-            let mut response = to_response(answer, request);
-            if emu.method == "HEAD" {
-                response = response.with_body(Vec::new());
+            // Our writer derives Content-Length from the body; a HEAD must announce the
+            // object's length without sending it.
+            let head_length = (emu.method == "HEAD")
+                .then(|| answer.header("content-length")?.parse::<u64>().ok())
+                .flatten();
+            let response = to_response(answer, request);
+            match head_length {
+                Some(length) => response.with_reader(std::io::empty(), Some(length)),
+                None => response,
             }
-            response
         }
         None => Response::abort(),
     }
@@ -375,9 +390,17 @@ fn serve(state: &State, request: &Request) -> Response {
 /// The answer to one buffered request; `None` to drop the connection.
 fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Option<EmuResponse> {
     let Some(service) = service else {
-        return Some(EmuResponse::error(404, "NotFound", "no emulated service at this path"));
+        return Some(EmuResponse::error(
+            404,
+            "NotFound",
+            "no emulated service at this path",
+        ));
     };
-    let plan = state.faults.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let plan = state
+        .faults
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let faults = plan.get(service);
     if !faults.latency.is_zero() {
         std::thread::sleep(faults.latency);
@@ -403,9 +426,10 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
         }
         return Some(state.soda.handle(request));
     }
-    if let Err(reason) = state
-        .keys
-        .check_signature(request, body_exempt(request), SystemTime::now())
+    if let Err(reason) =
+        state
+            .keys
+            .check_signature(request, body_exempt(request), SystemTime::now())
     {
         log::debug!(target: "emulator", "401 for {} {}: {reason}", request.method, request.raw_path);
         let mut refusal = auth::not_authenticated(&reason);
@@ -418,7 +442,11 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
         Service::ObjectStorage => state.object_storage.handle(request),
         Service::Vision => {
             if request.raw_path != vision::ANALYZE_PATH {
-                return Some(EmuResponse::error(404, "NotFound", "unknown Vision operation"));
+                return Some(EmuResponse::error(
+                    404,
+                    "NotFound",
+                    "unknown Vision operation",
+                ));
             }
             let detector = state
                 .detector
@@ -427,7 +455,9 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
                 .clone();
             let storage = &state.object_storage;
             let read = |ns: &str, bucket: &str, name: &str| {
-                storage.read_object(ns, bucket, name).map(|(_, bytes)| bytes)
+                storage
+                    .read_object(ns, bucket, name)
+                    .map(|(_, bytes)| bytes)
             };
             vision::analyze(request, detector.as_ref(), &read)
         }
@@ -439,7 +469,9 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
 
 /// `POST /20181201/functions/{id}/actions/invoke`: passes the body to the function.
 fn invoke(state: &State, request: &EmuRequest) -> EmuResponse {
-    let segments = request.segments_after("/20181201/functions").unwrap_or_default();
+    let segments = request
+        .segments_after("/20181201/functions")
+        .unwrap_or_default();
     let [function_id, actions, invoke] = segments.as_slice() else {
         return EmuResponse::error(404, "NotFound", "unknown Functions operation");
     };
@@ -479,7 +511,9 @@ fn invoke(state: &State, request: &EmuRequest) -> EmuResponse {
             }
             response
         }
-        Ok(reply) if reply.status == 504 => EmuResponse::error(504, "FunctionInvokeTimedOut", "Timed out"),
+        Ok(reply) if reply.status == 504 => {
+            EmuResponse::error(504, "FunctionInvokeTimedOut", "Timed out")
+        }
         Ok(_) => EmuResponse::error(502, "FunctionInvokeFailed", "function failed"),
         Err(e) => EmuResponse::error(
             502,

@@ -40,6 +40,7 @@ pub struct Response {
     status: u16,
     headers: Vec<(String, String)>,
     body: Body,
+    abort: bool,
 }
 
 impl std::fmt::Debug for Response {
@@ -58,6 +59,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Body::Bytes(Vec::new()),
+            abort: false,
         }
     }
 
@@ -115,6 +117,20 @@ impl Response {
             len,
         };
         self
+    }
+
+    /// No answer at all: the server closes the connection without writing a byte. Only the
+    /// emulator uses it, to inject dropped connections.
+    pub fn abort() -> Response {
+        Response {
+            abort: true,
+            ..Response::new(500)
+        }
+    }
+
+    /// True for [`Response::abort`].
+    pub(crate) fn is_abort(&self) -> bool {
+        self.abort
     }
 
     /// The status code.

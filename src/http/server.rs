@@ -532,6 +532,11 @@ fn serve_connection(
         }
         let body_unread = !state.done;
         drop(state);
+        if resp.is_abort() {
+            log::info!(target: "access", "{} {} aborted {} (connection dropped)", req.method, req.path, req.request_id);
+            io.transport.shutdown(Shutdown::Both);
+            return;
+        }
         let access = Access {
             method: &req.method,
             path: &req.path,

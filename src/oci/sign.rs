@@ -471,7 +471,7 @@ impl fmt::Debug for PrivateKey {
 
 /// The OCI fingerprint of a DER SubjectPublicKeyInfo: `aa:bb:…` (16 pairs).
 pub fn fingerprint(spki_der: &[u8]) -> String {
-    let digest = md5::digest(spki_der);
+    let digest = crate::md5::digest(spki_der);
     let pairs: Vec<String> = digest.iter().map(|b| format!("{b:02x}")).collect();
     pairs.join(":")
 }
@@ -647,70 +647,6 @@ mod der {
     }
 }
 
-/// MD5 (RFC 1321), only for the key fingerprint OCI defines; never for security.
-mod md5 {
-    const S: [u32; 64] = [
-        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
-        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
-        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
-    ];
-    /// floor(|sin(i + 1)| * 2^32), written out so no float rounding can creep in.
-    const K: [u32; 64] = [
-        0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613,
-        0xfd469501, 0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193,
-        0xa679438e, 0x49b40821, 0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d,
-        0x02441453, 0xd8a1e681, 0xe7d3fbc8, 0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed,
-        0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a, 0xfffa3942, 0x8771f681, 0x6d9d6122,
-        0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70, 0x289b7ec6, 0xeaa127fa,
-        0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665, 0xf4292244,
-        0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
-        0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb,
-        0xeb86d391,
-    ];
-
-    pub(super) fn digest(data: &[u8]) -> [u8; 16] {
-        let mut state: [u32; 4] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
-        let mut message = data.to_vec();
-        message.push(0x80);
-        while message.len() % 64 != 56 {
-            message.push(0);
-        }
-        message.extend_from_slice(&((data.len() as u64).wrapping_mul(8)).to_le_bytes());
-        for block in message.chunks_exact(64) {
-            let m: Vec<u32> = block
-                .chunks_exact(4)
-                .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-                .collect();
-            let [mut a, mut b, mut c, mut d] = state;
-            for i in 0..64 {
-                let (f, g) = match i / 16 {
-                    0 => ((b & c) | (!b & d), i),
-                    1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
-                    2 => (b ^ c ^ d, (3 * i + 5) % 16),
-                    _ => (c ^ (b | !d), (7 * i) % 16),
-                };
-                let rotated = a
-                    .wrapping_add(f)
-                    .wrapping_add(K[i])
-                    .wrapping_add(m[g])
-                    .rotate_left(S[i]);
-                a = d;
-                d = c;
-                c = b;
-                b = b.wrapping_add(rotated);
-            }
-            for (s, v) in state.iter_mut().zip([a, b, c, d]) {
-                *s = s.wrapping_add(v);
-            }
-        }
-        let mut out = [0u8; 16];
-        for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
-            chunk.copy_from_slice(&word.to_le_bytes());
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,14 +674,23 @@ mod tests {
     #[test]
     fn md5_matches_rfc_1321_examples() {
         let hex = |d: [u8; 16]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        assert_eq!(hex(md5::digest(b"")), "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(hex(md5::digest(b"abc")), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            hex(crate::md5::digest(b"")),
+            "d41d8cd98f00b204e9800998ecf8427e"
+        );
+        assert_eq!(
+            hex(crate::md5::digest(b"abc")),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
         let long =
             b"12345678901234567890123456789012345678901234567890123456789012345678901234567890";
-        assert_eq!(hex(md5::digest(long)), "57edf4a22be3c955ac49da2e2107b67a");
+        assert_eq!(
+            hex(crate::md5::digest(long)),
+            "57edf4a22be3c955ac49da2e2107b67a"
+        );
         // 56 bytes: padding spills into a second block.
         assert_eq!(
-            hex(md5::digest(&[b'a'; 56])),
+            hex(crate::md5::digest(&[b'a'; 56])),
             "3b0c8ac703f828b04c6c197006d17218"
         );
     }

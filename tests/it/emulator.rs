@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use ocivision::emulator::events::Outcome;
-use ocivision::emulator::faults::{EventFaults, Faults, FaultPlan, Service};
+use ocivision::emulator::faults::{EventFaults, FaultPlan, Faults, Service};
 use ocivision::http::{Limits, Response, Server};
 use ocivision::oci::client::{Auth, Transport};
 use ocivision::oci::object_storage::{Condition, ListOptions, ObjectStorage};
@@ -15,7 +15,9 @@ use ocivision::oci::sign::{self, Body, PrivateKey, RequestToSign};
 use ocivision::Error;
 use serde_json::{json, Value};
 
-use crate::support::emulator::{config_file_provider, deadline, dev_key, fast_retries, key_id, Env};
+use crate::support::emulator::{
+    config_file_provider, deadline, dev_key, fast_retries, key_id, Env,
+};
 
 /// Sends a request signed with `key` at `when`, after letting `tamper` change it.
 struct Raw {
@@ -26,12 +28,19 @@ struct Raw {
 }
 
 fn signed(env: &Env, method: &'static str, target: &str, body: &[u8], when: SystemTime) -> Raw {
-    let host = env.emulator.base_url().trim_start_matches("http://").to_string();
+    let host = env
+        .emulator
+        .base_url()
+        .trim_start_matches("http://")
+        .to_string();
     let mut headers = vec![("host".to_string(), host.clone())];
     if !body.is_empty() || method == "POST" {
         headers.push(("content-type".into(), "application/json".into()));
     }
-    let borrowed: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let borrowed: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     let key = dev_key();
     let added = sign::sign(
         &RequestToSign {
@@ -94,10 +103,15 @@ fn every_tampering_case_is_refused_with_401() {
     let mut cases: Vec<(&str, Raw)> = Vec::new();
     let mut raw = signed(&env, "POST", ANALYZE, body, now);
     raw.body = br#"{"features":[{"featureType":"TEXT_DETECTION"}]}"#.to_vec();
-    set(&mut raw, "content-length", &raw.body.len().to_string());
+    let length = raw.body.len().to_string();
+    set(&mut raw, "content-length", &length);
     cases.push(("tampered body", raw));
     let mut raw = signed(&env, "POST", ANALYZE, body, now);
-    set(&mut raw, "x-content-sha256", &sign::body_sha256(b"something else"));
+    set(
+        &mut raw,
+        "x-content-sha256",
+        &sign::body_sha256(b"something else"),
+    );
     cases.push(("tampered body hash", raw));
     let mut raw = signed(&env, "POST", ANALYZE, body, now);
     set(&mut raw, "content-type", "text/plain");
@@ -115,26 +129,58 @@ fn every_tampering_case_is_refused_with_401() {
     ));
     // A POST signed with only the GET header list: the body headers are missing from it.
     let mut raw = signed(&env, "POST", ANALYZE, body, now);
-    let host = raw.headers.iter().find(|(n, _)| n == "host").unwrap().1.clone();
-    let date = raw.headers.iter().find(|(n, _)| n == "date").unwrap().1.clone();
+    let host = raw
+        .headers
+        .iter()
+        .find(|(n, _)| n == "host")
+        .unwrap()
+        .1
+        .clone();
+    let date = raw
+        .headers
+        .iter()
+        .find(|(n, _)| n == "date")
+        .unwrap()
+        .1
+        .clone();
     let key = dev_key();
     let text = format!("date: {date}\n(request-target): post {ANALYZE}\nhost: {host}");
     let signature = {
         use base64::Engine as _;
         let pair = ring::rsa::KeyPair::from_pkcs8(&pkcs8_der()).unwrap();
         let mut out = vec![0; pair.public().modulus_len()];
-        pair.sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), text.as_bytes(), &mut out)
-            .unwrap();
+        pair.sign(
+            &ring::signature::RSA_PKCS1_SHA256,
+            &ring::rand::SystemRandom::new(),
+            text.as_bytes(),
+            &mut out,
+        )
+        .unwrap();
         base64::engine::general_purpose::STANDARD.encode(out)
     };
-    let header = sign::authorization(&key_id(&key), &["date", "(request-target)", "host"], &signature).unwrap();
+    let header = sign::authorization(
+        &key_id(&key),
+        &["date", "(request-target)", "host"],
+        &signature,
+    )
+    .unwrap();
     set(&mut raw, "authorization", &header);
     cases.push(("missing signed body headers", raw));
     // Signed by a key the emulator does not trust.
     let mut raw = signed(&env, "GET", "/n", b"", now);
     let stranger = PrivateKey::from_pem(&fixture_key_pem(), "fixture").unwrap();
-    let auth = raw.headers.iter().find(|(n, _)| n == "authorization").unwrap().1.clone();
-    set(&mut raw, "authorization", &auth.replace(&key.fingerprint(), &stranger.fingerprint()));
+    let auth = raw
+        .headers
+        .iter()
+        .find(|(n, _)| n == "authorization")
+        .unwrap()
+        .1
+        .clone();
+    set(
+        &mut raw,
+        "authorization",
+        &auth.replace(&key.fingerprint(), &stranger.fingerprint()),
+    );
     cases.push(("unknown key id", raw));
     let mut raw = signed(&env, "GET", "/n", b"", now);
     raw.headers.retain(|(n, _)| n != "authorization");
@@ -151,17 +197,26 @@ fn every_tampering_case_is_refused_with_401() {
 }
 
 fn fixture_key_pem() -> String {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/oci-signing-vectors.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/oci-signing-vectors.json"
+    ))
+    .unwrap();
     let json: Value = serde_json::from_str(&text).unwrap();
-    json["extra_key_sets"][0]["key_pem_pkcs8"].as_str().unwrap().to_string()
+    json["extra_key_sets"][0]["key_pem_pkcs8"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn pkcs8_der() -> Vec<u8> {
     use rustls_pki_types::pem::PemObject as _;
-    rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(ocivision::emulator::DEV_KEY_PEM.as_bytes())
-        .unwrap()
-        .secret_pkcs8_der()
-        .to_vec()
+    rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(
+        ocivision::emulator::DEV_KEY_PEM.as_bytes(),
+    )
+    .unwrap()
+    .secret_pkcs8_der()
+    .to_vec()
 }
 
 #[test]
@@ -182,28 +237,47 @@ fn a_client_with_the_wrong_key_gets_an_authentication_error_naming_the_request_i
         ),
     )
     .unwrap();
-    let provider = ocivision::oci::auth::ConfigFileProvider::from_file(&config, "DEFAULT", None).unwrap();
-    let os = ObjectStorage::new(Transport::new(Auth::Oci(Arc::new(provider)), fast_retries(4)), env.emulator.base_url());
+    let provider =
+        ocivision::oci::auth::ConfigFileProvider::from_file(&config, "DEFAULT", None).unwrap();
+    let os = ObjectStorage::new(
+        Transport::new(Auth::Oci(Arc::new(provider)), fast_retries(4)),
+        env.emulator.base_url(),
+    );
     let err = os.namespace(deadline(5)).unwrap_err();
     assert!(err.is_authentication(), "{err}");
     let service = err.service_error().unwrap();
     assert_eq!(service.code, "NotAuthenticated");
     assert!(!service.request_id.is_empty());
     let text = err.to_string();
-    assert!(text.contains("401 NotAuthenticated") && text.contains(&service.request_id), "{text}");
+    assert!(
+        text.contains("401 NotAuthenticated") && text.contains(&service.request_id),
+        "{text}"
+    );
     // Refreshed once (the key file is re-read in case it rotated), then not retried again.
     assert_eq!(env.emulator.requests().len(), 2);
-    let _ = config_file_provider;
 }
 
 #[test]
 fn with_30_percent_faults_a_workload_completes_through_retries() {
-    let env = Env::start("faults-30");
+    let mut env = Env::start("faults-30");
+    // Attempts are bounded by the deadline rather than a small count: at a 30 % error rate,
+    // four failures in a row happen once in 120 calls.
+    env.transport = Transport::new(
+        Auth::Oci(config_file_provider(env.dir.path(), &dev_key())),
+        fast_retries(20),
+    );
     let soda = env.soda("FAULTS");
     soda.ensure_collection(deadline(5)).unwrap();
     let mut plan = FaultPlan::default();
     for (service, status) in [(Service::ObjectStorage, 503), (Service::Soda, 429)] {
-        plan.set(service, Faults { error_rate: 0.3, error_status: status, ..Faults::default() });
+        plan.set(
+            service,
+            Faults {
+                error_rate: 0.3,
+                error_status: status,
+                ..Faults::default()
+            },
+        );
     }
     env.emulator.set_faults(plan);
     let os = ObjectStorage::new(env.transport.clone(), env.emulator.base_url());
@@ -211,12 +285,34 @@ fn with_30_percent_faults_a_workload_completes_through_retries() {
     let workload_deadline = deadline(60);
     for i in 0..40 {
         let body = format!("object {i}").into_bytes();
-        os.put(&env.bucket(), &format!("f/{i:02}"), &mut Cursor::new(body.clone()), body.len() as u64, "text/plain", &[], Condition::None, workload_deadline)
-            .unwrap();
-        soda.put(&format!("D{i:02}"), &json!({"i": i, "even": i % 2 == 0}), workload_deadline).unwrap();
+        os.put(
+            &env.bucket(),
+            &format!("f/{i:02}"),
+            &mut Cursor::new(body.clone()),
+            body.len() as u64,
+            "text/plain",
+            &[],
+            Condition::None,
+            workload_deadline,
+        )
+        .unwrap();
+        soda.put(
+            &format!("D{i:02}"),
+            &json!({"i": i, "even": i % 2 == 0}),
+            workload_deadline,
+        )
+        .unwrap();
     }
     let listed = os
-        .list(&env.bucket(), ListOptions { prefix: Some("f/".into()), page_size: Some(7), ..Default::default() }, workload_deadline)
+        .list(
+            &env.bucket(),
+            ListOptions {
+                prefix: Some("f/".into()),
+                page_size: Some(7),
+                ..Default::default()
+            },
+            workload_deadline,
+        )
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     assert_eq!(listed.len(), 40);
@@ -227,23 +323,53 @@ fn with_30_percent_faults_a_workload_completes_through_retries() {
         .unwrap();
     assert_eq!(evens.len(), 20);
     let seen = env.emulator.requests();
-    let injected = seen.iter().filter(|r| r.status == 503 || r.status == 429).count();
-    assert!(injected > 10, "faults were injected ({injected} of {})", seen.len());
-    assert!(Instant::now() < workload_deadline, "finished in {:?}", started.elapsed());
+    let injected = seen
+        .iter()
+        .filter(|r| r.status == 503 || r.status == 429)
+        .count();
+    assert!(
+        injected > 10,
+        "faults were injected ({injected} of {})",
+        seen.len()
+    );
+    assert!(
+        Instant::now() < workload_deadline,
+        "finished in {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
 fn with_every_request_failing_the_client_fails_fast_and_clearly() {
     let env = Env::start("faults-100");
     let mut plan = FaultPlan::default();
-    plan.set(Service::ObjectStorage, Faults { error_rate: 1.0, error_status: 503, ..Faults::default() });
+    plan.set(
+        Service::ObjectStorage,
+        Faults {
+            error_rate: 1.0,
+            error_status: 503,
+            ..Faults::default()
+        },
+    );
     env.emulator.set_faults(plan);
     let os = ObjectStorage::new(env.transport.clone(), env.emulator.base_url());
     let started = Instant::now();
     let err = os.namespace(deadline(10)).unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
-    assert_eq!(err.service_error().map(|e| (e.status, e.code.as_str())), Some((503, "ServiceUnavailable")), "{err}");
-    assert_eq!(env.emulator.requests().len(), 4, "exactly the policy's 4 attempts");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        err.service_error().map(|e| (e.status, e.code.as_str())),
+        Some((503, "ServiceUnavailable")),
+        "{err}"
+    );
+    assert_eq!(
+        env.emulator.requests().len(),
+        4,
+        "exactly the policy's 4 attempts"
+    );
 
     // A deadline shorter than the backoff ends the call at once, naming the last error.
     let slow = Transport::new(
@@ -252,14 +378,26 @@ fn with_every_request_failing_the_client_fails_fast_and_clearly() {
     );
     let os = ObjectStorage::new(slow, env.emulator.base_url());
     let started = Instant::now();
-    let err = os.namespace(Instant::now() + Duration::from_millis(300)).unwrap_err();
-    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    let err = os
+        .namespace(Instant::now() + Duration::from_millis(300))
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(matches!(err, Error::Deadline { .. }), "{err}");
     assert!(err.to_string().contains("503"), "{err}");
 
     // Dropped connections are transport errors, retried like 503s.
     let mut plan = FaultPlan::default();
-    plan.set(Service::ObjectStorage, Faults { drop_rate: 1.0, ..Faults::default() });
+    plan.set(
+        Service::ObjectStorage,
+        Faults {
+            drop_rate: 1.0,
+            ..Faults::default()
+        },
+    );
     env.emulator.set_faults(plan);
     let os = ObjectStorage::new(env.transport.clone(), env.emulator.base_url());
     let err = os.namespace(deadline(10)).unwrap_err();
@@ -276,16 +414,28 @@ fn recording_function(env: &Env, status: u16) -> (Server, Arc<Mutex<Vec<Value>>>
         assert!(request.header("fn-deadline").is_some());
         let event: Value = serde_json::from_slice(&request.read_body(1 << 20)?)?;
         sink.lock().unwrap().push(event);
-        Ok(Response::new(status).with_header("content-type", "application/json").with_body("{}"))
+        Ok(Response::new(status)
+            .with_header("content-type", "application/json")
+            .with_body("{}"))
     })
     .unwrap();
-    env.emulator.register_function("ocid1.fnfunc.oc1..events", &socket, true);
+    env.emulator
+        .register_function("ocid1.fnfunc.oc1..events", &socket, true);
     (server, received)
 }
 
 fn put(env: &Env, name: &str, bytes: &[u8]) -> String {
     env.object_storage()
-        .put(&env.bucket(), name, &mut Cursor::new(bytes.to_vec()), bytes.len() as u64, "image/jpeg", &[], Condition::None, deadline(5))
+        .put(
+            &env.bucket(),
+            name,
+            &mut Cursor::new(bytes.to_vec()),
+            bytes.len() as u64,
+            "image/jpeg",
+            &[],
+            Condition::None,
+            deadline(5),
+        )
         .unwrap()
 }
 
@@ -295,11 +445,21 @@ fn object_events_reach_a_function_over_the_fn_contract() {
     let (_function, received) = recording_function(&env, 200);
     let first = put(&env, "uploads/cat 1.jpg", b"one");
     let second = put(&env, "uploads/cat 1.jpg", b"two");
-    env.object_storage().delete(&env.bucket(), "uploads/cat 1.jpg", Condition::None, deadline(5)).unwrap();
+    env.object_storage()
+        .delete(
+            &env.bucket(),
+            "uploads/cat 1.jpg",
+            Condition::None,
+            deadline(5),
+        )
+        .unwrap();
     assert!(env.emulator.events().wait_idle(Duration::from_secs(10)));
 
     let events = received.lock().unwrap().clone();
-    let kinds: Vec<&str> = events.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -313,12 +473,26 @@ fn object_events_reach_a_function_over_the_fn_contract() {
     assert_eq!(created["source"], "ObjectStorage");
     assert_eq!(created["data"]["resourceName"], "uploads/cat 1.jpg");
     assert_eq!(created["data"]["additionalDetails"]["bucketName"], "images");
-    assert_eq!(created["data"]["additionalDetails"]["namespace"], "emulatorns");
+    assert_eq!(
+        created["data"]["additionalDetails"]["namespace"],
+        "emulatorns"
+    );
     assert_eq!(created["data"]["additionalDetails"]["eTag"], first.as_str());
-    assert_eq!(events[1]["data"]["additionalDetails"]["eTag"], second.as_str());
-    let ids: std::collections::HashSet<&str> = events.iter().map(|e| e["eventID"].as_str().unwrap()).collect();
+    assert_eq!(
+        events[1]["data"]["additionalDetails"]["eTag"],
+        second.as_str()
+    );
+    let ids: std::collections::HashSet<&str> = events
+        .iter()
+        .map(|e| e["eventID"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), 3, "each event has its own id");
-    assert!(env.emulator.events().deliveries().iter().all(|d| d.outcome == Outcome::Answered(200)));
+    assert!(env
+        .emulator
+        .events()
+        .deliveries()
+        .iter()
+        .all(|d| d.outcome == Outcome::Answered(200)));
 }
 
 #[test]
@@ -327,16 +501,26 @@ fn event_faults_duplicate_reorder_and_drop() {
     let (_function, received) = recording_function(&env, 200);
 
     let mut plan = FaultPlan::default();
-    plan.events = EventFaults { duplicate_rate: 1.0, ..EventFaults::default() };
+    plan.events = EventFaults {
+        duplicate_rate: 1.0,
+        ..EventFaults::default()
+    };
     env.emulator.set_faults(plan.clone());
     put(&env, "dup.jpg", b"x");
     assert!(env.emulator.events().wait_idle(Duration::from_secs(10)));
     let events = std::mem::take(&mut *received.lock().unwrap());
     assert_eq!(events.len(), 2);
-    assert_eq!(events[0]["eventID"], events[1]["eventID"], "a duplicate is the same event");
+    assert_eq!(
+        events[0]["eventID"], events[1]["eventID"],
+        "a duplicate is the same event"
+    );
 
     // With a delay, later events overtake earlier ones.
-    plan.events = EventFaults { reorder: true, delay: Duration::from_millis(300), ..EventFaults::default() };
+    plan.events = EventFaults {
+        reorder: true,
+        delay: Duration::from_millis(300),
+        ..EventFaults::default()
+    };
     env.emulator.set_faults(plan.clone());
     for name in ["r1.jpg", "r2.jpg", "r3.jpg"] {
         put(&env, name, b"x");
@@ -349,10 +533,16 @@ fn event_faults_duplicate_reorder_and_drop() {
     assert_eq!(order.len(), 3);
     assert_ne!(order, ["r1.jpg", "r2.jpg", "r3.jpg"], "reordered");
 
-    plan.events = EventFaults { drop_rate: 1.0, ..EventFaults::default() };
+    plan.events = EventFaults {
+        drop_rate: 1.0,
+        ..EventFaults::default()
+    };
     env.emulator.set_faults(plan);
     put(&env, "lost.jpg", b"x");
     assert!(env.emulator.events().wait_idle(Duration::from_secs(10)));
     assert!(received.lock().unwrap().is_empty());
-    assert_eq!(env.emulator.events().deliveries().last().unwrap().outcome, Outcome::Dropped);
+    assert_eq!(
+        env.emulator.events().deliveries().last().unwrap().outcome,
+        Outcome::Dropped
+    );
 }

@@ -27,10 +27,8 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!(
-            "ocivision-it-{tag}-{}-{n}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("ocivision-it-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
@@ -91,7 +89,10 @@ impl Env {
         let emulator = Emulator::start(config).expect("emulator starts");
         let key = dev_key();
         emulator.trust_api_key(&key_id(&key), &key);
-        let transport = Transport::new(Auth::Oci(config_file_provider(dir.path(), &key)), fast_retries(4));
+        let transport = Transport::new(
+            Auth::Oci(config_file_provider(dir.path(), &key)),
+            fast_retries(4),
+        );
         Env {
             emulator,
             transport,
@@ -126,8 +127,13 @@ impl Env {
             user: "ADMIN".into(),
             password: Password::SecretId(SODA_SECRET_ID.into()),
         };
-        Soda::connect(&self.transport, &config, Some(&self.secrets()), deadline(10))
-            .expect("soda client")
+        Soda::connect(
+            &self.transport,
+            &config,
+            Some(&self.secrets()),
+            deadline(10),
+        )
+        .expect("soda client")
     }
 }
 
