@@ -222,6 +222,21 @@ impl Emulator {
         self.state.keys.add_api_key(key_id, key.public_key_der());
     }
 
+    /// Trusts a key given as PEM text (a private key, or a `BEGIN PUBLIC KEY` block).
+    pub fn trust_public_key_pem(&self, key_id: &str, pem: &str, origin: &str) -> Result<()> {
+        let public_key = if pem.contains("PRIVATE KEY") {
+            PrivateKey::from_pem(pem, origin)?.public_key_der()
+        } else {
+            use rustls_pki_types::pem::PemObject as _;
+            rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes())
+                .map_err(|e| Error::Credentials(format!("{origin}: not a public key PEM: {e}")))?
+                .as_ref()
+                .to_vec()
+        };
+        self.state.keys.add_api_key(key_id, public_key);
+        Ok(())
+    }
+
     /// Mints a resource-principal token for `function_id`, bound to `key`.
     pub fn mint_token(&self, key: &PrivateKey, function_id: &str, lifetime: Duration) -> String {
         let config = &self.state.config;
@@ -284,6 +299,13 @@ impl Emulator {
             .object_storage
             .read_object(&self.state.config.namespace, bucket, name)
             .map(|(_, bytes)| bytes)
+    }
+
+    /// Serves until the process is stopped.
+    pub fn wait(mut self) {
+        if let Some(server) = self.server.take() {
+            server.wait();
+        }
     }
 
     /// Stops serving, letting requests in flight finish for up to `grace`.
