@@ -10,9 +10,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod document;
 pub mod emulator;
 mod error;
 pub mod http;
+pub mod image_info;
 pub mod logger;
 mod md5;
 pub mod oci;
