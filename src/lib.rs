@@ -10,10 +10,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod config;
 pub mod document;
 pub mod emulator;
 mod error;
+pub mod fdk;
 pub mod http;
 pub mod image_info;
 pub mod logger;

@@ -359,6 +359,68 @@ impl Iterator for Pages<'_> {
     }
 }
 
+/// A [`Soda`] client whose password, when it comes from Secrets, is re-read after a TTL or after
+/// the database refused it, so a rotated password is picked up without a restart.
+pub struct CachedSoda {
+    transport: Transport,
+    config: SodaConfig,
+    secrets: Option<Secrets>,
+    ttl: std::time::Duration,
+    current: std::sync::Mutex<Option<(Soda, Instant)>>,
+}
+
+impl std::fmt::Debug for CachedSoda {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CachedSoda({})", self.config.collection)
+    }
+}
+
+impl CachedSoda {
+    /// Nothing is read until the first call.
+    pub fn new(
+        transport: Transport,
+        config: SodaConfig,
+        secrets: Option<Secrets>,
+        ttl: std::time::Duration,
+    ) -> CachedSoda {
+        CachedSoda {
+            transport,
+            config,
+            secrets,
+            ttl,
+            current: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The client, connecting (and reading the password) when there is none or it is too old.
+    pub fn client(&self, deadline: Instant) -> Result<Soda> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((soda, made)) = current.as_ref() {
+            if made.elapsed() < self.ttl {
+                return Ok(soda.clone());
+            }
+        }
+        let soda = Soda::connect(
+            &self.transport,
+            &self.config,
+            self.secrets.as_ref(),
+            deadline,
+        )?;
+        *current = Some((soda.clone(), Instant::now()));
+        Ok(soda)
+    }
+
+    /// Runs `work` with the client; after a 401 the password is read again for next time.
+    pub fn with<T>(&self, deadline: Instant, work: impl FnOnce(&Soda) -> Result<T>) -> Result<T> {
+        let soda = self.client(deadline)?;
+        let result = work(&soda);
+        if result.as_ref().err().is_some_and(Error::is_authentication) {
+            *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        result
+    }
+}
+
 /// Splits `https://host:port/ords/` into origin and path.
 fn split_url(url: &str) -> Result<(String, String)> {
     let bad = || {

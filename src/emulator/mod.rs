@@ -136,6 +136,8 @@ struct State {
     functions: RwLock<HashMap<String, FnAgent>>,
     events: Arc<EventBus>,
     record: Mutex<Vec<Recorded>>,
+    /// Per service: how many of the next requests fail, and with which status.
+    fail_next: Mutex<HashMap<Service, (u32, u16)>>,
 }
 
 /// A running emulator. Dropping it stops the server and the event thread.
@@ -179,6 +181,7 @@ impl Emulator {
             functions: RwLock::new(HashMap::new()),
             events,
             record: Mutex::new(Vec::new()),
+            fail_next: Mutex::new(HashMap::new()),
             config,
         });
         let mut limits = Limits::public();
@@ -253,6 +256,12 @@ impl Emulator {
     /// Replaces the faults in force.
     pub fn set_faults(&self, plan: FaultPlan) {
         *self.state.faults.write().unwrap_or_else(|e| e.into_inner()) = plan;
+    }
+
+    /// Makes the next `count` requests to `service` fail with `status` (429, 500, 503, …),
+    /// whatever the random faults say: for "fails twice, then succeeds" tests.
+    pub fn fail_next(&self, service: Service, count: u32, status: u16) {
+        lock(&self.state.fail_next).insert(service, (count, status));
     }
 
     /// Sets the Vision detector (`None`: Vision answers 501).
@@ -427,7 +436,21 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
     if !faults.latency.is_zero() {
         std::thread::sleep(faults.latency);
     }
-    match plan.verdict(service) {
+    let scripted = {
+        let mut scripted = lock(&state.fail_next);
+        match scripted.get_mut(&service) {
+            Some((left, status)) if *left > 0 => {
+                *left -= 1;
+                Some(*status)
+            }
+            _ => None,
+        }
+    };
+    let verdict = match scripted {
+        Some(status) => Verdict::Fail(status),
+        None => plan.verdict(service),
+    };
+    match verdict {
         Verdict::Serve => {}
         Verdict::Drop => return None,
         Verdict::Fail(status) => {

@@ -4,16 +4,15 @@
 use std::io::{Cursor, Read};
 use std::sync::{Arc, Mutex};
 
-use ocivision::emulator::vision::Detector;
 use ocivision::http::{Limits, Response, Server};
 use ocivision::oci::functions::{Functions, InvokeMode};
 use ocivision::oci::object_storage::{Condition, ListOptions};
-use ocivision::oci::vision::{AnalyzeImage, BoundingPolygon, ImageObject, ImageSource, Vertex};
+use ocivision::oci::vision::{AnalyzeImage, ImageSource};
 use ocivision::soda::document_key;
 use ocivision::Error;
 use serde_json::json;
 
-use crate::support::emulator::{deadline, Env, TempDir};
+use crate::support::emulator::{deadline, Env, FixedDetector, TempDir};
 
 const DOG: &[u8] = include_bytes!("../fixtures/photos/dog.jpg");
 const CAT: &[u8] = include_bytes!("../fixtures/photos/chelsea.png");
@@ -260,36 +259,6 @@ fn listing_follows_next_start_with_across_pages() {
         "{}",
         pages[1]
     );
-}
-
-struct FixedDetector;
-
-impl Detector for FixedDetector {
-    fn detect(&self, image: &[u8], max: usize) -> Result<Vec<ImageObject>, String> {
-        let name = if image.starts_with(&[0xFF, 0xD8]) {
-            "Dog"
-        } else {
-            "Cat"
-        };
-        let mut objects = vec![ImageObject {
-            name: name.into(),
-            confidence: 0.91,
-            bounding_polygon: BoundingPolygon {
-                normalized_vertices: vec![
-                    Vertex { x: 0.1, y: 0.2 },
-                    Vertex { x: 0.6, y: 0.2 },
-                    Vertex { x: 0.6, y: 0.9 },
-                    Vertex { x: 0.1, y: 0.9 },
-                ],
-            },
-        }];
-        objects.truncate(max);
-        Ok(objects)
-    }
-
-    fn model_version(&self) -> String {
-        "fixed-1.0".into()
-    }
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ocivision::emulator::secrets::SecretEntry;
+use ocivision::emulator::vision::Detector;
 use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
 use ocivision::oci::auth::ConfigFileProvider;
 use ocivision::oci::client::{Auth, RetryPolicy, Transport, TransportConfig};
@@ -13,6 +14,7 @@ use ocivision::oci::object_storage::{Bucket, ObjectStorage};
 use ocivision::oci::secrets::Secrets;
 use ocivision::oci::sign::PrivateKey;
 use ocivision::oci::vision::Vision;
+use ocivision::oci::vision::{BoundingPolygon, ImageObject, Vertex};
 use ocivision::soda::{Password, Soda, SodaConfig};
 
 pub const TENANCY: &str = "ocid1.tenancy.oc1..test";
@@ -156,4 +158,160 @@ pub fn config_file_provider(dir: &Path, key: &PrivateKey) -> Arc<ConfigFileProvi
 
 pub fn deadline(secs: u64) -> Instant {
     Instant::now() + Duration::from_secs(secs)
+}
+
+/// A detector that answers at once: "Dog" for JPEGs, "Cat" for PNGs, one box each, after an
+/// optional pause (to race deletes against analyses).
+pub struct FixedDetector;
+
+impl Detector for FixedDetector {
+    fn detect(&self, image: &[u8], max: usize) -> Result<Vec<ImageObject>, String> {
+        let name = if image.starts_with(&[0xFF, 0xD8]) {
+            "Dog"
+        } else {
+            "Cat"
+        };
+        let mut objects = vec![ImageObject {
+            name: name.into(),
+            confidence: 0.91,
+            bounding_polygon: BoundingPolygon {
+                normalized_vertices: vec![
+                    Vertex { x: 0.1, y: 0.2 },
+                    Vertex { x: 0.6, y: 0.2 },
+                    Vertex { x: 0.6, y: 0.9 },
+                    Vertex { x: 0.1, y: 0.9 },
+                ],
+            },
+        }];
+        objects.truncate(max);
+        Ok(objects)
+    }
+
+    fn model_version(&self) -> String {
+        "fixed-1.0".into()
+    }
+}
+
+/// [`FixedDetector`] after a pause.
+pub struct SlowDetector(pub Duration);
+
+impl Detector for SlowDetector {
+    fn detect(&self, image: &[u8], max: usize) -> Result<Vec<ImageObject>, String> {
+        std::thread::sleep(self.0);
+        FixedDetector.detect(image, max)
+    }
+
+    fn model_version(&self) -> String {
+        "slow-1.0".into()
+    }
+}
+
+pub const FUNCTION_ID: &str = "ocid1.fnfunc.oc1..analyzer";
+
+/// The real `func` binary, started as the Fn agent would start it: `FN_LISTENER`, resource
+/// principal files minted by the emulator, endpoints pointing at the emulator. Killed on drop.
+pub struct FuncProcess {
+    pub child: std::process::Child,
+    pub socket: PathBuf,
+    pub ready_after: Duration,
+}
+
+impl Drop for FuncProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The environment the function runs with (FN_LISTENER and resource principal included).
+pub fn func_env(env: &Env) -> Vec<(String, String)> {
+    let iofs = env.dir.path().join("iofs");
+    std::fs::create_dir_all(&iofs).unwrap();
+    let key_text = rp_key_pem();
+    let key = PrivateKey::from_pem(&key_text, "rp key").unwrap();
+    let token = env
+        .emulator
+        .mint_token(&key, FUNCTION_ID, Duration::from_secs(3600));
+    std::fs::write(iofs.join("rpst"), &token).unwrap();
+    std::fs::write(iofs.join("private.pem"), &key_text).unwrap();
+    let base = env.emulator.base_url();
+    [
+        (
+            "FN_LISTENER",
+            format!("unix:{}", iofs.join("lsnr.sock").display()),
+        ),
+        ("FN_FORMAT", "http-stream".into()),
+        ("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2".into()),
+        (
+            "OCI_RESOURCE_PRINCIPAL_RPST",
+            iofs.join("rpst").display().to_string(),
+        ),
+        (
+            "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
+            iofs.join("private.pem").display().to_string(),
+        ),
+        ("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1".into()),
+        ("OCIVISION_OBJECTSTORAGE_URL", base.to_string()),
+        ("OCIVISION_VISION_URL", base.to_string()),
+        ("OCIVISION_SECRETS_URL", base.to_string()),
+        ("BUCKET_NAME", "images".into()),
+        ("DB_ORDS_BASE_URL", format!("{base}/ords/")),
+        ("DB_PASSWORD_SECRET_OCID", SODA_SECRET_ID.into()),
+        ("LOG_LEVEL", "warn".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The resource principal's key: the 2048-bit key of the signing fixtures (not the API key).
+pub fn rp_key_pem() -> String {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/oci-signing-vectors.json"
+    ))
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["extra_key_sets"][0]["key_pem_pkcs8"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Starts `func` and registers it with the emulator for events and invocations.
+pub fn spawn_func(env: &Env) -> FuncProcess {
+    let vars = func_env(env);
+    let socket = PathBuf::from(
+        vars.iter()
+            .find(|(k, _)| k == "FN_LISTENER")
+            .unwrap()
+            .1
+            .trim_start_matches("unix:"),
+    );
+    let started = Instant::now();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_func"))
+        .env_clear()
+        .envs(vars)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("start func");
+    let mut process = FuncProcess {
+        child,
+        socket,
+        ready_after: Duration::ZERO,
+    };
+    while std::fs::symlink_metadata(&process.socket).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "func did not create its socket within 5 s"
+        );
+        if let Ok(Some(status)) = process.child.try_wait() {
+            panic!("func exited during start-up: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    process.ready_after = started.elapsed();
+    env.emulator
+        .register_function(FUNCTION_ID, &process.socket, true);
+    process
 }

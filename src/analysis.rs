@@ -1,0 +1,443 @@
+//! What the function does with one Object Storage event: check the object, ask Vision, and keep
+//! exactly one analysis document per object, idempotently.
+//!
+//! - create / update: HEAD the object (gone → remove any document; a different eTag → the event
+//!   is stale and ignored). A document already `done` for this eTag means a duplicate delivery:
+//!   nothing changes. Files Vision would refuse (not JPEG/PNG, over 5 MB, outside 32..10000 px)
+//!   get a `failed` document with a reason and no Vision call. Otherwise the document goes
+//!   `analyzing`, Vision runs on the OBJECT_STORAGE source, the result is written, and the
+//!   object is checked again: if it was deleted meanwhile, the document is removed.
+//! - delete: the document is removed.
+//!
+//! Every outbound call is bounded by the call's deadline minus a margin; retries happen in the
+//! transport. Failures the pipeline cannot finish become a `failed` document (when the database
+//! is reachable) and a 502, so the platform's logs show them.
+
+use std::io::Read;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+
+use crate::document::{meta, AnalysisDocument, Failure, Status};
+use crate::error::Error;
+use crate::fdk::Outcome;
+use crate::image_info;
+use crate::oci::object_storage::{Bucket, ObjectInfo, ObjectStorage};
+use crate::oci::vision::{AnalyzeImage, ImageSource, Vision};
+use crate::soda::{document_key, CachedSoda};
+use crate::timefmt::{self, Precision};
+
+/// How much of an image is read to check its type and dimensions (JPEG frames can sit after
+/// large metadata segments).
+const HEADER_BYTES: u64 = 256 * 1024;
+
+/// The kind of object change an event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// `createobject`.
+    Create,
+    /// `updateobject`.
+    Update,
+    /// `deleteobject`.
+    Delete,
+}
+
+/// The parts of an Object Storage CloudEvent we use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// `eventID`.
+    pub event_id: String,
+    /// `eventTime`, when readable.
+    pub event_time: Option<SystemTime>,
+    /// `additionalDetails.namespace`.
+    pub namespace: String,
+    /// `additionalDetails.bucketName`.
+    pub bucket: String,
+    /// `resourceName`: the raw object name.
+    pub name: String,
+    /// `additionalDetails.eTag`, when present.
+    pub etag: Option<String>,
+}
+
+/// Reads an event leniently (source case, missing milliseconds, extra fields); the error says
+/// which field is missing.
+pub fn parse_event(body: &[u8]) -> Result<ObjectEvent, String> {
+    let event: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the event is not JSON: {e}"))?;
+    let text = |value: &Value| value.as_str().map(str::to_string);
+    let event_type = text(&event["eventType"]).ok_or("the event has no eventType")?;
+    let kind = match event_type.rsplit('.').next().unwrap_or("") {
+        "createobject" => EventKind::Create,
+        "updateobject" => EventKind::Update,
+        "deleteobject" => EventKind::Delete,
+        _ => return Err(format!("event type {event_type:?} is not an object event")),
+    };
+    let data = &event["data"];
+    let details = &data["additionalDetails"];
+    let name = text(&data["resourceName"])
+        .filter(|n| !n.is_empty())
+        .ok_or("the event has no data.resourceName")?;
+    let bucket = text(&details["bucketName"]).ok_or("the event has no bucketName")?;
+    let namespace = text(&details["namespace"]).ok_or("the event has no namespace")?;
+    Ok(ObjectEvent {
+        kind,
+        event_id: text(&event["eventID"]).unwrap_or_default(),
+        event_time: text(&event["eventTime"]).and_then(|t| timefmt::parse(&t)),
+        namespace,
+        bucket,
+        name,
+        etag: text(&details["eTag"]).filter(|e| !e.is_empty()),
+    })
+}
+
+/// The function's settings.
+#[derive(Debug, Clone)]
+pub struct AnalyzerConfig {
+    /// Only events for this bucket are handled.
+    pub bucket: String,
+    /// The compartment billed for Vision calls.
+    pub compartment_id: String,
+    /// OBJECT_DETECTION `maxResults`.
+    pub max_results: u32,
+    /// Also ask for image-level labels (this many).
+    pub max_labels: Option<u32>,
+    /// Time kept back from the call's deadline to answer in time.
+    pub margin: Duration,
+    /// Largest image analysed.
+    pub max_image_bytes: u64,
+}
+
+/// Turns events into documents. Built once per container; `handle` is called per event.
+#[derive(Debug)]
+pub struct Analyzer {
+    object_storage: ObjectStorage,
+    vision: Vision,
+    soda: CachedSoda,
+    config: AnalyzerConfig,
+}
+
+impl Analyzer {
+    /// Wraps the clients.
+    pub fn new(
+        object_storage: ObjectStorage,
+        vision: Vision,
+        soda: CachedSoda,
+        config: AnalyzerConfig,
+    ) -> Analyzer {
+        Analyzer {
+            object_storage,
+            vision,
+            soda,
+            config,
+        }
+    }
+
+    /// Handles one event body by the call's `deadline`.
+    pub fn handle(&self, body: &[u8], deadline: Instant, call_id: &str) -> Outcome {
+        let event = match parse_event(body) {
+            Ok(event) => event,
+            Err(reason) => {
+                log::error!(target: "analysis", "call {call_id}: malformed event, ignored: {reason}");
+                return Outcome::Failed(format!("malformed event: {reason}"));
+            }
+        };
+        let work_deadline = deadline
+            .checked_sub(self.config.margin)
+            .filter(|d| *d > Instant::now());
+        let Some(work_deadline) = work_deadline else {
+            return Outcome::TimedOut("not enough time left before the deadline".into());
+        };
+        if event.bucket != self.config.bucket {
+            return Outcome::Success(json!({"action": "ignored", "reason": "another bucket"}));
+        }
+        let result = match event.kind {
+            EventKind::Delete => self.forget(&event, work_deadline),
+            EventKind::Create | EventKind::Update => self.analyze(&event, work_deadline),
+        };
+        match result {
+            Ok(value) => {
+                log::info!(
+                    target: "analysis",
+                    "call {call_id}: {} {:?}: {}",
+                    event.event_id,
+                    event.name,
+                    value["action"].as_str().unwrap_or("")
+                );
+                Outcome::Success(value)
+            }
+            Err(Error::Deadline { .. }) => {
+                Outcome::TimedOut(format!("deadline reached while handling {:?}", event.name))
+            }
+            Err(e) => Outcome::Failed(format!("{:?}: {e}", event.name)),
+        }
+    }
+
+    fn key(event: &ObjectEvent) -> String {
+        document_key(&event.namespace, &event.bucket, &event.name)
+    }
+
+    fn bucket(event: &ObjectEvent) -> Bucket {
+        Bucket {
+            namespace: event.namespace.clone(),
+            name: event.bucket.clone(),
+        }
+    }
+
+    fn forget(&self, event: &ObjectEvent, deadline: Instant) -> crate::Result<Value> {
+        let existed = self.soda.with(deadline, |soda| {
+            soda.delete(&Analyzer::key(event), deadline)
+        })?;
+        Ok(json!({"action": if existed { "deleted" } else { "nothing to delete" }}))
+    }
+
+    fn analyze(&self, event: &ObjectEvent, deadline: Instant) -> crate::Result<Value> {
+        let received = SystemTime::now();
+        let bucket = Analyzer::bucket(event);
+        let Some(info) = self.object_storage.head(&bucket, &event.name, deadline)? else {
+            // Gone already: whatever the order of events, no document may outlive its object.
+            self.forget(event, deadline)?;
+            return Ok(json!({"action": "object gone"}));
+        };
+        if event.etag.as_ref().is_some_and(|etag| *etag != info.etag) {
+            return Ok(json!({"action": "stale", "current_etag": info.etag}));
+        }
+        let key = Analyzer::key(event);
+        let db_started = Instant::now();
+        let existing = self
+            .soda
+            .with(deadline, |soda| soda.get(&key, deadline))?
+            .and_then(|doc| AnalysisDocument::from_json(doc.value).ok());
+        if let Some(done) = existing
+            .as_ref()
+            .filter(|d| d.etag == info.etag && d.status == Status::Done)
+        {
+            return Ok(json!({"action": "duplicate", "objects": done.objects.len()}));
+        }
+        let mut doc = self.base_document(event, &info, existing);
+        doc.timings.event_lag_ms = event
+            .event_time
+            .and_then(|t| received.duration_since(t).ok())
+            .map(|d| d.as_millis() as u64);
+
+        if let Err(refusal) = self.check_image(&bucket, &event.name, &info, deadline)? {
+            doc.status = Status::Failed;
+            doc.error = Some(Failure {
+                code: refusal.code().into(),
+                message: refusal.to_string(),
+            });
+            self.write(&key, &mut doc, deadline)?;
+            return Ok(json!({"action": "rejected", "reason": refusal.to_string()}));
+        }
+
+        doc.status = Status::Analyzing;
+        doc.attempts += 1;
+        self.write(&key, &mut doc, deadline)?;
+        doc.timings.db_ms = Some(db_started.elapsed().as_millis() as u64);
+
+        let request = AnalyzeImage {
+            image: ImageSource::ObjectStorage {
+                namespace: event.namespace.clone(),
+                bucket: event.bucket.clone(),
+                object: event.name.clone(),
+            },
+            max_objects: self.config.max_results,
+            max_labels: self.config.max_labels,
+            compartment_id: self.config.compartment_id.clone(),
+        };
+        let vision_started = Instant::now();
+        let analysis = self.vision.analyze(&request, deadline);
+        doc.timings.vision_ms = Some(vision_started.elapsed().as_millis() as u64);
+        let analysis = match analysis {
+            Ok(analysis) => analysis,
+            Err(e) => {
+                doc.status = Status::Failed;
+                doc.error = Some(vision_failure(&e, doc.attempts));
+                // Best effort: the call fails either way, and says why.
+                let _ = self.write(&key, &mut doc, Instant::now() + Duration::from_secs(2));
+                return Err(e);
+            }
+        };
+        doc.set_analysis(&analysis);
+        if let Some(feature_error) = analysis.errors.first() {
+            doc.status = Status::Failed;
+            doc.error = Some(Failure {
+                code: feature_error.code.clone(),
+                message: feature_error.message.clone(),
+            });
+        } else {
+            doc.status = Status::Done;
+            doc.error = None;
+        }
+        doc.analyzed_at = Some(timefmt::format(SystemTime::now(), Precision::Millis));
+        self.write(&key, &mut doc, deadline)?;
+
+        // The object may have been deleted while Vision ran; its delete event may even have been
+        // handled already. Undo rather than leave a document behind.
+        if self
+            .object_storage
+            .head(&bucket, &event.name, deadline)?
+            .is_none()
+        {
+            self.forget(event, deadline)?;
+            return Ok(json!({"action": "object deleted during analysis"}));
+        }
+        Ok(json!({
+            "action": if doc.status == Status::Done { "analyzed" } else { "failed" },
+            "objects": doc.objects.len(),
+            "etag": doc.etag,
+        }))
+    }
+
+    fn base_document(
+        &self,
+        event: &ObjectEvent,
+        info: &ObjectInfo,
+        existing: Option<AnalysisDocument>,
+    ) -> AnalysisDocument {
+        let same_version = existing.as_ref().is_some_and(|d| d.etag == info.etag);
+        let mut doc = existing.unwrap_or_else(|| {
+            AnalysisDocument::new(
+                &event.namespace,
+                &event.bucket,
+                &event.name,
+                Status::Pending,
+            )
+        });
+        if !same_version {
+            doc.attempts = 0;
+            doc.objects.clear();
+            doc.labels.clear();
+            doc.ontology.clear();
+            doc.analyzed_at = None;
+        }
+        let metadata = |key: &str| {
+            info.metadata
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        doc.etag = info.etag.clone();
+        doc.size = info.content_length;
+        doc.content_type = info.content_type.clone();
+        doc.original_name = metadata(meta::ORIGINAL_NAME).or(doc.original_name);
+        doc.sha256 = metadata(meta::SHA256).or(doc.sha256);
+        doc.correlation_id = metadata(meta::REQUEST_ID).or(doc.correlation_id);
+        doc.event_id = Some(event.event_id.clone()).filter(|e| !e.is_empty());
+        if doc.uploaded_at.is_empty() {
+            doc.uploaded_at = httpdate::parse_http_date(&info.last_modified)
+                .map(|t| timefmt::format(t, Precision::Millis))
+                .unwrap_or_default();
+        }
+        doc
+    }
+
+    /// `Ok(Err(refusal))` when Vision would refuse the file.
+    fn check_image(
+        &self,
+        bucket: &Bucket,
+        name: &str,
+        info: &ObjectInfo,
+        deadline: Instant,
+    ) -> crate::Result<Result<(), image_info::Refusal>> {
+        if info.content_length > self.config.max_image_bytes {
+            return Ok(Err(image_info::Refusal::TooLarge {
+                size: info.content_length,
+                limit: self.config.max_image_bytes,
+            }));
+        }
+        let last = HEADER_BYTES.min(info.content_length.max(1)) - 1;
+        let mut download =
+            self.object_storage
+                .get(bucket, name, Some((0, Some(last))), HEADER_BYTES, deadline)?;
+        let mut head = Vec::with_capacity(last as usize + 1);
+        download
+            .body
+            .read_to_end(&mut head)
+            .map_err(|e| Error::Transport {
+                service: "objectstorage",
+                detail: format!("reading the image header: {e}"),
+            })?;
+        Ok(
+            image_info::validate(&head, info.content_length, self.config.max_image_bytes)
+                .map(|_| ()),
+        )
+    }
+
+    fn write(&self, key: &str, doc: &mut AnalysisDocument, deadline: Instant) -> crate::Result<()> {
+        doc.updated_at = timefmt::format(SystemTime::now(), Precision::Millis);
+        let value = doc.to_json();
+        self.soda
+            .with(deadline, |soda| match soda.put(key, &value, deadline) {
+                // A new database: create the collection (client-assigned keys) on first write.
+                Err(Error::Service(e)) if e.status == 404 => {
+                    soda.ensure_collection(deadline)?;
+                    soda.put(key, &value, deadline)
+                }
+                other => other,
+            })?;
+        Ok(())
+    }
+}
+
+fn vision_failure(error: &Error, attempts: u32) -> Failure {
+    let (code, detail) = match error.service_error() {
+        Some(e) if !e.code.is_empty() => (
+            e.code.clone(),
+            format!("Vision answered {} {}: {}", e.status, e.code, e.message),
+        ),
+        Some(e) => (
+            format!("Http{}", e.status),
+            format!("Vision answered {}: {}", e.status, e.message),
+        ),
+        None => (
+            "VisionUnavailable".to_string(),
+            format!("Vision could not be reached: {error}"),
+        ),
+    };
+    Failure {
+        message: format!("analysis attempt {attempts} failed after retries. {detail}"),
+        code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_oci_events_leniently() {
+        let body = br#"{"eventType": "com.oraclecloud.objectstorage.createobject", "cloudEventsVersion": "0.1",
+            "source": "objectstorage", "eventTime": "2025-03-01T10:15:31Z", "eventID": "e-1",
+            "data": {"resourceName": "uploads/cat.jpg", "resourceId": "",
+                     "additionalDetails": {"bucketName": "images", "namespace": "ns", "eTag": "t-1"}},
+            "freeFormTags": {}}"#;
+        let event = parse_event(body).unwrap();
+        assert_eq!(event.kind, EventKind::Create);
+        assert_eq!(
+            (event.bucket.as_str(), event.name.as_str()),
+            ("images", "uploads/cat.jpg")
+        );
+        assert_eq!(event.etag.as_deref(), Some("t-1"));
+        assert!(event.event_time.is_some());
+        let delete = br#"{"eventType": "com.oraclecloud.objectstorage.deleteobject",
+            "data": {"resourceName": "a", "additionalDetails": {"bucketName": "b", "namespace": "n"}}}"#;
+        assert_eq!(parse_event(delete).unwrap().etag, None);
+    }
+
+    #[test]
+    fn malformed_events_say_what_is_missing() {
+        assert!(parse_event(b"{not json").unwrap_err().contains("not JSON"));
+        assert!(
+            parse_event(br#"{"eventType": "com.oraclecloud.computeapi.launchinstance"}"#)
+                .unwrap_err()
+                .contains("not an object event")
+        );
+        assert!(
+            parse_event(br#"{"eventType": "x.createobject", "data": {}}"#)
+                .unwrap_err()
+                .contains("resourceName")
+        );
+    }
+}
