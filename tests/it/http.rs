@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use ocivision::http::{Limits, Request, Response, Server};
 
 use crate::support::{
-    assert_serves, echo_server, half_close, quick_limits, threads_named, wait_until, Client,
-    Webapp,
+    assert_serves, echo_server, half_close, quick_limits, threads_named, wait_until, Client, Webapp,
 };
 
 // --- Content-Length 1e14, 2^63−1, 2^64−1 ------------------------------------------------------
@@ -33,7 +32,10 @@ fn huge_content_length_is_refused_early_process_stays_up_and_rss_small() {
         ("18446744073709551616", 400),
     ] {
         let mut c = Client::connect(app.addr);
-        c.send(format!("POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\nabc").as_bytes());
+        c.send(
+            format!("POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\nabc")
+                .as_bytes(),
+        );
         let r = c.response().expect("an answer, not a crash");
         assert_eq!(r.status, status, "Content-Length {len}");
         assert!(r.closes(), "refusal must say Connection: close");
@@ -42,7 +44,10 @@ fn huge_content_length_is_refused_early_process_stays_up_and_rss_small() {
         assert_serves(app.addr);
     }
     let after = app.rss_kib();
-    assert!(after < before + 8 * 1024, "RSS grew from {before} kB to {after} kB");
+    assert!(
+        after < before + 8 * 1024,
+        "RSS grew from {before} kB to {after} kB"
+    );
 }
 
 // --- Expect: 100-continue -----------------------------------------------------------------------
@@ -86,7 +91,9 @@ fn expect_continue_answered_before_reading_gets_final_status_without_100_and_clo
     let (server, _) = echo_server(quick_limits());
     let addr = server.tcp_addr().unwrap();
     let mut c = Client::connect(addr);
-    c.send(b"POST /noread HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    c.send(
+        b"POST /noread HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
     let r = c.response().unwrap();
     assert_eq!(r.status, 200, "the handler's answer, not 100");
     assert!(r.closes(), "an uninvited body is never drained: close");
@@ -204,25 +211,38 @@ fn body_cut_short_by_the_client_is_400_never_a_short_success() {
 fn thousand_idle_connections_are_closed_by_the_idle_timeout_and_threads_return_to_baseline() {
     let mut limits = quick_limits();
     limits.max_connections = 1100;
-    limits.idle_timeout = Some(Duration::from_millis(1500));
+    // Long enough that all 1000 are open at once even on a slow machine, short for a test.
+    limits.idle_timeout = Some(Duration::from_secs(6));
     let (server, _) = echo_server(limits);
     let addr = server.tcp_addr().unwrap();
     let name = server.thread_name().to_string();
     assert_eq!(threads_named(&name), 0, "no connection threads before");
-    let mut idle: Vec<TcpStream> = (0..1000)
-        .map(|_| TcpStream::connect(addr).expect("connect"))
-        .collect();
+    // Connect in bursts of 100 so the listen backlog (128) never overflows: a dropped SYN/ACK
+    // would delay accepts by whole seconds and blur what this test measures.
+    let mut idle: Vec<TcpStream> = Vec::new();
+    for burst in 1..=10 {
+        idle.extend((0..100).map(|_| TcpStream::connect(addr).expect("connect")));
+        assert!(
+            wait_until(Duration::from_secs(4), || server.active_connections()
+                == burst * 100),
+            "accepted {} of {}",
+            server.active_connections(),
+            burst * 100
+        );
+    }
     assert!(
-        wait_until(Duration::from_secs(5), || server.active_connections() == 1000),
-        "all 1000 accepted (active {})",
-        server.active_connections()
+        threads_named(&name) >= 900,
+        "one thread per connection while open"
     );
-    assert!(threads_named(&name) >= 900, "one thread per connection while open");
     // Every idle connection is closed by the server (EOF), not left hanging.
     for s in &mut idle {
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut b = [0u8; 16];
-        assert_eq!(s.read(&mut b).unwrap_or(0), 0, "idle connection must be closed");
+        assert_eq!(
+            s.read(&mut b).unwrap_or(0),
+            0,
+            "idle connection must be closed"
+        );
     }
     assert!(
         wait_until(Duration::from_secs(3), || threads_named(&name) == 0),
@@ -313,7 +333,10 @@ fn two_hundred_mib_header_line_is_cut_off_early_without_holding_it() {
     // Stream the line in 64 KiB pieces; stop when the server answers or closes.
     let w = std::thread::spawn(move || {
         let mut sent = 0u64;
-        if writer.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: ").is_err() {
+        if writer
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: ")
+            .is_err()
+        {
             return sent;
         }
         let piece = [b'a'; 64 * 1024];
@@ -331,7 +354,10 @@ fn two_hundred_mib_header_line_is_cut_off_early_without_holding_it() {
     let sent = w.join().unwrap();
     assert_eq!(r.status, 431);
     assert!(r.closes());
-    assert!(sent < 50 * 1024 * 1024, "server read {sent} bytes of a hopeless line");
+    assert!(
+        sent < 50 * 1024 * 1024,
+        "server read {sent} bytes of a hopeless line"
+    );
     assert!(app.alive());
     assert_serves(app.addr);
     let after = app.rss_kib();
@@ -353,7 +379,10 @@ fn refused_without_smuggling(head: &str, status: u16) {
     assert_eq!(r.status, status, "{head:?}");
     assert!(r.closes(), "{head:?}");
     assert!(c.closed(), "nothing after the refusal: {head:?}");
-    assert!(!seen.saw("/smuggled"), "embedded request reached the handler: {head:?}");
+    assert!(
+        !seen.saw("/smuggled"),
+        "embedded request reached the handler: {head:?}"
+    );
     assert_serves(addr);
     assert!(!seen.saw("/smuggled"));
 }
@@ -368,7 +397,10 @@ fn duplicate_differing_content_length_is_400_and_never_smuggles() {
 
 #[test]
 fn content_length_with_trailing_junk_is_400_and_never_smuggles() {
-    refused_without_smuggling("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 12abc\r\n\r\n", 400);
+    refused_without_smuggling(
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 12abc\r\n\r\n",
+        400,
+    );
 }
 
 #[test]
@@ -381,7 +413,10 @@ fn transfer_encoding_with_content_length_is_400_and_never_smuggles() {
 
 #[test]
 fn transfer_encodings_other_than_chunked_are_501_and_never_smuggle() {
-    refused_without_smuggling("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
+    refused_without_smuggling(
+        "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+        501,
+    );
     refused_without_smuggling(
         "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
         501,
@@ -395,7 +430,8 @@ fn chunked_with_oversize_size_line_is_400_and_closed() {
     let (server, seen) = echo_server(quick_limits());
     let addr = server.tcp_addr().unwrap();
     let mut c = Client::connect(addr);
-    let mut wire = b"POST /read HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1;".to_vec();
+    let mut wire =
+        b"POST /read HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1;".to_vec();
     wire.extend(std::iter::repeat_n(b'e', 4096));
     wire.extend_from_slice(b"\r\nx\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
     c.send(&wire);
@@ -449,7 +485,12 @@ fn handler_stopping_mid_chunk_never_exposes_chunk_data_as_a_request() {
     wire.extend_from_slice(hidden);
     wire.extend_from_slice(b"\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: t\r\n\r\n");
     c.send(&wire);
-    assert_eq!(c.response().unwrap().text(), "POST /noread 0");
+    let first = c.response().unwrap();
+    assert_eq!(first.text(), "POST /noread 0");
+    assert!(
+        !first.closes(),
+        "the rest of the body was drained: keep-alive"
+    );
     assert_eq!(c.response().unwrap().text(), "GET /after 0");
     assert!(!seen.saw("/smuggled"));
 }
@@ -462,7 +503,11 @@ fn non_ascii_header_bytes_get_a_defined_answer_without_panic() {
     let addr = server.tcp_addr().unwrap();
     let mut c = Client::connect(addr);
     c.send(b"GET /v HTTP/1.1\r\nHost: t\r\nX-Name: caf\xc3\xa9 \xff\xfe\r\n\r\n");
-    assert_eq!(c.response().unwrap().status, 200, "obs-text in a value is allowed");
+    assert_eq!(
+        c.response().unwrap().status,
+        200,
+        "obs-text in a value is allowed"
+    );
     let mut c = Client::connect(addr);
     c.send(b"GET /n HTTP/1.1\r\nHost: t\r\nX-\xc3\xa9: v\r\n\r\n");
     let r = c.response().unwrap();
@@ -475,7 +520,10 @@ fn non_ascii_header_bytes_get_a_defined_answer_without_panic() {
 #[test]
 fn htab_in_a_header_value_is_accepted() {
     let server = Server::bind_tcp("127.0.0.1:0", quick_limits(), |req: &Request| {
-        Ok(Response::text(200, req.header("x-tab").unwrap_or("missing")))
+        Ok(Response::text(
+            200,
+            req.header("x-tab").unwrap_or("missing"),
+        ))
     })
     .unwrap();
     let mut c = Client::connect(server.tcp_addr().unwrap());
@@ -539,7 +587,10 @@ fn http10_without_host_is_served_and_closed() {
     c.send(b"GET /old HTTP/1.0\r\n\r\n");
     let r = c.response().unwrap();
     assert_eq!(r.status, 200);
-    assert!(r.closes(), "HTTP/1.0 without keep-alive is closed, and says so");
+    assert!(
+        r.closes(),
+        "HTTP/1.0 without keep-alive is closed, and says so"
+    );
     assert!(c.closed());
 }
 
@@ -583,10 +634,18 @@ fn head_gets_headers_but_no_body() {
     let _ = c.stream.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw);
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-    assert!(text.contains("Content-Length: 9\r\n"), "length as for GET: {text}");
-    let second = text.find("HTTP/1.1 200 OK\r\n").map(|_| text.rfind("HTTP/1.1 "));
     assert!(
-        text.split("\r\n\r\n").nth(1).unwrap().starts_with("HTTP/1.1 200"),
+        text.contains("Content-Length: 9\r\n"),
+        "length as for GET: {text}"
+    );
+    let second = text
+        .find("HTTP/1.1 200 OK\r\n")
+        .map(|_| text.rfind("HTTP/1.1 "));
+    assert!(
+        text.split("\r\n\r\n")
+            .nth(1)
+            .unwrap()
+            .starts_with("HTTP/1.1 200"),
         "no body between the two heads: {text} {second:?}"
     );
 }
@@ -601,7 +660,9 @@ fn emfile_during_accept_is_survived_and_serving_resumes() {
         .map(|_| TcpStream::connect(app.addr).expect("kernel accepts into the backlog"))
         .collect();
     assert!(
-        wait_until(Duration::from_secs(5), || app.log().contains("accept failed")),
+        wait_until(Duration::from_secs(5), || app
+            .log()
+            .contains("accept failed")),
         "the fd limit was hit (log: {})",
         app.log()
     );
@@ -650,8 +711,17 @@ fn every_response_after_which_we_close_says_connection_close() {
         let mut c = Client::connect(addr);
         c.send(wire);
         let r = c.response().unwrap();
-        assert!(r.closes(), "{:?} → {} without Connection: close", String::from_utf8_lossy(wire), r.status);
-        assert!(c.closed(), "{:?} was not closed", String::from_utf8_lossy(wire));
+        assert!(
+            r.closes(),
+            "{:?} → {} without Connection: close",
+            String::from_utf8_lossy(wire),
+            r.status
+        );
+        assert!(
+            c.closed(),
+            "{:?} was not closed",
+            String::from_utf8_lossy(wire)
+        );
     }
     let mut c = Client::connect(addr);
     c.send(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -699,7 +769,10 @@ fn graceful_shutdown_finishes_in_flight_requests_and_closes_idle_ones() {
     busy.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
     std::thread::sleep(Duration::from_millis(100));
     let t = Instant::now();
-    assert!(server.shutdown(Duration::from_secs(5)), "finished within the grace period");
+    assert!(
+        server.shutdown(Duration::from_secs(5)),
+        "finished within the grace period"
+    );
     assert!(t.elapsed() < Duration::from_secs(2));
     let r = busy.response().expect("in-flight request completes");
     assert_eq!(r.text(), "done");
@@ -735,7 +808,10 @@ fn unix_socket_with_the_fn_profile_serves_chunked_bodies_and_keep_alive() {
         got.extend_from_slice(&b[..n]);
     }
     let text = String::from_utf8_lossy(&got);
-    assert!(text.contains("5 bytes") && !text.contains("Connection: close"), "{text}");
+    assert!(
+        text.contains("5 bytes") && !text.contains("Connection: close"),
+        "{text}"
+    );
     assert!(server.shutdown(Duration::from_secs(2)));
     let _ = std::fs::remove_file(&path);
 }

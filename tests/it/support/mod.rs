@@ -146,7 +146,10 @@ impl Client {
         self.buf.drain(..end);
         let mut lines = head.split("\r\n");
         let status_line = lines.next().unwrap_or_default();
-        assert!(status_line.starts_with("HTTP/1.1 "), "status line {status_line:?}");
+        assert!(
+            status_line.starts_with("HTTP/1.1 "),
+            "status line {status_line:?}"
+        );
         let status: u16 = status_line[9..12].parse().expect("status code");
         let headers: Vec<(String, String)> = lines
             .filter(|l| !l.is_empty())
@@ -181,11 +184,9 @@ impl Client {
                         return None;
                     }
                 };
-                let size = usize::from_str_radix(
-                    std::str::from_utf8(&self.buf[..line_end]).unwrap(),
-                    16,
-                )
-                .unwrap();
+                let size =
+                    usize::from_str_radix(std::str::from_utf8(&self.buf[..line_end]).unwrap(), 16)
+                        .unwrap();
                 self.buf.drain(..line_end + 2);
                 while self.buf.len() < size + 2 {
                     if !self.more() {
