@@ -474,6 +474,22 @@ fn chunked_truncated_mid_chunk_is_an_error_not_a_short_body() {
 }
 
 #[test]
+fn chunked_body_over_the_cap_is_413_and_closed() {
+    let mut limits = quick_limits();
+    limits.max_body_bytes = 1000;
+    let (server, _) = echo_server(limits);
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n");
+    c.send(&[b'z'; 1024]);
+    c.send(b"\r\n0\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 413, "declared chunk size crosses the cap");
+    assert!(r.closes());
+    assert_serves(addr);
+}
+
+#[test]
 fn handler_stopping_mid_chunk_never_exposes_chunk_data_as_a_request() {
     let (server, seen) = echo_server(quick_limits());
     let addr = server.tcp_addr().unwrap();
