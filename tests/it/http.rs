@@ -193,6 +193,29 @@ fn body_dripped_one_byte_at_a_time_gets_408_at_the_total_body_deadline() {
 }
 
 #[test]
+fn slow_head_gets_408_at_the_head_deadline_and_close() {
+    let mut limits = quick_limits();
+    limits.head_timeout = Some(Duration::from_millis(600));
+    let (server, seen) = echo_server(limits);
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    let t = Instant::now();
+    c.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    c.send(b"X-Drip: 1\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 408);
+    assert!(r.closes() && c.closed());
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    assert_eq!(seen.calls(), 0);
+    assert_serves(addr);
+}
+
+#[test]
 fn body_cut_short_by_the_client_is_400_never_a_short_success() {
     let (server, _) = echo_server(quick_limits());
     let addr = server.tcp_addr().unwrap();
