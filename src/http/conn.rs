@@ -195,3 +195,49 @@ impl ConnIo {
         self.transport.shutdown(Shutdown::Both);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(capacity: usize, read_timeout: Option<Duration>) -> (ConnIo, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        (ConnIo::new(Arc::new(ours), capacity, read_timeout), theirs)
+    }
+
+    #[test]
+    fn fill_reads_consume_frees_and_eof_is_reported() {
+        let (mut io, mut peer) = pair(64, Some(Duration::from_secs(2)));
+        peer.write_all(b"hello").unwrap();
+        assert_eq!(io.fill(None, None), Ok(5));
+        assert_eq!(io.buffered(), b"hello");
+        io.consume(2);
+        assert_eq!(io.buffered(), b"llo");
+        io.consume(10);
+        assert_eq!(io.buffered(), b"");
+        drop(peer);
+        assert_eq!(io.fill(None, None), Err(FillError::Eof));
+    }
+
+    #[test]
+    fn a_deadline_shortens_the_read_timeout_and_a_past_one_never_reads() {
+        let (mut io, _peer) = pair(64, Some(Duration::from_secs(30)));
+        let t = Instant::now();
+        let deadline = Some(t + Duration::from_millis(150));
+        assert_eq!(io.fill(deadline, None), Err(FillError::Timeout));
+        let waited = t.elapsed();
+        assert!(waited >= Duration::from_millis(100) && waited < Duration::from_secs(2));
+        assert_eq!(io.fill(Some(Instant::now()), None), Err(FillError::Timeout));
+    }
+
+    #[test]
+    fn a_full_buffer_is_reported_not_grown_and_compacts_when_possible() {
+        let (mut io, mut peer) = pair(64, Some(Duration::from_secs(2)));
+        peer.write_all(&[b'x'; 100]).unwrap();
+        assert_eq!(io.fill(None, None), Ok(64));
+        assert_eq!(io.fill(None, None), Err(FillError::Full));
+        io.consume(60);
+        assert_eq!(io.fill(None, None), Ok(36), "compacted to make room");
+        assert_eq!(io.buffered().len(), 40);
+    }
+}

@@ -492,10 +492,6 @@ fn serve_connection(
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| (shared.handler)(&req)));
         let mut state = req.body.borrow_mut();
-        let Source::Conn(conn) = std::mem::replace(&mut state.source, Source::Taken) else {
-            unreachable!("the connection is put in every request");
-        };
-        io = conn;
         let (mut resp, mut close) = match outcome {
             Ok(Ok(resp)) => (resp, false),
             Ok(Err(e)) => {
@@ -530,6 +526,10 @@ fn serve_connection(
         if !close && !state.drain(limits.drain_max_bytes, limits.drain_timeout) {
             close = true;
         }
+        let Source::Conn(conn) = std::mem::replace(&mut state.source, Source::Taken) else {
+            unreachable!("the connection is put in every request");
+        };
+        io = conn;
         let body_unread = !state.done;
         drop(state);
         if resp.is_abort() {

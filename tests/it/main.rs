@@ -3,6 +3,7 @@
 mod clients; // every typed client call against the emulator, with real signatures
 mod emulator; // signature tampering, fault injection, events through the Fn contract
 mod func; // the Fn contract over a real unix socket, and the func binary's start-up
+mod http; // the hostile-input checklist of http-hardening.md over real sockets
 mod pipeline; // the func binary end to end: events in, one document per image out
 mod signing; // OCI signing vectors, stage by stage, and credential providers
 mod support; // shared helpers: raw-socket client, temp dirs, test keys, emulator set-up

@@ -1,0 +1,856 @@
+//! The "Server" hostile-case checklist of `http-hardening.md` §6, over real loopback sockets.
+//!
+//! Each test also proves the server still answers a normal request afterwards. In-process
+//! servers use `quick_limits()` so timeouts fire in about a second; tests that measure RSS, fd
+//! limits or a process's survival run the `webapp` binary as a child. The checklist's last item
+//! (U+1 concurrent 5 MB uploads against the upload semaphore) is not here: it belongs to the
+//! upload route, which does not exist yet.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ocivision::http::{Limits, Request, Response, Server};
+
+use crate::support::{
+    assert_serves, echo_server, half_close, quick_limits, threads_named, wait_until, Client, Webapp,
+};
+
+// --- Content-Length 1e14, 2^63−1, 2^64−1 ------------------------------------------------------
+
+#[test]
+fn huge_content_length_is_refused_early_process_stays_up_and_rss_small() {
+    let mut app = Webapp::spawn(&[]);
+    assert_serves(app.addr);
+    let before = app.rss_kib();
+    for (len, status) in [
+        ("100000000000000", 413),
+        ("9223372036854775807", 413),
+        ("18446744073709551615", 413),
+        ("18446744073709551616", 400),
+    ] {
+        let mut c = Client::connect(app.addr);
+        c.send(
+            format!("POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\nabc")
+                .as_bytes(),
+        );
+        let r = c.response().expect("an answer, not a crash");
+        assert_eq!(r.status, status, "Content-Length {len}");
+        assert!(r.closes(), "refusal must say Connection: close");
+        assert!(c.closed());
+        assert!(app.alive(), "process must survive Content-Length {len}");
+        assert_serves(app.addr);
+    }
+    let after = app.rss_kib();
+    assert!(
+        after < before + 8 * 1024,
+        "RSS grew from {before} kB to {after} kB"
+    );
+}
+
+// --- Expect: 100-continue -----------------------------------------------------------------------
+
+#[test]
+fn expect_continue_with_oversize_length_gets_413_without_100_and_others_are_served() {
+    let mut limits = quick_limits();
+    limits.max_connections = 2;
+    let (server, seen) = echo_server(limits);
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    let t = Instant::now();
+    c.send(b"POST /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 100000000\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 413, "final status, no 100 first");
+    assert!(r.closes());
+    assert!(t.elapsed() < Duration::from_secs(1), "answered at once");
+    assert_eq!(seen.calls(), 0);
+    // The expecting client never sends its body and keeps its socket; others are still served.
+    assert_serves(addr);
+    drop(c);
+}
+
+#[test]
+fn expect_continue_sends_100_only_when_the_handler_reads() {
+    let (server, _) = echo_server(quick_limits());
+    let mut c = Client::connect(server.tcp_addr().unwrap());
+    c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    let interim = c.response().unwrap();
+    assert_eq!(interim.status, 100);
+    c.send(b"hello");
+    let r = c.response().unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "POST /read 5"));
+    assert!(!r.closes(), "the body was read: keep-alive");
+    c.send(b"GET /again HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.response().unwrap().status, 200);
+}
+
+#[test]
+fn expect_continue_answered_before_reading_gets_final_status_without_100_and_close() {
+    let (server, _) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    c.send(
+        b"POST /noread HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 200, "the handler's answer, not 100");
+    assert!(r.closes(), "an uninvited body is never drained: close");
+    assert!(c.closed());
+    assert_serves(addr);
+}
+
+#[test]
+fn expect_continue_client_that_never_sends_the_body_gets_408_at_the_body_deadline() {
+    let mut limits = quick_limits();
+    limits.body_timeout = Some(Duration::from_millis(800));
+    let (server, _) = echo_server(limits);
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    let t = Instant::now();
+    assert_eq!(c.response().unwrap().status, 100);
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 408);
+    assert!(r.closes());
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert_serves(addr);
+}
+
+#[test]
+fn other_expectations_get_417_and_close() {
+    let (server, seen) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    c.send(b"POST /x HTTP/1.1\r\nHost: t\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 417);
+    assert!(r.closes() && c.closed());
+    assert_eq!(seen.calls(), 0);
+    assert_serves(addr);
+}
+
+// --- Slow and truncated bodies ------------------------------------------------------------------
+
+#[test]
+fn body_stalling_after_2kb_gets_408_at_the_body_deadline_and_close() {
+    let mut limits = quick_limits();
+    limits.body_timeout = Some(Duration::from_millis(700));
+    let (server, _) = echo_server(limits);
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nContent-Length: 10000\r\n\r\n");
+    c.send(&[b'a'; 2048]);
+    let t = Instant::now();
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 408);
+    assert!(r.closes());
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    assert_serves(addr);
+}
+
+#[test]
+fn body_dripped_one_byte_at_a_time_gets_408_at_the_total_body_deadline() {
+    let mut limits = quick_limits();
+    // Each byte arrives well within the per-read timeout; only the total deadline can trip.
+    limits.read_timeout = Some(Duration::from_secs(1));
+    limits.body_timeout = Some(Duration::from_millis(1500));
+    let (server, _) = echo_server(limits);
+    let addr = server.tcp_addr().unwrap();
+    let c = Client::connect(addr);
+    let mut writer = c.stream.try_clone().unwrap();
+    writer
+        .write_all(b"POST /read HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let dripper = std::thread::spawn(move || {
+        while !stop2.load(Ordering::SeqCst) {
+            if writer.write_all(b"x").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    let t = Instant::now();
+    let mut c = c;
+    let r = c.response().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    dripper.join().unwrap();
+    assert_eq!(r.status, 408);
+    assert!(r.closes());
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1200) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert_serves(addr);
+}
+
+#[test]
+fn slow_head_gets_408_at_the_head_deadline_and_close() {
+    let mut limits = quick_limits();
+    limits.head_timeout = Some(Duration::from_millis(600));
+    let (server, seen) = echo_server(limits);
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    let t = Instant::now();
+    c.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    c.send(b"X-Drip: 1\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 408);
+    assert!(r.closes() && c.closed());
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    assert_eq!(seen.calls(), 0);
+    assert_serves(addr);
+}
+
+#[test]
+fn body_cut_short_by_the_client_is_400_never_a_short_success() {
+    let (server, _) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly-ten-b");
+    half_close(&c);
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 400, "truncated body must fail: {}", r.text());
+    assert!(r.closes());
+    assert_serves(addr);
+}
+
+// --- Idle connections and threads ----------------------------------------------------------------
+
+#[test]
+fn thousand_idle_connections_are_closed_by_the_idle_timeout_and_threads_return_to_baseline() {
+    let mut limits = quick_limits();
+    limits.max_connections = 1100;
+    // Long enough that all 1000 are open at once even on a slow machine, short for a test.
+    limits.idle_timeout = Some(Duration::from_secs(6));
+    let (server, _) = echo_server(limits);
+    let addr = server.tcp_addr().unwrap();
+    let name = server.thread_name().to_string();
+    assert_eq!(threads_named(&name), 0, "no connection threads before");
+    // Connect in bursts of 100 so the listen backlog (128) never overflows: a dropped SYN/ACK
+    // would delay accepts by whole seconds and blur what this test measures.
+    let mut idle: Vec<TcpStream> = Vec::new();
+    for burst in 1..=10 {
+        idle.extend((0..100).map(|_| TcpStream::connect(addr).expect("connect")));
+        assert!(
+            wait_until(Duration::from_secs(4), || server.active_connections()
+                == burst * 100),
+            "accepted {} of {}",
+            server.active_connections(),
+            burst * 100
+        );
+    }
+    assert!(
+        threads_named(&name) >= 900,
+        "one thread per connection while open"
+    );
+    // Every idle connection is closed by the server (EOF), not left hanging.
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut b = [0u8; 16];
+        assert_eq!(
+            s.read(&mut b).unwrap_or(0),
+            0,
+            "idle connection must be closed"
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(3), || threads_named(&name) == 0),
+        "threads back to baseline, {} left",
+        threads_named(&name)
+    );
+    assert_eq!(server.active_connections(), 0);
+    assert_serves(addr);
+}
+
+#[test]
+fn full_server_answers_503_with_retry_after_and_close_from_the_accept_thread() {
+    let mut limits = quick_limits();
+    limits.max_connections = 2;
+    let (server, _) = echo_server(limits);
+    let addr = server.tcp_addr().unwrap();
+    let busy: Vec<Client> = (0..2).map(|_| Client::connect(addr)).collect();
+    assert!(wait_until(Duration::from_secs(2), || server
+        .active_connections()
+        == 2));
+    let t = Instant::now();
+    let mut extra = Client::connect(addr);
+    let r = extra.response().expect("an immediate answer");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(r.closes());
+    assert!(t.elapsed() < Duration::from_millis(500));
+    drop(busy);
+    assert!(wait_until(Duration::from_secs(2), || server
+        .active_connections()
+        == 0));
+    assert_serves(addr);
+}
+
+// --- Oversize heads (child process, RSS measured) ----------------------------------------------
+
+#[test]
+fn one_mib_header_line_is_431_with_close_and_rss_barely_moves() {
+    let mut app = Webapp::spawn(&[]);
+    assert_serves(app.addr);
+    let before = app.rss_kib();
+    let mut c = Client::connect(app.addr);
+    let mut req = b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: ".to_vec();
+    req.extend(std::iter::repeat_n(b'a', 1024 * 1024));
+    req.extend_from_slice(b"\r\n\r\n");
+    let mut writer = c.stream.try_clone().unwrap();
+    // Write from another thread: the server answers and stops reading long before 1 MiB.
+    let w = std::thread::spawn(move || {
+        let _ = writer.write_all(&req);
+    });
+    let r = c.response().expect("an answer");
+    assert_eq!(r.status, 431);
+    assert!(r.closes());
+    w.join().unwrap();
+    assert!(app.alive());
+    assert_serves(app.addr);
+    let after = app.rss_kib();
+    assert!(after < before + 2 * 1024, "RSS {before} → {after} kB");
+}
+
+#[test]
+fn hundred_and_one_headers_are_431_with_close() {
+    let mut app = Webapp::spawn(&[]);
+    let before = app.rss_kib();
+    let mut c = Client::connect(app.addr);
+    let mut req = b"GET / HTTP/1.1\r\nHost: t\r\n".to_vec();
+    for i in 0..101 {
+        req.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+    }
+    req.extend_from_slice(b"\r\n");
+    c.send(&req);
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 431);
+    assert!(r.closes() && c.closed());
+    assert!(app.alive());
+    assert_serves(app.addr);
+    assert!(app.rss_kib() < before + 2 * 1024);
+}
+
+#[test]
+fn two_hundred_mib_header_line_is_cut_off_early_without_holding_it() {
+    let mut app = Webapp::spawn(&[]);
+    let before = app.rss_kib();
+    let c = Client::connect(app.addr);
+    let mut writer = c.stream.try_clone().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    // Stream the line in 64 KiB pieces; stop when the server answers or closes.
+    let w = std::thread::spawn(move || {
+        let mut sent = 0u64;
+        if writer
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: ")
+            .is_err()
+        {
+            return sent;
+        }
+        let piece = [b'a'; 64 * 1024];
+        while sent < 200 * 1024 * 1024 && !stop2.load(Ordering::SeqCst) {
+            match writer.write(&piece) {
+                Ok(n) => sent += n as u64,
+                Err(_) => break,
+            }
+        }
+        sent
+    });
+    let mut c = c;
+    let r = c.response().expect("an answer before 200 MiB");
+    stop.store(true, Ordering::SeqCst);
+    let sent = w.join().unwrap();
+    assert_eq!(r.status, 431);
+    assert!(r.closes());
+    assert!(
+        sent < 50 * 1024 * 1024,
+        "server read {sent} bytes of a hopeless line"
+    );
+    assert!(app.alive());
+    assert_serves(app.addr);
+    let after = app.rss_kib();
+    assert!(after < before + 4 * 1024, "RSS {before} → {after} kB");
+}
+
+// --- Smuggling --------------------------------------------------------------------------------
+
+/// Sends `head` followed by an embedded request, expects `status` + close, and proves the
+/// embedded request never reached the handler.
+fn refused_without_smuggling(head: &str, status: u16) {
+    let (server, seen) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    let mut wire = head.as_bytes().to_vec();
+    wire.extend_from_slice(b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.send(&wire);
+    let r = c.response().unwrap();
+    assert_eq!(r.status, status, "{head:?}");
+    assert!(r.closes(), "{head:?}");
+    assert!(c.closed(), "nothing after the refusal: {head:?}");
+    assert!(
+        !seen.saw("/smuggled"),
+        "embedded request reached the handler: {head:?}"
+    );
+    assert_serves(addr);
+    assert!(!seen.saw("/smuggled"));
+}
+
+#[test]
+fn duplicate_differing_content_length_is_400_and_never_smuggles() {
+    refused_without_smuggling(
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
+fn content_length_with_trailing_junk_is_400_and_never_smuggles() {
+    refused_without_smuggling(
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 12abc\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
+fn transfer_encoding_with_content_length_is_400_and_never_smuggles() {
+    refused_without_smuggling(
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
+fn transfer_encodings_other_than_chunked_are_501_and_never_smuggle() {
+    refused_without_smuggling(
+        "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+        501,
+    );
+    refused_without_smuggling(
+        "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        501,
+    );
+}
+
+// --- Chunked bodies -----------------------------------------------------------------------------
+
+#[test]
+fn chunked_with_oversize_size_line_is_400_and_closed() {
+    let (server, seen) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    let mut wire =
+        b"POST /read HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1;".to_vec();
+    wire.extend(std::iter::repeat_n(b'e', 4096));
+    wire.extend_from_slice(b"\r\nx\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.send(&wire);
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.closes() && c.closed());
+    assert!(!seen.saw("/smuggled"));
+    assert_serves(addr);
+}
+
+#[test]
+fn chunked_trailers_are_discarded_and_the_next_request_is_served_in_sync() {
+    let (server, seen) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    c.send(
+        b"POST /read HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+          3\r\nabc\r\n2;ext=v\r\nde\r\n0\r\nX-Trailer: GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /after HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    let r = c.response().unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "POST /read 5"));
+    let r = c.response().unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "GET /after 0"));
+    assert!(!seen.saw("/smuggled"));
+    assert_eq!(seen.calls(), 2);
+}
+
+#[test]
+fn chunked_truncated_mid_chunk_is_an_error_not_a_short_body() {
+    let (server, _) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nonly-some");
+    half_close(&c);
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.closes());
+    assert_serves(addr);
+}
+
+#[test]
+fn chunked_body_over_the_cap_is_413_and_closed() {
+    let mut limits = quick_limits();
+    limits.max_body_bytes = 1000;
+    let (server, _) = echo_server(limits);
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n");
+    c.send(&[b'z'; 1024]);
+    c.send(b"\r\n0\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 413, "declared chunk size crosses the cap");
+    assert!(r.closes());
+    assert_serves(addr);
+}
+
+#[test]
+fn handler_stopping_mid_chunk_never_exposes_chunk_data_as_a_request() {
+    let (server, seen) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    let hidden = b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
+    let mut wire =
+        b"POST /noread HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    wire.extend_from_slice(format!("{:x}\r\n", hidden.len()).as_bytes());
+    wire.extend_from_slice(hidden);
+    wire.extend_from_slice(b"\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.send(&wire);
+    let first = c.response().unwrap();
+    assert_eq!(first.text(), "POST /noread 0");
+    assert!(
+        !first.closes(),
+        "the rest of the body was drained: keep-alive"
+    );
+    assert_eq!(c.response().unwrap().text(), "GET /after 0");
+    assert!(!seen.saw("/smuggled"));
+}
+
+// --- Odd bytes ----------------------------------------------------------------------------------
+
+#[test]
+fn non_ascii_header_bytes_get_a_defined_answer_without_panic() {
+    let (server, seen) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    c.send(b"GET /v HTTP/1.1\r\nHost: t\r\nX-Name: caf\xc3\xa9 \xff\xfe\r\n\r\n");
+    assert_eq!(
+        c.response().unwrap().status,
+        200,
+        "obs-text in a value is allowed"
+    );
+    let mut c = Client::connect(addr);
+    c.send(b"GET /n HTTP/1.1\r\nHost: t\r\nX-\xc3\xa9: v\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 400, "non-ASCII in a name is not");
+    assert!(r.closes() && c.closed());
+    assert!(!seen.saw("/n"));
+    assert_serves(addr);
+}
+
+#[test]
+fn htab_in_a_header_value_is_accepted() {
+    let server = Server::bind_tcp("127.0.0.1:0", quick_limits(), |req: &Request| {
+        Ok(Response::text(
+            200,
+            req.header("x-tab").unwrap_or("missing"),
+        ))
+    })
+    .unwrap();
+    let mut c = Client::connect(server.tcp_addr().unwrap());
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-Tab: a\tb\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "a\tb"));
+}
+
+#[test]
+fn bare_lf_request_is_400_and_closed_never_held() {
+    let (server, seen) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    let t = Instant::now();
+    c.send(b"GET /lf HTTP/1.1\nHost: t\n\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.closes() && c.closed());
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert_eq!(seen.calls(), 0);
+    assert_serves(addr);
+}
+
+// --- Versions -----------------------------------------------------------------------------------
+
+fn refused_quickly(wire: &[u8], status: u16) {
+    let (server, seen) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    let t = Instant::now();
+    c.send(wire);
+    let r = c.response().unwrap();
+    assert_eq!(r.status, status);
+    assert!(r.closes() && c.closed());
+    assert!(t.elapsed() < Duration::from_secs(1), "within a second");
+    assert_eq!(seen.calls(), 0);
+    assert_serves(addr);
+}
+
+#[test]
+fn http2_request_line_is_505_and_closed_within_a_second() {
+    refused_quickly(b"GET / HTTP/2.0\r\n\r\n", 505);
+}
+
+#[test]
+fn h2c_preface_is_505_and_closed_within_a_second() {
+    refused_quickly(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505);
+}
+
+#[test]
+fn http_1_2_is_400_and_closed() {
+    refused_quickly(b"GET / HTTP/1.2\r\nHost: t\r\n\r\n", 400);
+}
+
+// --- Host and connection handling --------------------------------------------------------------
+
+#[test]
+fn http10_without_host_is_served_and_closed() {
+    let (server, _) = echo_server(quick_limits());
+    let mut c = Client::connect(server.tcp_addr().unwrap());
+    c.send(b"GET /old HTTP/1.0\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        r.closes(),
+        "HTTP/1.0 without keep-alive is closed, and says so"
+    );
+    assert!(c.closed());
+}
+
+#[test]
+fn http11_without_host_or_with_two_hosts_is_400() {
+    refused_quickly(b"GET / HTTP/1.1\r\n\r\n", 400);
+    refused_quickly(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+}
+
+#[test]
+fn client_half_close_after_a_keep_alive_request_gets_no_stray_400() {
+    let (server, _) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    c.send(b"GET /one HTTP/1.1\r\nHost: t\r\n\r\n");
+    half_close(&c);
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(c.response().is_none(), "exactly one response, then EOF");
+    assert_serves(addr);
+}
+
+#[test]
+fn three_pipelined_gets_in_one_write_are_answered_in_order() {
+    let (server, _) = echo_server(quick_limits());
+    let mut c = Client::connect(server.tcp_addr().unwrap());
+    c.send(
+        b"GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\nGET /3 HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    for i in 1..=3 {
+        assert_eq!(c.response().unwrap().text(), format!("GET /{i} 0"));
+    }
+}
+
+#[test]
+fn head_gets_headers_but_no_body() {
+    let (server, _) = echo_server(quick_limits());
+    let mut c = Client::connect(server.tcp_addr().unwrap());
+    c.send(b"HEAD /h HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut raw = Vec::new();
+    let _ = c.stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(
+        text.contains("Content-Length: 9\r\n"),
+        "length as for GET: {text}"
+    );
+    let second = text
+        .find("HTTP/1.1 200 OK\r\n")
+        .map(|_| text.rfind("HTTP/1.1 "));
+    assert!(
+        text.split("\r\n\r\n")
+            .nth(1)
+            .unwrap()
+            .starts_with("HTTP/1.1 200"),
+        "no body between the two heads: {text} {second:?}"
+    );
+}
+
+// --- Accept errors ------------------------------------------------------------------------------
+
+#[test]
+fn emfile_during_accept_is_survived_and_serving_resumes() {
+    let mut app = Webapp::spawn(&["prlimit", "--nofile=64:64", "--"]);
+    assert_serves(app.addr);
+    let conns: Vec<TcpStream> = (0..80)
+        .map(|_| TcpStream::connect(app.addr).expect("kernel accepts into the backlog"))
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(5), || app
+            .log()
+            .contains("accept failed")),
+        "the fd limit was hit (log: {})",
+        app.log()
+    );
+    drop(conns);
+    assert!(app.alive());
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let mut c = Client::connect(app.addr);
+            c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+            c.response().is_some_and(|r| r.status == 200)
+        }),
+        "serving after EMFILE"
+    );
+    assert_serves(app.addr);
+}
+
+// --- Handler failures and Connection: close -----------------------------------------------------
+
+#[test]
+fn handler_panic_is_500_with_close_and_the_server_keeps_serving() {
+    let (server, seen) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    for _ in 0..3 {
+        let mut c = Client::connect(addr);
+        c.send(b"GET /panic HTTP/1.1\r\nHost: t\r\n\r\n");
+        let r = c.response().unwrap();
+        assert_eq!(r.status, 500);
+        assert!(r.closes() && c.closed());
+    }
+    assert_eq!(seen.calls(), 3);
+    assert_serves(addr);
+}
+
+#[test]
+fn every_response_after_which_we_close_says_connection_close() {
+    let (server, _) = echo_server(quick_limits());
+    let addr = server.tcp_addr().unwrap();
+    for wire in [
+        &b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"[..],
+        b"GET /close HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /x HTTP/1.0\r\n\r\n",
+        b"GET /panic HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"POST /noread HTTP/1.1\r\nHost: t\r\nContent-Length: 500000\r\n\r\nabc",
+        b"GARBAGE\r\n\r\n",
+    ] {
+        let mut c = Client::connect(addr);
+        c.send(wire);
+        let r = c.response().unwrap();
+        assert!(
+            r.closes(),
+            "{:?} → {} without Connection: close",
+            String::from_utf8_lossy(wire),
+            r.status
+        );
+        assert!(
+            c.closed(),
+            "{:?} was not closed",
+            String::from_utf8_lossy(wire)
+        );
+    }
+    let mut c = Client::connect(addr);
+    c.send(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.response().unwrap();
+    assert!(!r.closes(), "keep-alive responses do not say close");
+    assert!(r.header("date").is_some());
+    assert_eq!(r.header("server"), Some("ocivision"));
+}
+
+#[test]
+fn handler_errors_map_to_their_status_as_short_plain_text() {
+    let server = Server::bind_tcp("127.0.0.1:0", quick_limits(), |req: &Request| {
+        match req.path() {
+            "/missing" => Err(ocivision::Error::NotFound("internal name".into())),
+            _ => Err(ocivision::Error::bad_request(422, "bad widget")),
+        }
+    })
+    .unwrap();
+    let addr = server.tcp_addr().unwrap();
+    let mut c = Client::connect(addr);
+    c.send(b"GET /missing HTTP/1.1\r\nHost: t\r\n\r\nGET /bad HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!((r.status, r.text().as_str()), (404, "404 Not Found\n"));
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 422);
+    assert_eq!(r.text(), "422 Unprocessable Content\nbad widget\n");
+}
+
+// --- Shutdown and the unix-socket profile ------------------------------------------------------
+
+#[test]
+fn graceful_shutdown_finishes_in_flight_requests_and_closes_idle_ones() {
+    let server = Server::bind_tcp("127.0.0.1:0", quick_limits(), |req: &Request| {
+        if req.path() == "/slow" {
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        Ok(Response::text(200, "done"))
+    })
+    .unwrap();
+    let addr = server.tcp_addr().unwrap();
+    let mut idle = Client::connect(addr);
+    idle.send(b"GET /fast HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(idle.response().unwrap().status, 200);
+    let mut busy = Client::connect(addr);
+    busy.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    assert!(
+        server.shutdown(Duration::from_secs(5)),
+        "finished within the grace period"
+    );
+    assert!(t.elapsed() < Duration::from_secs(2));
+    let r = busy.response().expect("in-flight request completes");
+    assert_eq!(r.text(), "done");
+    assert!(r.closes(), "closing after shutdown, and saying so");
+    assert!(idle.closed(), "idle keep-alive connection closed");
+    assert!(TcpStream::connect(addr).is_err(), "no longer accepting");
+}
+
+#[test]
+fn unix_socket_with_the_fn_profile_serves_chunked_bodies_and_keep_alive() {
+    use std::os::unix::net::UnixStream;
+    let dir = std::env::temp_dir().join(format!("ocv-http-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("lsnr.sock");
+    let _ = std::fs::remove_file(&path);
+    let server = Server::bind_unix(&path, Limits::fn_socket(), |req: &Request| {
+        let body = req.read_body(1 << 20)?;
+        Ok(Response::text(200, format!("{} bytes", body.len())))
+    })
+    .unwrap();
+    let mut s = UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(
+        b"POST /call HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n\
+          POST /call HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("3 bytes") {
+        let n = s.read(&mut b).unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&b[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains("5 bytes") && !text.contains("Connection: close"),
+        "{text}"
+    );
+    assert!(server.shutdown(Duration::from_secs(2)));
+    let _ = std::fs::remove_file(&path);
+}
