@@ -114,6 +114,8 @@ pub struct Recorded {
     pub body_len: usize,
     /// The status answered (0 when the connection was dropped).
     pub status: u16,
+    /// Time the emulator spent on it, body read to answer ready, in microseconds.
+    pub micros: u64,
 }
 
 impl Recorded {
@@ -364,6 +366,7 @@ fn body_exempt(request: &EmuRequest) -> bool {
 }
 
 fn serve(state: &State, request: &Request) -> Response {
+    let started = std::time::Instant::now();
     let service = route(request.path());
     let body = match request.read_body(state.config.max_body_bytes) {
         Ok(body) => body,
@@ -399,6 +402,7 @@ fn serve(state: &State, request: &Request) -> Response {
             headers: emu.headers.clone(),
             body_len: emu.body.len(),
             status,
+            micros: started.elapsed().as_micros() as u64,
         });
     }
     match answer {

@@ -1,0 +1,269 @@
+//! `func-bench`: how fast the function starts and how little time it adds per call.
+//!
+//! Run with `cargo run --release --bin func-bench` (it starts `target/release/func`, so build
+//! both in release). The emulator runs in this process with a detector that answers at once;
+//! the function runs as a child exactly as the Fn agent starts it. Printed:
+//! - exec → socket ready: from spawning the process to the `lsnr.sock` link appearing;
+//! - first call and warm calls (median, p90 of `--calls N`, default 200): wall time of one
+//!   `POST /call` for a new object's create event, and the function's own part of it, which is
+//!   the wall time minus the time the emulator spent serving the function's outbound requests;
+//! - outbound requests per call, and the function's peak RSS (VmHWM).
+//!
+//! `FUNC_BENCH_TRACE=1` also lists the last call's outbound requests with the emulator's time.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use ocivision::emulator::agent::FnAgent;
+use ocivision::emulator::events::{cloud_event, Change, ChangeKind};
+use ocivision::emulator::secrets::SecretEntry;
+use ocivision::emulator::vision::Detector;
+use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
+use ocivision::oci::auth::ConfigFileProvider;
+use ocivision::oci::client::{Auth, Transport, TransportConfig};
+use ocivision::oci::object_storage::{Bucket, Condition, ObjectStorage};
+use ocivision::oci::sign::PrivateKey;
+use ocivision::oci::vision::{BoundingPolygon, ImageObject, Vertex};
+
+struct Instant0;
+
+impl Detector for Instant0 {
+    fn detect(&self, _: &[u8], _: usize) -> Result<Vec<ImageObject>, String> {
+        Ok(vec![ImageObject {
+            name: "Dog".into(),
+            confidence: 0.9,
+            bounding_polygon: BoundingPolygon {
+                normalized_vertices: vec![
+                    Vertex { x: 0.1, y: 0.1 },
+                    Vertex { x: 0.5, y: 0.1 },
+                    Vertex { x: 0.5, y: 0.5 },
+                    Vertex { x: 0.1, y: 0.5 },
+                ],
+            },
+        }])
+    }
+
+    fn model_version(&self) -> String {
+        "instant".into()
+    }
+}
+
+fn main() {
+    let calls: usize = std::env::args()
+        .skip_while(|a| a != "--calls")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
+    let dir = std::env::temp_dir().join(format!("ocivision-func-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("iofs")).unwrap();
+    let result = bench(&dir, calls);
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = result {
+        eprintln!("func-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn bench(dir: &std::path::Path, calls: usize) -> Result<(), String> {
+    let mut config = EmulatorConfig::new(dir.join("data"));
+    config.secrets.push(SecretEntry {
+        id: "ocid1.vaultsecret.oc1..db".into(),
+        name: "db".into(),
+        vault_id: "ocid1.vault.oc1..v".into(),
+        value: config.ords_password.clone(),
+    });
+    let emulator = Emulator::start(config).map_err(|e| e.to_string())?;
+    emulator.set_detector(Some(Arc::new(Instant0)));
+    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem").map_err(|e| e.to_string())?;
+    let key_id = format!(
+        "ocid1.tenancy.oc1..bench/ocid1.user.oc1..bench/{}",
+        key.fingerprint()
+    );
+    emulator.trust_api_key(&key_id, &key);
+
+    // Objects to analyse, uploaded before any timing.
+    let oci_config = dir.join("config");
+    let key_file = dir.join("key.pem");
+    std::fs::write(&key_file, DEV_KEY_PEM).unwrap();
+    std::fs::write(
+        &oci_config,
+        format!(
+            "[DEFAULT]\nuser=ocid1.user.oc1..bench\ntenancy=ocid1.tenancy.oc1..bench\nfingerprint={}\nkey_file={}\n",
+            key.fingerprint(),
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let provider =
+        ConfigFileProvider::from_file(&oci_config, "DEFAULT", None).map_err(|e| e.to_string())?;
+    let storage = ObjectStorage::new(
+        Transport::new(Auth::Oci(Arc::new(provider)), TransportConfig::default()),
+        emulator.base_url(),
+    );
+    let bucket = Bucket {
+        namespace: emulator.namespace().into(),
+        name: "images".into(),
+    };
+    let image = include_bytes!("../../tests/fixtures/photos/dog.jpg");
+    let mut etags = Vec::new();
+    for i in 0..=calls {
+        let etag = storage
+            .put(
+                &bucket,
+                &format!("bench/{i:05}.jpg"),
+                &mut Cursor::new(image.to_vec()),
+                image.len() as u64,
+                "image/jpeg",
+                &[],
+                Condition::None,
+                Instant::now() + Duration::from_secs(10),
+            )
+            .map_err(|e| e.to_string())?;
+        etags.push(etag);
+    }
+
+    // The function as the agent starts it, with a resource-principal token minted here.
+    let iofs = dir.join("iofs");
+    let token = emulator.mint_token(&key, "ocid1.fnfunc.oc1..bench", Duration::from_secs(3600));
+    std::fs::write(iofs.join("rpst"), token).unwrap();
+    std::fs::write(iofs.join("private.pem"), DEV_KEY_PEM).unwrap();
+    let socket = iofs.join("lsnr.sock");
+    let base = emulator.base_url().to_string();
+    let func = sibling("func")?;
+    let spawned = Instant::now();
+    let mut child = Command::new(&func)
+        .env_clear()
+        .env("FN_LISTENER", format!("unix:{}", socket.display()))
+        .env("FN_FORMAT", "http-stream")
+        .env("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2")
+        .env("OCI_RESOURCE_PRINCIPAL_RPST", iofs.join("rpst"))
+        .env(
+            "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
+            iofs.join("private.pem"),
+        )
+        .env("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1")
+        .env("OCIVISION_OBJECTSTORAGE_URL", &base)
+        .env("OCIVISION_VISION_URL", &base)
+        .env("OCIVISION_SECRETS_URL", &base)
+        .env("BUCKET_NAME", "images")
+        .env("DB_ORDS_BASE_URL", format!("{base}/ords/"))
+        .env("DB_PASSWORD_SECRET_OCID", "ocid1.vaultsecret.oc1..db")
+        .env("LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", func.display()))?;
+    while std::fs::symlink_metadata(&socket).is_err() {
+        if spawned.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            return Err("the function did not create its socket within 5 s".into());
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    let ready = spawned.elapsed();
+    let agent = FnAgent::new(&socket);
+    let mut samples = Vec::new();
+    let mut outbound = Vec::new();
+    for (i, etag) in etags.iter().enumerate() {
+        let change = Change {
+            kind: ChangeKind::Created,
+            namespace: emulator.namespace().into(),
+            bucket: "images".into(),
+            name: format!("bench/{i:05}.jpg"),
+            etag: Some(etag.clone()),
+        };
+        let body = serde_json::to_vec(&cloud_event(&change, "c", SystemTime::now())).unwrap();
+        emulator.clear_requests();
+        let started = Instant::now();
+        let reply = agent
+            .call(&body, "application/json", &[], Duration::from_secs(30))
+            .map_err(|e| e.to_string())?;
+        let wall = started.elapsed();
+        if reply.status != 200 {
+            return Err(format!(
+                "call {i} answered {}: {}",
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            ));
+        }
+        let seen = emulator.requests();
+        let served: u64 = seen.iter().map(|r| r.micros).sum();
+        if std::env::var("FUNC_BENCH_TRACE").is_ok() && i == etags.len() - 1 {
+            for r in &seen {
+                eprintln!("{} {} {} {} us", r.method, r.target, r.status, r.micros);
+            }
+        }
+        samples.push((wall, wall.saturating_sub(Duration::from_micros(served))));
+        outbound.push(seen.len());
+    }
+    let rss = peak_rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (first_wall, first_own) = samples[0];
+    let mut warm: Vec<(Duration, Duration)> = samples[1..].to_vec();
+    let percentile = |values: &mut Vec<Duration>, p: f64| {
+        values.sort();
+        values[((values.len() - 1) as f64 * p).round() as usize]
+    };
+    let mut warm_wall: Vec<Duration> = warm.iter().map(|s| s.0).collect();
+    let mut warm_own: Vec<Duration> = warm.iter_mut().map(|s| s.1).collect();
+    println!("| figure | value | target |");
+    println!("|---|---|---|");
+    println!("| exec → socket ready | {:.2} ms | ≤ 5 ms |", ms(ready));
+    println!("| first call, wall | {:.2} ms | |", ms(first_wall));
+    println!(
+        "| first call, function's own time | {:.2} ms | ≤ 5 ms |",
+        ms(first_own)
+    );
+    println!(
+        "| warm call, wall (median / p90 of {}) | {:.2} / {:.2} ms | |",
+        warm_wall.len(),
+        ms(percentile(&mut warm_wall, 0.5)),
+        ms(percentile(&mut warm_wall, 0.9))
+    );
+    println!(
+        "| warm call, function's own time (median / p90) | {:.2} / {:.2} ms | ≤ 1 ms |",
+        ms(percentile(&mut warm_own, 0.5)),
+        ms(percentile(&mut warm_own, 0.9))
+    );
+    println!(
+        "| outbound requests per call (first / warm) | {} / {} | |",
+        outbound[0],
+        outbound.last().copied().unwrap_or(0)
+    );
+    match rss {
+        Some(kib) => println!(
+            "| function peak RSS | {:.1} MB | ≤ 10 MB |",
+            kib as f64 / 1024.0
+        ),
+        None => println!("| function peak RSS | unknown | ≤ 10 MB |"),
+    }
+    Ok(())
+}
+
+/// A binary built beside this one (`target/release/func` for a release run).
+fn sibling(name: &str) -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = me.with_file_name(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not found: build it first (cargo build --release --bins)",
+            path.display()
+        ))
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
