@@ -10,7 +10,7 @@ data "oci_identity_availability_domains" "ads" {
 # Bump var.webapp_restart_token to replace the container instance on purpose (e.g. after rotating
 # a secret the web app reads at start-up).
 resource "terraform_data" "webapp_restart" {
-  input = var.webapp_restart_token
+  triggers_replace = var.webapp_restart_token
 }
 
 locals {
