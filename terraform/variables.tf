@@ -235,6 +235,17 @@ variable "vision_max_results" {
   default     = 50
 }
 
+variable "function_log_retention_days" {
+  description = "Retention of the function's invocation log in OCI Logging, days (30-day steps up to 180)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([30, 60, 90, 120, 150, 180], var.function_log_retention_days)
+    error_message = "function_log_retention_days: 30, 60, 90, 120, 150 or 180."
+  }
+}
+
 # ---- database ----
 
 variable "db_name" {
