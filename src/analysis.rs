@@ -14,15 +14,20 @@
 //! is reachable) and a 502, so the platform's logs show them.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
+use crate::config::{self, CloudConfig};
 use crate::document::{meta, AnalysisDocument, Failure, Status};
 use crate::error::Error;
 use crate::fdk::Outcome;
 use crate::image_info;
+use crate::oci::auth::{self, KeyProvider, ResourcePrincipalProvider};
+use crate::oci::client::{Auth, RetryPolicy, Transport, TransportConfig};
 use crate::oci::object_storage::{Bucket, ObjectInfo, ObjectStorage};
+use crate::oci::secrets::Secrets;
 use crate::oci::vision::{AnalyzeImage, ImageSource, Vision};
 use crate::soda::{document_key, CachedSoda};
 use crate::timefmt::{self, Precision};
@@ -132,6 +137,63 @@ impl Analyzer {
             soda,
             config,
         }
+    }
+
+    /// Builds the clients and the analyzer from the environment, once per container:
+    /// credentials (resource principal when `OCI_RESOURCE_PRINCIPAL_VERSION` is set, else the
+    /// OCI config file), endpoints, and the function's settings (see func/main.rs).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> crate::Result<Analyzer> {
+        let (keys, own_compartment): (Arc<dyn KeyProvider>, Option<String>) =
+            if lookup("OCI_RESOURCE_PRINCIPAL_VERSION").is_some() {
+                let provider = ResourcePrincipalProvider::from_env(lookup)?;
+                let compartment = provider.claims().res_compartment.clone();
+                (Arc::new(provider), compartment)
+            } else {
+                (auth::from_env(lookup)?, None)
+            };
+        let cloud = CloudConfig::from_lookup(lookup, keys.region())?;
+        let compartment_id = cloud
+            .compartment_id
+            .clone()
+            .or(own_compartment)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "{} is not set and the credentials name no compartment",
+                    config::vars::COMPARTMENT
+                ))
+            })?;
+        // A function must answer before Fn-Deadline: few, quick retries; the deadline caps them.
+        let transport = Transport::new(
+            Auth::Oci(keys),
+            TransportConfig {
+                retry: RetryPolicy {
+                    max_attempts: 5,
+                    base_backoff: Duration::from_millis(200),
+                    max_backoff: Duration::from_secs(5),
+                },
+                ..TransportConfig::default()
+            },
+        );
+        let secrets = Secrets::new(transport.clone(), &cloud.secrets_url);
+        let max_labels = config::number(lookup, "VISION_MAX_LABELS", 0u32)?;
+        Ok(Analyzer::new(
+            ObjectStorage::new(transport.clone(), &cloud.object_storage_url),
+            Vision::new(transport.clone(), &cloud.vision_url),
+            CachedSoda::new(
+                transport,
+                cloud.soda.clone(),
+                Some(secrets),
+                cloud.secret_ttl,
+            ),
+            AnalyzerConfig {
+                bucket: cloud.bucket.clone(),
+                compartment_id,
+                max_results: config::number(lookup, "VISION_MAX_RESULTS", 50)?,
+                max_labels: (max_labels > 0).then_some(max_labels),
+                margin: Duration::from_secs(2),
+                max_image_bytes: config::number(lookup, "MAX_IMAGE_BYTES", 5 * 1024 * 1024)?,
+            },
+        ))
     }
 
     /// Handles one event body by the call's `deadline`.
