@@ -18,6 +18,7 @@ mod error;
 pub mod fdk;
 pub mod http;
 pub mod image_info;
+pub mod local;
 pub mod logger;
 mod md5;
 pub mod oci;
