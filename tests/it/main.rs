@@ -1,6 +1,8 @@
 //! The single integration-test binary: one module per behaviour, fakes over real loopback.
 
 mod clients; // every typed client call against the emulator, with real signatures
+#[cfg(feature = "local-vision")]
+mod detect; // the local ONNX detector on real photos
 mod emulator; // signature tampering, fault injection, events through the Fn contract
 mod signing; // OCI signing vectors, stage by stage, and credential providers
 mod support; // shared helpers: raw-socket client, temp dirs, test keys, emulator set-up
