@@ -36,16 +36,86 @@ const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// COCO-80 class names in the models' index order.
 const COCO_LABELS: [&str; 80] = [
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
-    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
 ];
 
 /// How a model's outputs are laid out and decoded.
@@ -158,7 +228,12 @@ impl LocalDetector {
         let mut shapes = Vec::new();
         for ix in 0..model.outputs.len() {
             let fact = model.output_fact(ix).map_err(|e| unusable(&e))?;
-            shapes.push(fact.shape.as_concrete().map(<[usize]>::to_vec).unwrap_or_default());
+            shapes.push(
+                fact.shape
+                    .as_concrete()
+                    .map(<[usize]>::to_vec)
+                    .unwrap_or_default(),
+            );
         }
         let levels = match config.model.family {
             ModelFamily::NanoDetGfl => {
@@ -186,12 +261,10 @@ impl LocalDetector {
         let model = &self.config.model;
         let side = model.input_size;
         let planes = nanodet::input_planes(&rgb, side as u32);
-        let input = tract_onnx::prelude::tract_ndarray::Array4::from_shape_vec(
-            (1, 3, side, side),
-            planes,
-        )
-        .map_err(|e| format!("local model input: {e}"))?
-        .into_tensor();
+        let input =
+            tract_onnx::prelude::tract_ndarray::Array4::from_shape_vec((1, 3, side, side), planes)
+                .map_err(|e| format!("local model input: {e}"))?
+                .into_tensor();
         let outputs = self
             .plan
             .run(tvec!(input.into()))
@@ -230,7 +303,11 @@ impl LocalDetector {
 }
 
 impl Detector for LocalDetector {
-    fn detect(&self, image: &[u8], max_results: usize) -> std::result::Result<Vec<ImageObject>, String> {
+    fn detect(
+        &self,
+        image: &[u8],
+        max_results: usize,
+    ) -> std::result::Result<Vec<ImageObject>, String> {
         let mut found = self.candidates(image)?;
         found.truncate(max_results);
         Ok(found.iter().map(to_image_object).collect())

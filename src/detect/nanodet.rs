@@ -115,8 +115,7 @@ pub(crate) fn decode(
             let Some((class, score)) = best_class(scores) else {
                 continue;
             };
-            // Written as a negated >= so that a NaN score is skipped too.
-            if !(score >= threshold) {
+            if score.is_nan() || score < threshold {
                 continue;
             }
             // The +0.5 centre is the v0.x ("legacy") head's convention.
@@ -131,7 +130,8 @@ pub(crate) fn decode(
                 d.next().unwrap_or(0.0),
                 d.next().unwrap_or(0.0),
             );
-            let bbox = [cx - left, cy - top, cx + right, cy + bottom].map(|v| (v / side).clamp(0.0, 1.0));
+            let bbox =
+                [cx - left, cy - top, cx + right, cy + bottom].map(|v| (v / side).clamp(0.0, 1.0));
             out.push(Candidate { class, score, bbox });
         }
     }
@@ -183,7 +183,9 @@ mod tests {
 
     /// Logits with all the mass on `bin` (softmax ≈ one-hot).
     fn peaked(bin: usize, bins: usize) -> Vec<f32> {
-        (0..bins).map(|b| if b == bin { 30.0 } else { 0.0 }).collect()
+        (0..bins)
+            .map(|b| if b == bin { 30.0 } else { 0.0 })
+            .collect()
     }
 
     #[test]

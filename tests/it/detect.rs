@@ -65,7 +65,9 @@ fn assert_found(photo: &str, objects: &[ImageObject], name: &str, reference: [f6
         .iter()
         .filter(|o| o.name == name)
         .map(|o| iou(bbox(o), reference))
-        .fold(None, |best: Option<f64>, x| Some(best.map_or(x, |b| b.max(x))));
+        .fold(None, |best: Option<f64>, x| {
+            Some(best.map_or(x, |b| b.max(x)))
+        });
     match best {
         Some(overlap) => assert!(
             overlap >= IOU_FLOOR,
@@ -92,14 +94,29 @@ fn dog_jpg_has_a_bicycle_and_a_dog() {
 #[test]
 fn person_jpg_has_a_person_and_a_horse() {
     let objects = detect("person.jpg");
-    assert_found("person.jpg", &objects, "Person", [0.293, 0.237, 0.436, 0.889]);
-    assert_found("person.jpg", &objects, "Horse", [0.634, 0.328, 0.942, 0.823]);
+    assert_found(
+        "person.jpg",
+        &objects,
+        "Person",
+        [0.293, 0.237, 0.436, 0.889],
+    );
+    assert_found(
+        "person.jpg",
+        &objects,
+        "Horse",
+        [0.634, 0.328, 0.942, 0.823],
+    );
 }
 
 #[test]
 fn astronaut_png_has_a_person() {
     let objects = detect("astronaut.png");
-    assert_found("astronaut.png", &objects, "Person", [0.029, 0.028, 0.712, 0.991]);
+    assert_found(
+        "astronaut.png",
+        &objects,
+        "Person",
+        [0.029, 0.028, 0.712, 0.991],
+    );
 }
 
 #[test]
