@@ -217,6 +217,12 @@ impl LocalDetector {
             )));
         }
         let side = config.model.input_size;
+        if side == 0 || config.model.strides.is_empty() {
+            return Err(Error::Config(format!(
+                "local-vision model {}: input size and strides must be set",
+                config.model.name
+            )));
+        }
         let unusable = |e: &dyn fmt::Display| {
             Error::Config(format!("local-vision model file {path} is not usable: {e}"))
         };
