@@ -10,7 +10,9 @@ use std::sync::{Arc, OnceLock};
 
 use ocivision::detect::{DetectorConfig, LocalDetector};
 use ocivision::emulator::vision::Detector;
-use ocivision::oci::vision::ImageObject;
+use ocivision::oci::vision::{AnalyzeImage, ImageObject, ImageSource};
+
+use crate::support::emulator::{deadline, Env};
 
 /// Lowest confidence any reported object may have (the threshold is 0.35).
 const CONFIDENCE_FLOOR: f64 = 0.3;
@@ -189,4 +191,38 @@ fn one_detector_serves_many_threads() {
         assert!(!objects.is_empty());
         assert!(objects.iter().all(|o| o.confidence >= 0.5), "{objects:?}");
     }
+}
+
+#[test]
+fn the_vision_client_gets_local_detections_through_the_emulator() {
+    let env = Env::start("detect-vision");
+    let local = LocalDetector::load(DetectorConfig::default()).unwrap();
+    env.emulator.set_detector(Some(Arc::new(local)));
+    let analysis = env
+        .vision()
+        .analyze(
+            &AnalyzeImage {
+                image: ImageSource::Inline(photo("person.jpg")),
+                max_objects: 10,
+                max_labels: Some(5),
+                compartment_id: "ocid1.compartment.oc1..test".into(),
+            },
+            deadline(60),
+        )
+        .unwrap();
+    assert_found(
+        "person.jpg",
+        &analysis.image_objects,
+        "Person",
+        [0.293, 0.237, 0.436, 0.889],
+    );
+    assert!(
+        analysis.labels.iter().any(|l| l.name == "Horse"),
+        "{:?}",
+        analysis.labels
+    );
+    assert_eq!(
+        analysis.object_detection_model_version.as_deref(),
+        Some("nanodet-g-416 (local)")
+    );
 }
