@@ -29,11 +29,6 @@ use crate::oci::vision::{BoundingPolygon, ImageObject, Vertex};
 pub const DEFAULT_MODEL_PATH: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/models/nanodet-g-416.onnx");
 
-/// The largest image side we decode; bigger images are refused before allocating.
-const MAX_IMAGE_SIDE: u32 = 16_384;
-/// The decoder's allocation budget, so a small compressed "bomb" cannot take the process down.
-const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
-
 /// COCO-80 class names in the models' index order.
 const COCO_LABELS: [&str; 80] = [
     "person",
@@ -168,6 +163,12 @@ pub struct DetectorConfig {
     pub iou_threshold: f32,
     /// Most objects reported per image, before the caller's own `max_results`. Default: 100.
     pub max_detections: usize,
+    /// Widest or tallest image decoded, in pixels; larger ones are refused before allocating.
+    /// Default: 16384.
+    pub max_image_side: u32,
+    /// Most memory the image decoder may allocate, so a small compressed "bomb" cannot take the
+    /// process down. Default: 256 MiB.
+    pub max_decode_bytes: u64,
 }
 
 impl Default for DetectorConfig {
@@ -178,6 +179,8 @@ impl Default for DetectorConfig {
             score_threshold: 0.35,
             iou_threshold: 0.6,
             max_detections: 100,
+            max_image_side: 16_384,
+            max_decode_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -263,7 +266,7 @@ impl LocalDetector {
 
     /// Decodes, runs, decodes the boxes and suppresses overlaps; best first.
     fn candidates(&self, image: &[u8]) -> std::result::Result<Vec<Candidate>, String> {
-        let rgb = decode_image(image)?;
+        let rgb = decode_image(image, &self.config)?;
         let model = &self.config.model;
         let side = model.input_size;
         let planes = nanodet::input_planes(&rgb, side as u32);
@@ -325,7 +328,10 @@ impl Detector for LocalDetector {
 }
 
 /// JPEG or PNG bytes to RGB, with size limits; every failure is a message, never a panic.
-fn decode_image(bytes: &[u8]) -> std::result::Result<image::RgbImage, String> {
+fn decode_image(
+    bytes: &[u8],
+    config: &DetectorConfig,
+) -> std::result::Result<image::RgbImage, String> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("image could not be read: {e}"))?;
@@ -333,9 +339,9 @@ fn decode_image(bytes: &[u8]) -> std::result::Result<image::RgbImage, String> {
         return Err("image is not a JPEG or PNG".into());
     }
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    limits.max_image_width = Some(config.max_image_side);
+    limits.max_image_height = Some(config.max_image_side);
+    limits.max_alloc = Some(config.max_decode_bytes);
     reader.limits(limits);
     let decoded = reader
         .decode()
@@ -412,11 +418,24 @@ mod tests {
     }
 
     #[test]
-    fn undecodable_bytes_are_errors() {
-        assert!(decode_image(b"not an image").is_err());
-        assert!(decode_image(b"").is_err());
+    fn undecodable_or_oversized_images_are_errors() {
+        let config = DetectorConfig::default();
+        assert!(decode_image(b"not an image", &config).is_err());
+        assert!(decode_image(b"", &config).is_err());
         // A PNG signature followed by nothing.
-        assert!(decode_image(b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR").is_err());
+        assert!(decode_image(b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", &config).is_err());
+
+        let mut png = Vec::new();
+        image::RgbImage::from_pixel(40, 10, image::Rgb([1, 2, 3]))
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        assert_eq!(decode_image(&png, &config).unwrap().dimensions(), (40, 10));
+        let small = DetectorConfig {
+            max_image_side: 32,
+            ..DetectorConfig::default()
+        };
+        let error = decode_image(&png, &small).unwrap_err();
+        assert!(error.contains("could not be decoded"), "{error}");
     }
 
     #[test]
