@@ -3,7 +3,8 @@
 //! The library behind two binaries: `webapp` (upload, gallery, results) and `func` (the OCI
 //! Function that runs object detection when an image lands in Object Storage). It holds the
 //! pieces both share: our own hardened HTTP/1.1 layer, a hand-written OCI request signer with its
-//! credential providers, region endpoints, the signed transport, and the logger.
+//! credential providers, region endpoints, the signed transport, and the logger. With the
+//! `local-vision` feature (on by default) it also holds a local object detector, `detect`.
 //!
 //! Environment variables read by the binaries are listed in README.md.
 
@@ -12,6 +13,8 @@
 
 pub mod analysis;
 pub mod config;
+#[cfg(feature = "local-vision")]
+pub mod detect;
 pub mod document;
 pub mod emulator;
 mod error;

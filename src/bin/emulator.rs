@@ -7,8 +7,9 @@
 //!
 //! It trusts the local development key (`src/emulator/dev-key.pem`) under the key id it prints,
 //! plus any `--trust` pairs (a private or public key PEM). Faults come from `--faults` or
-//! `OCIVISION_FAULTS` (syntax in README.md). Data is written crash-safely, so stopping it with
-//! Ctrl-C loses nothing that was acknowledged.
+//! `OCIVISION_FAULTS` (syntax in README.md). With the `local-vision` feature, Vision answers from
+//! the shipped local model (`models/`), else with 501. Data is written crash-safely, so stopping
+//! it with Ctrl-C loses nothing that was acknowledged.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -118,6 +119,18 @@ fn run(args: Vec<String>) -> Result<(), Error> {
             .map_err(|e| Error::Config(format!("--trust {}: {e}", file.display())))?;
         emulator.trust_public_key_pem(key_id, &pem, &file.display().to_string())?;
     }
+    // Vision answers from the local model when it is built in and loads; otherwise 501.
+    #[cfg(feature = "local-vision")]
+    let vision = match ocivision::detect::LocalDetector::load(Default::default()) {
+        Ok(detector) => {
+            let version = ocivision::emulator::vision::Detector::model_version(&detector);
+            emulator.set_detector(Some(std::sync::Arc::new(detector)));
+            version
+        }
+        Err(e) => format!("none ({e})"),
+    };
+    #[cfg(not(feature = "local-vision"))]
+    let vision = String::from("none (built without the local-vision feature)");
     let (user, password) = emulator.ords_credentials();
     println!("ocivision emulator listening on {}", emulator.base_url());
     println!("  data directory   {}", args.data.display());
@@ -133,6 +146,7 @@ fn run(args: Vec<String>) -> Result<(), Error> {
     if let Some(spec) = &args.faults {
         println!("  faults           {spec}");
     }
+    println!("  vision detector  {vision}");
     emulator.wait();
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! The single integration-test binary: one module per behaviour, fakes over real loopback.
 
 mod clients; // every typed client call against the emulator, with real signatures
+#[cfg(feature = "local-vision")]
+mod detect; // the local ONNX detector on real photos
 mod emulator; // signature tampering, fault injection, events through the Fn contract
 mod func; // the Fn contract over a real unix socket, and the func binary's start-up
 mod http; // the hostile-input checklist of http-hardening.md over real sockets
