@@ -161,7 +161,7 @@ impl LocalStack {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v)
         };
-        let keys = crate::oci::auth::from_env(&lookup)?;
+        let keys = crate::oci::auth::from_env(lookup)?;
         let transport = Transport::new(Auth::Oci(keys), TransportConfig::default());
         let cloud = crate::config::CloudConfig::from_lookup(&lookup, Some("us-ashburn-1".into()))?;
         let deadline = Instant::now() + Duration::from_secs(10);
