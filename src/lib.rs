@@ -15,6 +15,7 @@ pub mod analysis;
 pub mod config;
 #[cfg(feature = "local-vision")]
 pub mod detect;
+pub mod doctor;
 pub mod document;
 pub mod emulator;
 mod error;

@@ -198,6 +198,27 @@ impl Soda {
         }
     }
 
+    /// The collection's metadata as ORDS lists it (`properties`), or `None` when it does not
+    /// exist. Only the first page of collections is searched (ORDS lists 100 or more).
+    pub fn collection_properties(&self, deadline: Instant) -> Result<Option<serde_json::Value>> {
+        let list_path = self
+            .collection_path
+            .rsplit_once('/')
+            .map(|(base, _)| format!("{base}/?limit=1000"))
+            .unwrap_or_default();
+        let name = self.collection_path.rsplit('/').next().unwrap_or("");
+        let listing: serde_json::Value = self
+            .transport
+            .send(self.call("GET", list_path, deadline))?
+            .json(JSON_LIMIT)?;
+        Ok(listing["items"].as_array().and_then(|items| {
+            items
+                .iter()
+                .find(|item| item["name"].as_str().map(encode::component).as_deref() == Some(name))
+                .map(|item| item["properties"].clone())
+        }))
+    }
+
     /// Inserts or replaces the document at `key`; returns its new etag.
     pub fn put(&self, key: &str, value: &serde_json::Value, deadline: Instant) -> Result<String> {
         let body = serde_json::to_vec(value)?;

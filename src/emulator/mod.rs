@@ -266,6 +266,11 @@ impl Emulator {
         lock(&self.state.fail_next).insert(service, (count, status));
     }
 
+    /// Sets the buckets' `objectEventsEnabled` (default on); off, no object events are sent.
+    pub fn set_object_events(&self, enabled: bool) {
+        self.state.object_storage.set_object_events(enabled);
+    }
+
     /// Sets the Vision detector (`None`: Vision answers 501).
     pub fn set_detector(&self, detector: Option<Arc<dyn Detector>>) {
         *self

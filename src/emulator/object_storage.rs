@@ -138,6 +138,8 @@ pub struct ObjectStorageService {
     namespace: String,
     buckets: BTreeMap<String, Store>,
     listener: RwLock<Option<ChangeListener>>,
+    /// The bucket setting `objectEventsEnabled`: without it OCI emits no object events.
+    events_enabled: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for ObjectStorageService {
@@ -181,6 +183,7 @@ impl ObjectStorageService {
             namespace: namespace.to_string(),
             buckets: opened,
             listener: RwLock::new(None),
+            events_enabled: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -192,6 +195,12 @@ impl ObjectStorageService {
     /// Sets (replacing any earlier one) the listener told about every PUT and DELETE.
     pub fn on_change(&self, listener: ChangeListener) {
         *self.listener.write().unwrap_or_else(|e| e.into_inner()) = Some(listener);
+    }
+
+    /// Turns the buckets' `objectEventsEnabled` on or off (default on); off, no events are sent.
+    pub fn set_object_events(&self, enabled: bool) {
+        self.events_enabled
+            .store(enabled, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Reads an object directly, bypassing HTTP; `None` when it (or its bucket) does not exist.
@@ -300,7 +309,11 @@ impl ObjectStorageService {
             }
             (Route::Bucket(bucket), "GET" | "HEAD") => Ok(EmuResponse::json(
                 200,
-                &json!({"namespace": self.namespace, "name": bucket}),
+                &json!({
+                    "namespace": self.namespace,
+                    "name": bucket,
+                    "objectEventsEnabled": self.events_enabled.load(std::sync::atomic::Ordering::SeqCst),
+                }),
             )),
             (Route::List(store), "GET") => list(req, store),
             (Route::Object(bucket, store, name), "PUT") => self.put(req, bucket, store, &name),
@@ -325,6 +338,12 @@ impl ObjectStorageService {
     }
 
     fn notify(&self, change: Change) {
+        if !self
+            .events_enabled
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
         let listener = self.listener.read().unwrap_or_else(|e| e.into_inner());
         if let Some(listener) = listener.as_ref() {
             listener(&change);

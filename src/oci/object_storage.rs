@@ -142,6 +142,14 @@ impl ObjectStorage {
             .json(JSON_LIMIT)
     }
 
+    /// The bucket's settings as the service reports them (`GetBucket`), e.g.
+    /// `objectEventsEnabled`.
+    pub fn bucket_details(&self, bucket: &Bucket, deadline: Instant) -> Result<serde_json::Value> {
+        self.transport
+            .send(self.call("GET", bucket_url(bucket)?, deadline))?
+            .json(JSON_LIMIT)
+    }
+
     /// Uploads `length` bytes from `body` as `name`; returns the new etag.
     #[allow(clippy::too_many_arguments)] // each is a distinct PutObject input; a struct would only rename them
     pub fn put(

@@ -3,6 +3,7 @@
 mod clients; // every typed client call against the emulator, with real signatures
 #[cfg(feature = "local-vision")]
 mod detect; // the local ONNX detector on real photos
+mod doctor; // webapp doctor: all green, then each check made to fail
 mod emulator; // signature tampering, fault injection, events through the Fn contract
 mod func; // the Fn contract over a real unix socket, and the func binary's start-up
 mod http; // the hostile-input checklist of http-hardening.md over real sockets
