@@ -23,17 +23,20 @@
 //! # Ok::<(), ocivision::Error>(())
 //! ```
 //!
-//! Not here: routing, TLS, HTTP/2, compression, multipart (see `multipart.rs` later), client
-//! code (ureq does that).
+//! Strict streaming `multipart/form-data` for uploads is in [`Multipart`].
+//!
+//! Not here: routing, TLS, HTTP/2, compression, client code (ureq does that).
 
 mod chunked;
 mod conn;
 mod limits;
+mod multipart;
 mod request;
 mod response;
 mod server;
 
 pub use limits::Limits;
+pub use multipart::{boundary, Multipart, MultipartLimits, PartHead};
 pub use request::{BodyReader, Request, Version};
 pub use response::Response;
 pub use server::{Handler, ListenAddr, Listener, Server, ShutdownHandle};

@@ -1,0 +1,369 @@
+//! Uploads: the browser form (`POST /upload`), multipart for curl (`POST /api/images`) and raw
+//! bodies (`PUT /api/images/{name}`), all ending in one [`store`].
+//!
+//! Order of checks, all before anything is stored: the upload gate (`503` + `Retry-After`), the
+//! declared length, the content type (`415`), the form token (browser form only; it must be the
+//! first part), then each file: read into one buffer of at most the limit (`413` past it), then
+//! magic bytes and dimensions (`415`/`422`/`400`). A stored image gets a generated name, its
+//! sniffed type, the sanitised original name, SHA-256 and request id as metadata, and a
+//! `pending` document; identical content already stored is answered with the earlier image
+//! instead. Not here: image decoding or re-encoding (EXIF is kept as uploaded).
+
+use std::io::Cursor;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::auth::{self, Action};
+use super::catalog::{self, key_of, now, object_name};
+use super::App;
+use crate::document::{meta, AnalysisDocument, Status};
+use crate::error::{Error, Result};
+use crate::http::{Multipart, MultipartLimits, Request, Response};
+use crate::image_info::{self, Refusal};
+use crate::oci::encode;
+use crate::oci::object_storage::Condition;
+
+/// Room for multipart framing and a form token around the files of one request.
+const FORM_OVERHEAD: u64 = 64 * 1024;
+/// Files in one browser form post (the page's script sends one per request).
+const MAX_FILES: usize = 10;
+/// Longest display name kept, in characters.
+const MAX_NAME_CHARS: usize = 100;
+
+/// What happened to one file.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Outcome {
+    /// The sanitised name the file had.
+    pub file: String,
+    /// Stored, or recognised as already stored.
+    pub ok: bool,
+    /// HTTP status for this file.
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Set when the same content was uploaded before: that image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<Duplicate>,
+    /// Stable code of a refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A sentence for a person.
+    pub message: String,
+}
+
+/// The earlier upload of identical content.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Duplicate {
+    pub id: String,
+    pub file: String,
+    pub uploaded_at: String,
+}
+
+impl Outcome {
+    fn refused(file: &str, err: &Error) -> Outcome {
+        let (status, code, message) = match err {
+            Error::BadRequest { status, reason } => (*status, code_for(*status), reason.clone()),
+            other => {
+                log::warn!(target: "webapp", "upload of {file:?} failed: {other}");
+                (
+                    502,
+                    "StorageUnavailable",
+                    "the image store is unavailable right now; try again in a minute".into(),
+                )
+            }
+        };
+        Outcome {
+            file: file.to_string(),
+            ok: false,
+            status,
+            id: None,
+            url: None,
+            duplicate_of: None,
+            error: Some(code.into()),
+            message,
+        }
+    }
+}
+
+fn code_for(status: u16) -> &'static str {
+    match status {
+        413 => "TooLarge",
+        415 => "UnsupportedFormat",
+        422 => "BadDimensions",
+        403 => "Forbidden",
+        _ => "BadRequest",
+    }
+}
+
+fn refusal(r: &Refusal) -> Error {
+    Error::bad_request(r.status(), r.to_string())
+}
+
+/// Display text from a client file name: no control or bidi characters, no path separators,
+/// at most 100 characters; `unnamed` when nothing is left.
+pub(crate) fn display_name(raw: &str) -> String {
+    let bidi = |c: char| {
+        matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    let cleaned: String = raw
+        .chars()
+        .filter(|&c| !c.is_control() && !bidi(c) && c != '/' && c != '\\')
+        .take(MAX_NAME_CHARS)
+        .collect();
+    let trimmed = cleaned.trim();
+    if trimmed.is_empty() {
+        "unnamed".into()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+fn too_big(app: &App) -> Error {
+    let limit = app.settings.max_upload_bytes;
+    Error::bad_request(
+        413,
+        format!(
+            "this file is larger than the {:.1} MB limit",
+            limit as f64 / 1_048_576.0
+        ),
+    )
+}
+
+/// Stores one validated image, or finds its identical twin. `bytes` is the only copy.
+pub(crate) fn store(app: &App, request_id: &str, file: &str, bytes: Vec<u8>) -> Result<Outcome> {
+    let info = image_info::validate(&bytes, bytes.len() as u64, app.settings.max_upload_bytes)
+        .map_err(|r| refusal(&r))?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let deadline = app.deadline();
+
+    match find_duplicate(app, &sha) {
+        Ok(Some(twin)) => {
+            let message = format!(
+                "identical to {}, uploaded {}; not stored again",
+                twin.file, twin.uploaded_at
+            );
+            return Ok(Outcome {
+                file: file.into(),
+                ok: true,
+                status: 200,
+                url: Some(format!("/images/{}", twin.id)),
+                id: Some(twin.id.clone()),
+                duplicate_of: Some(twin),
+                error: None,
+                message,
+            });
+        }
+        Ok(None) => {}
+        // Without the database we cannot tell; storing a second copy is the lesser harm.
+        Err(e) => log::warn!(target: "webapp", "{request_id} duplicate check skipped: {e}"),
+    }
+
+    let id = catalog::new_id(info.kind.extension());
+    let name = object_name(&id);
+    let size = bytes.len() as u64;
+    let encoded_name = encode::component(file);
+    let metadata = [
+        (meta::ORIGINAL_NAME, encoded_name.as_str()),
+        (meta::SHA256, sha.as_str()),
+        (meta::REQUEST_ID, request_id),
+    ];
+    let etag = app.storage.put(
+        &app.bucket,
+        &name,
+        &mut Cursor::new(bytes),
+        size,
+        info.kind.content_type(),
+        &metadata,
+        Condition::Absent,
+        deadline,
+    )?;
+    let mut doc = AnalysisDocument::new(&app.bucket.namespace, &app.bucket.name, &name, Status::Pending);
+    doc.etag = etag;
+    doc.size = size;
+    doc.content_type = info.kind.content_type().into();
+    doc.original_name = Some(file.into());
+    doc.sha256 = Some(sha);
+    doc.uploaded_at = now();
+    doc.updated_at = doc.uploaded_at.clone();
+    doc.correlation_id = Some(request_id.into());
+    if let Err(e) = app.soda.put(&key_of(app, &id), &doc.to_json(), deadline) {
+        // The object is safe; the reconciler writes the missing document later.
+        log::warn!(target: "webapp", "{request_id} pending document for {id} not written: {e}");
+    }
+    log::info!(target: "webapp", "{request_id} stored {name} ({size} bytes, {}×{})", info.width, info.height);
+    Ok(Outcome {
+        file: file.into(),
+        ok: true,
+        status: 201,
+        url: Some(format!("/images/{id}")),
+        id: Some(id),
+        duplicate_of: None,
+        error: None,
+        message: "uploaded; analysis pending".into(),
+    })
+}
+
+fn find_duplicate(app: &App, sha: &str) -> Result<Option<Duplicate>> {
+    let filter = json!({"sha256": sha, "bucket_name": app.bucket.name});
+    let mut found = app.soda.query(&filter, app.deadline())?;
+    match found.next() {
+        None => Ok(None),
+        Some(doc) => {
+            let doc = AnalysisDocument::from_json(doc?.value)?;
+            let Some(id) = catalog::id_of(&doc.image_name) else {
+                return Ok(None);
+            };
+            Ok(Some(Duplicate {
+                id: id.to_string(),
+                file: doc.original_name.clone().unwrap_or_else(|| id.to_string()),
+                uploaded_at: doc.uploaded_at.clone(),
+            }))
+        }
+    }
+}
+
+fn busy() -> Response {
+    Response::json(
+        503,
+        &json!({"error": "Busy", "message": "the server is handling other uploads; retry in 5 seconds"}),
+    )
+    .unwrap_or_else(|_| Response::error(503, None))
+    .with_header("Retry-After", "5")
+}
+
+/// Which multipart endpoint is being served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// The page's form: a token is required and must come first.
+    Browser,
+    /// `POST /api/images`: no token (not a browser form; the origin check still applies).
+    Api,
+}
+
+/// Reads a multipart upload of up to 10 files; each file is judged on its own.
+pub(crate) fn multipart(app: &App, req: &Request, form: Form) -> Result<(u16, Vec<Outcome>)> {
+    let content_type = req.header("content-type").unwrap_or("");
+    let mut parts = Multipart::new(
+        content_type,
+        req.body(),
+        MultipartLimits {
+            max_parts: MAX_FILES + 1,
+            ..MultipartLimits::default()
+        },
+    )?;
+    let mut outcomes = Vec::new();
+    let mut token_seen = form == Form::Api;
+    let max = app.settings.max_upload_bytes as usize;
+    while let Some(head) = parts.next_part()? {
+        match (head.name.as_str(), &head.filename) {
+            (auth::TOKEN_FIELD, None) if !token_seen => {
+                let token = parts.read_to_vec(512, || Error::bad_request(400, "token too long"))?;
+                auth::check_token(app, Action::Upload, std::str::from_utf8(&token).ok())?;
+                token_seen = true;
+            }
+            ("file", Some(filename)) => {
+                if !token_seen {
+                    return Err(Error::bad_request(403, "the form token must come before the files"));
+                }
+                let file = display_name(filename);
+                let outcome = match parts.read_to_vec(max, || too_big(app)) {
+                    Ok(bytes) if bytes.is_empty() => Outcome::refused(&file, &refusal(&Refusal::Empty)),
+                    Ok(bytes) => store(app, req.request_id(), &file, bytes)
+                        .unwrap_or_else(|e| Outcome::refused(&file, &e)),
+                    Err(e) if e.status() == 413 => {
+                        // The rest of the body is not worth reading: answer now.
+                        outcomes.push(Outcome::refused(&file, &e));
+                        return Ok((413, outcomes));
+                    }
+                    Err(e) => return Err(e),
+                };
+                outcomes.push(outcome);
+            }
+            (name, _) => {
+                return Err(Error::bad_request(
+                    400,
+                    format!(
+                        "unexpected form field {:?}: send the image in a field named \"file\"",
+                        display_name(name)
+                    ),
+                ))
+            }
+        }
+    }
+    if outcomes.is_empty() {
+        return Err(Error::bad_request(400, "no file in the upload: choose an image and try again"));
+    }
+    let status = if outcomes.iter().any(|o| o.ok) {
+        outcomes
+            .iter()
+            .find(|o| o.ok)
+            .map_or(200, |o| o.status)
+    } else {
+        outcomes[0].status
+    };
+    Ok((status, outcomes))
+}
+
+fn check_length(app: &App, req: &Request, overhead: u64) -> Result<()> {
+    if req
+        .content_length()
+        .is_some_and(|n| n > app.settings.max_upload_bytes * MAX_FILES as u64 + overhead)
+    {
+        return Err(too_big(app));
+    }
+    Ok(())
+}
+
+/// `POST /upload` (the page) and `POST /api/images` (curl): JSON for scripts, a result page
+/// for the plain form.
+pub(crate) fn post(app: &App, req: &Request, form: Form) -> Result<Response> {
+    let Some(_pass) = app.uploads.try_enter() else {
+        return Ok(busy());
+    };
+    check_length(app, req, FORM_OVERHEAD)?;
+    let (status, outcomes) = multipart(app, req, form)?;
+    let wants_json = form == Form::Api
+        || req
+            .header("accept")
+            .is_some_and(|a| a.contains("application/json"));
+    if wants_json {
+        Response::json(status, &json!({ "results": outcomes }))
+    } else {
+        super::pages::upload_result(app, status, &outcomes)
+    }
+}
+
+/// `PUT /api/images/{name}`: the raw bytes of one image; `name` is kept as display text.
+pub(crate) fn put(app: &App, req: &Request, raw_name: &str) -> Result<Response> {
+    let Some(_pass) = app.uploads.try_enter() else {
+        return Ok(busy());
+    };
+    let file = display_name(&encode::percent_decode(raw_name).unwrap_or_else(|| raw_name.into()));
+    if req.content_length().is_some_and(|n| n > app.settings.max_upload_bytes) {
+        return Err(too_big(app));
+    }
+    let bytes = req
+        .read_body(app.settings.max_upload_bytes as usize)
+        .map_err(|e| if e.status() == 413 { too_big(app) } else { e })?;
+    let outcome = store(app, req.request_id(), &file, bytes)?;
+    Response::json(outcome.status, &outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_cleaned() {
+        assert_eq!(display_name("../../etc/passwd"), "....etcpasswd");
+        assert_eq!(display_name("a\u{202E}gpj.exe"), "agpj.exe");
+        assert_eq!(display_name("C:\\x\r\n\0y.jpg"), "C:xy.jpg");
+        assert_eq!(display_name("  "), "unnamed");
+        assert_eq!(display_name(&"é".repeat(300)).chars().count(), 100);
+        assert_eq!(display_name("<script>\"'.jpg"), "<script>\"'.jpg", "escaped on output, not here");
+    }
+}
