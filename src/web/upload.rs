@@ -121,6 +121,20 @@ pub(crate) fn display_name(raw: &str) -> String {
     }
 }
 
+/// True when the bytes hold markup a browser would run if it ever sniffed the file as HTML
+/// (image/HTML polyglots). Real photos do not contain these byte strings.
+pub(crate) fn contains_markup(bytes: &[u8]) -> bool {
+    const NEEDLES: [&[u8]; 6] = [b"<script", b"<html", b"<?php", b"<svg", b"<iframe", b"<body"];
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'<'
+            && NEEDLES.iter().any(|n| {
+                bytes
+                    .get(i..i + n.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(n))
+            })
+    })
+}
+
 fn too_big(app: &App) -> Error {
     let limit = app.settings.max_upload_bytes;
     Error::bad_request(
@@ -136,6 +150,12 @@ fn too_big(app: &App) -> Error {
 pub(crate) fn store(app: &App, request_id: &str, file: &str, bytes: Vec<u8>) -> Result<Outcome> {
     let info = image_info::validate(&bytes, bytes.len() as u64, app.settings.max_upload_bytes)
         .map_err(|r| refusal(&r))?;
+    if contains_markup(&bytes) {
+        return Err(Error::bad_request(
+            415,
+            "this file carries HTML or script markup besides the image, so it is refused",
+        ));
+    }
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
     let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     let deadline = app.deadline();
@@ -365,5 +385,17 @@ mod tests {
         assert_eq!(display_name("  "), "unnamed");
         assert_eq!(display_name(&"é".repeat(300)).chars().count(), 100);
         assert_eq!(display_name("<script>\"'.jpg"), "<script>\"'.jpg", "escaped on output, not here");
+    }
+
+    #[test]
+    fn markup_inside_images_is_found() {
+        let dog = include_bytes!("../../tests/fixtures/photos/dog.jpg");
+        let cat = include_bytes!("../../tests/fixtures/photos/chelsea.png");
+        assert!(!contains_markup(dog) && !contains_markup(cat));
+        let mut poly = cat.to_vec();
+        poly.extend_from_slice(b"<HTML><Script>alert(1)</script>");
+        assert!(contains_markup(&poly));
+        assert!(contains_markup(b"xx<?php"));
+        assert!(!contains_markup(b"a < b"));
     }
 }

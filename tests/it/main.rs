@@ -4,3 +4,4 @@ mod clients; // every typed client call against the emulator, with real signatur
 mod emulator; // signature tampering, fault injection, events through the Fn contract
 mod signing; // OCI signing vectors, stage by stage, and credential providers
 mod support; // shared helpers: raw-socket client, temp dirs, test keys, emulator set-up
+mod web; // the web app: routes, uploads (good and hostile), CSRF, escaping, delete, re-analysis, reconciler
