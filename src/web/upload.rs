@@ -289,7 +289,12 @@ pub(crate) fn multipart(app: &App, req: &Request, form: Form) -> Result<(u16, Ve
                 if !token_seen {
                     return Err(Error::bad_request(403, "the form token must come before the files"));
                 }
-                let file = display_name(filename);
+                // Browsers escape these three in file names (WHATWG form-data encoding).
+                let unescaped = filename
+                    .replace("%22", "\"")
+                    .replace("%0D", "\r")
+                    .replace("%0A", "\n");
+                let file = display_name(&unescaped);
                 let outcome = match parts.read_to_vec(max, || too_big(app)) {
                     Ok(bytes) if bytes.is_empty() => Outcome::refused(&file, &refusal(&Refusal::Empty)),
                     Ok(bytes) => store(app, req.request_id(), &file, bytes)

@@ -217,7 +217,8 @@ fn web_hostile_uploads_are_refused_and_nothing_is_stored() {
     assert_eq!(web.fetch("PUT", "/api/images/x.jpg", &[], &jpeg_of_size(5 * 1024 * 1024 + 1)).status, 413);
     assert_eq!(web.fetch("PUT", "/api/images/x.jpg", &[], b"GIF89a\x01\x00\x01\x00").status, 415);
     // Malformed bodies.
-    let many: Vec<(&str, Option<&str>, &[u8])> = (0..10_000).map(|_| ("csrf", None, &b"x"[..])).collect();
+    let mut many: Vec<(&str, Option<&str>, &[u8])> = vec![("csrf", None, token.as_bytes())];
+    many.extend((0..9_999).map(|_| ("file", Some("a.jpg"), &b"x"[..])));
     let reply = web.fetch("POST", "/upload", &headers, &multipart(&many));
     assert_eq!(reply.status, 400, "{}", reply.text());
     let mut truncated = multipart(&[("csrf", None, token.as_bytes()), ("file", Some("dog.jpg"), DOG)]);
@@ -248,11 +249,12 @@ fn web_hostile_uploads_are_refused_and_nothing_is_stored() {
     let id = reply.json()["results"][0]["id"].as_str().unwrap().to_string();
     assert!(web.env.emulator.read_object("images", &Web::object_name(&id)).is_some());
     let stored = web.document(&id).unwrap().original_name.unwrap();
-    assert_eq!(stored, "<script>alert(1)</script> ....etcpasswd \"quoted\" 'single' 日本語 🐕.jpg");
+    // Path separators go, so `</script>` loses its slash too.
+    assert_eq!(stored, "<script>alert(1)<script> ....etcpasswd \"quoted\" 'single' 日本語 🐕.jpg");
     for page in ["/".to_string(), format!("/images/{id}")] {
         let html = web.get(&page).text();
         assert!(!html.contains("<script>alert"), "{page} escapes the name");
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; ....etcpasswd &quot;quoted&quot; &#39;single&#39; 日本語 🐕.jpg"), "{page}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;script&gt; ....etcpasswd &quot;quoted&quot; &#39;single&#39; 日本語 🐕.jpg"), "{page}");
     }
 }
 
@@ -567,11 +569,11 @@ fn web_gallery_pages_with_one_listing_and_one_query_each_and_filters() {
     let queries = requests.iter().filter(|r| r.target.contains("action=query")).count();
     assert_eq!((listings, queries, requests.len()), (1, 1, 2), "{requests:?}");
     assert!(first.contains(&ids[4]) && first.contains(&ids[3]), "newest first");
-    assert!(!first.contains(&ids[2]));
+    assert!(!first.contains(&format!("data-id=\"{}\"", ids[2])));
     assert!(first.contains("done · 1 object"));
     let next = first.split("href=\"/?start=").nth(1).unwrap().split('"').next().unwrap();
     let second = body_text(&web.handle("GET", &format!("/?start={next}"), &[], b""));
-    assert!(second.contains(&ids[2]) && second.contains(&ids[1]) && !second.contains(&ids[4]));
+    assert!(second.contains(&ids[2]) && second.contains(&ids[1]) && !second.contains(&format!("data-id=\"{}\"", ids[4])));
     // "vehicle" finds the car through its ontology parent.
     let filtered = body_text(&web.handle("GET", "/?label=Vehicle", &[], b""));
     assert!(filtered.contains(&ids[4]) && !filtered.contains(&format!("data-id=\"{}\"", ids[3])));

@@ -299,8 +299,13 @@ pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
     for (name, filename, data) in parts {
         out.extend_from_slice(b"--XyZ\r\n");
         match filename {
+            // As browsers do (WHATWG multipart/form-data encoding): `"` → %22, CR/LF → %0D/%0A.
             Some(f) => out.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes(),
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{}\"\r\nContent-Type: image/jpeg\r\n\r\n",
+                    f.replace('"', "%22").replace('\r', "%0D").replace('\n', "%0A")
+                )
+                .as_bytes(),
             ),
             None => out.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
         }
