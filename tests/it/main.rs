@@ -1,5 +1,6 @@
 //! The single integration-test binary: one module per behaviour, fakes over real loopback.
 
+mod browser; // headless Chromium over WebDriver: upload, live badges, result boxes, slider, delete
 mod clients; // every typed client call against the emulator, with real signatures
 mod emulator; // signature tampering, fault injection, events through the Fn contract
 mod signing; // OCI signing vectors, stage by stage, and credential providers
