@@ -267,10 +267,19 @@
     });
   }
 
+  var caption = document.getElementById("caption");
+  var captionText = caption ? caption.textContent : "";
   if (slider) {
     var apply = function () {
       var min = parseFloat(slider.value);
       if (output) output.textContent = Math.round(min * 100) + "%";
+      var rows = document.querySelectorAll("tr[data-confidence]");
+      var shown = Array.prototype.filter.call(rows, function (r) { return parseFloat(r.dataset.confidence) >= min; }).length;
+      if (caption && rows.length) {
+        caption.textContent = min > 0
+          ? shown + " of " + rows.length + " objects at " + Math.round(min * 100) + "% confidence or more"
+          : captionText;
+      }
       Array.prototype.forEach.call(document.querySelectorAll("[data-confidence]"), function (n) {
         n.classList.toggle("is-hidden", parseFloat(n.dataset.confidence) < min);
       });

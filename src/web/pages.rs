@@ -257,6 +257,11 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
             })
             .collect::<Result<Vec<_>>>()?,
     );
+    let bulk = if empty_page || status != 200 {
+        Html::default()
+    } else {
+        render(include_str!("../../templates/bulk_delete.html"), &[])?
+    };
     let reanalyze = if app.invoker.is_some() {
         render(
             include_str!("../../templates/reanalyze_all.html"),
@@ -279,12 +284,24 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
             ("retry_token", Slot::Text(&retry_token)),
             ("cards", Slot::Html(&cards)),
             ("empty", Slot::Html(&empty)),
+            ("bulk", Slot::Html(&bulk)),
             ("reanalyze", Slot::Html(&reanalyze)),
             ("first", Slot::Html(&first)),
             ("next", Slot::Html(&next)),
         ],
     )?;
     page(app, status, "Images", &main, true)
+}
+
+/// `2026-11-28T09:22:57.320Z` → `2026-11-28 09:22:57 UTC`; other text as it is.
+pub(crate) fn when(timestamp: &str) -> String {
+    match crate::timefmt::parse(timestamp) {
+        Some(t) => {
+            let s = crate::timefmt::format(t, crate::timefmt::Precision::Seconds);
+            format!("{} {} UTC", &s[..10], &s[11..19])
+        }
+        None => timestamp.to_string(),
+    }
 }
 
 fn pct(confidence: f64) -> String {
@@ -379,9 +396,9 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
         )?);
         Ok(())
     };
-    fact("Uploaded", doc.uploaded_at.clone())?;
+    fact("Uploaded", when(&doc.uploaded_at))?;
     if let Some(t) = &doc.analyzed_at {
-        fact("Analysed", t.clone())?;
+        fact("Analysed", when(t))?;
     }
     let t = doc.timings;
     if let Some(ms) = t.event_lag_ms {

@@ -164,7 +164,8 @@ pub(crate) fn store(app: &App, request_id: &str, file: &str, bytes: Vec<u8>) -> 
         Ok(Some(twin)) => {
             let message = format!(
                 "identical to {}, uploaded {}; not stored again",
-                twin.file, twin.uploaded_at
+                twin.file,
+                super::pages::when(&twin.uploaded_at)
             );
             return Ok(Outcome {
                 file: file.into(),
