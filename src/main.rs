@@ -27,7 +27,12 @@ enum Command {
 
 fn command() -> Result<Command, Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] | ["serve"] => Ok(Command::Serve),
         ["reconcile"] => Ok(Command::Reconcile),
         other => Err(Error::Config(format!(

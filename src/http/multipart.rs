@@ -114,7 +114,9 @@ pub fn boundary(content_type: &str) -> Result<String> {
     // RFC 2046 §5.1.1: 1–70 characters of bchars, not ending in a space.
     let bchar = |c: char| c.is_ascii_alphanumeric() || "'()+_,-./:=? ".contains(c);
     if b.is_empty() || b.len() > 70 || !b.chars().all(bchar) || b.ends_with(' ') {
-        return Err(bad("the boundary must be 1-70 characters of the RFC 2046 set"));
+        return Err(bad(
+            "the boundary must be 1-70 characters of the RFC 2046 set",
+        ));
     }
     Ok(b)
 }
@@ -387,7 +389,9 @@ fn parse_disposition(value: &str) -> Result<(String, Option<String>)> {
         if rest.is_empty() {
             break;
         }
-        let eq = rest.find('=').ok_or_else(|| bad("a disposition parameter has no value"))?;
+        let eq = rest
+            .find('=')
+            .ok_or_else(|| bad("a disposition parameter has no value"))?;
         let key = rest[..eq].trim().to_ascii_lowercase();
         rest = rest[eq + 1..].trim_start();
         let value;
@@ -481,7 +485,10 @@ mod tests {
     #[test]
     fn reads_fields_and_files_split_anywhere() {
         let image = b"\xFF\xD8\xFF binary \r\n--Xy not a delimiter \r\n-";
-        let data = body(&[("csrf", None, b"tok"), ("file", Some("a \\\"b\\\".jpg"), image)]);
+        let data = body(&[
+            ("csrf", None, b"tok"),
+            ("file", Some("a \\\"b\\\".jpg"), image),
+        ]);
         let parts = all(CT, &data).unwrap();
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0].0.name, "csrf");
@@ -493,17 +500,38 @@ mod tests {
 
     #[test]
     fn boundaries_are_checked() {
-        assert_eq!(boundary("multipart/form-data; boundary=\"a b\"").unwrap(), "a b");
+        assert_eq!(
+            boundary("multipart/form-data; boundary=\"a b\"").unwrap(),
+            "a b"
+        );
         assert_eq!(boundary("application/json").unwrap_err().status(), 415);
-        assert_eq!(boundary("text/plain; boundary=x").unwrap_err().status(), 415);
-        assert_eq!(boundary("multipart/mixed; boundary=x").unwrap_err().status(), 415);
+        assert_eq!(
+            boundary("text/plain; boundary=x").unwrap_err().status(),
+            415
+        );
+        assert_eq!(
+            boundary("multipart/mixed; boundary=x")
+                .unwrap_err()
+                .status(),
+            415
+        );
         assert_eq!(boundary("multipart/form-data").unwrap_err().status(), 400);
-        assert_eq!(boundary("multipart/form-data; boundary=").unwrap_err().status(), 400);
+        assert_eq!(
+            boundary("multipart/form-data; boundary=")
+                .unwrap_err()
+                .status(),
+            400
+        );
         let long = format!("multipart/form-data; boundary={}", "a".repeat(71));
         assert_eq!(boundary(&long).unwrap_err().status(), 400);
         let ok = format!("multipart/form-data; boundary={}", "a".repeat(70));
         assert!(boundary(&ok).is_ok());
-        assert_eq!(boundary("multipart/form-data; boundary=a{b").unwrap_err().status(), 400);
+        assert_eq!(
+            boundary("multipart/form-data; boundary=a{b")
+                .unwrap_err()
+                .status(),
+            400
+        );
     }
 
     #[test]
@@ -522,10 +550,13 @@ mod tests {
 
     #[test]
     fn caps_parts_headers_and_nesting() {
-        let many: Vec<(&str, Option<&str>, &[u8])> = (0..17).map(|_| ("f", None, &b"x"[..])).collect();
+        let many: Vec<(&str, Option<&str>, &[u8])> =
+            (0..17).map(|_| ("f", None, &b"x"[..])).collect();
         assert_eq!(status(all(CT, &body(&many))), 400);
         let mut big = b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n".to_vec();
-        big.extend_from_slice(format!("X-Pad: {}\r\n\r\nx\r\n--XyZ--", "p".repeat(9000)).as_bytes());
+        big.extend_from_slice(
+            format!("X-Pad: {}\r\n\r\nx\r\n--XyZ--", "p".repeat(9000)).as_bytes(),
+        );
         assert_eq!(status(all(CT, &big)), 400);
         let mut nine = b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n".to_vec();
         for i in 0..8 {

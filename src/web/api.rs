@@ -103,7 +103,10 @@ pub(crate) fn delete_many(app: &App, req: &Request) -> Result<Response> {
         })
         .collect();
     let all_ok = results.iter().all(|r| r.get("error").is_none());
-    Response::json(if all_ok { 200 } else { 207 }, &json!({ "results": results }))
+    Response::json(
+        if all_ok { 200 } else { 207 },
+        &json!({ "results": results }),
+    )
 }
 
 /// `POST /api/images/{id}/reanalyze`.
@@ -146,7 +149,10 @@ pub(crate) fn status(app: &App, req: &Request) -> Result<Response> {
     }
     let body = serde_json::to_vec(&json!({ "items": items }))?;
     let digest = ring::digest::digest(&ring::digest::SHA256, &body);
-    let etag: String = digest.as_ref()[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let etag: String = digest.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let etag = format!("\"{etag}\"");
     let matches = req
         .header("if-none-match")

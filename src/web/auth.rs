@@ -189,7 +189,9 @@ pub(crate) fn authenticated(app: &App, req: &Request) -> bool {
     }
     req.header("authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), password.expose().as_bytes()))
+        .is_some_and(|given| {
+            constant_time_eq(given.trim().as_bytes(), password.expose().as_bytes())
+        })
 }
 
 fn session_cookie(req: &Request, value: &str, max_age: u64) -> String {
@@ -198,7 +200,12 @@ fn session_cookie(req: &Request, value: &str, max_age: u64) -> String {
 }
 
 /// `GET /login`.
-pub(crate) fn login_page(app: &App, req: &Request, message: Option<&str>, status: u16) -> Result<Response> {
+pub(crate) fn login_page(
+    app: &App,
+    req: &Request,
+    message: Option<&str>,
+    status: u16,
+) -> Result<Response> {
     let _ = req;
     let token = token(app, Action::Login);
     let note = match message {
@@ -258,7 +265,10 @@ mod tests {
         assert!(!verify(&keys.token, "upload", &t, 1999), "other action");
         assert!(!verify(&keys.session, "delete", &t, 1999), "other key");
         let forged = t.replace("2000.", "3000.");
-        assert!(!verify(&keys.token, "delete", &forged, 1999), "expiry is signed");
+        assert!(
+            !verify(&keys.token, "delete", &forged, 1999),
+            "expiry is signed"
+        );
         for junk in ["", ".", "2000.", "x.y", "2000.zz"] {
             assert!(!verify(&keys.token, "delete", junk, 0), "{junk}");
         }
@@ -270,8 +280,18 @@ mod tests {
         let (a, b) = (Keys::new(Some(&p)), Keys::new(Some(&p)));
         let t = sign(&a.session, "session", 10);
         assert!(verify(&b.session, "session", &t, 1));
-        assert!(!verify(&Keys::new(Some(&Secret::new("other"))).session, "session", &t, 1));
-        assert!(!verify(&Keys::new(None).session, "session", &sign(&Keys::new(None).session, "session", 10), 1));
+        assert!(!verify(
+            &Keys::new(Some(&Secret::new("other"))).session,
+            "session",
+            &t,
+            1
+        ));
+        assert!(!verify(
+            &Keys::new(None).session,
+            "session",
+            &sign(&Keys::new(None).session, "session", 10),
+            1
+        ));
     }
 
     #[test]

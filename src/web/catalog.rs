@@ -26,7 +26,9 @@ pub(crate) const PREFIX: &str = "uploads/";
 pub(crate) fn parse_id(id: &str) -> Option<&str> {
     let (stem, ext) = id.split_once('.')?;
     let ok = stem.len() == 24
-        && stem.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && matches!(ext, "jpg" | "png");
     ok.then_some(id)
 }
@@ -122,7 +124,7 @@ impl Filter {
             (Some(_), None) => false,
             (Some(label), Some(doc)) => {
                 let wanted = label.trim().to_lowercase();
-                doc.search_terms().iter().any(|t| *t == wanted)
+                doc.search_terms().contains(&wanted)
             }
         }
     }
@@ -146,7 +148,11 @@ pub(crate) fn page(app: &App, start: Option<&str>, filter: &Filter) -> Result<Pa
         fields: Some("name,size,timeCreated".into()),
     };
     let mut listed = Vec::with_capacity(size + 1);
-    for item in app.storage.list(&app.bucket, options, deadline).take(size + 1) {
+    for item in app
+        .storage
+        .list(&app.bucket, options, deadline)
+        .take(size + 1)
+    {
         listed.push(item?);
     }
     let next = if listed.len() > size {
@@ -222,7 +228,11 @@ pub(crate) struct Found {
 pub(crate) fn find(app: &App, id: &str) -> Result<Option<Found>> {
     let deadline = app.deadline();
     let (doc, raw, db_error) = match app.soda.get(&key_of(app, id), deadline) {
-        Ok(Some(d)) => (AnalysisDocument::from_json(d.value.clone()).ok(), Some(d.value), false),
+        Ok(Some(d)) => (
+            AnalysisDocument::from_json(d.value.clone()).ok(),
+            Some(d.value),
+            false,
+        ),
         Ok(None) => (None, None, false),
         Err(e) => {
             log::warn!(target: "webapp", "document for {id} unavailable: {e}");
@@ -296,7 +306,12 @@ pub(crate) fn delete(app: &App, id: &str) -> Deleted {
 }
 
 /// The synthetic CloudEvent that asks the function to analyse an object again.
-pub(crate) fn synthetic_event(app: &App, name: &str, etag: &str, compartment: &str) -> serde_json::Value {
+pub(crate) fn synthetic_event(
+    app: &App,
+    name: &str,
+    etag: &str,
+    compartment: &str,
+) -> serde_json::Value {
     let ns = &app.bucket.namespace;
     let bucket = &app.bucket.name;
     json!({
@@ -387,8 +402,12 @@ pub(crate) fn pending_from_head(app: &App, name: &str, info: &ObjectInfo) -> Ana
             .find(|(n, _)| n.eq_ignore_ascii_case(k))
             .map(|(_, v)| v.clone())
     };
-    let mut doc =
-        AnalysisDocument::new(&app.bucket.namespace, &app.bucket.name, name, Status::Pending);
+    let mut doc = AnalysisDocument::new(
+        &app.bucket.namespace,
+        &app.bucket.name,
+        name,
+        Status::Pending,
+    );
     doc.etag = info.etag.clone();
     doc.size = info.content_length;
     doc.content_type = info.content_type.clone();
@@ -503,7 +522,10 @@ mod tests {
         ] {
             assert!(parse_id(bad).is_none(), "{bad}");
         }
-        assert_eq!(id_of("uploads/0123456789abcdef01234567.jpg"), Some("0123456789abcdef01234567.jpg"));
+        assert_eq!(
+            id_of("uploads/0123456789abcdef01234567.jpg"),
+            Some("0123456789abcdef01234567.jpg")
+        );
         assert_eq!(id_of("other/0123456789abcdef01234567.jpg"), None);
     }
 

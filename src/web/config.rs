@@ -131,8 +131,7 @@ impl WebConfig {
                 )))
             }
         };
-        let max_upload_bytes: u64 =
-            number(lookup, vars::MAX_UPLOAD, crate::image_info::MAX_BYTES)?;
+        let max_upload_bytes: u64 = number(lookup, vars::MAX_UPLOAD, crate::image_info::MAX_BYTES)?;
         if !(1024..=64 * 1024 * 1024).contains(&max_upload_bytes) {
             return Err(Error::Config(format!(
                 "{}={max_upload_bytes} must be between 1024 and 67108864",

@@ -20,7 +20,13 @@ const NOTICE: &str = include_str!("../../templates/notice.html");
 const LINK: &str = include_str!("../../templates/link.html");
 
 /// Wraps `main` in the layout. Security headers are added by the router for every HTML answer.
-pub(crate) fn page(app: &App, status: u16, title: &str, main: &Html, nav: bool) -> Result<Response> {
+pub(crate) fn page(
+    app: &App,
+    status: u16,
+    title: &str,
+    main: &Html,
+    nav: bool,
+) -> Result<Response> {
     let nav = if nav && app.settings.password.is_some() {
         let token = auth::token(app, Action::Logout);
         render(
@@ -42,11 +48,17 @@ pub(crate) fn page(app: &App, status: u16, title: &str, main: &Html, nav: bool) 
 }
 
 fn notice(kind: &str, text: &str) -> Result<Html> {
-    render(NOTICE, &[("kind", Slot::Text(kind)), ("text", Slot::Text(text))])
+    render(
+        NOTICE,
+        &[("kind", Slot::Text(kind)), ("text", Slot::Text(text))],
+    )
 }
 
 fn link(href: &str, text: &str) -> Result<Html> {
-    render(LINK, &[("href", Slot::Text(href)), ("text", Slot::Text(text))])
+    render(
+        LINK,
+        &[("href", Slot::Text(href)), ("text", Slot::Text(text))],
+    )
 }
 
 /// The error page.
@@ -65,7 +77,10 @@ pub(crate) fn error_page(app: &App, status: u16, message: &str) -> Result<Respon
     };
     let main = render(
         include_str!("../../templates/error.html"),
-        &[("title", Slot::Text(title)), ("message", Slot::Text(message))],
+        &[
+            ("title", Slot::Text(title)),
+            ("message", Slot::Text(message)),
+        ],
     )?;
     page(app, status, title, &main, true)
 }
@@ -236,26 +251,30 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
         Html::default()
     };
     let options = Html::concat(
-        [("", "any"), ("pending", "pending"), ("analyzing", "analysing"), ("done", "done"), ("failed", "failed")]
-            .iter()
-            .map(|(value, text)| {
-                let selected = Html::text(
-                    if filter.status.map(status_name).unwrap_or("") == *value {
-                        " selected"
-                    } else {
-                        ""
-                    },
-                );
-                render(
-                    include_str!("../../templates/option.html"),
-                    &[
-                        ("value", Slot::Text(value)),
-                        ("selected", Slot::Html(&selected)),
-                        ("text", Slot::Text(text)),
-                    ],
-                )
-            })
-            .collect::<Result<Vec<_>>>()?,
+        [
+            ("", "any"),
+            ("pending", "pending"),
+            ("analyzing", "analysing"),
+            ("done", "done"),
+            ("failed", "failed"),
+        ]
+        .iter()
+        .map(|(value, text)| {
+            let selected = Html::text(if filter.status.map(status_name).unwrap_or("") == *value {
+                " selected"
+            } else {
+                ""
+            });
+            render(
+                include_str!("../../templates/option.html"),
+                &[
+                    ("value", Slot::Text(value)),
+                    ("selected", Slot::Html(&selected)),
+                    ("text", Slot::Text(text)),
+                ],
+            )
+        })
+        .collect::<Result<Vec<_>>>()?,
     );
     let bulk = if empty_page || status != 200 {
         Html::default()
@@ -275,7 +294,10 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
         include_str!("../../templates/index.html"),
         &[
             ("max_bytes", Slot::Text(&max.to_string())),
-            ("max_mb", Slot::Text(&format!("{:.0}", max as f64 / 1_048_576.0))),
+            (
+                "max_mb",
+                Slot::Text(&format!("{:.0}", max as f64 / 1_048_576.0)),
+            ),
             ("upload_token", Slot::Text(&upload_token)),
             ("label", Slot::Text(filter.label.as_deref().unwrap_or(""))),
             ("status_options", Slot::Html(&options)),
@@ -310,7 +332,11 @@ fn pct(confidence: f64) -> String {
 
 fn coord(v: f64) -> String {
     // Finite and clamped: a NaN or 1e308 from a document cannot break the markup or layout.
-    let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+    let v = if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     format!("{v:.4}")
 }
 
@@ -318,7 +344,10 @@ fn is_local_model(doc: &AnalysisDocument) -> bool {
     let v = &doc.model_versions;
     [&v.object_detection, &v.image_classification]
         .iter()
-        .any(|m| m.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("local")))
+        .any(|m| {
+            m.as_deref()
+                .is_some_and(|m| m.to_ascii_lowercase().contains("local"))
+        })
 }
 
 /// `GET /images/{id}`: the image with its boxes, the table, timings and the raw JSON.
@@ -337,13 +366,22 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
     let name = doc.original_name.clone().unwrap_or_else(|| id.to_string());
     let mut notices = Vec::new();
     if found.info.is_none() {
-        notices.push(notice("warn", "The image file is missing from storage; the reconciler will remove this record.")?);
+        notices.push(notice(
+            "warn",
+            "The image file is missing from storage; the reconciler will remove this record.",
+        )?);
     }
     if found.db_error {
-        notices.push(notice("warn", "Analysis results are unavailable right now (the database did not answer).")?);
+        notices.push(notice(
+            "warn",
+            "Analysis results are unavailable right now (the database did not answer).",
+        )?);
     }
     if doc.status == Status::Failed {
-        notices.push(notice("error", &format!("Analysis failed: {}", failure_reason(Some(&doc))))?);
+        notices.push(notice(
+            "error",
+            &format!("Analysis failed: {}", failure_reason(Some(&doc))),
+        )?);
     }
     let show_objects = doc.status == Status::Done;
     let mut polygons = Vec::new();
@@ -353,7 +391,14 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
         for (i, o) in doc.objects.iter().enumerate() {
             let i_text = i.to_string();
             let color = (i % 8).to_string();
-            let conf = format!("{:.4}", if o.confidence.is_finite() { o.confidence } else { 0.0 });
+            let conf = format!(
+                "{:.4}",
+                if o.confidence.is_finite() {
+                    o.confidence
+                } else {
+                    0.0
+                }
+            );
             let p = pct(o.confidence);
             let points: Vec<String> = o
                 .polygon
@@ -361,7 +406,10 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
                 .map(|v| format!("{},{}", coord(v.x), coord(v.y)))
                 .collect();
             let (min_x, min_y) = o.polygon.iter().fold((1.0f64, 1.0f64), |(x, y), v| {
-                (x.min(if v.x.is_finite() { v.x } else { 1.0 }), y.min(if v.y.is_finite() { v.y } else { 1.0 }))
+                (
+                    x.min(if v.x.is_finite() { v.x } else { 1.0 }),
+                    y.min(if v.y.is_finite() { v.y } else { 1.0 }),
+                )
             });
             let common = [
                 ("i", Slot::Text(&i_text)),
@@ -373,20 +421,31 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
             let joined = points.join(" ");
             let mut slots = common.to_vec();
             slots.push(("points", Slot::Text(&joined)));
-            polygons.push(render(include_str!("../../templates/polygon.html"), &slots)?);
+            polygons.push(render(
+                include_str!("../../templates/polygon.html"),
+                &slots,
+            )?);
             let (x, y) = (coord(min_x), coord(min_y));
             let mut slots = common.to_vec();
             slots.push(("x", Slot::Text(&x)));
             slots.push(("y", Slot::Text(&y)));
-            labels.push(render(include_str!("../../templates/box_label.html"), &slots)?);
+            labels.push(render(
+                include_str!("../../templates/box_label.html"),
+                &slots,
+            )?);
             rows.push(render(include_str!("../../templates/row.html"), &common)?);
         }
     }
     let no_objects = match doc.status {
-        Status::Done if doc.objects.is_empty() => notice("empty", "No objects were found in this image.")?,
+        Status::Done if doc.objects.is_empty() => {
+            notice("empty", "No objects were found in this image.")?
+        }
         Status::Done => Html::default(),
         Status::Failed => notice("empty", "No results: the analysis failed.")?,
-        _ => notice("empty", "Waiting for the analysis; this page updates by itself.")?,
+        _ => notice(
+            "empty",
+            "Waiting for the analysis; this page updates by itself.",
+        )?,
     };
     let mut facts = Vec::new();
     let mut fact = |term: &str, value: String| -> Result<()> {
@@ -421,7 +480,10 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
     let model_badge = if is_local_model(&doc) {
         render(
             include_str!("../../templates/notice.html"),
-            &[("kind", Slot::Text("badge local")), ("text", Slot::Text("local model"))],
+            &[
+                ("kind", Slot::Text("badge local")),
+                ("text", Slot::Text("local model")),
+            ],
         )?
     } else {
         Html::default()
@@ -433,7 +495,11 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
             "{} object{} found{}",
             doc.objects.len(),
             if doc.objects.len() == 1 { "" } else { "s" },
-            if is_local_model(&doc) { " by the local model" } else { "" }
+            if is_local_model(&doc) {
+                " by the local model"
+            } else {
+                ""
+            }
         ),
         s => format!("Status: {}", badge(s, Some(&doc))),
     };
@@ -453,8 +519,14 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
             ("rows", Slot::Html(&Html::concat(rows))),
             ("no_objects", Slot::Html(&no_objects)),
             ("facts", Slot::Html(&Html::concat(facts))),
-            ("reanalyze_token", Slot::Text(&auth::token(app, Action::Reanalyze))),
-            ("delete_token", Slot::Text(&auth::token(app, Action::Delete))),
+            (
+                "reanalyze_token",
+                Slot::Text(&auth::token(app, Action::Reanalyze)),
+            ),
+            (
+                "delete_token",
+                Slot::Text(&auth::token(app, Action::Delete)),
+            ),
             ("json", Slot::Text(&json)),
         ],
     )?;
@@ -489,7 +561,10 @@ pub(crate) fn raw(app: &App, id: &str) -> Result<Response> {
         .with_header("X-Content-Type-Options", "nosniff")
         .with_header("Content-Security-Policy", "default-src 'none'; sandbox")
         .with_header("Cross-Origin-Resource-Policy", "same-origin")
-        .with_header("Content-Disposition", format!("{disposition}; filename=\"{id}\""))
+        .with_header(
+            "Content-Disposition",
+            format!("{disposition}; filename=\"{id}\""),
+        )
         .with_header(
             "Cache-Control",
             format!("private, max-age={}", app.settings.image_max_age),
@@ -535,10 +610,17 @@ pub(crate) fn upload_result(app: &App, status: u16, outcomes: &[Outcome]) -> Res
         })
         .collect::<Result<Vec<_>>>()?;
     let stored = outcomes.iter().filter(|o| o.ok).count();
-    let title = format!("{stored} of {} file{} uploaded", outcomes.len(), if outcomes.len() == 1 { "" } else { "s" });
+    let title = format!(
+        "{stored} of {} file{} uploaded",
+        outcomes.len(),
+        if outcomes.len() == 1 { "" } else { "s" }
+    );
     let main = render(
         include_str!("../../templates/results.html"),
-        &[("title", Slot::Text(&title)), ("items", Slot::Html(&Html::concat(items)))],
+        &[
+            ("title", Slot::Text(&title)),
+            ("items", Slot::Html(&Html::concat(items))),
+        ],
     )?;
     page(app, status, "Upload", &main, true)
 }
@@ -557,7 +639,10 @@ pub(crate) fn delete_form(app: &App, req: &Request, id: Option<&str>) -> Result<
             .collect(),
     };
     if ids.is_empty() {
-        return Err(Error::bad_request(400, "select at least one image to delete"));
+        return Err(Error::bad_request(
+            400,
+            "select at least one image to delete",
+        ));
     }
     let results: Vec<catalog::Deleted> = ids.iter().map(|id| catalog::delete(app, id)).collect();
     if results.iter().all(|r| r.ok()) {
@@ -579,10 +664,16 @@ pub(crate) fn delete_form(app: &App, req: &Request, id: Option<&str>) -> Result<
         })
         .collect::<Result<Vec<_>>>()?;
     let failed = results.iter().filter(|r| !r.ok()).count();
-    let title = format!("{failed} of {} could not be deleted completely", results.len());
+    let title = format!(
+        "{failed} of {} could not be deleted completely",
+        results.len()
+    );
     let main = render(
         include_str!("../../templates/results.html"),
-        &[("title", Slot::Text(&title)), ("items", Slot::Html(&Html::concat(items)))],
+        &[
+            ("title", Slot::Text(&title)),
+            ("items", Slot::Html(&Html::concat(items))),
+        ],
     )?;
     page(app, 502, "Delete", &main, true)
 }
@@ -623,7 +714,10 @@ pub(crate) fn reanalyze_form(app: &App, req: &Request, id: Option<&str>) -> Resu
                 .collect::<Result<Vec<_>>>()?;
             let main = render(
                 include_str!("../../templates/results.html"),
-                &[("title", Slot::Text(&title)), ("items", Slot::Html(&Html::concat(items)))],
+                &[
+                    ("title", Slot::Text(&title)),
+                    ("items", Slot::Html(&Html::concat(items))),
+                ],
             )?;
             page(app, 200, "Re-analyse", &main, true)
         }

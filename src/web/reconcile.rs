@@ -43,7 +43,8 @@ fn older_than(timestamp: &str, age: Duration) -> bool {
     if age.is_zero() {
         return true;
     }
-    let parsed = crate::timefmt::parse(timestamp).or_else(|| httpdate::parse_http_date(timestamp).ok());
+    let parsed =
+        crate::timefmt::parse(timestamp).or_else(|| httpdate::parse_http_date(timestamp).ok());
     match parsed {
         Some(t) => SystemTime::now()
             .duration_since(t)
@@ -72,15 +73,17 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
 
     let mut documented = HashSet::new();
     let mut docs = Vec::new();
-    for doc in app
-        .soda
-        .query(&serde_json::json!({"bucket_name": app.bucket.name}), deadline)?
-    {
+    for doc in app.soda.query(
+        &serde_json::json!({"bucket_name": app.bucket.name}),
+        deadline,
+    )? {
         let doc = doc?;
         match AnalysisDocument::from_json(doc.value) {
             Ok(d) if d.namespace == app.bucket.namespace => docs.push((doc.key, d)),
             Ok(_) => {}
-            Err(e) => report.errors.push(format!("document {} unreadable: {e}", doc.key)),
+            Err(e) => report
+                .errors
+                .push(format!("document {} unreadable: {e}", doc.key)),
         }
     }
 
@@ -96,7 +99,8 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
             }
             continue;
         }
-        if doc.status == Status::Analyzing && older_than(&doc.updated_at, app.settings.stuck_after) {
+        if doc.status == Status::Analyzing && older_than(&doc.updated_at, app.settings.stuck_after)
+        {
             repair_stuck(app, &key, doc, &mut report, deadline);
         }
     }
@@ -118,7 +122,10 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
             }
         };
         let doc = pending_from_head(app, name, &info);
-        if let Err(e) = app.soda.put(&catalog::key_of(app, id), &doc.to_json(), deadline) {
+        if let Err(e) = app
+            .soda
+            .put(&catalog::key_of(app, id), &doc.to_json(), deadline)
+        {
             report.errors.push(format!("{name}: {e}"));
             continue;
         }
@@ -126,7 +133,9 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
         if app.invoker.is_some() {
             match catalog::reanalyze(app, id) {
                 Ok(()) => report.invoked.push(name.clone()),
-                Err(e) => report.errors.push(format!("{name}: analysis not requested: {e}")),
+                Err(e) => report
+                    .errors
+                    .push(format!("{name}: analysis not requested: {e}")),
             }
         }
     }
@@ -148,7 +157,9 @@ fn repair_stuck(
         if let Some(id) = id_of(&name) {
             match catalog::reanalyze(app, id) {
                 Ok(()) => report.invoked.push(name),
-                Err(e) => report.errors.push(format!("{name}: analysis not requested: {e}")),
+                Err(e) => report
+                    .errors
+                    .push(format!("{name}: analysis not requested: {e}")),
             }
             return;
         }
@@ -197,7 +208,10 @@ mod tests {
     #[test]
     fn ages_are_read_from_either_time_format() {
         assert!(older_than("2020-01-01T00:00:00Z", Duration::from_secs(60)));
-        assert!(older_than("Wed, 01 Jan 2020 00:00:00 GMT", Duration::from_secs(60)));
+        assert!(older_than(
+            "Wed, 01 Jan 2020 00:00:00 GMT",
+            Duration::from_secs(60)
+        ));
         assert!(!older_than(&catalog::now(), Duration::from_secs(60)));
         assert!(older_than(&catalog::now(), Duration::ZERO));
         assert!(older_than("garbage", Duration::from_secs(60)));

@@ -67,8 +67,11 @@ fn render_error(app: &App, req: &Request, e: &Error) -> Response {
             422 => "BadDimensions",
             _ => "ServiceUnavailable",
         };
-        return Response::json(status, &serde_json::json!({"error": code, "message": message}))
-            .unwrap_or_else(|_| Response::error(status, None));
+        return Response::json(
+            status,
+            &serde_json::json!({"error": code, "message": message}),
+        )
+        .unwrap_or_else(|_| Response::error(status, None));
     }
     pages::error_page(app, status, &message).unwrap_or_else(|_| Response::error(status, None))
 }
@@ -80,7 +83,10 @@ fn finish(req: &Request, resp: Response) -> Response {
         resp = resp.with_header("X-Content-Type-Options", "nosniff");
     }
     if auth::is_https(req) {
-        resp = resp.with_header("Strict-Transport-Security", "max-age=63072000; includeSubDomains");
+        resp = resp.with_header(
+            "Strict-Transport-Security",
+            "max-age=63072000; includeSubDomains",
+        );
     }
     let is_html = resp
         .header("content-type")

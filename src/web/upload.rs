@@ -105,9 +105,7 @@ fn refusal(r: &Refusal) -> Error {
 /// Display text from a client file name: no control or bidi characters, no path separators,
 /// at most 100 characters; `unnamed` when nothing is left.
 pub(crate) fn display_name(raw: &str) -> String {
-    let bidi = |c: char| {
-        matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-    };
+    let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
     let cleaned: String = raw
         .chars()
         .filter(|&c| !c.is_control() && !bidi(c) && c != '/' && c != '\\')
@@ -121,10 +119,22 @@ pub(crate) fn display_name(raw: &str) -> String {
     }
 }
 
-/// True when the bytes hold markup a browser would run if it ever sniffed the file as HTML
-/// (image/HTML polyglots). Real photos do not contain these byte strings.
+/// True when an image carries markup a browser would run if it ever sniffed the file as HTML
+/// (image/HTML polyglots): in PNG text chunks or after `IEND`, in JPEG metadata segments or
+/// after the last `EOI`. Compressed pixel data is not searched: random bytes would match by
+/// chance in a few large photos in a hundred.
 pub(crate) fn contains_markup(bytes: &[u8]) -> bool {
-    const NEEDLES: [&[u8]; 6] = [b"<script", b"<html", b"<?php", b"<svg", b"<iframe", b"<body"];
+    match image_info::sniff(bytes) {
+        Some(image_info::ImageKind::Png) => png_markup(bytes),
+        Some(image_info::ImageKind::Jpeg) => jpeg_markup(bytes),
+        None => has_markup(bytes),
+    }
+}
+
+fn has_markup(bytes: &[u8]) -> bool {
+    const NEEDLES: [&[u8]; 6] = [
+        b"<script", b"<html", b"<?php", b"<svg", b"<iframe", b"<body",
+    ];
     bytes.iter().enumerate().any(|(i, &b)| {
         b == b'<'
             && NEEDLES.iter().any(|n| {
@@ -133,6 +143,55 @@ pub(crate) fn contains_markup(bytes: &[u8]) -> bool {
                     .is_some_and(|w| w.eq_ignore_ascii_case(n))
             })
     })
+}
+
+fn png_markup(bytes: &[u8]) -> bool {
+    let mut i = 8;
+    while let Some(head) = bytes.get(i..i + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let kind = &head[4..8];
+        let Some(data) = bytes.get(i + 8..i + 8 + len) else {
+            return has_markup(&bytes[i..]);
+        };
+        if matches!(kind, b"tEXt" | b"zTXt" | b"iTXt") && has_markup(data) {
+            return true;
+        }
+        i += 12 + len;
+        if kind == b"IEND" {
+            return has_markup(bytes.get(i..).unwrap_or_default());
+        }
+    }
+    has_markup(bytes.get(i..).unwrap_or_default())
+}
+
+fn jpeg_markup(bytes: &[u8]) -> bool {
+    let mut i = 2;
+    // Metadata segments up to start-of-scan.
+    while let (Some(&0xFF), Some(&marker)) = (bytes.get(i), bytes.get(i + 1)) {
+        if marker == 0xDA || marker == 0xD9 {
+            break;
+        }
+        if marker == 0xFF || marker == 0xD8 || (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+            i += if marker == 0xFF { 1 } else { 2 };
+            continue;
+        }
+        let Some(len) = bytes
+            .get(i + 2..i + 4)
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+        else {
+            break;
+        };
+        if bytes.get(i + 4..i + 2 + len).is_some_and(has_markup) {
+            return true;
+        }
+        i += 2 + len.max(2);
+    }
+    // Whatever follows the last end-of-image marker.
+    let tail = bytes
+        .windows(2)
+        .rposition(|w| w == [0xFF, 0xD9])
+        .map_or(&bytes[bytes.len()..], |end| &bytes[end + 2..]);
+    has_markup(tail)
 }
 
 fn too_big(app: &App) -> Error {
@@ -148,6 +207,7 @@ fn too_big(app: &App) -> Error {
 
 /// Stores one validated image, or finds its identical twin. `bytes` is the only copy.
 pub(crate) fn store(app: &App, request_id: &str, file: &str, bytes: Vec<u8>) -> Result<Outcome> {
+    let started = std::time::Instant::now();
     let info = image_info::validate(&bytes, bytes.len() as u64, app.settings.max_upload_bytes)
         .map_err(|r| refusal(&r))?;
     if contains_markup(&bytes) {
@@ -159,6 +219,7 @@ pub(crate) fn store(app: &App, request_id: &str, file: &str, bytes: Vec<u8>) -> 
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
     let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     let deadline = app.deadline();
+    let checked = started.elapsed();
 
     match find_duplicate(app, &sha) {
         Ok(Some(twin)) => {
@@ -192,6 +253,7 @@ pub(crate) fn store(app: &App, request_id: &str, file: &str, bytes: Vec<u8>) -> 
         (meta::SHA256, sha.as_str()),
         (meta::REQUEST_ID, request_id),
     ];
+    let deduped = started.elapsed();
     let etag = app.storage.put(
         &app.bucket,
         &name,
@@ -202,7 +264,13 @@ pub(crate) fn store(app: &App, request_id: &str, file: &str, bytes: Vec<u8>) -> 
         Condition::Absent,
         deadline,
     )?;
-    let mut doc = AnalysisDocument::new(&app.bucket.namespace, &app.bucket.name, &name, Status::Pending);
+    let stored = started.elapsed();
+    let mut doc = AnalysisDocument::new(
+        &app.bucket.namespace,
+        &app.bucket.name,
+        &name,
+        Status::Pending,
+    );
     doc.etag = etag;
     doc.size = size;
     doc.content_type = info.kind.content_type().into();
@@ -216,6 +284,14 @@ pub(crate) fn store(app: &App, request_id: &str, file: &str, bytes: Vec<u8>) -> 
         log::warn!(target: "webapp", "{request_id} pending document for {id} not written: {e}");
     }
     log::info!(target: "webapp", "{request_id} stored {name} ({size} bytes, {}×{})", info.width, info.height);
+    log::debug!(
+        target: "webapp",
+        "{request_id} upload timings: checks {:?}, duplicate query {:?}, object put {:?}, document {:?}",
+        checked,
+        deduped - checked,
+        stored - deduped,
+        started.elapsed() - stored
+    );
     Ok(Outcome {
         file: file.into(),
         ok: true,
@@ -288,7 +364,10 @@ pub(crate) fn multipart(app: &App, req: &Request, form: Form) -> Result<(u16, Ve
             }
             ("file", Some(filename)) => {
                 if !token_seen {
-                    return Err(Error::bad_request(403, "the form token must come before the files"));
+                    return Err(Error::bad_request(
+                        403,
+                        "the form token must come before the files",
+                    ));
                 }
                 // Browsers escape these three in file names (WHATWG form-data encoding).
                 let unescaped = filename
@@ -297,7 +376,9 @@ pub(crate) fn multipart(app: &App, req: &Request, form: Form) -> Result<(u16, Ve
                     .replace("%0A", "\n");
                 let file = display_name(&unescaped);
                 let outcome = match parts.read_to_vec(max, || too_big(app)) {
-                    Ok(bytes) if bytes.is_empty() => Outcome::refused(&file, &refusal(&Refusal::Empty)),
+                    Ok(bytes) if bytes.is_empty() => {
+                        Outcome::refused(&file, &refusal(&Refusal::Empty))
+                    }
                     Ok(bytes) => store(app, req.request_id(), &file, bytes)
                         .unwrap_or_else(|e| Outcome::refused(&file, &e)),
                     Err(e) if e.status() == 413 => {
@@ -321,13 +402,13 @@ pub(crate) fn multipart(app: &App, req: &Request, form: Form) -> Result<(u16, Ve
         }
     }
     if outcomes.is_empty() {
-        return Err(Error::bad_request(400, "no file in the upload: choose an image and try again"));
+        return Err(Error::bad_request(
+            400,
+            "no file in the upload: choose an image and try again",
+        ));
     }
     let status = if outcomes.iter().any(|o| o.ok) {
-        outcomes
-            .iter()
-            .find(|o| o.ok)
-            .map_or(200, |o| o.status)
+        outcomes.iter().find(|o| o.ok).map_or(200, |o| o.status)
     } else {
         outcomes[0].status
     };
@@ -369,7 +450,10 @@ pub(crate) fn put(app: &App, req: &Request, raw_name: &str) -> Result<Response> 
         return Ok(busy());
     };
     let file = display_name(&encode::percent_decode(raw_name).unwrap_or_else(|| raw_name.into()));
-    if req.content_length().is_some_and(|n| n > app.settings.max_upload_bytes) {
+    if req
+        .content_length()
+        .is_some_and(|n| n > app.settings.max_upload_bytes)
+    {
         return Err(too_big(app));
     }
     let bytes = req
@@ -390,7 +474,11 @@ mod tests {
         assert_eq!(display_name("C:\\x\r\n\0y.jpg"), "C:xy.jpg");
         assert_eq!(display_name("  "), "unnamed");
         assert_eq!(display_name(&"é".repeat(300)).chars().count(), 100);
-        assert_eq!(display_name("<script>\"'.jpg"), "<script>\"'.jpg", "escaped on output, not here");
+        assert_eq!(
+            display_name("<script>\"'.jpg"),
+            "<script>\"'.jpg",
+            "escaped on output, not here"
+        );
     }
 
     #[test]
@@ -400,8 +488,27 @@ mod tests {
         assert!(!contains_markup(dog) && !contains_markup(cat));
         let mut poly = cat.to_vec();
         poly.extend_from_slice(b"<HTML><Script>alert(1)</script>");
-        assert!(contains_markup(&poly));
-        assert!(contains_markup(b"xx<?php"));
-        assert!(!contains_markup(b"a < b"));
+        assert!(contains_markup(&poly), "after IEND");
+        let mut poly = dog.to_vec();
+        poly.extend_from_slice(b"<svg onload=alert(1)>");
+        assert!(contains_markup(&poly), "after EOI");
+        // A JPEG comment segment holding a script, right after SOI.
+        let mut com = vec![0xFF, 0xD8, 0xFF, 0xFE, 0x00, 0x12];
+        com.extend_from_slice(b"<script>x</script");
+        com.extend_from_slice(&dog[2..]);
+        assert!(contains_markup(&com), "in a COM segment");
+        // A PNG tEXt chunk holding HTML.
+        let mut text = cat[..33].to_vec();
+        text.extend_from_slice(&[0, 0, 0, 13]);
+        text.extend_from_slice(b"tEXt<body>hi</b");
+        text.extend_from_slice(&[0, 0, 0, 0]);
+        text.extend_from_slice(&cat[33..]);
+        assert!(contains_markup(&text), "in a text chunk");
+        // The same bytes inside compressed pixel data are not looked at.
+        let mut inside = dog[..dog.len() - 2].to_vec();
+        inside.extend_from_slice(b"<svg");
+        inside.extend_from_slice(&[0xFF, 0xD9]);
+        assert!(!contains_markup(&inside));
+        assert!(contains_markup(b"xx<?php") && !contains_markup(b"a < b"));
     }
 }

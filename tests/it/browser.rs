@@ -22,14 +22,21 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     names.iter().find_map(|name| {
         std::env::split_paths(&path)
-            .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/lib/chromium")])
+            .chain([
+                PathBuf::from("/usr/bin"),
+                PathBuf::from("/usr/lib/chromium"),
+            ])
             .map(|dir| dir.join(name))
             .find(|p| p.is_file())
     })
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Kills chromedriver (and so its browser) when the test ends, however it ends.
@@ -43,7 +50,10 @@ struct Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         if let Some(s) = self.session.take() {
-            let _ = self.agent.delete(&format!("{}/session/{s}", self.base)).call();
+            let _ = self
+                .agent
+                .delete(&format!("{}/session/{s}", self.base))
+                .call();
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -123,7 +133,11 @@ impl Driver {
     }
 
     fn go(&self, url: &str) {
-        self.call("POST", &self.session_path("/url"), Some(json!({"url": url})));
+        self.call(
+            "POST",
+            &self.session_path("/url"),
+            Some(json!({"url": url})),
+        );
     }
 
     fn find(&self, css: &str) -> String {
@@ -132,7 +146,10 @@ impl Driver {
             &self.session_path("/element"),
             Some(json!({"using": "css selector", "value": css})),
         );
-        v[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {v}")).to_string()
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
     }
 
     fn script(&self, script: &str, args: Value) -> Value {
@@ -185,12 +202,20 @@ fn browser_upload_watch_results_inspect_and_delete() {
     driver.go(&format!("{}/", web.base));
     driver.screenshot(&shots, "01-empty-gallery");
     let input = driver.find("#file-input");
-    let multiple = driver.call("GET", &driver.session_path(&format!("/element/{input}/property/multiple")), None);
+    let multiple = driver.call(
+        "GET",
+        &driver.session_path(&format!("/element/{input}/property/multiple")),
+        None,
+    );
     assert_eq!(multiple, true, "the file input accepts several files");
     driver.script("window.__sameDocument = 'yes';", json!([]));
 
     let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
-    let files = format!("{}\n{}", photos.join("dog.jpg").display(), photos.join("chelsea.png").display());
+    let files = format!(
+        "{}\n{}",
+        photos.join("dog.jpg").display(),
+        photos.join("chelsea.png").display()
+    );
     driver.call(
         "POST",
         &driver.session_path(&format!("/element/{input}/value")),
@@ -212,12 +237,24 @@ fn browser_upload_watch_results_inspect_and_delete() {
          return c.length === 2 ? c : null;",
         json!([]),
     );
-    let ids: Vec<String> = ids.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = ids
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     driver.screenshot(&shots, "02-uploaded-pending");
 
     // The function's part, as it would write it.
     for id in &ids {
-        web.write_done(id, &[("Dog", 0.93, [0.16, 0.22, 0.58, 0.93]), ("Bicycle", 0.71, [0.12, 0.2, 0.74, 0.8]), ("Car", 0.48, [0.6, 0.13, 0.9, 0.3])]);
+        web.write_done(
+            id,
+            &[
+                ("Dog", 0.93, [0.16, 0.22, 0.58, 0.93]),
+                ("Bicycle", 0.71, [0.12, 0.2, 0.74, 0.8]),
+                ("Car", 0.48, [0.6, 0.13, 0.9, 0.3]),
+            ],
+        );
     }
     driver.wait_for(
         "both badges done without a reload",
@@ -275,7 +312,11 @@ fn browser_upload_watch_results_inspect_and_delete() {
     driver.screenshot(&shots, "05-slider-at-1");
 
     let delete = driver.find("#delete-button");
-    driver.call("POST", &driver.session_path(&format!("/element/{delete}/click")), Some(json!({})));
+    driver.call(
+        "POST",
+        &driver.session_path(&format!("/element/{delete}/click")),
+        Some(json!({})),
+    );
     driver.wait_for(
         "back on the gallery without the deleted image",
         "return location.pathname === '/' && document.querySelectorAll('#grid .card').length === 1
@@ -283,6 +324,10 @@ fn browser_upload_watch_results_inspect_and_delete() {
         json!([id]),
     );
     driver.screenshot(&shots, "06-after-delete");
-    assert!(web.env.emulator.read_object("images", &Web::object_name(id)).is_none());
+    assert!(web
+        .env
+        .emulator
+        .read_object("images", &Web::object_name(id))
+        .is_none());
     assert!(web.document(id).is_none());
 }

@@ -113,7 +113,13 @@ impl Web {
     }
 
     /// Calls the handler directly with a fake request.
-    pub fn handle(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    pub fn handle(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
         self.app
             .handle(&Request::fake(method, target, headers, body))
             .expect("handlers never fail; errors are rendered")
@@ -124,7 +130,9 @@ impl Web {
     pub fn fetch(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
         let addr = self.server.tcp_addr().unwrap();
         let mut stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
         for (n, v) in headers {
             head.push_str(&format!("{n}: {v}\r\n"));
@@ -142,7 +150,9 @@ impl Web {
             match stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => raw.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => break,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => {
+                    break
+                }
                 Err(e) => panic!("reading the answer to {method} {path}: {e}"),
             }
         }
@@ -190,7 +200,12 @@ impl Web {
     pub fn write_done(&self, id: &str, objects: &[(&str, f64, [f64; 4])]) {
         let mut doc = self.document(id).unwrap_or_else(|| {
             let b = self.env.bucket();
-            AnalysisDocument::new(&b.namespace, &b.name, &Web::object_name(id), Status::Pending)
+            AnalysisDocument::new(
+                &b.namespace,
+                &b.name,
+                &Web::object_name(id),
+                Status::Pending,
+            )
         });
         doc.status = Status::Done;
         doc.attempts = 1;
@@ -221,7 +236,9 @@ impl Web {
             .collect();
         doc.model_versions.object_detection = Some("1.3".into());
         doc.timings.vision_ms = Some(812);
-        self.soda.put(&self.key(id), &doc.to_json(), deadline(5)).unwrap();
+        self.soda
+            .put(&self.key(id), &doc.to_json(), deadline(5))
+            .unwrap();
     }
 
     /// Object Storage requests that wrote or removed objects under `uploads/`.
@@ -230,7 +247,9 @@ impl Web {
             .emulator
             .requests()
             .iter()
-            .filter(|r| matches!(r.method.as_str(), "PUT" | "DELETE") && r.target.contains("/o/uploads"))
+            .filter(|r| {
+                matches!(r.method.as_str(), "PUT" | "DELETE") && r.target.contains("/o/uploads")
+            })
             .count()
     }
 
@@ -240,7 +259,11 @@ impl Web {
             .emulator
             .requests()
             .iter()
-            .filter(|r| r.method == "PUT" && r.target.contains("/soda/") && r.target.matches('/').count() > 5)
+            .filter(|r| {
+                r.method == "PUT"
+                    && r.target.contains("/soda/")
+                    && r.target.matches('/').count() > 5
+            })
             .count()
     }
 }
@@ -252,7 +275,14 @@ pub fn parse_reply(raw: &[u8]) -> Reply {
         .unwrap_or_else(|| panic!("no complete head in {:?}", String::from_utf8_lossy(raw)));
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
@@ -266,7 +296,9 @@ pub fn parse_reply(raw: &[u8]) -> Reply {
         let mut rest = &body[..];
         loop {
             let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16).unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
+                    .unwrap();
             rest = &rest[line_end + 2..];
             if size == 0 {
                 break;
