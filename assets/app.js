@@ -289,7 +289,8 @@
     apply();
   }
 
-  Array.prototype.forEach.call(document.querySelectorAll("tr[data-index]"), function (row) {
+  // Hovering a box highlights its row and label, and the other way round.
+  Array.prototype.forEach.call(document.querySelectorAll(".box, tr[data-index]"), function (row) {
     var on = function () {
       Array.prototype.forEach.call(byIndex(row.dataset.index), function (n) { n.classList.add("active"); });
     };

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ocivision::oci::auth::KeyProvider;
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
 use ocivision::oci::functions::Functions;
 use ocivision::oci::object_storage::{Bucket, ObjectStorage};
@@ -41,9 +42,7 @@ fn command() -> Result<Command, Error> {
     }
 }
 
-fn build(config: &WebConfig) -> Result<App, Error> {
-    let lookup = |k: &str| std::env::var(k).ok();
-    let provider = ocivision::oci::auth::from_env(lookup)?;
+fn build(config: &WebConfig, provider: Arc<dyn KeyProvider>) -> Result<App, Error> {
     let transport = Transport::new(Auth::Oci(provider), TransportConfig::default());
     let cloud = &config.cloud;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -84,12 +83,10 @@ fn build(config: &WebConfig) -> Result<App, Error> {
 fn run() -> Result<(), Error> {
     let command = command()?;
     let lookup = |k: &str| std::env::var(k).ok();
-    let region = ocivision::oci::auth::from_env(lookup)
-        .ok()
-        .and_then(|p| p.region());
-    let config = WebConfig::from_lookup(&lookup, region)?;
+    let provider = ocivision::oci::auth::from_env(lookup)?;
+    let config = WebConfig::from_lookup(&lookup, provider.region())?;
     logger::init(config.log_level);
-    let app = Arc::new(build(&config)?);
+    let app = Arc::new(build(&config, provider)?);
     match command {
         Command::Reconcile => {
             let report = web::reconcile(&app)?;

@@ -331,9 +331,21 @@ impl<R: Read> Multipart<R> {
     }
 
     /// The current part's data, refusing more than `max` bytes with `too_big` (the caller's
-    /// 413 in words). At most `max + 1` bytes are ever held.
+    /// 413 in words). Never holds more than `max` bytes plus one read chunk.
     pub fn read_to_vec(&mut self, max: usize, too_big: impl FnOnce() -> Error) -> Result<Vec<u8>> {
-        let mut data = Vec::new();
+        self.read_to_vec_sized(max, 0, too_big)
+    }
+
+    /// As [`Multipart::read_to_vec`], allocating `capacity` (at most `max`) up front: give the
+    /// body's declared length, so a large part lands in one buffer without regrowing (a
+    /// doubling `Vec` briefly holds two copies).
+    pub fn read_to_vec_sized(
+        &mut self,
+        max: usize,
+        capacity: usize,
+        too_big: impl FnOnce() -> Error,
+    ) -> Result<Vec<u8>> {
+        let mut data = Vec::with_capacity(capacity.min(max));
         let mut chunk = vec![0u8; 64 * 1024];
         loop {
             let n = self.read_data(&mut chunk)?;
@@ -342,10 +354,6 @@ impl<R: Read> Multipart<R> {
             }
             if data.len() + n > max {
                 return Err(too_big());
-            }
-            if data.capacity() == 0 {
-                // One allocation for a typical photo instead of a doubling series.
-                data.reserve(max.min(8 * 1024 * 1024).min(1024 * 1024));
             }
             data.extend_from_slice(&chunk[..n]);
         }

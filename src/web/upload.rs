@@ -375,7 +375,8 @@ pub(crate) fn multipart(app: &App, req: &Request, form: Form) -> Result<(u16, Ve
                     .replace("%0D", "\r")
                     .replace("%0A", "\n");
                 let file = display_name(&unescaped);
-                let outcome = match parts.read_to_vec(max, || too_big(app)) {
+                let declared = req.content_length().unwrap_or(0) as usize;
+                let outcome = match parts.read_to_vec_sized(max, declared, || too_big(app)) {
                     Ok(bytes) if bytes.is_empty() => {
                         Outcome::refused(&file, &refusal(&Refusal::Empty))
                     }
@@ -444,6 +445,35 @@ pub(crate) fn post(app: &App, req: &Request, form: Form) -> Result<Response> {
     }
 }
 
+/// The body in one buffer sized from `Content-Length` (so it never regrows and briefly
+/// doubles), refusing more than `max`.
+fn read_exact_body(req: &Request, max: usize) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let declared = req.content_length().unwrap_or(0) as usize;
+    let mut out = Vec::with_capacity(declared.min(max));
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut body = req.body();
+    loop {
+        let n = match body.read(&mut chunk) {
+            Ok(n) => n,
+            // The HTTP layer knows why (truncated, slow, too large) and answers that.
+            Err(_) => {
+                return Err(Error::bad_request(
+                    400,
+                    "the upload did not arrive complete",
+                ))
+            }
+        };
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() + n > max {
+            return Err(Error::bad_request(413, "too large"));
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// `PUT /api/images/{name}`: the raw bytes of one image; `name` is kept as display text.
 pub(crate) fn put(app: &App, req: &Request, raw_name: &str) -> Result<Response> {
     let Some(_pass) = app.uploads.try_enter() else {
@@ -456,9 +486,13 @@ pub(crate) fn put(app: &App, req: &Request, raw_name: &str) -> Result<Response> 
     {
         return Err(too_big(app));
     }
-    let bytes = req
-        .read_body(app.settings.max_upload_bytes as usize)
-        .map_err(|e| if e.status() == 413 { too_big(app) } else { e })?;
+    let bytes = read_exact_body(req, app.settings.max_upload_bytes as usize).map_err(|e| {
+        if e.status() == 413 {
+            too_big(app)
+        } else {
+            e
+        }
+    })?;
     let outcome = store(app, req.request_id(), &file, bytes)?;
     Response::json(outcome.status, &outcome)
 }

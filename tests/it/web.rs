@@ -162,6 +162,22 @@ fn web_every_route_answers_through_the_handler() {
         (405, Some("application/json"))
     );
 
+    // Multipart for curl: no token, JSON back.
+    let body = multipart(&[("file", Some("cat.png"), CAT)]);
+    let r = web.handle("POST", "/api/images", &[("Content-Type", MULTIPART)], &body);
+    assert_eq!(r.status(), 201, "{}", body_text(&r));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    // Re-analyse everything outdated, from the gallery's form.
+    let token = token_in(&body_text(&web.handle("GET", "/", &[], b"")), "/reanalyze");
+    let r = web.handle(
+        "POST",
+        "/reanalyze",
+        &[SAME_ORIGIN],
+        format!("csrf={token}").as_bytes(),
+    );
+    assert_eq!(r.status(), 200, "{}", body_text(&r));
+    assert!(body_text(&r).contains("nothing is outdated"));
+
     // Form posts: re-analyse and delete from the result page.
     let page = body_text(&web.handle("GET", &format!("/images/{id}"), &[], b""));
     let token = token_in(&page, &format!("/images/{id}/reanalyze"));
