@@ -257,14 +257,35 @@
     return document.querySelectorAll('[data-index="' + i + '"]');
   }
 
-  if (stage) {
+  // Labels sit on their box's top-left corner; one that would cover an earlier label moves
+  // down until it does not (a few steps at most).
+  function placeLabels() {
+    if (!stage) return;
+    var placed = [];
     Array.prototype.forEach.call(stage.querySelectorAll(".box-label"), function (label) {
       var x = parseFloat(label.dataset.x) || 0;
       var y = parseFloat(label.dataset.y) || 0;
       label.style.left = (x * 100).toFixed(2) + "%";
       label.style.top = (y * 100).toFixed(2) + "%";
-      if (y < 0.06) label.style.transform = "none";
+      label.style.transform = y < 0.06 ? "none" : "translateY(-100%)";
+      var shift = 0;
+      for (var step = 0; step < 8; step++) {
+        var r = label.getBoundingClientRect();
+        var hit = placed.some(function (p) {
+          return r.left < p.right && p.left < r.right && r.top < p.bottom && p.top < r.bottom;
+        });
+        if (!hit) break;
+        shift += r.height + 2;
+        label.style.transform = (y < 0.06 ? "" : "translateY(-100%) ") + "translateY(" + shift + "px)";
+      }
+      placed.push(label.getBoundingClientRect());
     });
+  }
+  if (stage) {
+    var stageImg = stage.querySelector("img");
+    if (stageImg && !stageImg.complete) stageImg.addEventListener("load", placeLabels);
+    placeLabels();
+    window.addEventListener("resize", placeLabels);
   }
 
   var caption = document.getElementById("caption");

@@ -276,7 +276,7 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
         })
         .collect::<Result<Vec<_>>>()?,
     );
-    let bulk = if empty_page || status != 200 {
+    let bulk = if status != 200 {
         Html::default()
     } else {
         render(include_str!("../../templates/bulk_delete.html"), &[])?
