@@ -69,9 +69,11 @@ pub struct Multipart<R: Read> {
     reader: R,
     /// `\r\n--boundary`.
     delimiter: Vec<u8>,
-    buf: Vec<u8>,
+    buf: Box<[u8]>,
     /// Bytes of `buf` already handed out.
     pos: usize,
+    /// End of the bytes read into `buf`.
+    end: usize,
     eof: bool,
     state: State,
     parts: usize,
@@ -130,8 +132,9 @@ impl<R: Read> Multipart<R> {
         Ok(Multipart {
             reader: body,
             delimiter,
-            buf: Vec::with_capacity(BUFFER),
+            buf: vec![0u8; BUFFER].into_boxed_slice(),
             pos: 0,
+            end: 0,
             eof: false,
             state: State::Start,
             parts: 0,
@@ -140,34 +143,34 @@ impl<R: Read> Multipart<R> {
     }
 
     fn available(&self) -> &[u8] {
-        &self.buf[self.pos..]
+        &self.buf[self.pos..self.end]
     }
 
-    /// Reads more bytes into the buffer; `false` at end of input.
+    /// Reads more bytes into the buffer; `false` at end of input. The buffer is allocated
+    /// once; unread bytes move to its front.
     fn fill(&mut self) -> Result<bool> {
         if self.eof {
             return Ok(false);
         }
         if self.pos > 0 {
-            self.buf.drain(..self.pos);
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
             self.pos = 0;
         }
-        let start = self.buf.len();
-        let want = BUFFER.max(start + 1);
-        self.buf.resize(want, 0);
+        if self.end == self.buf.len() {
+            // Callers never wait for more than a header block or a delimiter's worth.
+            return Err(bad("a part's header block is too large"));
+        }
         let n = loop {
-            match self.reader.read(&mut self.buf[start..]) {
+            match self.reader.read(&mut self.buf[self.end..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.buf.truncate(start);
-                    // The HTTP layer has recorded why (truncated, too slow, too big) and will
-                    // answer with that status whatever we return.
-                    return Err(bad("the body could not be read to its end"));
-                }
+                // The HTTP layer has recorded why (truncated, too slow, too big) and will
+                // answer with that status whatever we return.
+                Err(_) => return Err(bad("the body could not be read to its end")),
             }
         };
-        self.buf.truncate(start + n);
+        self.end += n;
         if n == 0 {
             self.eof = true;
         }
@@ -239,12 +242,12 @@ impl<R: Read> Multipart<R> {
             ));
         }
         let end = loop {
-            if let Some(i) = find(self.available(), b"\r\n\r\n") {
-                break i;
-            }
             // A part with no headers at all starts with the blank line directly.
             if self.available().starts_with(b"\r\n") {
                 return Err(bad("a part has no Content-Disposition header"));
+            }
+            if let Some(i) = find(self.available(), b"\r\n\r\n") {
+                break i;
             }
             if self.available().len() > self.limits.max_header_bytes {
                 return Err(bad("a part's header block is larger than 8 KiB"));
@@ -593,6 +596,34 @@ mod tests {
         m.next_part().unwrap().unwrap();
         assert_eq!(m.read_to_vec(5000, || unreachable!()).unwrap().len(), 5000);
         assert!(m.next_part().unwrap().is_none());
+    }
+
+    #[test]
+    fn the_fuzz_entry_point_accepts_good_and_bad_bodies() {
+        let good = body(&[("a", None, b"x"), ("file", Some("f.jpg"), &[0u8; 5000])]);
+        crate::http::fuzz_multipart(&good);
+        for cut in [0, 1, 7, 20, good.len() / 2] {
+            crate::http::fuzz_multipart(&good[..cut]);
+        }
+        crate::http::fuzz_multipart(b"--XyZ\r\nContent-Disposition: form-data; name=\"\\");
+        // Deterministic mutations of a valid body: flipped, dropped and duplicated bytes.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..3000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut m = good[..200.min(good.len())].to_vec();
+            m.extend_from_slice(&good[good.len() - 40..]);
+            let at = (x as usize) % m.len();
+            match x % 3 {
+                0 => m[at] ^= (x >> 8) as u8,
+                1 => {
+                    m.remove(at);
+                }
+                _ => m.insert(at, m[at]),
+            }
+            crate::http::fuzz_multipart(&m);
+        }
     }
 
     #[test]
