@@ -137,12 +137,13 @@ impl App {
     }
 }
 
-/// Serves `app` on `addr`. Request bodies may be as large as one upload plus form overhead.
+/// Serves `app` on `addr`. A request body may hold a plain form's ten files; each is read,
+/// checked and stored in turn, so memory stays at one file's worth.
 pub fn serve(app: Arc<App>, addr: SocketAddr) -> Result<Server> {
     let mut limits = Limits::public();
     limits.max_body_bytes = limits
         .max_body_bytes
-        .max(app.settings.max_upload_bytes + 1024 * 1024);
+        .max(app.settings.max_upload_bytes * upload::MAX_FILES as u64 + 1024 * 1024);
     Server::bind_tcp(addr, limits, move |req| app.handle(req))
 }
 

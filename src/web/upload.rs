@@ -27,7 +27,7 @@ use crate::oci::object_storage::Condition;
 /// Room for multipart framing and a form token around the files of one request.
 const FORM_OVERHEAD: u64 = 64 * 1024;
 /// Files in one browser form post (the page's script sends one per request).
-const MAX_FILES: usize = 10;
+pub(crate) const MAX_FILES: usize = 10;
 /// Longest display name kept, in characters.
 const MAX_NAME_CHARS: usize = 100;
 
