@@ -723,3 +723,61 @@ pub(crate) fn reanalyze_form(app: &App, req: &Request, id: Option<&str>) -> Resu
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::Found;
+    use crate::oci::vision::Vertex;
+
+    fn done(objects: &[(&str, f64)]) -> AnalysisDocument {
+        let mut d = AnalysisDocument::new("ns", "b", "uploads/x.jpg", Status::Done);
+        d.objects = objects
+            .iter()
+            .map(|(n, c)| Found {
+                name: n.to_string(),
+                confidence: *c,
+                polygon: vec![Vertex { x: 0.0, y: 0.0 }],
+            })
+            .collect();
+        d
+    }
+
+    #[test]
+    fn badges_and_alt_text_come_from_the_labels() {
+        let d = done(&[("Dog", 0.92), ("Car", 0.514)]);
+        assert_eq!(badge(Status::Done, Some(&d)), "done · 2 objects");
+        assert_eq!(
+            badge(Status::Done, Some(&done(&[("Dog", 1.0)]))),
+            "done · 1 object"
+        );
+        assert_eq!(badge(Status::Analyzing, None), "analysing");
+        assert_eq!(alt_text("a.jpg", Some(&d)), "a.jpg: dog 92%, car 51%");
+        assert_eq!(
+            alt_text("a.jpg", Some(&done(&[]))),
+            "a.jpg: no objects found"
+        );
+        assert_eq!(alt_text("a.jpg", None), "a.jpg (not analysed yet)");
+    }
+
+    #[test]
+    fn numbers_in_markup_are_finite_and_clamped() {
+        assert_eq!(coord(0.123456), "0.1235");
+        assert_eq!(coord(f64::NAN), "0.0000");
+        assert_eq!(coord(1e308), "1.0000");
+        assert_eq!(coord(-3.0), "0.0000");
+        assert_eq!(pct(0.926), "93%");
+        assert_eq!(pct(7.0), "100%");
+    }
+
+    #[test]
+    fn times_read_well() {
+        assert_eq!(when("2026-11-28T09:22:57.320Z"), "2026-11-28 09:22:57 UTC");
+        assert_eq!(when("not a time"), "not a time");
+        let mut d = done(&[]);
+        d.model_versions.object_detection = Some("Local-NanoDet 1".into());
+        assert!(is_local_model(&d));
+        d.model_versions.object_detection = Some("1.3".into());
+        assert!(!is_local_model(&d));
+    }
+}

@@ -197,3 +197,54 @@ fn allowed(shape: &[&str]) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_paths_name_their_methods() {
+        assert_eq!(allowed(&["images", "x", "delete"]), Some("POST"));
+        assert_eq!(
+            allowed(&["api", "images", "x"]),
+            Some("GET, HEAD, PUT, DELETE")
+        );
+        assert_eq!(allowed(&[""]), Some("GET, HEAD"));
+        assert_eq!(allowed(&["nope"]), None);
+    }
+
+    #[test]
+    fn json_is_for_the_api_and_clients_that_ask() {
+        assert!(wants_json(&Request::fake("GET", "/api/images", &[], b"")));
+        assert!(wants_json(&Request::fake(
+            "POST",
+            "/upload",
+            &[("Accept", "application/json")],
+            b""
+        )));
+        assert!(!wants_json(&Request::fake(
+            "POST",
+            "/upload",
+            &[("Accept", "text/html,application/json")],
+            b""
+        )));
+        assert!(!wants_json(&Request::fake("GET", "/", &[], b"")));
+    }
+
+    #[test]
+    fn the_page_policy_allows_only_our_own_files() {
+        for part in [
+            "default-src 'none'",
+            "img-src 'self'",
+            "style-src 'self'",
+            "script-src 'self'",
+            "connect-src 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(PAGE_CSP.contains(part), "{part}");
+        }
+        assert!(!PAGE_CSP.contains("unsafe"));
+    }
+}
