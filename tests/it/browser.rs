@@ -324,6 +324,21 @@ fn browser_upload_watch_results_inspect_and_delete() {
         json!([id]),
     );
     driver.screenshot(&shots, "06-after-delete");
+    // The same gallery on a phone-sized window: one column, nothing cut off.
+    driver.call(
+        "POST",
+        &driver.session_path("/window/rect"),
+        Some(json!({"width": 400, "height": 860})),
+    );
+    let overflow = driver.script(
+        "return document.documentElement.scrollWidth > window.innerWidth;",
+        json!([]),
+    );
+    assert_eq!(
+        overflow, false,
+        "no horizontal scrolling on a narrow screen"
+    );
+    driver.screenshot(&shots, "07-narrow-gallery");
     assert!(web
         .env
         .emulator
