@@ -336,17 +336,19 @@ impl<R: Read> Multipart<R> {
     /// The current part's data, refusing more than `max` bytes with `too_big` (the caller's
     /// 413 in words). Never holds more than `max` bytes plus one read chunk.
     pub fn read_to_vec(&mut self, max: usize, too_big: impl FnOnce() -> Error) -> Result<Vec<u8>> {
-        self.read_to_vec_sized(max, 0, too_big)
+        self.read_to_vec_sized(max, 0, too_big, |_| {})
     }
 
     /// As [`Multipart::read_to_vec`], allocating `capacity` (at most `max`) up front: give the
     /// body's declared length, so a large part lands in one buffer without regrowing (a
-    /// doubling `Vec` briefly holds two copies).
+    /// doubling `Vec` briefly holds two copies). `each` sees every piece as it arrives (to
+    /// hash while the rest is still on the wire).
     pub fn read_to_vec_sized(
         &mut self,
         max: usize,
         capacity: usize,
         too_big: impl FnOnce() -> Error,
+        mut each: impl FnMut(&[u8]),
     ) -> Result<Vec<u8>> {
         let mut data = Vec::with_capacity(capacity.min(max));
         let mut chunk = vec![0u8; 64 * 1024];
@@ -358,6 +360,7 @@ impl<R: Read> Multipart<R> {
             if data.len() + n > max {
                 return Err(too_big());
             }
+            each(&chunk[..n]);
             data.extend_from_slice(&chunk[..n]);
         }
     }
