@@ -220,7 +220,7 @@ fn hex(bytes: &[u8]) -> String {
 
 impl Sha256 {
     pub(crate) fn new() -> Sha256 {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         let spawned = std::thread::Builder::new()
             .name("upload-sha256".into())
             .spawn(move || {
