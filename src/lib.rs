@@ -29,5 +29,6 @@ pub mod oci;
 mod random;
 pub mod soda;
 pub mod timefmt;
+pub mod web;
 
 pub use error::{Error, Result, ServiceError};

@@ -1,77 +1,120 @@
-//! The `webapp` binary: for now a health check and a placeholder page on our HTTP layer.
+//! The `webapp` binary: the web app (`webapp`, the default) or one reconciler pass
+//! (`webapp reconcile`).
 //!
-//! `main` calls `run`, prints any error and picks the exit code (0 never: the server only
-//! returns by failing; 2 for configuration errors, 1 otherwise). Configuration is read once from
-//! the environment through a lookup function:
-//!
-//! | variable    | meaning                                   | default     |
-//! |-------------|-------------------------------------------|-------------|
-//! | `BIND`      | IP address to listen on                   | `127.0.0.1` |
-//! | `PORT`      | TCP port (`0` picks a free one)           | `8080`      |
-//! | `LOG_LEVEL` | `off`, `error`, `warn`, `info`, `debug`, `trace` | `info` |
-//!
-//! The bound address is logged as `listening on http://ADDR`. No signal handling: the platform
-//! stops the process, and nothing here needs a clean flush.
+//! `main` calls `run`, prints any error with its causes and picks the exit code (2 for
+//! configuration errors, 1 otherwise; the server only returns by failing). Configuration is read
+//! once from the environment (docs/CONFIG.md lists every variable); credentials come from
+//! `oci::auth::from_env` (resource principal in the cloud, `~/.oci/config` locally). No signal
+//! handling: the platform stops the process, and nothing here needs a clean flush.
 
-use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use ocivision::http::{Limits, Request, Response, Server};
+use ocivision::oci::auth::KeyProvider;
+use ocivision::oci::client::{Auth, Transport, TransportConfig};
+use ocivision::oci::functions::Functions;
+use ocivision::oci::object_storage::{Bucket, ObjectStorage};
+use ocivision::oci::secrets::Secrets;
+use ocivision::soda::Soda;
+use ocivision::web::{self, App, Invoker, PasswordSource, Settings, WebConfig};
 use ocivision::{logger, Error};
 
-/// The binary's configuration, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Config {
-    addr: SocketAddr,
-    log_level: log::LevelFilter,
+/// What to do.
+enum Command {
+    Serve,
+    Reconcile,
 }
 
-impl Config {
-    fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
-        let ip: IpAddr = match get("BIND") {
-            None => IpAddr::from([127, 0, 0, 1]),
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| Error::Config(format!("BIND={v:?} is not an IP address")))?,
-        };
-        let port: u16 = match get("PORT") {
-            None => 8080,
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| Error::Config(format!("PORT={v:?} is not a port number")))?,
-        };
-        let log_level = logger::parse_level(get("LOG_LEVEL").as_deref())?;
-        Ok(Config {
-            addr: SocketAddr::new(ip, port),
-            log_level,
-        })
+fn command() -> Result<Command, Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] | ["serve"] => Ok(Command::Serve),
+        ["reconcile"] => Ok(Command::Reconcile),
+        other => Err(Error::Config(format!(
+            "unknown arguments {other:?}: use `webapp` or `webapp reconcile`"
+        ))),
     }
 }
 
-const PLACEHOLDER: &str = "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
-<title>ocivision</title></head>\n<body>\n<h1>ocivision</h1>\n\
-<p>Image analysis on Oracle Cloud. The pipeline UI is coming soon.</p>\n</body>\n</html>\n";
-
-fn route(req: &Request) -> ocivision::Result<Response> {
-    Ok(match (req.method(), req.path()) {
-        ("GET" | "HEAD", "/healthz") => Response::new(200),
-        ("GET" | "HEAD", "/") => Response::html(200, PLACEHOLDER),
-        (_, "/healthz" | "/") => Response::error(405, None).with_header("Allow", "GET, HEAD"),
-        _ => Response::error(404, None),
-    })
+fn build(config: &WebConfig, provider: Arc<dyn KeyProvider>) -> Result<App, Error> {
+    let transport = Transport::new(Auth::Oci(provider), TransportConfig::default());
+    let cloud = &config.cloud;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let storage = ObjectStorage::new(transport.clone(), cloud.object_storage_url.clone());
+    let namespace = match &cloud.namespace {
+        Some(ns) => ns.clone(),
+        None => storage.namespace(deadline)?,
+    };
+    let secrets = Secrets::new(transport.clone(), cloud.secrets_url.clone());
+    let soda = Soda::connect(&transport, &cloud.soda, Some(&secrets), deadline)?;
+    if let Err(e) = soda.ensure_collection(deadline) {
+        // Uploads still work without the database; the reconciler catches up later.
+        log::warn!(target: "webapp", "SODA collection check failed: {e}");
+    }
+    let password = match &config.password {
+        PasswordSource::None => None,
+        PasswordSource::Literal(p) => Some(p.clone()),
+        PasswordSource::SecretId(id) => Some(secrets.by_id(id, deadline)?),
+    };
+    let invoker = config.function.as_ref().map(|(id, url)| Invoker {
+        client: Functions::new(transport.clone(), url.clone()),
+        function_id: id.clone(),
+        compartment_id: cloud.compartment_id.clone().unwrap_or_default(),
+    });
+    let settings = Settings {
+        max_upload_bytes: config.max_upload_bytes,
+        public_origin: config.public_origin.clone(),
+        password,
+        ..Settings::default()
+    };
+    let bucket = Bucket {
+        namespace,
+        name: cloud.bucket.clone(),
+    };
+    Ok(App::new(storage, bucket, soda, invoker, settings))
 }
 
 fn run() -> Result<(), Error> {
-    let config = Config::from_lookup(|k| std::env::var(k).ok())?;
+    let command = command()?;
+    let lookup = |k: &str| std::env::var(k).ok();
+    let provider = ocivision::oci::auth::from_env(lookup)?;
+    let config = WebConfig::from_lookup(&lookup, provider.region())?;
     logger::init(config.log_level);
-    let server = Server::bind_tcp(config.addr, Limits::public(), route)?;
-    if let Some(addr) = server.tcp_addr() {
-        log::info!(target: "webapp", "listening on http://{addr}");
+    let app = Arc::new(build(&config, provider)?);
+    match command {
+        Command::Reconcile => {
+            let report = web::reconcile(&app)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.errors.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Config(format!(
+                    "{} repairs failed (see the report)",
+                    report.errors.len()
+                )))
+            }
+        }
+        Command::Serve => {
+            if app.settings().password.is_none() {
+                log::warn!(target: "webapp", "APP_PASSWORD is not set: anyone who can reach this server can upload and delete");
+            }
+            if let Some(interval) = config.reconcile_interval {
+                web::spawn_reconciler(Arc::clone(&app), interval)?;
+            }
+            let server = web::serve(app, config.addr)?;
+            if let Some(addr) = server.tcp_addr() {
+                log::info!(target: "webapp", "listening on http://{addr}");
+            }
+            server.wait();
+            Err(Error::Config("the server stopped".into()))
+        }
     }
-    server.wait();
-    Err(Error::Config("the server stopped".into()))
 }
 
 fn main() -> ExitCode {
@@ -89,53 +132,5 @@ fn main() -> ExitCode {
                 _ => ExitCode::FAILURE,
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn config(pairs: &[(&str, &str)]) -> Result<Config, Error> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
-    }
-
-    #[test]
-    fn defaults_and_errors_name_the_variable() {
-        let c = config(&[]).unwrap();
-        assert_eq!(c.addr, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(c.log_level, log::LevelFilter::Info);
-        let c = config(&[("BIND", "0.0.0.0"), ("PORT", "0")]).unwrap();
-        assert_eq!(c.addr, "0.0.0.0:0".parse().unwrap());
-        assert!(config(&[("PORT", "http")])
-            .unwrap_err()
-            .to_string()
-            .contains("PORT"));
-        assert!(config(&[("BIND", "x")])
-            .unwrap_err()
-            .to_string()
-            .contains("BIND"));
-        assert!(config(&[("LOG_LEVEL", "x")])
-            .unwrap_err()
-            .to_string()
-            .contains("LOG_LEVEL"));
-    }
-
-    #[test]
-    fn routes_health_placeholder_and_404() {
-        let r = route(&Request::fake("GET", "/healthz", &[], b"")).unwrap();
-        assert_eq!((r.status(), r.body_bytes()), (200, Some(&b""[..])));
-        let r = route(&Request::fake("GET", "/", &[], b"")).unwrap();
-        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
-        assert!(String::from_utf8_lossy(r.body_bytes().unwrap()).contains("coming"));
-        let r = route(&Request::fake("GET", "/nope", &[], b"")).unwrap();
-        assert_eq!(r.status(), 404);
-        let r = route(&Request::fake("POST", "/", &[], b"x")).unwrap();
-        assert_eq!(r.status(), 405);
     }
 }

@@ -23,17 +23,20 @@
 //! # Ok::<(), ocivision::Error>(())
 //! ```
 //!
-//! Not here: routing, TLS, HTTP/2, compression, multipart (see `multipart.rs` later), client
-//! code (ureq does that).
+//! Strict streaming `multipart/form-data` for uploads is in [`Multipart`].
+//!
+//! Not here: routing, TLS, HTTP/2, compression, client code (ureq does that).
 
 mod chunked;
 mod conn;
 mod limits;
+mod multipart;
 mod request;
 mod response;
 mod server;
 
 pub use limits::Limits;
+pub use multipart::{boundary, Multipart, MultipartLimits, PartHead};
 pub use request::{BodyReader, Request, Version};
 pub use response::Response;
 pub use server::{Handler, ListenAddr, Listener, Server, ShutdownHandle};
@@ -66,5 +69,44 @@ pub fn fuzz_chunked(data: &[u8]) {
     );
     if let Ok(Some((body, used))) = whole {
         assert!(used <= data.len() && body.len() <= used);
+    }
+}
+
+/// Fuzzing entry point: reads `data` as a `multipart/form-data` body (boundary `XyZ`) whole and
+/// again through a reader that returns a few bytes at a time; both must give the same parts or
+/// the same refusal status, and no part may exceed its cap. Must never panic.
+#[doc(hidden)]
+pub fn fuzz_multipart(data: &[u8]) {
+    struct Drip<'a>(&'a [u8], usize);
+    impl std::io::Read for Drip<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(out.len()).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    fn parts(r: impl std::io::Read) -> Result<Vec<(PartHead, Vec<u8>)>, u16> {
+        let ct = "multipart/form-data; boundary=XyZ";
+        let mut m = Multipart::new(ct, r, MultipartLimits::default()).map_err(|e| e.status())?;
+        let mut out = Vec::new();
+        while let Some(head) = m.next_part().map_err(|e| e.status())? {
+            let body = m
+                .read_to_vec(4096, || crate::Error::bad_request(413, "cap"))
+                .map_err(|e| e.status())?;
+            assert!(body.len() <= 4096);
+            out.push((head, body));
+        }
+        Ok(out)
+    }
+    let step = data.first().map_or(1, |b| usize::from(b % 5) + 1);
+    let whole = parts(data);
+    let dripped = parts(Drip(data, step));
+    assert_eq!(
+        whole, dripped,
+        "parsing must not depend on how the body arrives"
+    );
+    if let Ok(p) = whole {
+        assert!(p.len() <= MultipartLimits::default().max_parts);
     }
 }

@@ -1,5 +1,6 @@
 //! The single integration-test binary: one module per behaviour, fakes over real loopback.
 
+mod browser; // headless Chromium over WebDriver: upload, live badges, result boxes, slider, delete
 mod clients; // every typed client call against the emulator, with real signatures
 #[cfg(feature = "local-vision")]
 mod detect; // the local ONNX detector on real photos
@@ -10,3 +11,4 @@ mod http; // the hostile-input checklist of http-hardening.md over real sockets
 mod pipeline; // the func binary end to end: events in, one document per image out
 mod signing; // OCI signing vectors, stage by stage, and credential providers
 mod support; // shared helpers: raw-socket client, temp dirs, test keys, emulator set-up
+mod web; // the web app: routes, uploads (good and hostile), CSRF, escaping, delete, re-analysis, reconciler

@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test module uses a different subset
 
 pub mod emulator;
+pub mod web;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

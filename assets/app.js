@@ -1,0 +1,326 @@
+// ocivision pages: drag-and-drop uploads with per-file progress, live status badges (bounded
+// polling with ETag), and the result page's confidence slider and row/box highlighting.
+// Served as a static file (the CSP forbids inline scripts). Text from the server is only ever
+// put into the page with textContent, never as markup. Without this file every page still works.
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+
+  function el(tag, className, text) {
+    var e = document.createElement(tag);
+    if (className) e.className = className;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  // ---- Uploads ----------------------------------------------------------------------------
+  var form = document.getElementById("upload-form");
+  var input = document.getElementById("file-input");
+  var list = document.getElementById("upload-list");
+  var grid = document.getElementById("grid");
+  var queue = [];
+  var running = 0;
+  var MAX_PARALLEL = 2;
+
+  function tokenOf(f) {
+    var t = f.querySelector("input[name=csrf]");
+    return t ? t.value : "";
+  }
+
+  function addCard(result) {
+    if (!grid || !result.id) return;
+    if (grid.querySelector('[data-id="' + CSS.escape(result.id) + '"]')) return;
+    var li = el("li", "card");
+    li.dataset.id = result.id;
+    li.dataset.status = "pending";
+    var a = el("a", "thumb");
+    a.href = "/images/" + encodeURIComponent(result.id);
+    var img = el("img");
+    img.src = "/images/" + encodeURIComponent(result.id) + "/raw";
+    img.alt = result.file + " (not analysed yet)";
+    a.appendChild(img);
+    var meta = el("div", "meta");
+    var name = el("a", "name", result.file);
+    name.href = a.href;
+    name.title = result.file;
+    var badge = el("span", "badge pending", "pending");
+    badge.setAttribute("data-badge", "");
+    var sel = el("label", "select");
+    var box = el("input");
+    box.type = "checkbox";
+    box.name = "id";
+    box.value = result.id;
+    box.setAttribute("form", "bulk");
+    sel.appendChild(box);
+    sel.appendChild(document.createTextNode(" Select"));
+    meta.appendChild(name);
+    meta.appendChild(badge);
+    meta.appendChild(sel);
+    li.appendChild(a);
+    li.appendChild(meta);
+    grid.insertBefore(li, grid.firstChild);
+    var empty = document.querySelector(".gallery .notice.empty");
+    if (empty) empty.remove();
+    startPolling();
+  }
+
+  function send(job) {
+    running++;
+    var data = new FormData();
+    data.append("csrf", tokenOf(form));
+    data.append("file", job.file, job.file.name);
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.onprogress = function (e) {
+      if (e.lengthComputable) job.bar.value = Math.round((e.loaded / e.total) * 100);
+    };
+    xhr.onload = function () {
+      running--;
+      if (xhr.status === 503) {
+        var wait = parseInt(xhr.getResponseHeader("Retry-After") || "5", 10);
+        job.state.textContent = "Server busy, retrying in " + wait + " s…";
+        setTimeout(function () { queue.unshift(job); pump(); }, wait * 1000);
+        pump();
+        return;
+      }
+      var body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+      var result = body && body.results ? body.results[0] : body;
+      job.bar.value = 100;
+      if (result && result.ok) {
+        job.row.className = "ok";
+        job.state.textContent = result.duplicate_of ? result.message : "Uploaded, analysis pending";
+        addCard(result);
+      } else {
+        job.row.className = "refused";
+        job.state.textContent = (result && result.message) || "Upload failed (" + xhr.status + ")";
+      }
+      pump();
+    };
+    xhr.onerror = function () {
+      running--;
+      job.row.className = "refused";
+      job.state.textContent = "The connection failed; try again.";
+      pump();
+    };
+    xhr.send(data);
+  }
+
+  function pump() {
+    while (running < MAX_PARALLEL && queue.length) send(queue.shift());
+  }
+
+  function enqueue(files) {
+    var max = parseInt(form.dataset.maxBytes || "0", 10);
+    Array.prototype.forEach.call(files, function (file) {
+      var row = el("li");
+      var name = el("span", "file", file.name);
+      var bar = el("progress");
+      bar.max = 100;
+      bar.value = 0;
+      bar.setAttribute("aria-label", "Upload progress of " + file.name);
+      var state = el("span", "state", "Waiting…");
+      row.appendChild(name);
+      row.appendChild(bar);
+      row.appendChild(state);
+      list.appendChild(row);
+      if (max && file.size > max) {
+        row.className = "refused";
+        state.textContent = "Too large: the limit is " + (max / 1048576).toFixed(1) + " MB";
+        return;
+      }
+      state.textContent = "Uploading…";
+      queue.push({ file: file, row: row, bar: bar, state: state });
+    });
+    pump();
+  }
+
+  if (form && input && list) {
+    input.addEventListener("change", function () {
+      if (input.files && input.files.length) enqueue(input.files);
+      input.value = "";
+    });
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (input.files && input.files.length) enqueue(input.files);
+    });
+    ["dragenter", "dragover"].forEach(function (type) {
+      form.addEventListener(type, function (e) {
+        e.preventDefault();
+        form.classList.add("dragging");
+      });
+    });
+    ["dragleave", "drop"].forEach(function (type) {
+      form.addEventListener(type, function (e) {
+        e.preventDefault();
+        form.classList.remove("dragging");
+      });
+    });
+    form.addEventListener("drop", function (e) {
+      if (e.dataTransfer && e.dataTransfer.files.length) enqueue(e.dataTransfer.files);
+    });
+  }
+
+  // ---- Live status --------------------------------------------------------------------------
+  var polling = false;
+  var etag = null;
+  var polls = 0;
+  var MAX_POLLS = 400; // about 20 minutes at the slowest interval; then reload to see more
+
+  function watched() {
+    return Array.prototype.filter.call(
+      document.querySelectorAll("[data-status]"),
+      function (n) { return n.dataset.status === "pending" || n.dataset.status === "analyzing"; }
+    );
+  }
+
+  function update(node, item) {
+    if (!item || node.dataset.status === item.status) return;
+    var detail = node.id === "detail-badge";
+    if (detail && (item.status === "done" || item.status === "failed")) {
+      window.location.reload();
+      return;
+    }
+    node.dataset.status = item.status;
+    var badge = detail ? node : node.querySelector("[data-badge]");
+    if (badge) {
+      badge.className = "badge " + item.status;
+      badge.textContent = item.badge;
+    }
+    var img = node.querySelector("img");
+    if (img && item.alt) img.alt = item.alt;
+    if (item.status === "failed" && !detail && !node.querySelector(".reason")) {
+      var meta = node.querySelector(".meta");
+      var reason = el("p", "reason", item.error || "the analysis failed");
+      var retry = el("form", "retry");
+      retry.method = "post";
+      retry.action = "/images/" + encodeURIComponent(node.dataset.id) + "/reanalyze";
+      var t = el("input");
+      t.type = "hidden";
+      t.name = "csrf";
+      t.value = grid ? grid.dataset.retryToken : "";
+      var b = el("button", "button small", "Retry");
+      b.type = "submit";
+      retry.appendChild(t);
+      retry.appendChild(b);
+      meta.insertBefore(reason, badge.nextSibling);
+      meta.insertBefore(retry, reason.nextSibling);
+    }
+  }
+
+  function poll() {
+    var nodes = watched();
+    if (!nodes.length || polls >= MAX_POLLS) {
+      polling = false;
+      return;
+    }
+    polls++;
+    var ids = nodes.map(function (n) { return n.dataset.id; }).slice(0, 200);
+    var headers = { Accept: "application/json" };
+    if (etag) headers["If-None-Match"] = etag;
+    fetch("/api/status?ids=" + encodeURIComponent(ids.join(",")), { headers: headers, cache: "no-store", credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 304) return null;
+        if (!r.ok) throw new Error("status " + r.status);
+        etag = r.headers.get("ETag");
+        return r.json();
+      })
+      .then(function (body) {
+        if (body && body.items) {
+          nodes.forEach(function (n) { update(n, body.items[n.dataset.id]); });
+        }
+      })
+      .catch(function () { /* keep polling, more slowly */ })
+      .then(function () {
+        var delay = polls < 30 ? 1500 : polls < 90 ? 4000 : 10000;
+        setTimeout(poll, delay);
+      });
+  }
+
+  function startPolling() {
+    if (polling) return;
+    polling = true;
+    polls = 0;
+    etag = null;
+    setTimeout(poll, 1000);
+  }
+
+  if (watched().length) startPolling();
+
+  // ---- Result page ----------------------------------------------------------------------------
+  var slider = document.getElementById("min-confidence");
+  var output = document.getElementById("min-confidence-value");
+  var stage = document.getElementById("stage");
+
+  function byIndex(i) {
+    return document.querySelectorAll('[data-index="' + i + '"]');
+  }
+
+  // Labels sit on their box's top-left corner; one that would cover an earlier label moves
+  // down until it does not (a few steps at most).
+  function placeLabels() {
+    if (!stage) return;
+    var placed = [];
+    Array.prototype.forEach.call(stage.querySelectorAll(".box-label"), function (label) {
+      var x = parseFloat(label.dataset.x) || 0;
+      var y = parseFloat(label.dataset.y) || 0;
+      label.style.left = (x * 100).toFixed(2) + "%";
+      label.style.top = (y * 100).toFixed(2) + "%";
+      label.style.transform = y < 0.06 ? "none" : "translateY(-100%)";
+      var shift = 0;
+      for (var step = 0; step < 8; step++) {
+        var r = label.getBoundingClientRect();
+        var hit = placed.some(function (p) {
+          return r.left < p.right && p.left < r.right && r.top < p.bottom && p.top < r.bottom;
+        });
+        if (!hit) break;
+        shift += r.height + 2;
+        label.style.transform = (y < 0.06 ? "" : "translateY(-100%) ") + "translateY(" + shift + "px)";
+      }
+      placed.push(label.getBoundingClientRect());
+    });
+  }
+  if (stage) {
+    var stageImg = stage.querySelector("img");
+    if (stageImg && !stageImg.complete) stageImg.addEventListener("load", placeLabels);
+    placeLabels();
+    window.addEventListener("resize", placeLabels);
+  }
+
+  var caption = document.getElementById("caption");
+  var captionText = caption ? caption.textContent : "";
+  if (slider) {
+    var apply = function () {
+      var min = parseFloat(slider.value);
+      if (output) output.textContent = Math.round(min * 100) + "%";
+      var rows = document.querySelectorAll("tr[data-confidence]");
+      var shown = Array.prototype.filter.call(rows, function (r) { return parseFloat(r.dataset.confidence) >= min; }).length;
+      if (caption && rows.length) {
+        caption.textContent = min > 0
+          ? shown + " of " + rows.length + " objects at " + Math.round(min * 100) + "% confidence or more"
+          : captionText;
+      }
+      Array.prototype.forEach.call(document.querySelectorAll("[data-confidence]"), function (n) {
+        n.classList.toggle("is-hidden", parseFloat(n.dataset.confidence) < min);
+      });
+    };
+    slider.addEventListener("input", apply);
+    slider.addEventListener("change", apply);
+    apply();
+  }
+
+  // Hovering a box highlights its row and label, and the other way round.
+  Array.prototype.forEach.call(document.querySelectorAll(".box, tr[data-index]"), function (row) {
+    var on = function () {
+      Array.prototype.forEach.call(byIndex(row.dataset.index), function (n) { n.classList.add("active"); });
+    };
+    var off = function () {
+      Array.prototype.forEach.call(byIndex(row.dataset.index), function (n) { n.classList.remove("active"); });
+    };
+    row.addEventListener("mouseenter", on);
+    row.addEventListener("mouseleave", off);
+    row.addEventListener("focus", on);
+    row.addEventListener("blur", off);
+  });
+})();

@@ -1,0 +1,399 @@
+//! `web-bench`: measures the web app against the local emulator and prints the figures.
+//!
+//! 1. The gallery page (50 images) with 10 000 objects and documents stored.
+//! 2. A 5 MB upload through the app divided by a direct PUT of the same size to the emulator
+//!    (target ≤ 1.25).
+//! 3. The app's peak RSS (VmHWM) after 1, 2.5 and 5 MB uploads (should stay flat).
+//!
+//! The app runs as a child process (this binary with `--serve-app`), so its memory is measured
+//! apart from the emulator's. Run with `cargo run --release --bin web-bench`. Linux only (reads
+//! `/proc`). Not a test: it prints numbers and asserts nothing.
+
+use std::io::{BufRead, BufReader, Cursor, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ocivision::document::{AnalysisDocument, Found, Status};
+use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
+use ocivision::oci::auth::ConfigFileProvider;
+use ocivision::oci::client::{Auth, Secret, Transport, TransportConfig};
+use ocivision::oci::object_storage::{Bucket, Condition, ObjectStorage};
+use ocivision::oci::sign::PrivateKey;
+use ocivision::oci::vision::Vertex;
+use ocivision::soda::{document_key, Password, Soda, SodaConfig};
+use ocivision::web::{App, Settings};
+use ocivision::Error;
+
+const TENANCY: &str = "ocid1.tenancy.oc1..bench";
+const USER: &str = "ocid1.user.oc1..bench";
+const SEED: usize = 10_000;
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(60)
+}
+
+/// A transport signing with the dev key through a real config file in `dir`.
+fn transport(dir: &Path) -> Result<Transport, Error> {
+    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem")?;
+    let key_file = dir.join("api-key.pem");
+    std::fs::write(&key_file, DEV_KEY_PEM)?;
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[DEFAULT]\nuser={USER}\ntenancy={TENANCY}\nfingerprint={}\nkey_file={}\nregion=us-ashburn-1\n",
+            key.fingerprint(),
+            key_file.display()
+        ),
+    )?;
+    let provider = ConfigFileProvider::from_file(&config, "DEFAULT", None)?;
+    Ok(Transport::new(
+        Auth::Oci(Arc::new(provider)),
+        TransportConfig::default(),
+    ))
+}
+
+fn soda(transport: &Transport, base: &str, collection: &str) -> Result<Soda, Error> {
+    let config = SodaConfig {
+        base_url: format!("{base}/ords/"),
+        schema: "admin".into(),
+        collection: collection.into(),
+        user: "ADMIN".into(),
+        password: Password::Literal(Secret::new("emulator-password")),
+    };
+    Soda::connect(transport, &config, None, deadline())
+}
+
+fn bucket() -> Bucket {
+    Bucket {
+        namespace: "emulatorns".into(),
+        name: "images".into(),
+    }
+}
+
+/// The child: the app against the emulator at `base`, on a free port printed to stdout.
+fn serve_app(base: &str, dir: &Path, collection: &str) -> Result<(), Error> {
+    if std::env::var_os("WEB_BENCH_DEBUG").is_some() {
+        ocivision::logger::init(log::LevelFilter::Debug);
+    }
+    let transport = transport(dir)?;
+    let app = App::new(
+        ObjectStorage::new(transport.clone(), base),
+        bucket(),
+        soda(&transport, base, collection)?,
+        None,
+        Settings::default(),
+    );
+    let server = ocivision::web::serve(Arc::new(app), "127.0.0.1:0".parse().unwrap())?;
+    println!("PORT {}", server.tcp_addr().unwrap().port());
+    std::io::stdout().flush()?;
+    server.wait();
+    Ok(())
+}
+
+struct AppProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for AppProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl AppProcess {
+    fn start(base: &str, dir: &Path, collection: &str) -> Result<AppProcess, Error> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["--serve-app", base, &dir.display().to_string(), collection])
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("WEB_BENCH_DEBUG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        let port: u16 = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| Error::Config(format!("the app child said {line:?}")))?;
+        Ok(AppProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        })
+    }
+
+    /// Peak resident set size so far, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// One request over a fresh connection; returns the status.
+fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Result<u16, Error> {
+    let mut s = TcpStream::connect(addr)?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer)?;
+    let status = String::from_utf8_lossy(&answer[..answer.len().min(12)])
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok(status)
+}
+
+/// A JPEG of `size` bytes: dog.jpg, then trailing bytes that differ per `n`.
+fn jpeg(size: usize, n: u64) -> Vec<u8> {
+    let dog = include_bytes!("../../tests/fixtures/photos/dog.jpg");
+    let mut bytes = dog.to_vec();
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while bytes.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // High bytes only: never `<`, so never mistaken for markup.
+        bytes.push((x as u8) | 0x80);
+    }
+    bytes
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn seed(base: &str, transport: &Transport) -> Result<(), Error> {
+    let started = Instant::now();
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let transport = transport.clone();
+            let base = base.to_string();
+            std::thread::spawn(move || -> Result<(), Error> {
+                let os = ObjectStorage::new(transport.clone(), &base);
+                let soda = soda(&transport, &base, "IMAGE_ANALYSIS")?;
+                let b = bucket();
+                for i in (t as usize..SEED).step_by(4) {
+                    let name = format!(
+                        "uploads/{:011x}{:013x}.jpg",
+                        0x100_0000_0000u64 + i as u64,
+                        i
+                    );
+                    let body = b"\xFF\xD8\xFFseed".to_vec();
+                    let etag = os.put(
+                        &b,
+                        &name,
+                        &mut Cursor::new(body),
+                        7,
+                        "image/jpeg",
+                        &[],
+                        Condition::None,
+                        deadline(),
+                    )?;
+                    let mut doc = AnalysisDocument::new(&b.namespace, &b.name, &name, Status::Done);
+                    doc.etag = etag;
+                    doc.original_name = Some(format!("photo {i}.jpg"));
+                    doc.objects = (0..3)
+                        .map(|k| Found {
+                            name: ["Dog", "Car", "Person"][k].into(),
+                            confidence: 0.5 + k as f64 / 10.0,
+                            polygon: vec![
+                                Vertex { x: 0.1, y: 0.1 },
+                                Vertex { x: 0.5, y: 0.1 },
+                                Vertex { x: 0.5, y: 0.5 },
+                                Vertex { x: 0.1, y: 0.5 },
+                            ],
+                        })
+                        .collect();
+                    soda.put(
+                        &document_key(&b.namespace, &b.name, &name),
+                        &doc.to_json(),
+                        deadline(),
+                    )?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("seeding thread")?;
+    }
+    eprintln!(
+        "seeded {SEED} objects and documents in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn run() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--serve-app") {
+        return serve_app(&args[2], Path::new(&args[3]), &args[4]);
+    }
+    let dir = std::env::temp_dir().join(format!("ocivision-web-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let emulator = Emulator::start(EmulatorConfig::new(dir.join("data")))?;
+    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem")?;
+    emulator.trust_api_key(&format!("{TENANCY}/{USER}/{}", key.fingerprint()), &key);
+    let base = emulator.base_url().to_string();
+    let transport = transport(&dir)?;
+    for collection in ["IMAGE_ANALYSIS", "BENCH_UPLOADS"] {
+        soda(&transport, &base, collection)?.ensure_collection(deadline())?;
+    }
+
+    // 1. Gallery with 10 000 images.
+    seed(&base, &transport)?;
+    let app = AppProcess::start(&base, &dir, "IMAGE_ANALYSIS")?;
+    request(app.addr, "GET", "/", b"")?;
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let status = request(app.addr, "GET", "/", b"")?;
+        assert_eq!(status, 200);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let deep = request(
+        app.addr,
+        "GET",
+        "/?start=uploads%2F100000013880000000001388.jpg",
+        b"",
+    )?;
+    println!(
+        "gallery page (50 of {SEED} images): median {:.1} ms, max {:.1} ms (deep page status {deep})",
+        median(times.clone()),
+        times.iter().cloned().fold(0.0, f64::max)
+    );
+    drop(app);
+    // Where the time goes: the same two service calls the page makes, made directly.
+    let os = ObjectStorage::new(transport.clone(), &base);
+    let docs = soda(&transport, &base, "IMAGE_ANALYSIS")?;
+    let (mut list_ms, mut query_ms) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        let t = Instant::now();
+        let names: Vec<String> = os
+            .list(
+                &bucket(),
+                ocivision::oci::object_storage::ListOptions {
+                    prefix: Some("uploads/".into()),
+                    page_size: Some(51),
+                    fields: Some("name,size,timeCreated".into()),
+                    ..Default::default()
+                },
+                deadline(),
+            )
+            .take(51)
+            .map(|o| o.map(|o| o.name))
+            .collect::<Result<_, _>>()?;
+        list_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let keys: Vec<String> = names
+            .iter()
+            .map(|n| document_key("emulatorns", "images", n))
+            .collect();
+        let t = Instant::now();
+        let found = docs
+            .query(&serde_json::json!({"$id": keys}), deadline())?
+            .count();
+        query_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(found, 51);
+    }
+    println!(
+        "  of which (emulator): object listing median {:.1} ms, SODA $id query median {:.1} ms",
+        median(list_ms),
+        median(query_ms)
+    );
+
+    // 2. 5 MB through the app vs a direct PUT.
+    let app = AppProcess::start(&base, &dir, "BENCH_UPLOADS")?;
+    let os = ObjectStorage::new(transport.clone(), &base);
+    let size = 5 * 1024 * 1024;
+    let (mut direct, mut through) = (Vec::new(), Vec::new());
+    for n in 0..12u64 {
+        let bytes = jpeg(size, 1000 + n);
+        let t = Instant::now();
+        os.put(
+            &bucket(),
+            &format!("direct/{n}.jpg"),
+            &mut Cursor::new(bytes),
+            size as u64,
+            "image/jpeg",
+            &[],
+            Condition::None,
+            deadline(),
+        )?;
+        direct.push(t.elapsed().as_secs_f64() * 1000.0);
+        let bytes = jpeg(size, 2000 + n);
+        let t = Instant::now();
+        let status = request(
+            app.addr,
+            "PUT",
+            &format!("/api/images/bench{n}.jpg"),
+            &bytes,
+        )?;
+        through.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(status, 201, "upload through the app");
+    }
+    let (d, a) = (median(direct), median(through));
+    println!(
+        "5 MB upload: direct PUT {d:.1} ms, through the app {a:.1} ms, ratio {:.2} (target ≤ 1.25)",
+        a / d
+    );
+    drop(app);
+
+    // 3. Peak RSS per upload size, a fresh app process each.
+    for (label, size) in [
+        ("1 MB", 1024 * 1024),
+        ("2.5 MB", 5 * 512 * 1024),
+        ("5 MB", 5 * 1024 * 1024),
+    ] {
+        let app = AppProcess::start(&base, &dir, "BENCH_UPLOADS")?;
+        request(app.addr, "GET", "/healthz", b"")?;
+        let before = app.peak_rss_kib();
+        for n in 0..5u64 {
+            let status = request(
+                app.addr,
+                "PUT",
+                &format!("/api/images/rss{n}.jpg"),
+                &jpeg(size, size as u64 + n),
+            )?;
+            assert_eq!(status, 201);
+        }
+        let after = app.peak_rss_kib();
+        println!(
+            "peak RSS, 5 sequential {label} uploads: {:.1} MiB (idle {:.1} MiB, +{:.1} MiB)",
+            after as f64 / 1024.0,
+            before as f64 / 1024.0,
+            (after - before) as f64 / 1024.0
+        );
+    }
+    drop(emulator);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("web-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The JSON API for scripts and curl (documented with runnable examples in docs/API.md), the
+//! gallery's polling endpoint, and the health checks.
+//!
+//! Answers are `application/json` built with `serde_json`; errors are
+//! `{"error": Code, "message": text}` (see `routes.rs`). Not here: uploads (`upload.rs`).
+
+use serde_json::{json, Value};
+
+use super::catalog::{self, Entry};
+use super::form::Pairs;
+use super::pages::{filter_of, status_name};
+use super::App;
+use crate::error::{Error, Result};
+use crate::http::{Request, Response};
+
+/// Most ids one status poll may ask about.
+const MAX_POLL_IDS: usize = 200;
+
+fn summary(entry: &Entry) -> Value {
+    let doc = entry.doc.as_ref();
+    json!({
+        "id": entry.id,
+        "name": entry.display_name(),
+        "status": status_name(entry.status()),
+        "objects": doc.map_or(0, |d| d.objects.len()),
+        "labels": doc.map(|d| d.objects.iter().map(|o| o.name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+        "error": doc.and_then(|d| d.error.as_ref()).map(|e| e.message.clone()),
+        "size": entry.size.or(doc.map(|d| d.size)),
+        "uploaded_at": doc.map(|d| d.uploaded_at.clone()).or_else(|| entry.created.clone()),
+        "url": format!("/images/{}", entry.id),
+        "raw_url": format!("/images/{}/raw", entry.id),
+    })
+}
+
+/// `GET /api/images?label=&status=&start=`: one page, newest first.
+pub(crate) fn list(app: &App, req: &Request) -> Result<Response> {
+    let query = Pairs::query(req.query())?;
+    let filter = filter_of(&query)?;
+    let page = catalog::page(app, query.get("start"), &filter)?;
+    Response::json(
+        200,
+        &json!({
+            "items": page.entries.iter().map(summary).collect::<Vec<_>>(),
+            "next": page.next,
+            "documents_available": !page.db_error,
+        }),
+    )
+}
+
+/// `GET /api/images/{id}`: the stored document (or a pending stand-in) and links.
+pub(crate) fn get(app: &App, id: &str) -> Result<Response> {
+    let found = catalog::find(app, id)?.ok_or_else(|| Error::NotFound(format!("image {id}")))?;
+    let document = match (&found.raw, &found.info) {
+        (Some(raw), _) => raw.clone(),
+        (None, Some(info)) => {
+            catalog::pending_from_head(app, &catalog::object_name(id), info).to_json()
+        }
+        (None, None) => Value::Null,
+    };
+    Response::json(
+        200,
+        &json!({
+            "id": id,
+            "object_exists": found.info.is_some(),
+            "content_type": found.info.as_ref().map(|i| i.content_type.clone()),
+            "document": document,
+            "url": format!("/images/{id}"),
+            "raw_url": format!("/images/{id}/raw"),
+        }),
+    )
+}
+
+/// `DELETE /api/images/{id}`.
+pub(crate) fn delete(app: &App, id: &str) -> Result<Response> {
+    let result = catalog::delete(app, id);
+    let status = match (&result.error, result.object, result.document) {
+        (Some(_), _, _) => 502,
+        (None, Some(false), Some(false)) => 404,
+        _ => 200,
+    };
+    Response::json(status, &result)
+}
+
+/// `POST /api/images/delete` with `{"ids": [...]}`: each reported on its own.
+pub(crate) fn delete_many(app: &App, req: &Request) -> Result<Response> {
+    let body: Value = serde_json::from_slice(&req.read_body(256 * 1024)?)
+        .map_err(|_| Error::bad_request(400, "send {\"ids\": [\"…\"]} as JSON"))?;
+    let ids: Vec<&str> = body
+        .get("ids")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::bad_request(400, "send {\"ids\": [\"…\"]} as JSON"))?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    if ids.is_empty() || ids.len() > 500 {
+        return Err(Error::bad_request(400, "send between 1 and 500 ids"));
+    }
+    let results: Vec<Value> = ids
+        .iter()
+        .map(|id| match catalog::parse_id(id) {
+            Some(id) => serde_json::to_value(catalog::delete(app, id)).unwrap_or(Value::Null),
+            None => json!({"id": id, "error": "not an image id"}),
+        })
+        .collect();
+    let all_ok = results.iter().all(|r| r.get("error").is_none());
+    Response::json(
+        if all_ok { 200 } else { 207 },
+        &json!({ "results": results }),
+    )
+}
+
+/// `POST /api/images/{id}/reanalyze`.
+pub(crate) fn reanalyze(app: &App, id: &str) -> Result<Response> {
+    catalog::reanalyze(app, id)?;
+    Response::json(202, &json!({"id": id, "status": "pending"}))
+}
+
+/// `POST /api/reanalyze?model=VERSION`: every image analysed by an older model.
+pub(crate) fn reanalyze_outdated(app: &App, req: &Request) -> Result<Response> {
+    let query = Pairs::query(req.query())?;
+    let out = catalog::reanalyze_outdated(app, query.get("model"))?;
+    Response::json(202, &out)
+}
+
+/// `GET /api/status?ids=a,b`: the small answer the gallery polls, with an `ETag`.
+pub(crate) fn status(app: &App, req: &Request) -> Result<Response> {
+    let query = Pairs::query(req.query())?;
+    let ids: Vec<&str> = query
+        .get("ids")
+        .unwrap_or("")
+        .split(',')
+        .filter_map(catalog::parse_id)
+        .take(MAX_POLL_IDS)
+        .collect();
+    let docs = catalog::documents(app, &ids)?;
+    let mut items = serde_json::Map::new();
+    for id in &ids {
+        let doc = docs.get(*id);
+        let status = doc.map_or(crate::document::Status::Pending, |d| d.status);
+        items.insert(
+            id.to_string(),
+            json!({
+                "status": status_name(status),
+                "badge": super::pages::badge(status, doc),
+                "error": doc.and_then(|d| d.error.as_ref()).map(|e| e.message.clone()),
+                "alt": super::pages::alt_text(doc.and_then(|d| d.original_name.as_deref()).unwrap_or(id), doc),
+            }),
+        );
+    }
+    let body = serde_json::to_vec(&json!({ "items": items }))?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &body);
+    let etag: String = digest.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let etag = format!("\"{etag}\"");
+    let matches = req
+        .header("if-none-match")
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let resp = if matches {
+        Response::new(304)
+    } else {
+        Response::new(200)
+            .with_header("Content-Type", "application/json")
+            .with_body(body)
+    };
+    Ok(resp
+        .with_header("ETag", etag)
+        .with_header("Cache-Control", "private, no-cache"))
+}
+
+/// `GET /readyz`: storage and database both answer.
+pub(crate) fn ready(app: &App) -> Result<Response> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let storage = app
+        .storage
+        .list(
+            &app.bucket,
+            crate::oci::object_storage::ListOptions {
+                prefix: Some(catalog::PREFIX.into()),
+                page_size: Some(1),
+                ..Default::default()
+            },
+            deadline,
+        )
+        .next()
+        .transpose()
+        .is_ok();
+    let database = app.soda.get("readyz-probe", deadline).is_ok();
+    let ok = storage && database;
+    let word = |b: bool| if b { "ok" } else { "unavailable" };
+    Response::json(
+        if ok { 200 } else { 503 },
+        &json!({"storage": word(storage), "database": word(database)}),
+    )
+}

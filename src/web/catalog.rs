@@ -1,0 +1,542 @@
+//! The app's view of its images: ids, listing pages joined with their documents, delete and
+//! re-analysis. Pages and the JSON API both sit on this.
+//!
+//! An image id is the generated file name (`{24 hex}.{jpg|png}`); the object is
+//! `uploads/{id}`. Only names of that shape are ever looked up, so no client text reaches a
+//! storage path. A page costs one object listing call and one SODA query (`$id` over the page's
+//! document keys), whatever its size. Not here: HTML or JSON shaping.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use super::App;
+use crate::document::{AnalysisDocument, Status};
+use crate::error::{Error, Result};
+use crate::oci::functions::InvokeMode;
+use crate::oci::object_storage::{Condition, ListOptions, ObjectInfo};
+use crate::soda::document_key;
+use crate::timefmt::{self, Precision};
+
+/// The folder all uploads go to.
+pub(crate) const PREFIX: &str = "uploads/";
+
+/// Checks an id from a URL: `None` unless it has exactly the generated shape.
+pub(crate) fn parse_id(id: &str) -> Option<&str> {
+    let (stem, ext) = id.split_once('.')?;
+    let ok = stem.len() == 24
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && matches!(ext, "jpg" | "png");
+    ok.then_some(id)
+}
+
+/// The object name of an id.
+pub(crate) fn object_name(id: &str) -> String {
+    format!("{PREFIX}{id}")
+}
+
+/// The id of an object name, when it is one of ours.
+pub(crate) fn id_of(name: &str) -> Option<&str> {
+    name.strip_prefix(PREFIX).and_then(parse_id)
+}
+
+/// A new id: the inverted millisecond clock (so listings, which sort by name, put the newest
+/// first) and 52 random bits (so ids made in the same millisecond never collide in practice;
+/// the PUT is `if-none-match: *` as well).
+pub(crate) fn new_id(ext: &str) -> String {
+    let millis = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    let inverted = 0xFFF_FFFF_FFFF_u64.saturating_sub(millis);
+    let random = u64::from_le_bytes(crate::random::bytes::<8>()) & 0xF_FFFF_FFFF_FFFF;
+    format!("{inverted:011x}{random:013x}.{ext}")
+}
+
+/// The document key of an id.
+pub(crate) fn key_of(app: &App, id: &str) -> String {
+    document_key(&app.bucket.namespace, &app.bucket.name, &object_name(id))
+}
+
+/// Now, as documents write it.
+pub(crate) fn now() -> String {
+    timefmt::format(SystemTime::now(), Precision::Millis)
+}
+
+/// One image on a page.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub id: String,
+    pub size: Option<u64>,
+    pub created: Option<String>,
+    pub doc: Option<AnalysisDocument>,
+}
+
+impl Entry {
+    /// The status shown: the document's, or `pending` when there is none yet.
+    pub(crate) fn status(&self) -> Status {
+        self.doc.as_ref().map_or(Status::Pending, |d| d.status)
+    }
+
+    /// The name a person gave the file, else the id.
+    pub(crate) fn display_name(&self) -> &str {
+        self.doc
+            .as_ref()
+            .and_then(|d| d.original_name.as_deref())
+            .unwrap_or(&self.id)
+    }
+}
+
+/// A page of images.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Page {
+    pub entries: Vec<Entry>,
+    /// The `start` of the next page.
+    pub next: Option<String>,
+    /// Set when the documents could not be read (statuses then show as unknown).
+    pub db_error: bool,
+}
+
+/// Filters applied to a page in memory.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Filter {
+    /// A label or ontology parent, any case.
+    pub label: Option<String>,
+    pub status: Option<Status>,
+}
+
+impl Filter {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.label.is_none() && self.status.is_none()
+    }
+
+    fn keeps(&self, entry: &Entry) -> bool {
+        if let Some(status) = self.status {
+            if entry.status() != status {
+                return false;
+            }
+        }
+        match (&self.label, &entry.doc) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(label), Some(doc)) => {
+                let wanted = label.trim().to_lowercase();
+                doc.search_terms().contains(&wanted)
+            }
+        }
+    }
+}
+
+/// Parses a status name.
+pub(crate) fn parse_status(text: &str) -> Option<Status> {
+    serde_json::from_value(json!(text.to_ascii_lowercase())).ok()
+}
+
+/// The page of images starting at `start` (a name from a previous page's `next`), filtered.
+pub(crate) fn page(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
+    let deadline = app.deadline();
+    let size = app.settings.page_size.clamp(1, 999);
+    let start = start.filter(|s| s.starts_with(PREFIX) && s.len() <= 1024);
+    let options = ListOptions {
+        prefix: Some(PREFIX.into()),
+        start: start.map(str::to_string),
+        // One more than shown: its name is the next page's start, and one call returns both.
+        page_size: Some(size as u32 + 1),
+        fields: Some("name,size,timeCreated".into()),
+    };
+    let mut listed = Vec::with_capacity(size + 1);
+    for item in app
+        .storage
+        .list(&app.bucket, options, deadline)
+        .take(size + 1)
+    {
+        listed.push(item?);
+    }
+    let next = if listed.len() > size {
+        listed.pop().map(|o| o.name)
+    } else {
+        None
+    };
+    let mut entries: Vec<Entry> = listed
+        .into_iter()
+        .filter_map(|o| {
+            Some(Entry {
+                id: id_of(&o.name)?.to_string(),
+                size: o.size,
+                created: o.time_created,
+                doc: None,
+            })
+        })
+        .collect();
+    let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+    let mut db_error = false;
+    match documents(app, &ids) {
+        Ok(mut docs) => {
+            for e in &mut entries {
+                e.doc = docs.remove(&e.id);
+            }
+        }
+        Err(e) => {
+            log::warn!(target: "webapp", "gallery: documents unavailable: {e}");
+            db_error = true;
+        }
+    }
+    entries.retain(|e| filter.keeps(e));
+    Ok(Page {
+        entries,
+        next,
+        db_error,
+    })
+}
+
+/// The documents of these ids, by id, in one query.
+pub(crate) fn documents(app: &App, ids: &[&str]) -> Result<HashMap<String, AnalysisDocument>> {
+    let mut out = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let by_key: HashMap<String, &str> = ids.iter().map(|id| (key_of(app, id), *id)).collect();
+    let keys: Vec<&String> = by_key.keys().collect();
+    for doc in app.soda.query(&json!({ "$id": keys }), app.deadline())? {
+        let doc = doc?;
+        let Some(id) = by_key.get(&doc.key) else {
+            continue;
+        };
+        match AnalysisDocument::from_json(doc.value) {
+            Ok(d) => {
+                out.insert(id.to_string(), d);
+            }
+            Err(e) => log::warn!(target: "webapp", "document {} unreadable: {e}", doc.key),
+        }
+    }
+    Ok(out)
+}
+
+/// One image: its document and, when asked or when there is no document, its object's
+/// headers. `None` when neither exists.
+pub(crate) struct Found {
+    pub doc: Option<AnalysisDocument>,
+    /// The raw stored JSON, as the function wrote it.
+    pub raw: Option<serde_json::Value>,
+    pub info: Option<ObjectInfo>,
+    pub db_error: bool,
+}
+
+pub(crate) fn find(app: &App, id: &str) -> Result<Option<Found>> {
+    let deadline = app.deadline();
+    let (doc, raw, db_error) = match app.soda.get(&key_of(app, id), deadline) {
+        Ok(Some(d)) => (
+            AnalysisDocument::from_json(d.value.clone()).ok(),
+            Some(d.value),
+            false,
+        ),
+        Ok(None) => (None, None, false),
+        Err(e) => {
+            log::warn!(target: "webapp", "document for {id} unavailable: {e}");
+            (None, None, true)
+        }
+    };
+    let info = app.storage.head(&app.bucket, &object_name(id), deadline)?;
+    if info.is_none() && doc.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Found {
+        doc,
+        raw,
+        info,
+        db_error,
+    }))
+}
+
+/// What deleting one image did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Deleted {
+    pub id: String,
+    /// The object was there and is gone (`false`: it was already gone).
+    pub object: Option<bool>,
+    /// The document was there and is gone.
+    pub document: Option<bool>,
+    /// What failed, when something did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Deleted {
+    pub(crate) fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// Deletes the object, then the document. When the object cannot be deleted the document is
+/// kept, so the image does not turn into an orphan that the reconciler would re-analyse.
+pub(crate) fn delete(app: &App, id: &str) -> Deleted {
+    let deadline = app.deadline();
+    let mut out = Deleted {
+        id: id.to_string(),
+        object: None,
+        document: None,
+        error: None,
+    };
+    match app
+        .storage
+        .delete(&app.bucket, &object_name(id), Condition::None, deadline)
+    {
+        Ok(existed) => out.object = Some(existed),
+        Err(e) => {
+            log::warn!(target: "webapp", "delete {id}: object: {e}");
+            out.error = Some("the image could not be deleted from storage; try again".into());
+            return out;
+        }
+    }
+    match app.soda.delete(&key_of(app, id), deadline) {
+        Ok(existed) => out.document = Some(existed),
+        Err(e) => {
+            log::warn!(target: "webapp", "delete {id}: document: {e}");
+            out.error = Some(
+                "the image is deleted but its analysis record could not be removed; \
+                 the reconciler will remove it"
+                    .into(),
+            );
+        }
+    }
+    out
+}
+
+/// The synthetic CloudEvent that asks the function to analyse an object again.
+pub(crate) fn synthetic_event(
+    app: &App,
+    name: &str,
+    etag: &str,
+    compartment: &str,
+) -> serde_json::Value {
+    let ns = &app.bucket.namespace;
+    let bucket = &app.bucket.name;
+    json!({
+        "eventType": "com.oraclecloud.objectstorage.updateobject",
+        "cloudEventsVersion": "0.1",
+        "eventTypeVersion": "2.0",
+        "source": "ocivision-webapp",
+        "eventTime": now(),
+        "contentType": "application/json",
+        "eventID": crate::random::uuid(),
+        "extensions": {"compartmentId": compartment},
+        "data": {
+            "compartmentId": compartment,
+            "resourceName": name,
+            "resourceId": format!("/n/{ns}/b/{bucket}/o/{name}"),
+            "additionalDetails": {
+                "bucketName": bucket,
+                "namespace": ns,
+                "eTag": etag,
+                "archivalState": "Available",
+            }
+        }
+    })
+}
+
+/// Says clearly that re-analysis needs configuration.
+pub(crate) fn not_configured() -> Error {
+    Error::bad_request(
+        409,
+        "re-analysis is not configured on this server: set FUNCTION_ID and \
+         FUNCTION_INVOKE_ENDPOINT",
+    )
+}
+
+/// Marks the image `pending` and asks the function to analyse it again (detached). When the
+/// call fails the document is put back as it was.
+pub(crate) fn reanalyze(app: &App, id: &str) -> Result<()> {
+    let invoker = app.invoker.as_ref().ok_or_else(not_configured)?;
+    let deadline = app.deadline();
+    let name = object_name(id);
+    let info = app
+        .storage
+        .head(&app.bucket, &name, deadline)?
+        .ok_or_else(|| Error::NotFound(format!("image {id}")))?;
+    let key = key_of(app, id);
+    let before = app.soda.get(&key, deadline)?;
+    let mut doc = match &before {
+        Some(d) => AnalysisDocument::from_json(d.value.clone())?,
+        None => pending_from_head(app, &name, &info),
+    };
+    doc.status = Status::Pending;
+    doc.error = None;
+    doc.etag = info.etag.clone();
+    doc.updated_at = now();
+    app.soda.put(&key, &doc.to_json(), deadline)?;
+    let event = synthetic_event(app, &name, &info.etag, &invoker.compartment_id);
+    let body = serde_json::to_vec(&event)?;
+    if let Err(e) = invoker.client.invoke(
+        &invoker.function_id,
+        &body,
+        InvokeMode::Detached,
+        64 * 1024,
+        deadline,
+    ) {
+        let restored = match &before {
+            Some(d) => app.soda.put(&key, &d.value, deadline).map(|_| ()),
+            None => app.soda.delete(&key, deadline).map(|_| ()),
+        };
+        if let Err(r) = restored {
+            log::warn!(target: "webapp", "re-analyse {id}: could not restore the document: {r}");
+        }
+        log::warn!(target: "webapp", "re-analyse {id}: invoke failed: {e}");
+        return Err(Error::bad_request(
+            502,
+            "the analysis function could not be called; try again later",
+        ));
+    }
+    log::info!(target: "webapp", "re-analysis of {id} requested (etag {})", info.etag);
+    Ok(())
+}
+
+/// A `pending` document for an object that has none, from its headers and metadata.
+pub(crate) fn pending_from_head(app: &App, name: &str, info: &ObjectInfo) -> AnalysisDocument {
+    use crate::document::meta;
+    let meta_value = |k: &str| {
+        info.metadata
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.clone())
+    };
+    let mut doc = AnalysisDocument::new(
+        &app.bucket.namespace,
+        &app.bucket.name,
+        name,
+        Status::Pending,
+    );
+    doc.etag = info.etag.clone();
+    doc.size = info.content_length;
+    doc.content_type = info.content_type.clone();
+    doc.original_name = meta_value(meta::ORIGINAL_NAME)
+        .map(|v| crate::oci::encode::percent_decode(&v).unwrap_or(v));
+    doc.sha256 = meta_value(meta::SHA256);
+    doc.correlation_id = meta_value(meta::REQUEST_ID);
+    doc.uploaded_at = crate::timefmt::parse(&info.last_modified)
+        .or_else(|| httpdate::parse_http_date(&info.last_modified).ok())
+        .map(|t| timefmt::format(t, Precision::Millis))
+        .unwrap_or_else(now);
+    doc.updated_at = now();
+    doc
+}
+
+/// Compares model versions like `1.10.2` numerically where the pieces are numbers.
+pub(crate) fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let mut x = a.split(['.', '-', '_']);
+    let mut y = b.split(['.', '-', '_']);
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(p), Some(q)) => {
+                let o = match (p.parse::<u64>(), q.parse::<u64>()) {
+                    (Ok(m), Ok(n)) => m.cmp(&n),
+                    _ => p.cmp(q),
+                };
+                if o.is_ne() {
+                    return o;
+                }
+            }
+        }
+    }
+}
+
+/// What a bulk re-analysis did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub(crate) struct Outdated {
+    /// The model version counted as current.
+    pub current: Option<String>,
+    pub requested: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+/// Re-analyses every `done` image whose detection model is older than `current` (default: the
+/// newest version found). At most 500 per call, so one request stays bounded.
+pub(crate) fn reanalyze_outdated(app: &App, current: Option<&str>) -> Result<Outdated> {
+    if app.invoker.is_none() {
+        return Err(not_configured());
+    }
+    let mut done = Vec::new();
+    for doc in app.soda.query(&json!({"status": "done"}), app.deadline())? {
+        if let Ok(d) = AnalysisDocument::from_json(doc?.value) {
+            done.push(d);
+        }
+    }
+    let current = current.map(str::to_string).or_else(|| {
+        done.iter()
+            .filter_map(|d| d.model_versions.object_detection.clone())
+            .max_by(|a, b| version_cmp(a, b))
+    });
+    let mut out = Outdated {
+        current: current.clone(),
+        ..Outdated::default()
+    };
+    let Some(current) = current else {
+        return Ok(out);
+    };
+    for d in done {
+        let older = d
+            .model_versions
+            .object_detection
+            .as_deref()
+            .is_none_or(|v| version_cmp(v, &current).is_lt());
+        let Some(id) = id_of(&d.image_name).filter(|_| older && d.bucket_name == app.bucket.name)
+        else {
+            continue;
+        };
+        if out.requested.len() + out.failed.len() >= 500 {
+            break;
+        }
+        match reanalyze(app, id) {
+            Ok(()) => out.requested.push(id.to_string()),
+            Err(_) => out.failed.push(id.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_strict_sortable_and_unique() {
+        let a = new_id("jpg");
+        assert!(parse_id(&a).is_some(), "{a}");
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let b = new_id("png");
+        assert!(b < a, "newer ids sort first: {b} {a}");
+        assert_ne!(new_id("jpg"), new_id("jpg"));
+        for bad in [
+            "",
+            "../x.jpg",
+            "0123456789abcdef01234567.gif",
+            "0123456789ABCDEF01234567.jpg",
+            "0123456789abcdef0123456.jpg",
+            "0123456789abcdef01234567.jpg/raw",
+            "0123456789abcdef01234567",
+        ] {
+            assert!(parse_id(bad).is_none(), "{bad}");
+        }
+        assert_eq!(
+            id_of("uploads/0123456789abcdef01234567.jpg"),
+            Some("0123456789abcdef01234567.jpg")
+        );
+        assert_eq!(id_of("other/0123456789abcdef01234567.jpg"), None);
+    }
+
+    #[test]
+    fn versions_compare_numerically() {
+        use std::cmp::Ordering::*;
+        assert_eq!(version_cmp("1.10", "1.9"), Greater);
+        assert_eq!(version_cmp("1.3", "1.3"), Equal);
+        assert_eq!(version_cmp("1.3", "1.3.1"), Less);
+        assert_eq!(version_cmp("local-nanodet-2", "local-nanodet-10"), Less);
+        assert_eq!(parse_status("Done"), Some(Status::Done));
+        assert_eq!(parse_status("x"), None);
+    }
+}

@@ -1,0 +1,216 @@
+//! The web app's own settings, read once from a lookup function next to the shared
+//! [`CloudConfig`]. Every variable is listed in docs/CONFIG.md; every error names its variable.
+//!
+//! Not here: reading secrets (the binary resolves `APP_PASSWORD_SECRET_OCID` with the Secrets
+//! client once it has credentials).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::config::{number, CloudConfig};
+use crate::error::{Error, Result};
+use crate::oci::client::Secret;
+
+/// Variable names, in one place.
+pub mod vars {
+    /// Listen port.
+    pub const PORT: &str = "PORT";
+    /// Listen address.
+    pub const BIND: &str = "BIND";
+    /// Shared password.
+    pub const APP_PASSWORD: &str = "APP_PASSWORD";
+    /// Vault secret holding the shared password.
+    pub const APP_PASSWORD_SECRET: &str = "APP_PASSWORD_SECRET_OCID";
+    /// The origin browsers use.
+    pub const PUBLIC_ORIGIN: &str = "PUBLIC_ORIGIN";
+    /// The analysis function's OCID.
+    pub const FUNCTION_ID: &str = "FUNCTION_ID";
+    /// The function's invoke endpoint.
+    pub const FUNCTION_ENDPOINT: &str = "FUNCTION_INVOKE_ENDPOINT";
+    /// Upload cap in bytes.
+    pub const MAX_UPLOAD: &str = "MAX_UPLOAD_BYTES";
+    /// Seconds between reconciler runs inside the server; 0 = off.
+    pub const RECONCILE_INTERVAL: &str = "RECONCILE_INTERVAL_SECS";
+}
+
+/// Where the shared password comes from.
+#[derive(Debug, Clone)]
+pub enum PasswordSource {
+    /// No password: the app is open.
+    None,
+    /// Given in the environment.
+    Literal(Secret),
+    /// A Vault secret, read at start.
+    SecretId(String),
+}
+
+/// Everything the `webapp` binary reads from the environment.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Service endpoints, bucket and collection.
+    pub cloud: CloudConfig,
+    /// Listen address: `BIND` (default `127.0.0.1`) and `PORT` (default 5000).
+    pub addr: SocketAddr,
+    /// `LOG_LEVEL`, default `info`.
+    pub log_level: log::LevelFilter,
+    /// The shared password's source.
+    pub password: PasswordSource,
+    /// `PUBLIC_ORIGIN`, e.g. `https://vision.example.com` (no trailing slash).
+    pub public_origin: Option<String>,
+    /// `FUNCTION_ID` and `FUNCTION_INVOKE_ENDPOINT`, both or neither.
+    pub function: Option<(String, String)>,
+    /// `MAX_UPLOAD_BYTES`, default 5 MiB.
+    pub max_upload_bytes: u64,
+    /// `RECONCILE_INTERVAL_SECS`, default 0 (off).
+    pub reconcile_interval: Option<Duration>,
+}
+
+impl WebConfig {
+    /// Reads and checks the configuration.
+    pub fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        provider_region: Option<String>,
+    ) -> Result<WebConfig> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let cloud = CloudConfig::from_lookup(lookup, provider_region)?;
+        let ip: IpAddr = match get(vars::BIND) {
+            None => IpAddr::from([127, 0, 0, 1]),
+            Some(v) => v
+                .parse()
+                .map_err(|_| Error::Config(format!("{}={v:?} is not an IP address", vars::BIND)))?,
+        };
+        let port: u16 = number(lookup, vars::PORT, 5000)?;
+        let log_level = crate::logger::parse_level(get(crate::config::vars::LOG_LEVEL).as_deref())?;
+        let password = match (get(vars::APP_PASSWORD_SECRET), lookup(vars::APP_PASSWORD)) {
+            (Some(id), _) => PasswordSource::SecretId(id),
+            (None, Some(p)) if !p.is_empty() => PasswordSource::Literal(Secret::new(p)),
+            _ => PasswordSource::None,
+        };
+        let public_origin = match get(vars::PUBLIC_ORIGIN) {
+            None => None,
+            Some(o) => {
+                let o = o.trim_end_matches('/').to_string();
+                let scheme_ok = o.starts_with("https://") || o.starts_with("http://");
+                let rest = o.split_once("://").map_or("", |(_, r)| r);
+                if !scheme_ok || rest.is_empty() || rest.contains('/') {
+                    return Err(Error::Config(format!(
+                        "{}={o:?} must be scheme://host[:port], e.g. https://vision.example.com",
+                        vars::PUBLIC_ORIGIN
+                    )));
+                }
+                Some(o)
+            }
+        };
+        let function = match (get(vars::FUNCTION_ID), get(vars::FUNCTION_ENDPOINT)) {
+            (Some(id), Some(url)) => {
+                if !url.starts_with("https://") && !url.starts_with("http://") {
+                    return Err(Error::Config(format!(
+                        "{}={url:?} is not an http(s) URL",
+                        vars::FUNCTION_ENDPOINT
+                    )));
+                }
+                Some((id, url.trim_end_matches('/').to_string()))
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(Error::Config(format!(
+                    "{} is set but {} is not",
+                    vars::FUNCTION_ID,
+                    vars::FUNCTION_ENDPOINT
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(format!(
+                    "{} is set but {} is not",
+                    vars::FUNCTION_ENDPOINT,
+                    vars::FUNCTION_ID
+                )))
+            }
+        };
+        let max_upload_bytes: u64 = number(lookup, vars::MAX_UPLOAD, crate::image_info::MAX_BYTES)?;
+        if !(1024..=64 * 1024 * 1024).contains(&max_upload_bytes) {
+            return Err(Error::Config(format!(
+                "{}={max_upload_bytes} must be between 1024 and 67108864",
+                vars::MAX_UPLOAD
+            )));
+        }
+        let secs: u64 = number(lookup, vars::RECONCILE_INTERVAL, 0)?;
+        Ok(WebConfig {
+            cloud,
+            addr: SocketAddr::new(ip, port),
+            log_level,
+            password,
+            public_origin,
+            function,
+            max_upload_bytes,
+            reconcile_interval: (secs > 0).then(|| Duration::from_secs(secs)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(extra: &[(&str, &str)]) -> Result<WebConfig> {
+        let mut map: HashMap<String, String> = [
+            ("OCI_REGION", "iad"),
+            ("BUCKET_NAME", "images"),
+            ("DB_ORDS_BASE_URL", "https://db.example.com/ords/"),
+            ("DB_PASSWORD", "pw"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            map.insert(k.to_string(), v.to_string());
+        }
+        WebConfig::from_lookup(&|k| map.get(k).cloned(), None)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.addr, "127.0.0.1:5000".parse().unwrap());
+        assert!(matches!(c.password, PasswordSource::None));
+        assert_eq!(c.max_upload_bytes, 5 * 1024 * 1024);
+        assert_eq!(c.reconcile_interval, None);
+        assert!(c.function.is_none());
+    }
+
+    #[test]
+    fn values_are_checked_and_errors_name_the_variable() {
+        let c = config(&[
+            ("PORT", "8080"),
+            ("BIND", "0.0.0.0"),
+            ("APP_PASSWORD", "s3cret"),
+            ("PUBLIC_ORIGIN", "https://v.example.com/"),
+            ("FUNCTION_ID", "ocid1.fnfunc.oc1..x"),
+            ("FUNCTION_INVOKE_ENDPOINT", "https://fn.example.com"),
+            ("RECONCILE_INTERVAL_SECS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(c.addr.port(), 8080);
+        assert!(matches!(c.password, PasswordSource::Literal(_)));
+        assert!(!format!("{c:?}").contains("s3cret"), "Debug must redact");
+        assert_eq!(c.public_origin.as_deref(), Some("https://v.example.com"));
+        assert_eq!(c.reconcile_interval, Some(Duration::from_secs(60)));
+        for (k, v) in [
+            ("PORT", "x"),
+            ("BIND", "nope"),
+            ("PUBLIC_ORIGIN", "v.example.com"),
+            ("PUBLIC_ORIGIN", "https://v.example.com/path"),
+            ("FUNCTION_ID", "x"),
+            ("MAX_UPLOAD_BYTES", "10"),
+            ("RECONCILE_INTERVAL_SECS", "-1"),
+        ] {
+            let err = config(&[(k, v)]).unwrap_err().to_string();
+            assert!(err.contains(k), "{k}={v}: {err}");
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The web app: upload, gallery, result pages, a JSON API and the reconciler, on our HTTP layer.
+//!
+//! [`App`] is a plain value built from configuration and clients (no globals), so tests build one
+//! against the emulator and call handlers with `Request::fake`. [`serve`] puts it behind a
+//! [`Server`]. Routing is one hand-written match in `routes.rs`; pages are templates from
+//! `templates/` filled by `html.rs`; CSS and JavaScript are embedded files served from
+//! `/static/`, never inline (the pages' CSP forbids inline code).
+//!
+//! Not here: TLS (the load balancer terminates it), accounts (one optional shared password),
+//! thumbnails (the browser scales the full image), image decoding of any kind.
+
+mod api;
+mod auth;
+mod catalog;
+mod config;
+mod form;
+mod html;
+mod pages;
+mod reconcile;
+mod routes;
+mod upload;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::http::{Limits, Request, Response, Server};
+use crate::oci::client::Secret;
+use crate::oci::functions::Functions;
+use crate::oci::object_storage::{Bucket, ObjectStorage};
+use crate::soda::Soda;
+
+pub use config::{PasswordSource, WebConfig};
+pub use reconcile::{reconcile, spawn_reconciler, ReconcileReport};
+
+/// Every tunable of the app as a plain value; [`Settings::default`] documents the defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest image accepted, in bytes. Default 5 MiB (Vision's limit).
+    pub max_upload_bytes: u64,
+    /// Uploads handled at once; more get `503` + `Retry-After: 5`. Default 3.
+    pub max_concurrent_uploads: usize,
+    /// The origin browsers see (`https://vision.example.com`), for the CSRF `Origin` check.
+    /// Default none: only `Sec-Fetch-Site` vouches for browser requests.
+    pub public_origin: Option<String>,
+    /// The shared password; `None` leaves the app open. Default none.
+    pub password: Option<Secret>,
+    /// Images per gallery page. Default 50.
+    pub page_size: usize,
+    /// How long a document may stay `analyzing` before the reconciler repairs it. Default 15 min.
+    pub stuck_after: Duration,
+    /// Objects and documents younger than this are left alone by the reconciler (an upload
+    /// writes the object, then the document). Default 5 min.
+    pub reconcile_grace: Duration,
+    /// How long each request may spend calling services. Default 20 s.
+    pub service_timeout: Duration,
+    /// `Cache-Control: max-age` of image bytes, in seconds. Default 3600.
+    pub image_max_age: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_upload_bytes: crate::image_info::MAX_BYTES,
+            max_concurrent_uploads: 3,
+            public_origin: None,
+            password: None,
+            page_size: 50,
+            stuck_after: Duration::from_secs(15 * 60),
+            reconcile_grace: Duration::from_secs(5 * 60),
+            service_timeout: Duration::from_secs(20),
+            image_max_age: 3600,
+        }
+    }
+}
+
+/// The function to call for (re-)analysis.
+#[derive(Debug, Clone)]
+pub struct Invoker {
+    /// A client for the function's invoke endpoint.
+    pub client: Functions,
+    /// The function's OCID.
+    pub function_id: String,
+    /// The compartment named in synthetic events.
+    pub compartment_id: String,
+}
+
+/// The app: clients, settings and the little state it keeps (keys, the upload gate).
+#[derive(Debug)]
+pub struct App {
+    storage: ObjectStorage,
+    bucket: Bucket,
+    soda: Soda,
+    invoker: Option<Invoker>,
+    settings: Settings,
+    keys: auth::Keys,
+    uploads: Gate,
+}
+
+impl App {
+    /// Builds the app. Without a password, form tokens are signed with a key made at start,
+    /// so they are only good on this process (run one instance or set a password).
+    pub fn new(
+        storage: ObjectStorage,
+        bucket: Bucket,
+        soda: Soda,
+        invoker: Option<Invoker>,
+        settings: Settings,
+    ) -> App {
+        let keys = auth::Keys::new(settings.password.as_ref());
+        let uploads = Gate::new(settings.max_concurrent_uploads.max(1));
+        App {
+            storage,
+            bucket,
+            soda,
+            invoker,
+            settings,
+            keys,
+            uploads,
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Answers one request (what [`serve`] runs for every request).
+    pub fn handle(&self, request: &Request) -> Result<Response> {
+        routes::route(self, request)
+    }
+
+    fn deadline(&self) -> std::time::Instant {
+        std::time::Instant::now() + self.settings.service_timeout
+    }
+}
+
+/// Serves `app` on `addr`. A request body may hold a plain form's ten files; each is read,
+/// checked and stored in turn, so memory stays at one file's worth.
+pub fn serve(app: Arc<App>, addr: SocketAddr) -> Result<Server> {
+    let mut limits = Limits::public();
+    limits.max_body_bytes = limits
+        .max_body_bytes
+        .max(app.settings.max_upload_bytes * upload::MAX_FILES as u64 + 1024 * 1024);
+    Server::bind_tcp(addr, limits, move |req| app.handle(req))
+}
+
+/// A counting gate: `try_enter` never waits.
+#[derive(Debug)]
+struct Gate {
+    inside: AtomicUsize,
+    max: usize,
+}
+
+/// Leaves the gate when dropped.
+struct Pass<'a>(&'a Gate);
+
+impl Gate {
+    fn new(max: usize) -> Gate {
+        Gate {
+            inside: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    fn try_enter(&self) -> Option<Pass<'_>> {
+        let mut now = self.inside.load(Ordering::SeqCst);
+        loop {
+            if now >= self.max {
+                return None;
+            }
+            match self
+                .inside
+                .compare_exchange(now, now + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Some(Pass(self)),
+                Err(actual) => now = actual,
+            }
+        }
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        self.0.inside.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_admits_up_to_its_size_and_frees_on_drop() {
+        let gate = Gate::new(2);
+        let a = gate.try_enter().unwrap();
+        let _b = gate.try_enter().unwrap();
+        assert!(gate.try_enter().is_none());
+        drop(a);
+        assert!(gate.try_enter().is_some());
+    }
+}

@@ -1,0 +1,219 @@
+//! The reconciler: makes objects and documents agree again after lost events, a database
+//! outage during upload, a crashed function or a half-finished delete.
+//!
+//! Three repairs, each left alone while younger than the grace period (an upload writes the
+//! object a moment before its document): a document whose object is gone is removed; an
+//! object without a document gets a `pending` one (and an analysis when a function is
+//! configured); a document stuck in `analyzing` past `stuck_after` is analysed again when a
+//! function is configured (at most three attempts), else marked `failed`. It runs as
+//! `webapp reconcile` or periodically inside the server. Not here: objects outside `uploads/`
+//! (the app never shows them) and documents of other buckets.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::catalog::{self, id_of, pending_from_head, PREFIX};
+use super::App;
+use crate::document::{AnalysisDocument, Failure, Status};
+use crate::error::Result;
+use crate::oci::object_storage::ListOptions;
+
+/// Attempts after which a stuck analysis is given up.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    /// Object names whose orphaned documents were removed.
+    pub removed_documents: Vec<String>,
+    /// Object names that got a `pending` document.
+    pub created_documents: Vec<String>,
+    /// Object names sent to the function.
+    pub invoked: Vec<String>,
+    /// Object names whose stuck analysis was marked `failed`.
+    pub failed_stuck: Vec<String>,
+    /// Repairs that could not be made, in words.
+    pub errors: Vec<String>,
+}
+
+fn older_than(timestamp: &str, age: Duration) -> bool {
+    if age.is_zero() {
+        return true;
+    }
+    let parsed =
+        crate::timefmt::parse(timestamp).or_else(|| httpdate::parse_http_date(timestamp).ok());
+    match parsed {
+        Some(t) => SystemTime::now()
+            .duration_since(t)
+            .is_ok_and(|elapsed| elapsed >= age),
+        // No readable time: old enough, or it would never be repaired.
+        None => true,
+    }
+}
+
+/// One full pass over the bucket and the collection.
+pub fn reconcile(app: &App) -> Result<ReconcileReport> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let grace = app.settings.reconcile_grace;
+    let mut report = ReconcileReport::default();
+
+    let mut objects: HashMap<String, Option<String>> = HashMap::new();
+    let options = ListOptions {
+        prefix: Some(PREFIX.into()),
+        fields: Some("name,timeCreated".into()),
+        ..ListOptions::default()
+    };
+    for object in app.storage.list(&app.bucket, options, deadline) {
+        let object = object?;
+        objects.insert(object.name, object.time_created);
+    }
+
+    let mut documented = HashSet::new();
+    let mut docs = Vec::new();
+    for doc in app.soda.query(
+        &serde_json::json!({"bucket_name": app.bucket.name}),
+        deadline,
+    )? {
+        let doc = doc?;
+        match AnalysisDocument::from_json(doc.value) {
+            Ok(d) if d.namespace == app.bucket.namespace => docs.push((doc.key, d)),
+            Ok(_) => {}
+            Err(e) => report
+                .errors
+                .push(format!("document {} unreadable: {e}", doc.key)),
+        }
+    }
+
+    for (key, doc) in docs {
+        documented.insert(doc.image_name.clone());
+        if !objects.contains_key(&doc.image_name) {
+            if !older_than(&doc.updated_at, grace) || !doc.image_name.starts_with(PREFIX) {
+                continue;
+            }
+            match app.soda.delete(&key, deadline) {
+                Ok(_) => report.removed_documents.push(doc.image_name),
+                Err(e) => report.errors.push(format!("{}: {e}", doc.image_name)),
+            }
+            continue;
+        }
+        if doc.status == Status::Analyzing && older_than(&doc.updated_at, app.settings.stuck_after)
+        {
+            repair_stuck(app, &key, doc, &mut report, deadline);
+        }
+    }
+
+    for (name, created) in &objects {
+        if documented.contains(name) {
+            continue;
+        }
+        if !created.as_deref().is_none_or(|c| older_than(c, grace)) {
+            continue;
+        }
+        let Some(id) = id_of(name) else { continue };
+        let info = match app.storage.head(&app.bucket, name, deadline) {
+            Ok(Some(info)) => info,
+            Ok(None) => continue,
+            Err(e) => {
+                report.errors.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        let doc = pending_from_head(app, name, &info);
+        if let Err(e) = app
+            .soda
+            .put(&catalog::key_of(app, id), &doc.to_json(), deadline)
+        {
+            report.errors.push(format!("{name}: {e}"));
+            continue;
+        }
+        report.created_documents.push(name.clone());
+        if app.invoker.is_some() {
+            match catalog::reanalyze(app, id) {
+                Ok(()) => report.invoked.push(name.clone()),
+                Err(e) => report
+                    .errors
+                    .push(format!("{name}: analysis not requested: {e}")),
+            }
+        }
+    }
+    report.removed_documents.sort();
+    report.created_documents.sort();
+    report.invoked.sort();
+    Ok(report)
+}
+
+fn repair_stuck(
+    app: &App,
+    key: &str,
+    mut doc: AnalysisDocument,
+    report: &mut ReconcileReport,
+    deadline: std::time::Instant,
+) {
+    let name = doc.image_name.clone();
+    if app.invoker.is_some() && doc.attempts < MAX_ATTEMPTS {
+        if let Some(id) = id_of(&name) {
+            match catalog::reanalyze(app, id) {
+                Ok(()) => report.invoked.push(name),
+                Err(e) => report
+                    .errors
+                    .push(format!("{name}: analysis not requested: {e}")),
+            }
+            return;
+        }
+    }
+    doc.status = Status::Failed;
+    doc.error = Some(Failure {
+        code: "Stuck".into(),
+        message: format!(
+            "the analysis did not finish within {} minutes",
+            app.settings.stuck_after.as_secs() / 60
+        ),
+    });
+    doc.updated_at = catalog::now();
+    match app.soda.put(key, &doc.to_json(), deadline) {
+        Ok(_) => report.failed_stuck.push(name),
+        Err(e) => report.errors.push(format!("{name}: {e}")),
+    }
+}
+
+/// Runs [`reconcile`] every `interval` on a background thread, logging each report.
+pub fn spawn_reconciler(app: Arc<App>, interval: Duration) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("reconciler".into())
+        .spawn(move || loop {
+            std::thread::sleep(interval);
+            match reconcile(&app) {
+                Ok(r) => log::info!(
+                    target: "webapp",
+                    "reconcile: {} documents removed, {} created, {} analyses requested, {} stuck marked failed, {} errors",
+                    r.removed_documents.len(),
+                    r.created_documents.len(),
+                    r.invoked.len(),
+                    r.failed_stuck.len(),
+                    r.errors.len()
+                ),
+                Err(e) => log::warn!(target: "webapp", "reconcile failed: {e}"),
+            }
+        })
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_are_read_from_either_time_format() {
+        assert!(older_than("2020-01-01T00:00:00Z", Duration::from_secs(60)));
+        assert!(older_than(
+            "Wed, 01 Jan 2020 00:00:00 GMT",
+            Duration::from_secs(60)
+        ));
+        assert!(!older_than(&catalog::now(), Duration::from_secs(60)));
+        assert!(older_than(&catalog::now(), Duration::ZERO));
+        assert!(older_than("garbage", Duration::from_secs(60)));
+    }
+}

@@ -1,0 +1,647 @@
+//! Uploads: the browser form (`POST /upload`), multipart for curl (`POST /api/images`) and raw
+//! bodies (`PUT /api/images/{name}`), all ending in one [`store`].
+//!
+//! Order of checks, all before anything is stored: the upload gate (`503` + `Retry-After`), the
+//! declared length, the content type (`415`), the form token (browser form only; it must be the
+//! first part), then each file: read into one buffer of at most the limit (`413` past it), then
+//! magic bytes and dimensions (`415`/`422`/`400`). A stored image gets a generated name, its
+//! sniffed type, the sanitised original name, SHA-256 and request id as metadata, and a
+//! `pending` document; identical content already stored is answered with the earlier image
+//! instead. Not here: image decoding or re-encoding (EXIF is kept as uploaded).
+
+use std::io::Cursor;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::auth::{self, Action};
+use super::catalog::{self, key_of, now, object_name};
+use super::App;
+use crate::document::{meta, AnalysisDocument, Status};
+use crate::error::{Error, Result};
+use crate::http::{Multipart, MultipartLimits, Request, Response};
+use crate::image_info::{self, Refusal};
+use crate::oci::encode;
+use crate::oci::object_storage::Condition;
+
+/// Room for multipart framing and a form token around the files of one request.
+const FORM_OVERHEAD: u64 = 64 * 1024;
+/// Files in one browser form post (the page's script sends one per request).
+pub(crate) const MAX_FILES: usize = 10;
+/// Longest display name kept, in characters.
+const MAX_NAME_CHARS: usize = 100;
+
+/// What happened to one file.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Outcome {
+    /// The sanitised name the file had.
+    pub file: String,
+    /// Stored, or recognised as already stored.
+    pub ok: bool,
+    /// HTTP status for this file.
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Set when the same content was uploaded before: that image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<Duplicate>,
+    /// Stable code of a refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A sentence for a person.
+    pub message: String,
+}
+
+/// The earlier upload of identical content.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Duplicate {
+    pub id: String,
+    pub file: String,
+    pub uploaded_at: String,
+}
+
+impl Outcome {
+    fn refused(file: &str, err: &Error) -> Outcome {
+        let (status, code, message) = match err {
+            Error::BadRequest { status, reason } => (*status, code_for(*status), reason.clone()),
+            other => {
+                log::warn!(target: "webapp", "upload of {file:?} failed: {other}");
+                (
+                    502,
+                    "StorageUnavailable",
+                    "the image store is unavailable right now; try again in a minute".into(),
+                )
+            }
+        };
+        Outcome {
+            file: file.to_string(),
+            ok: false,
+            status,
+            id: None,
+            url: None,
+            duplicate_of: None,
+            error: Some(code.into()),
+            message,
+        }
+    }
+}
+
+fn code_for(status: u16) -> &'static str {
+    match status {
+        413 => "TooLarge",
+        415 => "UnsupportedFormat",
+        422 => "BadDimensions",
+        403 => "Forbidden",
+        _ => "BadRequest",
+    }
+}
+
+fn refusal(r: &Refusal) -> Error {
+    Error::bad_request(r.status(), r.to_string())
+}
+
+/// Display text from a client file name: no control or bidi characters, no path separators,
+/// at most 100 characters; `unnamed` when nothing is left.
+pub(crate) fn display_name(raw: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    let cleaned: String = raw
+        .chars()
+        .filter(|&c| !c.is_control() && !bidi(c) && c != '/' && c != '\\')
+        .take(MAX_NAME_CHARS)
+        .collect();
+    let trimmed = cleaned.trim();
+    if trimmed.is_empty() {
+        "unnamed".into()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// True when an image carries markup a browser would run if it ever sniffed the file as HTML
+/// (image/HTML polyglots): in PNG text chunks or after `IEND`, in JPEG metadata segments or
+/// after the last `EOI`. Compressed pixel data is not searched: random bytes would match by
+/// chance in a few large photos in a hundred.
+pub(crate) fn contains_markup(bytes: &[u8]) -> bool {
+    match image_info::sniff(bytes) {
+        Some(image_info::ImageKind::Png) => png_markup(bytes),
+        Some(image_info::ImageKind::Jpeg) => jpeg_markup(bytes),
+        None => has_markup(bytes),
+    }
+}
+
+fn has_markup(bytes: &[u8]) -> bool {
+    const NEEDLES: [&[u8]; 6] = [
+        b"<script", b"<html", b"<?php", b"<svg", b"<iframe", b"<body",
+    ];
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'<'
+            && NEEDLES.iter().any(|n| {
+                bytes
+                    .get(i..i + n.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(n))
+            })
+    })
+}
+
+fn png_markup(bytes: &[u8]) -> bool {
+    let mut i = 8;
+    while let Some(head) = bytes.get(i..i + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let kind = &head[4..8];
+        let Some(data) = bytes.get(i + 8..i + 8 + len) else {
+            return has_markup(&bytes[i..]);
+        };
+        if matches!(kind, b"tEXt" | b"zTXt" | b"iTXt") && has_markup(data) {
+            return true;
+        }
+        i += 12 + len;
+        if kind == b"IEND" {
+            return has_markup(bytes.get(i..).unwrap_or_default());
+        }
+    }
+    has_markup(bytes.get(i..).unwrap_or_default())
+}
+
+fn jpeg_markup(bytes: &[u8]) -> bool {
+    let mut i = 2;
+    // Metadata segments up to start-of-scan.
+    while let (Some(&0xFF), Some(&marker)) = (bytes.get(i), bytes.get(i + 1)) {
+        if marker == 0xDA || marker == 0xD9 {
+            break;
+        }
+        if marker == 0xFF || marker == 0xD8 || (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+            i += if marker == 0xFF { 1 } else { 2 };
+            continue;
+        }
+        let Some(len) = bytes
+            .get(i + 2..i + 4)
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+        else {
+            break;
+        };
+        if bytes.get(i + 4..i + 2 + len).is_some_and(has_markup) {
+            return true;
+        }
+        i += 2 + len.max(2);
+    }
+    // Whatever follows the last end-of-image marker.
+    let tail = bytes
+        .windows(2)
+        .rposition(|w| w == [0xFF, 0xD9])
+        .map_or(&bytes[bytes.len()..], |end| &bytes[end + 2..]);
+    has_markup(tail)
+}
+
+fn too_big(app: &App) -> Error {
+    let limit = app.settings.max_upload_bytes;
+    Error::bad_request(
+        413,
+        format!(
+            "this file is larger than the {:.1} MB limit",
+            limit as f64 / 1_048_576.0
+        ),
+    )
+}
+
+/// SHA-256 computed on a helper thread while the upload is still arriving, so hashing 5 MB
+/// does not add to the upload's time (the bench's ratio). Falls back to hashing inline when no
+/// thread can be started.
+pub(crate) struct Sha256 {
+    feed: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    worker: Option<std::thread::JoinHandle<String>>,
+    inline: Option<ring::digest::Context>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Sha256 {
+    pub(crate) fn new() -> Sha256 {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let spawned = std::thread::Builder::new()
+            .name("upload-sha256".into())
+            .spawn(move || {
+                let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+                for piece in rx {
+                    ctx.update(&piece);
+                }
+                hex(ctx.finish().as_ref())
+            });
+        match spawned {
+            Ok(worker) => Sha256 {
+                feed: Some(tx),
+                worker: Some(worker),
+                inline: None,
+            },
+            Err(_) => Sha256 {
+                feed: None,
+                worker: None,
+                inline: Some(ring::digest::Context::new(&ring::digest::SHA256)),
+            },
+        }
+    }
+
+    pub(crate) fn update(&mut self, piece: &[u8]) {
+        if let Some(ctx) = &mut self.inline {
+            ctx.update(piece);
+        } else if let Some(feed) = &self.feed {
+            let _ = feed.send(piece.to_vec());
+        }
+    }
+
+    /// The hex digest of everything given.
+    pub(crate) fn finish(mut self) -> String {
+        drop(self.feed.take());
+        if let Some(ctx) = self.inline.take() {
+            return hex(ctx.finish().as_ref());
+        }
+        self.worker
+            .take()
+            .and_then(|w| w.join().ok())
+            .unwrap_or_default()
+    }
+
+    /// The digest of bytes already in memory.
+    #[cfg(test)]
+    pub(crate) fn of(bytes: &[u8]) -> Sha256 {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(bytes);
+        Sha256 {
+            feed: None,
+            worker: None,
+            inline: Some(ctx),
+        }
+    }
+}
+
+/// Stores one validated image, or finds its identical twin. `bytes` is the only copy.
+pub(crate) fn store(
+    app: &App,
+    request_id: &str,
+    file: &str,
+    bytes: Vec<u8>,
+    digest: Sha256,
+) -> Result<Outcome> {
+    let started = std::time::Instant::now();
+    let info = image_info::validate(&bytes, bytes.len() as u64, app.settings.max_upload_bytes)
+        .map_err(|r| refusal(&r))?;
+    if contains_markup(&bytes) {
+        return Err(Error::bad_request(
+            415,
+            "this file carries HTML or script markup besides the image, so it is refused",
+        ));
+    }
+    let sha = digest.finish();
+    let deadline = app.deadline();
+    let checked = started.elapsed();
+
+    match find_duplicate(app, &sha) {
+        Ok(Some(twin)) => {
+            let message = format!(
+                "identical to {}, uploaded {}; not stored again",
+                twin.file,
+                super::pages::when(&twin.uploaded_at)
+            );
+            return Ok(Outcome {
+                file: file.into(),
+                ok: true,
+                status: 200,
+                url: Some(format!("/images/{}", twin.id)),
+                id: Some(twin.id.clone()),
+                duplicate_of: Some(twin),
+                error: None,
+                message,
+            });
+        }
+        Ok(None) => {}
+        // Without the database we cannot tell; storing a second copy is the lesser harm.
+        Err(e) => log::warn!(target: "webapp", "{request_id} duplicate check skipped: {e}"),
+    }
+
+    let id = catalog::new_id(info.kind.extension());
+    let name = object_name(&id);
+    let size = bytes.len() as u64;
+    let encoded_name = encode::component(file);
+    let metadata = [
+        (meta::ORIGINAL_NAME, encoded_name.as_str()),
+        (meta::SHA256, sha.as_str()),
+        (meta::REQUEST_ID, request_id),
+    ];
+    let deduped = started.elapsed();
+    let etag = app.storage.put(
+        &app.bucket,
+        &name,
+        &mut Cursor::new(bytes),
+        size,
+        info.kind.content_type(),
+        &metadata,
+        Condition::Absent,
+        deadline,
+    )?;
+    let stored = started.elapsed();
+    let mut doc = AnalysisDocument::new(
+        &app.bucket.namespace,
+        &app.bucket.name,
+        &name,
+        Status::Pending,
+    );
+    doc.etag = etag;
+    doc.size = size;
+    doc.content_type = info.kind.content_type().into();
+    doc.original_name = Some(file.into());
+    doc.sha256 = Some(sha);
+    doc.uploaded_at = now();
+    doc.updated_at = doc.uploaded_at.clone();
+    doc.correlation_id = Some(request_id.into());
+    if let Err(e) = app.soda.put(&key_of(app, &id), &doc.to_json(), deadline) {
+        // The object is safe; the reconciler writes the missing document later.
+        log::warn!(target: "webapp", "{request_id} pending document for {id} not written: {e}");
+    }
+    log::info!(target: "webapp", "{request_id} stored {name} ({size} bytes, {}×{})", info.width, info.height);
+    log::debug!(
+        target: "webapp",
+        "{request_id} upload timings: checks {:?}, duplicate query {:?}, object put {:?}, document {:?}",
+        checked,
+        deduped - checked,
+        stored - deduped,
+        started.elapsed() - stored
+    );
+    Ok(Outcome {
+        file: file.into(),
+        ok: true,
+        status: 201,
+        url: Some(format!("/images/{id}")),
+        id: Some(id),
+        duplicate_of: None,
+        error: None,
+        message: "uploaded; analysis pending".into(),
+    })
+}
+
+fn find_duplicate(app: &App, sha: &str) -> Result<Option<Duplicate>> {
+    let filter = json!({"sha256": sha, "bucket_name": app.bucket.name});
+    let mut found = app.soda.query(&filter, app.deadline())?;
+    match found.next() {
+        None => Ok(None),
+        Some(doc) => {
+            let doc = AnalysisDocument::from_json(doc?.value)?;
+            let Some(id) = catalog::id_of(&doc.image_name) else {
+                return Ok(None);
+            };
+            Ok(Some(Duplicate {
+                id: id.to_string(),
+                file: doc.original_name.clone().unwrap_or_else(|| id.to_string()),
+                uploaded_at: doc.uploaded_at.clone(),
+            }))
+        }
+    }
+}
+
+fn busy() -> Response {
+    Response::json(
+        503,
+        &json!({"error": "Busy", "message": "the server is handling other uploads; retry in 5 seconds"}),
+    )
+    .unwrap_or_else(|_| Response::error(503, None))
+    .with_header("Retry-After", "5")
+}
+
+/// Which multipart endpoint is being served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// The page's form: a token is required and must come first.
+    Browser,
+    /// `POST /api/images`: no token (not a browser form; the origin check still applies).
+    Api,
+}
+
+/// Reads a multipart upload of up to 10 files; each file is judged on its own.
+pub(crate) fn multipart(app: &App, req: &Request, form: Form) -> Result<(u16, Vec<Outcome>)> {
+    let content_type = req.header("content-type").unwrap_or("");
+    let mut parts = Multipart::new(
+        content_type,
+        req.body(),
+        MultipartLimits {
+            max_parts: MAX_FILES + 1,
+            ..MultipartLimits::default()
+        },
+    )?;
+    let mut outcomes = Vec::new();
+    let mut token_seen = form == Form::Api;
+    let max = app.settings.max_upload_bytes as usize;
+    while let Some(head) = parts.next_part()? {
+        match (head.name.as_str(), &head.filename) {
+            (auth::TOKEN_FIELD, None) if !token_seen => {
+                let token = parts.read_to_vec(512, || Error::bad_request(400, "token too long"))?;
+                auth::check_token(app, Action::Upload, std::str::from_utf8(&token).ok())?;
+                token_seen = true;
+            }
+            ("file", Some(filename)) => {
+                if !token_seen {
+                    return Err(Error::bad_request(
+                        403,
+                        "the form token must come before the files",
+                    ));
+                }
+                // Browsers escape these three in file names (WHATWG form-data encoding).
+                let unescaped = filename
+                    .replace("%22", "\"")
+                    .replace("%0D", "\r")
+                    .replace("%0A", "\n");
+                let file = display_name(&unescaped);
+                let declared = req.content_length().unwrap_or(0) as usize;
+                let mut sha = Sha256::new();
+                let read =
+                    parts.read_to_vec_sized(max, declared, || too_big(app), |p| sha.update(p));
+                let outcome = match read {
+                    Ok(bytes) if bytes.is_empty() => {
+                        Outcome::refused(&file, &refusal(&Refusal::Empty))
+                    }
+                    Ok(bytes) => store(app, req.request_id(), &file, bytes, sha)
+                        .unwrap_or_else(|e| Outcome::refused(&file, &e)),
+                    Err(e) if e.status() == 413 => {
+                        // The rest of the body is not worth reading: answer now.
+                        outcomes.push(Outcome::refused(&file, &e));
+                        return Ok((413, outcomes));
+                    }
+                    Err(e) => return Err(e),
+                };
+                outcomes.push(outcome);
+            }
+            (name, _) => {
+                return Err(Error::bad_request(
+                    400,
+                    format!(
+                        "unexpected form field {:?}: send the image in a field named \"file\"",
+                        display_name(name)
+                    ),
+                ))
+            }
+        }
+    }
+    if outcomes.is_empty() {
+        return Err(Error::bad_request(
+            400,
+            "no file in the upload: choose an image and try again",
+        ));
+    }
+    let status = if outcomes.iter().any(|o| o.ok) {
+        outcomes.iter().find(|o| o.ok).map_or(200, |o| o.status)
+    } else {
+        outcomes[0].status
+    };
+    Ok((status, outcomes))
+}
+
+fn check_length(app: &App, req: &Request, overhead: u64) -> Result<()> {
+    if req
+        .content_length()
+        .is_some_and(|n| n > app.settings.max_upload_bytes * MAX_FILES as u64 + overhead)
+    {
+        return Err(too_big(app));
+    }
+    Ok(())
+}
+
+/// `POST /upload` (the page) and `POST /api/images` (curl): JSON for scripts, a result page
+/// for the plain form.
+pub(crate) fn post(app: &App, req: &Request, form: Form) -> Result<Response> {
+    let Some(_pass) = app.uploads.try_enter() else {
+        return Ok(busy());
+    };
+    check_length(app, req, FORM_OVERHEAD)?;
+    let (status, outcomes) = multipart(app, req, form)?;
+    let wants_json = form == Form::Api
+        || req
+            .header("accept")
+            .is_some_and(|a| a.contains("application/json"));
+    if wants_json {
+        Response::json(status, &json!({ "results": outcomes }))
+    } else {
+        super::pages::upload_result(app, status, &outcomes)
+    }
+}
+
+/// The body in one buffer sized from `Content-Length` (so it never regrows and briefly
+/// doubles), refusing more than `max`.
+fn read_exact_body(req: &Request, max: usize, sha: &mut Sha256) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let declared = req.content_length().unwrap_or(0) as usize;
+    let mut out = Vec::with_capacity(declared.min(max));
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut body = req.body();
+    loop {
+        let n = match body.read(&mut chunk) {
+            Ok(n) => n,
+            // The HTTP layer knows why (truncated, slow, too large) and answers that.
+            Err(_) => {
+                return Err(Error::bad_request(
+                    400,
+                    "the upload did not arrive complete",
+                ))
+            }
+        };
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() + n > max {
+            return Err(Error::bad_request(413, "too large"));
+        }
+        sha.update(&chunk[..n]);
+        out.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// `PUT /api/images/{name}`: the raw bytes of one image; `name` is kept as display text.
+pub(crate) fn put(app: &App, req: &Request, raw_name: &str) -> Result<Response> {
+    let Some(_pass) = app.uploads.try_enter() else {
+        return Ok(busy());
+    };
+    let file = display_name(&encode::percent_decode(raw_name).unwrap_or_else(|| raw_name.into()));
+    if req
+        .content_length()
+        .is_some_and(|n| n > app.settings.max_upload_bytes)
+    {
+        return Err(too_big(app));
+    }
+    let mut sha = Sha256::new();
+    let bytes =
+        read_exact_body(req, app.settings.max_upload_bytes as usize, &mut sha).map_err(|e| {
+            if e.status() == 413 {
+                too_big(app)
+            } else {
+                e
+            }
+        })?;
+    let outcome = store(app, req.request_id(), &file, bytes, sha)?;
+    Response::json(outcome.status, &outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_cleaned() {
+        assert_eq!(display_name("../../etc/passwd"), "....etcpasswd");
+        assert_eq!(display_name("a\u{202E}gpj.exe"), "agpj.exe");
+        assert_eq!(display_name("C:\\x\r\n\0y.jpg"), "C:xy.jpg");
+        assert_eq!(display_name("  "), "unnamed");
+        assert_eq!(display_name(&"é".repeat(300)).chars().count(), 100);
+        assert_eq!(
+            display_name("<script>\"'.jpg"),
+            "<script>\"'.jpg",
+            "escaped on output, not here"
+        );
+    }
+
+    #[test]
+    fn hashing_on_the_side_matches_hashing_at_once() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut side = Sha256::new();
+        for piece in data.chunks(7_777) {
+            side.update(piece);
+        }
+        let expected = Sha256::of(&data).finish();
+        assert_eq!(side.finish(), expected);
+        assert_eq!(
+            Sha256::of(b"abc").finish(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(Sha256::new().finish(), Sha256::of(b"").finish());
+    }
+
+    #[test]
+    fn markup_inside_images_is_found() {
+        let dog = include_bytes!("../../tests/fixtures/photos/dog.jpg");
+        let cat = include_bytes!("../../tests/fixtures/photos/chelsea.png");
+        assert!(!contains_markup(dog) && !contains_markup(cat));
+        let mut poly = cat.to_vec();
+        poly.extend_from_slice(b"<HTML><Script>alert(1)</script>");
+        assert!(contains_markup(&poly), "after IEND");
+        let mut poly = dog.to_vec();
+        poly.extend_from_slice(b"<svg onload=alert(1)>");
+        assert!(contains_markup(&poly), "after EOI");
+        // A JPEG comment segment holding a script, right after SOI.
+        let mut com = vec![0xFF, 0xD8, 0xFF, 0xFE, 0x00, 0x12];
+        com.extend_from_slice(b"<script>x</script");
+        com.extend_from_slice(&dog[2..]);
+        assert!(contains_markup(&com), "in a COM segment");
+        // A PNG tEXt chunk holding HTML.
+        let mut text = cat[..33].to_vec();
+        text.extend_from_slice(&[0, 0, 0, 13]);
+        text.extend_from_slice(b"tEXt<body>hi</b");
+        text.extend_from_slice(&[0, 0, 0, 0]);
+        text.extend_from_slice(&cat[33..]);
+        assert!(contains_markup(&text), "in a text chunk");
+        // The same bytes inside compressed pixel data are not looked at.
+        let mut inside = dog[..dog.len() - 2].to_vec();
+        inside.extend_from_slice(b"<svg");
+        inside.extend_from_slice(&[0xFF, 0xD9]);
+        assert!(!contains_markup(&inside));
+        assert!(contains_markup(b"xx<?php") && !contains_markup(b"a < b"));
+    }
+}

@@ -1,0 +1,1149 @@
+//! The web app against the emulator: every route through `Request::fake`, uploads (good and
+//! hostile) over loopback, CSRF and the password gate, escaping, delete, re-analysis, the
+//! reconciler's three repairs, paging with one listing and one query per page, and the curl
+//! examples of docs/API.md run as written.
+
+use std::time::Duration;
+
+use ocivision::document::{AnalysisDocument, Status};
+use ocivision::oci::client::Secret;
+use ocivision::oci::object_storage::Condition;
+use ocivision::web::Settings;
+use serde_json::json;
+
+use crate::support::emulator::deadline;
+use crate::support::web::{body_text, multipart, token_in, Web, MULTIPART};
+
+const DOG: &[u8] = include_bytes!("../fixtures/photos/dog.jpg");
+const CAT: &[u8] = include_bytes!("../fixtures/photos/chelsea.png");
+const SAME_ORIGIN: (&str, &str) = ("Sec-Fetch-Site", "same-origin");
+
+fn settings() -> Settings {
+    Settings {
+        reconcile_grace: Duration::ZERO,
+        ..Settings::default()
+    }
+}
+
+/// A PNG header of the given size (enough for validation; never decoded).
+fn png(width: u32, height: u32, extra: &[u8]) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    bytes.extend_from_slice(&width.to_be_bytes());
+    bytes.extend_from_slice(&height.to_be_bytes());
+    bytes.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    bytes.extend_from_slice(extra);
+    bytes
+}
+
+/// A JPEG of exactly `size` bytes: a real header from dog.jpg, then padding.
+fn jpeg_of_size(size: usize) -> Vec<u8> {
+    let mut bytes = DOG[..1024].to_vec();
+    bytes.resize(size, 0x55);
+    bytes
+}
+
+fn assert_page_headers(resp: &ocivision::http::Response) {
+    assert_eq!(
+        resp.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = resp.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("default-src 'none'")
+            && csp.contains("script-src 'self'")
+            && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(resp.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(resp.header("x-frame-options"), Some("DENY"));
+    assert_eq!(
+        resp.header("referrer-policy"),
+        Some("strict-origin-when-cross-origin")
+    );
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+}
+
+#[test]
+fn web_every_route_answers_through_the_handler() {
+    let web = Web::start("web-routes", settings(), true);
+    let r = web.handle("GET", "/healthz", &[], b"");
+    assert_eq!((r.status(), r.body_bytes()), (200, Some(&b""[..])));
+    let r = web.handle("GET", "/static/app.css", &[], b"");
+    assert_eq!(r.header("content-type"), Some("text/css; charset=utf-8"));
+    let r = web.handle("GET", "/static/app.js", &[], b"");
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(web.handle("POST", "/healthz", &[], b"").status(), 405);
+
+    let r = web.handle("GET", "/", &[], b"");
+    assert_eq!(r.status(), 200);
+    assert_page_headers(&r);
+    let html = body_text(&r);
+    assert!(html.contains("No images yet"), "empty state");
+    assert!(html.contains("multiple") && html.contains("enctype=\"multipart/form-data\""));
+    assert!(
+        !html.contains("<script>") && !html.contains("style=\""),
+        "no inline code"
+    );
+
+    let id = web.upload("dog.jpg", DOG);
+    let r = web.handle("GET", "/", &[], b"");
+    assert!(body_text(&r).contains(&format!("data-id=\"{id}\"")));
+    let r = web.handle("GET", &format!("/images/{id}"), &[], b"");
+    assert_eq!(r.status(), 200, "{}", body_text(&r));
+    assert_page_headers(&r);
+    let r = web.handle("GET", &format!("/images/{id}/raw"), &[], b"");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("content-type"), Some("image/jpeg"));
+    assert_eq!(
+        r.header("content-security-policy"),
+        Some("default-src 'none'; sandbox")
+    );
+    assert_eq!(
+        r.header("cross-origin-resource-policy"),
+        Some("same-origin")
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert!(r
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("inline"));
+    assert!(r
+        .header("cache-control")
+        .unwrap()
+        .starts_with("private, max-age="));
+    assert_eq!(
+        web.handle("GET", &format!("/images/{id}/json"), &[], b"")
+            .status(),
+        200
+    );
+    let r = web.handle("GET", &format!("/api/images/{id}"), &[], b"");
+    let v: serde_json::Value = serde_json::from_str(&body_text(&r)).unwrap();
+    assert_eq!(v["document"]["status"], "pending");
+    let r = web.handle("GET", "/api/images", &[], b"");
+    let v: serde_json::Value = serde_json::from_str(&body_text(&r)).unwrap();
+    assert_eq!(v["items"][0]["id"], id.as_str());
+    let r = web.handle("GET", &format!("/api/status?ids={id}"), &[], b"");
+    assert_eq!(r.status(), 200);
+    assert_eq!(web.handle("GET", "/readyz", &[], b"").status(), 200);
+    assert_eq!(web.handle("GET", "/login", &[], b"").status(), 200);
+
+    // Unknown ids, paths and methods.
+    assert_eq!(
+        web.handle("GET", "/images/../../etc/passwd", &[], b"")
+            .status(),
+        404
+    );
+    assert_eq!(
+        web.handle("GET", "/images/0123456789abcdef01234567.jpg", &[], b"")
+            .status(),
+        404
+    );
+    assert_eq!(
+        web.handle("GET", "/images/0123456789abcdef01234567.jpg/raw", &[], b"")
+            .status(),
+        404
+    );
+    assert_eq!(web.handle("GET", "/nope", &[], b"").status(), 404);
+    let r = web.handle("GET", &format!("/images/{id}/delete"), &[], b"");
+    assert_eq!(r.status(), 405, "GET never deletes");
+    assert_eq!(r.header("allow"), Some("POST"));
+    assert!(web
+        .env
+        .emulator
+        .read_object("images", &Web::object_name(&id))
+        .is_some());
+    assert_eq!(web.handle("PUT", "/", &[], b"").status(), 405);
+    let r = web.handle("PATCH", &format!("/api/images/{id}"), &[], b"");
+    assert_eq!(
+        (r.status(), r.header("content-type")),
+        (405, Some("application/json"))
+    );
+
+    // Multipart for curl: no token, JSON back.
+    let body = multipart(&[("file", Some("cat.png"), CAT)]);
+    let r = web.handle("POST", "/api/images", &[("Content-Type", MULTIPART)], &body);
+    assert_eq!(r.status(), 201, "{}", body_text(&r));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    // Re-analyse everything outdated, from the gallery's form.
+    let token = token_in(&body_text(&web.handle("GET", "/", &[], b"")), "/reanalyze");
+    let r = web.handle(
+        "POST",
+        "/reanalyze",
+        &[SAME_ORIGIN],
+        format!("csrf={token}").as_bytes(),
+    );
+    assert_eq!(r.status(), 200, "{}", body_text(&r));
+    assert!(body_text(&r).contains("nothing is outdated"));
+
+    // Form posts: re-analyse and delete from the result page.
+    let page = body_text(&web.handle("GET", &format!("/images/{id}"), &[], b""));
+    let token = token_in(&page, &format!("/images/{id}/reanalyze"));
+    let form = format!("csrf={token}");
+    let r = web.handle(
+        "POST",
+        &format!("/images/{id}/reanalyze"),
+        &[SAME_ORIGIN],
+        form.as_bytes(),
+    );
+    assert_eq!(r.status(), 303, "{}", body_text(&r));
+    let token = token_in(&page, &format!("/images/{id}/delete"));
+    let r = web.handle(
+        "POST",
+        &format!("/images/{id}/delete"),
+        &[SAME_ORIGIN],
+        format!("csrf={token}").as_bytes(),
+    );
+    assert_eq!((r.status(), r.header("location")), (303, Some("/")));
+    assert!(web
+        .env
+        .emulator
+        .read_object("images", &Web::object_name(&id))
+        .is_none());
+}
+
+#[test]
+fn web_upload_stores_object_metadata_and_a_pending_document() {
+    let web = Web::start("web-upload", settings(), false);
+    let token = web.token("/", "/upload");
+    let body = multipart(&[
+        ("csrf", None, token.as_bytes()),
+        ("file", Some("my dog.jpg"), DOG),
+    ]);
+    let reply = web.fetch(
+        "POST",
+        "/upload",
+        &[
+            ("Content-Type", MULTIPART),
+            SAME_ORIGIN,
+            ("Accept", "application/json"),
+        ],
+        &body,
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let result = &reply.json()["results"][0];
+    let id = result["id"].as_str().unwrap().to_string();
+    assert!(id.ends_with(".jpg") && id.len() == 28, "{id}");
+    let name = Web::object_name(&id);
+    assert_eq!(web.env.emulator.read_object("images", &name).unwrap(), DOG);
+    let info = web
+        .env
+        .object_storage()
+        .head(&web.env.bucket(), &name, deadline(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.content_type, "image/jpeg");
+    let meta = |k: &str| {
+        info.metadata
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let sha: String = ring::digest::digest(&ring::digest::SHA256, DOG)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(meta("original-name").as_deref(), Some("my%20dog.jpg"));
+    assert_eq!(meta("sha256").as_deref(), Some(sha.as_str()));
+    let request_id = meta("request-id").expect("request id kept");
+    let doc = web.document(&id).expect("pending document written at once");
+    assert_eq!(doc.status, Status::Pending);
+    assert_eq!(doc.original_name.as_deref(), Some("my dog.jpg"));
+    assert_eq!(doc.sha256.as_deref(), Some(sha.as_str()));
+    assert_eq!(doc.correlation_id.as_deref(), Some(request_id.as_str()));
+    assert_eq!(doc.etag, info.etag);
+    assert_eq!(doc.size, DOG.len() as u64);
+
+    // The same bytes again: recognised, not stored or analysed twice.
+    let writes = web.object_writes();
+    let reply = web.fetch(
+        "POST",
+        "/upload",
+        &[
+            ("Content-Type", MULTIPART),
+            SAME_ORIGIN,
+            ("Accept", "application/json"),
+        ],
+        &body,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let again = &reply.json()["results"][0];
+    assert_eq!(again["duplicate_of"]["id"], id.as_str());
+    assert!(
+        again["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("identical to my dog.jpg, uploaded "),
+        "{again}"
+    );
+    assert_eq!(web.object_writes(), writes, "no second object");
+
+    // A PNG through PUT for curl, and the plain form without JavaScript gets a page.
+    let reply = web.fetch("PUT", "/api/images/cat.png", &[], CAT);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let cat = reply.json()["id"].as_str().unwrap().to_string();
+    assert!(cat.ends_with(".png"));
+    let info = web
+        .env
+        .object_storage()
+        .head(&web.env.bucket(), &Web::object_name(&cat), deadline(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.content_type, "image/png");
+    let other = png(64, 64, b"plain png bytes");
+    let body = multipart(&[
+        ("csrf", None, token.as_bytes()),
+        ("file", Some("p.png"), &other),
+    ]);
+    let reply = web.fetch(
+        "POST",
+        "/upload",
+        &[("Content-Type", MULTIPART), SAME_ORIGIN],
+        &body,
+    );
+    assert_eq!(reply.status, 201);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        reply.text().contains("1 of 1 file uploaded"),
+        "{}",
+        reply.text()
+    );
+
+    // The database being down does not stop an upload.
+    let mut plan = ocivision::emulator::faults::FaultPlan::default();
+    plan.set(
+        ocivision::emulator::faults::Service::Soda,
+        ocivision::emulator::faults::Faults {
+            error_rate: 1.0,
+            error_status: 503,
+            ..Default::default()
+        },
+    );
+    web.env.emulator.set_faults(plan);
+    let reply = web.fetch(
+        "PUT",
+        "/api/images/offline.png",
+        &[],
+        &png(100, 100, b"db down"),
+    );
+    web.env.emulator.set_faults(Default::default());
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let offline = reply.json()["id"].as_str().unwrap().to_string();
+    assert!(web
+        .env
+        .emulator
+        .read_object("images", &Web::object_name(&offline))
+        .is_some());
+    assert!(
+        web.document(&offline).is_none(),
+        "the reconciler writes it later"
+    );
+}
+
+#[test]
+fn web_hostile_uploads_are_refused_and_nothing_is_stored() {
+    let web = Web::start("web-hostile", settings(), false);
+    let token = web.token("/", "/upload");
+    let headers = [
+        ("Content-Type", MULTIPART),
+        SAME_ORIGIN,
+        ("Accept", "application/json"),
+    ];
+    let post = |file: &str, bytes: &[u8]| {
+        let body = multipart(&[
+            ("csrf", None, token.as_bytes()),
+            ("file", Some(file), bytes),
+        ]);
+        web.fetch("POST", "/upload", &headers, &body)
+    };
+    let mut polyglot = CAT.to_vec();
+    polyglot.extend_from_slice(b"<html><script>alert(document.cookie)</script></html>");
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "photo.jpg",
+            b"<html><body>not an image</body></html>".to_vec(),
+            415,
+            "not a JPEG or PNG",
+        ),
+        (
+            "evil.exe.jpg",
+            b"MZ\x90\x00\x03\x00\x00\x00".to_vec(),
+            415,
+            "not a JPEG or PNG",
+        ),
+        ("poly.png", polyglot, 415, "markup"),
+        ("tiny.png", png(1, 1, b""), 422, "1×1"),
+        (
+            "huge.png",
+            png(20_000, 20_000, b""),
+            422,
+            "between 32 and 10000",
+        ),
+        ("empty.jpg", Vec::new(), 400, "empty"),
+        ("big.jpg", jpeg_of_size(5 * 1024 * 1024 + 1), 413, "limit"),
+    ];
+    for (file, bytes, status, words) in cases {
+        let reply = post(file, &bytes);
+        assert_eq!(reply.status, status, "{file}: {}", reply.text());
+        let message = reply.json()["results"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(message.contains(words), "{file}: {message}");
+    }
+    // The same through PUT.
+    assert_eq!(
+        web.fetch(
+            "PUT",
+            "/api/images/x.jpg",
+            &[],
+            &jpeg_of_size(5 * 1024 * 1024 + 1)
+        )
+        .status,
+        413
+    );
+    assert_eq!(
+        web.fetch("PUT", "/api/images/x.jpg", &[], b"GIF89a\x01\x00\x01\x00")
+            .status,
+        415
+    );
+    // Malformed bodies.
+    let mut many: Vec<(&str, Option<&str>, &[u8])> = vec![("csrf", None, token.as_bytes())];
+    many.extend((0..9_999).map(|_| ("file", Some("a.jpg"), &b"x"[..])));
+    let reply = web.fetch("POST", "/upload", &headers, &multipart(&many));
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    let mut truncated = multipart(&[
+        ("csrf", None, token.as_bytes()),
+        ("file", Some("dog.jpg"), DOG),
+    ]);
+    truncated.truncate(truncated.len() - 40);
+    let reply = web.fetch("POST", "/upload", &headers, &truncated);
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(reply.text().contains("ends"), "{}", reply.text());
+    let reply = web.fetch(
+        "POST",
+        "/upload",
+        &[("Content-Type", "application/json"), SAME_ORIGIN],
+        b"{}",
+    );
+    assert_eq!(reply.status, 415);
+    let reply = web.fetch(
+        "POST",
+        "/upload",
+        &[("Content-Type", "multipart/form-data"), SAME_ORIGIN],
+        b"x",
+    );
+    assert_eq!(reply.status, 400);
+    let no_file = multipart(&[("csrf", None, token.as_bytes())]);
+    assert_eq!(web.fetch("POST", "/upload", &headers, &no_file).status, 400);
+    let nested = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\nx\r\n--XyZ--\r\n";
+    let mut with_token = multipart(&[("csrf", None, token.as_bytes())]);
+    with_token.truncate(with_token.len() - 9);
+    with_token.extend_from_slice(&nested[..]);
+    assert_eq!(
+        web.fetch("POST", "/upload", &headers, &with_token).status,
+        400
+    );
+
+    assert_eq!(web.object_writes(), 0, "nothing was stored");
+    assert_eq!(web.document_writes(), 0, "no document was written");
+    assert_eq!(
+        web.get("/healthz").status,
+        200,
+        "the server is fine afterwards"
+    );
+
+    // A hostile file name is only display text: generated object name, escaped everywhere.
+    let name = "<script>alert(1)</script> ../../etc/passwd \"quoted\" 'single' 日本語 🐕.jpg";
+    let reply = post(name, DOG);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let id = reply.json()["results"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(web
+        .env
+        .emulator
+        .read_object("images", &Web::object_name(&id))
+        .is_some());
+    let stored = web.document(&id).unwrap().original_name.unwrap();
+    // Path separators go, so `</script>` loses its slash too.
+    assert_eq!(
+        stored,
+        "<script>alert(1)<script> ....etcpasswd \"quoted\" 'single' 日本語 🐕.jpg"
+    );
+    for page in ["/".to_string(), format!("/images/{id}")] {
+        let html = web.get(&page).text();
+        assert!(!html.contains("<script>alert"), "{page} escapes the name");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;script&gt; ....etcpasswd &quot;quoted&quot; &#39;single&#39; 日本語 🐕.jpg"), "{page}");
+    }
+}
+
+#[test]
+fn web_uploads_beyond_the_gate_get_503_with_retry_after() {
+    let web = Web::start(
+        "web-gate",
+        Settings {
+            max_concurrent_uploads: 1,
+            ..settings()
+        },
+        false,
+    );
+    // Hold the only slot with an upload whose body never finishes arriving.
+    let addr = web.server.tcp_addr().unwrap();
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    use std::io::Write;
+    write!(
+        slow,
+        "PUT /api/images/slow.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+    )
+    .unwrap();
+    slow.write_all(&DOG[..1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let reply = web.fetch("PUT", "/api/images/fast.jpg", &[], DOG);
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.header("retry-after"), Some("5"));
+    drop(slow);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        web.fetch("PUT", "/api/images/fast.jpg", &[], DOG).status,
+        201
+    );
+}
+
+#[test]
+fn web_cross_origin_state_changes_are_refused() {
+    let web = Web::start(
+        "web-csrf",
+        Settings {
+            public_origin: Some("https://vision.example.com".into()),
+            ..settings()
+        },
+        false,
+    );
+    let id = web.upload("dog.jpg", DOG);
+    let token = web.token("/", "/upload");
+    let body = multipart(&[
+        ("csrf", None, token.as_bytes()),
+        ("file", Some("cat.png"), CAT),
+    ]);
+    for headers in [
+        vec![("Sec-Fetch-Site", "cross-site")],
+        vec![("Sec-Fetch-Site", "same-site")],
+        vec![("Origin", "https://evil.example")],
+        vec![("Origin", "null")],
+    ] {
+        let mut h = headers.clone();
+        h.push(("Content-Type", MULTIPART));
+        let r = web.handle("POST", "/upload", &h, &body);
+        assert_eq!(r.status(), 403, "{headers:?}");
+        let r = web.handle("DELETE", &format!("/api/images/{id}"), &headers, b"");
+        assert_eq!(r.status(), 403, "{headers:?}");
+        let r = web.handle("PUT", "/api/images/x.png", &headers, CAT);
+        assert_eq!(r.status(), 403, "{headers:?}");
+    }
+    assert!(web
+        .env
+        .emulator
+        .read_object("images", &Web::object_name(&id))
+        .is_some());
+    // Browser form posts need a valid token for their action.
+    let delete_token = web.token("/", "/delete");
+    for bad in ["", "csrf=", "csrf=123.abc", "csrf=9999999999.00"] {
+        let r = web.handle(
+            "POST",
+            &format!("/images/{id}/delete"),
+            &[SAME_ORIGIN],
+            bad.as_bytes(),
+        );
+        assert_eq!(r.status(), 403, "{bad}");
+    }
+    let wrong_action = format!("csrf={token}");
+    let r = web.handle(
+        "POST",
+        &format!("/images/{id}/delete"),
+        &[SAME_ORIGIN],
+        wrong_action.as_bytes(),
+    );
+    assert_eq!(r.status(), 403, "an upload token cannot delete");
+    let no_token = multipart(&[("file", Some("cat.png"), CAT)]);
+    let r = web.handle(
+        "POST",
+        "/upload",
+        &[SAME_ORIGIN, ("Content-Type", MULTIPART)],
+        &no_token,
+    );
+    assert_eq!(r.status(), 403);
+    assert!(web
+        .env
+        .emulator
+        .read_object("images", &Web::object_name(&id))
+        .is_some());
+    // The configured origin and same-origin fetches pass.
+    let ok = format!("csrf={delete_token}");
+    let r = web.handle(
+        "POST",
+        &format!("/images/{id}/delete"),
+        &[("Origin", "https://vision.example.com")],
+        ok.as_bytes(),
+    );
+    assert_eq!(r.status(), 303);
+    assert!(web
+        .env
+        .emulator
+        .read_object("images", &Web::object_name(&id))
+        .is_none());
+}
+
+#[test]
+fn web_password_gates_everything_but_login_assets_and_health() {
+    let web = Web::start(
+        "web-password",
+        Settings {
+            password: Some(Secret::new("correct horse")),
+            ..settings()
+        },
+        false,
+    );
+    for path in ["/healthz", "/login", "/static/app.css", "/static/app.js"] {
+        assert_eq!(web.get(path).status, 200, "{path}");
+    }
+    for path in [
+        "/",
+        "/images/0123456789abcdef01234567.jpg",
+        "/images/0123456789abcdef01234567.jpg/raw",
+    ] {
+        let r = web.get(path);
+        assert_eq!(
+            (r.status, r.header("location")),
+            (303, Some("/login")),
+            "{path}"
+        );
+    }
+    for path in ["/api/images", "/readyz", "/api/status?ids="] {
+        assert_eq!(web.get(path).status, 401, "{path}");
+    }
+    assert_eq!(
+        web.fetch("PUT", "/api/images/dog.jpg", &[], DOG).status,
+        401
+    );
+    assert_eq!(
+        web.fetch("POST", "/upload", &[("Content-Type", MULTIPART)], b"")
+            .status,
+        401
+    );
+    assert_eq!(web.object_writes(), 0);
+
+    let login = web.get("/login").text();
+    assert!(!login.contains("correct horse"));
+    let token = token_in(&login, "/login");
+    let r = web.fetch(
+        "POST",
+        "/login",
+        &[
+            SAME_ORIGIN,
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        format!("csrf={token}&password=wrong").as_bytes(),
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.header("set-cookie").is_none());
+    let r = web.fetch(
+        "POST",
+        "/login",
+        &[SAME_ORIGIN, ("X-Forwarded-Proto", "https")],
+        format!("csrf={token}&password=correct+horse").as_bytes(),
+    );
+    assert_eq!(r.status, 303);
+    let cookie = r.header("set-cookie").unwrap().to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let session = cookie.split(';').next().unwrap().to_string();
+    let r = web.fetch("GET", "/", &[("Cookie", &session)], b"");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("Sign out"));
+    assert_eq!(
+        web.fetch("GET", "/", &[("Cookie", "ocv_session=1.00")], b"")
+            .status,
+        303
+    );
+    let r = web.fetch(
+        "PUT",
+        "/api/images/dog.jpg",
+        &[("Authorization", "Bearer correct horse")],
+        DOG,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        web.fetch(
+            "GET",
+            "/api/images",
+            &[("Authorization", "Bearer nope")],
+            b""
+        )
+        .status,
+        401
+    );
+}
+
+#[test]
+fn web_analysis_text_is_escaped_and_names_round_trip() {
+    let web = Web::start("web-escape", settings(), false);
+    let name = "a <\"#?> b 日本.jpg";
+    let id = web.upload(name, DOG);
+    web.write_done(
+        &id,
+        &[
+            (
+                "</script><script>alert(1)</script>",
+                0.91,
+                [0.1, 0.1, 0.5, 0.6],
+            ),
+            ("{{ json }} Dog", 0.55, [0.4, 0.3, 0.9, 0.95]),
+        ],
+    );
+    let r = web.handle("GET", &format!("/images/{id}"), &[], b"");
+    let html = body_text(&r);
+    assert!(!html.contains("</script><script>"), "label escaped");
+    assert!(html.contains("&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(
+        html.contains("{{ json }} Dog"),
+        "a slot-like label stays literal text"
+    );
+    assert!(
+        html.contains("a &lt;&quot;#?&gt; b 日本.jpg"),
+        "name escaped"
+    );
+    assert!(
+        html.contains("<pre>") && html.contains("&quot;image_name&quot;"),
+        "raw JSON escaped in <pre>"
+    );
+    assert!(html.contains("viewBox=\"0 0 1 1\"") && html.contains("preserveAspectRatio=\"none\""));
+    assert_eq!(html.matches("<polygon points=").count(), 2);
+    assert!(html.contains("points=\"0.1000,0.1000 0.5000,0.1000 0.5000,0.6000 0.1000,0.6000\""));
+    assert!(html.contains("data-confidence=\"0.9100\""));
+    assert!(
+        html.contains("alt=\"a &lt;&quot;#?&gt; b 日本.jpg: &lt;/script&gt;"),
+        "alt text from the labels"
+    );
+    assert!(!html.contains("local model"));
+    let api = web.handle("GET", &format!("/api/images/{id}"), &[], b"");
+    let v: serde_json::Value = serde_json::from_str(&body_text(&api)).unwrap();
+    assert_eq!(v["document"]["original_name"], name);
+    assert_eq!(
+        v["document"]["objects"][0]["name"],
+        "</script><script>alert(1)</script>"
+    );
+    // A local model is said so.
+    let mut doc = web.document(&id).unwrap();
+    doc.model_versions.object_detection = Some("local-nanodet-plus-m-416".into());
+    web.soda
+        .put(&web.key(&id), &doc.to_json(), deadline(5))
+        .unwrap();
+    let html = body_text(&web.handle("GET", &format!("/images/{id}"), &[], b""));
+    assert!(html.contains("local model"));
+}
+
+#[test]
+fn web_delete_removes_object_and_document_even_when_the_object_is_gone() {
+    let web = Web::start("web-delete", settings(), false);
+    let a = web.upload("a.jpg", DOG);
+    let b = web.upload("b.png", CAT);
+    let c = web.upload("c.png", &png(50, 50, b"c"));
+    let r = web.fetch("DELETE", &format!("/api/images/{a}"), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"id": a, "object": true, "document": true}));
+    assert!(web
+        .env
+        .emulator
+        .read_object("images", &Web::object_name(&a))
+        .is_none());
+    assert!(web.document(&a).is_none());
+    // Object already gone: the document still goes.
+    web.env
+        .object_storage()
+        .delete(
+            &web.env.bucket(),
+            &Web::object_name(&b),
+            Condition::None,
+            deadline(5),
+        )
+        .unwrap();
+    let r = web.fetch("DELETE", &format!("/api/images/{b}"), &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!({"id": b, "object": false, "document": true})
+    );
+    assert!(web.document(&b).is_none());
+    assert_eq!(
+        web.fetch("DELETE", &format!("/api/images/{b}"), &[], b"")
+            .status,
+        404
+    );
+    // Many at once, from the gallery's form, with one unknown id reported on its own.
+    let d = web.upload("d.png", &png(60, 60, b"d"));
+    let token = web.token("/", "/delete");
+    let form = format!("csrf={token}&id={c}&id={d}");
+    let r = web.handle("POST", "/delete", &[SAME_ORIGIN], form.as_bytes());
+    assert_eq!(r.status(), 303);
+    assert!(web.document(&c).is_none() && web.document(&d).is_none());
+    let e = web.upload("e.png", &png(70, 70, b"e"));
+    let r = web.fetch(
+        "POST",
+        "/api/images/delete",
+        &[("Content-Type", "application/json")],
+        json!({"ids": [e, "nope"]}).to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 207);
+    assert_eq!(r.json()["results"][0]["document"], true);
+    assert_eq!(r.json()["results"][1]["error"], "not an image id");
+    // A storage failure is reported honestly and the document is kept.
+    let f = web.upload("f.png", &png(80, 80, b"f"));
+    let mut plan = ocivision::emulator::faults::FaultPlan::default();
+    plan.set(
+        ocivision::emulator::faults::Service::ObjectStorage,
+        ocivision::emulator::faults::Faults {
+            error_rate: 1.0,
+            error_status: 503,
+            ..Default::default()
+        },
+    );
+    web.env.emulator.set_faults(plan);
+    let r = web.fetch("DELETE", &format!("/api/images/{f}"), &[], b"");
+    web.env.emulator.set_faults(Default::default());
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("could not be deleted"));
+    assert!(web.document(&f).is_some());
+}
+
+#[test]
+fn web_reanalysis_sends_the_function_a_synthetic_update_event() {
+    let web = Web::start("web-reanalyze", settings(), true);
+    let id = web.upload("dog.jpg", DOG);
+    web.write_done(&id, &[("Dog", 0.9, [0.1, 0.1, 0.5, 0.5])]);
+    let r = web.fetch("POST", &format!("/api/images/{id}/reanalyze"), &[], b"");
+    assert_eq!(r.status, 202, "{}", r.text());
+    let etag = web
+        .env
+        .object_storage()
+        .head(&web.env.bucket(), &Web::object_name(&id), deadline(5))
+        .unwrap()
+        .unwrap()
+        .etag;
+    let event = wait_for_call(&web, 1);
+    assert_eq!(
+        event["eventType"],
+        "com.oraclecloud.objectstorage.updateobject"
+    );
+    assert_eq!(event["data"]["resourceName"], Web::object_name(&id));
+    assert_eq!(event["data"]["additionalDetails"]["eTag"], etag.as_str());
+    assert_eq!(event["data"]["additionalDetails"]["bucketName"], "images");
+    assert_eq!(web.document(&id).unwrap().status, Status::Pending);
+
+    // Everything analysed by an older model.
+    let old = web.upload("cat.png", CAT);
+    web.write_done(&old, &[("Cat", 0.8, [0.2, 0.2, 0.7, 0.7])]);
+    let mut doc = web.document(&old).unwrap();
+    doc.model_versions.object_detection = Some("1.2".into());
+    web.soda
+        .put(&web.key(&old), &doc.to_json(), deadline(5))
+        .unwrap();
+    let newer = web.upload("p.png", &png(90, 90, b"new"));
+    web.write_done(&newer, &[("Car", 0.7, [0.2, 0.2, 0.7, 0.7])]);
+    let r = web.fetch("POST", "/api/reanalyze", &[], b"");
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["current"], "1.3");
+    assert_eq!(r.json()["requested"], json!([old]));
+    let event = wait_for_call(&web, 2);
+    assert_eq!(event["data"]["resourceName"], Web::object_name(&old));
+
+    // Without a function configured, say so.
+    let plain = Web::start("web-reanalyze-off", settings(), false);
+    let id = plain.upload("dog.jpg", DOG);
+    let r = plain.fetch("POST", &format!("/api/images/{id}/reanalyze"), &[], b"");
+    assert_eq!(r.status, 409);
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("FUNCTION_ID"));
+}
+
+fn wait_for_call(web: &Web, n: usize) -> serde_json::Value {
+    for _ in 0..200 {
+        if let Some(v) = web.calls.lock().unwrap().get(n - 1) {
+            return v.clone();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the function did not receive call {n}");
+}
+
+#[test]
+fn web_reconcile_makes_three_repairs() {
+    let web = Web::start("web-reconcile", settings(), false);
+    // 1. A document without an object.
+    let gone = web.upload("gone.jpg", DOG);
+    web.env
+        .object_storage()
+        .delete(
+            &web.env.bucket(),
+            &Web::object_name(&gone),
+            Condition::None,
+            deadline(5),
+        )
+        .unwrap();
+    // 2. An object without a document (uploaded while the database was down).
+    let orphan_name = "uploads/0000000000a0000000000001.png";
+    let bytes = png(64, 64, b"orphan");
+    web.env
+        .object_storage()
+        .put(
+            &web.env.bucket(),
+            orphan_name,
+            &mut std::io::Cursor::new(bytes.clone()),
+            bytes.len() as u64,
+            "image/png",
+            &[
+                ("original-name", "orphan%20cat.png"),
+                ("sha256", "abc"),
+                ("request-id", "req-9"),
+            ],
+            Condition::None,
+            deadline(5),
+        )
+        .unwrap();
+    // 3. A document stuck in `analyzing` for an hour.
+    let stuck = web.upload("stuck.png", CAT);
+    let mut doc = web.document(&stuck).unwrap();
+    doc.status = Status::Analyzing;
+    doc.updated_at = "2020-01-01T00:00:00.000Z".into();
+    web.soda
+        .put(&web.key(&stuck), &doc.to_json(), deadline(5))
+        .unwrap();
+    // A healthy image is left alone.
+    let fine = web.upload("fine.png", &png(40, 40, b"fine"));
+
+    let report = ocivision::web::reconcile(&web.app).unwrap();
+    assert_eq!(report.removed_documents, vec![Web::object_name(&gone)]);
+    assert_eq!(report.created_documents, vec![orphan_name.to_string()]);
+    assert_eq!(report.failed_stuck, vec![Web::object_name(&stuck)]);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(web.document(&gone).is_none());
+    let created = web.document("0000000000a0000000000001.png").unwrap();
+    assert_eq!(created.status, Status::Pending);
+    assert_eq!(created.original_name.as_deref(), Some("orphan cat.png"));
+    assert_eq!(created.correlation_id.as_deref(), Some("req-9"));
+    let failed = web.document(&stuck).unwrap();
+    assert_eq!(failed.status, Status::Failed);
+    assert_eq!(failed.error.unwrap().code, "Stuck");
+    assert_eq!(web.document(&fine).unwrap().status, Status::Pending);
+    // A second pass finds nothing to do.
+    let again = ocivision::web::reconcile(&web.app).unwrap();
+    assert_eq!(again, Default::default());
+
+    // With a function: orphans and stuck analyses are sent for analysis instead.
+    let web = Web::start("web-reconcile-fn", settings(), true);
+    web.env
+        .object_storage()
+        .put(
+            &web.env.bucket(),
+            orphan_name,
+            &mut std::io::Cursor::new(bytes.clone()),
+            bytes.len() as u64,
+            "image/png",
+            &[],
+            Condition::None,
+            deadline(5),
+        )
+        .unwrap();
+    let stuck = web.upload("stuck.png", CAT);
+    let mut doc = web.document(&stuck).unwrap();
+    doc.status = Status::Analyzing;
+    doc.updated_at = "2020-01-01T00:00:00.000Z".into();
+    web.soda
+        .put(&web.key(&stuck), &doc.to_json(), deadline(5))
+        .unwrap();
+    let report = ocivision::web::reconcile(&web.app).unwrap();
+    let mut expected = vec![orphan_name.to_string(), Web::object_name(&stuck)];
+    expected.sort();
+    assert_eq!(report.invoked, expected);
+    wait_for_call(&web, 2);
+    assert_eq!(web.document(&stuck).unwrap().status, Status::Pending);
+}
+
+#[test]
+fn web_gallery_pages_with_one_listing_and_one_query_each_and_filters() {
+    let web = Web::start(
+        "web-paging",
+        Settings {
+            page_size: 2,
+            ..settings()
+        },
+        false,
+    );
+    let mut ids = Vec::new();
+    for i in 0..5u32 {
+        ids.push(web.upload(&format!("img{i}.png"), &png(40 + i, 40, &i.to_be_bytes())));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    web.write_done(&ids[4], &[("Car", 0.8, [0.1, 0.1, 0.4, 0.4])]);
+    web.write_done(&ids[3], &[("Dog", 0.8, [0.1, 0.1, 0.4, 0.4])]);
+    web.env.emulator.clear_requests();
+    let first = body_text(&web.handle("GET", "/", &[], b""));
+    let requests = web.env.emulator.requests();
+    let listings = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.target.contains("/o?"))
+        .count();
+    let queries = requests
+        .iter()
+        .filter(|r| r.target.contains("action=query"))
+        .count();
+    assert_eq!(
+        (listings, queries, requests.len()),
+        (1, 1, 2),
+        "{requests:?}"
+    );
+    assert!(
+        first.contains(&ids[4]) && first.contains(&ids[3]),
+        "newest first"
+    );
+    assert!(!first.contains(&format!("data-id=\"{}\"", ids[2])));
+    assert!(first.contains("done · 1 object"));
+    let next = first
+        .split("href=\"/?start=")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let second = body_text(&web.handle("GET", &format!("/?start={next}"), &[], b""));
+    assert!(
+        second.contains(&ids[2])
+            && second.contains(&ids[1])
+            && !second.contains(&format!("data-id=\"{}\"", ids[4]))
+    );
+    // "vehicle" finds the car through its ontology parent.
+    let filtered = body_text(&web.handle("GET", "/?label=Vehicle", &[], b""));
+    assert!(filtered.contains(&ids[4]) && !filtered.contains(&format!("data-id=\"{}\"", ids[3])));
+    let api = web.get("/api/images?label=animal&status=done").json();
+    assert_eq!(api["items"].as_array().unwrap().len(), 1);
+    assert_eq!(api["items"][0]["id"], ids[3].as_str());
+    let pending = web.get("/api/images?status=pending").json();
+    assert_eq!(
+        pending["items"].as_array().unwrap().len(),
+        0,
+        "the first page holds only done images"
+    );
+    assert!(pending["next"].is_string());
+    assert_eq!(web.get("/api/images?status=bogus").status, 400);
+    // Storage down: an error state, not a crash.
+    let mut plan = ocivision::emulator::faults::FaultPlan::default();
+    plan.set(
+        ocivision::emulator::faults::Service::ObjectStorage,
+        ocivision::emulator::faults::Faults {
+            error_rate: 1.0,
+            error_status: 503,
+            ..Default::default()
+        },
+    );
+    web.env.emulator.set_faults(plan);
+    let r = web.handle("GET", "/", &[], b"");
+    web.env.emulator.set_faults(Default::default());
+    assert_eq!(r.status(), 503);
+    assert!(body_text(&r).contains("did not answer"));
+}
+
+#[test]
+fn web_status_polling_uses_etags() {
+    let web = Web::start("web-status", settings(), false);
+    let id = web.upload("dog.jpg", DOG);
+    let path = format!("/api/status?ids={id},not-an-id");
+    let r = web.get(&path);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["items"][&id]["status"], "pending");
+    assert_eq!(r.json()["items"].as_object().unwrap().len(), 1);
+    let etag = r.header("etag").unwrap().to_string();
+    let r = web.fetch("GET", &path, &[("If-None-Match", &etag)], b"");
+    assert_eq!((r.status, r.body.len()), (304, 0));
+    web.write_done(&id, &[("Dog", 0.9, [0.1, 0.1, 0.5, 0.5])]);
+    let r = web.fetch("GET", &path, &[("If-None-Match", &etag)], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["items"][&id]["badge"], "done · 1 object");
+}
+
+#[test]
+fn web_readyz_reports_each_dependency() {
+    let web = Web::start("web-ready", settings(), false);
+    assert_eq!(
+        web.get("/readyz").json(),
+        json!({"storage": "ok", "database": "ok"})
+    );
+    let mut plan = ocivision::emulator::faults::FaultPlan::default();
+    plan.set(
+        ocivision::emulator::faults::Service::Soda,
+        ocivision::emulator::faults::Faults {
+            error_rate: 1.0,
+            error_status: 503,
+            ..Default::default()
+        },
+    );
+    web.env.emulator.set_faults(plan);
+    let r = web.get("/readyz");
+    web.env.emulator.set_faults(Default::default());
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.json(),
+        json!({"storage": "ok", "database": "unavailable"})
+    );
+    assert_eq!(web.get("/healthz").body.len(), 0);
+}
+
+/// Runs every ```sh block of docs/API.md with curl against a live app, in order, with `$BASE`
+/// and `$ID` set, from the photo fixtures directory. Each must exit 0 (`curl -f`).
+#[test]
+fn web_api_doc_examples_run_as_written() {
+    let web = Web::start("web-api-doc", settings(), true);
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/API.md")).unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 8, "the doc has its examples");
+    let id = web.upload("seed.jpg", DOG);
+    web.write_done(&id, &[("Car", 0.9, [0.1, 0.1, 0.5, 0.5])]);
+    let photos = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/photos");
+    for block in blocks {
+        let out = std::process::Command::new("sh")
+            .arg("-ec")
+            .arg(block)
+            .current_dir(photos)
+            .env("BASE", &web.base)
+            .env("ID", &id)
+            .output()
+            .expect("sh and curl are installed");
+        assert!(
+            out.status.success(),
+            "example failed:\n{block}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        web.document(&id).is_none(),
+        "the last example deletes the image"
+    );
+    let _ = AnalysisDocument::new("", "", "", Status::Pending);
+}
