@@ -1,5 +1,10 @@
-//! The `webapp` binary: the web app (`webapp`, the default) or one reconciler pass
-//! (`webapp reconcile`).
+//! The `webapp` binary: the web app (`webapp`, the default), one reconciler pass
+//! (`webapp reconcile`) or a self-check (`webapp doctor`).
+//!
+//! Without cloud configuration (no `BUCKET_NAME`, no resource principal) it runs in **local
+//! mode**: the whole pipeline in this process (emulator, local detector, the function behind the
+//! Fn contract) with data under `OCIVISION_DATA`; `OCIVISION_MODE=local|cloud` forces a mode.
+//! The start-up log says which mode and why.
 //!
 //! `main` calls `run`, prints any error with its causes and picks the exit code (2 for
 //! configuration errors, 1 otherwise; the server only returns by failing). Configuration is read
@@ -11,6 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ocivision::local::LocalStack;
 use ocivision::oci::auth::KeyProvider;
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
 use ocivision::oci::functions::Functions;
@@ -24,6 +30,40 @@ use ocivision::{logger, Error};
 enum Command {
     Serve,
     Reconcile,
+    Doctor,
+}
+
+/// Where the services are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// OCI (or anything configured like it).
+    Cloud,
+    /// Everything in this process, on loopback.
+    Local,
+}
+
+/// Local unless something says this is a cloud deployment; the reason is logged.
+fn mode(lookup: &dyn Fn(&str) -> Option<String>) -> Result<(Mode, &'static str), Error> {
+    match lookup("OCIVISION_MODE").as_deref().map(str::trim) {
+        Some("local") => return Ok((Mode::Local, "OCIVISION_MODE=local")),
+        Some("cloud") => return Ok((Mode::Cloud, "OCIVISION_MODE=cloud")),
+        Some("") | None => {}
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "OCIVISION_MODE={other:?} is not local or cloud"
+            )))
+        }
+    }
+    if lookup("BUCKET_NAME").is_some_and(|b| !b.trim().is_empty()) {
+        Ok((Mode::Cloud, "BUCKET_NAME is set"))
+    } else if lookup("OCI_RESOURCE_PRINCIPAL_VERSION").is_some() {
+        Ok((Mode::Cloud, "a resource principal is configured"))
+    } else {
+        Ok((
+            Mode::Local,
+            "no cloud configuration (BUCKET_NAME is not set)",
+        ))
+    }
 }
 
 fn command() -> Result<Command, Error> {
@@ -36,8 +76,9 @@ fn command() -> Result<Command, Error> {
     {
         [] | ["serve"] => Ok(Command::Serve),
         ["reconcile"] => Ok(Command::Reconcile),
+        ["doctor"] => Ok(Command::Doctor),
         other => Err(Error::Config(format!(
-            "unknown arguments {other:?}: use `webapp` or `webapp reconcile`"
+            "unknown arguments {other:?}: use `webapp`, `webapp reconcile` or `webapp doctor`"
         ))),
     }
 }
@@ -82,7 +123,43 @@ fn build(config: &WebConfig, provider: Arc<dyn KeyProvider>) -> Result<App, Erro
 
 fn run() -> Result<(), Error> {
     let command = command()?;
-    let lookup = |k: &str| std::env::var(k).ok();
+    let env = |k: &str| std::env::var(k).ok();
+    logger::init(logger::parse_level(env("LOG_LEVEL").as_deref())?);
+    let (mode, why) = mode(&env)?;
+    let local = match mode {
+        Mode::Local => {
+            let dir = ocivision::local::default_data_dir(&env)?;
+            log::info!(target: "webapp", "mode: local ({why}); data in {}", dir.display());
+            Some(LocalStack::start(&dir)?)
+        }
+        Mode::Cloud => {
+            log::info!(target: "webapp", "mode: cloud ({why})");
+            None
+        }
+    };
+    // In local mode the stack's settings win over the environment.
+    let overlay = local
+        .as_ref()
+        .map(LocalStack::webapp_env)
+        .unwrap_or_default();
+    let lookup = |k: &str| {
+        overlay
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, value)| value.clone())
+            .or_else(|| env(k))
+    };
+    if let Command::Doctor = command {
+        let (table, ok) = ocivision::doctor::render(&ocivision::doctor::run(&lookup));
+        println!("{table}");
+        return if ok {
+            Ok(())
+        } else {
+            Err(Error::Config(
+                "some checks failed (see the fixes above)".into(),
+            ))
+        };
+    }
     let provider = ocivision::oci::auth::from_env(lookup)?;
     let config = WebConfig::from_lookup(&lookup, provider.region())?;
     logger::init(config.log_level);
@@ -100,6 +177,7 @@ fn run() -> Result<(), Error> {
                 )))
             }
         }
+        Command::Doctor => unreachable!("answered above"),
         Command::Serve => {
             if app.settings().password.is_none() {
                 log::warn!(target: "webapp", "APP_PASSWORD is not set: anyone who can reach this server can upload and delete");
@@ -110,6 +188,16 @@ fn run() -> Result<(), Error> {
             let server = web::serve(app, config.addr)?;
             if let Some(addr) = server.tcp_addr() {
                 log::info!(target: "webapp", "listening on http://{addr}");
+                if let Some(stack) = &local {
+                    println!(
+                        "\nocivision is running: open http://{addr} and drop some photos on the page.\n  \
+                         data:   {} (kept across restarts; set OCIVISION_DATA to move it)\n  \
+                         vision: {}\n  \
+                         Ctrl-C stops everything; nothing acknowledged is lost.\n",
+                        stack.data_dir().display(),
+                        stack.detector()
+                    );
+                }
             }
             server.wait();
             Err(Error::Config("the server stopped".into()))

@@ -832,7 +832,10 @@ mod tests {
         assert_eq!(r.status, 405);
         assert_eq!(call(&svc, "PUT", BASE, &[]).status, 405);
         let r = call(&svc, "GET", "/n/ns/b/images", &[]);
-        assert_eq!(page(&r), json!({"namespace": "ns", "name": "images"}));
+        assert_eq!(
+            page(&r),
+            json!({"namespace": "ns", "name": "images", "objectEventsEnabled": true})
+        );
         assert_eq!(call(&svc, "GET", "/n/ns/b/images/u", &[]).status, 404);
         assert_eq!(call(&svc, "GET", "/v1/other", &[]).status, 404);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -139,6 +139,29 @@ impl Env {
     }
 }
 
+/// The environment of a web app deployed against this emulator as if it were OCI: the OCI
+/// config file `Env::start` wrote, endpoints, bucket, database and its password secret.
+pub fn cloud_env(env: &Env) -> Vec<(String, String)> {
+    let base = env.emulator.base_url();
+    [
+        (
+            "OCI_CONFIG_FILE",
+            env.dir.path().join("config").display().to_string(),
+        ),
+        ("OCIVISION_OBJECTSTORAGE_URL", base.to_string()),
+        ("OCIVISION_VISION_URL", base.to_string()),
+        ("OCIVISION_SECRETS_URL", base.to_string()),
+        ("BUCKET_NAME", "images".into()),
+        ("OS_NAMESPACE", env.emulator.namespace().to_string()),
+        ("COMPARTMENT_ID", "ocid1.compartment.oc1..emulator".into()),
+        ("DB_ORDS_BASE_URL", format!("{base}/ords/")),
+        ("DB_PASSWORD_SECRET_OCID", SODA_SECRET_ID.into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 /// Writes a key file and an OCI config file for it, and loads them as a real provider would.
 pub fn config_file_provider(dir: &Path, key: &PrivateKey) -> Arc<ConfigFileProvider> {
     let key_file = dir.join("api-key.pem");

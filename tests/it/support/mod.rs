@@ -243,6 +243,8 @@ pub fn proc_status(pid: &str, field: &str) -> u64 {
 
 /// The `webapp` binary running as a child on a free loopback port; killed on drop.
 pub struct Webapp {
+    /// The OCI stand-in the child is configured against (kept alive with it).
+    pub cloud: emulator::Env,
     child: Child,
     pub addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
@@ -260,7 +262,12 @@ impl Webapp {
             }
             None => Command::new(exe),
         };
+        // The production web app (cloud mode), pointed at an emulator as if it were OCI.
+        let cloud = emulator::Env::start("webapp-child");
         let mut child = cmd
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(emulator::cloud_env(&cloud))
             .env("PORT", "0")
             .env("BIND", "127.0.0.1")
             .env("LOG_LEVEL", "info")
@@ -289,6 +296,7 @@ impl Webapp {
             .recv_timeout(Duration::from_secs(10))
             .expect("webapp logs its address");
         Webapp {
+            cloud,
             child,
             addr,
             stderr,

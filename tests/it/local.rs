@@ -1,0 +1,120 @@
+//! Local mode end to end: the `webapp` binary with no cloud configuration runs the whole
+//! pipeline (emulator, local detector, the function behind the Fn contract); an uploaded photo
+//! becomes a `done` document with the right objects, and survives a restart.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::emulator::TempDir;
+
+const DOG: &[u8] = include_bytes!("../fixtures/photos/dog.jpg");
+
+struct LocalApp {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for LocalApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data: &std::path::Path) -> LocalApp {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_webapp"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", data)
+        .env("OCIVISION_DATA", data)
+        .env("PORT", "0")
+        .env("LOG_LEVEL", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start webapp");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("mode: local") {
+                let _ = tx.send(Err(()));
+            }
+            if let Some(addr) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(Ok(addr.trim().parse::<SocketAddr>().unwrap()));
+            }
+        }
+    });
+    let mut said_local = false;
+    loop {
+        match rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("webapp starts within 60 s")
+        {
+            Err(()) => said_local = true,
+            Ok(addr) => {
+                assert!(said_local, "the start-up log says local mode and why");
+                return LocalApp { child, addr };
+            }
+        }
+    }
+}
+
+fn images(app: &LocalApp) -> Vec<Value> {
+    let mut reply = ureq::get(format!("http://{}/api/images", app.addr))
+        .call()
+        .unwrap();
+    let body: Value = reply.body_mut().read_json().unwrap();
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn an_uploaded_photo_is_analysed_locally_and_survives_a_restart() {
+    let dir = TempDir::new("local-mode");
+    let app = start(dir.path());
+    let mut reply = ureq::put(format!("http://{}/api/images/dog.jpg", app.addr))
+        .header("content-type", "image/jpeg")
+        .send(DOG)
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 201);
+    let uploaded: Value = reply.body_mut().read_json().unwrap();
+    let id = uploaded["id"].as_str().unwrap().to_string();
+
+    let started = Instant::now();
+    let done = loop {
+        let found = images(&app).into_iter().find(|i| i["id"] == id.as_str());
+        match found {
+            Some(item) if item["status"] == "done" => break item,
+            Some(item) if item["status"] == "failed" => panic!("analysis failed: {item}"),
+            _ => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not done within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let labels: Vec<&str> = done["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(labels.contains(&"Dog"), "{labels:?}");
+    assert!(labels.contains(&"Bicycle"), "{labels:?}");
+
+    drop(app);
+    let again = start(dir.path());
+    let after = images(&again);
+    let kept = after
+        .iter()
+        .find(|i| i["id"] == id.as_str())
+        .expect("still listed after a restart");
+    assert_eq!(kept["status"], "done");
+    assert_eq!(kept["labels"], done["labels"]);
+}
