@@ -8,7 +8,7 @@
 //!
 //! `main` calls `run`, prints any error with its causes and picks the exit code (2 for
 //! configuration errors, 1 otherwise; the server only returns by failing). Configuration is read
-//! once from the environment (docs/CONFIG.md lists every variable); credentials come from
+//! once from the environment (README.md lists every variable); credentials come from
 //! `oci::auth::from_env` (resource principal in the cloud, `~/.oci/config` locally). No signal
 //! handling: the platform stops the process, and nothing here needs a clean flush.
 

@@ -1,5 +1,5 @@
 //! The web app's own settings, read once from a lookup function next to the shared
-//! [`CloudConfig`]. Every variable is listed in docs/CONFIG.md; every error names its variable.
+//! [`CloudConfig`]. Every variable is listed in README.md (Configuration); every error names its variable.
 //!
 //! Not here: reading secrets (the binary resolves `APP_PASSWORD_SECRET_OCID` with the Secrets
 //! client once it has credentials).

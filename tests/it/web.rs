@@ -1,7 +1,7 @@
 //! The web app against the emulator: every route through `Request::fake`, uploads (good and
 //! hostile) over loopback, CSRF and the password gate, escaping, delete, re-analysis, the
 //! reconciler's three repairs, paging with one listing and one query per page, and the curl
-//! examples of docs/API.md run as written.
+//! examples of README.md's JSON API section run as written.
 
 use std::time::Duration;
 
@@ -1110,12 +1110,20 @@ fn web_readyz_reports_each_dependency() {
     assert_eq!(web.get("/healthz").body.len(), 0);
 }
 
-/// Runs every ```sh block of docs/API.md with curl against a live app, in order, with `$BASE`
+/// Runs every ```sh block of README.md's JSON API section with curl against a live app, in order, with `$BASE`
 /// and `$ID` set, from the photo fixtures directory. Each must exit 0 (`curl -f`).
 #[test]
 fn web_api_doc_examples_run_as_written() {
     let web = Web::start("web-api-doc", settings(), true);
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/API.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let doc = readme
+        .split("\n## JSON API\n")
+        .nth(1)
+        .expect("README.md has a JSON API section")
+        .split("\n## ")
+        .next()
+        .unwrap();
     let blocks: Vec<&str> = doc
         .split("```sh\n")
         .skip(1)
