@@ -750,17 +750,7 @@ mod tests {
     }
 
     fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> EmuRequest {
-        let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
-        EmuRequest {
-            method: method.into(),
-            raw_path: raw_path.into(),
-            raw_query: raw_query.into(),
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-            body: body.to_vec(),
-        }
+        EmuRequest::new(method, path, headers, body)
     }
 
     fn object(name: &str) -> String {

@@ -22,6 +22,21 @@ pub struct EmuRequest {
 }
 
 impl EmuRequest {
+    /// A request for `target` (path, optionally `?query`, as sent), with lower-cased headers.
+    pub fn new(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> EmuRequest {
+        let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
+        EmuRequest {
+            method: method.into(),
+            raw_path: raw_path.into(),
+            raw_query: raw_query.into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+                .collect(),
+            body: body.to_vec(),
+        }
+    }
+
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -324,15 +324,8 @@ fn from_regions_config(name: &str, text: &str, source: &str) -> Result<Option<Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use crate::config::test_lookup as env;
 
     #[test]
     fn short_codes_and_ids_resolve_case_insensitively() {
