@@ -17,21 +17,6 @@ use crate::support::emulator::{deadline, Env, FixedDetector, TempDir};
 const DOG: &[u8] = include_bytes!("../fixtures/photos/dog.jpg");
 const CAT: &[u8] = include_bytes!("../fixtures/photos/chelsea.png");
 
-fn put(env: &Env, name: &str, bytes: &[u8]) -> String {
-    env.object_storage()
-        .put(
-            &env.bucket(),
-            name,
-            &mut Cursor::new(bytes.to_vec()),
-            bytes.len() as u64,
-            "image/jpeg",
-            &[],
-            Condition::None,
-            deadline(10),
-        )
-        .expect("put")
-}
-
 fn signed_headers(authorization: &str) -> String {
     let start = authorization.find("headers=\"").expect("headers param") + 9;
     let end = authorization[start..].find('"').unwrap() + start;
@@ -191,7 +176,7 @@ fn awkward_object_names_round_trip() {
         "quote\"apos'<tag>",
     ];
     for (i, name) in names.iter().enumerate() {
-        put(&env, name, format!("body {i}").as_bytes());
+        env.put_object(name, format!("body {i}").as_bytes(), &[]);
         let (_, bytes) = os
             .get_bytes(&env.bucket(), name, 1024, deadline(5))
             .unwrap();
@@ -224,9 +209,9 @@ fn listing_follows_next_start_with_across_pages() {
     let os = env.object_storage();
     let total = 1005;
     for i in 0..total {
-        put(&env, &format!("uploads/{i:05}.jpg"), b"x");
+        env.put_object(&format!("uploads/{i:05}.jpg"), b"x", &[]);
     }
-    put(&env, "other/outside-the-prefix.jpg", b"x");
+    env.put_object("other/outside-the-prefix.jpg", b"x", &[]);
     env.emulator.clear_requests();
     let options = ListOptions {
         prefix: Some("uploads/".into()),
@@ -291,7 +276,7 @@ fn vision_analyzes_inline_and_object_storage_images() {
     assert!(inline.errors.is_empty());
     assert!(inline.raw.get("imageText").is_some(), "raw answer kept");
 
-    put(&env, "uploads/dog.jpg", DOG);
+    env.put_object("uploads/dog.jpg", DOG, &[]);
     let stored = vision
         .analyze(
             &request(ImageSource::ObjectStorage {

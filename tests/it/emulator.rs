@@ -424,27 +424,12 @@ fn recording_function(env: &Env, status: u16) -> (Server, Arc<Mutex<Vec<Value>>>
     (server, received)
 }
 
-fn put(env: &Env, name: &str, bytes: &[u8]) -> String {
-    env.object_storage()
-        .put(
-            &env.bucket(),
-            name,
-            &mut Cursor::new(bytes.to_vec()),
-            bytes.len() as u64,
-            "image/jpeg",
-            &[],
-            Condition::None,
-            deadline(5),
-        )
-        .unwrap()
-}
-
 #[test]
 fn object_events_reach_a_function_over_the_fn_contract() {
     let env = Env::start("events");
     let (_function, received) = recording_function(&env, 200);
-    let first = put(&env, "uploads/cat 1.jpg", b"one");
-    let second = put(&env, "uploads/cat 1.jpg", b"two");
+    let first = env.put_object("uploads/cat 1.jpg", b"one", &[]);
+    let second = env.put_object("uploads/cat 1.jpg", b"two", &[]);
     env.object_storage()
         .delete(
             &env.bucket(),
@@ -506,7 +491,7 @@ fn event_faults_duplicate_reorder_and_drop() {
         ..EventFaults::default()
     };
     env.emulator.set_faults(plan.clone());
-    put(&env, "dup.jpg", b"x");
+    env.put_object("dup.jpg", b"x", &[]);
     assert!(env.emulator.events().wait_idle(Duration::from_secs(10)));
     let events = std::mem::take(&mut *received.lock().unwrap());
     assert_eq!(events.len(), 2);
@@ -523,7 +508,7 @@ fn event_faults_duplicate_reorder_and_drop() {
     };
     env.emulator.set_faults(plan.clone());
     for name in ["r1.jpg", "r2.jpg", "r3.jpg"] {
-        put(&env, name, b"x");
+        env.put_object(name, b"x", &[]);
     }
     assert!(env.emulator.events().wait_idle(Duration::from_secs(10)));
     let order: Vec<String> = std::mem::take(&mut *received.lock().unwrap())
@@ -538,7 +523,7 @@ fn event_faults_duplicate_reorder_and_drop() {
         ..EventFaults::default()
     };
     env.emulator.set_faults(plan);
-    put(&env, "lost.jpg", b"x");
+    env.put_object("lost.jpg", b"x", &[]);
     assert!(env.emulator.events().wait_idle(Duration::from_secs(10)));
     assert!(received.lock().unwrap().is_empty());
     assert_eq!(

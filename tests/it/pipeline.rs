@@ -1,7 +1,6 @@
 //! The function end to end: the real `func` binary, started as the Fn agent starts it, receives
 //! the emulator's Object Storage events through the Fn contract and keeps one document per image.
 
-use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -34,23 +33,7 @@ fn start(tag: &str) -> Pipeline {
 
 impl Pipeline {
     fn upload(&self, name: &str, bytes: &[u8], metadata: &[(&str, &str)]) -> String {
-        self.env
-            .object_storage()
-            .put(
-                &self.env.bucket(),
-                name,
-                &mut Cursor::new(bytes.to_vec()),
-                bytes.len() as u64,
-                if bytes.starts_with(&[0xFF, 0xD8]) {
-                    "image/jpeg"
-                } else {
-                    "image/png"
-                },
-                metadata,
-                Condition::None,
-                deadline(5),
-            )
-            .unwrap()
+        self.env.put_object(name, bytes, metadata)
     }
 
     fn settle(&self) {

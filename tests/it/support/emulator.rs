@@ -109,6 +109,27 @@ impl Env {
         }
     }
 
+    /// Uploads `bytes` as `name` with `metadata`; the content type follows the magic number.
+    pub fn put_object(&self, name: &str, bytes: &[u8], metadata: &[(&str, &str)]) -> String {
+        let content_type = match bytes {
+            [0xFF, 0xD8, ..] => "image/jpeg",
+            [0x89, b'P', b'N', b'G', ..] => "image/png",
+            _ => "application/octet-stream",
+        };
+        self.object_storage()
+            .put(
+                &self.bucket(),
+                name,
+                &mut std::io::Cursor::new(bytes.to_vec()),
+                bytes.len() as u64,
+                content_type,
+                metadata,
+                ocivision::oci::object_storage::Condition::None,
+                deadline(10),
+            )
+            .expect("put")
+    }
+
     pub fn object_storage(&self) -> ObjectStorage {
         ObjectStorage::new(self.transport.clone(), self.emulator.base_url())
     }
