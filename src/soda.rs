@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::oci::client::{Auth, Call, Payload, Secret, Transport};
+use crate::oci::client::{Auth, Call, Secret, Transport};
 use crate::oci::encode;
 use crate::oci::secrets::Secrets;
 
@@ -154,15 +154,7 @@ impl Soda {
     }
 
     fn call<'a>(&'a self, method: &'static str, path: String, deadline: Instant) -> Call<'a> {
-        Call {
-            service: SERVICE,
-            method,
-            origin: &self.origin,
-            path_and_query: path,
-            headers: Vec::new(),
-            payload: Payload::Empty,
-            deadline,
-        }
+        Call::new(SERVICE, method, &self.origin, path, deadline)
     }
 
     fn document_path(&self, key: &str) -> Result<String> {
@@ -180,11 +172,9 @@ impl Soda {
     /// them. An existing collection with other metadata is an error that says how to fix it.
     pub fn ensure_collection(&self, deadline: Instant) -> Result<()> {
         let metadata = serde_json::to_vec(&collection_metadata())?;
-        let mut call = self.call("PUT", self.collection_path.clone(), deadline);
-        call.payload = Payload::Signed {
-            bytes: &metadata,
-            content_type: "application/json",
-        };
+        let call = self
+            .call("PUT", self.collection_path.clone(), deadline)
+            .with_json(&metadata);
         match self.transport.send(call) {
             Ok(_) => Ok(()),
             Err(Error::Service(e)) if e.status == 400 || e.status == 409 => {
@@ -222,11 +212,9 @@ impl Soda {
     /// Inserts or replaces the document at `key`; returns its new etag.
     pub fn put(&self, key: &str, value: &serde_json::Value, deadline: Instant) -> Result<String> {
         let body = serde_json::to_vec(value)?;
-        let mut call = self.call("PUT", self.document_path(key)?, deadline);
-        call.payload = Payload::Signed {
-            bytes: &body,
-            content_type: "application/json",
-        };
+        let call = self
+            .call("PUT", self.document_path(key)?, deadline)
+            .with_json(&body);
         let reply = self.transport.send(call)?;
         Ok(reply.header("etag").unwrap_or("").to_string())
     }
@@ -283,15 +271,13 @@ impl Soda {
     /// Deletes every document matching `filter`; returns how many were deleted.
     pub fn delete_matching(&self, filter: &serde_json::Value, deadline: Instant) -> Result<u64> {
         let body = serde_json::to_vec(filter)?;
-        let mut call = self.call(
-            "POST",
-            format!("{}?action=delete", self.collection_path),
-            deadline,
-        );
-        call.payload = Payload::Signed {
-            bytes: &body,
-            content_type: "application/json",
-        };
+        let call = self
+            .call(
+                "POST",
+                format!("{}?action=delete", self.collection_path),
+                deadline,
+            )
+            .with_json(&body);
         let deleted: Deleted = self.transport.send(call)?.json(JSON_LIMIT)?;
         Ok(deleted.items_deleted.or(deleted.count).unwrap_or(0))
     }
@@ -322,15 +308,13 @@ impl Soda {
             ),
             Some(body) => {
                 pairs.insert(0, ("action", "query"));
-                let mut call = self.call(
-                    "POST",
-                    format!("{}{}", self.collection_path, encode::query(&pairs)),
-                    deadline,
-                );
-                call.payload = Payload::Signed {
-                    bytes: body,
-                    content_type: "application/json",
-                };
+                let call = self
+                    .call(
+                        "POST",
+                        format!("{}{}", self.collection_path, encode::query(&pairs)),
+                        deadline,
+                    )
+                    .with_json(body);
                 call
             }
         };

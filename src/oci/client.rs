@@ -209,6 +209,36 @@ pub struct Call<'a> {
     pub deadline: Instant,
 }
 
+impl<'a> Call<'a> {
+    /// A call without extra headers or body.
+    pub fn new(
+        service: &'static str,
+        method: &'static str,
+        origin: &'a str,
+        path_and_query: String,
+        deadline: Instant,
+    ) -> Call<'a> {
+        Call {
+            service,
+            method,
+            origin,
+            path_and_query,
+            headers: Vec::new(),
+            payload: Payload::Empty,
+            deadline,
+        }
+    }
+
+    /// The same call with a JSON body, hashed into the signature.
+    pub fn with_json(mut self, bytes: &'a [u8]) -> Call<'a> {
+        self.payload = Payload::Signed {
+            bytes,
+            content_type: "application/json",
+        };
+        self
+    }
+}
+
 /// A successful (status < 400) answer, body not yet read.
 pub struct Reply {
     /// Taken by the methods that consume the body; `Drop` drains what is left.

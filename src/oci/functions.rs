@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::oci::client::{Call, Payload, Transport};
+use crate::oci::client::{Call, Transport};
 use crate::oci::encode;
 
 const SERVICE: &str = "functions";
@@ -47,25 +47,15 @@ impl Functions {
         limit: u64,
         deadline: Instant,
     ) -> Result<Vec<u8>> {
-        let mut headers = Vec::new();
+        let path = format!(
+            "/20181201/functions/{}/actions/invoke",
+            encode::component(function_id)
+        );
+        let mut call = Call::new(SERVICE, "POST", &self.origin, path, deadline).with_json(body);
         if mode == InvokeMode::Detached {
-            headers.push(("fn-invoke-type".to_string(), "detached".to_string()));
+            call.headers
+                .push(("fn-invoke-type".to_string(), "detached".to_string()));
         }
-        let call = Call {
-            service: SERVICE,
-            method: "POST",
-            origin: &self.origin,
-            path_and_query: format!(
-                "/20181201/functions/{}/actions/invoke",
-                encode::component(function_id)
-            ),
-            headers,
-            payload: Payload::Signed {
-                bytes: body,
-                content_type: "application/json",
-            },
-            deadline,
-        };
         self.transport.send(call)?.bytes(limit)
     }
 }

@@ -124,15 +124,7 @@ impl ObjectStorage {
     }
 
     fn call(&self, method: &'static str, path: String, deadline: Instant) -> Call<'_> {
-        Call {
-            service: SERVICE,
-            method,
-            origin: &self.origin,
-            path_and_query: path,
-            headers: Vec::new(),
-            payload: Payload::Empty,
-            deadline,
-        }
+        Call::new(SERVICE, method, &self.origin, path, deadline)
     }
 
     /// The tenancy's namespace (`GET /n`).

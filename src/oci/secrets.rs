@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::oci::client::{Call, Payload, Secret, Transport};
+use crate::oci::client::{Call, Secret, Transport};
 use crate::oci::encode;
 
 const SERVICE: &str = "secrets";
@@ -60,15 +60,7 @@ impl Secrets {
     }
 
     fn fetch(&self, method: &'static str, path: String, deadline: Instant) -> Result<Secret> {
-        let call = Call {
-            service: SERVICE,
-            method,
-            origin: &self.origin,
-            path_and_query: path,
-            headers: Vec::new(),
-            payload: Payload::Empty,
-            deadline,
-        };
+        let call = Call::new(SERVICE, method, &self.origin, path, deadline);
         let bundle: Bundle = self.transport.send(call)?.json(JSON_LIMIT)?;
         decode(bundle.secret_bundle_content)
     }

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::Result;
-use crate::oci::client::{Call, Payload, Transport};
+use crate::oci::client::{Call, Transport};
 
 const SERVICE: &str = "vision";
 const PATH: &str = "/20220125/actions/analyzeImage";
@@ -193,18 +193,7 @@ impl Vision {
     /// Runs `analyzeImage`.
     pub fn analyze(&self, request: &AnalyzeImage, deadline: Instant) -> Result<Analysis> {
         let body = serde_json::to_vec(&request.to_json())?;
-        let call = Call {
-            service: SERVICE,
-            method: "POST",
-            origin: &self.origin,
-            path_and_query: PATH.into(),
-            headers: Vec::new(),
-            payload: Payload::Signed {
-                bytes: &body,
-                content_type: "application/json",
-            },
-            deadline,
-        };
+        let call = Call::new(SERVICE, "POST", &self.origin, PATH.into(), deadline).with_json(&body);
         let raw: serde_json::Value = self.transport.send(call)?.json(JSON_LIMIT)?;
         Analysis::from_json(raw)
     }
