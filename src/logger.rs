@@ -2,12 +2,13 @@
 //!
 //! One line per record: RFC 3339 UTC time, level, target, message. The level comes from one
 //! environment variable, `LOG_LEVEL` (`error`, `warn`, `info`, `debug`, `trace`; default `info`).
-//! It does not filter by module, buffer, or rotate: the platform (OCI Logging, journald) does that.
+//! Other crates' `debug` lines (the HTTP client, the model runtime) appear only at `trace`.
+//! It does not buffer or rotate: the platform (OCI Logging, journald) does that.
 
 use std::io::Write;
 use std::time::SystemTime;
 
-use log::{LevelFilter, Log, Metadata, Record};
+use log::{Level, LevelFilter, Log, Metadata, Record};
 
 struct StderrLogger;
 
@@ -15,7 +16,15 @@ static LOGGER: StderrLogger = StderrLogger;
 
 impl Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
+        if metadata.level() > log::max_level() {
+            return false;
+        }
+        // At `debug`, our own decisions are what a reader wants; the HTTP client's and the
+        // model runtime's internals (a dozen lines per request) only at `trace`.
+        let foreign = ["ureq", "rustls", "tract", "ureq_proto"]
+            .iter()
+            .any(|crate_name| metadata.target().starts_with(crate_name));
+        !(foreign && metadata.level() == Level::Debug)
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -59,6 +68,20 @@ pub fn init(level: LevelFilter) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_crates_debug_lines_wait_for_trace() {
+        let meta =
+            |target: &'static str, level| Metadata::builder().target(target).level(level).build();
+        log::set_max_level(LevelFilter::Debug);
+        assert!(LOGGER.enabled(&meta("analysis", Level::Debug)));
+        assert!(!LOGGER.enabled(&meta("ureq::run", Level::Debug)));
+        assert!(LOGGER.enabled(&meta("ureq::run", Level::Warn)));
+        assert!(!LOGGER.enabled(&meta("analysis", Level::Trace)));
+        log::set_max_level(LevelFilter::Trace);
+        assert!(LOGGER.enabled(&meta("ureq::run", Level::Debug)));
+        log::set_max_level(LevelFilter::Info);
+    }
 
     #[test]
     fn level_parsing_names_the_variable() {
