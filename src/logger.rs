@@ -24,7 +24,7 @@ impl Log for StderrLogger {
         let foreign = ["ureq", "rustls", "tract", "ureq_proto"]
             .iter()
             .any(|crate_name| metadata.target().starts_with(crate_name));
-        !(foreign && metadata.level() == Level::Debug)
+        !(foreign && metadata.level() == Level::Debug && log::max_level() < LevelFilter::Trace)
     }
 
     fn log(&self, record: &Record<'_>) {
