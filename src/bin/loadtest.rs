@@ -459,7 +459,10 @@ fn round(
 
 /// Uploads until the app acknowledges; the id it names, or `None` after `MAX_TRIES`.
 fn upload(addr: SocketAddr, name: &str, body: &[u8], counters: &Counters) -> Option<String> {
-    for _ in 0..MAX_TRIES {
+    let started = Instant::now();
+    let mut tries = 0;
+    while tries < MAX_TRIES {
+        tries += 1;
         match http(addr, "PUT", &format!("/api/images/{name}"), body) {
             Ok((201, reply)) => {
                 counters.uploads_acknowledged.fetch_add(1, Ordering::SeqCst);
@@ -473,8 +476,14 @@ fn upload(addr: SocketAddr, name: &str, body: &[u8], counters: &Counters) -> Opt
                 return reply["duplicate_of"]["id"].as_str().map(str::to_string);
             }
             Ok((503, reply)) if reply["error"].as_str().is_some_and(|e| e.contains("Busy")) => {
+                // The gate, not a failure: wait and try again without spending a try (a
+                // person would wait the Retry-After; 16 clients share 3 slots here).
                 counters.upload_busy.fetch_add(1, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(50));
+                if started.elapsed() > Duration::from_secs(120) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                tries -= 1;
             }
             Ok((status, reply)) => {
                 counters.upload_retries.fetch_add(1, Ordering::SeqCst);
