@@ -43,7 +43,14 @@ struct Row {
     verdict: String,
 }
 
-fn row(what: &str, ours: String, other: String, ratio: String, target: &str, verdict: String) -> Row {
+fn row(
+    what: &str,
+    ours: String,
+    other: String,
+    ratio: String,
+    target: &str,
+    verdict: String,
+) -> Row {
     Row {
         what: what.into(),
         ours,
@@ -223,7 +230,10 @@ fn ensure_venv() -> Result<PathBuf, String> {
     if ready {
         return Ok(python);
     }
-    eprintln!("bench: creating {} (pip install fdk oci flask)", venv.display());
+    eprintln!(
+        "bench: creating {} (pip install fdk oci flask)",
+        venv.display()
+    );
     let venv_text = venv.display().to_string();
     let ok = Command::new("python3")
         .args(["-m", "venv", &venv_text])
@@ -268,7 +278,14 @@ fn run_sibling(name: &str, args: &[&str]) -> Result<String, String> {
         Err(format!(
             "{name} {} failed: {}",
             args.join(" "),
-            err.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" / ")
+            err.lines()
+                .rev()
+                .take(6)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join(" / ")
         ))
     }
 }
@@ -298,7 +315,11 @@ fn meets(value: f64, limit: f64) -> &'static str {
     }
 }
 
-fn function_rows(python: &Path, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String> {
+fn function_rows(
+    python: &Path,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
     let calls = "100";
     let rust: Value = serde_json::from_str(
         run_sibling("func-bench", &["--calls", calls, "--json"])?
@@ -311,7 +332,14 @@ fn function_rows(python: &Path, rows: &mut Vec<Row>, notes: &mut Vec<String>) ->
     let python_text = python.display().to_string();
     let py: Option<Value> = match run_sibling(
         "func-bench",
-        &["--calls", calls, "--json", "--python", &python_text, &script],
+        &[
+            "--calls",
+            calls,
+            "--json",
+            "--python",
+            &python_text,
+            &script,
+        ],
     ) {
         Ok(out) => serde_json::from_str(out.lines().last().unwrap_or("")).ok(),
         Err(e) => {
@@ -324,30 +352,60 @@ fn function_rows(python: &Path, rows: &mut Vec<Row>, notes: &mut Vec<String>) ->
     let get = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     let figures: [(&str, &str, Option<f64>); 5] = [
         ("function: exec → socket ready (ms)", "ready_ms", Some(5.0)),
-        ("function: first call, own time (ms)", "first_own_ms", Some(5.0)),
+        (
+            "function: first call, own time (ms)",
+            "first_own_ms",
+            Some(5.0),
+        ),
         ("function: first call, wall (ms)", "first_wall_ms", None),
-        ("function: warm call, own time, median of 99 (ms)", "warm_own_median_ms", Some(1.0)),
-        ("function: warm call, wall, median (ms)", "warm_wall_median_ms", None),
+        (
+            "function: warm call, own time, median of 99 (ms)",
+            "warm_own_median_ms",
+            Some(1.0),
+        ),
+        (
+            "function: warm call, wall, median (ms)",
+            "warm_wall_median_ms",
+            None,
+        ),
     ];
     for (what, key, target) in figures {
         let ours = get(&rust, key);
         let (other, r, verdict) = match &py {
             Some(p) => {
                 let theirs = get(p, key);
-                (format!("{theirs:.2} (Python fdk + oci)"), ratio(ours, theirs), lower_wins(ours, theirs))
+                (
+                    format!("{theirs:.2} (Python fdk + oci)"),
+                    ratio(ours, theirs),
+                    lower_wins(ours, theirs),
+                )
             }
             None => ("not measured".into(), "–".into(), "–".into()),
         };
         let (target_text, verdict) = match target {
-            Some(t) => (format!("≤ {t} ms"), format!("{}; {verdict}", meets(ours, t))),
+            Some(t) => (
+                format!("≤ {t} ms"),
+                format!("{}; {verdict}", meets(ours, t)),
+            ),
             None => (String::new(), verdict),
         };
-        rows.push(row(what, format!("{ours:.2}"), other, r, &target_text, verdict));
+        rows.push(row(
+            what,
+            format!("{ours:.2}"),
+            other,
+            r,
+            &target_text,
+            verdict,
+        ));
     }
     let rss = |v: &Value| v["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0;
     let ours = rss(&rust);
     let (other, r, verdict) = match &py {
-        Some(p) => (format!("{:.1} MB (Python)", rss(p)), ratio(ours, rss(p)), lower_wins(ours, rss(p))),
+        Some(p) => (
+            format!("{:.1} MB (Python)", rss(p)),
+            ratio(ours, rss(p)),
+            lower_wins(ours, rss(p)),
+        ),
         None => ("not measured".into(), "–".into(), "–".into()),
     };
     rows.push(row(
@@ -454,7 +512,12 @@ fn duration_ms(text: &str) -> Option<f64> {
     })
 }
 
-fn web_rows(python: &Path, tmp: &Path, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String> {
+fn web_rows(
+    python: &Path,
+    tmp: &Path,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
     // The web app in local mode.
     let port = free_port()?;
     let data = tmp.join("webapp-data");
@@ -474,7 +537,13 @@ fn web_rows(python: &Path, tmp: &Path, rows: &mut Vec<Row>, notes: &mut Vec<Stri
     // Upload → done on the same instance (the local detector is real).
     let dir = root().join("tests/fixtures/photos");
     let mut done_ms = Vec::new();
-    for name in ["dog.jpg", "horses.jpg", "person.jpg", "chelsea.png", "astronaut.png"] {
+    for name in [
+        "dog.jpg",
+        "horses.jpg",
+        "person.jpg",
+        "chelsea.png",
+        "astronaut.png",
+    ] {
         let bytes = std::fs::read(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
         done_ms.push((name, upload_to_done(port, name, &bytes)?));
     }
@@ -537,7 +606,11 @@ fn web_rows(python: &Path, tmp: &Path, rows: &mut Vec<Row>, notes: &mut Vec<Stri
         "≥ 0.5× nginx",
         format!(
             "{}; {}",
-            if ours.0 >= 0.5 * theirs.0 { "meets" } else { "misses" },
+            if ours.0 >= 0.5 * theirs.0 {
+                "meets"
+            } else {
+                "misses"
+            },
             higher_wins(ours.0, theirs.0)
         ),
     ));
@@ -594,10 +667,16 @@ fn upload_to_done(port: u16, name: &str, bytes: &[u8]) -> Result<f64, String> {
     let (status, body) =
         request(port, "PUT", &format!("/api/images/{name}"), bytes).map_err(|e| e.to_string())?;
     if status != 201 {
-        return Err(format!("upload of {name} answered {status}: {}", String::from_utf8_lossy(&body)));
+        return Err(format!(
+            "upload of {name} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
     }
     let reply: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-    let id = reply["id"].as_str().ok_or("the upload answer has no id")?.to_string();
+    let id = reply["id"]
+        .as_str()
+        .ok_or("the upload answer has no id")?
+        .to_string();
     loop {
         let (_, body) = request(port, "GET", "/api/images", b"").map_err(|e| e.to_string())?;
         let list: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -613,7 +692,9 @@ fn upload_to_done(port: u16, name: &str, bytes: &[u8]) -> Result<f64, String> {
             _ => {}
         }
         if started.elapsed() > Duration::from_secs(60) {
-            return Err(format!("{name} was not done after 60 s (status {status:?})"));
+            return Err(format!(
+                "{name} was not done after 60 s (status {status:?})"
+            ));
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -103,10 +103,11 @@ struct Outcome {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let soak = args
-        .iter()
-        .position(|a| a == "--soak")
-        .map(|i| args.get(i + 1).and_then(|s| s.parse::<u64>().ok()).unwrap_or(600));
+    let soak = args.iter().position(|a| a == "--soak").map(|i| {
+        args.get(i + 1)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(600)
+    });
     if soak.is_none() && !args.iter().any(|a| a == "--short") {
         eprintln!("usage: loadtest --short | loadtest --soak SECONDS");
         std::process::exit(2);
@@ -209,7 +210,9 @@ fn start(dir: &Path) -> Result<Stack, String> {
             socket: socket.clone(),
             logframe: None,
         },
-        move |invocation| analyzer.handle(&invocation.body, invocation.deadline, &invocation.call_id),
+        move |invocation| {
+            analyzer.handle(&invocation.body, invocation.deadline, &invocation.call_id)
+        },
     )
     .map_err(err)?;
     emulator.register_function(FUNCTION_ID, &socket, true);
@@ -247,11 +250,9 @@ fn start(dir: &Path) -> Result<Stack, String> {
         }),
         settings,
     ));
-    let server = ocivision::web::serve(Arc::clone(&app), "127.0.0.1:0".parse().unwrap())
-        .map_err(err)?;
-    let addr = server
-        .tcp_addr()
-        .ok_or("the web app has no TCP address")?;
+    let server =
+        ocivision::web::serve(Arc::clone(&app), "127.0.0.1:0".parse().unwrap()).map_err(err)?;
+    let addr = server.tcp_addr().ok_or("the web app has no TCP address")?;
     Ok(Stack {
         emulator,
         app,
@@ -314,13 +315,13 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     check(&view, &outcomes, &mut violations);
     let gave_up = counters.gave_up.load(Ordering::SeqCst);
     if gave_up > 0 {
-        violations.push(format!("{gave_up} uploads or deletes failed {MAX_TRIES} times"));
+        violations.push(format!(
+            "{gave_up} uploads or deletes failed {MAX_TRIES} times"
+        ));
     }
     let (rss_start, rss_peak, rss_end, rss_late_growth) = rss.stop();
     if rss_peak > MAX_RSS_MB {
-        violations.push(format!(
-            "peak RSS {rss_peak:.1} MB is over {MAX_RSS_MB} MB"
-        ));
+        violations.push(format!("peak RSS {rss_peak:.1} MB is over {MAX_RSS_MB} MB"));
     }
 
     let deliveries = stack.emulator.events().deliveries();
@@ -334,11 +335,17 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     let c = |a: &AtomicU64| a.load(Ordering::SeqCst);
     let deleted = outcomes.iter().filter(|o| o.deleted).count();
     let rows: Vec<(&str, String)> = vec![
-        ("mode", match soak {
-            Some(s) => format!("soak {s} s"),
-            None => "short".into(),
-        }),
-        ("rounds × uploads", format!("{rounds} × {UPLOADS_PER_ROUND}")),
+        (
+            "mode",
+            match soak {
+                Some(s) => format!("soak {s} s"),
+                None => "short".into(),
+            },
+        ),
+        (
+            "rounds × uploads",
+            format!("{rounds} × {UPLOADS_PER_ROUND}"),
+        ),
         ("clients", CLIENTS.to_string()),
         ("faults", format!("`{FAULTS}`")),
         ("workload time", format!("{:.1} s", workload.as_secs_f64())),
@@ -384,10 +391,7 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
             "objects / documents at the end",
             format!("{} / {}", view.objects.len(), view.documents.len()),
         ),
-        (
-            "documents by status",
-            format!("{:?}", view.statuses()),
-        ),
+        ("documents by status", format!("{:?}", view.statuses())),
         (
             "RSS of the process: start / peak / end",
             format!("{rss_start:.1} / {rss_peak:.1} / {rss_end:.1} MB"),
@@ -397,7 +401,10 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
             format!("{rss_late_growth:+.1} MB"),
         ),
         ("violations", violations.len().to_string()),
-        ("total time", format!("{:.1} s", started.elapsed().as_secs_f64())),
+        (
+            "total time",
+            format!("{:.1} s", started.elapsed().as_secs_f64()),
+        ),
     ];
     let mut table = String::from("| figure | value |\n|---|---|\n");
     for (k, v) in &rows {
@@ -643,7 +650,10 @@ fn check(view: &View, outcomes: &[Outcome], violations: &mut Vec<String>) {
         view.objects.iter().map(|s| s.as_str()).collect();
     let mut documents: HashMap<&str, Vec<&str>> = HashMap::new();
     for (name, status) in &view.documents {
-        documents.entry(name.as_str()).or_default().push(status.as_str());
+        documents
+            .entry(name.as_str())
+            .or_default()
+            .push(status.as_str());
     }
     let mut report = |what: String| {
         if violations.len() < 50 {
@@ -665,7 +675,9 @@ fn check(view: &View, outcomes: &[Outcome], violations: &mut Vec<String>) {
                 report(format!("{name}: acknowledged upload lost (no object)"));
             }
             if docs != ["done"] {
-                report(format!("{name}: documents {docs:?}, expected exactly one done"));
+                report(format!(
+                    "{name}: documents {docs:?}, expected exactly one done"
+                ));
             }
         }
     }
@@ -673,12 +685,17 @@ fn check(view: &View, outcomes: &[Outcome], violations: &mut Vec<String>) {
         if !objects.contains(name) {
             report(format!("{name}: documents {statuses:?} without an object"));
         }
-        if statuses.iter().any(|s| *s == "pending" || *s == "analyzing") {
+        if statuses
+            .iter()
+            .any(|s| *s == "pending" || *s == "analyzing")
+        {
             report(format!("{name}: stuck {statuses:?}"));
         }
     }
-    let known: std::collections::HashSet<String> =
-        outcomes.iter().map(|o| format!("uploads/{}", o.id)).collect();
+    let known: std::collections::HashSet<String> = outcomes
+        .iter()
+        .map(|o| format!("uploads/{}", o.id))
+        .collect();
     for name in &view.objects {
         if !known.contains(name) {
             report(format!("{name}: an object no client was told about"));
