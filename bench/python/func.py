@@ -1,4 +1,4 @@
-"""The seed's function stack, for `cargo run --release --bin bench` to compare against.
+"""The seed's function stack (run as `fdk func.py handler`, the Fn image's entry point), for `cargo run --release --bin bench` to compare against.
 
 Python 3.11, the `fdk` and `oci` packages from PyPI. As the seed did, every call builds a
 resource-principal signer and the Object Storage, Vision and Secrets clients, then: HEAD the
@@ -69,7 +69,3 @@ def handler(ctx, data: io.BytesIO = None):
         ctx, response_data=json.dumps({"ok": True, "objects": len(document["objects"])}),
         headers={"Content-Type": "application/json"})
 
-
-if __name__ == "__main__":
-    from fdk import handle
-    handle(handler)

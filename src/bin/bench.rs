@@ -329,7 +329,8 @@ fn function_rows(
     )
     .map_err(|e| format!("func-bench output: {e}"))?;
     let script = root().join("bench/python/func.py").display().to_string();
-    let python_text = python.display().to_string();
+    // The fdk's entry point, as the Fn image runs it: `fdk func.py handler`.
+    let python_text = python.with_file_name("fdk").display().to_string();
     let py: Option<Value> = match run_sibling(
         "func-bench",
         &[

@@ -11,8 +11,9 @@
 //!
 //! `FUNC_BENCH_TRACE=1` also lists the last call's outbound requests with the emulator's time.
 //!
-//! `--python PYTHON SCRIPT` measures another function the same way instead (the benchmark's
-//! Python fdk + OCI SDK handler, bench/python/func.py), with the same environment; `--json`
+//! `--python FDK SCRIPT` measures another function the same way instead: `FDK SCRIPT handler`,
+//! the Python fdk's entry point as a Fn image runs it (the benchmark's Python fdk + OCI SDK
+//! handler, bench/python/func.py), with the same environment; `--json`
 //! prints the figures as one JSON line for `bench` (src/bin/bench.rs) to read.
 
 use std::io::Cursor;
@@ -149,7 +150,7 @@ fn bench(
     let socket = iofs.join("lsnr.sock");
     let base = emulator.base_url().to_string();
     let (func, args) = match &python {
-        Some((interpreter, script)) => (PathBuf::from(interpreter), vec![script.clone()]),
+        Some((fdk, script)) => (PathBuf::from(fdk), vec![script.clone(), "handler".into()]),
         None => (sibling("func")?, Vec::new()),
     };
     let spawned = Instant::now();
