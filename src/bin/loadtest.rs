@@ -293,7 +293,13 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
             rss.current_mb()
         );
         match soak {
-            Some(secs) if workload_started.elapsed() < Duration::from_secs(secs) => continue,
+            Some(secs) if workload_started.elapsed() < Duration::from_secs(secs) => {
+                // The function works through events one at a time, slower than 16 clients
+                // upload: let each round's events drain so the backlog stays bounded.
+                if !stack.emulator.events().wait_idle(Duration::from_secs(600)) {
+                    return Err("the event queue did not drain within 600 s".into());
+                }
+            }
             _ => break,
         }
     }
