@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import urllib.error
 import urllib.request
 
 import oci
@@ -63,8 +64,23 @@ def handler(ctx, data: io.BytesIO = None):
             "Content-Type": "application/json",
             "Authorization": "Basic " + base64.b64encode(f"ADMIN:{password}".encode()).decode(),
         })
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        answer.read()
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
+    except urllib.error.HTTPError as e:
+        if e.code != 404:
+            raise
+        # No collection yet (a fresh database): create it with client-assigned keys (the
+        # same metadata the Rust side uses), then write again.
+        metadata = {"keyColumn": {"name": "ID", "sqlType": "VARCHAR2", "maxLength": 255,
+                                  "assignmentMethod": "CLIENT"}}
+        create = urllib.request.Request(
+            url.rsplit("/", 1)[0], data=json.dumps(metadata).encode(), method="PUT",
+            headers={"Content-Type": "application/json",
+                     "Authorization": request.get_header("Authorization")})
+        urllib.request.urlopen(create, timeout=30).read()
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
     return response.Response(
         ctx, response_data=json.dumps({"ok": True, "objects": len(document["objects"])}),
         headers={"Content-Type": "application/json"})
