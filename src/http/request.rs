@@ -362,7 +362,24 @@ impl Source {
             _ => Err(FillError::Eof),
         }
     }
+
+    /// Reads into `out` past the buffer (see `ConnIo::read_direct`); only a connection can.
+    fn read_direct(
+        &mut self,
+        out: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, FillError> {
+        match self {
+            Source::Conn(c) => c.read_direct(out, deadline),
+            _ => Err(FillError::Eof),
+        }
+    }
 }
+
+/// A handler reading a `Content-Length` body with at least this much room, when nothing is
+/// buffered, is read into directly (uploads read 64 KiB at a time; the connection buffer is
+/// 16 KiB, and copying through it made a 5 MB upload 1.4-1.6× a direct PUT).
+const DIRECT_READ_MIN: usize = 16 * 1024;
 
 /// The body's progress; lives in a `RefCell` so handlers can stream it through `&Request`.
 pub(crate) struct BodyState {
@@ -446,6 +463,24 @@ impl BodyState {
         }
         if !self.started {
             self.start()?;
+        }
+        if let Framing::Length(_) = self.framing {
+            if self.source.buffered().is_empty() && out.len() >= DIRECT_READ_MIN {
+                let want = out
+                    .len()
+                    .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                let n = match self.source.read_direct(&mut out[..want], self.deadline) {
+                    Ok(n) => n,
+                    Err(FillError::Eof) => return Err(self.fail(BodyFailure::Truncated)),
+                    Err(FillError::Timeout) => return Err(self.fail(BodyFailure::Timeout)),
+                    Err(FillError::Io | FillError::Full) => {
+                        return Err(self.fail(BodyFailure::Broken))
+                    }
+                };
+                self.remaining -= n as u64;
+                self.done = self.remaining == 0;
+                return Ok(n);
+            }
         }
         loop {
             let input = self.source.buffered();

@@ -1,0 +1,796 @@
+//! `bench`: every performance figure of the project in one run, side by side with what it
+//! replaces or competes with, written to docs/PERFORMANCE.md.
+//!
+//! `cargo run --release --bin bench` (build the other binaries first:
+//! `cargo build --release --bins`). It drives the other benchmarks as child processes (so each
+//! measures in a fresh process, as it would alone) and adds the comparisons:
+//! - the function (`func-bench`) against the seed's stack: Python 3.11 with `fdk` and `oci` from
+//!   PyPI (bench/python/func.py) under the same Fn contract, emulator and resource principal;
+//! - `/healthz` under wrk (`-t2 -c32 -d10s --latency`) against nginx (1 worker) and Flask's
+//!   development server (bench/python/healthz.py), all on loopback;
+//! - the gallery and the 5 MB upload ratio (`web-bench`), the local detector (`detect-bench`),
+//!   upload → done in local mode (the `webapp` binary), and the binaries' sizes.
+//!
+//! Setup, only when missing: `apt-get install -y nginx wrk`; a venv in target/bench-venv with
+//! `pip install fdk oci flask` (kept, so reruns are fast). Ratios are the claims: absolute times
+//! depend on the machine, which the document names.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A child process killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One row of the table.
+struct Row {
+    what: String,
+    ours: String,
+    other: String,
+    ratio: String,
+    target: String,
+    verdict: String,
+}
+
+fn row(
+    what: &str,
+    ours: String,
+    other: String,
+    ratio: String,
+    target: &str,
+    verdict: String,
+) -> Row {
+    Row {
+        what: what.into(),
+        ours,
+        other,
+        ratio,
+        target: target.into(),
+        verdict,
+    }
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run() -> Result<(), String> {
+    let load_at_start = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into());
+    let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let machine = machine();
+    let installed = ensure_packages()?;
+    let python = ensure_venv()?;
+    let tmp = std::env::temp_dir().join(format!("ocivision-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    eprintln!("bench: function (Rust, then Python)");
+    function_rows(&python, &mut rows, &mut notes)?;
+    eprintln!("bench: /healthz under wrk (webapp, nginx, Flask) and upload → done");
+    web_rows(&python, &tmp, &mut rows, &mut notes)?;
+    eprintln!("bench: gallery and 5 MB upload (web-bench)");
+    web_bench_rows(&mut rows, &mut notes)?;
+    eprintln!("bench: local detector (detect-bench)");
+    detector_rows(&mut rows, &mut notes)?;
+    size_rows(&mut rows, &mut notes);
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    let mut table = String::from(
+        "| figure | ocivision | compared with | ratio | target | verdict |\n|---|---|---|---|---|---|\n",
+    );
+    for r in &rows {
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.what, r.ours, r.other, r.ratio, r.target, r.verdict
+        ));
+    }
+    println!("{table}");
+    let doc = document(&date, &machine, &load_at_start, &installed, &table, &notes);
+    let path = root().join("docs/PERFORMANCE.md");
+    std::fs::write(&path, doc).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("bench: wrote {}", path.display());
+    Ok(())
+}
+
+fn document(
+    date: &str,
+    machine: &str,
+    load: &str,
+    installed: &str,
+    table: &str,
+    notes: &[String],
+) -> String {
+    let notes: String = notes.iter().map(|n| format!("- {n}\n")).collect();
+    format!(
+        "# Performance\n\n\
+Written by `cargo run --release --bin bench` (src/bin/bench.rs) on {date}.\n\n\
+Machine: {machine}. Load average at start: {load}. {installed}\n\n\
+Ratios are the claims; absolute times belong to this machine. \"ours/theirs\" ratios below 1\n\
+mean ocivision is faster or smaller (for requests per second, above 1 means faster).\n\n\
+{table}\n\
+## Method\n\n\
+- **Function** (`func-bench`, run twice): the emulator runs in the benchmark process with a\n\
+  detector that answers at once; the function runs as a child exactly as the Fn agent starts\n\
+  it (`FN_LISTENER=unix:…`, `FN_FORMAT=http-stream`, resource principal v2.2 with RPST and\n\
+  private key files minted by the emulator, region, endpoints pointing at the emulator).\n\
+  *exec → ready* is spawn to the `lsnr.sock` link appearing. Each call is a `POST /call` with\n\
+  a fresh object's create event; *own time* is the call's wall time minus the time the\n\
+  emulator spent serving that call's outbound requests (the emulator records it per request).\n\
+  Peak RSS is the child's VmHWM after all calls. The comparison is the seed's stack:\n\
+  bench/python/func.py, Python 3.11 with `fdk` and `oci` from PyPI, building the\n\
+  resource-principal signer and the Object Storage, Vision and Secrets clients on every call\n\
+  as the seed did, sending real signed requests (the emulator verifies the signatures).\n\
+- **/healthz**: `wrk -t2 -c32 -d10s --latency` against each server on a free loopback port,\n\
+  one after another: the `webapp` binary in local mode (`LOG_LEVEL=warn`, so no access line\n\
+  per request, like nginx with `access_log off`), nginx with one worker answering\n\
+  `return 200 \"\"` from a config written into a temp dir, Flask's development server with\n\
+  `threaded=True`. wrk and the server share the machine's cores.\n\
+- **Gallery, 5 MB upload, RSS**: `web-bench` (src/bin/web-bench.rs): 10 000 objects and\n\
+  documents in the emulator; median of 20 gallery page loads; median of 12 uploads of 5 MB\n\
+  through the app (`PUT /api/images/…`) against 12 direct signed PUTs to the emulator.\n\
+- **Detector**: `detect-bench`, median per photo of 10 runs, then the median over the five\n\
+  photos in tests/fixtures/photos.\n\
+- **Upload → done**: the `webapp` binary in local mode (emulator, local ONNX detector and the\n\
+  function in one process, data in a temp dir); `PUT /api/images/dog.jpg`, then `GET\n\
+  /api/images` every 10 ms until the image is `done`.\n\
+- **Sizes**: `target/release/{{webapp,func}}` (glibc, default features, with the local\n\
+  detector in `webapp`) and, when built, the static stripped musl binaries the images ship.\n\n\
+## Notes\n\n{notes}"
+    )
+}
+
+fn sh(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!(
+        "{} cores (nproc), {cpu}, Linux {}",
+        sh("nproc", &[]),
+        sh("uname", &["-r"])
+    )
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// nginx and wrk from Debian, when absent.
+fn ensure_packages() -> Result<String, String> {
+    let missing: Vec<&str> = ["nginx", "wrk"].into_iter().filter(|p| !have(p)).collect();
+    if missing.is_empty() {
+        return Ok("nginx and wrk were already installed.".into());
+    }
+    eprintln!("bench: apt-get install -y {}", missing.join(" "));
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {}",
+                missing.join(" ")
+            ),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err(format!("could not install {}", missing.join(" ")));
+    }
+    Ok(format!(
+        "Installed by the benchmark with apt-get: {}.",
+        missing.join(", ")
+    ))
+}
+
+/// The venv with fdk, oci and flask, under target/ so reruns reuse it.
+fn ensure_venv() -> Result<PathBuf, String> {
+    let venv = root().join("target/bench-venv");
+    let python = venv.join("bin/python");
+    let ready = python.exists()
+        && Command::new(&python)
+            .args(["-c", "import fdk, oci, flask"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if ready {
+        return Ok(python);
+    }
+    eprintln!(
+        "bench: creating {} (pip install fdk oci flask)",
+        venv.display()
+    );
+    let venv_text = venv.display().to_string();
+    let ok = Command::new("python3")
+        .args(["-m", "venv", &venv_text])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "fdk", "oci", "flask"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if ok {
+        Ok(python)
+    } else {
+        Err("could not create the Python venv".into())
+    }
+}
+
+/// A binary built beside this one.
+fn sibling(name: &str) -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = me.with_file_name(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not found: build it first (cargo build --release --bins)",
+            path.display()
+        ))
+    }
+}
+
+/// Runs a sibling benchmark; its stdout, or its stderr as the error.
+fn run_sibling(name: &str, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(sibling(name)?)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{name}: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        let err = String::from_utf8_lossy(&output.stderr);
+        Err(format!(
+            "{name} {} failed: {}",
+            args.join(" "),
+            err.lines()
+                .rev()
+                .take(6)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join(" / ")
+        ))
+    }
+}
+
+fn ratio(ours: f64, theirs: f64) -> String {
+    if theirs > 0.0 {
+        format!("{:.3}", ours / theirs)
+    } else {
+        "–".into()
+    }
+}
+
+/// "ocivision" when `ours` is the smaller (lower is better).
+fn lower_wins(ours: f64, theirs: f64) -> String {
+    if ours <= theirs {
+        format!("ocivision ({:.1}× less)", theirs / ours.max(1e-9))
+    } else {
+        format!("the other side ({:.1}× less)", ours / theirs.max(1e-9))
+    }
+}
+
+fn meets(value: f64, limit: f64) -> &'static str {
+    if value <= limit {
+        "meets"
+    } else {
+        "misses"
+    }
+}
+
+fn function_rows(
+    python: &Path,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    let calls = "100";
+    let rust: Value = serde_json::from_str(
+        run_sibling("func-bench", &["--calls", calls, "--json"])?
+            .lines()
+            .last()
+            .unwrap_or(""),
+    )
+    .map_err(|e| format!("func-bench output: {e}"))?;
+    let script = root().join("bench/python/func.py").display().to_string();
+    // The fdk's entry point, as the Fn image runs it: `fdk func.py handler`.
+    let python_text = python.with_file_name("fdk").display().to_string();
+    let py: Option<Value> = match run_sibling(
+        "func-bench",
+        &[
+            "--calls",
+            calls,
+            "--json",
+            "--python",
+            &python_text,
+            &script,
+        ],
+    ) {
+        Ok(out) => serde_json::from_str(out.lines().last().unwrap_or("")).ok(),
+        Err(e) => {
+            notes.push(format!(
+                "The Python function could not be measured end to end: {e}"
+            ));
+            None
+        }
+    };
+    let get = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let figures: [(&str, &str, Option<f64>); 5] = [
+        ("function: exec → socket ready (ms)", "ready_ms", Some(5.0)),
+        (
+            "function: first call, own time (ms)",
+            "first_own_ms",
+            Some(5.0),
+        ),
+        ("function: first call, wall (ms)", "first_wall_ms", None),
+        (
+            "function: warm call, own time, median of 99 (ms)",
+            "warm_own_median_ms",
+            Some(1.0),
+        ),
+        (
+            "function: warm call, wall, median (ms)",
+            "warm_wall_median_ms",
+            None,
+        ),
+    ];
+    for (what, key, target) in figures {
+        let ours = get(&rust, key);
+        let (other, r, verdict) = match &py {
+            Some(p) => {
+                let theirs = get(p, key);
+                (
+                    format!("{theirs:.2} (Python fdk + oci)"),
+                    ratio(ours, theirs),
+                    lower_wins(ours, theirs),
+                )
+            }
+            None => ("not measured".into(), "–".into(), "–".into()),
+        };
+        let (target_text, verdict) = match target {
+            Some(t) => (
+                format!("≤ {t} ms"),
+                format!("{}; {verdict}", meets(ours, t)),
+            ),
+            None => (String::new(), verdict),
+        };
+        rows.push(row(
+            what,
+            format!("{ours:.2}"),
+            other,
+            r,
+            &target_text,
+            verdict,
+        ));
+    }
+    let rss = |v: &Value| v["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0;
+    let ours = rss(&rust);
+    let (other, r, verdict) = match &py {
+        Some(p) => (
+            format!("{:.1} MB (Python)", rss(p)),
+            ratio(ours, rss(p)),
+            lower_wins(ours, rss(p)),
+        ),
+        None => ("not measured".into(), "–".into(), "–".into()),
+    };
+    rows.push(row(
+        "function: peak RSS",
+        format!("{ours:.1} MB"),
+        other,
+        r,
+        "≤ 10 MB",
+        format!("{}; {verdict}", meets(ours, 10.0)),
+    ));
+    let p90 = |v: &Value| get(v, "warm_own_p90_ms");
+    notes.push(format!(
+        "Function outbound requests per call, first / warm: ocivision {} / {}{}. Warm own time p90: ocivision {:.2} ms{}.",
+        rust["outbound_first"],
+        rust["outbound_warm"],
+        py.as_ref()
+            .map(|p| format!(", Python {} / {}", p["outbound_first"], p["outbound_warm"]))
+            .unwrap_or_default(),
+        p90(&rust),
+        py.as_ref().map(|p| format!(", Python {:.2} ms", p90(p))).unwrap_or_default(),
+    ));
+    Ok(())
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// One request on a fresh connection: status and body.
+fn request(port: u16, method: &str, target: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply)?;
+    let split = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let status = String::from_utf8_lossy(&reply[..split])
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status"))?;
+    Ok((status, reply[split + 4..].to_vec()))
+}
+
+fn wait_healthy(port: u16, child: &mut Guard, what: &str) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        if let Ok((200, _)) = request(port, "GET", "/healthz", b"") {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.0.try_wait() {
+            return Err(format!("{what} exited: {status}"));
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            return Err(format!("{what} did not answer /healthz within 120 s"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// wrk's requests per second and p99 latency in ms.
+fn wrk(port: u16) -> Result<(f64, f64), String> {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c32", "-d10s", "--latency"])
+        .arg(format!("http://127.0.0.1:{port}/healthz"))
+        .output()
+        .map_err(|e| format!("wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("wrk output without Requests/sec: {text}"))?;
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .and_then(|v| duration_ms(v.trim()))
+        .ok_or_else(|| format!("wrk output without a 99% line: {text}"))?;
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        eprintln!("bench: wrk reported errors:\n{text}");
+    }
+    Ok((rps, p99))
+}
+
+fn duration_ms(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (n, unit) = text.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    Some(match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        _ => return None,
+    })
+}
+
+fn web_rows(
+    python: &Path,
+    tmp: &Path,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    // The web app in local mode.
+    let port = free_port()?;
+    let data = tmp.join("webapp-data");
+    let mut app = Guard(
+        Command::new(sibling("webapp")?)
+            .env("OCIVISION_DATA", &data)
+            .env("PORT", port.to_string())
+            .env("LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("webapp: {e}"))?,
+    );
+    wait_healthy(port, &mut app, "webapp")?;
+    let ours = wrk(port)?;
+
+    // Upload → done on the same instance (the local detector is real).
+    let dir = root().join("tests/fixtures/photos");
+    let mut done_ms = Vec::new();
+    for name in [
+        "dog.jpg",
+        "horses.jpg",
+        "person.jpg",
+        "chelsea.png",
+        "astronaut.png",
+    ] {
+        let bytes = std::fs::read(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
+        done_ms.push((name, upload_to_done(port, name, &bytes)?));
+    }
+    drop(app);
+
+    // nginx, one worker, the same empty 200.
+    let nginx_dir = tmp.join("nginx");
+    std::fs::create_dir_all(&nginx_dir).map_err(|e| e.to_string())?;
+    let nginx_port = free_port()?;
+    let d = nginx_dir.display();
+    let conf = format!(
+        "daemon off;\nworker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
+         server {{\n    listen 127.0.0.1:{nginx_port};\n    location = /healthz {{ return 200 \"\"; }}\n  }}\n}}\n"
+    );
+    std::fs::write(nginx_dir.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
+    let nginx_conf = nginx_dir.join("nginx.conf").display().to_string();
+    let nginx_prefix = format!("{d}/");
+    let mut nginx = Guard(
+        Command::new("nginx")
+            .args(["-p", &nginx_prefix, "-c", &nginx_conf])
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("nginx: {e}"))?,
+    );
+    wait_healthy(nginx_port, &mut nginx, "nginx")?;
+    let theirs = wrk(nginx_port)?;
+    drop(nginx);
+
+    // Flask's development server.
+    let flask_port = free_port()?;
+    let mut flask = Guard(
+        Command::new(python)
+            .arg(root().join("bench/python/healthz.py"))
+            .arg(flask_port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("flask: {e}"))?,
+    );
+    wait_healthy(flask_port, &mut flask, "flask")?;
+    let flask_figures = wrk(flask_port)?;
+    drop(flask);
+
+    let higher_wins = |ours: f64, theirs: f64| {
+        if ours >= theirs {
+            format!("ocivision ({:.2}×)", ours / theirs)
+        } else {
+            format!("the other side ({:.2}×)", theirs / ours)
+        }
+    };
+    rows.push(row(
+        "/healthz, 32 connections: requests/s vs nginx (1 worker)",
+        format!("{:.0}", ours.0),
+        format!("{:.0}", theirs.0),
+        ratio(ours.0, theirs.0),
+        "≥ 0.5× nginx",
+        format!(
+            "{}; {}",
+            if ours.0 >= 0.5 * theirs.0 {
+                "meets"
+            } else {
+                "misses"
+            },
+            higher_wins(ours.0, theirs.0)
+        ),
+    ));
+    rows.push(row(
+        "/healthz, 32 connections: p99 latency vs nginx (ms)",
+        format!("{:.2}", ours.1),
+        format!("{:.2}", theirs.1),
+        ratio(ours.1, theirs.1),
+        "",
+        lower_wins(ours.1, theirs.1),
+    ));
+    rows.push(row(
+        "/healthz, 32 connections: requests/s vs Flask dev server",
+        format!("{:.0}", ours.0),
+        format!("{:.0}", flask_figures.0),
+        ratio(ours.0, flask_figures.0),
+        "",
+        higher_wins(ours.0, flask_figures.0),
+    ));
+    rows.push(row(
+        "/healthz, 32 connections: p99 latency vs Flask (ms)",
+        format!("{:.2}", ours.1),
+        format!("{:.2}", flask_figures.1),
+        ratio(ours.1, flask_figures.1),
+        "",
+        lower_wins(ours.1, flask_figures.1),
+    ));
+    let dog = done_ms[0].1;
+    let mut all: Vec<f64> = done_ms.iter().map(|(_, ms)| *ms).collect();
+    all.sort_by(f64::total_cmp);
+    rows.push(row(
+        "upload → done, local mode, dog.jpg (ms)",
+        format!("{dog:.0}"),
+        "–".into(),
+        "–".into(),
+        "",
+        "no comparison run".into(),
+    ));
+    notes.push(format!(
+        "Upload → done per photo, local mode (ms): {}; median {:.0}.",
+        done_ms
+            .iter()
+            .map(|(n, ms)| format!("{n} {ms:.0}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        all[all.len() / 2]
+    ));
+    Ok(())
+}
+
+/// PUT the photo, then poll `GET /api/images` until it is `done`; milliseconds.
+fn upload_to_done(port: u16, name: &str, bytes: &[u8]) -> Result<f64, String> {
+    let started = Instant::now();
+    let (status, body) =
+        request(port, "PUT", &format!("/api/images/{name}"), bytes).map_err(|e| e.to_string())?;
+    if status != 201 {
+        return Err(format!(
+            "upload of {name} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    let reply: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    let id = reply["id"]
+        .as_str()
+        .ok_or("the upload answer has no id")?
+        .to_string();
+    loop {
+        let (_, body) = request(port, "GET", "/api/images", b"").map_err(|e| e.to_string())?;
+        let list: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let status = list["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["id"] == id.as_str()))
+            .and_then(|i| i["status"].as_str())
+            .unwrap_or("")
+            .to_string();
+        match status.as_str() {
+            "done" => return Ok(started.elapsed().as_secs_f64() * 1000.0),
+            "failed" => return Err(format!("{name} failed analysis: {list}")),
+            _ => {}
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(format!(
+                "{name} was not done after 60 s (status {status:?})"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The first number after `label` in `text`.
+fn number_after(text: &str, label: &str) -> Option<f64> {
+    let rest = &text[text.find(label)? + label.len()..];
+    let start = rest.find(|c: char| c.is_ascii_digit())?;
+    let rest = &rest[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn web_bench_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String> {
+    let out = run_sibling("web-bench", &[])?;
+    let gallery = number_after(&out, "gallery page (50 of 10000 images): median")
+        .ok_or_else(|| format!("web-bench output: {out}"))?;
+    rows.push(row(
+        "gallery page, 10 000 documents, median (ms)",
+        format!("{gallery:.1}"),
+        "–".into(),
+        "–".into(),
+        "",
+        "no comparison run".into(),
+    ));
+    let direct = number_after(&out, "direct PUT").ok_or("web-bench: no direct PUT figure")?;
+    let app = number_after(&out, "through the app").ok_or("web-bench: no upload figure")?;
+    rows.push(row(
+        "5 MB upload: through the app vs direct PUT (ms)",
+        format!("{app:.1}"),
+        format!("{direct:.1}"),
+        ratio(app, direct),
+        "≤ 1.25",
+        meets(app / direct, 1.25).to_string(),
+    ));
+    for line in out.lines() {
+        notes.push(format!("web-bench: {}", line.trim()));
+    }
+    Ok(())
+}
+
+fn detector_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String> {
+    let out = match run_sibling("detect-bench", &[]) {
+        Ok(out) => out,
+        Err(e) => {
+            notes.push(format!("The local detector was not measured: {e}"));
+            return Ok(());
+        }
+    };
+    let median = number_after(&out, "median over photos:")
+        .ok_or_else(|| format!("detect-bench output: {out}"))?;
+    rows.push(row(
+        "local detector, median over the five photos (ms)",
+        format!("{median:.1}"),
+        "–".into(),
+        "–".into(),
+        "≤ 60 ms",
+        meets(median, 60.0).to_string(),
+    ));
+    for line in out.lines() {
+        notes.push(format!("detect-bench: {}", line.trim()));
+    }
+    Ok(())
+}
+
+fn size_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    let mb = |p: &Path| std::fs::metadata(p).ok().map(|m| m.len() as f64 / 1e6);
+    let release = root().join("target/release");
+    let musl = root().join("target/x86_64-unknown-linux-musl/release");
+    for bin in ["webapp", "func"] {
+        let glibc = mb(&release.join(bin));
+        let stat = mb(&musl.join(bin));
+        rows.push(row(
+            &format!("binary size: {bin}"),
+            match glibc {
+                Some(v) => format!("{v:.1} MB (glibc, default features)"),
+                None => "not built".into(),
+            },
+            match stat {
+                Some(v) => format!("{v:.1} MB (static musl, stripped: the image's content)"),
+                None => "musl build not found".into(),
+            },
+            "–".into(),
+            "",
+            String::new(),
+        ));
+    }
+    notes.push(format!(
+        "The static binaries are read from {} (built by `bash .ci/deploy-checks` or \
+         `CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --locked --no-default-features \
+         --target x86_64-unknown-linux-musl --bin webapp --bin func`); the benchmark does not build \
+         them itself, so they may be older than the source when that command was not run first.",
+        musl.display()
+    ));
+}
