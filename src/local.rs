@@ -111,46 +111,14 @@ impl LocalStack {
     fn start_function(&self, key_file: &Path, key: &PrivateKey) -> Result<FnServer> {
         let run = self.data_dir.join("run");
         create_private_dir(&run)?;
-        let token = self.emulator.mint_token(key, FUNCTION_ID, TOKEN_LIFETIME);
-        let token_file = run.join("rpst");
-        write_private(&token_file, &token)?;
-        let base = self.emulator.base_url().to_string();
-        let vars: Vec<(&str, String)> = vec![
-            ("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2".into()),
-            (
-                "OCI_RESOURCE_PRINCIPAL_RPST",
-                token_file.display().to_string(),
-            ),
-            (
-                "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
-                key_file.display().to_string(),
-            ),
-            ("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1".into()),
-            ("OCIVISION_OBJECTSTORAGE_URL", base.clone()),
-            ("OCIVISION_VISION_URL", base.clone()),
-            ("OCIVISION_SECRETS_URL", base.clone()),
-            ("BUCKET_NAME", "images".into()),
-            ("DB_ORDS_BASE_URL", format!("{base}/ords/")),
-            ("DB_PASSWORD_SECRET_OCID", DB_SECRET_ID.into()),
-        ];
-        let lookup = |name: &str| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        };
-        let analyzer = Analyzer::from_lookup(&lookup)?;
-        let socket = run.join("lsnr.sock");
-        let server = FnServer::start(
-            &FnConfig {
-                socket: socket.clone(),
-                logframe: None,
-            },
-            move |invocation| {
-                analyzer.handle(&invocation.body, invocation.deadline, &invocation.call_id)
-            },
-        )?;
-        self.emulator.register_function(FUNCTION_ID, &socket, true);
-        Ok(server)
+        serve_function(
+            &self.emulator,
+            &run,
+            key_file,
+            key,
+            DB_SECRET_ID,
+            TOKEN_LIFETIME,
+        )
     }
 
     /// Creates the SODA collection so the gallery can query it before the first analysis.
@@ -208,6 +176,60 @@ impl LocalStack {
     pub fn detector(&self) -> &str {
         &self.detector
     }
+}
+
+/// Serves the real function code through the Fn contract on `run/lsnr.sock`, authenticated
+/// as a resource principal with a token the emulator mints for `key` (valid for `lifetime`), and
+/// registers it with the emulator for events and invocations. The database password comes from
+/// the emulator's secret `db_secret_id`.
+pub fn serve_function(
+    emulator: &Emulator,
+    run: &Path,
+    key_file: &Path,
+    key: &PrivateKey,
+    db_secret_id: &str,
+    lifetime: Duration,
+) -> Result<FnServer> {
+    let token = emulator.mint_token(key, FUNCTION_ID, lifetime);
+    let token_file = run.join("rpst");
+    write_private(&token_file, &token)?;
+    let base = emulator.base_url().to_string();
+    let vars: Vec<(&str, String)> = vec![
+        ("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2".into()),
+        (
+            "OCI_RESOURCE_PRINCIPAL_RPST",
+            token_file.display().to_string(),
+        ),
+        (
+            "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
+            key_file.display().to_string(),
+        ),
+        ("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1".into()),
+        ("OCIVISION_OBJECTSTORAGE_URL", base.clone()),
+        ("OCIVISION_VISION_URL", base.clone()),
+        ("OCIVISION_SECRETS_URL", base.clone()),
+        ("BUCKET_NAME", "images".into()),
+        ("DB_ORDS_BASE_URL", format!("{base}/ords/")),
+        ("DB_PASSWORD_SECRET_OCID", db_secret_id.into()),
+    ];
+    let lookup = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let analyzer = Analyzer::from_lookup(&lookup)?;
+    let socket = run.join("lsnr.sock");
+    let server = FnServer::start(
+        &FnConfig {
+            socket: socket.clone(),
+            logframe: None,
+        },
+        move |invocation| {
+            analyzer.handle(&invocation.body, invocation.deadline, &invocation.call_id)
+        },
+    )?;
+    emulator.register_function(FUNCTION_ID, &socket, true);
+    Ok(server)
 }
 
 #[cfg(feature = "local-vision")]

@@ -25,12 +25,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ocivision::analysis::Analyzer;
 use ocivision::emulator::faults::FaultPlan;
 use ocivision::emulator::secrets::SecretEntry;
 use ocivision::emulator::vision::Detector;
 use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
-use ocivision::fdk::{FnConfig, FnServer};
+use ocivision::fdk::FnServer;
 use ocivision::oci::auth::ConfigFileProvider;
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
 use ocivision::oci::functions::Functions;
@@ -177,45 +176,16 @@ fn start(dir: &Path) -> Result<Stack, String> {
     // The function, with a resource principal the emulator minted.
     let run = dir.join("run");
     std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
-    let token = emulator.mint_token(&key, FUNCTION_ID, Duration::from_secs(24 * 3600));
-    std::fs::write(run.join("rpst"), token).map_err(|e| e.to_string())?;
     std::fs::write(run.join("private.pem"), DEV_KEY_PEM).map_err(|e| e.to_string())?;
-    let vars: Vec<(&str, String)> = vec![
-        ("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2".into()),
-        (
-            "OCI_RESOURCE_PRINCIPAL_RPST",
-            run.join("rpst").display().to_string(),
-        ),
-        (
-            "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
-            run.join("private.pem").display().to_string(),
-        ),
-        ("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1".into()),
-        ("OCIVISION_OBJECTSTORAGE_URL", base.clone()),
-        ("OCIVISION_VISION_URL", base.clone()),
-        ("OCIVISION_SECRETS_URL", base.clone()),
-        ("BUCKET_NAME", "images".into()),
-        ("DB_ORDS_BASE_URL", format!("{base}/ords/")),
-        ("DB_PASSWORD_SECRET_OCID", SECRET_ID.into()),
-    ];
-    let lookup = |name: &str| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let analyzer = Analyzer::from_lookup(&lookup).map_err(err)?;
-    let socket = run.join("lsnr.sock");
-    let function = FnServer::start(
-        &FnConfig {
-            socket: socket.clone(),
-            logframe: None,
-        },
-        move |invocation| {
-            analyzer.handle(&invocation.body, invocation.deadline, &invocation.call_id)
-        },
+    let function = ocivision::local::serve_function(
+        &emulator,
+        &run,
+        &run.join("private.pem"),
+        &key,
+        SECRET_ID,
+        Duration::from_secs(24 * 3600),
     )
     .map_err(err)?;
-    emulator.register_function(FUNCTION_ID, &socket, true);
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let secrets = Secrets::new(transport.clone(), &base);
