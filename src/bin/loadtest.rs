@@ -40,7 +40,7 @@ use ocivision::oci::vision::{BoundingPolygon, ImageObject, Vertex};
 use ocivision::soda::{Password, Soda, SodaConfig};
 use ocivision::web::{App, Invoker, Settings};
 
-const FUNCTION_ID: &str = "ocid1.fnfunc.oc1..loadtest";
+use ocivision::local::FUNCTION_ID;
 const SECRET_ID: &str = "ocid1.vaultsecret.oc1..loadtest-db";
 const TENANCY: &str = "ocid1.tenancy.oc1..loadtest";
 const USER: &str = "ocid1.user.oc1..loadtest";
