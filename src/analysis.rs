@@ -383,7 +383,11 @@ impl Analyzer {
         doc.etag = info.etag.clone();
         doc.size = info.content_length;
         doc.content_type = info.content_type.clone();
-        doc.original_name = metadata(meta::ORIGINAL_NAME).or(doc.original_name);
+        // The web app percent-encodes the name (metadata headers are ASCII); the document holds
+        // it as the person typed it, as the upload's `pending` document already does.
+        doc.original_name = metadata(meta::ORIGINAL_NAME)
+            .map(|v| crate::oci::encode::percent_decode(&v).unwrap_or(v))
+            .or(doc.original_name);
         doc.sha256 = metadata(meta::SHA256).or(doc.sha256);
         doc.correlation_id = metadata(meta::REQUEST_ID).or(doc.correlation_id);
         doc.event_id = Some(event.event_id.clone()).filter(|e| !e.is_empty());

@@ -1,8 +1,9 @@
 //! The reconciler: makes objects and documents agree again after lost events, a database
 //! outage during upload, a crashed function or a half-finished delete.
 //!
-//! Three repairs, each left alone while younger than the grace period (an upload writes the
-//! object a moment before its document): a document whose object is gone is removed; an
+//! Three repairs, each left alone while younger than the grace period (an upload writes its
+//! document a moment before the object): a document whose object is gone (or never came: an
+//! upload whose object PUT failed and whose document could not be removed) is removed; an
 //! object without a document gets a `pending` one (and an analysis when a function is
 //! configured); a document stuck in `analyzing` or `pending` past `stuck_after` is analysed
 //! again when a function is configured (at most three attempts), else marked `failed`. It runs as
@@ -99,9 +100,9 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
             }
             continue;
         }
-        // `pending` counts too: its event may have been lost, or the upload's own `pending`
-        // write (delayed by retries) may have landed after the analysis had written `done`
-        // (the load test, src/bin/loadtest.rs, hits this under 30 % SODA errors).
+        // `pending` counts too: the object's event may have been lost, or the function may
+        // have failed before writing `analyzing`. (The upload writes its `pending` before the
+        // object, so it can no longer land on top of a `done`; see upload.rs.)
         let unfinished = matches!(doc.status, Status::Analyzing | Status::Pending);
         if unfinished && older_than(&doc.updated_at, app.settings.stuck_after) {
             repair_stuck(app, &key, doc, &mut report, deadline);

@@ -4,10 +4,13 @@
 //! Order of checks, all before anything is stored: the upload gate (`503` + `Retry-After`), the
 //! declared length, the content type (`415`), the form token (browser form only; it must be the
 //! first part), then each file: read into one buffer of at most the limit (`413` past it), then
-//! magic bytes and dimensions (`415`/`422`/`400`). A stored image gets a generated name, its
-//! sniffed type, the sanitised original name, SHA-256 and request id as metadata, and a
-//! `pending` document; identical content already stored is answered with the earlier image
-//! instead. Not here: image decoding or re-encoding (EXIF is kept as uploaded).
+//! magic bytes and dimensions (`415`/`422`/`400`). Identical content already stored (its object
+//! still there) is answered with the earlier image instead. Otherwise the image gets a generated
+//! name and a `pending` document is written first, then the object (its sniffed type, the
+//! sanitised original name, SHA-256 and request id as metadata): the object's create event
+//! starts the function, so a document written after the object could overwrite the function's
+//! `done`. When the object PUT fails the document is removed again. Not here: image decoding or
+//! re-encoding (EXIF is kept as uploaded).
 
 use std::io::Cursor;
 
@@ -295,7 +298,6 @@ pub(crate) fn store(
         ));
     }
     let sha = digest.finish();
-    let deadline = app.deadline();
     let checked = started.elapsed();
 
     match find_duplicate(app, &sha) {
@@ -321,8 +323,12 @@ pub(crate) fn store(
         Err(e) => log::warn!(target: "webapp", "{request_id} duplicate check skipped: {e}"),
     }
 
+    let deduped = started.elapsed();
+    // The duplicate query had a deadline of its own; storing gets a whole one.
+    let deadline = app.deadline();
     let id = catalog::new_id(info.kind.extension());
     let name = object_name(&id);
+    let key = key_of(app, &id);
     let size = bytes.len() as u64;
     let encoded_name = encode::component(file);
     let metadata = [
@@ -330,8 +336,33 @@ pub(crate) fn store(
         (meta::SHA256, sha.as_str()),
         (meta::REQUEST_ID, request_id),
     ];
-    let deduped = started.elapsed();
-    let etag = app.storage.put(
+    let mut doc = AnalysisDocument::new(
+        &app.bucket.namespace,
+        &app.bucket.name,
+        &name,
+        Status::Pending,
+    );
+    // No eTag yet: the function sees one that differs from the object's, treats the document
+    // as describing a new version and fills eTag, size, type and metadata from the object
+    // (analysis.rs, `base_document`), keeping the upload time written here.
+    doc.size = size;
+    doc.content_type = info.kind.content_type().into();
+    doc.original_name = Some(file.into());
+    doc.sha256 = Some(sha.clone());
+    doc.uploaded_at = now();
+    doc.updated_at = doc.uploaded_at.clone();
+    doc.correlation_id = Some(request_id.into());
+    // Before the object, never after: the object's create event starts the function, so a
+    // document written after the PUT could land (delayed by retries) on top of the function's
+    // `analyzing` or `done`. The name is new, so nothing else has a document under this key.
+    // A short deadline of its own keeps a slow database from using up the object's.
+    if let Err(e) = app.soda.put(&key, &doc.to_json(), soon(app)) {
+        // Nothing is lost: the function writes the document when the object's event arrives,
+        // and the reconciler writes any still missing later.
+        log::warn!(target: "webapp", "{request_id} pending document for {id} not written: {e}");
+    }
+    let written = started.elapsed();
+    let put = app.storage.put(
         &app.bucket,
         &name,
         &mut Cursor::new(bytes),
@@ -340,34 +371,20 @@ pub(crate) fn store(
         &metadata,
         Condition::Absent,
         deadline,
-    )?;
-    let stored = started.elapsed();
-    let mut doc = AnalysisDocument::new(
-        &app.bucket.namespace,
-        &app.bucket.name,
-        &name,
-        Status::Pending,
     );
-    doc.etag = etag;
-    doc.size = size;
-    doc.content_type = info.kind.content_type().into();
-    doc.original_name = Some(file.into());
-    doc.sha256 = Some(sha);
-    doc.uploaded_at = now();
-    doc.updated_at = doc.uploaded_at.clone();
-    doc.correlation_id = Some(request_id.into());
-    if let Err(e) = app.soda.put(&key_of(app, &id), &doc.to_json(), deadline) {
-        // The object is safe; the reconciler writes the missing document later.
-        log::warn!(target: "webapp", "{request_id} pending document for {id} not written: {e}");
+    if let Err(e) = put {
+        // Even when the document write reported a failure: it may have landed all the same.
+        withdraw(app, request_id, &id, &name, &key);
+        return Err(e);
     }
     log::info!(target: "webapp", "{request_id} stored {name} ({size} bytes, {}×{})", info.width, info.height);
     log::debug!(
         target: "webapp",
-        "{request_id} upload timings: checks {:?}, duplicate query {:?}, object put {:?}, document {:?}",
+        "{request_id} upload timings: checks {:?}, duplicate query {:?}, document {:?}, object put {:?}",
         checked,
         deduped - checked,
-        stored - deduped,
-        started.elapsed() - stored
+        written - deduped,
+        started.elapsed() - written
     );
     Ok(Outcome {
         file: file.into(),
@@ -381,23 +398,68 @@ pub(crate) fn store(
     })
 }
 
-fn find_duplicate(app: &App, sha: &str) -> Result<Option<Duplicate>> {
-    let filter = json!({"sha256": sha, "bucket_name": app.bucket.name});
-    let mut found = app.soda.query(&filter, app.deadline())?;
-    match found.next() {
-        None => Ok(None),
-        Some(doc) => {
-            let doc = AnalysisDocument::from_json(doc?.value)?;
-            let Some(id) = catalog::id_of(&doc.image_name) else {
-                return Ok(None);
-            };
-            Ok(Some(Duplicate {
-                id: id.to_string(),
-                file: doc.original_name.clone().unwrap_or_else(|| id.to_string()),
-                uploaded_at: doc.uploaded_at.clone(),
-            }))
+/// Deadline of the bookkeeping around the object PUT (the `pending` document, its removal):
+/// a quarter of a service call's, so it never holds an upload up for long.
+fn soon(app: &App) -> std::time::Instant {
+    std::time::Instant::now() + app.settings.service_timeout / 4
+}
+
+/// After a failed object PUT, removes the `pending` document written for it, so that no
+/// document outlives a missing object (the duplicate check would find it). A PUT can fail on
+/// our side and still have been stored (an answer lost, the retry then refused by
+/// `if-none-match`), so the object is looked for first: when it exists its document stays.
+/// Best effort: a document left behind is ignored by [`find_duplicate`] and removed by the
+/// reconciler.
+fn withdraw(app: &App, request_id: &str, id: &str, name: &str, key: &str) {
+    let deadline = soon(app);
+    match app.storage.head(&app.bucket, name, deadline) {
+        Ok(Some(_)) => {
+            log::warn!(target: "webapp", "{request_id} {id}: the object PUT failed but the object exists; its document is kept");
+            return;
+        }
+        Ok(None) => {}
+        // Most likely missing. Were it there after all, its event makes the function write the
+        // document again, and the reconciler covers the rest.
+        Err(e) => {
+            log::warn!(target: "webapp", "{request_id} {id}: object not checked after a failed PUT: {e}")
         }
     }
+    if let Err(e) = app.soda.delete(key, deadline) {
+        log::warn!(target: "webapp", "{request_id} pending document for {id} not removed (the reconciler will): {e}");
+    }
+}
+
+/// Earlier uploads of the same content looked at: more than one only when the first have no
+/// object.
+const MAX_TWINS: usize = 3;
+
+/// The earlier upload of identical content, if its object still exists. A document can outlive
+/// its object for a while (an upload whose object PUT failed and whose document could not be
+/// removed, a delete half done) until the reconciler removes it, so each candidate's object is
+/// looked up: a twin that does not exist is never offered.
+fn find_duplicate(app: &App, sha: &str) -> Result<Option<Duplicate>> {
+    let deadline = app.deadline();
+    let filter = json!({"sha256": sha, "bucket_name": app.bucket.name});
+    for doc in app.soda.query(&filter, deadline)?.take(MAX_TWINS) {
+        let doc = AnalysisDocument::from_json(doc?.value)?;
+        let Some(id) = catalog::id_of(&doc.image_name) else {
+            continue;
+        };
+        if app
+            .storage
+            .head(&app.bucket, &doc.image_name, deadline)?
+            .is_none()
+        {
+            log::info!(target: "webapp", "duplicate check: {id} has a document but no object; not offered");
+            continue;
+        }
+        return Ok(Some(Duplicate {
+            id: id.to_string(),
+            file: doc.original_name.clone().unwrap_or_else(|| id.to_string()),
+            uploaded_at: doc.uploaded_at.clone(),
+        }));
+    }
+    Ok(None)
 }
 
 fn busy() -> Response {

@@ -77,7 +77,7 @@ fn images(app: &LocalApp) -> Vec<Value> {
 fn an_uploaded_photo_is_analysed_locally_and_survives_a_restart() {
     let dir = TempDir::new("local-mode");
     let app = start(dir.path());
-    let mut reply = ureq::put(format!("http://{}/api/images/dog.jpg", app.addr))
+    let mut reply = ureq::put(format!("http://{}/api/images/my%20dog.jpg", app.addr))
         .header("content-type", "image/jpeg")
         .send(DOG)
         .unwrap();
@@ -107,6 +107,8 @@ fn an_uploaded_photo_is_analysed_locally_and_survives_a_restart() {
         .collect();
     assert!(labels.contains(&"Dog"), "{labels:?}");
     assert!(labels.contains(&"Bicycle"), "{labels:?}");
+    // The function kept the upload's name, not the percent-encoded metadata form.
+    assert_eq!(done["name"], "my dog.jpg");
 
     drop(app);
     let again = start(dir.path());

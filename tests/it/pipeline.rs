@@ -107,7 +107,7 @@ fn an_upload_becomes_a_done_document() {
         "uploads/dog one.jpg",
         DOG,
         &[
-            (meta::ORIGINAL_NAME, "My Dog.jpg"),
+            (meta::ORIGINAL_NAME, "My%20Dog.jpg"),
             (meta::REQUEST_ID, "req-123"),
             (meta::SHA256, "abc"),
         ],
