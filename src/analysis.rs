@@ -1,13 +1,18 @@
 //! What the function does with one Object Storage event: check the object, ask Vision, and keep
 //! exactly one analysis document per object, idempotently.
 //!
-//! - create / update: HEAD the object (gone → remove any document; a different eTag → the event
-//!   is stale and ignored). A document already `done` for this eTag means a duplicate delivery:
-//!   nothing changes. Files Vision would refuse (not JPEG/PNG, over 5 MB, outside 32..10000 px)
-//!   get a `failed` document with a reason and no Vision call. Otherwise the document goes
+//! - create / update: read the document; when it is already `done` for the event's eTag, this
+//!   is a duplicate delivery and nothing changes. Then one ranged GET gives the object's headers
+//!   and first bytes (gone → remove any document; a different eTag → the event is stale and
+//!   ignored). Files Vision would refuse (not JPEG/PNG, over 5 MB, outside 32..10000 px) get a
+//!   `failed` document with a reason and no Vision call. Otherwise the document goes
 //!   `analyzing`, Vision runs on the OBJECT_STORAGE source, the result is written, and the
 //!   object is checked again: if it was deleted meanwhile, the document is removed.
 //! - delete: the document is removed.
+//!
+//! Each signed request's signature is made on another thread while the call before it waits
+//! on the network ([`crate::oci::client::Transport::sign_ahead`]), so RSA signing, our largest
+//! cost per event, mostly stays off the event's path.
 //!
 //! Every outbound call is bounded by the call's deadline minus a margin; retries happen in the
 //! transport. Failures the pipeline cannot finish become a `failed` document (when the database
@@ -257,47 +262,39 @@ impl Analyzer {
     fn analyze(&self, event: &ObjectEvent, deadline: Instant) -> crate::Result<Value> {
         let received = SystemTime::now();
         let bucket = Analyzer::bucket(event);
-        let Some(info) = self.object_storage.head(&bucket, &event.name, deadline)? else {
-            // Gone already: whatever the order of events, no document may outlive its object.
-            self.forget(event, deadline)?;
-            return Ok(json!({"action": "object gone"}));
-        };
-        if event.etag.as_ref().is_some_and(|etag| *etag != info.etag) {
-            return Ok(json!({"action": "stale", "current_etag": info.etag}));
-        }
         let key = Analyzer::key(event);
+        let _object_signed = self
+            .object_storage
+            .sign_get_ahead(&bucket, &event.name, HEADER_BYTES);
         let db_started = Instant::now();
         let existing = self
             .soda
             .with(deadline, |soda| soda.get(&key, deadline))?
             .and_then(|doc| AnalysisDocument::from_json(doc.value).ok());
-        if let Some(done) = existing
-            .as_ref()
-            .filter(|d| d.etag == info.etag && d.status == Status::Done)
-        {
-            return Ok(json!({"action": "duplicate", "objects": done.objects.len()}));
+        let is_done = |etag: &str| {
+            existing
+                .as_ref()
+                .filter(|d| d.etag == etag && d.status == Status::Done)
+                .map(|d| d.objects.len())
+        };
+        if let Some(objects) = event.etag.as_deref().and_then(is_done) {
+            return Ok(json!({"action": "duplicate", "objects": objects}));
         }
-        let mut doc = self.base_document(event, &info, existing);
-        doc.timings.event_lag_ms = event
-            .event_time
-            .and_then(|t| received.duration_since(t).ok())
-            .map(|d| d.as_millis() as u64);
-
-        if let Err(refusal) = self.check_image(&bucket, &event.name, &info, deadline)? {
-            doc.status = Status::Failed;
-            doc.error = Some(Failure {
-                code: refusal.code().into(),
-                message: refusal.to_string(),
-            });
-            self.write(&key, &mut doc, deadline)?;
-            return Ok(json!({"action": "rejected", "reason": refusal.to_string()}));
+        let Some(mut download) =
+            self.object_storage
+                .get_start(&bucket, &event.name, HEADER_BYTES, deadline)?
+        else {
+            // Gone already: whatever the order of events, no document may outlive its object.
+            self.forget(event, deadline)?;
+            return Ok(json!({"action": "object gone"}));
+        };
+        let info = download.info.clone();
+        if event.etag.as_ref().is_some_and(|etag| *etag != info.etag) {
+            return Ok(json!({"action": "stale", "current_etag": info.etag}));
         }
-
-        doc.status = Status::Analyzing;
-        doc.attempts += 1;
-        self.write(&key, &mut doc, deadline)?;
-        doc.timings.db_ms = Some(db_started.elapsed().as_millis() as u64);
-
+        if let Some(objects) = is_done(&info.etag) {
+            return Ok(json!({"action": "duplicate", "objects": objects}));
+        }
         let request = AnalyzeImage {
             image: ImageSource::ObjectStorage {
                 namespace: event.namespace.clone(),
@@ -308,6 +305,30 @@ impl Analyzer {
             max_labels: self.config.max_labels,
             compartment_id: self.config.compartment_id.clone(),
         };
+        let _vision_signed = self.vision.sign_ahead(&request);
+        let mut doc = self.base_document(event, &info, existing);
+        doc.timings.event_lag_ms = event
+            .event_time
+            .and_then(|t| received.duration_since(t).ok())
+            .map(|d| d.as_millis() as u64);
+
+        if let Err(refusal) = self.check_image(&info, &mut download.body)? {
+            doc.status = Status::Failed;
+            doc.error = Some(Failure {
+                code: refusal.code().into(),
+                message: refusal.to_string(),
+            });
+            self.write(&key, &mut doc, deadline)?;
+            return Ok(json!({"action": "rejected", "reason": refusal.to_string()}));
+        }
+        drop(download);
+
+        doc.status = Status::Analyzing;
+        doc.attempts += 1;
+        self.write(&key, &mut doc, deadline)?;
+        doc.timings.db_ms = Some(db_started.elapsed().as_millis() as u64);
+        let _check_signed = self.object_storage.sign_head_ahead(&bucket, &event.name);
+
         let vision_started = Instant::now();
         let analysis = self.vision.analyze(&request, deadline);
         doc.timings.vision_ms = Some(vision_started.elapsed().as_millis() as u64);
@@ -399,13 +420,12 @@ impl Analyzer {
         doc
     }
 
-    /// `Ok(Err(refusal))` when Vision would refuse the file.
+    /// `Ok(Err(refusal))` when Vision would refuse the file, judged from its size and its
+    /// first bytes in `head`.
     fn check_image(
         &self,
-        bucket: &Bucket,
-        name: &str,
         info: &ObjectInfo,
-        deadline: Instant,
+        head: &mut dyn Read,
     ) -> crate::Result<Result<(), image_info::Refusal>> {
         if info.content_length > self.config.max_image_bytes {
             return Ok(Err(image_info::Refusal::TooLarge {
@@ -413,20 +433,13 @@ impl Analyzer {
                 limit: self.config.max_image_bytes,
             }));
         }
-        let last = HEADER_BYTES.min(info.content_length.max(1)) - 1;
-        let mut download =
-            self.object_storage
-                .get(bucket, name, Some((0, Some(last))), HEADER_BYTES, deadline)?;
-        let mut head = Vec::with_capacity(last as usize + 1);
-        download
-            .body
-            .read_to_end(&mut head)
-            .map_err(|e| Error::Transport {
-                service: "objectstorage",
-                detail: format!("reading the image header: {e}"),
-            })?;
+        let mut bytes = Vec::with_capacity(HEADER_BYTES.min(info.content_length) as usize);
+        head.read_to_end(&mut bytes).map_err(|e| Error::Transport {
+            service: "objectstorage",
+            detail: format!("reading the image header: {e}"),
+        })?;
         Ok(
-            image_info::validate(&head, info.content_length, self.config.max_image_bytes)
+            image_info::validate(&bytes, info.content_length, self.config.max_image_bytes)
                 .map(|_| ()),
         )
     }

@@ -3,6 +3,7 @@
 
 use std::io::{Cursor, Read};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use ocivision::http::{Limits, Response, Server};
 use ocivision::oci::functions::{Functions, InvokeMode};
@@ -317,6 +318,116 @@ fn vision_analyzes_inline_and_object_storage_images() {
         err.service_error().map(|e| (e.status, e.code.as_str())),
         Some((400, "InvalidParameter"))
     );
+}
+
+#[test]
+fn get_start_gives_headers_whole_size_and_first_bytes_in_one_request() {
+    let env = Env::start("get-start");
+    let os = env.object_storage();
+    env.put_object("uploads/dog.jpg", DOG, &[("original-name", "dog.jpg")]);
+    env.put_object("uploads/empty.jpg", b"", &[]);
+    env.emulator.clear_requests();
+
+    let mut start = os
+        .get_start(&env.bucket(), "uploads/dog.jpg", 100, deadline(5))
+        .unwrap()
+        .expect("exists");
+    let mut first = Vec::new();
+    start.body.read_to_end(&mut first).unwrap();
+    assert_eq!(first, &DOG[..100]);
+    assert_eq!(
+        start.info.content_length,
+        DOG.len() as u64,
+        "the whole size"
+    );
+    assert_eq!(
+        start.info.metadata,
+        vec![("original-name".into(), "dog.jpg".into())]
+    );
+    let seen = env.emulator.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].method.as_str(), seen[0].status), ("GET", 206));
+    assert_eq!(seen[0].header("range"), Some("bytes=0-99"));
+
+    let mut all = Vec::new();
+    os.get_start(&env.bucket(), "uploads/dog.jpg", 1 << 20, deadline(5))
+        .unwrap()
+        .expect("exists")
+        .body
+        .read_to_end(&mut all)
+        .unwrap();
+    assert_eq!(all, DOG, "a shorter object comes whole");
+
+    let empty = os
+        .get_start(&env.bucket(), "uploads/empty.jpg", 100, deadline(5))
+        .unwrap()
+        .expect("an empty object exists");
+    assert_eq!(empty.info.content_length, 0);
+    assert!(
+        !empty.info.etag.is_empty(),
+        "headers from the HEAD after the 416"
+    );
+    assert!(os
+        .get_start(&env.bucket(), "uploads/missing.jpg", 100, deadline(5))
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn calls_signed_ahead_go_out_with_that_signature_and_are_accepted() {
+    let env = Env::start("sign-ahead");
+    env.emulator.set_detector(Some(Arc::new(FixedDetector)));
+    env.put_object("uploads/dog.jpg", DOG, &[]);
+    let os = env.object_storage();
+    let vision = env.vision();
+    let request = AnalyzeImage {
+        image: ImageSource::ObjectStorage {
+            namespace: "emulatorns".into(),
+            bucket: "images".into(),
+            object: "uploads/dog.jpg".into(),
+        },
+        max_objects: 10,
+        max_labels: None,
+        compartment_id: "ocid1.compartment.oc1..test".into(),
+    };
+    // Sign early in a second, send in a later one: the date sent tells which signature went.
+    while SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis()
+        > 500
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signed_at = httpdate::fmt_http_date(SystemTime::now());
+    vision.sign_ahead(&request).wait();
+    os.sign_head_ahead(&env.bucket(), "uploads/dog.jpg").wait();
+    while httpdate::fmt_http_date(SystemTime::now()) == signed_at {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.emulator.clear_requests();
+    assert_eq!(
+        vision.analyze(&request, deadline(5)).unwrap().image_objects[0].name,
+        "Dog"
+    );
+    assert!(os
+        .head(&env.bucket(), "uploads/dog.jpg", deadline(5))
+        .unwrap()
+        .is_some());
+    // Used once: the next call signs afresh, with the current date.
+    assert!(os
+        .head(&env.bucket(), "uploads/dog.jpg", deadline(5))
+        .unwrap()
+        .is_some());
+    let seen = env.emulator.requests();
+    let dates: Vec<(&str, u16, Option<&str>)> = seen
+        .iter()
+        .map(|r| (r.method.as_str(), r.status, r.header("date")))
+        .collect();
+    assert_eq!(dates[0], ("POST", 200, Some(signed_at.as_str())));
+    assert_eq!(dates[1], ("HEAD", 200, Some(signed_at.as_str())));
+    assert_eq!(dates[2].1, 200);
+    assert_ne!(dates[2].2, Some(signed_at.as_str()));
 }
 
 #[test]
