@@ -417,6 +417,24 @@ fn function_rows(
         "≤ 10 MB",
         format!("{}; {verdict}", meets(ours, 10.0)),
     ));
+    let cpu = |v: &Value| get(v, "warm_cpu_ms");
+    let ours = cpu(&rust);
+    let (other, r, verdict) = match &py {
+        Some(p) => (
+            format!("{:.2} (Python fdk + oci)", cpu(p)),
+            ratio(ours, cpu(p)),
+            lower_wins(ours, cpu(p)),
+        ),
+        None => ("not measured".into(), "–".into(), "–".into()),
+    };
+    rows.push(row(
+        "function: warm call, CPU time, mean, all threads (ms)",
+        format!("{ours:.2}"),
+        other,
+        r,
+        "",
+        verdict,
+    ));
     let p90 = |v: &Value| get(v, "warm_own_p90_ms");
     notes.push(format!(
         "Function outbound requests per call, first / warm: ocivision {} / {}{}. Warm own time p90: ocivision {:.2} ms{}.",

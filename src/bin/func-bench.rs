@@ -7,6 +7,9 @@
 //! - first call and warm calls (median, p90 of `--calls N`, default 200): wall time of one
 //!   `POST /call` for a new object's create event, and the function's own part of it, which is
 //!   the wall time minus the time the emulator spent serving the function's outbound requests;
+//! - the function's CPU time per warm call (user + system, all its threads, from
+//!   /proc/PID/stat over the warm calls): what signing ahead moves off the call's path still
+//!   counts here;
 //! - outbound requests per call, and the function's peak RSS (VmHWM).
 //!
 //! `FUNC_BENCH_TRACE=1` also lists the last call's outbound requests with the emulator's time.
@@ -195,7 +198,11 @@ fn bench(
     let agent = FnAgent::new(&socket);
     let mut samples = Vec::new();
     let mut outbound = Vec::new();
+    let mut cpu_after_first = None;
     for (i, etag) in etags.iter().enumerate() {
+        if i == 1 {
+            cpu_after_first = cpu_ticks(child.id());
+        }
         let change = Change {
             kind: ChangeKind::Created,
             namespace: emulator.namespace().into(),
@@ -228,6 +235,11 @@ fn bench(
         outbound.push(seen.len());
     }
     let rss = peak_rss_kib(child.id());
+    let warm_cpu_ms = cpu_after_first
+        .zip(cpu_ticks(child.id()))
+        .map(|(before, after)| {
+            (after - before) as f64 * 1000.0 / TICKS_PER_SECOND / (etags.len() - 1) as f64
+        });
     let _ = child.kill();
     let _ = child.wait();
 
@@ -253,6 +265,7 @@ fn bench(
             "outbound_first": outbound[0],
             "outbound_warm": outbound.last().copied().unwrap_or(0),
             "peak_rss_kib": rss,
+            "warm_cpu_ms": warm_cpu_ms,
         });
         println!("{value}");
         return Ok(());
@@ -276,6 +289,12 @@ fn bench(
         ms(percentile(&mut warm_own, 0.5)),
         ms(percentile(&mut warm_own, 0.9))
     );
+    match warm_cpu_ms {
+        Some(cpu) => {
+            println!("| warm call, function's CPU time (mean, all threads) | {cpu:.2} ms | |")
+        }
+        None => println!("| warm call, function's CPU time | unknown | |"),
+    }
     println!(
         "| outbound requests per call (first / warm) | {} / {} | |",
         outbound[0],
@@ -303,6 +322,20 @@ fn sibling(name: &str) -> Result<PathBuf, String> {
             path.display()
         ))
     }
+}
+
+/// `USER_HZ`, the unit of /proc/PID/stat times: 100 on every Linux architecture we run on.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User plus system time of a process, its ended threads included, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15, so 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
