@@ -361,10 +361,22 @@ const AHEAD_CAPACITY: usize = 8;
 /// reusing it for a request whose signing string is identical sends exactly the bytes signing
 /// afresh would. Each is used once. A call whose signature is still being made waits for it
 /// rather than making it a second time.
+///
+/// One long-lived thread makes them: starting a thread per signature cost more than the
+/// signature on our 2-core VMs, and a warm thread signs faster.
 #[derive(Default)]
 struct SignedAhead {
     entries: Mutex<Vec<Ahead>>,
     made: Condvar,
+    /// The signing thread's queue, started with the first signature made ahead.
+    signer: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+}
+
+/// One signature for the signing thread to make.
+struct Job {
+    id: u64,
+    key: Arc<sign::PrivateKey>,
+    text: sign::SigningString,
 }
 
 struct Ahead {
@@ -379,7 +391,7 @@ struct Ahead {
 }
 
 /// Longest a call waits for a signature being made ahead (one RSA operation takes well under
-/// a millisecond; this only guards against a signing thread that never ran).
+/// a millisecond; this only guards against a signing thread that is stuck or starved).
 const AHEAD_WAIT: Duration = Duration::from_millis(50);
 
 impl std::fmt::Debug for SignedAhead {
@@ -411,6 +423,54 @@ impl SignedAhead {
             signature: None,
         });
         id
+    }
+
+    /// Queues entry `id` for the signing thread, starting it when needed.
+    fn submit(self: &Arc<Self>, job: Job) {
+        let id = job.id;
+        let mut signer = self.signer.lock().unwrap_or_else(|e| e.into_inner());
+        if signer.is_none() {
+            let (queue, jobs) = std::sync::mpsc::channel::<Job>();
+            // Weak: the thread ends when the last transport sharing this memo is dropped.
+            let memo = Arc::downgrade(self);
+            let started = std::thread::Builder::new()
+                .name("sign-ahead".into())
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    for job in jobs {
+                        let signature = sign::signature(&job.key, &job.text).ok();
+                        match memo.upgrade() {
+                            Some(memo) => memo.finish(job.id, signature),
+                            None => break,
+                        }
+                    }
+                });
+            if started.is_ok() {
+                *signer = Some(queue);
+            }
+        }
+        let queued = signer.as_ref().is_some_and(|queue| queue.send(job).is_ok());
+        if !queued {
+            *signer = None;
+            drop(signer);
+            self.finish(id, None);
+        }
+    }
+
+    /// Waits until entry `id` is signed or gone, for at most `limit`.
+    fn wait_for(&self, id: u64, limit: Duration) {
+        let give_up = Instant::now() + limit;
+        let mut entries = self.lock();
+        while entries.iter().any(|e| e.id == id && e.signature.is_none()) {
+            let Some(wait) = give_up.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            entries = self
+                .made
+                .wait_timeout(entries, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Stores the signature of entry `id`, or drops the entry when it could not be made.
@@ -477,9 +537,9 @@ fn usable(date: SystemTime, now: SystemTime) -> bool {
 }
 
 /// A signature being made on another thread ([`Transport::sign_ahead`]). Dropping it is the
-/// normal use: the call signs for itself if it is sent before the signature is ready.
+/// normal use: a call sent before its signature is ready waits for it.
 #[derive(Debug)]
-pub struct SigningAhead(Option<std::thread::JoinHandle<()>>);
+pub struct SigningAhead(Option<(Arc<SignedAhead>, u64)>);
 
 impl SigningAhead {
     /// Nothing to wait for: the call will sign for itself.
@@ -487,10 +547,10 @@ impl SigningAhead {
         SigningAhead(None)
     }
 
-    /// Waits until the signature is ready (or could not be made).
+    /// Waits until the signature is ready or could not be made (at most a second).
     pub fn wait(self) {
-        if let Some(handle) = self.0 {
-            let _ = handle.join();
+        if let Some((memo, id)) = self.0 {
+            memo.wait_for(id, Duration::from_secs(1));
         }
     }
 }
@@ -607,24 +667,15 @@ impl Transport {
         let Ok(text) = sign::signing_string(&to_sign(call, host, &headers), now) else {
             return SigningAhead::none();
         };
-        let memo = Arc::clone(&self.ahead);
-        let id = memo.start(credentials.key_id, now, text.as_str().to_string());
-        let key = credentials.key;
-        let signer = {
-            let memo = Arc::clone(&memo);
-            move || memo.finish(id, sign::signature(&key, &text).ok())
-        };
-        match std::thread::Builder::new()
-            .name("sign-ahead".into())
-            .stack_size(256 * 1024)
-            .spawn(signer)
-        {
-            Ok(handle) => SigningAhead(Some(handle)),
-            Err(_) => {
-                memo.finish(id, None);
-                SigningAhead::none()
-            }
-        }
+        let id = self
+            .ahead
+            .start(credentials.key_id, now, text.as_str().to_string());
+        self.ahead.submit(Job {
+            id,
+            key: credentials.key,
+            text,
+        });
+        SigningAhead(Some((Arc::clone(&self.ahead), id)))
     }
 
     /// Sends `call`, retrying as [`RetryPolicy`] says, until it succeeds, fails for good, or
