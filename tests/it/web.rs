@@ -14,7 +14,7 @@ use ocivision::web::Settings;
 use serde_json::json;
 
 use crate::support::emulator::deadline;
-use crate::support::web::{body_text, multipart, token_in, Web, MULTIPART};
+use crate::support::web::{body_text, multipart, token_in, Reply, Web, MULTIPART};
 
 const DOG: &[u8] = include_bytes!("../fixtures/photos/dog.jpg");
 const CAT: &[u8] = include_bytes!("../fixtures/photos/chelsea.png");
@@ -209,21 +209,7 @@ fn web_every_route_answers_through_the_handler() {
 #[test]
 fn web_upload_stores_object_metadata_and_a_pending_document() {
     let web = Web::start("web-upload", settings(), false);
-    let token = web.token("/", "/upload");
-    let body = multipart(&[
-        ("csrf", None, token.as_bytes()),
-        ("file", Some("my dog.jpg"), DOG),
-    ]);
-    let reply = web.fetch(
-        "POST",
-        "/upload",
-        &[
-            ("Content-Type", MULTIPART),
-            SAME_ORIGIN,
-            ("Accept", "application/json"),
-        ],
-        &body,
-    );
+    let reply = form_upload(&web, "my dog.jpg", DOG);
     assert_eq!(reply.status, 201, "{}", reply.text());
     let result = &reply.json()["results"][0];
     let id = result["id"].as_str().unwrap().to_string();
@@ -264,16 +250,7 @@ fn web_upload_stores_object_metadata_and_a_pending_document() {
 
     // The same bytes again: recognised, not stored or analysed twice.
     let writes = web.object_writes();
-    let reply = web.fetch(
-        "POST",
-        "/upload",
-        &[
-            ("Content-Type", MULTIPART),
-            SAME_ORIGIN,
-            ("Accept", "application/json"),
-        ],
-        &body,
-    );
+    let reply = form_upload(&web, "my dog.jpg", DOG);
     assert_eq!(reply.status, 200, "{}", reply.text());
     let again = &reply.json()["results"][0];
     assert_eq!(again["duplicate_of"]["id"], id.as_str());
@@ -299,6 +276,7 @@ fn web_upload_stores_object_metadata_and_a_pending_document() {
         .unwrap();
     assert_eq!(info.content_type, "image/png");
     let other = png(64, 64, b"plain png bytes");
+    let token = web.token("/", "/upload");
     let body = multipart(&[
         ("csrf", None, token.as_bytes()),
         ("file", Some("p.png"), &other),
@@ -382,21 +360,7 @@ fn web_upload_writes_the_pending_document_before_the_object() {
     assert!(document < object, "document #{document}, object #{object}");
 
     // The browser form.
-    let token = web.token("/", "/upload");
-    let body = multipart(&[
-        ("csrf", None, token.as_bytes()),
-        ("file", Some("cat.png"), CAT),
-    ]);
-    let reply = web.fetch(
-        "POST",
-        "/upload",
-        &[
-            ("Content-Type", MULTIPART),
-            SAME_ORIGIN,
-            ("Accept", "application/json"),
-        ],
-        &body,
-    );
+    let reply = form_upload(&web, "cat.png", CAT);
     assert_eq!(reply.status, 201, "{}", reply.text());
     let id = reply.json()["results"][0]["id"]
         .as_str()
@@ -407,6 +371,21 @@ fn web_upload_writes_the_pending_document_before_the_object() {
     let doc = web.document(&id).unwrap();
     assert_eq!((doc.status, doc.etag.as_str()), (Status::Pending, ""));
     assert_eq!(doc.original_name.as_deref(), Some("cat.png"));
+}
+
+/// The browser's upload form with one file, as a page's script posts it (JSON answer).
+fn form_upload(web: &Web, file: &str, bytes: &[u8]) -> Reply {
+    let token = web.token("/", "/upload");
+    let body = multipart(&[
+        ("csrf", None, token.as_bytes()),
+        ("file", Some(file), bytes),
+    ]);
+    let headers = [
+        ("Content-Type", MULTIPART),
+        SAME_ORIGIN,
+        ("Accept", "application/json"),
+    ];
+    web.fetch("POST", "/upload", &headers, &body)
 }
 
 /// Documents in the collection whose `sha256` is that of `bytes`.
@@ -480,21 +459,7 @@ fn web_upload_whose_object_cannot_be_stored_leaves_no_document_and_no_twin() {
         );
         plan
     });
-    let token = web.token("/", "/upload");
-    let body = multipart(&[
-        ("csrf", None, token.as_bytes()),
-        ("file", Some("cat.png"), CAT),
-    ]);
-    let reply = web.fetch(
-        "POST",
-        "/upload",
-        &[
-            ("Content-Type", MULTIPART),
-            SAME_ORIGIN,
-            ("Accept", "application/json"),
-        ],
-        &body,
-    );
+    let reply = form_upload(&web, "cat.png", CAT);
     web.env.emulator.set_faults(FaultPlan::default());
     assert_eq!(reply.status, 502, "{}", reply.text());
     assert_eq!(reply.json()["results"][0]["error"], "StorageUnavailable");
