@@ -388,6 +388,19 @@ fn form_upload(web: &Web, file: &str, bytes: &[u8]) -> Reply {
     web.fetch("POST", "/upload", &headers, &body)
 }
 
+/// Deletes an image's object behind the app's back, leaving its document.
+fn delete_object_only(web: &Web, id: &str) {
+    web.env
+        .object_storage()
+        .delete(
+            &web.env.bucket(),
+            &Web::object_name(id),
+            Condition::None,
+            deadline(5),
+        )
+        .unwrap();
+}
+
 /// Documents in the collection whose `sha256` is that of `bytes`.
 fn documents_of(web: &Web, bytes: &[u8]) -> Vec<AnalysisDocument> {
     let sha: String = ring::digest::digest(&ring::digest::SHA256, bytes)
@@ -405,16 +418,9 @@ fn documents_of(web: &Web, bytes: &[u8]) -> Vec<AnalysisDocument> {
 #[test]
 fn web_upload_whose_object_cannot_be_stored_leaves_no_document_and_no_twin() {
     let web = Web::start("web-put-fails", settings(), false);
-    let mut plan = FaultPlan::default();
-    plan.set(
-        Service::ObjectStorage,
-        Faults {
-            error_rate: 1.0,
-            error_status: 503,
-            ..Default::default()
-        },
-    );
-    web.env.emulator.set_faults(plan);
+    web.env
+        .emulator
+        .set_faults(FaultPlan::parse("objectstorage=rate:1.0,status:503").unwrap());
     let reply = web.fetch("PUT", "/api/images/dog.jpg", &[], DOG);
     web.env.emulator.set_faults(FaultPlan::default());
     assert_eq!(reply.status, 502, "{}", reply.text());
@@ -472,15 +478,7 @@ fn web_a_document_without_its_object_is_never_offered_as_a_twin() {
     // What an upload leaves when its object PUT failed and removing its document failed too
     // (or a delete that removed only the object): a document, no object.
     let ghost = web.upload("ghost.jpg", DOG);
-    web.env
-        .object_storage()
-        .delete(
-            &web.env.bucket(),
-            &Web::object_name(&ghost),
-            Condition::None,
-            deadline(5),
-        )
-        .unwrap();
+    delete_object_only(&web, &ghost);
     assert!(web.document(&ghost).is_some());
 
     let reply = web.fetch("PUT", "/api/images/dog.jpg", &[], DOG);
@@ -1050,15 +1048,7 @@ fn web_reconcile_makes_three_repairs() {
     let web = Web::start("web-reconcile", settings(), false);
     // 1. A document without an object.
     let gone = web.upload("gone.jpg", DOG);
-    web.env
-        .object_storage()
-        .delete(
-            &web.env.bucket(),
-            &Web::object_name(&gone),
-            Condition::None,
-            deadline(5),
-        )
-        .unwrap();
+    delete_object_only(&web, &gone);
     // 2. An object without a document (uploaded while the database was down).
     let orphan_name = "uploads/0000000000a0000000000001.png";
     let bytes = png(64, 64, b"orphan");
