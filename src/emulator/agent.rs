@@ -2,14 +2,17 @@
 //! unix socket, as OCI does for events and invocations.
 //!
 //! One `POST /call` per invocation, body sent chunked as the real agent sends it, `Fn-Call-Id`
-//! and `Fn-Deadline` set, the answer read with a size cap. Connections are not reused (the real
-//! agent drops them after 1 s idle anyway), and the function's status is passed back as is:
-//! reading it as a verdict (200, 502, 504) is the caller's job.
+//! and `Fn-Deadline` set, the answer read with a size cap. Like the real agent, it keeps one
+//! idle connection for back-to-back calls and drops it after a second of idleness; a connection
+//! the function closed while idle is noticed before a call is written on it, so no call is sent
+//! twice. The function's status is passed back as is: reading it as a verdict (200, 502, 504) is
+//! the caller's job.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::timefmt::{self, Precision};
@@ -30,10 +33,14 @@ pub struct FnReply {
     pub body: Vec<u8>,
 }
 
-/// Calls one function through its socket.
+/// How long the idle connection is kept (the Fn agent's Go client: one idle connection, 1 s).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Calls one function through its socket. Clones share the idle connection.
 #[derive(Debug, Clone)]
 pub struct FnAgent {
     socket: PathBuf,
+    idle: Arc<Mutex<Option<(BufReader<UnixStream>, Instant)>>>,
 }
 
 impl FnAgent {
@@ -41,7 +48,39 @@ impl FnAgent {
     pub fn new(socket: impl Into<PathBuf>) -> FnAgent {
         FnAgent {
             socket: socket.into(),
+            idle: Arc::default(),
         }
+    }
+
+    /// The idle connection, when it is recent and the function has not closed it.
+    fn reuse(&self) -> Option<BufReader<UnixStream>> {
+        let (connection, since) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        if since.elapsed() >= IDLE_TIMEOUT || !connection.buffer().is_empty() {
+            return None;
+        }
+        let mut connection = connection;
+        let stream = connection.get_mut();
+        stream.set_nonblocking(true).ok()?;
+        // Readable while idle means closed (or stray bytes): either way, not for a new call.
+        let alive = matches!(
+            stream.read(&mut [0u8; 1]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        );
+        stream.set_nonblocking(false).ok()?;
+        alive.then_some(connection)
+    }
+
+    fn connect(&self) -> Result<BufReader<UnixStream>> {
+        let stream = UnixStream::connect(&self.socket).map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!(
+                    "connecting to function socket {}: {e}",
+                    self.socket.display()
+                ),
+            ))
+        })?;
+        Ok(BufReader::new(stream))
     }
 
     /// The socket path.
@@ -57,15 +96,11 @@ impl FnAgent {
         extra_headers: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<FnReply> {
-        let mut stream = UnixStream::connect(&self.socket).map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!(
-                    "connecting to function socket {}: {e}",
-                    self.socket.display()
-                ),
-            ))
-        })?;
+        let mut connection = match self.reuse() {
+            Some(connection) => connection,
+            None => self.connect()?,
+        };
+        let stream = connection.get_mut();
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         let deadline = SystemTime::now() + timeout;
@@ -90,7 +125,12 @@ impl FnAgent {
         wire.extend_from_slice(b"0\r\n\r\n");
         stream.write_all(&wire)?;
         stream.flush()?;
-        read_reply(BufReader::new(stream))
+        let (reply, reusable) = read_reply(&mut connection)?;
+        if reusable {
+            *self.idle.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((connection, Instant::now()));
+        }
+        Ok(reply)
     }
 }
 
@@ -103,7 +143,8 @@ fn call_id() -> String {
         .collect()
 }
 
-fn read_reply(mut reader: impl BufRead) -> Result<FnReply> {
+/// The answer, and whether the connection may carry another call.
+fn read_reply(mut reader: impl BufRead) -> Result<(FnReply, bool)> {
     let mut head = Vec::new();
     loop {
         let before = head.len();
@@ -146,6 +187,9 @@ fn read_reply(mut reader: impl BufRead) -> Result<FnReply> {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     };
+    let closing = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+    let framed = header("transfer-encoding").is_some() || header("content-length").is_some();
+    let reusable = framed && !closing;
     let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         read_chunked(&mut reader)?
     } else if let Some(length) = header("content-length") {
@@ -167,11 +211,14 @@ fn read_reply(mut reader: impl BufRead) -> Result<FnReply> {
         }
         body
     };
-    Ok(FnReply {
-        status,
-        headers,
-        body,
-    })
+    Ok((
+        FnReply {
+            status,
+            headers,
+            body,
+        },
+        reusable,
+    ))
 }
 
 fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>> {
@@ -221,15 +268,21 @@ mod tests {
     fn reads_length_and_chunked_answers() {
         let plain =
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
-        let reply = read_reply(&plain[..]).unwrap();
+        let (reply, reusable) = read_reply(&plain[..]).unwrap();
         assert_eq!((reply.status, reply.body.as_slice()), (200, &b"{}"[..]));
+        assert!(reusable);
         assert_eq!(
             reply.headers[0],
             ("content-type".into(), "application/json".into())
         );
         let chunked = b"HTTP/1.1 502 Bad Gateway\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nTrailer: 1\r\n\r\n";
-        let reply = read_reply(&chunked[..]).unwrap();
+        let (reply, reusable) = read_reply(&chunked[..]).unwrap();
         assert_eq!((reply.status, reply.body.as_slice()), (502, &b"abcde"[..]));
+        assert!(reusable);
+        let closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        assert!(!read_reply(&closing[..]).unwrap().1, "connection: close");
+        let unframed = b"HTTP/1.1 200 OK\r\n\r\nbody to the end";
+        assert!(!read_reply(&unframed[..]).unwrap().1, "body ends at close");
         assert!(read_reply(&b""[..]).is_err());
         assert!(read_reply(&b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n"[..]).is_err());
     }

@@ -210,3 +210,94 @@ fn the_func_binary_is_ready_within_the_agents_limit() {
         String::from_utf8_lossy(&reply.body)
     );
 }
+
+/// A function stand-in that counts connections and calls, and closes its connection after
+/// answering a call whose body is `close`, as a function restarting between calls would.
+struct CountingFunction {
+    socket: std::path::PathBuf,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingFunction {
+    fn start(dir: &TempDir) -> CountingFunction {
+        use std::sync::atomic::Ordering::SeqCst;
+        let socket = dir.path().join("counting.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let function = CountingFunction {
+            socket,
+            connections: Arc::default(),
+            calls: Arc::default(),
+        };
+        let (connections, calls) = (
+            Arc::clone(&function.connections),
+            Arc::clone(&function.calls),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                connections.fetch_add(1, SeqCst);
+                let calls = Arc::clone(&calls);
+                std::thread::spawn(move || loop {
+                    // One chunked POST: the head, then chunks up to the last one.
+                    let mut request = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !request.ends_with(b"\r\n0\r\n\r\n") {
+                        if stream.read(&mut byte).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        request.push(byte[0]);
+                    }
+                    calls.fetch_add(1, SeqCst);
+                    stream
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                        .unwrap();
+                    if request.ends_with(b"\r\nclose\r\n0\r\n\r\n") {
+                        return;
+                    }
+                });
+            }
+        });
+        function
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.connections.load(SeqCst), self.calls.load(SeqCst))
+    }
+}
+
+#[test]
+fn the_agent_keeps_one_idle_connection_as_fn_does_and_never_sends_a_call_twice() {
+    let dir = TempDir::new("fn-agent-reuse");
+    let function = CountingFunction::start(&dir);
+    let agent = ocivision::emulator::agent::FnAgent::new(&function.socket);
+    let call = |body: &[u8]| {
+        let reply = agent
+            .call(body, "text/plain", &[], Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(body)));
+        assert_eq!((reply.status, reply.body.as_slice()), (200, &b"{}"[..]));
+    };
+    call(b"one");
+    call(b"two");
+    assert_eq!(
+        function.counts(),
+        (1, 2),
+        "back-to-back calls share a connection"
+    );
+
+    // The function drops the connection after answering: the next call notices before writing.
+    call(b"close");
+    std::thread::sleep(Duration::from_millis(50));
+    call(b"four");
+    assert_eq!(
+        function.counts(),
+        (2, 4),
+        "a new connection, each call sent once"
+    );
+
+    // Idle for longer than the agent keeps a connection: a new one.
+    std::thread::sleep(Duration::from_millis(1100));
+    call(b"five");
+    assert_eq!(function.counts(), (3, 5));
+}
