@@ -36,11 +36,14 @@ pub struct FnReply {
 /// How long the idle connection is kept (the Fn agent's Go client: one idle connection, 1 s).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The connection kept between calls, with when it went idle.
+type Idle = Option<(BufReader<UnixStream>, Instant)>;
+
 /// Calls one function through its socket. Clones share the idle connection.
 #[derive(Debug, Clone)]
 pub struct FnAgent {
     socket: PathBuf,
-    idle: Arc<Mutex<Option<(BufReader<UnixStream>, Instant)>>>,
+    idle: Arc<Mutex<Idle>>,
 }
 
 impl FnAgent {
