@@ -1,26 +1,43 @@
 //! `loadtest`: the whole pipeline under load and injected faults, then a check that nothing
-//! was lost, duplicated or left half-done.
+//! was lost, duplicated or left half-done, and that each process's memory stayed bounded.
 //!
-//! `cargo run --release --bin loadtest -- --short` (CI; a few minutes) or `-- --soak SECONDS`
-//! (repeats the workload until the time is up and writes docs/RELIABILITY.md). Everything runs
-//! in this process on 127.0.0.1: the emulator with a detector that answers at once, the
-//! function (`Analyzer::from_lookup` with a resource principal minted by the emulator, behind
-//! the Fn contract on a unix socket, receiving the emulator's events), and the web app (`App`
-//! served over TCP, OCI-signed clients pointed at the emulator).
+//! `cargo run --release --bin loadtest -- --short` (CI; about 3 minutes) or `-- --soak SECONDS`
+//! (repeats the workload until the time is up and writes docs/RELIABILITY.md). Three processes
+//! on 127.0.0.1, so each one's memory is its own:
+//! - this one: the emulator (request record off: it would otherwise keep up to 100 000
+//!   requests with their headers and hide everything else), with a detector that answers at
+//!   once, the 16 clients and the checker;
+//! - the real `webapp` binary as a child, in cloud mode against the emulator (API key in an
+//!   OCI config file, endpoints, bucket, ORDS URL, password secret, and the function for
+//!   re-analysis), as a deployment would start it;
+//! - the real `func` binary as a child, started as the Fn agent starts it (`FN_LISTENER`,
+//!   resource principal minted by the emulator), receiving the emulator's events.
+//!
+//! Both children are the siblings of this binary (target/release/{webapp,func}); under
+//! `cargo run` they are rebuilt first, so they always match the source.
 //!
 //! The workload: 16 clients upload distinct JPEGs with `PUT /api/images/{name}` (200 per round)
 //! while Object Storage, Vision and SODA answer 30 % of requests with 429 or 503, and events
 //! are duplicated, delayed and reordered; about one upload in five is deleted right after it
 //! is acknowledged, racing its analysis. A client whose upload or delete gets an error tries
-//! again, as a person would, and the retries are counted. Then the faults stop, one reconcile
-//! runs, and the checks: every acknowledged, undeleted upload is an object with exactly one
-//! `done` document; deleted uploads have neither; no document is `pending` or `analyzing`; no
-//! document lacks its object; the process's RSS stayed bounded. Any violation exits 1.
+//! again, as a person would, and the retries are counted; a `503 Busy` from the upload gate
+//! (3 uploads at once) is waited out politely: its Retry-After, capped at 50–200 ms with jitter
+//! (the gate's 5 s is meant for a person; a capped wait keeps the run's length). Then the faults
+//! stop, one reconcile runs (the app's own `reconcile`, called in this process with no grace
+//! period: `webapp reconcile` would leave alone everything younger than 5 minutes, i.e. the
+//! whole run), and the checks: every acknowledged, undeleted upload is an object
+//! with exactly one `done` document; deleted uploads have neither; no document is `pending` or
+//! `analyzing`; no document lacks its object; both children are still running; the web app's
+//! RSS and the three processes' together (VmRSS of /proc/<pid>/status every 200 ms) stayed under
+//! their bounds. Any violation exits 1.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,7 +46,7 @@ use ocivision::emulator::faults::FaultPlan;
 use ocivision::emulator::secrets::SecretEntry;
 use ocivision::emulator::vision::Detector;
 use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
-use ocivision::fdk::FnServer;
+use ocivision::local::FUNCTION_ID;
 use ocivision::oci::auth::ConfigFileProvider;
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
 use ocivision::oci::functions::Functions;
@@ -40,10 +57,10 @@ use ocivision::oci::vision::{BoundingPolygon, ImageObject, Vertex};
 use ocivision::soda::{Password, Soda, SodaConfig};
 use ocivision::web::{App, Invoker, Settings};
 
-use ocivision::local::FUNCTION_ID;
 const SECRET_ID: &str = "ocid1.vaultsecret.oc1..loadtest-db";
 const TENANCY: &str = "ocid1.tenancy.oc1..loadtest";
 const USER: &str = "ocid1.user.oc1..loadtest";
+const COMPARTMENT: &str = "ocid1.compartment.oc1..loadtest";
 const CLIENTS: usize = 16;
 const UPLOADS_PER_ROUND: usize = 200;
 /// The faults of the run: 30 % errors on the three services the pipeline writes through, and
@@ -51,10 +68,24 @@ const UPLOADS_PER_ROUND: usize = 200;
 /// is covered by the final reconcile anyway).
 const FAULTS: &str = "objectstorage=rate:0.3,status:503;vision=rate:0.3,status:429;\
                       soda=rate:0.3,status:503;events=duplicate:0.5,delay:200ms,reorder:true";
-/// RSS ceiling for the whole process (emulator, function and web app together).
-const MAX_RSS_MB: f64 = 512.0;
+/// Peak RSS bound of the `webapp` child. Idle it holds about 7 MB, and each upload in flight
+/// adds at most about 6 MB (web-bench: +6.1 MiB for a 5 MB upload, the largest accepted); the
+/// gate lets 3 run at once, so a healthy app stays under 7 + 3 × 6 = 25 MB whatever is
+/// uploaded. The short run peaks at about 12 MB with these photos; 32 MB fails a leak of
+/// about 20 MB, which 200 uploads leaking 100 KB each would be.
+const MAX_WEBAPP_RSS_MB: f64 = 32.0;
+/// Peak of the three processes' RSS added up, sample by sample. Measured: about 42 MB in the
+/// short run (web app 12, function 8, this process 23) and 47 MB after two soak rounds; this
+/// process grows about 7 MB a round, likely the emulator (each SODA query reads every stored
+/// document, so its transient memory grows with the data), so a 10-minute soak of about five
+/// rounds should end near 70 MB. 96 MB
+/// leaves room for that and fails anything growing twice as fast.
+const MAX_TOTAL_RSS_MB: f64 = 96.0;
 /// A photo is at most this many times uploaded before the suite gives up on it.
 const MAX_TRIES: u32 = 60;
+/// The shortest and longest wait after `503 Busy`; the gate's Retry-After (5 s) is honoured up
+/// to a jittered value in this range, so 16 clients do not retry in step.
+const BUSY_WAIT_MS: (u64, u64) = (50, 200);
 
 /// Answers at once with one fixed object, so the run measures the pipeline, not a model.
 struct FixedDetector;
@@ -129,19 +160,181 @@ fn main() {
     }
 }
 
+/// A child process with its stderr in a log file; killed when dropped.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(
+        name: &'static str,
+        exe: &Path,
+        env: &[(&str, String)],
+        dir: &Path,
+    ) -> Result<Proc, String> {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = Command::new(exe)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            // A file, not a pipe: the child's logging can never block on a slow reader.
+            .stderr(file)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", exe.display()))?;
+        Ok(Proc { name, child, log })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `None` while it runs; how it ended otherwise.
+    fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(None) => None,
+            Ok(Some(status)) => Some(status.to_string()),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    /// Waits up to `limit` for `ready` to hold, failing early if the child exits.
+    fn wait_for<T>(
+        &mut self,
+        limit: Duration,
+        mut ready: impl FnMut() -> Option<T>,
+    ) -> Result<T, String> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(v) = ready() {
+                return Ok(v);
+            }
+            if let Some(how) = self.exited() {
+                return Err(format!(
+                    "{} exited during start-up ({how}):\n{}",
+                    self.name,
+                    self.log_tail(20)
+                ));
+            }
+            if Instant::now() > end {
+                return Err(format!(
+                    "{} was not ready within {limit:?}:\n{}",
+                    self.name,
+                    self.log_tail(20)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn log_tail(&self, lines: usize) -> String {
+        let text = self.log_text();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `webapp` and `func` binaries beside this one. Under `cargo run` (which sets `CARGO`)
+/// they are built first with this binary's profile, target dir and features, so a run never
+/// measures binaries older than the source; run directly, they are used as they are.
+fn binaries() -> Result<(PathBuf, PathBuf), String> {
+    let me = std::env::current_exe().map_err(|e| format!("this binary's path: {e}"))?;
+    let bin_dir = me
+        .parent()
+        .ok_or("this binary has no directory")?
+        .to_path_buf();
+    if let Ok(cargo) = std::env::var("CARGO") {
+        // <target dir>/<profile dir>/loadtest; the dev profile's directory is `debug`.
+        let profile = match bin_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "dev".to_string(),
+            Some(other) => other.to_string(),
+            None => return Err(format!("unexpected binary directory {}", bin_dir.display())),
+        };
+        let target_dir = bin_dir.parent().ok_or("no target directory")?;
+        let mut build = Command::new(cargo);
+        build
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build", "--profile", &profile, "--target-dir"])
+            .arg(target_dir)
+            .args(["--bin", "webapp", "--bin", "func"]);
+        if !cfg!(feature = "local-vision") {
+            build.arg("--no-default-features");
+        }
+        without_package_vars(&mut build);
+        println!("loadtest: cargo build --profile {profile} --bin webapp --bin func");
+        let ok = build.status().is_ok_and(|s| s.success());
+        if !ok {
+            return Err("building webapp and func failed (see above)".into());
+        }
+    }
+    let find = |name: &str| {
+        let path = bin_dir.join(name);
+        if path.exists() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "{} not found: build it first (cargo build --release --bins) or use cargo run",
+                path.display()
+            ))
+        }
+    };
+    Ok((find("webapp")?, find("func")?))
+}
+
+/// Removes the package's variables `cargo run` gave this process from `command`. Passed on to
+/// a nested cargo, they reach build scripts that watch them (ring watches CARGO_MANIFEST_DIR and
+/// CARGO_PKG_*), which then rebuild everything here and again in the next plain `cargo build`.
+/// (bench.rs has the same function: binaries share no module but the library.)
+fn without_package_vars(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let injected = name.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ]
+            .contains(&name.as_ref());
+        if injected {
+            command.env_remove(name.as_ref());
+        }
+    }
+}
+
 struct Stack {
+    // Declared first, so they are stopped before the emulator they call.
+    webapp: Proc,
+    function: Proc,
     emulator: Emulator,
+    /// The app's code in this process, for the final reconcile only.
     app: Arc<App>,
+    /// The `webapp` child's address.
     base: SocketAddr,
     storage: ObjectStorage,
     bucket: Bucket,
     soda: Soda,
-    // Kept alive for the run.
-    _function: FnServer,
-    _server: ocivision::http::Server,
 }
 
-fn start(dir: &Path) -> Result<Stack, String> {
+fn start(dir: &Path, (webapp_exe, func_exe): &(PathBuf, PathBuf)) -> Result<Stack, String> {
     let err = |e: ocivision::Error| e.to_string();
     let mut config = EmulatorConfig::new(dir.join("data"));
     config.secrets.push(SecretEntry {
@@ -150,11 +343,14 @@ fn start(dir: &Path) -> Result<Stack, String> {
         vault_id: "ocid1.vault.oc1..loadtest".into(),
         value: config.ords_password.clone(),
     });
+    // Nothing here reads the record, and kept it would be most of this process's growth.
+    config.record_limit = 0;
     let emulator = Emulator::start(config).map_err(err)?;
     emulator.set_detector(Some(Arc::new(FixedDetector)));
     let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem").map_err(err)?;
     emulator.trust_api_key(&format!("{TENANCY}/{USER}/{}", key.fingerprint()), &key);
     let base = emulator.base_url().to_string();
+    let namespace = emulator.namespace().to_string();
 
     // The web app's credentials: an API key in an OCI config file, as on a laptop.
     let key_file = dir.join("api-key.pem");
@@ -169,24 +365,81 @@ fn start(dir: &Path) -> Result<Stack, String> {
         ),
     )
     .map_err(|e| e.to_string())?;
-    let provider = ConfigFileProvider::from_file(&config_file, "DEFAULT", None).map_err(err)?;
-    // The web app's production retry policy (8 attempts, 1 s base backoff).
-    let transport = Transport::new(Auth::Oci(Arc::new(provider)), TransportConfig::default());
+    // Endpoints, bucket and database, as both binaries read them (README.md, Configuration).
+    let shared = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            ("OCIVISION_OBJECTSTORAGE_URL", base.clone()),
+            ("OCIVISION_VISION_URL", base.clone()),
+            ("OCIVISION_SECRETS_URL", base.clone()),
+            ("BUCKET_NAME", "images".into()),
+            ("DB_ORDS_BASE_URL", format!("{base}/ords/")),
+            ("DB_PASSWORD_SECRET_OCID", SECRET_ID.into()),
+        ];
+        vars.extend_from_slice(extra);
+        vars
+    };
 
-    // The function, with a resource principal the emulator minted.
+    // The function, as the Fn agent starts it, with a resource principal the emulator minted.
     let run = dir.join("run");
     std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
     std::fs::write(run.join("private.pem"), DEV_KEY_PEM).map_err(|e| e.to_string())?;
-    let function = ocivision::local::serve_function(
-        &emulator,
-        &run,
-        &run.join("private.pem"),
-        &key,
-        SECRET_ID,
-        Duration::from_secs(24 * 3600),
-    )
-    .map_err(err)?;
+    let token = emulator.mint_token(&key, FUNCTION_ID, Duration::from_secs(24 * 3600));
+    std::fs::write(run.join("rpst"), token).map_err(|e| e.to_string())?;
+    let socket = run.join("lsnr.sock");
+    let mut function = Proc::spawn(
+        "func",
+        func_exe,
+        &shared(&[
+            ("FN_LISTENER", format!("unix:{}", socket.display())),
+            ("FN_FORMAT", "http-stream".into()),
+            ("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2".into()),
+            (
+                "OCI_RESOURCE_PRINCIPAL_RPST",
+                run.join("rpst").display().to_string(),
+            ),
+            (
+                "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
+                run.join("private.pem").display().to_string(),
+            ),
+            ("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1".into()),
+            ("LOG_LEVEL", "warn".into()),
+        ]),
+        dir,
+    )?;
+    function.wait_for(Duration::from_secs(10), || {
+        std::fs::symlink_metadata(&socket).ok()
+    })?;
+    emulator.register_function(FUNCTION_ID, &socket, true);
 
+    // The web app in cloud mode; `PORT=0` picks a free port, which it logs.
+    let mut webapp = Proc::spawn(
+        "webapp",
+        webapp_exe,
+        &shared(&[
+            ("OCIVISION_MODE", "cloud".into()),
+            ("OCI_CONFIG_FILE", config_file.display().to_string()),
+            ("OS_NAMESPACE", namespace.clone()),
+            ("COMPARTMENT_ID", COMPARTMENT.into()),
+            ("FUNCTION_ID", FUNCTION_ID.into()),
+            ("FUNCTION_INVOKE_ENDPOINT", base.clone()),
+            ("BIND", "127.0.0.1".into()),
+            ("PORT", "0".into()),
+            // Info: the start-up line names the port, and the access log helps a failed run.
+            ("LOG_LEVEL", "info".into()),
+        ]),
+        dir,
+    )?;
+    let log = webapp.log.clone();
+    let addr = webapp.wait_for(Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        let rest = text.split("listening on http://").nth(1)?;
+        rest.lines().next()?.trim().parse::<SocketAddr>().ok()
+    })?;
+
+    // This process's own clients: the checker's view, and the app's code for the reconcile.
+    let provider = ConfigFileProvider::from_file(&config_file, "DEFAULT", None).map_err(err)?;
+    // The web app's production retry policy (8 attempts, 1 s base backoff).
+    let transport = Transport::new(Auth::Oci(Arc::new(provider)), TransportConfig::default());
     let deadline = Instant::now() + Duration::from_secs(10);
     let secrets = Secrets::new(transport.clone(), &base);
     let soda_config = SodaConfig {
@@ -199,7 +452,7 @@ fn start(dir: &Path) -> Result<Stack, String> {
     let soda = Soda::connect(&transport, &soda_config, Some(&secrets), deadline).map_err(err)?;
     soda.ensure_collection(deadline).map_err(err)?;
     let bucket = Bucket {
-        namespace: emulator.namespace().into(),
+        namespace,
         name: "images".into(),
     };
     let storage = ObjectStorage::new(transport.clone(), &base);
@@ -216,29 +469,31 @@ fn start(dir: &Path) -> Result<Stack, String> {
         Some(Invoker {
             client: Functions::new(transport.clone(), &base),
             function_id: FUNCTION_ID.into(),
-            compartment_id: "ocid1.compartment.oc1..loadtest".into(),
+            compartment_id: COMPARTMENT.into(),
         }),
         settings,
     ));
-    let server =
-        ocivision::web::serve(Arc::clone(&app), "127.0.0.1:0".parse().unwrap()).map_err(err)?;
-    let addr = server.tcp_addr().ok_or("the web app has no TCP address")?;
     Ok(Stack {
+        webapp,
+        function,
         emulator,
         app,
         base: addr,
         storage,
         bucket,
         soda,
-        _function: function,
-        _server: server,
     })
 }
 
 fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
+    let binaries = binaries()?;
     let started = Instant::now();
-    let stack = start(dir)?;
-    let rss = RssSampler::start();
+    let mut stack = start(dir, &binaries)?;
+    let rss = RssSampler::start(&[
+        ("web app", Some(stack.webapp.pid())),
+        ("function", Some(stack.function.pid())),
+        ("loadtest", None),
+    ]);
     let photos = photos()?;
     let counters = Arc::new(Counters::default());
     stack
@@ -247,6 +502,13 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     println!(
         "loadtest: {} clients, {} uploads per round, faults {FAULTS}",
         CLIENTS, UPLOADS_PER_ROUND
+    );
+    println!(
+        "loadtest: webapp pid {} on http://{}, func pid {}, emulator on {} (this process)",
+        stack.webapp.pid(),
+        stack.base,
+        stack.function.pid(),
+        stack.emulator.base_url()
     );
 
     let mut outcomes = Vec::new();
@@ -257,10 +519,10 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
         outcomes.extend(round(&stack, rounds, &photos, &counters)?);
         rounds += 1;
         println!(
-            "loadtest: round {rounds} done in {:.1} s ({} uploads acknowledged so far, RSS {:.1} MB)",
+            "loadtest: round {rounds} done in {:.1} s ({} uploads acknowledged so far; RSS MB: {})",
             round_started.elapsed().as_secs_f64(),
             counters.uploads_acknowledged.load(Ordering::SeqCst),
-            rss.current_mb()
+            rss.current()
         );
         match soak {
             Some(secs) if workload_started.elapsed() < Duration::from_secs(secs) => {
@@ -295,9 +557,28 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
             "{gave_up} uploads or deletes failed {MAX_TRIES} times"
         ));
     }
-    let (rss_start, rss_peak, rss_end, rss_late_growth) = rss.stop();
-    if rss_peak > MAX_RSS_MB {
-        violations.push(format!("peak RSS {rss_peak:.1} MB is over {MAX_RSS_MB} MB"));
+    for child in [&mut stack.webapp, &mut stack.function] {
+        if let Some(how) = child.exited() {
+            violations.push(format!("{} exited during the run ({how})", child.name));
+        }
+    }
+    let memory = rss.stop();
+    let [web, func, own] = [
+        &memory.processes[0],
+        &memory.processes[1],
+        &memory.processes[2],
+    ];
+    if web.peak > MAX_WEBAPP_RSS_MB {
+        violations.push(format!(
+            "the web app's peak RSS {:.1} MB is over {MAX_WEBAPP_RSS_MB} MB",
+            web.peak
+        ));
+    }
+    if memory.total.peak > MAX_TOTAL_RSS_MB {
+        violations.push(format!(
+            "the three processes' peak RSS {:.1} MB is over {MAX_TOTAL_RSS_MB} MB",
+            memory.total.peak
+        ));
     }
 
     let deliveries = stack.emulator.events().deliveries();
@@ -310,23 +591,23 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     );
     let c = |a: &AtomicU64| a.load(Ordering::SeqCst);
     let deleted = outcomes.iter().filter(|o| o.deleted).count();
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(String, String)> = vec![
         (
-            "mode",
+            "mode".into(),
             match soak {
                 Some(s) => format!("soak {s} s"),
                 None => "short".into(),
             },
         ),
         (
-            "rounds × uploads",
+            "rounds × uploads".into(),
             format!("{rounds} × {UPLOADS_PER_ROUND}"),
         ),
-        ("clients", CLIENTS.to_string()),
-        ("faults", format!("`{FAULTS}`")),
-        ("workload time", format!("{:.1} s", workload.as_secs_f64())),
+        ("clients".into(), CLIENTS.to_string()),
+        ("faults".into(), format!("`{FAULTS}`")),
+        ("workload time".into(), format!("{:.1} s", workload.as_secs_f64())),
         (
-            "uploads acknowledged / per second",
+            "uploads acknowledged / per second".into(),
             format!(
                 "{} / {:.1}",
                 c(&counters.uploads_acknowledged),
@@ -334,25 +615,28 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
             ),
         ),
         (
-            "upload retries after an error answer (5xx other than busy)",
+            "upload retries after an error answer (5xx other than busy)".into(),
             c(&counters.upload_retries).to_string(),
         ),
         (
-            "upload retries after `503 busy` (3 uploads at once)",
+            format!(
+                "upload retries after `503 Busy` (3 uploads at once; Retry-After capped at {}–{} ms)",
+                BUSY_WAIT_MS.0, BUSY_WAIT_MS.1
+            ),
             c(&counters.upload_busy).to_string(),
         ),
         (
-            "uploads answered `duplicate_of` (an earlier failed-looking try had stored it)",
+            "uploads answered `duplicate_of` (an earlier failed-looking try had stored it)".into(),
             c(&counters.upload_duplicates).to_string(),
         ),
-        ("deletes racing analyses", deleted.to_string()),
-        ("delete retries", c(&counters.delete_retries).to_string()),
+        ("deletes racing analyses".into(), deleted.to_string()),
+        ("delete retries".into(), c(&counters.delete_retries).to_string()),
         (
-            "event deliveries / duplicated",
+            "event deliveries / duplicated".into(),
             format!("{} / {duplicates}", deliveries.len()),
         ),
         (
-            "reconcile: removed / created / invoked / failed-stuck / errors",
+            "reconcile: removed / created / invoked / failed-stuck / errors".into(),
             format!(
                 "{} / {} / {} / {} / {} ({:.1} s)",
                 report.removed_documents.len(),
@@ -364,24 +648,48 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
             ),
         ),
         (
-            "objects / documents at the end",
+            "objects / documents at the end".into(),
             format!("{} / {}", view.objects.len(), view.documents.len()),
         ),
-        ("documents by status", format!("{:?}", view.statuses())),
-        (
-            "RSS of the process: start / peak / end",
-            format!("{rss_start:.1} / {rss_peak:.1} / {rss_end:.1} MB"),
-        ),
-        (
-            "RSS growth over the last half of the run",
-            format!("{rss_late_growth:+.1} MB"),
-        ),
-        ("violations", violations.len().to_string()),
-        (
-            "total time",
-            format!("{:.1} s", started.elapsed().as_secs_f64()),
-        ),
+        ("documents by status".into(), format!("{:?}", view.statuses())),
     ];
+    let bounds = [
+        format!(" (bound: peak ≤ {MAX_WEBAPP_RSS_MB} MB)"),
+        String::new(),
+        String::new(),
+    ];
+    let who = [
+        "web app (`webapp` child)",
+        "function (`func` child)",
+        "loadtest process (emulator, clients, checker)",
+    ];
+    for ((p, who), bound) in [web, func, own].into_iter().zip(who).zip(bounds) {
+        rows.push((
+            format!("RSS, {who}: start / peak / end, VmHWM{bound}"),
+            format!(
+                "{:.1} / {:.1} / {:.1} MB, {:.1} MB",
+                p.start, p.peak, p.end, p.hwm
+            ),
+        ));
+        rows.push((
+            format!("RSS growth over the last half of the run, {who}"),
+            format!("{:+.1} MB", p.late_growth),
+        ));
+    }
+    rows.push((
+        format!(
+            "RSS, the three together: start / peak / end (bound: peak ≤ {MAX_TOTAL_RSS_MB} MB)"
+        ),
+        format!(
+            "{:.1} / {:.1} / {:.1} MB (growth over the last half {:+.1} MB)",
+            memory.total.start, memory.total.peak, memory.total.end, memory.total.late_growth
+        ),
+    ));
+    rows.push(("violations".into(), violations.len().to_string()));
+    rows.push((
+        "total time".into(),
+        format!("{:.1} s", started.elapsed().as_secs_f64()),
+    ));
     let mut table = String::from("| figure | value |\n|---|---|\n");
     for (k, v) in &rows {
         table.push_str(&format!("| {k} | {v} |\n"));
@@ -389,6 +697,16 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     println!("\n{table}");
     for v in &violations {
         println!("violation: {v}");
+    }
+    if !violations.is_empty() {
+        // The children's logs go with the temp dir: show their ends while they exist.
+        for child in [&stack.webapp, &stack.function] {
+            println!(
+                "--- last lines of {} ---\n{}",
+                child.log.display(),
+                child.log_tail(20)
+            );
+        }
     }
     if let Some(secs) = soak {
         write_reliability(secs, &table, &violations)?;
@@ -447,31 +765,33 @@ fn upload(addr: SocketAddr, name: &str, body: &[u8], counters: &Counters) -> Opt
     while tries < MAX_TRIES {
         tries += 1;
         match http(addr, "PUT", &format!("/api/images/{name}"), body) {
-            Ok((201, reply)) => {
+            Ok(r) if r.status == 201 => {
                 counters.uploads_acknowledged.fetch_add(1, Ordering::SeqCst);
-                return reply["id"].as_str().map(str::to_string);
+                return r.json["id"].as_str().map(str::to_string);
             }
-            Ok((200, reply)) if reply["duplicate_of"]["id"].is_string() => {
+            Ok(r) if r.status == 200 && r.json["duplicate_of"]["id"].is_string() => {
                 // An earlier try stored it but its answer was an error: the same content is
                 // already there, under that id.
                 counters.uploads_acknowledged.fetch_add(1, Ordering::SeqCst);
                 counters.upload_duplicates.fetch_add(1, Ordering::SeqCst);
-                return reply["duplicate_of"]["id"].as_str().map(str::to_string);
+                return r.json["duplicate_of"]["id"].as_str().map(str::to_string);
             }
-            Ok((503, reply)) if reply["error"].as_str().is_some_and(|e| e.contains("Busy")) => {
-                // The gate, not a failure: wait and try again without spending a try (a
-                // person would wait the Retry-After; 16 clients share 3 slots here).
+            Ok(r)
+                if r.status == 503
+                    && r.json["error"].as_str().is_some_and(|e| e.contains("Busy")) =>
+            {
+                // The gate, not a failure: wait as asked and try again without spending a try.
                 counters.upload_busy.fetch_add(1, Ordering::SeqCst);
                 if started.elapsed() > Duration::from_secs(120) {
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(busy_wait(r.retry_after));
                 tries -= 1;
             }
-            Ok((status, reply)) => {
+            Ok(r) => {
                 counters.upload_retries.fetch_add(1, Ordering::SeqCst);
-                if status < 500 {
-                    eprintln!("loadtest: upload {name} answered {status}: {reply}");
+                if r.status < 500 {
+                    eprintln!("loadtest: upload {name} answered {}: {}", r.status, r.json);
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -486,10 +806,22 @@ fn upload(addr: SocketAddr, name: &str, body: &[u8], counters: &Counters) -> Opt
     None
 }
 
+/// How long a polite client waits after `503 Busy`: the Retry-After, but no longer than a
+/// random value in `BUSY_WAIT_MS`. The gate's 5 s is for a person at a browser; 16 clients
+/// waiting that long would stretch the run several times over, and the jitter keeps them from
+/// coming back in step.
+fn busy_wait(retry_after: Option<Duration>) -> Duration {
+    let (low, high) = BUSY_WAIT_MS;
+    // RandomState is seeded per instance from the OS: enough randomness for jitter.
+    let random = RandomState::new().build_hasher().finish();
+    let cap = Duration::from_millis(low + random % (high - low + 1));
+    retry_after.map_or(cap, |asked| asked.min(cap))
+}
+
 fn delete(addr: SocketAddr, id: &str, counters: &Counters) {
     for _ in 0..MAX_TRIES {
         match http(addr, "DELETE", &format!("/api/images/{id}"), b"") {
-            Ok((200, _)) | Ok((404, _)) => {
+            Ok(r) if r.status == 200 || r.status == 404 => {
                 counters.deletes.fetch_add(1, Ordering::SeqCst);
                 return;
             }
@@ -502,13 +834,17 @@ fn delete(addr: SocketAddr, id: &str, counters: &Counters) {
     counters.gave_up.fetch_add(1, Ordering::SeqCst);
 }
 
-/// One request on a fresh connection; the status and the JSON body (null when not JSON).
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    target: &str,
-    body: &[u8],
-) -> std::io::Result<(u16, serde_json::Value)> {
+/// What the clients read of an answer.
+struct Reply {
+    status: u16,
+    /// `Retry-After` in seconds, when present.
+    retry_after: Option<Duration>,
+    /// The body as JSON; null when it is not.
+    json: serde_json::Value,
+}
+
+/// One request on a fresh connection.
+fn http(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> std::io::Result<Reply> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
     let head = format!(
@@ -520,16 +856,23 @@ fn http(
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply)?;
     let text = String::from_utf8_lossy(&reply);
-    let status = text
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("no status line: {:.80}", text)))?;
-    let json = text
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str(b).ok())
-        .unwrap_or(serde_json::Value::Null);
-    Ok((status, json))
+    let retry_after = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("retry-after")
+            .then(|| value.trim().parse().ok().map(Duration::from_secs))?
+    });
+    Ok(Reply {
+        status,
+        retry_after,
+        json: serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    })
 }
 
 /// The JPEG fixtures.
@@ -679,16 +1022,55 @@ fn check(view: &View, outcomes: &[Outcome], violations: &mut Vec<String>) {
     }
 }
 
-/// Samples this process's VmRSS every 200 ms.
+/// Samples the VmRSS of a few processes every 200 ms, all in one pass so the samples line up
+/// and can be added.
 struct RssSampler {
-    samples: Arc<Mutex<Vec<f64>>>,
+    /// `/proc/<pid>/status` or `/proc/self/status`, per process.
+    paths: Vec<String>,
+    /// One row per sample: each process's RSS in MB, in `paths` order.
+    samples: Arc<Mutex<Vec<Vec<f64>>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    names: Vec<&'static str>,
+}
+
+/// One process's figures, in MB.
+struct Figures {
+    start: f64,
+    peak: f64,
+    end: f64,
+    /// End minus the sample halfway through.
+    late_growth: f64,
+    /// VmHWM at the end (the kernel's own peak, between samples too); 0 for the sum.
+    hwm: f64,
+}
+
+struct Memory {
+    processes: Vec<Figures>,
+    /// The processes' RSS added up, sample by sample.
+    total: Figures,
 }
 
 impl RssSampler {
-    fn start() -> RssSampler {
-        let samples = Arc::new(Mutex::new(vec![rss_mb()]));
+    /// `processes`: a name and a pid (`None`: this process).
+    fn start(processes: &[(&'static str, Option<u32>)]) -> RssSampler {
+        let paths: Vec<String> = processes
+            .iter()
+            .map(|(_, pid)| match pid {
+                Some(pid) => format!("/proc/{pid}/status"),
+                None => "/proc/self/status".into(),
+            })
+            .collect();
+        let sample = {
+            let paths = paths.clone();
+            move || {
+                paths
+                    .iter()
+                    .map(|p| status_mb(p, "VmRSS"))
+                    .collect::<Vec<f64>>()
+            }
+        };
+        let samples = Arc::new(Mutex::new(vec![sample()]));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let samples = Arc::clone(&samples);
@@ -696,45 +1078,96 @@ impl RssSampler {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(200));
-                    samples.lock().unwrap().push(rss_mb());
+                    let row = sample();
+                    samples.lock().unwrap().push(row);
                 }
             })
         };
         RssSampler {
+            paths,
             samples,
             stop,
             thread: Some(thread),
+            names: processes.iter().map(|(n, _)| *n).collect(),
         }
     }
 
-    fn current_mb(&self) -> f64 {
-        rss_mb()
+    /// The latest sample, for progress lines.
+    fn current(&self) -> String {
+        let samples = self.samples.lock().unwrap();
+        let last = samples.last().cloned().unwrap_or_default();
+        self.names
+            .iter()
+            .zip(last)
+            .map(|(n, mb)| format!("{n} {mb:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
-    /// Start, peak, end, and the end minus the sample halfway through.
-    fn stop(mut self) -> (f64, f64, f64, f64) {
+    /// Stops sampling (the processes must still be running, for VmHWM) and sums up.
+    fn stop(mut self) -> Memory {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let s = self.samples.lock().unwrap();
-        let peak = s.iter().cloned().fold(0.0, f64::max);
-        let end = *s.last().unwrap_or(&0.0);
-        (s[0], peak, end, end - s[s.len() / 2])
+        let samples = self.samples.lock().unwrap();
+        let figures = |series: Vec<f64>, hwm: f64| {
+            let end = *series.last().unwrap_or(&0.0);
+            Figures {
+                start: series[0],
+                peak: series.iter().cloned().fold(0.0, f64::max),
+                end,
+                late_growth: end - series[series.len() / 2],
+                hwm,
+            }
+        };
+        let processes = self
+            .paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                figures(
+                    samples.iter().map(|row| row[i]).collect(),
+                    status_mb(path, "VmHWM"),
+                )
+            })
+            .collect();
+        let total = figures(samples.iter().map(|row| row.iter().sum()).collect(), 0.0);
+        Memory { processes, total }
     }
 }
 
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// A memory field of a `/proc/…/status` file in MB; 0 when the process is gone.
+fn status_mb(path: &str, field: &str) -> f64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
 }
+
+/// How the figures are taken, written under the table so a reader need not open the source.
+/// The "Read this first" notes are written by hand after a run, below this.
+const METHOD: &str = "\
+## How the figures are taken
+
+- Three processes: the real `webapp` binary (cloud mode, pointed at the emulator with an API
+  key, as a deployment would start it), the real `func` binary (started as the Fn agent starts
+  it, resource principal minted by the emulator) and the `loadtest` process itself (the
+  emulator, the 16 clients and the checker). Each RSS row is that process's VmRSS from
+  /proc/<pid>/status, sampled every 200 ms; VmHWM is the kernel's own peak, read at the end.
+  The \"together\" row adds the three, sample by sample.
+- The emulator's request record is off for the run (`record_limit = 0`): it would keep up to
+  100 000 requests with their headers, and its growth would hide everything else.
+- A client answered `503 Busy` by the upload gate waits its Retry-After, capped at a random
+  50–200 ms (the gate's 5 s is meant for a person), and tries again without spending a try.
+- The final reconcile is the app's own code, run in the `loadtest` process with no grace
+  period (`webapp reconcile` would leave the whole run alone for its first 5 minutes).
+";
 
 fn write_reliability(secs: u64, table: &str, violations: &[String]) -> Result<(), String> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/RELIABILITY.md");
@@ -750,7 +1183,7 @@ fn write_reliability(secs: u64, table: &str, violations: &[String]) -> Result<()
     };
     let text = format!(
         "# Reliability\n\nWritten by `cargo run --release --bin loadtest -- --soak {secs}` on {date}\n\
-         (src/bin/loadtest.rs says what it does and checks).\n\n{table}\n{verdict}\n"
+         (src/bin/loadtest.rs says what it does and checks).\n\n{table}\n{verdict}\n\n{METHOD}"
     );
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("loadtest: wrote {}", path.display());

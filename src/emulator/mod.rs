@@ -5,8 +5,8 @@
 //! or resource-principal tokens it minted); SODA requests need the ORDS Basic credentials.
 //! Objects and documents persist in a data directory. Object changes become CloudEvents delivered
 //! to the registered function through the Fn contract. Faults can be injected per service.
-//! Every request is recorded (method, target, headers, status) so tests can assert what the
-//! emulator saw. Stops when dropped.
+//! Every request is recorded (method, target, headers, status; up to `record_limit`, 0 = none) so
+//! tests can assert what the emulator saw. Stops when dropped.
 //!
 //! Not emulated: buckets as resources (they are fixed at start), IAM policies (any trusted key
 //! may do anything), multipart uploads, Vision features other than detection and labels.
@@ -73,7 +73,8 @@ pub struct EmulatorConfig {
     pub function_timeout: Duration,
     /// Largest request body accepted. Default 64 MiB.
     pub max_body_bytes: usize,
-    /// How many requests the record keeps (oldest dropped first). Default 100 000.
+    /// How many requests the record keeps (oldest dropped first); 0 keeps none, for long runs
+    /// that never read it (the load suite). Default 100 000.
     pub record_limit: usize,
 }
 
@@ -395,7 +396,7 @@ fn serve(state: &State, request: &Request) -> Response {
     };
     let answer = answer(state, service, &emu);
     let status = answer.as_ref().map_or(0, |a| a.status);
-    {
+    if state.config.record_limit > 0 {
         let mut record = lock(&state.record);
         if record.len() >= state.config.record_limit {
             record.remove(0);

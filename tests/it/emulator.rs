@@ -531,3 +531,16 @@ fn event_faults_duplicate_reorder_and_drop() {
         Outcome::Dropped
     );
 }
+
+#[test]
+fn the_request_record_keeps_at_most_its_limit_and_none_at_zero() {
+    // The oldest go first; 0 (the load suite's setting) records nothing and must not panic.
+    for (limit, expected) in [(2, 2), (0, 0)] {
+        let env = Env::start_with("record-limit", |c| c.record_limit = limit);
+        let os = env.object_storage();
+        for _ in 0..3 {
+            os.namespace(deadline(5)).unwrap();
+        }
+        assert_eq!(env.emulator.requests().len(), expected, "limit {limit}");
+    }
+}
