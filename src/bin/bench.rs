@@ -19,6 +19,10 @@
 //! `pip install fdk oci flask` (kept, so reruns are fast). Ratios are the claims: absolute times
 //! depend on the machine, which the document names.
 
+#[path = "common/cargo_env.rs"]
+mod cargo_env;
+use cargo_env::without_package_vars;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -860,29 +864,6 @@ fn musl_missing() -> Vec<String> {
         missing.push("`apt-get install musl-tools` (for musl-gcc)".into());
     }
     missing
-}
-
-/// Removes the package's variables `cargo run` gave this process from `command`. Passed on to
-/// a nested cargo, they reach build scripts that watch them (ring watches CARGO_MANIFEST_DIR and
-/// CARGO_PKG_*), which then rebuild here and again in the next plain build (.ci/deploy-checks).
-fn without_package_vars(command: &mut Command) {
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        let injected = name.starts_with("CARGO_PKG_")
-            || [
-                "CARGO_MANIFEST_DIR",
-                "CARGO_MANIFEST_PATH",
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_RUSTC_CURRENT_DIR",
-                "OUT_DIR",
-            ]
-            .contains(&name.as_ref());
-        if injected {
-            command.env_remove(name.as_ref());
-        }
-    }
 }
 
 /// The files the Dockerfile writes into each image beside the binary (/etc/passwd and

@@ -31,6 +31,10 @@
 //! RSS and the three processes' together (VmRSS of /proc/<pid>/status every 200 ms) stayed under
 //! their bounds. Any violation exits 1.
 
+#[path = "common/cargo_env.rs"]
+mod cargo_env;
+use cargo_env::without_package_vars;
+
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
@@ -294,30 +298,6 @@ fn binaries() -> Result<(PathBuf, PathBuf), String> {
         }
     };
     Ok((find("webapp")?, find("func")?))
-}
-
-/// Removes the package's variables `cargo run` gave this process from `command`. Passed on to
-/// a nested cargo, they reach build scripts that watch them (ring watches CARGO_MANIFEST_DIR and
-/// CARGO_PKG_*), which then rebuild everything here and again in the next plain `cargo build`.
-/// (bench.rs has the same function: binaries share no module but the library.)
-fn without_package_vars(command: &mut Command) {
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        let injected = name.starts_with("CARGO_PKG_")
-            || [
-                "CARGO_MANIFEST_DIR",
-                "CARGO_MANIFEST_PATH",
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_RUSTC_CURRENT_DIR",
-                "OUT_DIR",
-            ]
-            .contains(&name.as_ref());
-        if injected {
-            command.env_remove(name.as_ref());
-        }
-    }
 }
 
 struct Stack {
