@@ -127,6 +127,11 @@ fn run() -> Result<(), String> {
         .unwrap_or_else(|_| "unknown".into());
     let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let machine = machine();
+    let mut measured = vec!["webapp", "func", "func-bench", "web-bench"];
+    if cfg!(feature = "local-vision") {
+        measured.push("detect-bench");
+    }
+    cargo_env::fresh_siblings(&measured)?;
     let installed = ensure_packages()?;
     let python = ensure_venv()?;
     let tmp = std::env::temp_dir().join(format!("ocivision-bench-{}", std::process::id()));

@@ -33,7 +33,6 @@
 
 #[path = "common/cargo_env.rs"]
 mod cargo_env;
-use cargo_env::without_package_vars;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
@@ -253,51 +252,10 @@ impl Drop for Proc {
     }
 }
 
-/// The `webapp` and `func` binaries beside this one. Under `cargo run` (which sets `CARGO`)
-/// they are built first with this binary's profile, target dir and features, so a run never
-/// measures binaries older than the source; run directly, they are used as they are.
+/// The `webapp` and `func` binaries beside this one, built first under `cargo run`.
 fn binaries() -> Result<(PathBuf, PathBuf), String> {
-    let me = std::env::current_exe().map_err(|e| format!("this binary's path: {e}"))?;
-    let bin_dir = me
-        .parent()
-        .ok_or("this binary has no directory")?
-        .to_path_buf();
-    if let Ok(cargo) = std::env::var("CARGO") {
-        // <target dir>/<profile dir>/loadtest; the dev profile's directory is `debug`.
-        let profile = match bin_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "dev".to_string(),
-            Some(other) => other.to_string(),
-            None => return Err(format!("unexpected binary directory {}", bin_dir.display())),
-        };
-        let target_dir = bin_dir.parent().ok_or("no target directory")?;
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--profile", &profile, "--target-dir"])
-            .arg(target_dir)
-            .args(["--bin", "webapp", "--bin", "func"]);
-        if !cfg!(feature = "local-vision") {
-            build.arg("--no-default-features");
-        }
-        without_package_vars(&mut build);
-        println!("loadtest: cargo build --profile {profile} --bin webapp --bin func");
-        let ok = build.status().is_ok_and(|s| s.success());
-        if !ok {
-            return Err("building webapp and func failed (see above)".into());
-        }
-    }
-    let find = |name: &str| {
-        let path = bin_dir.join(name);
-        if path.exists() {
-            Ok(path)
-        } else {
-            Err(format!(
-                "{} not found: build it first (cargo build --release --bins) or use cargo run",
-                path.display()
-            ))
-        }
-    };
-    Ok((find("webapp")?, find("func")?))
+    let dir = cargo_env::fresh_siblings(&["webapp", "func"])?;
+    Ok((dir.join("webapp"), dir.join("func")))
 }
 
 struct Stack {
