@@ -37,8 +37,12 @@ use crate::oci::vision::{AnalyzeImage, ImageSource, Vision};
 use crate::soda::{document_key, CachedSoda};
 use crate::timefmt::{self, Precision};
 
-/// How much of an image is read to check its type and dimensions (JPEG frames can sit after
-/// large metadata segments).
+/// How much of an image comes with its headers: enough for its type and dimensions in nearly
+/// every file (a PNG needs 24 bytes; a JPEG's frame header follows its metadata segments).
+const FIRST_BYTES: u64 = 64 * 1024;
+
+/// How far a JPEG's frame header is looked for when large metadata pushes it past
+/// [`FIRST_BYTES`] (a second, ranged GET).
 const HEADER_BYTES: u64 = 256 * 1024;
 
 /// The kind of object change an event reports.
@@ -265,7 +269,7 @@ impl Analyzer {
         let key = Analyzer::key(event);
         let _object_signed = self
             .object_storage
-            .sign_get_ahead(&bucket, &event.name, HEADER_BYTES);
+            .sign_get_ahead(&bucket, &event.name, FIRST_BYTES);
         let db_started = Instant::now();
         let existing = self
             .soda
@@ -282,7 +286,7 @@ impl Analyzer {
         }
         let Some(mut download) =
             self.object_storage
-                .get_start(&bucket, &event.name, HEADER_BYTES, deadline)?
+                .get_start(&bucket, &event.name, FIRST_BYTES, deadline)?
         else {
             // Gone already: whatever the order of events, no document may outlive its object.
             self.forget(event, deadline)?;
@@ -312,7 +316,9 @@ impl Analyzer {
             .and_then(|t| received.duration_since(t).ok())
             .map(|d| d.as_millis() as u64);
 
-        if let Err(refusal) = self.check_image(&info, &mut download.body)? {
+        if let Err(refusal) =
+            self.check_image(&bucket, &event.name, &info, &mut download.body, deadline)?
+        {
             doc.status = Status::Failed;
             doc.error = Some(Failure {
                 code: refusal.code().into(),
@@ -421,11 +427,14 @@ impl Analyzer {
     }
 
     /// `Ok(Err(refusal))` when Vision would refuse the file, judged from its size and its
-    /// first bytes in `head`.
+    /// first bytes: `first`, then up to [`HEADER_BYTES`] when a JPEG's frame header is further.
     fn check_image(
         &self,
+        bucket: &Bucket,
+        name: &str,
         info: &ObjectInfo,
-        head: &mut dyn Read,
+        first: &mut dyn Read,
+        deadline: Instant,
     ) -> crate::Result<Result<(), image_info::Refusal>> {
         if info.content_length > self.config.max_image_bytes {
             return Ok(Err(image_info::Refusal::TooLarge {
@@ -433,15 +442,29 @@ impl Analyzer {
                 limit: self.config.max_image_bytes,
             }));
         }
-        let mut bytes = Vec::with_capacity(HEADER_BYTES.min(info.content_length) as usize);
-        head.read_to_end(&mut bytes).map_err(|e| Error::Transport {
+        let reading = |e: std::io::Error| Error::Transport {
             service: "objectstorage",
             detail: format!("reading the image header: {e}"),
-        })?;
-        Ok(
-            image_info::validate(&bytes, info.content_length, self.config.max_image_bytes)
-                .map(|_| ()),
-        )
+        };
+        let mut bytes = Vec::with_capacity(FIRST_BYTES.min(info.content_length) as usize);
+        first.read_to_end(&mut bytes).map_err(reading)?;
+        let limit = self.config.max_image_bytes;
+        let verdict = image_info::validate(&bytes, info.content_length, limit);
+        let have = bytes.len() as u64;
+        let cut_short = matches!(verdict, Err(image_info::Refusal::Unreadable(_)))
+            && have < info.content_length.min(HEADER_BYTES);
+        if !cut_short {
+            return Ok(verdict.map(|_| ()));
+        }
+        let mut rest = self.object_storage.get(
+            bucket,
+            name,
+            Some((have, Some(HEADER_BYTES - 1))),
+            HEADER_BYTES - have,
+            deadline,
+        )?;
+        rest.body.read_to_end(&mut bytes).map_err(reading)?;
+        Ok(image_info::validate(&bytes, info.content_length, limit).map(|_| ()))
     }
 
     fn write(&self, key: &str, doc: &mut AnalysisDocument, deadline: Instant) -> crate::Result<()> {

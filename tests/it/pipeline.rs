@@ -307,6 +307,31 @@ fn soda_down_gives_502_and_a_redelivery_succeeds() {
 }
 
 #[test]
+fn a_jpeg_whose_frame_header_sits_past_the_first_bytes_is_read_further_and_analysed() {
+    let p = start("pipe-deep-frame");
+    // Two full metadata segments after the start marker push the frame header past 128 KiB.
+    let mut deep = DOG[..2].to_vec();
+    for _ in 0..2 {
+        deep.extend_from_slice(&[0xFF, 0xEF, 0xFF, 0xFF]);
+        deep.extend(std::iter::repeat_n(0u8, 0xFFFF - 2));
+    }
+    deep.extend_from_slice(&DOG[2..]);
+    p.upload("uploads/deep.jpg", &deep, &[]);
+    p.settle();
+    let doc = p.document("uploads/deep.jpg").unwrap();
+    assert_eq!(doc.status, Status::Done, "{doc:?}");
+    let gets: Vec<String> = p
+        .env
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.target.ends_with("/o/uploads/deep.jpg"))
+        .map(|r| r.header("range").unwrap_or("").to_string())
+        .collect();
+    assert_eq!(gets, ["bytes=0-65535", "bytes=65536-262143"]);
+}
+
+#[test]
 fn files_vision_would_refuse_fail_without_a_vision_call() {
     let p = start("pipe-refuse");
     p.upload(
