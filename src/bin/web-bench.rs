@@ -325,7 +325,9 @@ fn run() -> Result<(), Error> {
     let os = ObjectStorage::new(transport.clone(), &base);
     let size = 5 * 1024 * 1024;
     let (mut direct, mut through) = (Vec::new(), Vec::new());
-    for n in 0..12u64 {
+    // Pairs, one right after the other: the emulator fsyncs each object, and the disk's pace
+    // drifts with other writers, so a pair's ratio is steadier than a ratio of medians.
+    for n in 0..20u64 {
         let bytes = jpeg(size, 1000 + n);
         let t = Instant::now();
         os.put(
@@ -350,9 +352,11 @@ fn run() -> Result<(), Error> {
         through.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(status, 201, "upload through the app");
     }
+    let ratios: Vec<f64> = direct.iter().zip(&through).map(|(d, a)| a / d).collect();
     let (d, a) = (median(direct), median(through));
     println!(
-        "5 MB upload: direct PUT {d:.1} ms, through the app {a:.1} ms, ratio {:.2} (target ≤ 1.25)",
+        "5 MB upload: direct PUT {d:.1} ms, through the app {a:.1} ms, ratio {:.2} (median of 20 paired ratios; of the medians {:.2}; target ≤ 1.25)",
+        median(ratios),
         a / d
     );
     drop(app);
