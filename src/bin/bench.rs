@@ -649,6 +649,12 @@ fn web_rows(
     );
     wait_healthy(nginx_port, &mut nginx, "nginx")?;
     let theirs = wrk(nginx_port)?;
+    // Killing the master would leave its worker running (and busy): ask it to stop instead.
+    let _ = Command::new("nginx")
+        .args(["-p", &nginx_prefix, "-c", &nginx_conf, "-s", "stop"])
+        .stderr(Stdio::null())
+        .status();
+    let _ = nginx.0.wait();
     drop(nginx);
 
     // Flask's development server.
