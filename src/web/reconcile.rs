@@ -6,7 +6,9 @@
 //! upload whose object PUT failed and whose document could not be removed) is removed; an
 //! object without a document gets a `pending` one (and an analysis when a function is
 //! configured); a document stuck in `analyzing` or `pending` past `stuck_after` is analysed
-//! again when a function is configured (at most three attempts), else marked `failed`. It runs as
+//! again when a function is configured (at most three attempts), else marked `failed`; and a
+//! document `failed` only because Vision was throttled or unavailable (the function's retries
+//! ran out) is analysed again when a function is configured (at most three attempts). It runs as
 //! `webapp reconcile` or periodically inside the server. Not here: objects outside `uploads/`
 //! (the app never shows them) and documents of other buckets.
 
@@ -106,6 +108,19 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
         let unfinished = matches!(doc.status, Status::Analyzing | Status::Pending);
         if unfinished && older_than(&doc.updated_at, app.settings.stuck_after) {
             repair_stuck(app, &key, doc, &mut report, deadline);
+        } else if failed_for_now(&doc)
+            && doc.attempts < MAX_ATTEMPTS
+            && app.invoker.is_some()
+            && older_than(&doc.updated_at, grace)
+        {
+            if let Some(id) = id_of(&doc.image_name) {
+                match catalog::reanalyze(app, id) {
+                    Ok(()) => report.invoked.push(doc.image_name.clone()),
+                    Err(e) => report
+                        .errors
+                        .push(format!("{}: analysis not requested: {e}", doc.image_name)),
+                }
+            }
         }
     }
 
@@ -147,6 +162,28 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
     report.created_documents.sort();
     report.invoked.sort();
     Ok(report)
+}
+
+/// A `failed` document whose cause may have passed: Vision throttling (429) or a server-side
+/// error (5xx, or Vision unreachable) that outlasted the function's retries. A refused file or
+/// a 4xx stays failed: analysing it again would fail the same way.
+fn failed_for_now(doc: &AnalysisDocument) -> bool {
+    if doc.status != Status::Failed {
+        return false;
+    }
+    let Some(error) = &doc.error else {
+        return false;
+    };
+    matches!(
+        error.code.as_str(),
+        "TooManyRequests"
+            | "InternalServerError"
+            | "ServiceUnavailable"
+            | "BadGateway"
+            | "GatewayTimeout"
+            | "VisionUnavailable"
+            | "Http429"
+    ) || error.code.starts_with("Http5")
 }
 
 fn repair_stuck(

@@ -1044,7 +1044,7 @@ fn wait_for_call(web: &Web, n: usize) -> serde_json::Value {
 }
 
 #[test]
-fn web_reconcile_makes_three_repairs() {
+fn web_reconcile_makes_its_repairs() {
     let web = Web::start("web-reconcile", settings(), false);
     // 1. A document without an object.
     let gone = web.upload("gone.jpg", DOG);
@@ -1120,12 +1120,36 @@ fn web_reconcile_makes_three_repairs() {
     web.soda
         .put(&web.key(&stuck), &doc.to_json(), deadline(5))
         .unwrap();
+    // Failed because Vision was throttled past the function's retries: worth another try; a
+    // refused file is not.
+    let mark_failed = |id: &str, code: &str| {
+        let mut doc = web.document(id).unwrap();
+        doc.status = Status::Failed;
+        doc.attempts = 1;
+        doc.error = Some(ocivision::document::Failure {
+            code: code.into(),
+            message: "test".into(),
+        });
+        doc.updated_at = "2020-01-01T00:00:00.000Z".into();
+        web.soda
+            .put(&web.key(id), &doc.to_json(), deadline(5))
+            .unwrap();
+    };
+    let throttled = web.upload("throttled.png", &png(48, 48, b"throttled"));
+    mark_failed(&throttled, "TooManyRequests");
+    let refused = web.upload("refused.png", &png(50, 50, b"refused"));
+    mark_failed(&refused, "UnsupportedFormat");
     let report = ocivision::web::reconcile(&web.app).unwrap();
-    let mut expected = vec![orphan_name.to_string(), Web::object_name(&stuck)];
+    let mut expected = vec![
+        orphan_name.to_string(),
+        Web::object_name(&stuck),
+        Web::object_name(&throttled),
+    ];
     expected.sort();
     assert_eq!(report.invoked, expected);
-    wait_for_call(&web, 2);
+    wait_for_call(&web, 3);
     assert_eq!(web.document(&stuck).unwrap().status, Status::Pending);
+    assert_eq!(web.document(&refused).unwrap().status, Status::Failed);
 }
 
 #[test]
