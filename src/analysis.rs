@@ -275,6 +275,7 @@ impl Analyzer {
             .soda
             .with(deadline, |soda| soda.get(&key, deadline))?
             .and_then(|doc| AnalysisDocument::from_json(doc.value).ok());
+        let mut db_time = db_started.elapsed();
         let is_done = |etag: &str| {
             existing
                 .as_ref()
@@ -331,8 +332,10 @@ impl Analyzer {
 
         doc.status = Status::Analyzing;
         doc.attempts += 1;
+        let writing = Instant::now();
         self.write(&key, &mut doc, deadline)?;
-        doc.timings.db_ms = Some(db_started.elapsed().as_millis() as u64);
+        db_time += writing.elapsed();
+        doc.timings.db_ms = Some(db_time.as_millis() as u64);
         let _check_signed = self.object_storage.sign_head_ahead(&bucket, &event.name);
 
         let vision_started = Instant::now();
