@@ -31,7 +31,7 @@ use crate::fdk::Outcome;
 use crate::image_info;
 use crate::oci::auth::{self, KeyProvider, ResourcePrincipalProvider};
 use crate::oci::client::{Auth, RetryPolicy, Transport, TransportConfig};
-use crate::oci::object_storage::{Bucket, ObjectInfo, ObjectStorage};
+use crate::oci::object_storage::{Bucket, Download, ObjectInfo, ObjectStorage};
 use crate::oci::secrets::Secrets;
 use crate::oci::vision::{AnalyzeImage, ImageSource, Vision};
 use crate::soda::{document_key, CachedSoda};
@@ -285,15 +285,18 @@ impl Analyzer {
         if let Some(objects) = event.etag.as_deref().and_then(is_done) {
             return Ok(json!({"action": "duplicate", "objects": objects}));
         }
-        let Some(mut download) =
-            self.object_storage
-                .get_start(&bucket, &event.name, FIRST_BYTES, deadline)?
+        let Some(Download {
+            info,
+            body: mut first_bytes,
+            ..
+        }) = self
+            .object_storage
+            .get_start(&bucket, &event.name, FIRST_BYTES, deadline)?
         else {
             // Gone already: whatever the order of events, no document may outlive its object.
             self.forget(event, deadline)?;
             return Ok(json!({"action": "object gone"}));
         };
-        let info = download.info.clone();
         if event.etag.as_ref().is_some_and(|etag| *etag != info.etag) {
             return Ok(json!({"action": "stale", "current_etag": info.etag}));
         }
@@ -318,7 +321,7 @@ impl Analyzer {
             .map(|d| d.as_millis() as u64);
 
         if let Err(refusal) =
-            self.check_image(&bucket, &event.name, &info, &mut download.body, deadline)?
+            self.check_image(&bucket, &event.name, &info, &mut first_bytes, deadline)?
         {
             doc.status = Status::Failed;
             doc.error = Some(Failure {
@@ -328,7 +331,7 @@ impl Analyzer {
             self.write(&key, &mut doc, deadline)?;
             return Ok(json!({"action": "rejected", "reason": refusal.to_string()}));
         }
-        drop(download);
+        drop(first_bytes);
 
         doc.status = Status::Analyzing;
         doc.attempts += 1;

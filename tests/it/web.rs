@@ -388,6 +388,19 @@ fn form_upload(web: &Web, file: &str, bytes: &[u8]) -> Reply {
     web.fetch("POST", "/upload", &headers, &body)
 }
 
+/// Uploads `bytes` through the API and checks they were stored, not answered as a duplicate;
+/// returns the new image's id.
+fn stored_as_new(web: &Web, bytes: &[u8]) -> String {
+    let reply = web.fetch("PUT", "/api/images/dog.jpg", &[], bytes);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert!(
+        reply.json().get("duplicate_of").is_none(),
+        "{}",
+        reply.text()
+    );
+    reply.json()["id"].as_str().unwrap().to_string()
+}
+
 /// Deletes an image's object behind the app's back, leaving its document.
 fn delete_object_only(web: &Web, id: &str) {
     web.env
@@ -438,14 +451,7 @@ fn web_upload_whose_object_cannot_be_stored_leaves_no_document_and_no_twin() {
     assert!(documents_of(&web, DOG).is_empty(), "no document is left");
 
     // The same bytes again, storage back: stored, not answered as a duplicate of a ghost.
-    let reply = web.fetch("PUT", "/api/images/dog.jpg", &[], DOG);
-    assert_eq!(reply.status, 201, "{}", reply.text());
-    assert!(
-        reply.json().get("duplicate_of").is_none(),
-        "{}",
-        reply.text()
-    );
-    let id = reply.json()["id"].as_str().unwrap().to_string();
+    let id = stored_as_new(&web, DOG);
     assert!(web
         .env
         .emulator
@@ -481,14 +487,7 @@ fn web_a_document_without_its_object_is_never_offered_as_a_twin() {
     delete_object_only(&web, &ghost);
     assert!(web.document(&ghost).is_some());
 
-    let reply = web.fetch("PUT", "/api/images/dog.jpg", &[], DOG);
-    assert_eq!(reply.status, 201, "{}", reply.text());
-    assert!(
-        reply.json().get("duplicate_of").is_none(),
-        "{}",
-        reply.text()
-    );
-    let real = reply.json()["id"].as_str().unwrap().to_string();
+    let real = stored_as_new(&web, DOG);
     assert_ne!(real, ghost);
 
     // The twin that exists is offered; the reconciler removes the ghost.
