@@ -34,7 +34,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 
-# Release build WITHOUT the `local-vision` feature (no ONNX model in the images); only the two
+# Release build WITHOUT the `local` feature (no emulator, no detector, no local mode, no
+# development key in the images); only the two
 # deployed binaries. Symbols are stripped through the environment so Cargo.toml stays untouched.
 # Cache mounts keep the registry and target/ between builds (BuildKit, which buildx always uses).
 ENV CARGO_PROFILE_RELEASE_STRIP=symbols
@@ -60,7 +61,9 @@ RUN for app in webapp func; do \
 FROM scratch AS webapp
 COPY --from=build /rootfs/webapp/ /
 # No CA bundle: rustls uses the compiled-in webpki roots.
-ENV BIND=0.0.0.0 \
+# OCIVISION_MODE=cloud: a missing configuration is an error (exit 2), never a silent other mode.
+ENV OCIVISION_MODE=cloud \
+    BIND=0.0.0.0 \
     PORT=5000 \
     LOG_LEVEL=info
 EXPOSE 5000
@@ -71,6 +74,7 @@ ENTRYPOINT ["/webapp"]
 FROM scratch AS func
 COPY --from=build /rootfs/func/ /
 # No CA bundle: rustls uses the compiled-in webpki roots. No port: Fn talks over /tmp/iofs/lsnr.sock.
-ENV LOG_LEVEL=info
+ENV OCIVISION_MODE=cloud \
+    LOG_LEVEL=info
 USER 1000:1000
 ENTRYPOINT ["/func"]

@@ -269,7 +269,7 @@ fn check_vision(transport: &Transport, cloud: &CloudConfig) -> Check {
             "vision",
             e.to_string(),
             match e.service_error().map(|s| s.status) {
-                Some(501) => "the local emulator has no detector: build with --features local-vision".to_string(),
+                Some(501) => "the local emulator has no detector: its model did not load (see models/README.md)".to_string(),
                 Some(404) => "a policy must allow the function's dynamic group to use ai-service-vision-family (and to read objects in the bucket)".to_string(),
                 _ => access_fix(&e, "use ai-service-vision-family"),
             },

@@ -13,15 +13,17 @@
 
 pub mod analysis;
 pub mod config;
-#[cfg(feature = "local-vision")]
+#[cfg(feature = "local")]
 pub mod detect;
 pub mod doctor;
 pub mod document;
+#[cfg(feature = "local")]
 pub mod emulator;
 mod error;
 pub mod fdk;
 pub mod http;
 pub mod image_info;
+#[cfg(feature = "local")]
 pub mod local;
 pub mod logger;
 mod md5;

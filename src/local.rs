@@ -2,7 +2,7 @@
 //!
 //! [`LocalStack::start`] opens a data directory, generates the keys it needs once (an API key
 //! for the web app, a key for the function's resource principal), starts the emulator on a
-//! loopback port with the local detector (feature `local-vision`), and serves the real function
+//! loopback port with the local detector, and serves the real function
 //! code through the real Fn contract on a unix socket, authenticated with a resource-principal
 //! token the emulator minted. [`LocalStack::webapp_env`] gives the settings that point the web
 //! app at all of it. Everything persists in the data directory, so a restart keeps every image
@@ -232,9 +232,8 @@ pub fn serve_function(
     Ok(server)
 }
 
-#[cfg(feature = "local-vision")]
 fn attach_detector(emulator: &Emulator) -> String {
-    use crate::emulator::vision::Detector as _;
+    use crate::detect::Detector as _;
     match crate::detect::LocalDetector::load(Default::default()) {
         Ok(detector) => {
             let version = detector.model_version();
@@ -246,11 +245,6 @@ fn attach_detector(emulator: &Emulator) -> String {
             format!("none ({e})")
         }
     }
-}
-
-#[cfg(not(feature = "local-vision"))]
-fn attach_detector(_: &Emulator) -> String {
-    "none (built without the local-vision feature: analyses will fail with that reason)".into()
 }
 
 /// Loads `dir/name`, generating a 2048-bit RSA key there first if there is none. ring cannot

@@ -4,7 +4,9 @@
 //! Without cloud configuration (no `BUCKET_NAME`, no resource principal) it runs in **local
 //! mode**: the whole pipeline in this process (emulator, local detector, the function behind the
 //! Fn contract) with data under `OCIVISION_DATA`; `OCIVISION_MODE=local|cloud` forces a mode.
-//! The start-up log says which mode and why.
+//! The start-up log says which mode and why. Local mode exists only with the `local` feature
+//! (on by default); the images are built without it, so there a missing cloud configuration is
+//! an error (exit 2) naming the variables to set.
 //!
 //! `main` calls `run`, prints any error with its causes and picks the exit code (2 for
 //! configuration errors, 1 otherwise; the server only returns by failing). Configuration is read
@@ -16,6 +18,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "local")]
 use ocivision::local::LocalStack;
 use ocivision::oci::auth::KeyProvider;
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
@@ -39,31 +42,61 @@ enum Mode {
     /// OCI (or anything configured like it).
     Cloud,
     /// Everything in this process, on loopback.
+    #[cfg(feature = "local")]
     Local,
 }
 
-/// Local unless something says this is a cloud deployment; the reason is logged.
+/// What a cloud deployment must set; named when there is no cloud configuration.
+const CLOUD_VARIABLES: &str = "BUCKET_NAME, DB_ORDS_BASE_URL and DB_PASSWORD_SECRET_OCID (or \
+     DB_PASSWORD), with credentials from a resource principal (OCI_RESOURCE_PRINCIPAL_VERSION) \
+     or ~/.oci/config";
+
+/// Local unless something says this is a cloud deployment; the reason is logged. A build
+/// without the `local` feature (the images) has no local mode and refuses to start without a
+/// cloud configuration.
 fn mode(lookup: &dyn Fn(&str) -> Option<String>) -> Result<(Mode, &'static str), Error> {
-    match lookup("OCIVISION_MODE").as_deref().map(str::trim) {
-        Some("local") => return Ok((Mode::Local, "OCIVISION_MODE=local")),
-        Some("cloud") => return Ok((Mode::Cloud, "OCIVISION_MODE=cloud")),
-        Some("") | None => {}
+    let bucket_set = lookup("BUCKET_NAME").is_some_and(|b| !b.trim().is_empty());
+    let forced = match lookup("OCIVISION_MODE").as_deref().map(str::trim) {
+        Some("local") => Some("local"),
+        Some("cloud") if bucket_set => return Ok((Mode::Cloud, "OCIVISION_MODE=cloud")),
+        Some("cloud") => {
+            return Err(Error::Config(format!(
+                "OCIVISION_MODE=cloud but BUCKET_NAME is not set: set {CLOUD_VARIABLES}"
+            )))
+        }
+        Some("") | None => None,
         Some(other) => {
             return Err(Error::Config(format!(
                 "OCIVISION_MODE={other:?} is not local or cloud"
             )))
         }
+    };
+    if forced.is_none() {
+        if bucket_set {
+            return Ok((Mode::Cloud, "BUCKET_NAME is set"));
+        }
+        if lookup("OCI_RESOURCE_PRINCIPAL_VERSION").is_some() {
+            return Ok((Mode::Cloud, "a resource principal is configured"));
+        }
     }
-    if lookup("BUCKET_NAME").is_some_and(|b| !b.trim().is_empty()) {
-        Ok((Mode::Cloud, "BUCKET_NAME is set"))
-    } else if lookup("OCI_RESOURCE_PRINCIPAL_VERSION").is_some() {
-        Ok((Mode::Cloud, "a resource principal is configured"))
-    } else {
-        Ok((
+    #[cfg(feature = "local")]
+    return Ok(match forced {
+        Some(_) => (Mode::Local, "OCIVISION_MODE=local"),
+        None => (
             Mode::Local,
             "no cloud configuration (BUCKET_NAME is not set)",
-        ))
-    }
+        ),
+    });
+    #[cfg(not(feature = "local"))]
+    Err(Error::Config(match forced {
+        Some(_) => format!(
+            "OCIVISION_MODE=local, but this build has no local mode (it is built without the \
+             `local` feature); set {CLOUD_VARIABLES}"
+        ),
+        None => {
+            format!("no cloud configuration: set {CLOUD_VARIABLES} (this build has no local mode)")
+        }
+    }))
 }
 
 fn command() -> Result<Command, Error> {
@@ -126,22 +159,9 @@ fn run() -> Result<(), Error> {
     let env = |k: &str| std::env::var(k).ok();
     logger::init(logger::parse_level(env("LOG_LEVEL").as_deref())?);
     let (mode, why) = mode(&env)?;
-    let local = match mode {
-        Mode::Local => {
-            let dir = ocivision::local::default_data_dir(&env)?;
-            log::info!(target: "webapp", "mode: local ({why}); data in {}", dir.display());
-            Some(LocalStack::start(&dir)?)
-        }
-        Mode::Cloud => {
-            log::info!(target: "webapp", "mode: cloud ({why})");
-            None
-        }
-    };
+    let local = start_local(mode, why)?;
     // In local mode the stack's settings win over the environment.
-    let overlay = local
-        .as_ref()
-        .map(LocalStack::webapp_env)
-        .unwrap_or_default();
+    let overlay = local_env(&local);
     let lookup = |k: &str| {
         overlay
             .iter()
@@ -188,6 +208,7 @@ fn run() -> Result<(), Error> {
             let server = web::serve(app, config.addr)?;
             if let Some(addr) = server.tcp_addr() {
                 log::info!(target: "webapp", "listening on http://{addr}");
+                #[cfg(feature = "local")]
                 if let Some(stack) = &local {
                     println!(
                         "\nocivision is running: open http://{addr} and drop some photos on the page.\n  \
@@ -203,6 +224,44 @@ fn run() -> Result<(), Error> {
             Err(Error::Config("the server stopped".into()))
         }
     }
+}
+
+/// The local stack, started in local mode; `None` in cloud mode.
+#[cfg(feature = "local")]
+fn start_local(mode: Mode, why: &str) -> Result<Option<LocalStack>, Error> {
+    match mode {
+        Mode::Local => {
+            let env = |k: &str| std::env::var(k).ok();
+            let dir = ocivision::local::default_data_dir(&env)?;
+            log::info!(target: "webapp", "mode: local ({why}); data in {}", dir.display());
+            Ok(Some(LocalStack::start(&dir)?))
+        }
+        Mode::Cloud => {
+            log::info!(target: "webapp", "mode: cloud ({why})");
+            Ok(None)
+        }
+    }
+}
+
+/// Builds without local mode run in the cloud only.
+#[cfg(not(feature = "local"))]
+fn start_local(_: Mode, why: &str) -> Result<Option<()>, Error> {
+    log::info!(target: "webapp", "mode: cloud ({why})");
+    Ok(None)
+}
+
+/// The settings that point the web app at the local stack (they win over the environment).
+#[cfg(feature = "local")]
+fn local_env(local: &Option<LocalStack>) -> Vec<(String, String)> {
+    local
+        .as_ref()
+        .map(LocalStack::webapp_env)
+        .unwrap_or_default()
+}
+
+#[cfg(not(feature = "local"))]
+fn local_env(_: &Option<()>) -> Vec<(String, String)> {
+    Vec::new()
 }
 
 fn main() -> ExitCode {

@@ -119,18 +119,15 @@ fn run(args: Vec<String>) -> Result<(), Error> {
             .map_err(|e| Error::Config(format!("--trust {}: {e}", file.display())))?;
         emulator.trust_public_key_pem(key_id, &pem, &file.display().to_string())?;
     }
-    // Vision answers from the local model when it is built in and loads; otherwise 501.
-    #[cfg(feature = "local-vision")]
+    // Vision answers from the local model when it loads; otherwise 501.
     let vision = match ocivision::detect::LocalDetector::load(Default::default()) {
         Ok(detector) => {
-            let version = ocivision::emulator::vision::Detector::model_version(&detector);
+            let version = ocivision::detect::Detector::model_version(&detector);
             emulator.set_detector(Some(std::sync::Arc::new(detector)));
             version
         }
         Err(e) => format!("none ({e})"),
     };
-    #[cfg(not(feature = "local-vision"))]
-    let vision = String::from("none (built without the local-vision feature)");
     let (user, password) = emulator.ords_credentials();
     println!("ocivision emulator listening on {}", emulator.base_url());
     println!("  data directory   {}", args.data.display());

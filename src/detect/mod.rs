@@ -1,11 +1,11 @@
-//! The local object detector (feature `local-vision`): NanoDet on tract, answering in OCI
+//! The local object detector (feature `local`): NanoDet on tract, answering in OCI
 //! Vision's `imageObjects` shape so the pipeline runs on one machine and in tests.
 //!
 //! A [`LocalDetector`] is loaded and optimised once from an ONNX file, then shared: `detect`
 //! takes `&self` and runs from many threads without a lock. Quality is a tiny model's (about 23
 //! COCO mAP), well below the real service; callers should present results as "local model".
 //!
-//! It deliberately does not: know HTTP (only `emulator::vision` and tests call it), fetch or
+//! It deliberately does not: know HTTP (only `emulator::vision`, the benchmarks and tests call it), fetch or
 //! embed models, accept formats other than JPEG and PNG, or letterbox (stretching scored better
 //! on the sample photos).
 
@@ -21,9 +21,18 @@ use tract_onnx::prelude::{
     tvec, DatumExt, Framework, InferenceModelExt, IntoRunnable, IntoTensor, TypedRunnableModel,
 };
 
-use crate::emulator::vision::Detector;
 use crate::error::{Error, Result};
 use crate::oci::vision::{BoundingPolygon, ImageObject, Vertex};
+
+/// Finds objects in an image: the local ONNX model, or a test's own.
+pub trait Detector: Send + Sync {
+    /// Up to `max_results` objects in a JPEG or PNG image, best first; `Err` is shown to the
+    /// caller as a per-feature error inside a 200, as Vision reports model failures.
+    fn detect(&self, image: &[u8], max_results: usize) -> Result<Vec<ImageObject>, String>;
+
+    /// The model version reported as `objectDetectionModelVersion`.
+    fn model_version(&self) -> String;
+}
 
 /// The model shipped with the crate, found through the crate's own directory.
 pub const DEFAULT_MODEL_PATH: &str =
@@ -216,18 +225,18 @@ impl LocalDetector {
         let path = config.model_path.display().to_string();
         if !config.model_path.is_file() {
             return Err(Error::Config(format!(
-                "local-vision model file {path} not found (see models/README.md)"
+                "local model file {path} not found (see models/README.md)"
             )));
         }
         let side = config.model.input_size;
         if side == 0 || config.model.strides.is_empty() {
             return Err(Error::Config(format!(
-                "local-vision model {}: input size and strides must be set",
+                "local model {}: input size and strides must be set",
                 config.model.name
             )));
         }
         let unusable = |e: &dyn fmt::Display| {
-            Error::Config(format!("local-vision model file {path} is not usable: {e}"))
+            Error::Config(format!("local model file {path} is not usable: {e}"))
         };
         let model = tract_onnx::onnx()
             .model_for_path(&config.model_path)
@@ -251,7 +260,7 @@ impl LocalDetector {
             }
         };
         let plan = model.into_runnable().map_err(|e| unusable(&e))?;
-        log::debug!("local-vision: loaded {path} ({} outputs)", shapes.len());
+        log::debug!("local detector: loaded {path} ({} outputs)", shapes.len());
         Ok(LocalDetector {
             config,
             plan,

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use crate::detect::Detector;
 use crate::error::{Error, Result};
 use crate::http::{Limits, Request, Response, Server};
 use crate::oci::sign::PrivateKey;
@@ -38,7 +39,6 @@ use faults::{FaultPlan, Service, Verdict};
 use object_storage::ObjectStorageService;
 use secrets::SecretEntry;
 use soda::SodaService;
-use vision::Detector;
 use wire::{EmuRequest, EmuResponse};
 
 /// The local development key: trusted by the emulator in local mode, worthless anywhere else.

@@ -1,8 +1,8 @@
 //! Emulated AI Vision `analyzeImage`: validates requests as the service does and answers from a
 //! pluggable [`Detector`].
 //!
-//! Without a detector (the default build has no local model) every valid request gets a clear
-//! `501 DetectorUnavailable` naming the `local-vision` feature. Only OBJECT_DETECTION and
+//! Without a detector (the local model did not load, and no test registered one) every valid
+//! request gets a clear `501 DetectorUnavailable`. Only OBJECT_DETECTION and
 //! IMAGE_CLASSIFICATION produce results; the other feature types are accepted and answered null.
 
 use std::sync::Arc;
@@ -10,8 +10,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use crate::detect::Detector;
 use crate::emulator::wire::{EmuRequest, EmuResponse};
-use crate::oci::vision::ImageObject;
 
 /// Vision's per-image size limit.
 pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
@@ -26,16 +26,6 @@ const FEATURE_TYPES: [&str; 5] = [
     "FACE_DETECTION",
     "FACE_EMBEDDING",
 ];
-
-/// Finds objects in an image: the local ONNX model, or a test's own.
-pub trait Detector: Send + Sync {
-    /// Up to `max_results` objects in a JPEG or PNG image, best first; `Err` is shown to the
-    /// caller as a per-feature error inside a 200, as Vision reports model failures.
-    fn detect(&self, image: &[u8], max_results: usize) -> Result<Vec<ImageObject>, String>;
-
-    /// The model version reported as `objectDetectionModelVersion`.
-    fn model_version(&self) -> String;
-}
 
 /// Reads an object for OBJECT_STORAGE sources: (namespace, bucket, name) → bytes.
 pub type ObjectReader<'a> = &'a dyn Fn(&str, &str, &str) -> Option<Vec<u8>>;
@@ -71,8 +61,8 @@ pub fn analyze(
         return EmuResponse::error(
             501,
             "DetectorUnavailable",
-            "this emulator has no object detector: build with `--features local-vision` \
-             or register a detector",
+            "this emulator has no object detector: the local model did not load \
+             (see models/README.md) and none was registered",
         );
     };
 
@@ -202,7 +192,7 @@ pub fn is_jpeg_or_png(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::vision::{BoundingPolygon, Vertex};
+    use crate::oci::vision::{BoundingPolygon, ImageObject, Vertex};
 
     struct Fixed;
 
@@ -319,6 +309,6 @@ mod tests {
         let ok = inline(PNG, json!([{"featureType": "OBJECT_DETECTION"}]));
         let response = analyze(&request(ok), None, &no_objects);
         assert_eq!(response.status, 501);
-        assert!(String::from_utf8_lossy(&response.body).contains("local-vision"));
+        assert!(String::from_utf8_lossy(&response.body).contains("no object detector"));
     }
 }

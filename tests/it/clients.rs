@@ -262,7 +262,7 @@ fn vision_analyzes_inline_and_object_storage_images() {
         .analyze(&request(ImageSource::Inline(CAT.to_vec())), deadline(5))
         .unwrap_err();
     assert_eq!(err.service_error().map(|e| e.status), Some(501), "{err}");
-    assert!(err.to_string().contains("local-vision"), "{err}");
+    assert!(err.to_string().contains("no object detector"), "{err}");
 
     env.emulator.set_detector(Some(Arc::new(FixedDetector)));
     let inline = vision

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use ocivision::detect::Detector;
 use ocivision::detect::{DetectorConfig, LocalDetector};
-use ocivision::emulator::vision::Detector;
 use ocivision::oci::vision::{AnalyzeImage, ImageObject, ImageSource};
 
 use crate::support::emulator::{deadline, Env};

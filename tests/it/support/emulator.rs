@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ocivision::detect::Detector;
 use ocivision::emulator::secrets::SecretEntry;
-use ocivision::emulator::vision::Detector;
 use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
 use ocivision::oci::auth::ConfigFileProvider;
 use ocivision::oci::client::{Auth, RetryPolicy, Transport, TransportConfig};

@@ -6,11 +6,13 @@
 //! 3. The app's peak RSS (VmHWM) after 1, 2.5 and 5 MB uploads (should stay flat).
 //!
 //! The app runs as a child process (this binary with `--serve-app`), so its memory is measured
-//! apart from the emulator's. Run with `cargo run --release --bin web-bench`. Linux only (reads
+//! apart from the emulator's. Run with `cargo run --release --example web-bench`. Linux only (reads
 //! `/proc`). Not a test: it prints numbers and asserts nothing.
 
-use std::io::{BufRead, BufReader, Cursor, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::io::{BufRead, BufReader, Cursor, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -144,26 +146,12 @@ impl AppProcess {
 
 /// One request over a fresh connection; returns the status.
 fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Result<u16, Error> {
-    let mut s = TcpStream::connect(addr)?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut answer = Vec::new();
-    s.read_to_end(&mut answer)?;
-    let status = String::from_utf8_lossy(&answer[..answer.len().min(12)])
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok(status)
+    Ok(common::request(addr, method, path, &[], body, Duration::from_secs(120))?.status)
 }
 
 /// A JPEG of `size` bytes: dog.jpg, then trailing bytes that differ per `n`.
 fn jpeg(size: usize, n: u64) -> Vec<u8> {
-    let dog = include_bytes!("../../tests/fixtures/photos/dog.jpg");
+    let dog = include_bytes!("../tests/fixtures/photos/dog.jpg");
     let mut bytes = dog.to_vec();
     let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     while bytes.len() < size {

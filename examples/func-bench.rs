@@ -1,15 +1,14 @@
 //! `func-bench`: how fast the function starts and how little time it adds per call.
 //!
-//! Run with `cargo run --release --bin func-bench` (it starts `target/release/func`, so build
-//! both in release). The emulator runs in this process with a detector that answers at once;
+//! Run with `cargo run --release --example func-bench` (it starts `target/release/func`:
+//! `cargo build --release --bin func` first). The emulator runs in this process with a detector that answers at once;
 //! the function runs as a child exactly as the Fn agent starts it. Printed:
 //! - exec → socket ready: from spawning the process to the `lsnr.sock` link appearing;
 //! - first call and warm calls (median, p90 of `--calls N`, default 200): wall time of one
 //!   `POST /call` for a new object's create event, and the function's own part of it, which is
 //!   the wall time minus the time the emulator spent serving the function's outbound requests;
-//! - the function's CPU time per warm call (user + system, all its threads, from
-//!   /proc/PID/stat over the warm calls): what signing ahead moves off the call's path still
-//!   counts here;
+//! - the function's CPU time per event (user + system, all its threads, from /proc/PID/stat
+//!   over the warm calls), beside the latency;
 //! - outbound requests per call, and the function's peak RSS (VmHWM).
 //!
 //! `FUNC_BENCH_TRACE=1` also lists the last call's outbound requests with the emulator's time.
@@ -17,7 +16,9 @@
 //! `--python FDK SCRIPT` measures another function the same way instead: `FDK SCRIPT handler`,
 //! the Python fdk's entry point as a Fn image runs it (the benchmark's Python fdk + OCI SDK
 //! handler, bench/python/func.py), with the same environment; `--json`
-//! prints the figures as one JSON line for `bench` (src/bin/bench.rs) to read.
+//! prints the figures as one JSON line for `bench` (examples/bench.rs) to read.
+
+mod common;
 
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -28,36 +29,11 @@ use std::time::{Duration, Instant, SystemTime};
 use ocivision::emulator::agent::FnAgent;
 use ocivision::emulator::events::{cloud_event, Change, ChangeKind};
 use ocivision::emulator::secrets::SecretEntry;
-use ocivision::emulator::vision::Detector;
 use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
 use ocivision::oci::auth::ConfigFileProvider;
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
 use ocivision::oci::object_storage::{Bucket, Condition, ObjectStorage};
 use ocivision::oci::sign::PrivateKey;
-use ocivision::oci::vision::{BoundingPolygon, ImageObject, Vertex};
-
-struct Instant0;
-
-impl Detector for Instant0 {
-    fn detect(&self, _: &[u8], _: usize) -> Result<Vec<ImageObject>, String> {
-        Ok(vec![ImageObject {
-            name: "Dog".into(),
-            confidence: 0.9,
-            bounding_polygon: BoundingPolygon {
-                normalized_vertices: vec![
-                    Vertex { x: 0.1, y: 0.1 },
-                    Vertex { x: 0.5, y: 0.1 },
-                    Vertex { x: 0.5, y: 0.5 },
-                    Vertex { x: 0.1, y: 0.5 },
-                ],
-            },
-        }])
-    }
-
-    fn model_version(&self) -> String {
-        "instant".into()
-    }
-}
 
 fn main() {
     let calls: usize = std::env::args()
@@ -96,7 +72,7 @@ fn bench(
         value: config.ords_password.clone(),
     });
     let emulator = Emulator::start(config).map_err(|e| e.to_string())?;
-    emulator.set_detector(Some(Arc::new(Instant0)));
+    emulator.set_detector(Some(Arc::new(common::InstantDetector)));
     let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem").map_err(|e| e.to_string())?;
     let key_id = format!(
         "ocid1.tenancy.oc1..bench/ocid1.user.oc1..bench/{}",
@@ -127,7 +103,7 @@ fn bench(
         namespace: emulator.namespace().into(),
         name: "images".into(),
     };
-    let image = include_bytes!("../../tests/fixtures/photos/dog.jpg");
+    let image = include_bytes!("../tests/fixtures/photos/dog.jpg");
     let mut etags = Vec::new();
     for i in 0..=calls {
         let etag = storage
@@ -154,7 +130,7 @@ fn bench(
     let base = emulator.base_url().to_string();
     let (func, args) = match &python {
         Some((fdk, script)) => (PathBuf::from(fdk), vec![script.clone(), "handler".into()]),
-        None => (sibling("func")?, Vec::new()),
+        None => (common::binary("func")?, Vec::new()),
     };
     let spawned = Instant::now();
     let mut child = Command::new(&func)
@@ -311,19 +287,6 @@ fn bench(
 }
 
 /// A binary built beside this one (`target/release/func` for a release run).
-fn sibling(name: &str) -> Result<PathBuf, String> {
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let path = me.with_file_name(name);
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} not found: build it first (cargo build --release --bins)",
-            path.display()
-        ))
-    }
-}
-
 /// `USER_HZ`, the unit of /proc/PID/stat times: 100 on every Linux architecture we run on.
 const TICKS_PER_SECOND: f64 = 100.0;
 

@@ -1,7 +1,7 @@
 //! `loadtest`: the whole pipeline under load and injected faults, then a check that nothing
 //! was lost, duplicated or left half-done, and that each process's memory stayed bounded.
 //!
-//! `cargo run --release --bin loadtest -- --short` (CI; about 3 minutes) or `-- --soak SECONDS`
+//! `cargo run --release --example loadtest -- --short` (CI; about 3 minutes) or `-- --soak SECONDS`
 //! (repeats the workload until the time is up and writes docs/RELIABILITY.md). Three processes
 //! on 127.0.0.1, so each one's memory is its own:
 //! - this one: the emulator (request record off: it would otherwise keep up to 100 000
@@ -13,8 +13,8 @@
 //! - the real `func` binary as a child, started as the Fn agent starts it (`FN_LISTENER`,
 //!   resource principal minted by the emulator), receiving the emulator's events.
 //!
-//! Both children are the siblings of this binary (target/release/{webapp,func}); under
-//! `cargo run` they are rebuilt first, so they always match the source.
+//! Both children are this build's binaries (target/release/{webapp,func}); under `cargo run`
+//! they are rebuilt first, so they always match the source.
 //!
 //! The workload: 16 clients upload distinct JPEGs with `PUT /api/images/{name}` (200 per round)
 //! while Object Storage, Vision and SODA answer 30 % of requests with 429 or 503, and events
@@ -31,14 +31,12 @@
 //! RSS and the three processes' together (VmRSS of /proc/<pid>/status every 200 ms) stayed under
 //! their bounds. Any violation exits 1.
 
-#[path = "common/cargo_env.rs"]
-mod cargo_env;
+mod common;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,7 +45,6 @@ use std::time::{Duration, Instant};
 
 use ocivision::emulator::faults::FaultPlan;
 use ocivision::emulator::secrets::SecretEntry;
-use ocivision::emulator::vision::Detector;
 use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
 use ocivision::local::FUNCTION_ID;
 use ocivision::oci::auth::ConfigFileProvider;
@@ -56,7 +53,6 @@ use ocivision::oci::functions::Functions;
 use ocivision::oci::object_storage::{Bucket, ListOptions, ObjectStorage};
 use ocivision::oci::secrets::Secrets;
 use ocivision::oci::sign::PrivateKey;
-use ocivision::oci::vision::{BoundingPolygon, ImageObject, Vertex};
 use ocivision::soda::{Password, Soda, SodaConfig};
 use ocivision::web::{App, Invoker, Settings};
 
@@ -89,32 +85,6 @@ const MAX_TRIES: u32 = 60;
 /// The shortest and longest wait after `503 Busy`; the gate's Retry-After (5 s) is honoured up
 /// to a jittered value in this range, so 16 clients do not retry in step.
 const BUSY_WAIT_MS: (u64, u64) = (50, 200);
-
-/// Answers at once with one fixed object, so the run measures the pipeline, not a model.
-struct FixedDetector;
-
-impl Detector for FixedDetector {
-    fn detect(&self, _: &[u8], max: usize) -> Result<Vec<ImageObject>, String> {
-        let mut objects = vec![ImageObject {
-            name: "Dog".into(),
-            confidence: 0.9,
-            bounding_polygon: BoundingPolygon {
-                normalized_vertices: vec![
-                    Vertex { x: 0.1, y: 0.1 },
-                    Vertex { x: 0.5, y: 0.1 },
-                    Vertex { x: 0.5, y: 0.5 },
-                    Vertex { x: 0.1, y: 0.5 },
-                ],
-            },
-        }];
-        objects.truncate(max);
-        Ok(objects)
-    }
-
-    fn model_version(&self) -> String {
-        "loadtest-fixed".into()
-    }
-}
 
 #[derive(Default)]
 struct Counters {
@@ -254,7 +224,7 @@ impl Drop for Proc {
 
 /// The `webapp` and `func` binaries beside this one, built first under `cargo run`.
 fn binaries() -> Result<(PathBuf, PathBuf), String> {
-    let dir = cargo_env::fresh_siblings(&["webapp", "func"])?;
+    let dir = common::fresh_binaries(&["webapp", "func"], &[])?;
     Ok((dir.join("webapp"), dir.join("func")))
 }
 
@@ -284,7 +254,7 @@ fn start(dir: &Path, (webapp_exe, func_exe): &(PathBuf, PathBuf)) -> Result<Stac
     // Nothing here reads the record, and kept it would be most of this process's growth.
     config.record_limit = 0;
     let emulator = Emulator::start(config).map_err(err)?;
-    emulator.set_detector(Some(Arc::new(FixedDetector)));
+    emulator.set_detector(Some(Arc::new(common::InstantDetector)));
     let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem").map_err(err)?;
     emulator.trust_api_key(&format!("{TENANCY}/{USER}/{}", key.fingerprint()), &key);
     let base = emulator.base_url().to_string();
@@ -705,18 +675,20 @@ fn upload(addr: SocketAddr, name: &str, body: &[u8], counters: &Counters) -> Opt
         match http(addr, "PUT", &format!("/api/images/{name}"), body) {
             Ok(r) if r.status == 201 => {
                 counters.uploads_acknowledged.fetch_add(1, Ordering::SeqCst);
-                return r.json["id"].as_str().map(str::to_string);
+                return r.json()["id"].as_str().map(str::to_string);
             }
-            Ok(r) if r.status == 200 && r.json["duplicate_of"]["id"].is_string() => {
+            Ok(r) if r.status == 200 && r.json()["duplicate_of"]["id"].is_string() => {
                 // An earlier try stored it but its answer was an error: the same content is
                 // already there, under that id.
                 counters.uploads_acknowledged.fetch_add(1, Ordering::SeqCst);
                 counters.upload_duplicates.fetch_add(1, Ordering::SeqCst);
-                return r.json["duplicate_of"]["id"].as_str().map(str::to_string);
+                return r.json()["duplicate_of"]["id"].as_str().map(str::to_string);
             }
             Ok(r)
                 if r.status == 503
-                    && r.json["error"].as_str().is_some_and(|e| e.contains("Busy")) =>
+                    && r.json()["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("Busy")) =>
             {
                 // The gate, not a failure: wait as asked and try again without spending a try.
                 counters.upload_busy.fetch_add(1, Ordering::SeqCst);
@@ -729,7 +701,11 @@ fn upload(addr: SocketAddr, name: &str, body: &[u8], counters: &Counters) -> Opt
             Ok(r) => {
                 counters.upload_retries.fetch_add(1, Ordering::SeqCst);
                 if r.status < 500 {
-                    eprintln!("loadtest: upload {name} answered {}: {}", r.status, r.json);
+                    eprintln!(
+                        "loadtest: upload {name} answered {}: {}",
+                        r.status,
+                        r.json()
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -772,45 +748,21 @@ fn delete(addr: SocketAddr, id: &str, counters: &Counters) {
     counters.gave_up.fetch_add(1, Ordering::SeqCst);
 }
 
-/// What the clients read of an answer.
-struct Reply {
-    status: u16,
-    /// `Retry-After` in seconds, when present.
-    retry_after: Option<Duration>,
-    /// The body as JSON; null when it is not.
-    json: serde_json::Value,
-}
-
 /// One request on a fresh connection.
-fn http(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> std::io::Result<Reply> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply)?;
-    let text = String::from_utf8_lossy(&reply);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status line: {:.80}", text)))?;
-    let retry_after = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("retry-after")
-            .then(|| value.trim().parse().ok().map(Duration::from_secs))?
-    });
-    Ok(Reply {
-        status,
-        retry_after,
-        json: serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    })
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    body: &[u8],
+) -> std::io::Result<common::Reply> {
+    common::request(
+        addr,
+        method,
+        target,
+        &["Content-Type: image/jpeg"],
+        body,
+        Duration::from_secs(120),
+    )
 }
 
 /// The JPEG fixtures.
@@ -1120,8 +1072,8 @@ fn write_reliability(secs: u64, table: &str, violations: &[String]) -> Result<()
         format!("Violations:\n\n- {}\n", violations.join("\n- "))
     };
     let text = format!(
-        "# Reliability\n\nWritten by `cargo run --release --bin loadtest -- --soak {secs}` on {date}\n\
-         (src/bin/loadtest.rs says what it does and checks).\n\n{table}\n{verdict}\n\n{METHOD}"
+        "# Reliability\n\nWritten by `cargo run --release --example loadtest -- --soak {secs}` on {date}\n\
+         (examples/loadtest.rs says what it does and checks).\n\n{table}\n{verdict}\n\n{METHOD}"
     );
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("loadtest: wrote {}", path.display());

@@ -1,7 +1,7 @@
 //! `detect-bench`: times the local detector on the sample photos (a benchmark, not a test).
 //!
 //! ```text
-//! cargo run --release --bin detect-bench [-- ROUNDS]
+//! cargo run --release --example detect-bench [-- ROUNDS]
 //! ```
 //!
 //! Prints the model load time, then each photo's median latency over ROUNDS runs (default 10;
@@ -13,8 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use ocivision::detect::{DetectorConfig, LocalDetector};
-use ocivision::emulator::vision::Detector;
+use ocivision::detect::{Detector, DetectorConfig, LocalDetector};
 
 const PHOTOS: [&str; 5] = [
     "dog.jpg",

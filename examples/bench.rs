@@ -1,8 +1,8 @@
 //! `bench`: every performance figure of the project in one run, side by side with what it
 //! replaces or competes with, written to docs/PERFORMANCE.md.
 //!
-//! `cargo run --release --bin bench` (build the other binaries first:
-//! `cargo build --release --bins`). It drives the other benchmarks as child processes (so each
+//! `cargo run --release --example bench` (build the other binaries first:
+//! `cargo build --release --bins --examples`). It drives the other benchmarks as child processes (so each
 //! measures in a fresh process, as it would alone) and adds the comparisons:
 //! - the function (`func-bench`) against the seed's stack: Python 3.11 with `fdk` and `oci` from
 //!   PyPI (bench/python/func.py) under the same Fn contract, emulator and resource principal;
@@ -11,7 +11,7 @@
 //! - the gallery and the 5 MB upload ratio (`web-bench`), the local detector (`detect-bench`),
 //!   upload → done in local mode (the `webapp` binary);
 //! - the shipped binaries' sizes and the images' content: it builds them itself, as the
-//!   Dockerfile does (static musl, no `local-vision`, stripped), when the musl target and
+//!   Dockerfile does (static musl, without the `local` feature, stripped), when the musl target and
 //!   musl-gcc are installed, and says what to install otherwise. `-- --only sizes` runs this
 //!   part alone and prints it without touching docs/PERFORMANCE.md.
 //!
@@ -19,12 +19,10 @@
 //! `pip install fdk oci flask` (kept, so reruns are fast). Ratios are the claims: absolute times
 //! depend on the machine, which the document names.
 
-#[path = "common/cargo_env.rs"]
-mod cargo_env;
-use cargo_env::without_package_vars;
+mod common;
+use common::without_package_vars;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -127,11 +125,10 @@ fn run() -> Result<(), String> {
         .unwrap_or_else(|_| "unknown".into());
     let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let machine = machine();
-    let mut measured = vec!["webapp", "func", "func-bench", "web-bench"];
-    if cfg!(feature = "local-vision") {
-        measured.push("detect-bench");
-    }
-    cargo_env::fresh_siblings(&measured)?;
+    common::fresh_binaries(
+        &["webapp", "func"],
+        &["func-bench", "web-bench", "detect-bench"],
+    )?;
     let installed = ensure_packages()?;
     let python = ensure_venv()?;
     let tmp = std::env::temp_dir().join(format!("ocivision-bench-{}", std::process::id()));
@@ -174,7 +171,7 @@ fn document(
     let notes: String = notes.iter().map(|n| format!("- {n}\n")).collect();
     format!(
         "# Performance\n\n\
-Written by `cargo run --release --bin bench` (src/bin/bench.rs) on {date}.\n\n\
+Written by `cargo run --release --example bench` (examples/bench.rs) on {date}.\n\n\
 Machine: {machine}. Load average at start: {load}. {installed}\n\n\
 Ratios are the claims; absolute times belong to this machine. \"ours/theirs\" ratios below 1\n\
 mean ocivision is faster or smaller (for requests per second, above 1 means faster).\n\n\
@@ -199,7 +196,7 @@ mean ocivision is faster or smaller (for requests per second, above 1 means fast
   per request, like nginx with `access_log off`), nginx with one worker answering\n\
   `return 200 \"\"` from a config written into a temp dir, Flask's development server with\n\
   `threaded=True`. wrk and the server share the machine's cores.\n\
-- **Gallery, 5 MB upload, RSS**: `web-bench` (src/bin/web-bench.rs): 10 000 objects and\n\
+- **Gallery, 5 MB upload, RSS**: `web-bench` (examples/web-bench.rs): 10 000 objects and\n\
   documents in the emulator; median of 20 gallery page loads; 20 pairs of a direct signed PUT\n\
   of 5 MB to the emulator and, right after it, an upload of 5 MB through the app\n\
   (`PUT /api/images/…`); the ratio is the median of the 20 pairs' ratios (the emulator fsyncs\n\
@@ -210,7 +207,7 @@ mean ocivision is faster or smaller (for requests per second, above 1 means fast
   function in one process, data in a temp dir); `PUT /api/images/dog.jpg`, then `GET\n\
   /api/images` every 10 ms until the image is `done`.\n\
 - **Sizes**: the static stripped musl binaries the images ship, built by the benchmark with\n\
-  the Dockerfile's command (`cargo run --release --bin bench -- --only sizes` runs this part\n\
+  the Dockerfile's command (`cargo run --release --example bench -- --only sizes` runs this part\n\
   alone), against `target/release/{{webapp,func}}` (glibc, default features, with the local\n\
   detector in `webapp`). Image content: the binary plus the /etc/passwd and /etc/group the\n\
   Dockerfile writes.\n\n\
@@ -308,22 +305,9 @@ fn ensure_venv() -> Result<PathBuf, String> {
 }
 
 /// A binary built beside this one.
-fn sibling(name: &str) -> Result<PathBuf, String> {
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let path = me.with_file_name(name);
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} not found: build it first (cargo build --release --bins)",
-            path.display()
-        ))
-    }
-}
-
 /// Runs a sibling benchmark; its stdout, or its stderr as the error.
 fn run_sibling(name: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(sibling(name)?)
+    let output = Command::new(common::example(name)?)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -513,26 +497,9 @@ fn free_port() -> Result<u16, String> {
 
 /// One request on a fresh connection: status and body.
 fn request(port: u16, method: &str, target: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply)?;
-    let split = reply
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let status = String::from_utf8_lossy(&reply[..split])
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no status"))?;
-    Ok((status, reply[split + 4..].to_vec()))
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let reply = common::request(addr, method, target, &[], body, Duration::from_secs(60))?;
+    Ok((reply.status, reply.body))
 }
 
 fn wait_healthy(port: u16, child: &mut Guard, what: &str) -> Result<(), String> {
@@ -598,7 +565,7 @@ fn web_rows(
     let port = free_port()?;
     let data = tmp.join("webapp-data");
     let mut app = Guard(
-        Command::new(sibling("webapp")?)
+        Command::new(common::binary("webapp")?)
             .env("OCIVISION_DATA", &data)
             .env("PORT", port.to_string())
             .env("LOG_LEVEL", "warn")
@@ -912,14 +879,14 @@ fn image_extras() -> Result<Vec<(String, usize)>, String> {
     Ok(out)
 }
 
-/// Builds the shipped binaries exactly as the Dockerfile does (static musl, no `local-vision`,
+/// Builds the shipped binaries exactly as the Dockerfile does (static musl, without the `local` feature,
 /// symbols stripped through the environment) and reports their sizes, the images' content
 /// and, for comparison, the glibc binaries beside this one (default features).
 fn size_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String> {
     let missing = musl_missing();
     if !missing.is_empty() {
         return Err(format!(
-            "the {MUSL_TARGET} build needs {}; install and rerun `cargo run --release --bin bench -- --only sizes`",
+            "the {MUSL_TARGET} build needs {}; install and rerun `cargo run --release --example bench -- --only sizes`",
             missing.join(" and ")
         ));
     }
@@ -961,7 +928,7 @@ fn size_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String>
     let extra_bytes: usize = extras.iter().map(|(_, n)| n).sum();
     let musl = target.join(MUSL_TARGET).join("release");
     // The glibc builds beside this binary.
-    let glibc = sibling("webapp")
+    let glibc = common::binary("webapp")
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_default();
