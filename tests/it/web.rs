@@ -648,7 +648,8 @@ fn web_uploads_beyond_the_gate_get_503_with_retry_after() {
         },
         false,
     );
-    // Hold the only slot with an upload whose body never finishes arriving.
+    // Hold the only slot with an upload whose body never finishes arriving (more than the
+    // server's 16 KiB pre-read, which a body stalling earlier never leaves).
     let addr = web.server.tcp_addr().unwrap();
     let mut slow = std::net::TcpStream::connect(addr).unwrap();
     use std::io::Write;
@@ -657,7 +658,7 @@ fn web_uploads_beyond_the_gate_get_503_with_retry_after() {
         "PUT /api/images/slow.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
     )
     .unwrap();
-    slow.write_all(&DOG[..1000]).unwrap();
+    slow.write_all(&DOG[..20_000]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let reply = web.fetch("PUT", "/api/images/fast.jpg", &[], DOG);
     assert_eq!(reply.status, 503, "{}", reply.text());
