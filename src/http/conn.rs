@@ -180,7 +180,11 @@ impl ConnIo {
 
     /// One read of at least a byte: at once if the bytes are there, else in blocking mode
     /// under the per-read timeout shortened to the deadline. EINTR is retried.
-    fn read_into(&mut self, mut to: BufSlot<'_>, deadline: Option<Instant>) -> Result<usize, FillError> {
+    fn read_into(
+        &mut self,
+        mut to: BufSlot<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<usize, FillError> {
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(FillError::Timeout);
         }
@@ -283,7 +287,10 @@ mod tests {
         let (mut io, mut peer) = pair(64, Some(Duration::from_secs(2)));
         peer.write_all(b"hello").unwrap();
         assert_eq!(io.fill(None), Ok(5));
-        assert!(!io.blocking.get(), "bytes were there: no switch to blocking");
+        assert!(
+            !io.blocking.get(),
+            "bytes were there: no switch to blocking"
+        );
         assert_eq!(io.buffered(), b"hello");
         io.consume(2);
         assert_eq!(io.buffered(), b"llo");

@@ -96,7 +96,11 @@ mod tests {
     fn raising_never_lowers_the_limit_and_stays_within_the_hard_one() {
         let now = raise_once();
         let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
-        assert_eq!((now.soft, now.hard), (soft, hard), "reports what is in force");
+        assert_eq!(
+            (now.soft, now.hard),
+            (soft, hard),
+            "reports what is in force"
+        );
         assert!(soft <= hard);
         if now.refused.is_none() {
             assert!(soft >= hard.min(CEILING), "raised to {soft} of {hard}");

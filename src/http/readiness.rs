@@ -83,7 +83,10 @@ pub(crate) enum Phase {
     /// Head incomplete; its first byte came then.
     Head(Instant),
     /// Head complete at `head_done`; waiting for the start of the body.
-    Body { started: Instant, head_done: Instant },
+    Body {
+        started: Instant,
+        head_done: Instant,
+    },
     /// Queued for a worker, or with one.
     Busy,
     /// Answered with close; discarding input until then.

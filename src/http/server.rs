@@ -268,9 +268,8 @@ fn begin_shutdown(shared: &Shared) {
 fn shutdown(shared: &Shared, grace: Duration) -> bool {
     begin_shutdown(shared);
     let deadline = Instant::now() + grace;
-    let finished = || {
-        shared.loop_done.load(Ordering::SeqCst) && shared.in_flight.load(Ordering::SeqCst) == 0
-    };
+    let finished =
+        || shared.loop_done.load(Ordering::SeqCst) && shared.in_flight.load(Ordering::SeqCst) == 0;
     while !finished() && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(5));
     }

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-
 use super::conn::{ConnIo, Transport};
 use super::readiness::{hand_back, After};
 use super::request::{self, BodyState, Framing, Head, Request, Source};
@@ -237,7 +236,14 @@ struct Lease<'a> {
 impl Lease<'_> {
     fn finish(mut self, leftover: Vec<u8>, after: After) {
         self.done = true;
-        hand_back(self.shared, self.id, &self.stream, &self.handoff, leftover, after);
+        hand_back(
+            self.shared,
+            self.id,
+            &self.stream,
+            &self.handoff,
+            leftover,
+            after,
+        );
     }
 }
 

@@ -57,7 +57,7 @@ fn huge_content_length_is_refused_early_process_stays_up_and_rss_small() {
 #[test]
 fn expect_continue_with_oversize_length_gets_413_without_100_and_others_are_served() {
     let mut limits = quick_limits();
-    limits.max_connections = 2;
+    limits.workers = 1;
     let (server, seen) = echo_server(limits);
     let addr = server.tcp_addr().unwrap();
     let mut c = Client::connect(addr);
@@ -339,7 +339,13 @@ fn three_hundred_dripping_heads_and_fifty_stalled_bodies_never_keep_a_visitor_ou
     }
     assert_eq!(visitors, 12);
     assert!(
-        !seen.saw("/drip") && !seen.paths.lock().unwrap().iter().any(|p| p.contains("stalled")),
+        !seen.saw("/drip")
+            && !seen
+                .paths
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|p| p.contains("stalled")),
         "no slow request reached a handler"
     );
     // Each slow connection then gets its 408 and is closed.
@@ -386,7 +392,9 @@ fn every_worker_busy_answers_503_with_retry_after_and_close_without_waiting_for_
         == 2));
     let mut extra = Client::connect(addr);
     extra.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
-    let r = extra.response().expect("an answer while the workers are busy");
+    let r = extra
+        .response()
+        .expect("an answer while the workers are busy");
     assert_eq!(r.status, 503);
     assert_eq!(r.header("retry-after"), Some("1"));
     assert!(r.closes() && extra.closed());
@@ -1000,8 +1008,7 @@ fn graceful_shutdown_finishes_in_flight_requests_and_closes_idle_ones() {
     assert_eq!(idle.response().unwrap().status, 200);
     let mut busy = Client::connect(addr);
     busy.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert!(wait_until(Duration::from_secs(5), || in_flight
-        .load(Ordering::SeqCst)));
+    assert!(wait_until(Duration::from_secs(5), || in_flight.load(Ordering::SeqCst)));
     let t = Instant::now();
     assert!(
         server.shutdown(Duration::from_secs(5)),
