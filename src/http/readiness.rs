@@ -833,3 +833,45 @@ fn write_closing(stream: &dyn Transport, resp: Response, head_only: bool) {
     let bytes = response::to_bytes(resp, mode);
     let _ = stream.write_some(&bytes);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Limits;
+
+    #[test]
+    fn a_chunked_body_is_complete_when_whole_or_malformed_and_not_before() {
+        let limits = Limits::public();
+        let mut out = [0u8; 8];
+        let complete = |body: &[u8], out: &mut [u8]| chunked_complete(body, &limits, out);
+        assert!(complete(b"3\r\nabc\r\n0\r\n\r\n", &mut out));
+        assert!(
+            complete(b"14\r\n01234567890123456789\r\n0\r\n\r\nNEXT", &mut out),
+            "longer than the output room"
+        );
+        assert!(
+            !complete(b"3\r\nabc\r\n0\r\n", &mut out),
+            "trailers not ended"
+        );
+        assert!(!complete(b"3\r\nab", &mut out));
+        assert!(!complete(b"", &mut out));
+        assert!(
+            complete(b"zz\r\n", &mut out),
+            "malformed: the handler meets the error"
+        );
+    }
+
+    #[test]
+    fn a_408_is_logged_with_method_and_path_but_never_the_query() {
+        let limits = Limits::public();
+        let (m, p) = head_for_log(
+            b"PUT /api/images/x.jpg?token=secret HTTP/1.1\r\nHost: h\r\n\r\n",
+            &limits,
+        );
+        assert_eq!(
+            (m.as_deref(), p.as_deref()),
+            (Some("PUT"), Some("/api/images/x.jpg"))
+        );
+        assert_eq!(head_for_log(b"GET /half", &limits), (None, None));
+    }
+}

@@ -85,6 +85,10 @@ pub(crate) const SPILL_DELAY: std::time::Duration = std::time::Duration::from_mi
 impl Pool {
     pub(crate) fn new() -> Pool {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Pool::with_target(cores.max(2))
+    }
+
+    fn with_target(awake_target: usize) -> Pool {
         Pool {
             state: Mutex::new(PoolState {
                 queue: VecDeque::new(),
@@ -95,7 +99,7 @@ impl Pool {
                 closed: false,
             }),
             wakeup: Condvar::new(),
-            awake_target: cores.max(2),
+            awake_target,
         }
     }
 
@@ -129,7 +133,9 @@ impl Pool {
             grow = self.add_worker(&mut st, max_workers);
             st.progress = now;
         }
-        (grow, Some(st.progress + SPILL_DELAY))
+        let more_possible = st.sleeping > st.wakeups || st.started < max_workers;
+        // Every worker awake and busy: the next to finish takes the next job; nothing to check.
+        (grow, more_possible.then_some(st.progress + SPILL_DELAY))
     }
 
     fn add_worker(&self, st: &mut PoolState, max_workers: usize) -> Grow {
@@ -396,4 +402,89 @@ fn serve(shared: &Shared, job: Job, spare: &mut Option<Box<[u8]>>, lease: Lease<
         After::KeepAlive
     };
     lease.finish(leftover, after);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    fn job(queued: Instant) -> Job {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        Job {
+            id: 7,
+            handoff: Arc::new(AtomicU8::new(0)),
+            stream: Arc::new(ours),
+            peer: None,
+            head: Head {
+                method: "GET".into(),
+                target: "/".into(),
+                version: request::Version::Http11,
+                headers: Vec::new(),
+            },
+            path: "/".into(),
+            query: None,
+            framing: Framing::Length(0),
+            expect: false,
+            bytes: Vec::new(),
+            head_len: 0,
+            started: queued,
+            head_done: queued,
+            queued,
+        }
+    }
+
+    #[test]
+    fn only_the_target_is_woken_and_a_stalled_queue_gets_one_more_worker_at_a_time() {
+        let pool = Pool::with_target(2);
+        let t = lock(&pool.state).progress;
+        let mut jobs: Vec<Job> = (0..5).map(|_| job(t)).collect();
+        assert_eq!(pool.push(&mut jobs, 4), 2, "two started for five jobs");
+        assert!(jobs.is_empty());
+        assert_eq!(pool.push(&mut vec![job(t)], 4), 0, "two already awake");
+        let (grow, next) = pool.spill(t, 4);
+        assert_eq!(grow, Grow::Nothing, "the queue moved just now");
+        assert_eq!(next, Some(t + SPILL_DELAY));
+        let later = t + Duration::from_millis(5);
+        assert_eq!(pool.spill(later, 4).0, Grow::Spawn, "stalled: one more");
+        assert_eq!(pool.spill(later, 4).0, Grow::Nothing, "one per delay");
+        let after = later + SPILL_DELAY;
+        assert_eq!(pool.spill(after, 4), (Grow::Spawn, None), "the last one");
+        assert_eq!(pool.spill(after + SPILL_DELAY, 4), (Grow::Nothing, None));
+        assert_eq!(pool.oldest(), Some(t));
+        assert_eq!(
+            pool.expired(t + Duration::from_millis(499), Duration::from_millis(500))
+                .len(),
+            0
+        );
+        assert_eq!(
+            pool.expired(t + Duration::from_millis(500), Duration::from_millis(500))
+                .len(),
+            6
+        );
+        assert_eq!(pool.spill(after, 4), (Grow::Nothing, None), "empty queue");
+    }
+
+    #[test]
+    fn a_sleeping_worker_is_woken_before_a_new_one_is_started() {
+        let pool = Pool::with_target(1);
+        {
+            let mut st = lock(&pool.state);
+            st.started = 3;
+            st.sleeping = 3;
+        }
+        let t = Instant::now();
+        assert_eq!(
+            pool.push(&mut vec![job(t), job(t)], 8),
+            0,
+            "woken, not started"
+        );
+        let st = lock(&pool.state);
+        assert_eq!(
+            (st.started, st.wakeups),
+            (3, 1),
+            "one woken: the target is one"
+        );
+    }
 }
