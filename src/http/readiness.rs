@@ -67,6 +67,9 @@ pub(crate) struct Slot {
     /// The connection signalled input while a worker had it: the edge is spent, so the loop
     /// reads as soon as it takes the connection back.
     missed: bool,
+    /// Registered with the poller. A request whose body is still to come is taken out while a
+    /// worker reads it, or every arriving segment of an upload would wake the loop for nothing.
+    registered: bool,
 }
 
 /// [`Slot::handoff`] states: with a worker; with a worker, and the loop saw input meanwhile;
@@ -112,15 +115,17 @@ pub(crate) struct Returned {
 }
 
 /// Returns a connection from a worker to the loop (or closes it). The loop takes it back at its
-/// next wake-up. The registration stays armed (edge-triggered) while a worker has the
-/// connection, so no system call is needed here: input that arrives later wakes the loop, and
-/// input that came while the worker had it was recorded by the loop in `handoff`, in which
-/// case the loop is woken to read it.
+/// next wake-up. For a request without a body to read, the registration stays armed
+/// (edge-triggered) while a worker has the connection, so no system call is needed here: input
+/// that arrives later wakes the loop, and input that came while the worker had it was recorded
+/// by the loop in `handoff`, in which case the loop is woken to read it. A connection the loop
+/// took out of the poller (`deregistered`) always wakes it.
 pub(crate) fn hand_back(
     shared: &Shared,
     id: u64,
     stream: &Arc<dyn Transport>,
     handoff: &AtomicU8,
+    deregistered: bool,
     leftover: Vec<u8>,
     after: After,
 ) {
@@ -149,7 +154,8 @@ pub(crate) fn hand_back(
         stream.shutdown(Shutdown::Both);
         return;
     }
-    if has_bytes || missed {
+    // A connection taken out of the poller signals nothing until the loop puts it back.
+    if has_bytes || missed || deregistered {
         let _ = shared.waker.wake();
     }
 }
@@ -266,6 +272,22 @@ impl EventLoop {
             let Some(slot) = conns.map.get_mut(&r.id) else {
                 continue;
             };
+            if !slot.registered && r.after != After::Close {
+                // Registering reports input that is already there, like an edge would have.
+                let fd = slot.stream.raw_fd();
+                let token = Token(r.id as usize);
+                if self
+                    .poll
+                    .registry()
+                    .register(&mut SourceFd(&fd), token, Interest::READABLE)
+                    .is_err()
+                {
+                    slot.stream.shutdown(Shutdown::Both);
+                    conns.map.remove(&r.id);
+                    continue;
+                }
+                slot.registered = true;
+            }
             match r.after {
                 After::Close => {
                     conns.map.remove(&r.id);
@@ -430,6 +452,7 @@ impl EventLoop {
                 pending: Vec::new(),
                 handoff: Arc::new(AtomicU8::new(WITH_WORKER)),
                 missed: false,
+                registered: true,
             },
         );
         drop(conns);
@@ -493,7 +516,13 @@ impl EventLoop {
                             slot.phase = Phase::Busy;
                             slot.missed = false;
                             slot.handoff.store(WITH_WORKER, Ordering::SeqCst);
+                            if !parsed.complete {
+                                let fd = slot.stream.raw_fd();
+                                let gone = self.poll.registry().deregister(&mut SourceFd(&fd));
+                                slot.registered = gone.is_err();
+                            }
                             let job = Job {
+                                deregistered: !slot.registered,
                                 handoff: Arc::clone(&slot.handoff),
                                 id,
                                 stream: Arc::clone(&slot.stream),

@@ -27,6 +27,8 @@ pub(crate) struct Job {
     pub(crate) id: u64,
     /// Shared with the loop's record of the connection (see `readiness::hand_back`).
     pub(crate) handoff: Arc<AtomicU8>,
+    /// The loop took the connection out of the poller while its body is read.
+    pub(crate) deregistered: bool,
     pub(crate) stream: Arc<dyn Transport>,
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) head: Head,
@@ -220,6 +222,7 @@ fn run(shared: &Arc<Shared>) {
             id: job.id,
             stream: Arc::clone(&job.stream),
             handoff: Arc::clone(&job.handoff),
+            deregistered: job.deregistered,
             done: false,
         };
         // The handler runs under its own catch_unwind; this one catches a panic in our code or
@@ -236,6 +239,7 @@ struct Lease<'a> {
     id: u64,
     stream: Arc<dyn Transport>,
     handoff: Arc<AtomicU8>,
+    deregistered: bool,
     done: bool,
 }
 
@@ -247,6 +251,7 @@ impl Lease<'_> {
             self.id,
             &self.stream,
             &self.handoff,
+            self.deregistered,
             leftover,
             after,
         );
@@ -261,6 +266,7 @@ impl Drop for Lease<'_> {
                 self.id,
                 &self.stream,
                 &self.handoff,
+                self.deregistered,
                 Vec::new(),
                 After::Close,
             );
@@ -415,6 +421,7 @@ mod tests {
         Job {
             id: 7,
             handoff: Arc::new(AtomicU8::new(0)),
+            deregistered: false,
             stream: Arc::new(ours),
             peer: None,
             head: Head {

@@ -813,6 +813,22 @@ fn three_pipelined_gets_in_one_write_are_answered_in_order() {
 }
 
 #[test]
+fn a_body_read_by_the_handler_leaves_the_connection_ready_for_the_next_request() {
+    let (server, _) = echo_server(quick_limits());
+    let mut c = Client::connect(server.tcp_addr().unwrap());
+    // More than the loop pre-reads, in two writes: the handler reads the rest itself.
+    c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    c.send(&[b'a'; 40_000]);
+    c.send(&[b'b'; 60_000]);
+    let r = c.response().unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "POST /read 100000"));
+    assert!(!r.closes());
+    // The next request comes only after the answer, on the same connection.
+    c.send(b"GET /next HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.response().unwrap().text(), "GET /next 0");
+}
+
+#[test]
 fn head_gets_headers_but_no_body() {
     let (server, _) = echo_server(quick_limits());
     let mut c = Client::connect(server.tcp_addr().unwrap());
