@@ -14,8 +14,10 @@
 //! connections, so its per-event work takes no contended lock.
 //!
 //! The registration is edge-triggered: a connection is read until the read would block, or
-//! until its head is complete (a worker then owns it, and re-arming on hand-back reports any
-//! bytes that arrived meanwhile).
+//! until its request is ready for a worker. While a worker answers a request with nothing left
+//! to read, the registration stays: input arriving meanwhile is noted and read as soon as the
+//! worker hands the connection back. A connection whose body the worker still has to read
+//! leaves the poller until then, so an upload's segments do not wake the loop.
 
 use std::collections::HashMap;
 use std::io;
@@ -85,7 +87,7 @@ pub(crate) enum Phase {
     Idle(Instant),
     /// Head incomplete; its first byte came then.
     Head(Instant),
-    /// Head complete at `head_done`; waiting for the start of the body.
+    /// Head complete at `head_done`; the start of the body is arriving (the pre-read).
     Body {
         started: Instant,
         head_done: Instant,
