@@ -6,9 +6,9 @@
 
 use serde_json::{json, Value};
 
-use super::catalog::{self, Entry};
+use super::catalog::{self, status_name, Entry, Filter};
 use super::form::Pairs;
-use super::pages::{filter_of, status_name};
+use super::view::{alt_text, badge};
 use super::App;
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
@@ -35,7 +35,7 @@ fn summary(entry: &Entry) -> Value {
 /// `GET /api/images?label=&status=&start=`: one page, newest first.
 pub(crate) fn list(app: &App, req: &Request) -> Result<Response> {
     let query = Pairs::query(req.query())?;
-    let filter = filter_of(&query)?;
+    let filter = Filter::from_query(&query)?;
     let page = catalog::page(app, query.get("start"), &filter)?;
     Response::json(
         200,
@@ -141,9 +141,9 @@ pub(crate) fn status(app: &App, req: &Request) -> Result<Response> {
             id.to_string(),
             json!({
                 "status": status_name(status),
-                "badge": super::pages::badge(status, doc),
+                "badge": badge(status, doc),
                 "error": doc.and_then(|d| d.error.as_ref()).map(|e| e.message.clone()),
-                "alt": super::pages::alt_text(doc.and_then(|d| d.original_name.as_deref()).unwrap_or(id), doc),
+                "alt": alt_text(doc.and_then(|d| d.original_name.as_deref()).unwrap_or(id), doc),
             }),
         );
     }

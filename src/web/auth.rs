@@ -7,18 +7,17 @@
 //! per process. Cross-origin requests are refused by `Sec-Fetch-Site`, else by comparing
 //! `Origin` to the configured public origin (never to `Host`, which proxies rewrite); requests
 //! carrying neither header are not from a browser and pass that check, but browser forms must
-//! still carry a valid token. Not here: accounts, rate limiting (the WAF's job), Basic auth.
+//! still carry a valid token. Not here: accounts, rate limiting (the WAF's job), Basic auth,
+//! the login page and what the form posts answer (`pages.rs`, `actions.rs`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
 
 use super::form::Pairs;
-use super::html::{render, Slot};
-use super::pages;
 use super::App;
 use crate::error::{Error, Result};
-use crate::http::{Request, Response};
+use crate::http::Request;
 use crate::oci::client::{constant_time_eq, Secret};
 
 /// The session cookie's name.
@@ -199,33 +198,21 @@ fn session_cookie(req: &Request, value: &str, max_age: u64) -> String {
     format!("{COOKIE}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Strict{secure}")
 }
 
-/// `GET /login`.
-pub(crate) fn login_page(
-    app: &App,
-    req: &Request,
-    message: Option<&str>,
-    status: u16,
-) -> Result<Response> {
-    let _ = req;
-    let token = token(app, Action::Login);
-    let note = match message {
-        Some(m) => render(
-            include_str!("../../templates/notice.html"),
-            &[("kind", Slot::Text("error")), ("text", Slot::Text(m))],
-        )?,
-        None => Default::default(),
-    };
-    let main = render(
-        include_str!("../../templates/login.html"),
-        &[("token", Slot::Text(&token)), ("notice", Slot::Html(&note))],
-    )?;
-    pages::page(app, status, "Sign in", &main, false)
+/// What a `POST /login` came to.
+#[derive(Debug)]
+pub(crate) enum Login {
+    /// No password is set: there is nothing to sign in to.
+    Open,
+    /// The password was right: the `Set-Cookie` value of a new session.
+    Accepted(String),
+    /// The password was wrong; answered only after a pause.
+    Refused,
 }
 
-/// `POST /login`: the password in a form with a login token.
-pub(crate) fn login(app: &App, req: &Request) -> Result<Response> {
+/// Checks a login form (its token, then the password in constant time).
+pub(crate) fn login(app: &App, req: &Request) -> Result<Login> {
     let Some(password) = &app.settings.password else {
-        return Ok(redirect("/"));
+        return Ok(Login::Open);
     };
     let form = Pairs::parse(&String::from_utf8_lossy(&req.read_body(16 * 1024)?))?;
     check_token(app, Action::Login, form.get(TOKEN_FIELD))?;
@@ -234,22 +221,17 @@ pub(crate) fn login(app: &App, req: &Request) -> Result<Response> {
         log::info!(target: "webapp", "{} failed login from {:?}", req.request_id(), req.peer_addr());
         // A pause makes guessing slow without keeping any per-client state.
         std::thread::sleep(std::time::Duration::from_millis(400));
-        return login_page(app, req, Some("That password is not right."), 401);
+        return Ok(Login::Refused);
     }
     let value = sign(&app.keys.session, "session", now_secs() + SESSION_SECS);
-    Ok(redirect("/").with_header("Set-Cookie", session_cookie(req, &value, SESSION_SECS)))
+    Ok(Login::Accepted(session_cookie(req, &value, SESSION_SECS)))
 }
 
-/// `POST /logout`.
-pub(crate) fn logout(app: &App, req: &Request) -> Result<Response> {
+/// Checks a logout form; the `Set-Cookie` value that ends the session.
+pub(crate) fn logout(app: &App, req: &Request) -> Result<String> {
     let form = Pairs::parse(&String::from_utf8_lossy(&req.read_body(16 * 1024)?))?;
     check_token(app, Action::Logout, form.get(TOKEN_FIELD))?;
-    Ok(redirect("/login").with_header("Set-Cookie", session_cookie(req, "", 0)))
-}
-
-/// A `303 See Other` to a path of ours.
-pub(crate) fn redirect(to: &str) -> Response {
-    Response::new(303).with_header("Location", to)
+    Ok(session_cookie(req, "", 0))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
+use super::form::Pairs;
 use super::App;
 use crate::document::{AnalysisDocument, Status};
 use crate::error::{Error, Result};
@@ -109,6 +110,20 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
+    /// Reads `label` and `status` from a query (`400` for an unknown status).
+    pub(crate) fn from_query(query: &Pairs) -> Result<Filter> {
+        let status = match query.get("status") {
+            None => None,
+            Some(s) => Some(parse_status(s).ok_or_else(|| {
+                Error::bad_request(400, "status must be pending, analyzing, done or failed")
+            })?),
+        };
+        Ok(Filter {
+            label: query.get("label").map(|l| l.chars().take(100).collect()),
+            status,
+        })
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.label.is_none() && self.status.is_none()
     }
@@ -133,6 +148,16 @@ impl Filter {
 /// Parses a status name.
 pub(crate) fn parse_status(text: &str) -> Option<Status> {
     serde_json::from_value(json!(text.to_ascii_lowercase())).ok()
+}
+
+/// A status's name, as in markup classes, query strings and JSON.
+pub(crate) fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Pending => "pending",
+        Status::Analyzing => "analyzing",
+        Status::Done => "done",
+        Status::Failed => "failed",
+    }
 }
 
 /// The page of images starting at `start` (a name from a previous page's `next`), filtered.
@@ -538,5 +563,13 @@ mod tests {
         assert_eq!(version_cmp("local-nanodet-2", "local-nanodet-10"), Less);
         assert_eq!(parse_status("Done"), Some(Status::Done));
         assert_eq!(parse_status("x"), None);
+        for s in [
+            Status::Pending,
+            Status::Analyzing,
+            Status::Done,
+            Status::Failed,
+        ] {
+            assert_eq!(parse_status(status_name(s)), Some(s), "{s:?}");
+        }
     }
 }

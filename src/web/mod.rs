@@ -9,6 +9,7 @@
 //! Not here: TLS (the load balancer terminates it), accounts (one optional shared password),
 //! thumbnails (the browser scales the full image), image decoding of any kind.
 
+mod actions;
 mod api;
 mod auth;
 mod catalog;
@@ -19,6 +20,7 @@ mod pages;
 mod reconcile;
 mod routes;
 mod upload;
+mod view;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::auth::{self, Action};
 use super::catalog::{self, key_of, now, object_name};
+use super::view;
 use super::App;
 use crate::document::{meta, AnalysisDocument, Status};
 use crate::error::{Error, Result};
@@ -305,7 +306,7 @@ pub(crate) fn store(
             let message = format!(
                 "identical to {}, uploaded {}; not stored again",
                 twin.file,
-                super::pages::when(&twin.uploaded_at)
+                view::when(&twin.uploaded_at)
             );
             return Ok(Outcome {
                 file: file.into(),
@@ -583,8 +584,23 @@ pub(crate) fn post(app: &App, req: &Request, form: Form) -> Result<Response> {
     if wants_json {
         Response::json(status, &json!({ "results": outcomes }))
     } else {
-        super::pages::upload_result(app, status, &outcomes)
+        result_page(app, status, &outcomes)
     }
+}
+
+/// The page after a plain form upload (no JavaScript).
+fn result_page(app: &App, status: u16, outcomes: &[Outcome]) -> Result<Response> {
+    let items = outcomes
+        .iter()
+        .map(|o| view::result_item(o.ok, &o.file, &o.message, o.url.as_deref()))
+        .collect::<Result<Vec<_>>>()?;
+    let stored = outcomes.iter().filter(|o| o.ok).count();
+    let heading = format!(
+        "{stored} of {} file{} uploaded",
+        outcomes.len(),
+        if outcomes.len() == 1 { "" } else { "s" }
+    );
+    view::results_page(app, status, "Upload", &heading, items)
 }
 
 /// The body in one buffer sized from `Content-Length` (so it never regrows and briefly
