@@ -188,8 +188,7 @@ mean ocivision is faster or smaller (for requests per second, above 1 means fast
   a fresh object's create event; *own time* is the call's wall time minus the time the\n\
   emulator spent serving that call's outbound requests (the emulator records it per request).\n\
   Calls go back to back over one kept-alive connection, as the Fn agent sends them. *CPU time*\n\
-  is the child's user + system time over the warm calls (/proc/PID/stat), all threads: what\n\
-  ocivision signs ahead on a second thread counts there, not in *own time*.\n\
+  is the child's user + system time over the warm calls (/proc/PID/stat), all threads.\n\
   Peak RSS is the child's VmHWM after all calls. The comparison is the seed's stack:\n\
   bench/python/func.py, Python 3.11 with `fdk` and `oci` from PyPI, building the\n\
   resource-principal signer and the Object Storage, Vision and Secrets clients on every call\n\

@@ -8,8 +8,7 @@
 //!   `POST /call` for a new object's create event, and the function's own part of it, which is
 //!   the wall time minus the time the emulator spent serving the function's outbound requests;
 //! - the function's CPU time per warm call (user + system, all its threads, from
-//!   /proc/PID/stat over the warm calls): what signing ahead moves off the call's path still
-//!   counts here;
+//!   /proc/PID/stat over the warm calls);
 //! - outbound requests per call, and the function's peak RSS (VmHWM).
 //!
 //! `FUNC_BENCH_TRACE=1` also lists the last call's outbound requests with the emulator's time.
