@@ -10,10 +10,6 @@
 //!   object is checked again: if it was deleted meanwhile, the document is removed.
 //! - delete: the document is removed.
 //!
-//! Each signed request's signature is made on another thread while the call before it waits
-//! on the network ([`crate::oci::client::Transport::sign_ahead`]), so RSA signing, our largest
-//! cost per event, mostly stays off the event's path.
-//!
 //! Every outbound call is bounded by the call's deadline minus a margin; retries happen in the
 //! transport. Failures the pipeline cannot finish become a `failed` document (when the database
 //! is reachable) and a 502, so the platform's logs show them.
@@ -267,9 +263,6 @@ impl Analyzer {
         let received = SystemTime::now();
         let bucket = Analyzer::bucket(event);
         let key = Analyzer::key(event);
-        let _object_signed = self
-            .object_storage
-            .sign_get_ahead(&bucket, &event.name, FIRST_BYTES);
         let db_started = Instant::now();
         let existing = self
             .soda
@@ -313,7 +306,6 @@ impl Analyzer {
             max_labels: self.config.max_labels,
             compartment_id: self.config.compartment_id.clone(),
         };
-        let _vision_signed = self.vision.sign_ahead(&request);
         let mut doc = self.base_document(event, &info, existing);
         doc.timings.event_lag_ms = event
             .event_time
@@ -339,7 +331,6 @@ impl Analyzer {
         self.write(&key, &mut doc, deadline)?;
         db_time += writing.elapsed();
         doc.timings.db_ms = Some(db_time.as_millis() as u64);
-        let _check_signed = self.object_storage.sign_head_ahead(&bucket, &event.name);
 
         let vision_started = Instant::now();
         let analysis = self.vision.analyze(&request, deadline);

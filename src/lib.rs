@@ -29,6 +29,7 @@ pub mod logger;
 mod md5;
 pub mod oci;
 mod random;
+pub mod secret;
 pub mod soda;
 pub mod timefmt;
 pub mod web;

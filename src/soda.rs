@@ -10,9 +10,10 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::oci::client::{Auth, Call, Secret, Transport};
+use crate::oci::client::{Auth, Call, Transport};
 use crate::oci::encode;
 use crate::oci::secrets::Secrets;
+use crate::secret::Secret;
 
 const SERVICE: &str = "soda";
 /// Largest answer read: a page of 100 analysis documents of a few KiB each.

@@ -201,7 +201,7 @@ pub fn check_basic(request: &EmuRequest, user: &str, password: &str) -> bool {
         return false;
     };
     let expected = format!("{user}:{password}");
-    crate::oci::client::constant_time_eq(&decoded, expected.as_bytes())
+    crate::secret::constant_time_eq(&decoded, expected.as_bytes())
 }
 
 /// ORDS's 401 body.

@@ -18,7 +18,7 @@ use super::form::Pairs;
 use super::App;
 use crate::error::{Error, Result};
 use crate::http::Request;
-use crate::oci::client::{constant_time_eq, Secret};
+use crate::secret::{constant_time_eq, Secret};
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "ocv_session";

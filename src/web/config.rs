@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::config::{number, CloudConfig};
 use crate::error::{Error, Result};
-use crate::oci::client::Secret;
+use crate::secret::Secret;
 
 /// Variable names, in one place.
 pub mod vars {

@@ -29,9 +29,9 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::http::{Limits, Request, Response, Server};
-use crate::oci::client::Secret;
 use crate::oci::functions::Functions;
 use crate::oci::object_storage::{Bucket, ObjectStorage};
+use crate::secret::Secret;
 use crate::soda::Soda;
 
 pub use config::{PasswordSource, WebConfig};

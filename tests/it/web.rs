@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use ocivision::document::{AnalysisDocument, Status};
 use ocivision::emulator::faults::{FaultPlan, Faults, Service};
-use ocivision::oci::client::Secret;
 use ocivision::oci::object_storage::Condition;
+use ocivision::secret::Secret;
 use ocivision::web::Settings;
 use serde_json::json;
 
