@@ -2,7 +2,7 @@
 //! function (and, as `pending`, by the web app at upload) and read by the web app.
 //!
 //! Its key is [`crate::soda::document_key`] of namespace, bucket and object name, so every
-//! writer finds the same document. The field list is documented in README.md; unknown fields
+//! writer finds the same document. The field list is documented in docs/API.md; unknown fields
 //! are ignored on read, so older and newer writers can share a collection.
 
 use serde::{Deserialize, Serialize};

@@ -117,6 +117,6 @@ output "deployment_summary" {
       IAM                ${var.create_iam ? "created (dynamic groups + policy)" : "NOT created: see `terraform output iam_statements`"}
 
     Next steps:
-    ${var.use_placeholder_images ? "1. terraform output -raw build_commands   # log in to OCIR, build and push both images\n2. apply again with use_placeholder_images=false and the two tags (last line of build_commands)\n3. run `webapp doctor` (README.md, Deploy to OCI) and open the URL above" : "1. run `webapp doctor` (README.md, Deploy to OCI): config, resource principal, bucket events, secrets, ORDS, Vision, function\n2. open ${local.application_url} and upload a photo; the result appears within seconds\n3. new release: build with a new TAG and apply with the new tags"}
+    ${var.use_placeholder_images ? "1. terraform output -raw build_commands   # log in to OCIR, build and push both images\n2. apply again with use_placeholder_images=false and the two tags (last line of build_commands)\n3. run `webapp doctor` (docs/DEPLOY.md, section 7) and open the URL above" : "1. run `webapp doctor` (docs/DEPLOY.md, section 7): config, resource principal, bucket events, secrets, ORDS, Vision, function\n2. open ${local.application_url} and upload a photo; the result appears within seconds\n3. new release: build with a new TAG and apply with the new tags"}
   EOT
 }

@@ -7,7 +7,7 @@
 //!
 //! It trusts the local development key (`src/emulator/dev-key.pem`) under the key id it prints,
 //! plus any `--trust` pairs (a private or public key PEM). Faults come from `--faults` or
-//! `OCIVISION_FAULTS` (syntax in README.md). With the `local-vision` feature, Vision answers from
+//! `OCIVISION_FAULTS` (syntax in docs/EMULATOR.md). With the `local-vision` feature, Vision answers from
 //! the shipped local model (`models/`), else with 501. Data is written crash-safely, so stopping
 //! it with Ctrl-C loses nothing that was acknowledged.
 

@@ -1,4 +1,4 @@
-//! The JSON API for scripts and curl (documented with runnable examples in README.md, JSON API), the
+//! The JSON API for scripts and curl (documented with runnable examples in docs/API.md), the
 //! gallery's polling endpoint, and the health checks.
 //!
 //! Answers are `application/json` built with `serde_json`; errors are
