@@ -99,9 +99,7 @@ fn parse(args: Vec<String>) -> Result<Args, Error> {
 
 fn run(args: Vec<String>) -> Result<(), Error> {
     let args = parse(args)?;
-    ocivision::logger::init(ocivision::logger::parse_level(
-        std::env::var("LOG_LEVEL").ok().as_deref(),
-    )?);
+    ocivision::logger::init_from(&|k: &str| std::env::var(k).ok())?;
     let mut config = EmulatorConfig::new(&args.data);
     config.bind = SocketAddr::new(args.bind, args.port);
     if !args.buckets.is_empty() {
