@@ -7,8 +7,8 @@
 //!
 //! It trusts the local development key (`src/emulator/dev-key.pem`) under the key id it prints,
 //! plus any `--trust` pairs (a private or public key PEM). Faults come from `--faults` or
-//! `OCIVISION_FAULTS` (syntax in docs/EMULATOR.md). With the `local-vision` feature, Vision answers from
-//! the shipped local model (`models/`), else with 501. Data is written crash-safely, so stopping
+//! `OCIVISION_FAULTS` (syntax in docs/EMULATOR.md). Vision answers from the shipped local model
+//! (`models/`), or with 501 when it does not load. Built only with the `local` feature. Data is written crash-safely, so stopping
 //! it with Ctrl-C loses nothing that was acknowledged.
 
 use std::net::{IpAddr, SocketAddr};
