@@ -453,7 +453,10 @@ impl Collection {
                     Err(refused) => return Ok(refused),
                 };
                 match Qbe::parse(&req.body) {
-                    Ok(qbe) => self.page(base, self.select(&qbe).into_iter(), &paging),
+                    Ok(qbe) => {
+                        let needed = paging.offset.saturating_add(paging.limit);
+                        self.page(base, self.select(&qbe, needed).into_iter(), &paging)
+                    }
                     Err(message) => Ok(bad_request(&message)),
                 }
             }
@@ -466,7 +469,7 @@ impl Collection {
                     Err(message) => return Ok(bad_request(&message)),
                 };
                 let doomed: Vec<String> = self
-                    .select(&qbe)
+                    .select(&qbe, 0)
                     .into_iter()
                     .map(|(key, _)| key.clone())
                     .collect();
@@ -488,8 +491,9 @@ impl Collection {
         }
     }
 
-    /// The documents matching `qbe`, in its order, ties (and no order) by key.
-    fn select(&self, qbe: &Qbe) -> Vec<Hit<'_>> {
+    /// The documents matching `qbe`: the first `needed` in its order (ties, and no order, by
+    /// key), the rest after them in no particular order, so a page does not sort them all.
+    fn select(&self, qbe: &Qbe, needed: usize) -> Vec<Hit<'_>> {
         // A path no document has matches nothing.
         let Some(conditions) = qbe
             .fields
@@ -528,8 +532,8 @@ impl Collection {
                 (sort_key, (key, doc))
             })
             .collect();
-        // Stable, so equal sort keys keep key order.
-        keyed.sort_by(|(a, _), (b, _)| {
+        let compare = |(a, (a_key, _)): &(Vec<Option<&Scalar>>, Hit<'_>),
+                       (b, (b_key, _)): &(Vec<Option<&Scalar>>, Hit<'_>)| {
             a.iter()
                 .zip(b)
                 .zip(&order)
@@ -542,8 +546,13 @@ impl Collection {
                     }
                 })
                 .find(|o| *o != Ordering::Equal)
-                .unwrap_or(Ordering::Equal)
-        });
+                .unwrap_or_else(|| a_key.cmp(b_key))
+        };
+        if needed < keyed.len() {
+            keyed.select_nth_unstable_by(needed, compare);
+        }
+        let first = needed.min(keyed.len());
+        keyed[..first].sort_unstable_by(compare);
         keyed.into_iter().map(|(_, doc)| doc).collect()
     }
 
@@ -1507,6 +1516,19 @@ mod tests {
         assert_eq!(query(&svc, two_keys), ["b", "d", "c", "a"]);
         let precedence = json!({"$orderby": {"bucket_name": 2, "timestamp": 1}});
         assert_eq!(query(&svc, precedence), ["b", "d", "c", "a"]);
+        let ties = json!({"$orderby": {"bucket_name": 1}});
+        assert_eq!(query(&svc, ties.clone()), ["a", "b", "d", "c"]);
+        let r = call(
+            &svc,
+            "POST",
+            &format!("{BASE}/C?action=query&limit=1&offset=1"),
+            &ties.to_string(),
+        );
+        assert_eq!(
+            ids(&ok_json(&r)),
+            ["b"],
+            "only the page is sorted, ties still by key"
+        );
         // Missing and null sort first, then numbers by value.
         assert_eq!(
             query(&svc, json!({"$orderby": {"score": 1}})),
