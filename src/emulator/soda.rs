@@ -5,7 +5,7 @@
 //! `soda-rest.md` §2–§5 describes them: collection create (201, then 200 for the same metadata,
 //! 409 for different), drop and list; document GET/PUT/DELETE with `ETag`, `If-Match` (412) and
 //! `If-None-Match` (304); listings paged by `limit`/`offset` in the `items`/`hasMore`/`count`
-//! envelope (any other option is refused); and the `query` and `delete` actions. Their QBE is what the product sends: `$id` (a
+//! envelope; and the `query` and `delete` actions. Their QBE is what the product sends: `$id` (a
 //! key or a list of keys), equality on a dotted path (the value there, or any element of an array
 //! there, equals a scalar: `soda-index.md` §6), `$in` over scalars, and `$orderby` in its
 //! `{"path": ±n}` form with the filter under `$query`. Anything else (another operator, `$and`,
@@ -14,13 +14,13 @@
 //!
 //! Every collection is read from disk once, when the service starts, into a map in key order:
 //! key → version, the JSON text as stored, and every scalar in it by dotted path (a path crosses
-//! arrays at any depth). A write goes to the collection's [`Store`] first (temp file, fsync,
-//! rename) and then to the map, so `$id` lists are lookups, equality queries compare scalars, and
-//! no request reads a file. Memory is bounded by what is accepted: a document is at most
-//! [`MAX_DOCUMENT`] bytes of JSON (413 beyond), and all collections together at most
-//! [`MAX_HELD`] bytes of text and scalars (507 beyond, about 130 000 analysis documents). Measured
-//! with 10 000 of the 700-byte documents web-bench writes: 30 MB resident this way, 136 MB if they
-//! were kept as `serde_json::Value`s. The dotted paths are numbered once per collection and kept.
+//! arrays at any depth). A write goes to the collection's store (`store.rs`) first (temp file,
+//! fsync, rename) and then to the map, so `$id` lists are lookups, equality queries compare
+//! scalars, and no request reads a file. Memory is bounded by what is accepted: a document is at
+//! most 1 MiB of JSON (413 beyond), and all collections together hold at most 256 MiB of text and
+//! scalars (507 beyond: about 130 000 analysis documents). Measured with 10 000 of the 700-byte
+//! documents web-bench writes: 30 MB resident this way, 136 MB if they were kept as
+//! `serde_json::Value`s. The dotted paths are numbered once per collection and kept.
 //!
 //! Deliberately not here: Basic-auth checks and fault injection (done before `handle`), schema
 //! separation (every alias sees the same collections), POST inserts and the `insert`,
@@ -49,10 +49,10 @@ const MAX_LIMIT: usize = 1000;
 /// Longest document key.
 const MAX_KEY: usize = 255;
 /// Largest document, in bytes of JSON (ORDS takes far more; ours are a few KiB).
-pub const MAX_DOCUMENT: usize = 1024 * 1024;
+const MAX_DOCUMENT: usize = 1024 * 1024;
 /// Most bytes of documents (text and scalars) held across all collections; a write past it is
 /// refused.
-pub const MAX_HELD: usize = 256 * 1024 * 1024;
+const MAX_HELD: usize = 256 * 1024 * 1024;
 /// Path names ORDS reserves below the version segment.
 const RESERVED: &[&str] = &["custom-actions", "metadata-catalog"];
 /// SODA over a data directory.
@@ -840,7 +840,7 @@ fn parse_condition(path: &str, condition: Value) -> Result<Vec<Scalar>, String> 
             wanted.ok_or_else(|| format!("'{path}' has an empty condition"))
         }
         Value::Array(_) => Err(format!(
-            "an array as the value of '{path}' means $all in SODA, which the emulator does not answer"
+            "an array as the value of '{path}' means $all in SODA; the emulator does not answer it"
         )),
         scalar => Ok(Scalar::of(&scalar).into_iter().collect()),
     }
