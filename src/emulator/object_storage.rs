@@ -392,7 +392,7 @@ impl ObjectStorageService {
             })
             .collect();
 
-        let locked = store.lock();
+        let mut locked = store.lock();
         let existing = read_stored(locked.meta(name)?)?;
         if create_only && existing.is_some() {
             return Ok(EmuResponse::error(
@@ -446,7 +446,7 @@ impl ObjectStorageService {
         store: &Store,
         name: &str,
     ) -> crate::Result<EmuResponse> {
-        let locked = store.lock();
+        let mut locked = store.lock();
         let Some(existing) = read_stored(locked.meta(name)?)? else {
             return Ok(object_not_found(name));
         };
@@ -628,24 +628,22 @@ fn list(req: &EmuRequest, store: &Store) -> crate::Result<EmuResponse> {
         Ok(query) => query,
         Err(response) => return Ok(response),
     };
-    let entries = store.lock().list()?;
-    let mut objects: Vec<Stored> = entries
+    // Names sort bytewise (the service's order, and the store's), so the listing is one walk
+    // from the highest lower bound; the names under a prefix are contiguous in that order.
+    let from = [query.start.as_deref(), query.start_after.as_deref()]
         .into_iter()
-        .map(|e| serde_json::from_value(e.meta))
-        .collect::<Result<_, _>>()?;
-    // String order is byte order of the UTF-8, which is what the service sorts by.
-    objects.sort_by(|a, b| a.name.cmp(&b.name));
-
+        .flatten()
+        .fold(query.prefix.as_str(), |a, b| a.max(b));
+    let locked = store.lock();
     let mut listed = Vec::new();
     let mut prefixes: Vec<String> = Vec::new();
     let mut next_start = None;
-    for object in &objects {
-        let name = object.name.as_str();
-        let outside = !name.starts_with(&query.prefix)
-            || query.start.as_deref().is_some_and(|s| name < s)
-            || query.start_after.as_deref().is_some_and(|s| name <= s)
-            || query.end.as_deref().is_some_and(|e| name >= e);
-        if outside {
+    for entry in locked.entries_from(from) {
+        let name = entry.key;
+        if !name.starts_with(&query.prefix) || query.end.as_deref().is_some_and(|e| name >= e) {
+            break;
+        }
+        if query.start_after.as_deref() == Some(name) {
             continue;
         }
         let folder = if query.delimiter {
@@ -664,7 +662,9 @@ fn list(req: &EmuRequest, store: &Store) -> crate::Result<EmuResponse> {
         }
         match folder {
             Some(folder) => prefixes.push(folder.to_string()),
-            None => listed.push(summary(object, &query.fields)),
+            None => {
+                listed.push(summary(&entry.meta::<Stored>()?, &query.fields));
+            }
         }
     }
     let mut page = json!({ "objects": listed });
