@@ -9,6 +9,13 @@
 //! and result. Stopping the process (Ctrl-C) loses nothing that was acknowledged: every write is
 //! a temp file, fsync and rename.
 //!
+//! IAM: the emulator enforces `terraform/policies.tpl`, the statements Terraform deploys, filled
+//! with local names. The function's resource-principal token makes it a function of the
+//! emulator's compartment, so a member of the function's dynamic group; the web app's API key
+//! (in the OCI config file under `keys/`) is trusted as the web app's container instance, so a
+//! member of the web app's dynamic group. Neither is an administrator: a statement missing from
+//! the template fails here the way it would after deployment.
+//!
 //! Not here: the web server itself (the `webapp` binary starts it with these settings).
 
 use std::os::unix::fs::PermissionsExt;
@@ -81,7 +88,9 @@ impl LocalStack {
         });
         let emulator = Emulator::start(config)?;
         let key_id = format!("{TENANCY}/{USER}/{}", api_key.fingerprint());
-        emulator.trust_api_key(&key_id, &api_key);
+        // The web app's API key stands for its container instance: local mode runs under the
+        // deployed policy (terraform/policies.tpl), the web app in its dynamic group.
+        emulator.trust_api_key_as(&key_id, &api_key, emulator.web_app_principal());
         let detector = attach_detector(&emulator);
 
         // An OCI config file for the web app, as a developer's laptop would have.

@@ -8,6 +8,7 @@ mod doctor; // webapp doctor: all green, then each check made to fail
 mod emulator; // signature tampering, fault injection, events through the Fn contract
 mod func; // the Fn contract over a real unix socket, and the func binary's start-up
 mod http; // the hostile-input checklist of http-hardening.md over real sockets
+mod iam; // IAM ablation: each policy statement removed in turn, what breaks and what the user sees
 mod local; // local mode end to end: the webapp binary with no cloud, upload to done, restart
 mod pipeline; // the func binary end to end: events in, one document per image out
 mod signing; // OCI signing vectors, stage by stage, and credential providers
