@@ -97,6 +97,11 @@ impl Store {
         })
     }
 
+    /// The store's directory (a bucket keeps its own description beside the records).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Waits for exclusive access. A panic in another holder does not block the store forever:
     /// every write is atomic on disk and the index changes only after it, so the data behind a
     /// poisoned lock is still whole.
