@@ -23,7 +23,7 @@
 //! `serde_json::Value`s. The dotted paths are numbered once per collection and kept.
 //!
 //! Deliberately not here: Basic-auth checks and fault injection (done before `handle`), schema
-//! separation (every alias sees the same collections), POST inserts and the `insert`,
+//! separation (one schema alias is served; a wrong one is refused in `mod.rs`), POST inserts and the `insert`,
 //! `truncate` and `update` actions (the product writes by key), `PATCH`, the `q`, `fields`,
 //! `totalResults` and id-range listing options, indexes, the `custom-actions` and
 //! `metadata-catalog` paths, and 23ai native (`_id`) collections. One lock serialises all
