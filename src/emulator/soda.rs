@@ -24,7 +24,7 @@
 //!
 //! Deliberately not here: Basic-auth checks and fault injection (done before `handle`), schema
 //! separation (one schema alias is served; a wrong one is refused in `mod.rs`), POST inserts and the `insert`,
-//! `truncate` and `update` actions (the product writes by key), `PATCH`, the `q`, `fields`,
+//! `truncate` and `update` actions (the product writes by key), `PATCH`, the `fields`,
 //! `totalResults` and id-range listing options, indexes, the `custom-actions` and
 //! `metadata-catalog` paths, and 23ai native (`_id`) collections. One lock serialises all
 //! requests: an emulator wants clear ordering more than throughput.
@@ -378,9 +378,17 @@ impl Collection {
         budget: &mut Budget<'_>,
     ) -> crate::Result<EmuResponse> {
         match (req.method.as_str(), rest) {
-            ("GET", []) => match paging(req) {
-                Ok(paging) => self.page(base, self.docs.iter(), &paging),
-                Err(refused) => Ok(refused),
+            ("GET", []) => match (paging(req), req.query_param("q")) {
+                (Err(refused), _) => Ok(refused),
+                (Ok(paging), None) => self.page(base, self.docs.iter(), &paging),
+                // `q=` filters a listing with a QBE, as `action=query` does with its body.
+                (Ok(paging), Some(q)) => match Qbe::parse(q.as_bytes()) {
+                    Ok(qbe) => {
+                        let needed = paging.offset.saturating_add(paging.limit);
+                        self.page(base, self.select(&qbe, needed).into_iter(), &paging)
+                    }
+                    Err(message) => Ok(bad_request(&message)),
+                },
             },
             ("POST", []) => self.post(req, base, budget),
             ("GET", [key]) => Ok(self.get(req, key)),
@@ -693,8 +701,8 @@ fn paging(req: &EmuRequest) -> Result<Paging, EmuResponse> {
                     .parse()
                     .map_err(|_| bad_request("offset must be a non-negative integer"))?;
             }
-            "action" => {}
-            // ORDS has more (`fields`, `totalResults`, `q`, id ranges): refused, not ignored.
+            "action" | "q" => {}
+            // ORDS has more (`fields`, `totalResults`, id ranges): refused, not ignored.
             option => {
                 return Err(bad_request(&format!(
                 "the emulator does not answer the option {option} (it pages by limit and offset)"
