@@ -32,6 +32,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String], lookup: &dyn Fn(&str) -> Option<String>) -> Result<ExitCode, Error> {
+    ocivision::check_randomness()?;
     ocivision::logger::init(ocivision::logger::parse_level(
         lookup(config::vars::LOG_LEVEL).as_deref(),
     )?);

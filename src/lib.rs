@@ -35,3 +35,6 @@ pub mod timefmt;
 pub mod web;
 
 pub use error::{Error, Result, ServiceError};
+/// Refuses to go on without the operating system's random number generator (binaries call it
+/// first thing).
+pub use random::check as check_randomness;
