@@ -565,6 +565,12 @@ impl Collection<'_> {
                 return Ok(precondition_failed());
             }
         }
+        // `If-None-Match: *` makes the PUT an insert that never replaces.
+        if let (Some(tags), Some(meta)) = (req.header("if-none-match"), existing.as_ref()) {
+            if etag_matches(&meta.etag, tags) {
+                return Ok(precondition_failed());
+            }
+        }
         let meta = new_meta(key, &req.body, existing.as_ref());
         locked.put(key, &serde_json::to_value(&meta)?, &req.body)?;
         Ok(match existing {
@@ -1182,6 +1188,19 @@ mod tests {
             b"{}",
         ));
         assert_eq!(r.status, 412);
+        // `If-None-Match: *` inserts once and never replaces.
+        let insert_once = |key: &str| {
+            svc.handle(&request(
+                "PUT",
+                &doc_path("C", key),
+                &[("if-none-match", "*")],
+                br#"{"lease":1}"#,
+            ))
+            .status
+        };
+        assert_eq!(insert_once("K1"), 412);
+        assert_eq!(insert_once("fresh"), 201);
+        assert_eq!(insert_once("fresh"), 412);
 
         for bad in ["{oops", "", "[1,2]", "\"text\""] {
             assert_eq!(call(&svc, "PUT", &path, bad).status, 400, "{bad:?}");
