@@ -205,7 +205,7 @@ variable "public_origin" {
 }
 
 variable "reconcile_interval_seconds" {
-  description = "RECONCILE_INTERVAL_SECS: seconds between reconciler passes in the web app (0 turns it off). With several instances they take turns through a lease, about one pass per interval in all. 600 repairs a lost event within about 15 minutes (5 min grace + 10) for roughly 110 requests per 10,000 images."
+  description = "RECONCILE_INTERVAL_SECS: seconds between reconciler passes in the web app (0 turns it off). With several instances they take turns through a lease, about one pass per interval in all. 600 repairs a lost event within about 15 minutes (5 min grace + 10) for about 113 requests per 10,000 images."
   type        = number
   default     = 600
 

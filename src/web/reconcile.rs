@@ -12,8 +12,8 @@
 //! `webapp reconcile` or periodically inside the server; either way a pass runs only while it
 //! holds the reconciler lease (`lease.rs`), so several web-app instances never run passes at
 //! once, and a pass stops between repairs if the lease is lost. A pass costs one ListObjects per
-//! 1,000 objects, one SODA query page per 100 documents, three lease writes and reads (plus one
-//! renewal per third of the lease's lifetime), and the repairs themselves. Not here: objects
+//! 1,000 objects, one SODA query page per 100 documents, one lease read and two lease writes (plus
+//! one renewal per third of the lease's lifetime), and the repairs themselves. Not here: objects
 //! outside `uploads/` (the app never shows them) and documents of other buckets.
 
 use std::collections::{HashMap, HashSet};
