@@ -3,7 +3,7 @@
 
 A module is a file: src/web/auth.rs is `web::auth`, src/web/mod.rs is `web`, src/lib.rs is
 `crate`. Binary crates (src/main.rs, src/bin/, func/) are named by their file, `bin:func/main.rs`.
-Every .rs file under src/ and func/ is read up to its `#[cfg(test)]` + `mod tests` (unit tests
+Every .rs file under src/ and func/ is read without its `#[cfg(test)]` items (unit tests
 may use anything). Comments and string literals are blanked first, so doc links and messages
 are not dependencies. Dependencies come from `use` trees and from paths in code: `crate::a::b`,
 `super::x`, `self::x`, `ocivision::a` (from the binaries) and `child::x` where `child` is a
@@ -88,14 +88,36 @@ def blank_comments_and_strings(text):
 
 
 def without_unit_tests(text):
-    """The file up to the line `#[cfg(test)]` that is followed by `mod tests`."""
-    lines = text.split("\n")
-    for k, line in enumerate(lines):
-        if line.strip() == "#[cfg(test)]":
-            rest = [l.strip() for l in lines[k + 1:k + 4] if l.strip()]
-            if rest and re.match(r"(pub(\([^)]*\))?\s+)?mod\s+tests\b", rest[0]):
-                return "\n".join(lines[:k])
-    return text
+    """The file without the items behind `#[cfg(test)]` (unit tests and their fixtures).
+
+    An item ends at its first `;` outside braces or at the brace that closes its body; braces
+    and semicolons are looked for in the code only (comments and literals blanked, same length)."""
+    code = blank_comments_and_strings(text)
+    out = []
+    i = 0
+    marker = "#[cfg(test)]"
+    while True:
+        k = code.find(marker, i)
+        if k < 0:
+            out.append(text[i:])
+            return "".join(out)
+        out.append(text[i:k])
+        j = k + len(marker)
+        depth = 0
+        while j < len(code):
+            c = code[j]
+            j += 1
+            if c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            elif c == ";" and depth == 0:
+                break
+        # Keep line numbers right for the report: put back the newlines of what was cut.
+        out.append("\n" * text.count("\n", k, j))
+        i = j
 
 
 def expand_use_tree(body):

@@ -178,7 +178,7 @@ fn run() -> Result<(), Error> {
     let command = command()?;
     ocivision::check_randomness()?;
     let env = |k: &str| std::env::var(k).ok();
-    logger::init(logger::parse_level(env("LOG_LEVEL").as_deref())?);
+    logger::init_from(&env)?;
     let (mode, why) = mode(&env)?;
     let local = start_local(mode, why)?;
     // In local mode the stack's settings win over the environment.

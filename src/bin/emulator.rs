@@ -7,8 +7,8 @@
 //!
 //! It trusts the local development key (`src/emulator/dev-key.pem`) under the key id it prints,
 //! plus any `--trust` pairs (a private or public key PEM). Faults come from `--faults` or
-//! `OCIVISION_FAULTS` (syntax in docs/EMULATOR.md). With the `local-vision` feature, Vision answers from
-//! the shipped local model (`models/`), else with 501. Data is written crash-safely, so stopping
+//! `OCIVISION_FAULTS` (syntax in docs/EMULATOR.md). Vision answers from the shipped local model
+//! (`models/`), or with 501 when it does not load. Built only with the `local` feature. Data is written crash-safely, so stopping
 //! it with Ctrl-C loses nothing that was acknowledged.
 
 use std::net::{IpAddr, SocketAddr};
@@ -99,9 +99,7 @@ fn parse(args: Vec<String>) -> Result<Args, Error> {
 
 fn run(args: Vec<String>) -> Result<(), Error> {
     let args = parse(args)?;
-    ocivision::logger::init(ocivision::logger::parse_level(
-        std::env::var("LOG_LEVEL").ok().as_deref(),
-    )?);
+    ocivision::logger::init_from(&|k: &str| std::env::var(k).ok())?;
     let mut config = EmulatorConfig::new(&args.data);
     config.bind = SocketAddr::new(args.bind, args.port);
     if !args.buckets.is_empty() {

@@ -12,15 +12,15 @@
 //! may do anything), multipart uploads, Vision features other than detection and labels.
 
 pub mod agent;
-pub mod auth;
+mod auth;
 pub mod events;
 pub mod faults;
-pub mod object_storage;
+mod object_storage;
 pub mod secrets;
 pub mod soda;
 pub(crate) mod store;
-pub mod vision;
-pub mod wire;
+mod vision;
+mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -187,11 +187,6 @@ impl ObjectStorageService {
         })
     }
 
-    /// The namespace served.
-    pub fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
     /// Sets (replacing any earlier one) the listener told about every PUT and DELETE.
     pub fn on_change(&self, listener: ChangeListener) {
         *self.listener.write().unwrap_or_else(|e| e.into_inner()) = Some(listener);

@@ -9,7 +9,7 @@ pub mod client;
 pub mod encode;
 pub mod functions;
 pub mod object_storage;
-pub mod region;
+pub(crate) mod region;
 mod resolver;
 pub mod secrets;
 pub mod sign;
