@@ -991,6 +991,8 @@ fn read_view(stack: &Stack) -> Result<View, String> {
     let documents = stack
         .soda
         .list(deadline)
+        // The reconciler's lease shares the collection; it is not an image's document.
+        .filter(|d| !matches!(d, Ok(d) if d.value["kind"] == "reconciler-lease"))
         .map(|d| {
             d.map(|d| {
                 (

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String], lookup: &dyn Fn(&str) -> Option<String>) -> Result<ExitCode, Error> {
+    ocivision::check_randomness()?;
     ocivision::logger::init_from(lookup)?;
     let analyzer = Analyzer::from_lookup(lookup)?;
     match args {

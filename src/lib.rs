@@ -30,9 +30,10 @@
 //! | [`timefmt`] | RFC 3339 timestamps: tests write Fn deadlines with it |
 //! | [`emulator`], [`detect`], [`local`] | local mode (feature `local`): `webapp`, the `emulator` binary, tests, benchmarks |
 //!
-//! Plus [`Analyzer`] (the function's work, used by `func` and local mode) and the crate's one
-//! error type, [`Error`]. Everything else (configuration parsing, image sniffing, randomness,
-//! MD5) is private.
+//! Plus [`Analyzer`] (the function's work, used by `func` and local mode), the crate's one
+//! error type, [`Error`], and [`check_randomness`] (both binaries refuse to start without the
+//! OS random number generator). Everything else (configuration parsing, image sniffing,
+//! randomness, MD5) is private.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -62,3 +63,6 @@ pub mod web;
 
 pub use analysis::Analyzer;
 pub use error::{Error, Result, ServiceError};
+/// Refuses to go on without the operating system's random number generator (binaries call it
+/// first thing).
+pub use random::check as check_randomness;

@@ -1,7 +1,8 @@
 //! Local mode: the whole pipeline in one process, with no cloud account.
 //!
 //! [`LocalStack::start`] opens a data directory, generates the keys it needs once (an API key
-//! for the web app, a key for the function's resource principal), starts the emulator on a
+//! for the web app, a key for the function's resource principal, the web app's session secret
+//! in `keys/session-secret`, mode 0600), starts the emulator on a
 //! loopback port with the local detector, and serves the real function
 //! code through the real Fn contract on a unix socket, authenticated with a resource-principal
 //! token the emulator minted. [`LocalStack::webapp_env`] gives the settings that point the web
@@ -30,6 +31,7 @@ use crate::fdk::{FnConfig, FnServer};
 use crate::oci::client::{Auth, Transport, TransportConfig};
 use crate::oci::secrets::Secrets;
 use crate::oci::sign::PrivateKey;
+use crate::secret::Secret;
 use crate::soda::Soda;
 
 /// The function's id in local mode.
@@ -69,6 +71,7 @@ pub struct LocalStack {
     data_dir: PathBuf,
     config_file: PathBuf,
     detector: String,
+    session_secret: Secret,
 }
 
 impl LocalStack {
@@ -78,6 +81,7 @@ impl LocalStack {
         create_private_dir(&keys)?;
         let (api_key_file, api_key) = key(&keys, "api-key.pem")?;
         let (function_key_file, function_key) = key(&keys, "function-key.pem")?;
+        let session_secret = session_secret(&keys)?;
 
         let mut config = EmulatorConfig::new(data_dir.join("emulator"));
         config.secrets.push(SecretEntry {
@@ -110,6 +114,7 @@ impl LocalStack {
             data_dir: data_dir.to_path_buf(),
             config_file,
             detector,
+            session_secret,
         };
         stack.ensure_collection()?;
         stack.function = Some(stack.start_function(&function_key_file, &function_key)?);
@@ -185,6 +190,31 @@ impl LocalStack {
     pub fn detector(&self) -> &str {
         &self.detector
     }
+
+    /// The web app's session secret, kept across restarts so sessions survive them.
+    pub fn session_secret(&self) -> &Secret {
+        &self.session_secret
+    }
+}
+
+/// Reads `dir/session-secret`, first writing 32 random bytes there (as hex, mode 0600) if there
+/// is none.
+fn session_secret(dir: &Path) -> Result<Secret> {
+    let path = dir.join("session-secret");
+    if !path.exists() {
+        write_private(&path, &crate::random::hex::<32>())?;
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    let text = text.trim();
+    if text.len() < crate::web::MIN_SESSION_SECRET {
+        return Err(Error::Config(format!(
+            "{} holds fewer than {} characters: delete it and a new one is made",
+            path.display(),
+            crate::web::MIN_SESSION_SECRET
+        )));
+    }
+    Ok(Secret::new(text))
 }
 
 /// Serves the real function code through the Fn contract on `run/lsnr.sock`, authenticated
@@ -308,6 +338,24 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_session_secret_is_made_once_private_and_kept() {
+        let dir = std::env::temp_dir().join(format!("ocivision-secret-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        create_private_dir(&dir).unwrap();
+        let first = session_secret(&dir).unwrap();
+        assert_eq!(first.expose().len(), 64);
+        let mode = std::fs::metadata(dir.join("session-secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(session_secret(&dir).unwrap(), first, "kept across restarts");
+        std::fs::write(dir.join("session-secret"), "short").unwrap();
+        assert!(session_secret(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn data_dir_prefers_ocivision_data_then_xdg_then_home() {

@@ -220,6 +220,54 @@ impl Soda {
         Ok(reply.header("etag").unwrap_or("").to_string())
     }
 
+    /// Replaces the document at `key` only while its version is still `etag` (`If-Match`);
+    /// returns the new etag, or `None` when another writer got there first (412, or 404 when the
+    /// document is gone).
+    pub fn put_if_match(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        etag: &str,
+        deadline: Instant,
+    ) -> Result<Option<String>> {
+        if etag.is_empty() {
+            return Err(Error::Config(
+                "SODA sent no ETag for a document: conditional writes are impossible".into(),
+            ));
+        }
+        self.put_conditionally(key, value, ("if-match", etag.to_string()), deadline)
+    }
+
+    /// Inserts the document at `key` only if there is none (`If-None-Match: *`); returns its
+    /// etag, or `None` when one exists already (412).
+    pub fn insert_if_absent(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<Option<String>> {
+        self.put_conditionally(key, value, ("if-none-match", "*".to_string()), deadline)
+    }
+
+    fn put_conditionally(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        condition: (&str, String),
+        deadline: Instant,
+    ) -> Result<Option<String>> {
+        let body = serde_json::to_vec(value)?;
+        let mut call = self
+            .call("PUT", self.document_path(key)?, deadline)
+            .with_json(&body);
+        call.headers.push((condition.0.to_string(), condition.1));
+        match self.transport.send(call) {
+            Ok(reply) => Ok(Some(reply.header("etag").unwrap_or("").to_string())),
+            Err(Error::Service(e)) if e.status == 412 || e.status == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The document at `key`, or `None`.
     pub fn get(&self, key: &str, deadline: Instant) -> Result<Option<Document>> {
         let reply = match self

@@ -26,7 +26,7 @@ resource "oci_events_rule" "image_events" {
   })
 
   actions {
-    actions {
+    action {
       action_type = "FAAS"
       is_enabled  = true
       function_id = oci_functions_function.image_analyzer[0].id

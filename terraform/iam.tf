@@ -14,8 +14,13 @@ locals {
   dg_app_rule = "ALL {resource.type = 'computecontainerinstance', resource.compartment.id = '${var.compartment_ocid}'}"
   dg_fn_rule  = "ALL {resource.type = 'fnfunc', resource.compartment.id = '${var.compartment_ocid}'}"
 
-  db_secret_condition  = "target.secret.id = '${oci_vault_secret.db_admin_password.id}'"
-  app_secret_condition = var.create_app_password ? "any {target.secret.id = '${oci_vault_secret.db_admin_password.id}', target.secret.id = '${oci_vault_secret.app_password[0].id}'}" : local.db_secret_condition
+  db_secret_condition = "target.secret.id = '${oci_vault_secret.db_admin_password.id}'"
+  # The web app reads the database password, its session secret and (optionally) its login password.
+  app_secret_ids = concat(
+    [oci_vault_secret.db_admin_password.id, oci_vault_secret.session_secret.id],
+    var.create_app_password ? [oci_vault_secret.app_password[0].id] : [],
+  )
+  app_secret_condition = "any {${join(", ", [for id in local.app_secret_ids : "target.secret.id = '${id}'"])}}"
 
   # The statements live in policies.tpl, which the local emulator also reads (one file, so
   # local mode and the deployment run under the same rules). One statement per line; comment

@@ -1,8 +1,7 @@
 # Outputs: where the app is, how to build and push, and what to do next.
 
 locals {
-  app_scheme      = local.https_enabled ? "https" : "http"
-  application_url = "${local.app_scheme}://${local.lb_ip}/"
+  application_url = var.public_origin != "" ? "${var.public_origin}/" : "http://${local.lb_ip}/"
   # Suggested tag: the tags in use, else the current commit id (never `latest`).
   suggested_tag = var.webapp_image_tag != "" ? var.webapp_image_tag : "$(git rev-parse --short=12 HEAD)"
   function_id   = var.use_placeholder_images ? "" : oci_functions_function.image_analyzer[0].id
@@ -12,6 +11,11 @@ locals {
 output "application_url" {
   description = "The web app behind the load balancer (set PUBLIC_ORIGIN through var.public_origin when you put a DNS name in front)."
   value       = local.application_url
+}
+
+output "webapp_private_ips" {
+  description = "Private IPs of the web-app container instances (the load balancer's backends)."
+  value       = local.app_private_ips
 }
 
 output "load_balancer_ip" {
@@ -108,7 +112,8 @@ output "deployment_summary" {
   description = "What exists, and the next steps."
   value       = <<-EOT
     ocivision in ${var.region} (${var.use_placeholder_images ? "phase 1: placeholder web image, no function yet" : "phase 2: real images"})
-      web app            ${local.application_url}  (container instance ${local.app_private_ip}:${var.app_port}, health /healthz)
+      web app            ${local.application_url}  (${var.webapp_instance_count} container instance(s) at ${join(", ", local.app_private_ips)} port ${var.app_port}, health /healthz)
+      reconciler         ${var.reconcile_interval_seconds == 0 ? "off" : "every ${var.reconcile_interval_seconds} s, one instance at a time (lease in the database)"}
       images bucket      ${local.namespace}/${oci_objectstorage_bucket.images.name} (private, object events on)
       database           ${oci_database_autonomous_database.adb.display_name}, AJD ${var.db_version}, ${var.db_ecpu_count} ECPU, ${var.enable_private_endpoint ? "private endpoint" : "public endpoint + ACL"}
       ORDS               ${local.ords_base_url}${var.db_schema}/soda/latest/${var.db_collection}

@@ -610,6 +610,12 @@ impl Collection {
                 return Ok(precondition_failed());
             }
         }
+        // `If-None-Match: *` makes the PUT an insert that never replaces.
+        if let (Some(tags), Some(doc)) = (req.header("if-none-match"), existing) {
+            if etag_matches(&doc.meta.etag, tags) {
+                return Ok(precondition_failed());
+            }
+        }
         let old_cost = existing.map_or(0, Doc::cost);
         let meta = new_meta(key, &req.body, existing.map(|d| &d.meta));
         let doc = Doc::new(meta, &req.body, &value, &mut self.paths);
@@ -1239,6 +1245,19 @@ mod tests {
         ));
         assert_eq!(r.status, 412);
         assert_eq!(call(&svc, "GET", &doc_path("C", "new"), "").status, 404);
+        // `If-None-Match: *` inserts once and never replaces.
+        let insert_once = |key: &str| {
+            svc.handle(&request(
+                "PUT",
+                &doc_path("C", key),
+                &[("if-none-match", "*")],
+                br#"{"lease":1}"#,
+            ))
+            .status
+        };
+        assert_eq!(insert_once("K1"), 412);
+        assert_eq!(insert_once("fresh"), 201);
+        assert_eq!(insert_once("fresh"), 412);
 
         for bad in ["{oops", "", "[1,2]", "\"text\""] {
             assert_eq!(call(&svc, "PUT", &path, bad).status, 400, "{bad:?}");

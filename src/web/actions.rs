@@ -86,6 +86,13 @@ pub(crate) fn login(app: &App, req: &Request) -> Result<Response> {
         Login::Open => Ok(redirect("/")),
         Login::Accepted(cookie) => Ok(redirect("/").with_header("Set-Cookie", cookie)),
         Login::Refused => pages::login(app, Some("That password is not right."), 401),
+        Login::Throttled { retry_after } => {
+            let message = format!(
+                "Too many wrong passwords from your address: wait {retry_after} seconds, then try again."
+            );
+            Ok(pages::login(app, Some(&message), 429)?
+                .with_header("Retry-After", retry_after.to_string()))
+        }
     }
 }
 

@@ -16,9 +16,11 @@ mod catalog;
 mod config;
 mod form;
 mod html;
+mod lease;
 mod pages;
 mod reconcile;
 mod routes;
+mod throttle;
 mod upload;
 mod view;
 
@@ -34,8 +36,9 @@ use crate::oci::object_storage::{Bucket, ObjectStorage};
 use crate::secret::Secret;
 use crate::soda::Soda;
 
-pub use config::{PasswordSource, WebConfig};
+pub use config::{PasswordSource, SessionSecretSource, WebConfig, MIN_SESSION_SECRET};
 pub use reconcile::{reconcile, spawn_reconciler, ReconcileReport};
+pub use throttle::{LoginThrottle, TrustedProxies};
 
 /// Every tunable of the app as a plain value; [`Settings::default`] documents the defaults.
 #[derive(Debug, Clone)]
@@ -49,6 +52,15 @@ pub struct Settings {
     pub public_origin: Option<String>,
     /// The shared password; `None` leaves the app open. Default none.
     pub password: Option<Secret>,
+    /// Key material for session cookies and form tokens, the same on every instance of a
+    /// deployment. Default none: a random key per process (sessions and forms then work only on
+    /// the instance that issued them).
+    pub session_secret: Option<Secret>,
+    /// Proxies whose `X-Forwarded-For` names the client (the load balancer). Default none: the
+    /// client is the socket peer.
+    pub trusted_proxies: TrustedProxies,
+    /// Wrong-password limits per client address. Default 5 at once, then one per 20 s.
+    pub login_throttle: LoginThrottle,
     /// Images per gallery page. Default 50.
     pub page_size: usize,
     /// How long a document may stay `analyzing` before the reconciler repairs it. Default 15 min.
@@ -56,6 +68,9 @@ pub struct Settings {
     /// Objects and documents younger than this are left alone by the reconciler (an upload
     /// writes the object, then the document). Default 5 min.
     pub reconcile_grace: Duration,
+    /// How long a reconciler lease lasts unless renewed (it is renewed every third of this
+    /// while a pass runs); a crashed holder blocks others at most this long. Default 120 s.
+    pub reconcile_lease: Duration,
     /// How long each request may spend calling services. Default 20 s.
     pub service_timeout: Duration,
     /// `Cache-Control: max-age` of image bytes, in seconds. Default 3600.
@@ -69,9 +84,13 @@ impl Default for Settings {
             max_concurrent_uploads: 3,
             public_origin: None,
             password: None,
+            session_secret: None,
+            trusted_proxies: TrustedProxies::none(),
+            login_throttle: LoginThrottle::default(),
             page_size: 50,
             stuck_after: Duration::from_secs(15 * 60),
             reconcile_grace: Duration::from_secs(5 * 60),
+            reconcile_lease: Duration::from_secs(120),
             service_timeout: Duration::from_secs(20),
             image_max_age: 3600,
         }
@@ -89,7 +108,8 @@ pub struct Invoker {
     pub compartment_id: String,
 }
 
-/// The app: clients, settings and the little state it keeps (keys, the upload gate).
+/// The app: clients, settings and the little state it keeps (keys, the upload gate, the login
+/// throttle).
 #[derive(Debug)]
 pub struct App {
     storage: ObjectStorage,
@@ -99,11 +119,12 @@ pub struct App {
     settings: Settings,
     keys: auth::Keys,
     uploads: Gate,
+    throttle: throttle::Throttle,
 }
 
 impl App {
-    /// Builds the app. Without a password, form tokens are signed with a key made at start,
-    /// so they are only good on this process (run one instance or set a password).
+    /// Builds the app. Without a session secret, cookies and form tokens are signed with a key
+    /// made at start, so they are only good on this process (run one instance or set one).
     pub fn new(
         storage: ObjectStorage,
         bucket: Bucket,
@@ -111,8 +132,9 @@ impl App {
         invoker: Option<Invoker>,
         settings: Settings,
     ) -> App {
-        let keys = auth::Keys::new(settings.password.as_ref());
+        let keys = auth::Keys::new(settings.session_secret.as_ref(), settings.password.as_ref());
         let uploads = Gate::new(settings.max_concurrent_uploads.max(1));
+        let throttle = throttle::Throttle::new(settings.login_throttle);
         App {
             storage,
             bucket,
@@ -121,6 +143,7 @@ impl App {
             settings,
             keys,
             uploads,
+            throttle,
         }
     }
 

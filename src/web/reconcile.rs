@@ -9,8 +9,12 @@
 //! again when a function is configured (at most three attempts), else marked `failed`; and a
 //! document `failed` only because Vision was throttled or unavailable (the function's retries
 //! ran out) is analysed again when a function is configured (at most three attempts). It runs as
-//! `webapp reconcile` or periodically inside the server. Not here: objects outside `uploads/`
-//! (the app never shows them) and documents of other buckets.
+//! `webapp reconcile` or periodically inside the server; either way a pass runs only while it
+//! holds the reconciler lease (`lease.rs`), so several web-app instances never run passes at
+//! once, and a pass stops between repairs if the lease is lost. A pass costs one ListObjects per
+//! 1,000 objects, one SODA query page per 100 documents, one lease read and two lease writes (plus
+//! one renewal per third of the lease's lifetime), and the repairs themselves. Not here: objects
+//! outside `uploads/` (the app never shows them) and documents of other buckets.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::catalog::{self, id_of, pending_from_head, PREFIX};
+use super::lease::{Lease, Taken};
 use super::App;
 use crate::document::{AnalysisDocument, Failure, Status};
 use crate::error::Result;
@@ -40,7 +45,15 @@ pub struct ReconcileReport {
     pub failed_stuck: Vec<String>,
     /// Repairs that could not be made, in words.
     pub errors: Vec<String>,
+    /// Why no pass ran (another instance holds the lease, or has just run one); `None` when
+    /// this was a pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
+
+/// Why a pass stopped early.
+const LEASE_LOST: &str = "the reconciler lease was lost (renewal failed or another instance \
+took it after expiry): the pass stopped; the next one finishes the work";
 
 fn older_than(timestamp: &str, age: Duration) -> bool {
     if age.is_zero() {
@@ -57,8 +70,41 @@ fn older_than(timestamp: &str, age: Duration) -> bool {
     }
 }
 
-/// One full pass over the bucket and the collection.
+/// One full pass over the bucket and the collection, unless another instance is running one
+/// (then the report says so in `skipped`).
 pub fn reconcile(app: &App) -> Result<ReconcileReport> {
+    leased_pass(app, Duration::ZERO)
+}
+
+/// Takes the lease (skipping when a pass started less than `min_gap` ago), runs a pass while
+/// renewing it, and frees it.
+fn leased_pass(app: &App, min_gap: Duration) -> Result<ReconcileReport> {
+    let mut lease = match Lease::take(app, app.settings.reconcile_lease, min_gap)? {
+        Taken::Held(lease) => lease,
+        Taken::Busy { holder } => {
+            return Ok(ReconcileReport {
+                skipped: Some(format!(
+                    "another instance is running a pass (lease held by {holder})"
+                )),
+                ..ReconcileReport::default()
+            })
+        }
+        Taken::Recent { ago } => {
+            return Ok(ReconcileReport {
+                skipped: Some(format!("a pass started {} s ago", ago.as_secs())),
+                ..ReconcileReport::default()
+            })
+        }
+    };
+    log::debug!(target: "webapp", "reconciler lease taken by {}", lease.holder());
+    lease.keep_alive()?;
+    let report = pass(app, &lease);
+    lease.release();
+    report
+}
+
+/// The pass itself; stops between repairs when `lease` is no longer held.
+fn pass(app: &App, lease: &Lease) -> Result<ReconcileReport> {
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     let grace = app.settings.reconcile_grace;
     let mut report = ReconcileReport::default();
@@ -72,6 +118,10 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
     for object in app.storage.list(&app.bucket, options, deadline) {
         let object = object?;
         objects.insert(object.name, object.time_created);
+    }
+    if !lease.held() {
+        report.errors.push(LEASE_LOST.into());
+        return Ok(report);
     }
 
     let mut documented = HashSet::new();
@@ -91,6 +141,10 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
     }
 
     for (key, doc) in docs {
+        if !lease.held() {
+            report.errors.push(LEASE_LOST.into());
+            return Ok(report);
+        }
         documented.insert(doc.image_name.clone());
         if !objects.contains_key(&doc.image_name) {
             if !older_than(&doc.updated_at, grace) || !doc.image_name.starts_with(PREFIX) {
@@ -127,6 +181,10 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
     for (name, created) in &objects {
         if documented.contains(name) {
             continue;
+        }
+        if !lease.held() {
+            report.errors.push(LEASE_LOST.into());
+            return Ok(report);
         }
         if !created.as_deref().is_none_or(|c| older_than(c, grace)) {
             continue;
@@ -220,23 +278,32 @@ fn repair_stuck(
     }
 }
 
-/// Runs [`reconcile`] every `interval` on a background thread, logging each report.
+/// Runs a leased pass about every `interval` on a background thread, logging each report. The
+/// first comes after a random part of the interval (instances started together do not all try
+/// at once); a round is skipped when any instance started a pass less than half an interval
+/// ago, so N instances still make about one pass per interval.
 pub fn spawn_reconciler(app: Arc<App>, interval: Duration) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("reconciler".into())
-        .spawn(move || loop {
-            std::thread::sleep(interval);
-            match reconcile(&app) {
-                Ok(r) => log::info!(
-                    target: "webapp",
-                    "reconcile: {} documents removed, {} created, {} analyses requested, {} stuck marked failed, {} errors",
-                    r.removed_documents.len(),
-                    r.created_documents.len(),
-                    r.invoked.len(),
-                    r.failed_stuck.len(),
-                    r.errors.len()
-                ),
-                Err(e) => log::warn!(target: "webapp", "reconcile failed: {e}"),
+        .spawn(move || {
+            std::thread::sleep(interval.mul_f64(0.5 + crate::random::unit() / 2.0));
+            loop {
+                match leased_pass(&app, interval / 2) {
+                    Ok(ReconcileReport {
+                        skipped: Some(why), ..
+                    }) => log::debug!(target: "webapp", "reconcile skipped: {why}"),
+                    Ok(r) => log::info!(
+                        target: "webapp",
+                        "reconcile: {} documents removed, {} created, {} analyses requested, {} stuck marked failed, {} errors",
+                        r.removed_documents.len(),
+                        r.created_documents.len(),
+                        r.invoked.len(),
+                        r.failed_stuck.len(),
+                        r.errors.len()
+                    ),
+                    Err(e) => log::warn!(target: "webapp", "reconcile failed: {e}"),
+                }
+                std::thread::sleep(interval);
             }
         })
         .map(|_| ())

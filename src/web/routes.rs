@@ -65,6 +65,7 @@ fn render_error(app: &App, req: &Request, e: &Error) -> Response {
             413 => "TooLarge",
             415 => "UnsupportedFormat",
             422 => "BadDimensions",
+            429 => "TooManyRequests",
             _ => "ServiceUnavailable",
         };
         return Response::json(
@@ -141,14 +142,26 @@ fn dispatch(app: &App, req: &Request) -> Result<Response> {
         (_, "/logout") => return not_allowed(app, req, "POST"),
         _ => {}
     }
-    if !auth::authenticated(app, req) {
-        if wants_json(req) || !read {
-            return Err(Error::bad_request(
-                401,
-                "sign in first (or send Authorization: Bearer <password>)",
-            ));
+    match auth::access(app, req) {
+        auth::Access::Granted => {}
+        auth::Access::Denied => {
+            if wants_json(req) || !read {
+                return Err(Error::bad_request(
+                    401,
+                    "sign in first (or send Authorization: Bearer <password>)",
+                ));
+            }
+            return Ok(view::redirect("/login"));
         }
-        return Ok(view::redirect("/login"));
+        auth::Access::Throttled { retry_after } => {
+            let e = Error::bad_request(
+                429,
+                format!("too many wrong passwords from your address: retry in {retry_after} s"),
+            );
+            return Ok(
+                render_error(app, req, &e).with_header("Retry-After", retry_after.to_string())
+            );
+        }
     }
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     match (method, segments.as_slice()) {
