@@ -36,7 +36,7 @@
     var a = el("a", "thumb");
     a.href = "/images/" + encodeURIComponent(result.id);
     var img = el("img");
-    img.src = "/images/" + encodeURIComponent(result.id) + "/raw";
+    img.src = "/images/" + encodeURIComponent(result.id) + "/thumb";
     img.alt = result.file + " (not analysed yet)";
     a.appendChild(img);
     var meta = el("div", "meta");

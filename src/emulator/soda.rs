@@ -476,6 +476,17 @@ impl Collection<'_> {
                 }
                 Ok(EmuResponse::empty(200))
             }
+            // Accepted and ignored: every query here is a scan over an in-memory set anyway.
+            Some("index" | "unindex") => {
+                let named = serde_json::from_slice::<Value>(&req.body)
+                    .ok()
+                    .is_some_and(|spec| spec["name"].is_string());
+                Ok(if named {
+                    EmuResponse::empty(200)
+                } else {
+                    bad_request("an index specification needs a name")
+                })
+            }
             Some(other) => Ok(bad_request(&format!(
                 "action '{other}' is not supported by the emulator"
             ))),

@@ -644,7 +644,7 @@ fn web_uploads_beyond_the_gate_get_503_with_retry_after() {
     let web = Web::start(
         "web-gate",
         Settings {
-            max_concurrent_uploads: 1,
+            max_concurrent_uploads: Some(1),
             ..settings()
         },
         false,
