@@ -145,7 +145,9 @@ fn run() -> Result<(), String> {
     web_bench_rows(&mut rows, &mut notes)?;
     eprintln!("bench: the gallery at real-photo scale (gallery-bench)");
     if let Err(e) = gallery_rows(&mut rows, &mut notes) {
-        notes.push(format!("The gallery at real-photo scale was not measured: {e}"));
+        notes.push(format!(
+            "The gallery at real-photo scale was not measured: {e}"
+        ));
     }
     eprintln!("bench: local detector (detect-bench)");
     detector_rows(&mut rows, &mut notes)?;
@@ -826,7 +828,9 @@ fn gallery_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), Stri
             lower_wins(*a_ms, *b_ms),
         ));
     } else {
-        notes.push("The gallery page was not measured in Chromium (see gallery-bench's output).".into());
+        notes.push(
+            "The gallery page was not measured in Chromium (see gallery-bench's output).".into(),
+        );
     }
     let made = numbers_after(&out, "JPEG: median");
     let made = *made.first().ok_or_else(missing)?;

@@ -177,11 +177,16 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
 
 /// A fixture photo stretched to 4000 × 3000, as RGB8.
 fn base_photo(name: &str) -> Result<Vec<u8>, Error> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/photos")
+        .join(name);
     let image = image::load_from_memory(&std::fs::read(&path)?)
         .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
         .to_rgb8();
-    Ok(image::imageops::resize(&image, WIDTH, HEIGHT, image::imageops::FilterType::Triangle).into_raw())
+    Ok(
+        image::imageops::resize(&image, WIDTH, HEIGHT, image::imageops::FilterType::Triangle)
+            .into_raw(),
+    )
 }
 
 /// `base` with sensor-like noise of `amplitude` (seeded), encoded at quality 90.
@@ -200,7 +205,12 @@ fn photo(base: &[u8], seed: u64, amplitude: u32) -> Vec<u8> {
         .collect();
     let mut out = Vec::new();
     jpeg_encoder::Encoder::new(&mut out, 90)
-        .encode(&pixels, WIDTH as u16, HEIGHT as u16, jpeg_encoder::ColorType::Rgb)
+        .encode(
+            &pixels,
+            WIDTH as u16,
+            HEIGHT as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
         .expect("encoding a generated photo");
     out
 }
@@ -243,7 +253,13 @@ fn run() -> Result<(), Error> {
         soda(&transport, &base, collection)?.ensure_collection(deadline())?;
     }
     eprintln!("gallery-bench: generating 4000 × 3000 photos");
-    let names = ["dog.jpg", "horses.jpg", "person.jpg", "chelsea.png", "astronaut.png"];
+    let names = [
+        "dog.jpg",
+        "horses.jpg",
+        "person.jpg",
+        "chelsea.png",
+        "astronaut.png",
+    ];
     let bases = names
         .iter()
         .map(|n| base_photo(n))
@@ -292,7 +308,10 @@ fn gallery_page(base: &str, dir: &Path, bases: &[Vec<u8>]) -> Result<(), Error> 
             "gallery page in Chromium: not measured (apt-get install chromium chromium-driver)"
         ),
         Some((chromium, chromedriver)) => {
-            for (label, html) in [("before (originals)", &before), ("after (thumbnails)", &after)] {
+            for (label, html) in [
+                ("before (originals)", &before),
+                ("after (thumbnails)", &after),
+            ] {
                 let mut times = Vec::new();
                 let mut bytes = 0.0;
                 for round in 0..3 {
@@ -321,7 +340,10 @@ fn browser_programs() -> Option<(PathBuf, PathBuf)> {
                 .find(|p| p.is_file())
         })
     };
-    Some((find(&["chromium", "chromium-browser"])?, find(&["chromedriver"])?))
+    Some((
+        find(&["chromium", "chromium-browser"])?,
+        find(&["chromedriver"])?,
+    ))
 }
 
 /// Writes `html` into a fresh same-origin page of a fresh Chromium (empty cache) and waits
@@ -335,7 +357,9 @@ fn load_in_chromium(
     html: &str,
     round: usize,
 ) -> Result<(f64, f64), Error> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let mut driver = Command::new(chromedriver)
         .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
         .stdout(Stdio::null())
@@ -373,7 +397,10 @@ fn load_in_chromium(
                     "--disable-background-networking", "--no-proxy-server",
                     "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())]}}}}),
         )?;
-        let id = session["sessionId"].as_str().ok_or("no session")?.to_string();
+        let id = session["sessionId"]
+            .as_str()
+            .ok_or("no session")?
+            .to_string();
         let s = |p: &str| format!("/session/{id}{p}");
         call(&s("/url"), json!({"url": format!("http://{app}/login")}))?;
         call(
@@ -424,8 +451,7 @@ fn renditions(base: &str, dir: &Path, transport: &Transport, four_mb: &[u8]) -> 
     let mut sizes = (0, 0);
     for _ in 0..21 {
         let started = Instant::now();
-        let (thumb, preview, placeholder) =
-            ocivision::web::renditions(four_mb).expect("a JPEG");
+        let (thumb, preview, placeholder) = ocivision::web::renditions(four_mb).expect("a JPEG");
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         assert!(placeholder.is_none(), "{placeholder:?}");
         sizes = (thumb.len(), preview.len());
@@ -479,7 +505,14 @@ fn three_uploads(base: &str, dir: &Path, bases: &[Vec<u8>]) -> Result<(), Error>
         })
         .collect();
     let app = AppProcess::start(base, dir, "UPLOADS")?;
-    common::request(app.addr, "GET", "/healthz", &[], b"", Duration::from_secs(5))?;
+    common::request(
+        app.addr,
+        "GET",
+        "/healthz",
+        &[],
+        b"",
+        Duration::from_secs(5),
+    )?;
     let idle = app.peak_rss_mib();
     for round in 0..3u64 {
         let barrier = Barrier::new(3);
@@ -576,8 +609,13 @@ fn search(base: &str, dir: &Path, transport: &Transport) -> Result<(), Error> {
                     let soda = soda(transport, base, "SEARCH")?;
                     let b = bucket();
                     for i in (t..SEARCH_DOCS).step_by(4) {
-                        let name = format!("uploads/{:011x}{:013x}.jpg", 0x100_0000_0000u64 - i as u64, i);
-                        let mut doc = AnalysisDocument::new(&b.namespace, &b.name, &name, Status::Done);
+                        let name = format!(
+                            "uploads/{:011x}{:013x}.jpg",
+                            0x100_0000_0000u64 - i as u64,
+                            i
+                        );
+                        let mut doc =
+                            AnalysisDocument::new(&b.namespace, &b.name, &name, Status::Done);
                         doc.uploaded_at = format!(
                             "2026-11-{:02}T{:02}:{:02}:{:02}.000Z",
                             1 + i / 86_400,
@@ -603,7 +641,11 @@ fn search(base: &str, dir: &Path, transport: &Transport) -> Result<(), Error> {
                             doc.terms.push("vehicle".into());
                         }
                         doc.terms.sort();
-                        soda.put(&document_key(&b.namespace, &b.name, &name), &doc.to_json(), deadline())?;
+                        soda.put(
+                            &document_key(&b.namespace, &b.name, &name),
+                            &doc.to_json(),
+                            deadline(),
+                        )?;
                     }
                     Ok(())
                 })
@@ -614,23 +656,35 @@ fn search(base: &str, dir: &Path, transport: &Transport) -> Result<(), Error> {
         }
         Ok(())
     })?;
-    eprintln!("gallery-bench: seeded in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "gallery-bench: seeded in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let app = AppProcess::start(base, dir, "SEARCH")?;
     let mut lines = Vec::new();
     let mut all = Vec::new();
-    for (label, start) in [("giraffe", "0"), ("giraffe", "50"), ("vehicle", "0"), ("vehicle", "2500")] {
+    for (label, start) in [
+        ("giraffe", "0"),
+        ("giraffe", "50"),
+        ("vehicle", "0"),
+        ("vehicle", "2500"),
+    ] {
         let target = format!("/api/images?label={label}&start={start}");
         let mut times = Vec::new();
         let mut count = 0;
         for _ in 0..11 {
             let t = Instant::now();
-            let reply = common::request(app.addr, "GET", &target, &[], b"", Duration::from_secs(60))?;
+            let reply =
+                common::request(app.addr, "GET", &target, &[], b"", Duration::from_secs(60))?;
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             count = reply.json()["items"].as_array().map_or(0, Vec::len);
         }
         times.remove(0);
         all.extend(times.iter().copied());
-        lines.push(format!("{label} from {start}: {:.1} ms ({count} items)", median(times)));
+        lines.push(format!(
+            "{label} from {start}: {:.1} ms ({count} items)",
+            median(times)
+        ));
     }
     println!(
         "label search over {SEARCH_DOCS} documents, one page through the app: median {:.1} ms ({})",

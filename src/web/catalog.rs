@@ -59,6 +59,15 @@ pub(crate) fn new_id(ext: &str) -> String {
     format!("{inverted:011x}{random:013x}.{ext}")
 }
 
+/// The id a rendition's object name belongs to (`thumbs/{id}.jpg` → `{id}`).
+pub(crate) fn id_of_rendition(name: &str) -> Option<&str> {
+    use crate::document::{PREVIEW_PREFIX, THUMB_PREFIX};
+    let rest = name
+        .strip_prefix(THUMB_PREFIX)
+        .or_else(|| name.strip_prefix(PREVIEW_PREFIX))?;
+    parse_id(rest.strip_suffix(".jpg")?)
+}
+
 /// The document key of an id.
 pub(crate) fn key_of(app: &App, id: &str) -> String {
     document_key(&app.bucket.namespace, &app.bucket.name, &object_name(id))
@@ -366,7 +375,10 @@ pub(crate) fn delete(app: &App, id: &str) -> Deleted {
             return out;
         }
     }
-    for name in [super::thumbs::thumb_name(id), super::thumbs::preview_name(id)] {
+    for name in [
+        super::thumbs::thumb_name(id),
+        super::thumbs::preview_name(id),
+    ] {
         if let Err(e) = app
             .storage
             .delete(&app.bucket, &name, Condition::None, deadline)
@@ -610,6 +622,18 @@ mod tests {
             Some("0123456789abcdef01234567.jpg")
         );
         assert_eq!(id_of("other/0123456789abcdef01234567.jpg"), None);
+        assert_eq!(
+            id_of_rendition("thumbs/0123456789abcdef01234567.png.jpg"),
+            Some("0123456789abcdef01234567.png")
+        );
+        assert_eq!(
+            id_of_rendition("previews/0123456789abcdef01234567.jpg.jpg"),
+            Some("0123456789abcdef01234567.jpg")
+        );
+        assert_eq!(
+            id_of_rendition("uploads/0123456789abcdef01234567.png"),
+            None
+        );
     }
 
     #[test]

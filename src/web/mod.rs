@@ -245,7 +245,10 @@ mod tests {
     fn the_upload_limit_follows_memory() {
         let mib = 1024 * 1024;
         assert_eq!(uploads_for_memory(256 * mib, 5 * mib, 2), 17);
-        assert!(Settings::default().upload_limit() >= 16, "16 people at once");
+        assert!(
+            Settings::default().upload_limit() >= 16,
+            "16 people at once"
+        );
         assert_eq!(uploads_for_memory(512 * mib, 5 * mib, 2), 60);
         assert_eq!(uploads_for_memory(64 * mib, 5 * mib, 2), 1, "never zero");
         let set = Settings {

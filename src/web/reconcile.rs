@@ -21,12 +21,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::catalog::{self, id_of, object_name, pending_from_head, PREFIX};
-use super::thumbs::{id_of_rendition, preview_name, thumb_name};
+use super::catalog::{self, id_of, id_of_rendition, object_name, pending_from_head, PREFIX};
+use super::thumbs::{preview_name, thumb_name};
 use super::upload::{make_renditions, store_renditions};
 use super::App;
-use crate::document::{PREVIEW_PREFIX, THUMB_PREFIX};
 use crate::document::{AnalysisDocument, Failure, Status};
+use crate::document::{PREVIEW_PREFIX, THUMB_PREFIX};
 use crate::error::Result;
 use crate::oci::object_storage::{Condition, ListOptions};
 
@@ -108,7 +108,9 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
             doc.terms = doc.search_terms();
             match app.soda.put(&key, &doc.to_json(), deadline) {
                 Ok(_) => report.added_terms.push(doc.image_name.clone()),
-                Err(e) => report.errors.push(format!("{}: terms: {e}", doc.image_name)),
+                Err(e) => report
+                    .errors
+                    .push(format!("{}: terms: {e}", doc.image_name)),
             }
         }
         if !objects.contains_key(&doc.image_name) {
@@ -219,7 +221,8 @@ fn renditions(
     }
     for (name, created) in objects {
         let Some(id) = id_of(name) else { continue };
-        let complete = stored.contains_key(&thumb_name(id)) && stored.contains_key(&preview_name(id));
+        let complete =
+            stored.contains_key(&thumb_name(id)) && stored.contains_key(&preview_name(id));
         if complete || !created.as_deref().is_none_or(|c| older_than(c, grace)) {
             continue;
         }
@@ -241,7 +244,9 @@ fn remake(app: &App, id: &str, deadline: std::time::Instant) -> Result<bool> {
         &app.bucket,
         &object_name(id),
         None,
-        app.settings.max_upload_bytes.max(crate::image_info::MAX_BYTES),
+        app.settings
+            .max_upload_bytes
+            .max(crate::image_info::MAX_BYTES),
         deadline,
     ) {
         Ok(d) => d,

@@ -50,8 +50,14 @@ fn gallery_renditions_are_made_served_deleted_and_made_again() {
     let dog = web.upload("dog.jpg", DOG);
     let cat = web.upload("chelsea.png", CAT);
     for id in [&dog, &cat] {
-        assert!(exists(&web, &format!("thumbs/{id}.jpg")), "thumbnail of {id}");
-        assert!(exists(&web, &format!("previews/{id}.jpg")), "preview of {id}");
+        assert!(
+            exists(&web, &format!("thumbs/{id}.jpg")),
+            "thumbnail of {id}"
+        );
+        assert!(
+            exists(&web, &format!("previews/{id}.jpg")),
+            "preview of {id}"
+        );
     }
 
     // Served as JPEG, at most 400 px (thumbnail) and never enlarged (preview).
@@ -63,11 +69,17 @@ fn gallery_renditions_are_made_served_deleted_and_made_again() {
     assert!(thumb.body.len() < 60_000, "{} bytes", thumb.body.len());
     let preview = web.get(&format!("/images/{dog}/preview"));
     assert_eq!(jpeg_size(&preview.body), (768, 576));
-    assert_eq!(jpeg_size(&web.get(&format!("/images/{cat}/thumb")).body), (400, 266));
+    assert_eq!(
+        jpeg_size(&web.get(&format!("/images/{cat}/thumb")).body),
+        (400, 266)
+    );
 
     // The pages use them; the original only behind an explicit download.
     let gallery = body_text(&web.handle("GET", "/", &[], b""));
-    assert!(gallery.contains(&format!("src=\"/images/{dog}/thumb\"")), "{gallery}");
+    assert!(
+        gallery.contains(&format!("src=\"/images/{dog}/thumb\"")),
+        "{gallery}"
+    );
     assert!(!gallery.contains("/raw\""), "no original in the gallery");
     let detail = body_text(&web.handle("GET", &format!("/images/{dog}"), &[], b""));
     assert!(detail.contains(&format!("src=\"/images/{dog}/preview\"")));
@@ -77,7 +89,12 @@ fn gallery_renditions_are_made_served_deleted_and_made_again() {
     let storage = web.env.object_storage();
     let bucket = web.env.bucket();
     storage
-        .delete(&bucket, &format!("thumbs/{dog}.jpg"), Condition::None, deadline(5))
+        .delete(
+            &bucket,
+            &format!("thumbs/{dog}.jpg"),
+            Condition::None,
+            deadline(5),
+        )
         .unwrap();
     let missing = web.get(&format!("/images/{dog}/thumb"));
     assert_eq!(missing.status, 200, "a placeholder while it is missing");
@@ -86,17 +103,32 @@ fn gallery_renditions_are_made_served_deleted_and_made_again() {
     let orphan = "thumbs/0123456789abcdef01234567.jpg.jpg";
     web.env.put_object(orphan, &missing.body, &[]);
     let report = ocivision::web::reconcile(&web.app).unwrap();
-    assert_eq!(report.created_renditions, [format!("uploads/{dog}")], "{report:?}");
-    assert_eq!(report.removed_renditions, [orphan.to_string()], "{report:?}");
+    assert_eq!(
+        report.created_renditions,
+        [format!("uploads/{dog}")],
+        "{report:?}"
+    );
+    assert_eq!(
+        report.removed_renditions,
+        [orphan.to_string()],
+        "{report:?}"
+    );
     assert!(exists(&web, &format!("thumbs/{dog}.jpg")) && !exists(&web, orphan));
     let again = ocivision::web::reconcile(&web.app).unwrap();
     assert!(again.created_renditions.is_empty() && again.removed_renditions.is_empty());
 
     // Deleted with the image.
-    assert_eq!(web.fetch("DELETE", &format!("/api/images/{dog}"), &[], b"").status, 200);
+    assert_eq!(
+        web.fetch("DELETE", &format!("/api/images/{dog}"), &[], b"")
+            .status,
+        200
+    );
     assert!(!exists(&web, &format!("thumbs/{dog}.jpg")));
     assert!(!exists(&web, &format!("previews/{dog}.jpg")));
-    assert!(exists(&web, &format!("thumbs/{cat}.jpg")), "the other image keeps its own");
+    assert!(
+        exists(&web, &format!("thumbs/{cat}.jpg")),
+        "the other image keeps its own"
+    );
 }
 
 #[test]
@@ -117,9 +149,15 @@ fn gallery_label_search_finds_an_image_on_a_later_page_in_one_query() {
     let oldest = ids.last().unwrap().clone();
     for id in &ids {
         let objects: &[(&str, f64, [f64; 4])] = if *id == oldest {
-            &[("Giraffe", 0.9, [0.1, 0.1, 0.5, 0.5]), ("Person", 0.8, [0.2, 0.2, 0.3, 0.3])]
+            &[
+                ("Giraffe", 0.9, [0.1, 0.1, 0.5, 0.5]),
+                ("Person", 0.8, [0.2, 0.2, 0.3, 0.3]),
+            ]
         } else {
-            &[("Person", 0.8, [0.2, 0.2, 0.3, 0.3]), ("Person", 0.7, [0.5, 0.5, 0.6, 0.6])]
+            &[
+                ("Person", 0.8, [0.2, 0.2, 0.3, 0.3]),
+                ("Person", 0.7, [0.5, 0.5, 0.6, 0.6]),
+            ]
         };
         web.write_done(id, objects);
     }
@@ -140,17 +178,25 @@ fn gallery_label_search_finds_an_image_on_a_later_page_in_one_query() {
     assert_eq!(items[0]["id"], oldest.as_str());
     assert_eq!(found["next"], Value::Null);
     // Labels are unique names with a count; `objects` stays the number of boxes.
-    let person = web.get(&format!("/api/images?label=person&status=done")).json();
+    let person = web.get("/api/images?label=person&status=done").json();
     let page = person["items"].as_array().unwrap();
     assert_eq!(page.len(), 2, "a full page of the seven");
-    assert_eq!(page[0]["labels"], serde_json::json!([{"name": "Person", "count": 2}]));
+    assert_eq!(
+        page[0]["labels"],
+        serde_json::json!([{"name": "Person", "count": 2}])
+    );
     assert_eq!(page[0]["objects"], 2);
     // Later pages continue where the search left off, newest first, without repeats.
-    let mut seen: Vec<String> = page.iter().map(|i| i["id"].as_str().unwrap().into()).collect();
+    let mut seen: Vec<String> = page
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().into())
+        .collect();
     let mut next = person["next"].as_str().map(str::to_string);
     while let Some(start) = next {
         let more = web
-            .get(&format!("/api/images?label=person&status=done&start={start}"))
+            .get(&format!(
+                "/api/images?label=person&status=done&start={start}"
+            ))
             .json();
         seen.extend(
             more["items"]
@@ -252,10 +298,7 @@ fn gallery_png_bomb_gets_the_placeholder_and_the_server_carries_on() {
     let message = reply.json()["message"].as_str().unwrap().to_string();
     assert!(message.contains("placeholder"), "{message}");
     assert!(message.contains("50 MP"), "says why: {message}");
-    assert!(
-        elapsed < Duration::from_secs(5),
-        "not decoded: {elapsed:?}"
-    );
+    assert!(elapsed < Duration::from_secs(5), "not decoded: {elapsed:?}");
     let id = reply.json()["id"].as_str().unwrap().to_string();
     let thumb = web.get(&format!("/images/{id}/thumb"));
     assert_eq!(jpeg_size(&thumb.body), (400, 300));
@@ -266,5 +309,8 @@ fn gallery_png_bomb_gets_the_placeholder_and_the_server_carries_on() {
     // The server is fine: it answers and takes the next upload as usual.
     assert_eq!(web.get("/healthz").status, 200);
     let dog = web.upload("dog.jpg", DOG);
-    assert_eq!(jpeg_size(&web.get(&format!("/images/{dog}/thumb")).body), (400, 300));
+    assert_eq!(
+        jpeg_size(&web.get(&format!("/images/{dog}/thumb")).body),
+        (400, 300)
+    );
 }
