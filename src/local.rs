@@ -137,7 +137,11 @@ impl LocalStack {
         let secrets = Secrets::new(transport.clone(), &cloud.secrets_url);
         let soda = Soda::connect(&transport, &cloud.soda, Some(&secrets), deadline)?;
         soda.ensure_collection(deadline)?;
-        soda.ensure_gallery_indexes(deadline)
+        if let Err(e) = soda.ensure_gallery_indexes(deadline) {
+            // Queries work without indexes; they only make the database's work smaller.
+            log::warn!(target: "local", "the gallery's indexes were not created: {e}");
+        }
+        Ok(())
     }
 
     /// The settings that point the web app at this stack (they take precedence over the

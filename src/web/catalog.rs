@@ -151,13 +151,8 @@ impl Filter {
         if let Some(status) = self.status {
             query.insert("status".into(), json!(status_name(status)));
         }
-        json!({
-            "$query": query,
-            "$orderby": {"$fields": [
-                {"path": "uploaded_at", "datatype": "string", "order": "desc"},
-                {"path": "image_name", "datatype": "string", "order": "asc"}
-            ]}
-        })
+        // Sign = direction, magnitude = precedence (SODA's short form, which every ORDS takes).
+        json!({"$query": query, "$orderby": {"uploaded_at": -1, "image_name": 2}})
     }
 }
 
