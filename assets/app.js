@@ -20,7 +20,9 @@
   var grid = document.getElementById("grid");
   var queue = [];
   var running = 0;
-  var MAX_PARALLEL = 2;
+  // One upload at a time per page: the uplink is the bottleneck anyway, and the server sizes
+  // its upload limit from memory for one upload per person (16 people at once by default).
+  var MAX_PARALLEL = 1;
 
   function tokenOf(f) {
     var t = f.querySelector("input[name=csrf]");
