@@ -77,8 +77,9 @@ fn main() {
     {
         [] => run(),
         ["--only", "sizes"] => only_sizes(),
+        ["--only", "gallery", rest @ ..] => only_gallery(rest),
         _ => {
-            eprintln!("usage: bench (everything, writes docs/PERFORMANCE.md) | bench --only sizes");
+            eprintln!("usage: bench (everything, writes docs/PERFORMANCE.md) | bench --only sizes | bench --only gallery [gallery-bench output file]");
             std::process::exit(2);
         }
     };
@@ -94,6 +95,23 @@ fn only_sizes() -> Result<(), String> {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     size_rows(&mut rows, &mut notes)?;
+    println!("{}", render(&rows));
+    for n in &notes {
+        println!("- {n}");
+    }
+    Ok(())
+}
+
+/// The gallery rows alone (from a saved `gallery-bench` output, or a fresh run), printed; like
+/// `--only sizes`, it leaves docs/PERFORMANCE.md as it is.
+fn only_gallery(saved: &[&str]) -> Result<(), String> {
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    let out = match saved {
+        [file] => std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?,
+        _ => run_sibling("gallery-bench", &[])?,
+    };
+    gallery_rows_from(&out, &mut rows, &mut notes)?;
     println!("{}", render(&rows));
     for n in &notes {
         println!("- {n}");
@@ -807,9 +825,17 @@ fn numbers_after(text: &str, label: &str) -> Vec<f64> {
 
 fn gallery_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String> {
     let out = run_sibling("gallery-bench", &[])?;
+    gallery_rows_from(&out, rows, notes)
+}
+
+fn gallery_rows_from(
+    out: &str,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
     let missing = || format!("gallery-bench output: {out}");
-    let before = numbers_after(&out, "gallery page before (originals):");
-    let after = numbers_after(&out, "gallery page after (thumbnails):");
+    let before = numbers_after(out, "gallery page before (originals):");
+    let after = numbers_after(out, "gallery page after (thumbnails):");
     if let ([b_mb, b_ms, ..], [a_mb, a_ms, ..]) = (before.as_slice(), after.as_slice()) {
         rows.push(row(
             "gallery page of 50 phone photos (4000×3000): bytes downloaded, thumbnails vs originals (MB)",
@@ -832,7 +858,7 @@ fn gallery_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), Stri
             "The gallery page was not measured in Chromium (see gallery-bench's output).".into(),
         );
     }
-    let made = numbers_after(&out, "JPEG: median");
+    let made = numbers_after(out, "JPEG: median");
     let made = *made.first().ok_or_else(missing)?;
     rows.push(row(
         "thumbnail + preview of a 4 MB 4000×3000 JPEG, median (ms)",
@@ -842,7 +868,7 @@ fn gallery_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), Stri
         "≤ 150 ms",
         meets(made, 150.0).to_string(),
     ));
-    let rss = numbers_after(&out, "MB photos):");
+    let rss = numbers_after(out, "MB photos):");
     let rss = *rss.first().ok_or_else(missing)?;
     rows.push(row(
         "web app peak RSS during 3 concurrent 5 MB uploads (MiB)",
@@ -852,7 +878,11 @@ fn gallery_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), Stri
         "≤ 150 MB",
         meets(rss, 150.0).to_string(),
     ));
-    let crowd = numbers_after(&out, "16 clients × 10 4 MB uploads:");
+    let crowd = numbers_after(
+        out,
+        "16 clients × 10 4 MB uploads (glibc malloc, defaults):",
+    );
+    let mapped = numbers_after(out, "(large blocks mapped, as musl does)):");
     if let [uploads, busy, _other, _wall, peak, median_ms, _p90, alone, ..] = crowd.as_slice() {
         rows.push(row(
             "16 clients × ten 4 MB uploads at once: answers 503 (of uploads)",
@@ -870,18 +900,25 @@ fn gallery_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), Stri
             "",
             "16 uploads share 2 cores and one disk".into(),
         ));
+        let (other, r) = match mapped.get(4) {
+            Some(m) => (
+                format!("{m:.1} (large blocks mapped, as musl's malloc does)"),
+                ratio(*peak, *m),
+            ),
+            None => ("–".into(), "–".into()),
+        };
         rows.push(row(
-            "16 clients × ten 4 MB uploads: web app peak RSS (MiB)",
+            "16 clients × ten 4 MB uploads: web app peak RSS, glibc malloc defaults (MiB)",
             format!("{peak:.1}"),
-            "–".into(),
-            "–".into(),
+            other,
+            r,
             "",
-            "no comparison run".into(),
+            "the memory rule budgets 256 MiB of live data".into(),
         ));
     } else {
         return Err(missing());
     }
-    let search = numbers_after(&out, "one page through the app: median");
+    let search = numbers_after(out, "one page through the app: median");
     let search = *search.first().ok_or_else(missing)?;
     rows.push(row(
         "label search over 10 000 documents (emulator), one page through the app, median (ms)",
