@@ -9,6 +9,7 @@
 //!   `analyzing`, Vision runs on the OBJECT_STORAGE source, the result is written, and the
 //!   object is checked again: if it was deleted meanwhile, the document is removed.
 //! - delete: the document is removed.
+//! - objects under the web app's rendition prefixes (`thumbs/`, `previews/`) are ignored.
 //!
 //! Every outbound call is bounded by the call's deadline minus a margin; retries happen in the
 //! transport. Failures the pipeline cannot finish become a `failed` document (when the database
@@ -219,6 +220,11 @@ impl Analyzer {
         if event.bucket != self.config.bucket {
             return Outcome::Success(json!({"action": "ignored", "reason": "another bucket"}));
         }
+        // The web app's thumbnails and previews: its own renditions, not images to analyse (the
+        // Terraform rule already filters them out; events from elsewhere may not).
+        if crate::document::is_rendition(&event.name) {
+            return Outcome::Success(json!({"action": "ignored", "reason": "a rendition"}));
+        }
         let result = match event.kind {
             EventKind::Delete => self.forget(&event, work_deadline),
             EventKind::Create | EventKind::Update => self.analyze(&event, work_deadline),
@@ -396,6 +402,7 @@ impl Analyzer {
             doc.objects.clear();
             doc.labels.clear();
             doc.ontology.clear();
+            doc.terms.clear();
             doc.analyzed_at = None;
         }
         let metadata = |key: &str| {

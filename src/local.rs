@@ -135,7 +135,8 @@ impl LocalStack {
         )
     }
 
-    /// Creates the SODA collection so the gallery can query it before the first analysis.
+    /// Creates the SODA collection (and the gallery's indexes, which the emulator accepts and
+    /// ignores) so the gallery can query it before the first analysis.
     fn ensure_collection(&self) -> Result<()> {
         let lookup = |name: &str| {
             self.webapp_env()
@@ -148,8 +149,13 @@ impl LocalStack {
         let cloud = crate::config::CloudConfig::from_lookup(&lookup, Some("us-ashburn-1".into()))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         let secrets = Secrets::new(transport.clone(), &cloud.secrets_url);
-        Soda::connect(&transport, &cloud.soda, Some(&secrets), deadline)?
-            .ensure_collection(deadline)
+        let soda = Soda::connect(&transport, &cloud.soda, Some(&secrets), deadline)?;
+        soda.ensure_collection(deadline)?;
+        if let Err(e) = soda.ensure_gallery_indexes(deadline) {
+            // Queries work without indexes; they only make the database's work smaller.
+            log::warn!(target: "local", "the gallery's indexes were not created: {e}");
+        }
+        Ok(())
     }
 
     /// The settings that point the web app at this stack (they take precedence over the

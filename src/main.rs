@@ -133,6 +133,9 @@ fn build(config: &WebConfig, provider: Arc<dyn KeyProvider>) -> Result<App, Erro
     if let Err(e) = soda.ensure_collection(deadline) {
         // Uploads still work without the database; the reconciler catches up later.
         log::warn!(target: "webapp", "SODA collection check failed: {e}");
+    } else if let Err(e) = soda.ensure_gallery_indexes(deadline) {
+        // Searches still work without them, scanning the collection.
+        log::warn!(target: "webapp", "SODA index creation failed: {e}");
     }
     let password = match &config.password {
         PasswordSource::None => None,

@@ -493,8 +493,19 @@ impl Collection {
                     &json!({"count": doomed.len(), "itemsDeleted": doomed.len()}),
                 ))
             }
+            // Accepted and ignored: queries here run over an in-memory index anyway.
+            Some("index" | "unindex") => {
+                let named = serde_json::from_slice::<Value>(&req.body)
+                    .ok()
+                    .is_some_and(|spec| spec["name"].is_string());
+                Ok(if named {
+                    EmuResponse::empty(200)
+                } else {
+                    bad_request("an index specification needs a name")
+                })
+            }
             Some(other) => Ok(bad_request(&format!(
-                "action '{other}' is not supported by the emulator (it answers query and delete)"
+                "action '{other}' is not supported by the emulator (it answers query, delete, index and unindex)"
             ))),
         }
     }

@@ -96,7 +96,10 @@ pub fn analyze(
                     names.dedup();
                     result["ontologyClasses"] = names
                         .iter()
-                        .map(|n| json!({"name": n, "parentNames": [], "synonymNames": []}))
+                        .map(|n| {
+                            let parents = crate::detect::parent_names(n);
+                            json!({"name": n, "parentNames": parents, "synonymNames": []})
+                        })
                         .collect();
                     result["imageObjects"] = json!(objects);
                     result["objectDetectionModelVersion"] = json!(detector.model_version());

@@ -23,16 +23,21 @@ fn summary(entry: &Entry) -> Value {
         "name": entry.display_name(),
         "status": status_name(entry.status()),
         "objects": doc.map_or(0, |d| d.objects.len()),
-        "labels": doc.map(|d| d.objects.iter().map(|o| o.name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+        "labels": doc.map(|d| d.label_counts()).unwrap_or_default().into_iter()
+            .map(|(name, count)| json!({"name": name, "count": count}))
+            .collect::<Vec<_>>(),
         "error": doc.and_then(|d| d.error.as_ref()).map(|e| e.message.clone()),
         "size": entry.size.or(doc.map(|d| d.size)),
         "uploaded_at": doc.map(|d| d.uploaded_at.clone()).or_else(|| entry.created.clone()),
         "url": format!("/images/{}", entry.id),
         "raw_url": format!("/images/{}/raw", entry.id),
+        "thumb_url": format!("/images/{}/thumb", entry.id),
+        "preview_url": format!("/images/{}/preview", entry.id),
     })
 }
 
-/// `GET /api/images?label=&status=&start=`: one page, newest first.
+/// `GET /api/images?label=&status=&start=`: one page, newest first; with a filter, one search
+/// over the whole collection.
 pub(crate) fn list(app: &App, req: &Request) -> Result<Response> {
     let query = Pairs::query(req.query())?;
     let filter = Filter::from_query(&query)?;

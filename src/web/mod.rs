@@ -6,8 +6,9 @@
 //! `templates/` filled by `html.rs`; CSS and JavaScript are embedded files served from
 //! `/static/`, never inline (the pages' CSP forbids inline code).
 //!
-//! Not here: TLS (the load balancer terminates it), accounts (one optional shared password),
-//! thumbnails (the browser scales the full image), image decoding of any kind.
+//! Each upload also gets a thumbnail and a preview (`thumbs.rs`), which the pages show instead of
+//! the original. Not here: TLS (the load balancer terminates it), accounts (one optional shared
+//! password).
 
 mod actions;
 mod api;
@@ -21,6 +22,7 @@ mod pages;
 mod reconcile;
 mod routes;
 mod throttle;
+mod thumbs;
 mod upload;
 mod view;
 
@@ -40,13 +42,35 @@ pub use config::{PasswordSource, SessionSecretSource, WebConfig, MIN_SESSION_SEC
 pub use reconcile::{reconcile, spawn_reconciler, ReconcileReport};
 pub use throttle::{LoginThrottle, TrustedProxies};
 
+/// Memory the app needs besides uploads and decodes: code, threads' stacks, pages, caches.
+const BASELINE_BYTES: u64 = 24 * 1024 * 1024;
+/// Memory an upload holds besides its body: multipart and socket buffers, the hashing queue.
+const UPLOAD_OVERHEAD_BYTES: u64 = 1024 * 1024;
+
+/// The upload limit the memory rule gives: every upload in flight holds its body (at most
+/// `max_upload_bytes`, read into one buffer) plus 1 MiB of buffers, and at most `decode_slots`
+/// of them are decoding at once, each within 64 MiB (`thumbs::DECODE_BYTES`); 24 MiB go to
+/// everything else. So `uploads = (budget − 24 MiB − slots × 64 MiB) / (max_upload + 1 MiB)`,
+/// at least 1. The defaults (256 MiB, 5 MiB, 2 slots) give 17.
+pub fn uploads_for_memory(budget: u64, max_upload_bytes: u64, decode_slots: usize) -> usize {
+    let fixed = BASELINE_BYTES + decode_slots as u64 * thumbs::DECODE_BYTES;
+    let each = max_upload_bytes + UPLOAD_OVERHEAD_BYTES;
+    (budget.saturating_sub(fixed) / each).max(1) as usize
+}
+
 /// Every tunable of the app as a plain value; [`Settings::default`] documents the defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Largest image accepted, in bytes. Default 5 MiB (Vision's limit).
     pub max_upload_bytes: u64,
-    /// Uploads handled at once; more get `503` + `Retry-After: 5`. Default 3.
-    pub max_concurrent_uploads: usize,
+    /// Memory the app may use for uploads and thumbnail making, in bytes. Default 256 MiB.
+    pub memory_budget: u64,
+    /// Thumbnail decodes at once; more uploads wait for a slot (up to 10 s, then their
+    /// thumbnails are left to the reconciler). Default: the number of cores, at most 2.
+    pub decode_slots: usize,
+    /// Uploads handled at once; more get `503` + `Retry-After: 5`. Default `None`: derived
+    /// from memory by [`uploads_for_memory`] (17 with the defaults).
+    pub max_concurrent_uploads: Option<usize>,
     /// The origin browsers see (`https://vision.example.com`), for the CSRF `Origin` check.
     /// Default none: only `Sec-Fetch-Site` vouches for browser requests.
     pub public_origin: Option<String>,
@@ -81,7 +105,9 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_upload_bytes: crate::image_info::MAX_BYTES,
-            max_concurrent_uploads: 3,
+            memory_budget: 256 * 1024 * 1024,
+            decode_slots: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+            max_concurrent_uploads: None,
             public_origin: None,
             password: None,
             session_secret: None,
@@ -95,6 +121,24 @@ impl Default for Settings {
             image_max_age: 3600,
         }
     }
+}
+
+impl Settings {
+    /// The upload limit in force: the one set, else the memory rule's.
+    pub fn upload_limit(&self) -> usize {
+        self.max_concurrent_uploads.unwrap_or_else(|| {
+            uploads_for_memory(self.memory_budget, self.max_upload_bytes, self.decode_slots)
+        })
+    }
+}
+
+/// The thumbnail and preview the app makes for an uploaded JPEG or PNG, with the reason when
+/// they are the placeholder; `None` for other bytes. Public for the benchmarks
+/// (examples/gallery-bench.rs), which time it apart from the upload around it.
+pub fn renditions(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>, Option<String>)> {
+    let kind = crate::image_info::sniff(bytes)?;
+    let made = thumbs::make(bytes, kind);
+    Some((made.thumb, made.preview, made.placeholder))
 }
 
 /// The function to call for (re-)analysis.
@@ -120,6 +164,7 @@ pub struct App {
     keys: auth::Keys,
     uploads: Gate,
     throttle: throttle::Throttle,
+    decoders: thumbs::DecodeSlots,
 }
 
 impl App {
@@ -133,8 +178,9 @@ impl App {
         settings: Settings,
     ) -> App {
         let keys = auth::Keys::new(settings.session_secret.as_ref(), settings.password.as_ref());
-        let uploads = Gate::new(settings.max_concurrent_uploads.max(1));
+        let uploads = Gate::new(settings.upload_limit());
         let throttle = throttle::Throttle::new(settings.login_throttle);
+        let decoders = thumbs::DecodeSlots::new(settings.decode_slots);
         App {
             storage,
             bucket,
@@ -144,6 +190,7 @@ impl App {
             keys,
             uploads,
             throttle,
+            decoders,
         }
     }
 
@@ -216,6 +263,23 @@ impl Drop for Pass<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_upload_limit_follows_memory() {
+        let mib = 1024 * 1024;
+        assert_eq!(uploads_for_memory(256 * mib, 5 * mib, 2), 17);
+        assert!(
+            Settings::default().upload_limit() >= 16,
+            "16 people at once"
+        );
+        assert_eq!(uploads_for_memory(512 * mib, 5 * mib, 2), 60);
+        assert_eq!(uploads_for_memory(64 * mib, 5 * mib, 2), 1, "never zero");
+        let set = Settings {
+            max_concurrent_uploads: Some(3),
+            ..Settings::default()
+        };
+        assert_eq!(set.upload_limit(), 3);
+    }
 
     #[test]
     fn the_gate_admits_up_to_its_size_and_frees_on_drop() {

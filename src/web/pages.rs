@@ -11,6 +11,7 @@ use super::auth::{self, Action};
 use super::catalog::{self, status_name, Entry, Filter};
 use super::form::Pairs;
 use super::html::{render, url_component, Html, Slot};
+use super::thumbs;
 use super::view::{alt_text, badge, link, notice, page, when};
 use super::App;
 use crate::document::{AnalysisDocument, Status};
@@ -87,19 +88,13 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
             (Html::default(), vec![n], None, false, 503)
         }
     };
-    if !filter.is_empty() {
-        notices.push(notice(
-            "info",
-            "Filters apply to this page of images; use “Next page” to look further.",
-        )?);
-    }
     let empty = if empty_page {
         let text = if filter.is_empty() && start.is_none() {
             "No images yet. Drop a photo above to analyse it."
         } else if filter.is_empty() {
             "No more images."
         } else {
-            "No image on this page matches the filter."
+            "No image matches the filter."
         };
         notice("empty", text)?
     } else {
@@ -429,6 +424,54 @@ pub(crate) fn raw(app: &App, id: &str) -> Result<Response> {
         )
         .with_header("ETag", format!("\"{}\"", info.etag))
         .with_reader(download.body, Some(info.content_length)))
+}
+
+/// Which rendition `GET /images/{id}/thumb|preview` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rendition {
+    Thumb,
+    Preview,
+}
+
+/// `GET /images/{id}/thumb` and `/preview`: the stored rendition, or the grey placeholder
+/// (not cached) while there is none yet.
+pub(crate) fn rendition(app: &App, id: &str, which: Rendition) -> Result<Response> {
+    let name = match which {
+        Rendition::Thumb => thumbs::thumb_name(id),
+        Rendition::Preview => thumbs::preview_name(id),
+    };
+    let download = app
+        .storage
+        .get(&app.bucket, &name, None, 16 * 1024 * 1024, app.deadline());
+    let (body, etag, length, cache): (Box<dyn std::io::Read + Send>, _, _, _) = match download {
+        Ok(d) => (
+            d.body,
+            Some(d.info.etag),
+            d.info.content_length,
+            format!("private, max-age={}", app.settings.image_max_age),
+        ),
+        Err(e) if e.service_error().is_some_and(|s| s.status == 404) => {
+            let bytes = thumbs::placeholder_jpeg();
+            let length = bytes.len() as u64;
+            (
+                Box::new(std::io::Cursor::new(bytes)),
+                None,
+                length,
+                "no-store".to_string(),
+            )
+        }
+        Err(e) => return Err(e),
+    };
+    let mut resp = Response::new(200)
+        .with_header("Content-Type", "image/jpeg")
+        .with_header("X-Content-Type-Options", "nosniff")
+        .with_header("Content-Security-Policy", "default-src 'none'; sandbox")
+        .with_header("Cross-Origin-Resource-Policy", "same-origin")
+        .with_header("Cache-Control", cache);
+    if let Some(etag) = etag {
+        resp = resp.with_header("ETag", format!("\"{etag}\""));
+    }
+    Ok(resp.with_reader(body, Some(length)))
 }
 
 /// `GET /images/{id}/json`: the stored document as a download.

@@ -171,6 +171,12 @@ fn dispatch(app: &App, req: &Request) -> Result<Response> {
         ("POST", ["reanalyze"]) => actions::reanalyze(app, req, None),
         ("GET" | "HEAD", ["images", id]) => pages::detail(app, req, image(id)?),
         ("GET" | "HEAD", ["images", id, "raw"]) => pages::raw(app, image(id)?),
+        ("GET" | "HEAD", ["images", id, "thumb"]) => {
+            pages::rendition(app, image(id)?, pages::Rendition::Thumb)
+        }
+        ("GET" | "HEAD", ["images", id, "preview"]) => {
+            pages::rendition(app, image(id)?, pages::Rendition::Preview)
+        }
         ("GET" | "HEAD", ["images", id, "json"]) => pages::json_download(app, image(id)?),
         ("POST", ["images", id, "delete"]) => actions::delete(app, req, Some(image(id)?)),
         ("POST", ["images", id, "reanalyze"]) => actions::reanalyze(app, req, Some(image(id)?)),
@@ -198,9 +204,11 @@ fn image(id: &str) -> Result<&str> {
 /// The methods a known path accepts, for `405`.
 fn allowed(shape: &[&str]) -> Option<&'static str> {
     Some(match shape {
-        [""] | ["images", _] | ["images", _, "raw" | "json"] | ["readyz"] | ["api", "status"] => {
-            "GET, HEAD"
-        }
+        [""]
+        | ["images", _]
+        | ["images", _, "raw" | "json" | "thumb" | "preview"]
+        | ["readyz"]
+        | ["api", "status"] => "GET, HEAD",
         ["upload"] | ["delete"] | ["reanalyze"] | ["images", _, "delete" | "reanalyze"] => "POST",
         ["api", "images"] => "GET, HEAD, POST",
         ["api", "images", "delete"] | ["api", "images", _, "reanalyze"] | ["api", "reanalyze"] => {

@@ -313,6 +313,19 @@ fn browser_upload_watch_results_inspect_and_delete() {
         json!([]),
     );
     driver.screenshot(&shots, "03-gallery-done");
+    // Freshly loaded, the gallery's tiles are thumbnails, not the originals.
+    driver.go(&format!("{}/", web.base));
+    let widths = driver.wait_for(
+        "every tile loaded from its thumbnail",
+        "const imgs = [...document.querySelectorAll('#grid .card img')];
+         if (imgs.length !== 2 || !imgs.every(i => i.complete && i.naturalWidth > 0)) return null;
+         return imgs.map(i => [i.naturalWidth, new URL(i.src).pathname.endsWith('/thumb')]);",
+        json!([]),
+    );
+    for tile in widths.as_array().unwrap() {
+        assert!(tile[0].as_u64().unwrap() <= 400, "{widths}");
+        assert_eq!(tile[1], true, "{widths}");
+    }
 
     let id = &ids[0];
     driver.go(&format!("{}/images/{id}", web.base));
@@ -322,6 +335,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
          const label = document.querySelector('.box-label');
          const img = document.querySelector('.stage img');
          if (!img.complete || img.naturalWidth === 0) return null;
+         if (!new URL(img.src).pathname.endsWith('/preview')) return 'not the preview: ' + img.src;
          const r = boxes[0].querySelector('polygon').getBoundingClientRect();
          return boxes.length === 3 && label && label.textContent.includes('Dog')
              && getComputedStyle(boxes[0]).display !== 'none' && r.width > 50 && r.height > 50
