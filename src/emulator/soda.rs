@@ -1389,7 +1389,10 @@ mod tests {
             assert_eq!(list(bad).status, 400, "{bad}");
         }
         // Options ORDS honours and the emulator does not are refused, never ignored.
-        for option in ["fields=id", "totalResults=true", "q=%7B%7D", "fromID=K100"] {
+        // `q=` filters the listing with a QBE (`{}`: everything).
+        assert_eq!(list("q=%7B%7D").status, 200);
+        assert_eq!(list("q=%7B%22%24gt%22%3A1%7D").status, 400);
+        for option in ["fields=id", "totalResults=true", "fromID=K100"] {
             let r = list(option);
             assert_eq!(r.status, 400, "{option}");
             let name = option.split('=').next().unwrap();
