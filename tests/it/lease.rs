@@ -129,7 +129,10 @@ fn lease_two_racing_reconcilers_make_one_pass() {
             .filter(|r| is_listing(r))
             .count();
         // One pass lists each of its three prefixes once: images, thumbnails, previews.
-        assert_eq!(listings, 3, "round {round}: one pass lists each prefix once");
+        assert_eq!(
+            listings, 3,
+            "round {round}: one pass lists each prefix once"
+        );
         if round == 0 {
             assert_eq!(ran[0].created_documents, vec![orphan(0), orphan(1)]);
         } else {
