@@ -6,8 +6,11 @@
 //! measures in a fresh process, as it would alone) and adds the comparisons:
 //! - the function (`func-bench`) against the seed's stack: Python 3.11 with `fdk` and `oci` from
 //!   PyPI (bench/python/func.py) under the same Fn contract, emulator and resource principal;
-//! - `/healthz` under wrk (`-t2 -c32 -d10s --latency`) against nginx (1 worker) and Flask's
-//!   development server (bench/python/healthz.py), all on loopback;
+//! - the HTTP layer under real traffic (`http-bench`, issue 13's figures): `/healthz` under wrk
+//!   at 32 and 1000 connections interleaved with nginx (1 worker), 10,000 idle keep-alive
+//!   connections, 1,000 dripping heads with 200 stalled uploads, every worker busy;
+//! - `/healthz` under wrk (`-t2 -c32 -d10s --latency`) against Flask's development server
+//!   (bench/python/healthz.py), on loopback;
 //! - the gallery and the 5 MB upload ratio (`web-bench`), the local detector (`detect-bench`),
 //!   upload → done in local mode (the `webapp` binary);
 //! - the shipped binaries' sizes and the images' content: it builds them itself, as the
@@ -145,7 +148,7 @@ fn run() -> Result<(), String> {
     let machine = machine();
     common::fresh_binaries(
         &["webapp", "func"],
-        &["func-bench", "web-bench", "detect-bench", "gallery-bench"],
+        &["func-bench", "web-bench", "detect-bench", "gallery-bench", "http-bench"],
     )?;
     let installed = ensure_packages()?;
     let python = ensure_venv()?;
@@ -157,7 +160,9 @@ fn run() -> Result<(), String> {
     let mut notes = Vec::new();
     eprintln!("bench: function (Rust, then Python)");
     function_rows(&python, &mut rows, &mut notes)?;
-    eprintln!("bench: /healthz under wrk (webapp, nginx, Flask) and upload → done");
+    eprintln!("bench: the HTTP layer against nginx (http-bench, about 5 minutes)");
+    http_rows(&mut rows, &mut notes)?;
+    eprintln!("bench: /healthz under wrk (webapp, Flask) and upload → done");
     web_rows(&python, &tmp, &mut rows, &mut notes)?;
     eprintln!("bench: gallery and 5 MB upload (web-bench)");
     web_bench_rows(&mut rows, &mut notes)?;
@@ -215,11 +220,23 @@ mean ocivision is faster or smaller (for requests per second, above 1 means fast
   bench/python/func.py, Python 3.11 with `fdk` and `oci` from PyPI, building the\n\
   resource-principal signer and the Object Storage, Vision and Secrets clients on every call\n\
   as the seed did, sending real signed requests (the emulator verifies the signatures).\n\
-- **/healthz**: `wrk -t2 -c32 -d10s --latency` against each server on a free loopback port,\n\
-  one after another: the `webapp` binary in local mode (`LOG_LEVEL=warn`, so no access line\n\
-  per request, like nginx with `access_log off`), nginx with one worker answering\n\
-  `return 200 \"\"` from a config written into a temp dir, Flask's development server with\n\
-  `threaded=True`. wrk and the server share the machine's cores.\n\
+- **HTTP layer** (`http-bench`, examples/http-bench.rs): the `webapp` binary in local mode\n\
+  (`LOG_LEVEL=warn`, so no access line per request, like nginx with `access_log off`) and nginx\n\
+  with one worker answering `return 200 \"\"` (config written into a temp dir), both on free\n\
+  loopback ports. /healthz: `wrk -t2 -c32 -d10s --latency`, then `-c1000` (wrk started with\n\
+  `ulimit -n` raised to the hard limit), each as three pairs run back to back, ours then\n\
+  nginx's; the ratio is the median of the pairs' ratios, requests/s and p99 are medians. Idle:\n\
+  10,000 connections each make one keep-alive `GET /healthz` and stay open; then 20 new\n\
+  visitors each time one `GET /healthz` on a new connection, and RSS is read from /proc (nginx:\n\
+  master + worker). Slow clients: 1,000 connections send a request head one byte a second and\n\
+  200 send `PUT /api/images/…` with `Content-Length: 5000000` and only the first KiB of the\n\
+  body, while a visitor does `GET /healthz` on a new connection every 50 ms until every slow\n\
+  connection has its answer. Busy: as many `POST /api/images/delete` with a 200 kB body as the\n\
+  app has workers send 20 KiB (past the loop's 16 KiB pre-read) and stall, so each holds a\n\
+  worker in its handler; then 10 visitors. wrk, the servers and the clients share the\n\
+  machine's cores.\n\
+- **/healthz vs Flask**: `wrk -t2 -c32 -d10s --latency` against the `webapp` binary, then Flask's\n\
+  development server with `threaded=True`.\n\
 - **Gallery, 5 MB upload, RSS**: `web-bench` (examples/web-bench.rs): 10 000 objects and\n\
   documents in the emulator; median of 20 gallery page loads; 20 pairs of a direct signed PUT\n\
   of 5 MB to the emulator and, right after it, an upload of 5 MB through the app\n\
@@ -578,6 +595,165 @@ fn duration_ms(text: &str) -> Option<f64> {
     })
 }
 
+/// Issue 13's figures from `http-bench`: the HTTP layer against nginx and under slow clients.
+fn http_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String> {
+    let out = run_sibling("http-bench", &["--json"])?;
+    let f: Value = serde_json::from_str(out.lines().last().unwrap_or(""))
+        .map_err(|e| format!("http-bench output: {e}: {out}"))?;
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let int = |v: &Value| v.as_u64().unwrap_or(u64::MAX);
+    for (key, conns, target) in [("c32", 32, 0.8), ("c1000", 1000, 0.7)] {
+        let v = &f[key];
+        let (ours, theirs) = (num(&v["ours"]["rps"]), num(&v["nginx"]["rps"]));
+        let pair_ratio = num(&v["ratio"]);
+        let errors = int(&v["ours"]["non_2xx"]).saturating_add(int(&v["ours"]["socket_errors"]));
+        let mut verdict = meets_at_least(pair_ratio, target).to_string();
+        if conns == 1000 {
+            verdict = format!(
+                "{verdict}; {}",
+                if errors == 0 {
+                    "no non-2xx, no socket errors".to_string()
+                } else {
+                    format!("misses: {errors} non-2xx or socket errors")
+                }
+            );
+        }
+        rows.push(row(
+            &format!(
+                "/healthz, {conns} connections: requests/s vs nginx (1 worker), median of 3 interleaved pairs"
+            ),
+            format!("{ours:.0}"),
+            format!("{theirs:.0}"),
+            format!("{pair_ratio:.3}"),
+            &format!("≥ {target}× nginx"),
+            verdict,
+        ));
+        let (p_ours, p_theirs) = (num(&v["ours"]["p99_ms"]), num(&v["nginx"]["p99_ms"]));
+        rows.push(row(
+            &format!("/healthz, {conns} connections: p99 latency vs nginx (ms)"),
+            format!("{p_ours:.2}"),
+            format!("{p_theirs:.2}"),
+            ratio(p_ours, p_theirs),
+            "",
+            lower_wins(p_ours, p_theirs),
+        ));
+        notes.push(format!(
+            "/healthz at {conns} connections, pair ratios {}; non-2xx + socket errors: ocivision {}, nginx {}.",
+            v["pairs"].as_array().map_or_else(String::new, |p| p
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")),
+            errors,
+            int(&v["nginx"]["non_2xx"]).saturating_add(int(&v["nginx"]["socket_errors"])),
+        ));
+    }
+    let idle = &f["idle"];
+    let (ours, theirs) = (&idle["ocivision"], &idle["nginx"]);
+    let visitor = num(&ours["visitor_max_ms"]);
+    rows.push(row(
+        "10,000 idle keep-alive connections held: new visitor's GET /healthz, slowest of 20 (ms)",
+        format!("{visitor:.2}"),
+        format!("{:.2}", num(&theirs["visitor_max_ms"])),
+        ratio(visitor, num(&theirs["visitor_max_ms"])),
+        "≤ 50 ms",
+        meets(visitor, 50.0).to_string(),
+    ));
+    let rss = num(&ours["rss_mb"]);
+    rows.push(row(
+        "10,000 idle keep-alive connections held: RSS (MB; nginx: master + worker)",
+        format!("{rss:.1}"),
+        format!("{:.1}", num(&theirs["rss_mb"])),
+        ratio(rss, num(&theirs["rss_mb"])),
+        "≤ 64 MB",
+        meets(rss, 64.0).to_string(),
+    ));
+    notes.push(format!(
+        "Idle connections: ocivision's RSS was {:.1} MB before the 10,000 and {rss:.1} MB holding \
+         them (nginx {:.1} → {:.1} MB); all 20 visitors answered 200: ocivision {}, nginx {}.",
+        num(&ours["rss_before_mb"]),
+        num(&theirs["rss_before_mb"]),
+        num(&theirs["rss_mb"]),
+        ours["visitors_ok"],
+        theirs["visitors_ok"],
+    ));
+    let slow = &f["slow"];
+    let p99 = num(&slow["visitor_p99_ms"]);
+    let visitor_errors = int(&slow["visitor_errors"]);
+    rows.push(row(
+        "1,000 heads dripping 1 byte/s + 200 stalled uploads: other visitors' p99 (ms)",
+        format!("{p99:.2}"),
+        "–".into(),
+        "–".into(),
+        "≤ 50 ms, no errors",
+        if p99 <= 50.0 && visitor_errors == 0 {
+            "meets".to_string()
+        } else {
+            format!("misses ({visitor_errors} errors)")
+        },
+    ));
+    let all_408 = int(&slow["drips_408"]) == int(&slow["drips"])
+        && int(&slow["stalled_408"]) == int(&slow["stalled"]);
+    rows.push(row(
+        "the same: slow connections answered 408 (head deadline 10 s, body deadline 120 s; s after start)",
+        format!(
+            "{}/{} heads at {:.1}–{:.1}, {}/{} uploads at {:.1}–{:.1}",
+            slow["drips_408"],
+            slow["drips"],
+            num(&slow["drip_answer_min_s"]),
+            num(&slow["drip_answer_max_s"]),
+            slow["stalled_408"],
+            slow["stalled"],
+            num(&slow["stalled_answer_min_s"]),
+            num(&slow["stalled_answer_max_s"]),
+        ),
+        "–".into(),
+        "–".into(),
+        "each 408 at its deadline",
+        if all_408 { "meets" } else { "misses" }.to_string(),
+    ));
+    notes.push(format!(
+        "Slow clients: {} visitor requests, p50 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms, {visitor_errors} errors.",
+        slow["visitors"],
+        num(&slow["visitor_p50_ms"]),
+        num(&slow["visitor_max_ms"]),
+    ));
+    let busy = &f["busy"];
+    let all_503 = int(&busy["busy_503"]) == int(&busy["visitors"]);
+    let slowest = num(&busy["max_ms"]);
+    rows.push(row(
+        &format!(
+            "every worker ({}) busy in a handler: time to 503 + Retry-After, slowest of 10 (ms)",
+            f["workers"]
+        ),
+        format!("{slowest:.1}"),
+        "–".into(),
+        "–".into(),
+        "fast 503 + Retry-After, never a hang",
+        if all_503 && busy["served_after"] == true {
+            format!(
+                "meets (Retry-After {}; served again afterwards)",
+                busy["retry_after"]
+            )
+        } else {
+            format!(
+                "misses ({} of {} got 503; served afterwards: {})",
+                busy["busy_503"], busy["visitors"], busy["served_after"]
+            )
+        },
+    ));
+    Ok(())
+}
+
+/// "meets" when `value` is at least `limit` (higher is better).
+fn meets_at_least(value: f64, limit: f64) -> &'static str {
+    if value >= limit {
+        "meets"
+    } else {
+        "misses"
+    }
+}
+
 fn web_rows(
     python: &Path,
     tmp: &Path,
@@ -615,38 +791,6 @@ fn web_rows(
     }
     drop(app);
 
-    // nginx, one worker, the same empty 200.
-    let nginx_dir = tmp.join("nginx");
-    std::fs::create_dir_all(&nginx_dir).map_err(|e| e.to_string())?;
-    let nginx_port = free_port()?;
-    let d = nginx_dir.display();
-    let conf = format!(
-        "daemon off;\nworker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
-         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
-         server {{\n    listen 127.0.0.1:{nginx_port};\n    location = /healthz {{ return 200 \"\"; }}\n  }}\n}}\n"
-    );
-    std::fs::write(nginx_dir.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
-    let nginx_conf = nginx_dir.join("nginx.conf").display().to_string();
-    let nginx_prefix = format!("{d}/");
-    let mut nginx = Guard(
-        Command::new("nginx")
-            .args(["-p", &nginx_prefix, "-c", &nginx_conf])
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("nginx: {e}"))?,
-    );
-    wait_healthy(nginx_port, &mut nginx, "nginx")?;
-    let theirs = wrk(nginx_port)?;
-    // Killing the master would leave its worker running (and busy): ask it to stop instead.
-    let _ = Command::new("nginx")
-        .args(["-p", &nginx_prefix, "-c", &nginx_conf, "-s", "stop"])
-        .stderr(Stdio::null())
-        .status();
-    let _ = nginx.0.wait();
-    drop(nginx);
-
     // Flask's development server.
     let flask_port = free_port()?;
     let mut flask = Guard(
@@ -670,30 +814,6 @@ fn web_rows(
             format!("the other side ({:.2}×)", theirs / ours)
         }
     };
-    rows.push(row(
-        "/healthz, 32 connections: requests/s vs nginx (1 worker)",
-        format!("{:.0}", ours.0),
-        format!("{:.0}", theirs.0),
-        ratio(ours.0, theirs.0),
-        "≥ 0.5× nginx",
-        format!(
-            "{}; {}",
-            if ours.0 >= 0.5 * theirs.0 {
-                "meets"
-            } else {
-                "misses"
-            },
-            higher_wins(ours.0, theirs.0)
-        ),
-    ));
-    rows.push(row(
-        "/healthz, 32 connections: p99 latency vs nginx (ms)",
-        format!("{:.2}", ours.1),
-        format!("{:.2}", theirs.1),
-        ratio(ours.1, theirs.1),
-        "",
-        lower_wins(ours.1, theirs.1),
-    ));
     rows.push(row(
         "/healthz, 32 connections: requests/s vs Flask dev server",
         format!("{:.0}", ours.0),

@@ -1,8 +1,23 @@
 # Flexible public load balancer → each container instance's private IP on PORT (one backend per
 # instance, round robin; sessions need no stickiness, they are valid on every instance).
-# The listener idle timeout is set explicitly (60 s by default); the web app keeps idle backend
-# connections 330 s, longer than the LB's 300 s, so the LB never reuses a connection the backend
-# has just closed.
+#
+# Timeouts, checked against the web app's (src/http/limits.rs, Limits::public), from OCI's "Load
+# Balancer Timeout Connection Settings" page (docs/Content/Balance/Reference/connectionreuse.htm):
+# - Between requests, LB → backend: OCI has no setting for it. The LB pools backend connections,
+#   closes one after 300 s idle, ignores the backend's keep-alive, and asks backends not to close
+#   idle connections before 310 s, or a request the LB sends on a connection the backend is
+#   closing gets a 502. So here the LB's side must be the shorter one: the app waits 330 s for
+#   the next request (idle_timeout), and the LB always closes first. Idle connections cost the
+#   app a file descriptor and no thread, so the pool can grow (the app logs its capacity, up to
+#   100,000 within its open-file limit) and backendMaxConnections is left unset (unlimited).
+# - Between requests, client → LB: fixed by OCI at 65 s idle or 10,000 requests.
+# - Within a request: the listener's idle_timeout_in_seconds below bounds the gap between two
+#   successive receives or two successive sends while a request or response is under way (not
+#   the wait for the next request). Here the app's side must be the shorter one, so the app,
+#   not the LB, decides and answers: its gaps are at most 30 s (read_timeout, write_timeout),
+#   a whole head 10 s and a whole body 120 s (408), and a handler waits at most 20 s on the
+#   services it calls before it answers. The variable therefore must stay above 30 s; 60 s
+#   (OCI's HTTP default, set explicitly) leaves room.
 
 resource "oci_load_balancer_load_balancer" "lb" {
   compartment_id = var.compartment_ocid

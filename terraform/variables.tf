@@ -374,9 +374,14 @@ variable "lb_max_bandwidth_mbps" {
 }
 
 variable "lb_idle_timeout_seconds" {
-  description = "Listener idle timeout, seconds (set explicitly; the web app keeps backend connections alive 330 s, longer than the LB's 300 s backend idle time)."
+  description = "Listener idle timeout, seconds: the longest gap between sends or between receives within one request. Above the web app's own 30 s read and write timeouts, so the app answers first (see loadbalancer.tf)."
   type        = number
   default     = 60
+
+  validation {
+    condition     = var.lb_idle_timeout_seconds > 30 && var.lb_idle_timeout_seconds <= 7200
+    error_message = "lb_idle_timeout_seconds: above 30 (the web app's read/write timeouts) and at most 7200 (OCI's maximum)."
+  }
 }
 
 variable "lb_certificate_id" {

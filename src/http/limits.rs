@@ -36,23 +36,34 @@ pub struct Limits {
     /// Time allowed from the first byte of a request until its head is complete (slowloris
     /// guard); → `408` + close. Default 10 s (public), none (Fn).
     pub head_timeout: Option<Duration>,
-    /// Time allowed for a whole request body, counted from the handler's first read; checked
-    /// between reads, so a client dripping bytes cannot stretch it; → `408` + close. With the
-    /// default body cap this is a minimum rate of about 70 KB/s. Default 120 s (public), none (Fn).
+    /// Time allowed for a whole request body, counted from the end of the head (from the
+    /// handler's first read when the client waits for `100 Continue`); checked between reads,
+    /// so a client dripping bytes cannot stretch it; → `408` + close. With the default body cap
+    /// this is a minimum rate of about 70 KB/s. Default 120 s (public), none (Fn).
     pub body_timeout: Option<Duration>,
     /// How long a connection may wait for the first byte of its next request (also its first
     /// one: the load balancer opens connections ahead of use). Must stay above the LB's 300 s
     /// backend idle timeout (R10). Default 330 s (public), none (Fn).
     pub idle_timeout: Option<Duration>,
-    /// Most connections served at once, one thread each; when full the accept thread answers
-    /// `503` + `Retry-After` + close at once. Default 128 (public), 16 (Fn).
+    /// Most connections open at once (idle, sending a head, or being answered). An idle
+    /// connection holds no thread and no buffer, so this is about file descriptors: the server
+    /// also keeps it below the process's open-file limit. When full, the longest-idle
+    /// connection is closed to make room, or if none is idle the new one gets `503` +
+    /// `Retry-After` + close. Default 100,000 (public), 64 (Fn).
     pub max_connections: usize,
+    /// Threads that run handlers (started as needed, kept once started). A connection holds one
+    /// only while its request is being answered. Default 32 (public), 16 (Fn).
+    pub workers: usize,
+    /// Longest a complete request waits for a free worker; then it gets `503` + `Retry-After`
+    /// + close. Default 500 ms.
+    pub queue_timeout: Duration,
     /// Most unread body bytes discarded after the handler to keep a connection alive; more →
     /// close instead. Default 64 KiB.
     pub drain_max_bytes: u64,
     /// Time allowed for that discard; slower → close. Default 1 s.
     pub drain_timeout: Duration,
-    /// Seconds sent in `Retry-After` with a `503` when all connection slots are busy. Default 1.
+    /// Seconds sent in `Retry-After` with a `503` when every worker is busy or the connection
+    /// cap is reached. Default 1.
     pub retry_after_secs: u32,
     /// Pause after a resource error from `accept()` (EMFILE, ENFILE, ENOBUFS, ENOMEM) before the
     /// next try, so a full fd table does not spin a core. Default 100 ms.
@@ -74,7 +85,9 @@ impl Limits {
             head_timeout: Some(Duration::from_secs(10)),
             body_timeout: Some(Duration::from_secs(120)),
             idle_timeout: Some(Duration::from_secs(330)),
-            max_connections: 128,
+            max_connections: 100_000,
+            workers: 32,
+            queue_timeout: Duration::from_millis(500),
             drain_max_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(1),
             retry_after_secs: 1,
@@ -82,7 +95,8 @@ impl Limits {
         }
     }
 
-    /// The Fn unix-socket profile: same parser limits, no timeouts of our own, few connections.
+    /// The Fn unix-socket profile: same parser limits, no timeouts of our own, few connections
+    /// (the agent sends one call at a time).
     pub fn fn_socket() -> Limits {
         Limits {
             read_timeout: None,
@@ -90,7 +104,8 @@ impl Limits {
             head_timeout: None,
             body_timeout: None,
             idle_timeout: None,
-            max_connections: 16,
+            max_connections: 64,
+            workers: 16,
             ..Limits::public()
         }
     }
@@ -113,9 +128,10 @@ mod tests {
         assert!(l.idle_timeout.unwrap() >= Duration::from_secs(310));
         assert!(l.max_line_bytes <= l.max_head_bytes);
         assert!(
-            l.max_connections >= 32,
-            "the benchmark uses 32 keep-alive clients"
+            l.max_connections >= 10_000,
+            "the benchmark holds 10,000 idle keep-alive connections"
         );
+        assert!(l.workers >= 2 && l.queue_timeout < Duration::from_secs(1));
     }
 
     #[test]

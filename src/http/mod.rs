@@ -4,9 +4,12 @@
 //! A handler is a function from [`Request`] to [`Response`] (see [`Handler`]); only the server
 //! loop touches sockets. The layer follows `http-hardening.md` R1–R21: bounded heads on
 //! `httparse`, strict framing (one valid `Content-Length` or exactly `chunked`), streamed bodies
-//! with a hard cap and a total deadline, `100 Continue` only when the handler reads, bounded
-//! connection threads with a fast `503`, surviving `accept()` errors, `catch_unwind` around
-//! handlers, and `Connection: close` on every response after which we close. Each listener picks
+//! with a hard cap and a total deadline, `100 Continue` only when the handler reads, surviving
+//! `accept()` errors, `catch_unwind` around handlers, and `Connection: close` on every response
+//! after which we close. Handlers stay blocking and synchronous, but a connection costs a thread
+//! only while its request is answered: one readiness loop (epoll) holds idle and half-sent
+//! connections and reads heads without blocking; a bounded pool of workers runs handlers, with a
+//! fast `503` + `Retry-After` when every worker stays busy. Each listener picks
 //! a [`Limits`] profile: [`Limits::public`] (TCP, strict timeouts) or [`Limits::fn_socket`]
 //! (unix socket, no timeouts of our own).
 //!
@@ -29,11 +32,14 @@
 
 mod chunked;
 mod conn;
+mod fd_limit;
 mod limits;
 mod multipart;
+mod readiness;
 mod request;
 mod response;
 mod server;
+mod workers;
 
 pub use limits::Limits;
 pub use multipart::{boundary, Multipart, MultipartLimits, PartHead};

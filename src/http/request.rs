@@ -358,7 +358,7 @@ impl Source {
 
     fn fill(&mut self, deadline: Option<Instant>) -> Result<usize, FillError> {
         match self {
-            Source::Conn(c) => c.fill(deadline, None),
+            Source::Conn(c) => c.fill(deadline),
             _ => Err(FillError::Eof),
         }
     }
@@ -388,6 +388,9 @@ pub(crate) struct BodyState {
     remaining: u64,
     decoder: ChunkedDecoder,
     timeout: Option<Duration>,
+    /// When the body deadline started counting, if before the handler's first read (the server
+    /// starts it when the head is complete, unless the client waits for `100 Continue`).
+    clock: Option<Instant>,
     deadline: Option<Instant>,
     pub(crate) expect_continue: bool,
     pub(crate) continue_sent: bool,
@@ -417,6 +420,7 @@ impl BodyState {
                 limits.max_trailer_bytes,
             ),
             timeout: limits.body_timeout,
+            clock: None,
             deadline: None,
             expect_continue,
             continue_sent: false,
@@ -424,6 +428,12 @@ impl BodyState {
             done: framing == Framing::Length(0),
             failure: None,
         }
+    }
+
+    /// Counts the body deadline from `since` instead of from the handler's first read.
+    pub(crate) fn deadline_from(mut self, since: Instant) -> BodyState {
+        self.clock = Some(since);
+        self
     }
 
     fn fail(&mut self, f: BodyFailure) -> io::Error {
@@ -442,7 +452,8 @@ impl BodyState {
 
     fn start(&mut self) -> io::Result<()> {
         self.started = true;
-        self.deadline = self.timeout.map(|t| Instant::now() + t);
+        let since = self.clock.unwrap_or_else(Instant::now);
+        self.deadline = self.timeout.map(|t| since + t);
         if self.expect_continue && !self.continue_sent && !self.done {
             self.continue_sent = true;
             if let Source::Conn(c) = &self.source {

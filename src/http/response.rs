@@ -313,6 +313,18 @@ pub(crate) fn write(io: &ConnIo, resp: Response, mode: WriteMode) -> io::Result<
     }
 }
 
+/// A small in-memory answer as one run of bytes, for the readiness loop's refusals (it writes
+/// once without blocking and never streams). A streamed body is left out: only its head goes.
+pub(crate) fn to_bytes(resp: Response, mode: WriteMode) -> Vec<u8> {
+    let date = httpdate::fmt_http_date(SystemTime::now());
+    let mut out = head_bytes(&resp, mode, &date);
+    let no_body = mode.head_only || resp.status == 204 || resp.status == 304;
+    if let (Body::Bytes(b), false) = (&resp.body, no_body) {
+        out.extend_from_slice(b);
+    }
+    out
+}
+
 fn copy_body(
     io: &ConnIo,
     reader: Box<dyn Read + Send>,

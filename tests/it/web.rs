@@ -656,7 +656,8 @@ fn web_uploads_beyond_the_gate_get_503_with_retry_after() {
             .status
     };
     assert_eq!(probe(), 415);
-    // Hold the only slot with an upload whose body never finishes arriving. Should a probe be
+    // Hold the only slot with an upload whose body never finishes arriving (more than the
+    // server's 16 KiB pre-read, which a body stalling earlier never leaves). Should a probe be
     // inside the gate when it comes, it is turned away: then it comes again.
     let addr = web.server.tcp_addr().unwrap();
     let hold = || {
@@ -667,7 +668,7 @@ fn web_uploads_beyond_the_gate_get_503_with_retry_after() {
             "PUT /api/images/slow.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
         )
         .unwrap();
-        slow.write_all(&DOG[..1000]).unwrap();
+        slow.write_all(&DOG[..20_000]).unwrap();
         slow
     };
     let answered = |stream: &std::net::TcpStream| {

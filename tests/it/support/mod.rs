@@ -223,7 +223,7 @@ pub fn assert_serves(addr: SocketAddr) {
     assert_eq!(r.status, 200, "normal request after the hostile one");
 }
 
-/// Threads of this process whose name is exactly `name` (connection threads of one server).
+/// Threads of this process whose name is exactly `name` (the worker threads of one server).
 pub fn threads_named(name: &str) -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
