@@ -148,7 +148,13 @@ fn run() -> Result<(), String> {
     let machine = machine();
     common::fresh_binaries(
         &["webapp", "func"],
-        &["func-bench", "web-bench", "detect-bench", "gallery-bench", "http-bench"],
+        &[
+            "func-bench",
+            "web-bench",
+            "detect-bench",
+            "gallery-bench",
+            "http-bench",
+        ],
     )?;
     let installed = ensure_packages()?;
     let python = ensure_venv()?;

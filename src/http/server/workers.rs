@@ -16,11 +16,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-use super::conn::{ConnIo, Transport};
-use super::readiness::{hand_back, After};
-use super::request::{self, BodyState, Framing, Head, Request, Source};
-use super::response::{self, Response, WriteMode};
-use super::server::{lock, Shared};
+use super::{hand_back, lock, After, Shared};
+use crate::http::conn::{ConnIo, Transport};
+use crate::http::request::{self, BodyState, Framing, Head, Request, Source};
+use crate::http::response::{self, Response, WriteMode};
 
 /// A request ready for a handler.
 pub(crate) struct Job {
