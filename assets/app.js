@@ -20,7 +20,9 @@
   var grid = document.getElementById("grid");
   var queue = [];
   var running = 0;
-  var MAX_PARALLEL = 2;
+  // One upload at a time per page: the uplink is the bottleneck anyway, and the server sizes
+  // its upload limit from memory for one upload per person (16 people at once by default).
+  var MAX_PARALLEL = 1;
 
   function tokenOf(f) {
     var t = f.querySelector("input[name=csrf]");
@@ -36,7 +38,7 @@
     var a = el("a", "thumb");
     a.href = "/images/" + encodeURIComponent(result.id);
     var img = el("img");
-    img.src = "/images/" + encodeURIComponent(result.id) + "/raw";
+    img.src = "/images/" + encodeURIComponent(result.id) + "/thumb";
     img.alt = result.file + " (not analysed yet)";
     a.appendChild(img);
     var meta = el("div", "meta");

@@ -15,9 +15,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use ocivision::analysis::Analyzer;
-use ocivision::config;
 use ocivision::fdk::{FnConfig, FnServer, Outcome};
+use ocivision::Analyzer;
 use ocivision::Error;
 
 fn main() -> ExitCode {
@@ -32,9 +31,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String], lookup: &dyn Fn(&str) -> Option<String>) -> Result<ExitCode, Error> {
-    ocivision::logger::init(ocivision::logger::parse_level(
-        lookup(config::vars::LOG_LEVEL).as_deref(),
-    )?);
+    ocivision::check_randomness()?;
+    ocivision::logger::init_from(lookup)?;
     let analyzer = Analyzer::from_lookup(lookup)?;
     match args {
         [flag, file] if flag == "--event" => {

@@ -9,10 +9,7 @@
 //!   `analyzing`, Vision runs on the OBJECT_STORAGE source, the result is written, and the
 //!   object is checked again: if it was deleted meanwhile, the document is removed.
 //! - delete: the document is removed.
-//!
-//! Each signed request's signature is made on another thread while the call before it waits
-//! on the network ([`crate::oci::client::Transport::sign_ahead`]), so RSA signing, our largest
-//! cost per event, mostly stays off the event's path.
+//! - objects under the web app's rendition prefixes (`thumbs/`, `previews/`) are ignored.
 //!
 //! Every outbound call is bounded by the call's deadline minus a margin; retries happen in the
 //! transport. Failures the pipeline cannot finish become a `failed` document (when the database
@@ -223,6 +220,11 @@ impl Analyzer {
         if event.bucket != self.config.bucket {
             return Outcome::Success(json!({"action": "ignored", "reason": "another bucket"}));
         }
+        // The web app's thumbnails and previews: its own renditions, not images to analyse (the
+        // Terraform rule already filters them out; events from elsewhere may not).
+        if crate::document::is_rendition(&event.name) {
+            return Outcome::Success(json!({"action": "ignored", "reason": "a rendition"}));
+        }
         let result = match event.kind {
             EventKind::Delete => self.forget(&event, work_deadline),
             EventKind::Create | EventKind::Update => self.analyze(&event, work_deadline),
@@ -267,9 +269,6 @@ impl Analyzer {
         let received = SystemTime::now();
         let bucket = Analyzer::bucket(event);
         let key = Analyzer::key(event);
-        let _object_signed = self
-            .object_storage
-            .sign_get_ahead(&bucket, &event.name, FIRST_BYTES);
         let db_started = Instant::now();
         let existing = self
             .soda
@@ -313,7 +312,6 @@ impl Analyzer {
             max_labels: self.config.max_labels,
             compartment_id: self.config.compartment_id.clone(),
         };
-        let _vision_signed = self.vision.sign_ahead(&request);
         let mut doc = self.base_document(event, &info, existing);
         doc.timings.event_lag_ms = event
             .event_time
@@ -339,7 +337,6 @@ impl Analyzer {
         self.write(&key, &mut doc, deadline)?;
         db_time += writing.elapsed();
         doc.timings.db_ms = Some(db_time.as_millis() as u64);
-        let _check_signed = self.object_storage.sign_head_ahead(&bucket, &event.name);
 
         let vision_started = Instant::now();
         let analysis = self.vision.analyze(&request, deadline);
@@ -405,6 +402,7 @@ impl Analyzer {
             doc.objects.clear();
             doc.labels.clear();
             doc.ontology.clear();
+            doc.terms.clear();
             doc.analyzed_at = None;
         }
         let metadata = |key: &str| {

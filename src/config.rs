@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::oci::client::Secret;
 use crate::oci::region::{Region, Service};
+use crate::secret::Secret;
 use crate::soda::{Password, SodaConfig};
 
 /// Environment variable names, in one place.

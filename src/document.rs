@@ -2,7 +2,7 @@
 //! function (and, as `pending`, by the web app at upload) and read by the web app.
 //!
 //! Its key is [`crate::soda::document_key`] of namespace, bucket and object name, so every
-//! writer finds the same document. The field list is documented in README.md; unknown fields
+//! writer finds the same document. The field list is documented in docs/API.md; unknown fields
 //! are ignored on read, so older and newer writers can share a collection.
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,16 @@ pub mod meta {
     pub const SHA256: &str = "sha256";
     /// The upload's request id, carried into the document as its correlation id.
     pub const REQUEST_ID: &str = "request-id";
+}
+
+/// Where the web app stores each image's thumbnail (`thumbs/{id}.jpg`).
+pub const THUMB_PREFIX: &str = "thumbs/";
+/// Where the web app stores each image's preview (`previews/{id}.jpg`).
+pub const PREVIEW_PREFIX: &str = "previews/";
+
+/// True for the web app's renditions (thumbnails, previews): objects that are never analysed.
+pub fn is_rendition(name: &str) -> bool {
+    name.starts_with(THUMB_PREFIX) || name.starts_with(PREVIEW_PREFIX)
 }
 
 /// Where an image is in the pipeline.
@@ -150,6 +160,10 @@ pub struct AnalysisDocument {
     /// Label ontology.
     #[serde(default)]
     pub ontology: Vec<Ontology>,
+    /// What a label search matches: [`AnalysisDocument::search_terms`] as written with the
+    /// analysis (lower case, unique), so one QBE (`{"terms": "vehicle"}`) searches everything.
+    #[serde(default)]
+    pub terms: Vec<String>,
     /// Model versions.
     #[serde(default)]
     pub model_versions: ModelVersions,
@@ -190,6 +204,7 @@ impl AnalysisDocument {
             objects: Vec::new(),
             labels: Vec::new(),
             ontology: Vec::new(),
+            terms: Vec::new(),
             model_versions: ModelVersions::default(),
             timings: Timings::default(),
             correlation_id: None,
@@ -251,6 +266,20 @@ impl AnalysisDocument {
             object_detection: analysis.object_detection_model_version.clone(),
             image_classification: analysis.image_classification_model_version.clone(),
         };
+        self.terms = self.search_terms();
+    }
+
+    /// Object names with how many boxes each has, most first (then by name).
+    pub fn label_counts(&self) -> Vec<(String, usize)> {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for o in &self.objects {
+            match counts.iter_mut().find(|(n, _)| *n == o.name) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((o.name.clone(), 1)),
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        counts
     }
 
     /// Every label this image can be found by: object names, labels and their ontology
@@ -324,5 +353,12 @@ mod tests {
             doc.search_terms(),
             ["animal", "car", "dog", "pet", "vehicle"]
         );
+        assert_eq!(doc.terms, doc.search_terms(), "stored for the QBE");
+        doc.objects.push(doc.objects[1].clone());
+        assert_eq!(
+            doc.label_counts(),
+            [("Car".to_string(), 2), ("Dog".to_string(), 1)]
+        );
+        assert!(is_rendition("thumbs/a.jpg.jpg") && !is_rendition("uploads/a.jpg"));
     }
 }

@@ -1,13 +1,21 @@
 //! Local mode: the whole pipeline in one process, with no cloud account.
 //!
 //! [`LocalStack::start`] opens a data directory, generates the keys it needs once (an API key
-//! for the web app, a key for the function's resource principal), starts the emulator on a
+//! for the web app, a key for the function's resource principal, the web app's session secret
+//! in `keys/session-secret`, mode 0600), starts the emulator on a
 //! loopback port with the local detector, and serves the real function
 //! code through the real Fn contract on a unix socket, authenticated with a resource-principal
 //! token the emulator minted. [`LocalStack::webapp_env`] gives the settings that point the web
 //! app at all of it. Everything persists in the data directory, so a restart keeps every image
 //! and result. Stopping the process (Ctrl-C) loses nothing that was acknowledged: every write is
 //! a temp file, fsync and rename.
+//!
+//! IAM: the emulator enforces `terraform/policies.tpl`, the statements Terraform deploys, filled
+//! with local names. The function's resource-principal token makes it a function of the
+//! emulator's compartment, so a member of the function's dynamic group; the web app's API key
+//! (in the OCI config file under `keys/`) is trusted as the web app's container instance, so a
+//! member of the web app's dynamic group. Neither is an administrator: a statement missing from
+//! the template fails here the way it would after deployment.
 //!
 //! Not here: the web server itself (the `webapp` binary starts it with these settings).
 
@@ -23,6 +31,7 @@ use crate::fdk::{FnConfig, FnServer};
 use crate::oci::client::{Auth, Transport, TransportConfig};
 use crate::oci::secrets::Secrets;
 use crate::oci::sign::PrivateKey;
+use crate::secret::Secret;
 use crate::soda::Soda;
 
 /// The function's id in local mode.
@@ -62,6 +71,7 @@ pub struct LocalStack {
     data_dir: PathBuf,
     config_file: PathBuf,
     detector: String,
+    session_secret: Secret,
 }
 
 impl LocalStack {
@@ -71,6 +81,7 @@ impl LocalStack {
         create_private_dir(&keys)?;
         let (api_key_file, api_key) = key(&keys, "api-key.pem")?;
         let (function_key_file, function_key) = key(&keys, "function-key.pem")?;
+        let session_secret = session_secret(&keys)?;
 
         let mut config = EmulatorConfig::new(data_dir.join("emulator"));
         config.secrets.push(SecretEntry {
@@ -81,7 +92,9 @@ impl LocalStack {
         });
         let emulator = Emulator::start(config)?;
         let key_id = format!("{TENANCY}/{USER}/{}", api_key.fingerprint());
-        emulator.trust_api_key(&key_id, &api_key);
+        // The web app's API key stands for its container instance: local mode runs under the
+        // deployed policy (terraform/policies.tpl), the web app in its dynamic group.
+        emulator.trust_api_key_as(&key_id, &api_key, emulator.web_app_principal());
         let detector = attach_detector(&emulator);
 
         // An OCI config file for the web app, as a developer's laptop would have.
@@ -101,6 +114,7 @@ impl LocalStack {
             data_dir: data_dir.to_path_buf(),
             config_file,
             detector,
+            session_secret,
         };
         stack.ensure_collection()?;
         stack.function = Some(stack.start_function(&function_key_file, &function_key)?);
@@ -121,7 +135,8 @@ impl LocalStack {
         )
     }
 
-    /// Creates the SODA collection so the gallery can query it before the first analysis.
+    /// Creates the SODA collection (and the gallery's indexes, which the emulator accepts and
+    /// ignores) so the gallery can query it before the first analysis.
     fn ensure_collection(&self) -> Result<()> {
         let lookup = |name: &str| {
             self.webapp_env()
@@ -134,8 +149,13 @@ impl LocalStack {
         let cloud = crate::config::CloudConfig::from_lookup(&lookup, Some("us-ashburn-1".into()))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         let secrets = Secrets::new(transport.clone(), &cloud.secrets_url);
-        Soda::connect(&transport, &cloud.soda, Some(&secrets), deadline)?
-            .ensure_collection(deadline)
+        let soda = Soda::connect(&transport, &cloud.soda, Some(&secrets), deadline)?;
+        soda.ensure_collection(deadline)?;
+        if let Err(e) = soda.ensure_gallery_indexes(deadline) {
+            // Queries work without indexes; they only make the database's work smaller.
+            log::warn!(target: "local", "the gallery's indexes were not created: {e}");
+        }
+        Ok(())
     }
 
     /// The settings that point the web app at this stack (they take precedence over the
@@ -176,6 +196,31 @@ impl LocalStack {
     pub fn detector(&self) -> &str {
         &self.detector
     }
+
+    /// The web app's session secret, kept across restarts so sessions survive them.
+    pub fn session_secret(&self) -> &Secret {
+        &self.session_secret
+    }
+}
+
+/// Reads `dir/session-secret`, first writing 32 random bytes there (as hex, mode 0600) if there
+/// is none.
+fn session_secret(dir: &Path) -> Result<Secret> {
+    let path = dir.join("session-secret");
+    if !path.exists() {
+        write_private(&path, &crate::random::hex::<32>())?;
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    let text = text.trim();
+    if text.len() < crate::web::MIN_SESSION_SECRET {
+        return Err(Error::Config(format!(
+            "{} holds fewer than {} characters: delete it and a new one is made",
+            path.display(),
+            crate::web::MIN_SESSION_SECRET
+        )));
+    }
+    Ok(Secret::new(text))
 }
 
 /// Serves the real function code through the Fn contract on `run/lsnr.sock`, authenticated
@@ -299,6 +344,24 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_session_secret_is_made_once_private_and_kept() {
+        let dir = std::env::temp_dir().join(format!("ocivision-secret-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        create_private_dir(&dir).unwrap();
+        let first = session_secret(&dir).unwrap();
+        assert_eq!(first.expose().len(), 64);
+        let mode = std::fs::metadata(dir.join("session-secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(session_secret(&dir).unwrap(), first, "kept across restarts");
+        std::fs::write(dir.join("session-secret"), "short").unwrap();
+        assert!(session_secret(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn data_dir_prefers_ocivision_data_then_xdg_then_home() {

@@ -59,6 +59,14 @@ pub fn parse_level(value: Option<&str>) -> Result<LevelFilter, crate::Error> {
     }
 }
 
+/// Installs the logger at the level `LOG_LEVEL` names in `lookup` (default `info`).
+pub fn init_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), crate::Error> {
+    init(parse_level(
+        lookup(crate::config::vars::LOG_LEVEL).as_deref(),
+    )?);
+    Ok(())
+}
+
 /// Installs the logger at `level`. Calling it twice keeps the first logger and sets the level.
 pub fn init(level: LevelFilter) {
     let _ = log::set_logger(&LOGGER);

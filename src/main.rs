@@ -26,7 +26,10 @@ use ocivision::oci::functions::Functions;
 use ocivision::oci::object_storage::{Bucket, ObjectStorage};
 use ocivision::oci::secrets::Secrets;
 use ocivision::soda::Soda;
-use ocivision::web::{self, App, Invoker, PasswordSource, Settings, WebConfig};
+use ocivision::web::{
+    self, App, Invoker, PasswordSource, SessionSecretSource, Settings, WebConfig,
+    MIN_SESSION_SECRET,
+};
 use ocivision::{logger, Error};
 
 /// What to do.
@@ -130,11 +133,28 @@ fn build(config: &WebConfig, provider: Arc<dyn KeyProvider>) -> Result<App, Erro
     if let Err(e) = soda.ensure_collection(deadline) {
         // Uploads still work without the database; the reconciler catches up later.
         log::warn!(target: "webapp", "SODA collection check failed: {e}");
+    } else if let Err(e) = soda.ensure_gallery_indexes(deadline) {
+        // Searches still work without them, scanning the collection.
+        log::warn!(target: "webapp", "SODA index creation failed: {e}");
     }
     let password = match &config.password {
         PasswordSource::None => None,
         PasswordSource::Literal(p) => Some(p.clone()),
         PasswordSource::SecretId(id) => Some(secrets.by_id(id, deadline)?),
+    };
+    let session_secret = match &config.session_secret {
+        SessionSecretSource::None => None,
+        SessionSecretSource::Literal(s) => Some(s.clone()),
+        SessionSecretSource::SecretId(id) => {
+            let secret = secrets.by_id(id, deadline)?;
+            if secret.expose().len() < MIN_SESSION_SECRET {
+                return Err(Error::Config(format!(
+                    "the Vault secret SESSION_SECRET_OCID names holds fewer than \
+                     {MIN_SESSION_SECRET} characters"
+                )));
+            }
+            Some(secret)
+        }
     };
     let invoker = config.function.as_ref().map(|(id, url)| Invoker {
         client: Functions::new(transport.clone(), url.clone()),
@@ -145,6 +165,9 @@ fn build(config: &WebConfig, provider: Arc<dyn KeyProvider>) -> Result<App, Erro
         max_upload_bytes: config.max_upload_bytes,
         public_origin: config.public_origin.clone(),
         password,
+        session_secret,
+        trusted_proxies: config.trusted_proxies.clone(),
+        reconcile_lease: config.reconcile_lease,
         ..Settings::default()
     };
     let bucket = Bucket {
@@ -156,8 +179,9 @@ fn build(config: &WebConfig, provider: Arc<dyn KeyProvider>) -> Result<App, Erro
 
 fn run() -> Result<(), Error> {
     let command = command()?;
+    ocivision::check_randomness()?;
     let env = |k: &str| std::env::var(k).ok();
-    logger::init(logger::parse_level(env("LOG_LEVEL").as_deref())?);
+    logger::init_from(&env)?;
     let (mode, why) = mode(&env)?;
     let local = start_local(mode, why)?;
     // In local mode the stack's settings win over the environment.
@@ -181,13 +205,21 @@ fn run() -> Result<(), Error> {
         };
     }
     let provider = ocivision::oci::auth::from_env(lookup)?;
-    let config = WebConfig::from_lookup(&lookup, provider.region())?;
+    let mut config = WebConfig::from_lookup(&lookup, provider.region())?;
+    if let (SessionSecretSource::None, Some(secret)) =
+        (&config.session_secret, local_session_secret(&local))
+    {
+        config.session_secret = SessionSecretSource::Literal(secret);
+    }
     logger::init(config.log_level);
     let app = Arc::new(build(&config, provider)?);
     match command {
         Command::Reconcile => {
             let report = web::reconcile(&app)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
+            if let Some(why) = &report.skipped {
+                eprintln!("webapp: no pass ran: {why}");
+            }
             if report.errors.is_empty() {
                 Ok(())
             } else {
@@ -201,6 +233,9 @@ fn run() -> Result<(), Error> {
         Command::Serve => {
             if app.settings().password.is_none() {
                 log::warn!(target: "webapp", "APP_PASSWORD is not set: anyone who can reach this server can upload and delete");
+            }
+            if app.settings().session_secret.is_none() {
+                log::warn!(target: "webapp", "SESSION_SECRET(_OCID) is not set: sessions and forms are signed with a key of this process only (run one instance)");
             }
             if let Some(interval) = config.reconcile_interval {
                 web::spawn_reconciler(Arc::clone(&app), interval)?;
@@ -262,6 +297,17 @@ fn local_env(local: &Option<LocalStack>) -> Vec<(String, String)> {
 #[cfg(not(feature = "local"))]
 fn local_env(_: &Option<()>) -> Vec<(String, String)> {
     Vec::new()
+}
+
+/// Local mode's session secret (kept in the data directory), unless the environment gives one.
+#[cfg(feature = "local")]
+fn local_session_secret(local: &Option<LocalStack>) -> Option<ocivision::secret::Secret> {
+    local.as_ref().map(|stack| stack.session_secret().clone())
+}
+
+#[cfg(not(feature = "local"))]
+fn local_session_secret(_: &Option<()>) -> Option<ocivision::secret::Secret> {
+    None
 }
 
 fn main() -> ExitCode {

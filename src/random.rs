@@ -1,21 +1,33 @@
-//! Randomness from ring's system RNG (already compiled in for TLS): jitter, fault dice, ids.
+//! Randomness from the operating system only (ring's `SystemRandom`, already compiled in for
+//! TLS): session-secret generation, process keys, jitter, fault dice, ids.
 //!
-//! Not for keys: nothing here is used where secrecy matters beyond unguessable ids.
+//! There is no fallback: [`check`] runs at start-up and the binaries refuse to start when the
+//! OS cannot supply randomness; after that a failure is a broken kernel, and [`bytes`] panics
+//! rather than hand out predictable bytes (the HTTP layer turns a panic in a handler into a 500).
 
 use ring::rand::SecureRandom as _;
 
-/// `N` random bytes. Falls back to a time-derived value only if the OS RNG fails.
+use crate::error::{Error, Result};
+
+/// Proves the OS random number generator answers; call once before serving anything.
+pub fn check() -> Result<()> {
+    let mut probe = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut probe)
+        .map_err(|_| {
+            Error::Config(
+            "the operating system's random number generator is unavailable (getrandom failed): \
+             refusing to start without it"
+                .into(),
+        )
+        })
+}
+
+/// `N` random bytes from the OS. Panics if the OS generator fails (see the module header).
 pub fn bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     if ring::rand::SystemRandom::new().fill(&mut out).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos()
-            .to_le_bytes();
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = nanos[i % nanos.len()] ^ (i as u8);
-        }
+        panic!("the operating system's random number generator failed");
     }
     out
 }
@@ -23,6 +35,11 @@ pub fn bytes<const N: usize>() -> [u8; N] {
 /// Uniform in [0, 1).
 pub fn unit() -> f64 {
     (u64::from_le_bytes(bytes::<8>()) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Lower-case hex of `N` random bytes.
+pub fn hex<const N: usize>() -> String {
+    bytes::<N>().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A random UUID (version 4), lower-case and hyphenated, as OCI etags look.
@@ -54,5 +71,14 @@ mod tests {
         assert_ne!(a, uuid());
         let u = unit();
         assert!((0.0..1.0).contains(&u));
+    }
+
+    #[test]
+    fn the_os_generator_answers_and_hex_has_two_digits_a_byte() {
+        check().unwrap();
+        let h = hex::<16>();
+        assert_eq!(h.len(), 32);
+        assert!(h.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(h, hex::<16>());
     }
 }

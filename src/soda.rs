@@ -10,9 +10,10 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::oci::client::{Auth, Call, Secret, Transport};
+use crate::oci::client::{Auth, Call, Transport};
 use crate::oci::encode;
 use crate::oci::secrets::Secrets;
+use crate::secret::Secret;
 
 const SERVICE: &str = "soda";
 /// Largest answer read: a page of 100 analysis documents of a few KiB each.
@@ -53,6 +54,20 @@ pub fn collection_metadata() -> serde_json::Value {
         "lastModifiedColumn": {"name": "LAST_MODIFIED"},
         "creationTimeColumn": {"name": "CREATED_ON"}
     })
+}
+
+/// The gallery's indexes (docs/API.md, "Search"): newest-first listing of a bucket, and
+/// the label search over `terms`. A multivalue index on `terms` needs a JSON-type collection
+/// (23ai); on the client-key BLOB collection we create, ORDS refuses it and
+/// [`Soda::ensure_gallery_indexes`] falls back to a JSON search index.
+pub fn gallery_indexes() -> [serde_json::Value; 3] {
+    [
+        serde_json::json!({"name": "IMG_BUCKET_UPLOADED", "fields": [
+            {"path": "bucket_name", "datatype": "string", "maxLength": 64},
+            {"path": "uploaded_at", "datatype": "string", "maxLength": 40, "order": "desc"}]}),
+        serde_json::json!({"name": "IMG_TERMS_MV", "multivalue": true, "fields": [{"path": "terms"}]}),
+        serde_json::json!({"name": "IMG_SEARCH", "search_on": "text_value", "dataguide": "off"}),
+    ]
 }
 
 /// A stored document.
@@ -219,6 +234,54 @@ impl Soda {
         Ok(reply.header("etag").unwrap_or("").to_string())
     }
 
+    /// Replaces the document at `key` only while its version is still `etag` (`If-Match`);
+    /// returns the new etag, or `None` when another writer got there first (412, or 404 when the
+    /// document is gone).
+    pub fn put_if_match(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        etag: &str,
+        deadline: Instant,
+    ) -> Result<Option<String>> {
+        if etag.is_empty() {
+            return Err(Error::Config(
+                "SODA sent no ETag for a document: conditional writes are impossible".into(),
+            ));
+        }
+        self.put_conditionally(key, value, ("if-match", etag.to_string()), deadline)
+    }
+
+    /// Inserts the document at `key` only if there is none (`If-None-Match: *`); returns its
+    /// etag, or `None` when one exists already (412).
+    pub fn insert_if_absent(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<Option<String>> {
+        self.put_conditionally(key, value, ("if-none-match", "*".to_string()), deadline)
+    }
+
+    fn put_conditionally(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        condition: (&str, String),
+        deadline: Instant,
+    ) -> Result<Option<String>> {
+        let body = serde_json::to_vec(value)?;
+        let mut call = self
+            .call("PUT", self.document_path(key)?, deadline)
+            .with_json(&body);
+        call.headers.push((condition.0.to_string(), condition.1));
+        match self.transport.send(call) {
+            Ok(reply) => Ok(Some(reply.header("etag").unwrap_or("").to_string())),
+            Err(Error::Service(e)) if e.status == 412 || e.status == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The document at `key`, or `None`.
     pub fn get(&self, key: &str, deadline: Instant) -> Result<Option<Document>> {
         let reply = match self
@@ -268,6 +331,68 @@ impl Soda {
         Ok(self.pages(Some(body), deadline))
     }
 
+    /// One page of documents matching `filter`: at most `limit` from `offset`, and whether more
+    /// follow. For paged views (the gallery's search), where walking every page is not wanted.
+    pub fn query_page(
+        &self,
+        filter: &serde_json::Value,
+        limit: u32,
+        offset: u64,
+        deadline: Instant,
+    ) -> Result<(Vec<Document>, bool)> {
+        let body = serde_json::to_vec(filter)?;
+        let page = self.page(Some(&body), limit.clamp(1, 1000), offset, deadline)?;
+        let docs = page
+            .items
+            .into_iter()
+            .map(|item| Document {
+                key: item.id,
+                etag: item.etag,
+                last_modified: item.last_modified,
+                created: item.created,
+                value: item.value,
+            })
+            .collect();
+        Ok((docs, page.has_more))
+    }
+
+    /// Creates an index from a SODA index specification (`POST …?action=index`). An index of
+    /// that name that already exists counts as created (SODA does not compare definitions:
+    /// to change one, drop it first). The build runs inside the call, so give it time.
+    pub fn create_index(&self, spec: &serde_json::Value, deadline: Instant) -> Result<()> {
+        let body = serde_json::to_vec(spec)?;
+        let call = self
+            .call(
+                "POST",
+                format!("{}?action=index", self.collection_path),
+                deadline,
+            )
+            .with_json(&body);
+        match self.transport.send(call) {
+            Ok(_) => Ok(()),
+            Err(Error::Service(e))
+                if e.status < 500 && e.message.to_ascii_lowercase().contains("already exists") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates [`gallery_indexes`]: the B-tree, then the multivalue index on `terms`, or the
+    /// search index where the collection cannot hold a multivalue one.
+    pub fn ensure_gallery_indexes(&self, deadline: Instant) -> Result<()> {
+        let [listing, terms, search] = gallery_indexes();
+        self.create_index(&listing, deadline)?;
+        match self.create_index(&terms, deadline) {
+            Err(Error::Service(e)) if e.status == 400 => {
+                log::info!(target: "soda", "multivalue index refused ({}); creating a search index", e.message);
+                self.create_index(&search, deadline)
+            }
+            other => other,
+        }
+    }
+
     /// Deletes every document matching `filter`; returns how many were deleted.
     pub fn delete_matching(&self, filter: &serde_json::Value, deadline: Instant) -> Result<u64> {
         let body = serde_json::to_vec(filter)?;
@@ -296,8 +421,14 @@ impl Soda {
         }
     }
 
-    fn page(&self, filter: Option<&[u8]>, offset: u64, deadline: Instant) -> Result<Page> {
-        let limit = PAGE_SIZE.to_string();
+    fn page(
+        &self,
+        filter: Option<&[u8]>,
+        limit: u32,
+        offset: u64,
+        deadline: Instant,
+    ) -> Result<Page> {
+        let limit = limit.to_string();
         let offset = offset.to_string();
         let mut pairs = vec![("limit", limit.as_str()), ("offset", offset.as_str())];
         let call = match filter {
@@ -348,7 +479,7 @@ impl Iterator for Pages<'_> {
             let offset = self.offset.take()?;
             match self
                 .soda
-                .page(self.filter.as_deref(), offset, self.deadline)
+                .page(self.filter.as_deref(), PAGE_SIZE, offset, self.deadline)
             {
                 Ok(page) => {
                     let count = page.items.len() as u64;

@@ -18,7 +18,11 @@ resource "oci_events_rule" "image_events" {
       "com.oraclecloud.objectstorage.updateobject",
       "com.oraclecloud.objectstorage.deleteobject",
     ]
+    # Only uploads start an analysis: the web app's thumbnails and previews (thumbs/,
+    # previews/) never match. Conditions under `data` match the event payload, and `*` is a
+    # wildcard (docs: Events, "Matching Events with Filters"); func/ ignores those prefixes too.
     data = {
+      resourceName = ["uploads/*"]
       additionalDetails = {
         bucketName = [oci_objectstorage_bucket.images.name]
       }
@@ -26,7 +30,7 @@ resource "oci_events_rule" "image_events" {
   })
 
   actions {
-    actions {
+    action {
       action_type = "FAAS"
       is_enabled  = true
       function_id = oci_functions_function.image_analyzer[0].id

@@ -1,4 +1,5 @@
-# Flexible public load balancer → the container instance's private IP on PORT.
+# Flexible public load balancer → each container instance's private IP on PORT (one backend per
+# instance, round robin; sessions need no stickiness, they are valid on every instance).
 #
 # Timeouts, checked against the web app's (src/http/limits.rs, Limits::public), from OCI's "Load
 # Balancer Timeout Connection Settings" page (docs/Content/Balance/Reference/connectionreuse.htm):
@@ -48,10 +49,17 @@ resource "oci_load_balancer_backend_set" "webapp" {
   }
 }
 
+moved {
+  from = oci_load_balancer_backend.webapp
+  to   = oci_load_balancer_backend.webapp[0]
+}
+
 resource "oci_load_balancer_backend" "webapp" {
+  count = var.webapp_instance_count
+
   load_balancer_id = oci_load_balancer_load_balancer.lb.id
   backendset_name  = oci_load_balancer_backend_set.webapp.name
-  ip_address       = local.app_private_ip
+  ip_address       = local.app_private_ips[count.index]
   port             = var.app_port
 
   # The IP is fixed, but register it only once the instance holding it exists.
@@ -88,5 +96,12 @@ resource "oci_load_balancer_listener" "https" {
     certificate_ids         = [var.lb_certificate_id]
     protocols               = ["TLSv1.2"]
     verify_peer_certificate = false
+  }
+
+  lifecycle {
+    precondition {
+      condition     = startswith(var.public_origin, "https://")
+      error_message = "lb_certificate_id is set, so public_origin must be set too: the https:// origin of the DNS name the certificate is for (e.g. public_origin = \"https://images.example.com\"). Browsers send that origin, and the web app's CSRF check compares against it; the load balancer's IP address would not match."
+    }
   }
 }

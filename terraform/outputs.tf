@@ -1,8 +1,7 @@
 # Outputs: where the app is, how to build and push, and what to do next.
 
 locals {
-  app_scheme      = local.https_enabled ? "https" : "http"
-  application_url = "${local.app_scheme}://${local.lb_ip}/"
+  application_url = var.public_origin != "" ? "${var.public_origin}/" : "http://${local.lb_ip}/"
   # Suggested tag: the tags in use, else the current commit id (never `latest`).
   suggested_tag = var.webapp_image_tag != "" ? var.webapp_image_tag : "$(git rev-parse --short=12 HEAD)"
   function_id   = var.use_placeholder_images ? "" : oci_functions_function.image_analyzer[0].id
@@ -12,6 +11,11 @@ locals {
 output "application_url" {
   description = "The web app behind the load balancer (set PUBLIC_ORIGIN through var.public_origin when you put a DNS name in front)."
   value       = local.application_url
+}
+
+output "webapp_private_ips" {
+  description = "Private IPs of the web-app container instances (the load balancer's backends)."
+  value       = local.app_private_ips
 }
 
 output "load_balancer_ip" {
@@ -108,7 +112,8 @@ output "deployment_summary" {
   description = "What exists, and the next steps."
   value       = <<-EOT
     ocivision in ${var.region} (${var.use_placeholder_images ? "phase 1: placeholder web image, no function yet" : "phase 2: real images"})
-      web app            ${local.application_url}  (container instance ${local.app_private_ip}:${var.app_port}, health /healthz)
+      web app            ${local.application_url}  (${var.webapp_instance_count} container instance(s) at ${join(", ", local.app_private_ips)} port ${var.app_port}, health /healthz)
+      reconciler         ${var.reconcile_interval_seconds == 0 ? "off" : "every ${var.reconcile_interval_seconds} s, one instance at a time (lease in the database)"}
       images bucket      ${local.namespace}/${oci_objectstorage_bucket.images.name} (private, object events on)
       database           ${oci_database_autonomous_database.adb.display_name}, AJD ${var.db_version}, ${var.db_ecpu_count} ECPU, ${var.enable_private_endpoint ? "private endpoint" : "public endpoint + ACL"}
       ORDS               ${local.ords_base_url}${var.db_schema}/soda/latest/${var.db_collection}
@@ -117,6 +122,6 @@ output "deployment_summary" {
       IAM                ${var.create_iam ? "created (dynamic groups + policy)" : "NOT created: see `terraform output iam_statements`"}
 
     Next steps:
-    ${var.use_placeholder_images ? "1. terraform output -raw build_commands   # log in to OCIR, build and push both images\n2. apply again with use_placeholder_images=false and the two tags (last line of build_commands)\n3. run `webapp doctor` (README.md, Deploy to OCI) and open the URL above" : "1. run `webapp doctor` (README.md, Deploy to OCI): config, resource principal, bucket events, secrets, ORDS, Vision, function\n2. open ${local.application_url} and upload a photo; the result appears within seconds\n3. new release: build with a new TAG and apply with the new tags"}
+    ${var.use_placeholder_images ? "1. terraform output -raw build_commands   # log in to OCIR, build and push both images\n2. apply again with use_placeholder_images=false and the two tags (last line of build_commands)\n3. run `webapp doctor` (docs/DEPLOY.md, section 7) and open the URL above" : "1. run `webapp doctor` (docs/DEPLOY.md, section 7): config, resource principal, bucket events, secrets, ORDS, Vision, function\n2. open ${local.application_url} and upload a photo; the result appears within seconds\n3. new release: build with a new TAG and apply with the new tags"}
   EOT
 }

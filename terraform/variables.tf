@@ -73,15 +73,15 @@ variable "func_image_tag" {
 }
 
 variable "placeholder_webapp_image" {
-  description = "Public image the container instance runs in phase 1. It must answer HTTP 200 on /healthz at app_port (http-echo answers every path)."
+  description = "Public image the container instances run in phase 1. It must answer HTTP 200 on /healthz at app_port (http-echo answers every path)."
   type        = string
   default     = "docker.io/hashicorp/http-echo:1.0"
 }
 
 variable "placeholder_webapp_arguments" {
-  description = "Arguments for the placeholder image; they must make it listen on app_port."
+  description = "Arguments for the placeholder image; they must make it listen on app_port. null (default): http-echo's `-listen=:<app_port>` and a short text."
   type        = list(string)
-  default     = ["-listen=:5000", "-text=ocivision placeholder: push the real images, then apply with use_placeholder_images=false"]
+  default     = null
 }
 
 variable "webapp_restart_token" {
@@ -153,9 +153,20 @@ variable "app_port" {
 }
 
 variable "app_private_ip_host" {
-  description = "Host number of the container instance's fixed private IP inside private_subnet_cidr (the LB backend points at it)."
+  description = "Host number of the first container instance's fixed private IP inside private_subnet_cidr; instance i gets app_private_ip_host + i (each is a load-balancer backend)."
   type        = number
   default     = 10
+}
+
+variable "webapp_instance_count" {
+  description = "Web-app container instances behind the load balancer, spread over availability domains (then fault domains). They share sessions (the Vault session secret) and take turns reconciling (a lease in the database); each keeps its own login-throttle counts."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.webapp_instance_count >= 1 && var.webapp_instance_count <= 16 && floor(var.webapp_instance_count) == var.webapp_instance_count
+    error_message = "webapp_instance_count: a whole number from 1 to 16."
+  }
 }
 
 variable "container_instance_shape" {
@@ -177,15 +188,31 @@ variable "app_memory_gbs" {
 }
 
 variable "availability_domain_index" {
-  description = "Index (0-based) of the availability domain for the container instance."
+  description = "Index (0-based) of the availability domain of the first container instance; further instances take the next domains in turn."
   type        = number
   default     = 0
 }
 
 variable "public_origin" {
-  description = "PUBLIC_ORIGIN for the web app's CSRF origin check, e.g. https://images.example.com. Empty: derived from the LB address (https when lb_certificate_id is set)."
+  description = "PUBLIC_ORIGIN for the web app's CSRF origin check: the scheme and DNS name browsers use, e.g. https://images.example.com. Required with lb_certificate_id (a certificate names a DNS host, not the LB's IP). Empty without a certificate: http://<LB IP>."
   type        = string
   default     = ""
+
+  validation {
+    condition     = var.public_origin == "" || can(regex("^https?://[^/?#\\s]+$", var.public_origin))
+    error_message = "public_origin: scheme://host[:port] with no path or trailing slash, e.g. https://images.example.com."
+  }
+}
+
+variable "reconcile_interval_seconds" {
+  description = "RECONCILE_INTERVAL_SECS: seconds between reconciler passes in the web app (0 turns it off). With several instances they take turns through a lease, about one pass per interval in all. 600 repairs a lost event within about 15 minutes (5 min grace + 10) for about 113 requests per 10,000 images."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.reconcile_interval_seconds == 0 || (var.reconcile_interval_seconds >= 60 && var.reconcile_interval_seconds <= 86400)
+    error_message = "reconcile_interval_seconds: 0 (off) or 60 to 86400."
+  }
 }
 
 variable "log_level" {

@@ -1,10 +1,11 @@
 # Terraform and provider versions. Only the oracle/oci provider is used; triggers use Terraform's
 # built-in terraform_data (Terraform >= 1.4).
 #
-# oracle/oci >= 6.26.0: Vault secret auto-generation (`enable_auto_generation`,
-# `secret_generation_context`) arrived in 6.26.0; everything else used here (ADB `compute_model`
-# and `secret_id`, Functions application `shape`, Container Instances, LB listener
-# `certificate_ids`) is older.
+# oracle/oci >= 8.22.0: the events rule's `actions { action { … } }` block arrived in 8.22.0 (the
+# older `actions { actions { … } }` is deprecated there); Vault secret auto-generation
+# (`enable_auto_generation`, `secret_generation_context`, 6.26.0) and everything else used here
+# (ADB `compute_model` and `secret_id`, Functions application `shape`, Container Instances and
+# their `fault_domain`, LB listener `certificate_ids`) is older.
 
 terraform {
   required_version = ">= 1.4.0"
@@ -12,7 +13,7 @@ terraform {
   required_providers {
     oci = {
       source  = "oracle/oci"
-      version = ">= 6.26.0"
+      version = ">= 8.22.0"
     }
   }
 }

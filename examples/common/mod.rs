@@ -1,5 +1,6 @@
 //! What the benchmarks and the load suite share: finding (and first building) the binaries they
-//! measure, one-shot HTTP requests, and a detector that answers at once.
+//! measure, one-shot HTTP requests, a detector that answers at once, an emulator with clients
+//! and apps pointed at it, and percentiles.
 //!
 //! Each example includes this module (`mod common;`) and uses part of it.
 #![allow(dead_code)] // each example uses a different part of this module
@@ -216,4 +217,125 @@ impl Detector for InstantDetector {
     fn model_version(&self) -> String {
         "instant".into()
     }
+}
+
+/// An emulator in a temp directory, a transport signing with the development key through a real
+/// config file, and the clients and web apps the benchmarks build on it. Removes its directory
+/// on drop.
+pub struct Cloud {
+    /// The emulator (for its request record and faults).
+    pub emulator: ocivision::emulator::Emulator,
+    /// Signs as a trusted API key.
+    pub transport: ocivision::oci::client::Transport,
+    dir: PathBuf,
+}
+
+impl Cloud {
+    const TENANCY: &'static str = "ocid1.tenancy.oc1..bench";
+    const USER: &'static str = "ocid1.user.oc1..bench";
+
+    /// Starts an emulator with the `IMAGE_ANALYSIS` collection created.
+    pub fn start(tag: &str) -> Result<Cloud, ocivision::Error> {
+        use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
+        use ocivision::oci::sign::PrivateKey;
+        let dir = std::env::temp_dir().join(format!("ocivision-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let emulator = Emulator::start(EmulatorConfig::new(dir.join("data")))?;
+        let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem")?;
+        let key_id = format!("{}/{}/{}", Self::TENANCY, Self::USER, key.fingerprint());
+        emulator.trust_api_key(&key_id, &key);
+        let key_file = dir.join("api-key.pem");
+        std::fs::write(&key_file, DEV_KEY_PEM)?;
+        let config = dir.join("config");
+        std::fs::write(
+            &config,
+            format!(
+                "[DEFAULT]\nuser={}\ntenancy={}\nfingerprint={}\nkey_file={}\nregion=us-ashburn-1\n",
+                Self::USER,
+                Self::TENANCY,
+                key.fingerprint(),
+                key_file.display()
+            ),
+        )?;
+        let provider =
+            ocivision::oci::auth::ConfigFileProvider::from_file(&config, "DEFAULT", None)?;
+        let transport = ocivision::oci::client::Transport::new(
+            ocivision::oci::client::Auth::Oci(std::sync::Arc::new(provider)),
+            ocivision::oci::client::TransportConfig::default(),
+        );
+        let cloud = Cloud {
+            emulator,
+            transport,
+            dir,
+        };
+        cloud
+            .soda()?
+            .ensure_collection(std::time::Instant::now() + Duration::from_secs(10))?;
+        Ok(cloud)
+    }
+
+    /// The images bucket.
+    pub fn bucket(&self) -> ocivision::oci::object_storage::Bucket {
+        ocivision::oci::object_storage::Bucket {
+            namespace: self.emulator.namespace().to_string(),
+            name: "images".into(),
+        }
+    }
+
+    /// An Object Storage client.
+    pub fn object_storage(&self) -> ocivision::oci::object_storage::ObjectStorage {
+        ocivision::oci::object_storage::ObjectStorage::new(
+            self.transport.clone(),
+            self.emulator.base_url(),
+        )
+    }
+
+    /// A SODA client for `IMAGE_ANALYSIS`.
+    pub fn soda(&self) -> Result<ocivision::soda::Soda, ocivision::Error> {
+        let (user, password) = self.emulator.ords_credentials();
+        let config = ocivision::soda::SodaConfig {
+            base_url: format!("{}/ords/", self.emulator.base_url()),
+            schema: "admin".into(),
+            collection: "IMAGE_ANALYSIS".into(),
+            user: user.into(),
+            password: ocivision::soda::Password::Literal(ocivision::secret::Secret::new(password)),
+        };
+        ocivision::soda::Soda::connect(
+            &self.transport,
+            &config,
+            None,
+            std::time::Instant::now() + Duration::from_secs(10),
+        )
+    }
+
+    /// A web app on this emulator (no function).
+    pub fn app(
+        &self,
+        settings: ocivision::web::Settings,
+    ) -> Result<ocivision::web::App, ocivision::Error> {
+        Ok(ocivision::web::App::new(
+            self.object_storage(),
+            self.bucket(),
+            self.soda()?,
+            None,
+            settings,
+        ))
+    }
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The `p`-th percentile (0–100) of `values` (sorted here), nearest rank; 0 when empty.
+pub fn percentile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
 }

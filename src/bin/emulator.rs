@@ -2,13 +2,19 @@
 //!
 //! ```text
 //! emulator [--data DIR] [--port N] [--bind ADDR] [--bucket NAME]… [--faults SPEC]
-//!          [--trust KEY_ID=PEM_FILE]…
+//!          [--trust KEY_ID=PEM_FILE]… [--principal KEY_ID=admin|webapp|function|user]…
+//!          [--secret NAME=VALUE_FILE]… [--function FUNCTION_ID=SOCKET]… [--ords-schema ALIAS]
 //! ```
 //!
 //! It trusts the local development key (`src/emulator/dev-key.pem`) under the key id it prints,
-//! plus any `--trust` pairs (a private or public key PEM). Faults come from `--faults` or
-//! `OCIVISION_FAULTS` (syntax in README.md). With the `local-vision` feature, Vision answers from
-//! the shipped local model (`models/`), else with 501. Data is written crash-safely, so stopping
+//! plus any `--trust` pairs (a private or public key PEM), each as a tenancy administrator
+//! unless `--principal` makes it the web app's container instance, the function, or a user in
+//! no group; IAM is enforced with `terraform/policies.tpl` filled with the emulator's names
+//! (docs/EMULATOR.md). It serves its ORDS password as the secret `db-password`, plus any
+//! `--secret`s, and invokes functions listening on unix sockets (the Fn contract) given with
+//! `--function`. Faults come from `--faults` or
+//! `OCIVISION_FAULTS` (syntax in docs/EMULATOR.md). Vision answers from the shipped local model
+//! (`models/`), or with 501 when it does not load. Built only with the `local` feature. Data is written crash-safely, so stopping
 //! it with Ctrl-C loses nothing that was acknowledged.
 
 use std::net::{IpAddr, SocketAddr};
@@ -16,12 +22,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ocivision::emulator::faults::FaultPlan;
+use ocivision::emulator::iam::Principal;
+use ocivision::emulator::secrets::SecretEntry;
 use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
 use ocivision::oci::sign::PrivateKey;
 use ocivision::Error;
 
 /// The key id the development key is trusted under.
 const DEV_KEY_USER: &str = "ocid1.tenancy.oc1..emulator/ocid1.user.oc1..emulator";
+/// The vault every secret of the standalone emulator is in.
+const VAULT_ID: &str = "ocid1.vault.oc1..emulator";
+/// The function OCID `--principal KEY_ID=function` stands for.
+const FUNCTION_PRINCIPAL_ID: &str = "ocid1.fnfunc.oc1..emulator";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -40,6 +52,18 @@ struct Args {
     buckets: Vec<String>,
     faults: Option<String>,
     trust: Vec<(String, PathBuf)>,
+    principals: Vec<(String, String)>,
+    secrets: Vec<(String, PathBuf)>,
+    functions: Vec<(String, PathBuf)>,
+    ords_schema: Option<String>,
+}
+
+/// `KEY=VALUE` of a flag, split at the first `=`.
+fn pair(flag: &str, text: &str, shape: &str) -> Result<(String, String), Error> {
+    text.split_once('=')
+        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| Error::Config(format!("{flag} {text:?} is not {shape}")))
 }
 
 fn parse(args: Vec<String>) -> Result<Args, Error> {
@@ -50,6 +74,10 @@ fn parse(args: Vec<String>) -> Result<Args, Error> {
         buckets: Vec::new(),
         faults: std::env::var("OCIVISION_FAULTS").ok(),
         trust: Vec::new(),
+        principals: Vec::new(),
+        secrets: Vec::new(),
+        functions: Vec::new(),
+        ords_schema: None,
     };
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -74,16 +102,29 @@ fn parse(args: Vec<String>) -> Result<Args, Error> {
             "--bucket" => parsed.buckets.push(value()?),
             "--faults" => parsed.faults = Some(value()?),
             "--trust" => {
-                let text = value()?;
-                let (key_id, file) = text.split_once('=').ok_or_else(|| {
-                    Error::Config(format!("--trust {text:?} is not KEY_ID=PEM_FILE"))
-                })?;
-                parsed.trust.push((key_id.to_string(), PathBuf::from(file)));
+                let (key_id, file) = pair(&flag, &value()?, "KEY_ID=PEM_FILE")?;
+                parsed.trust.push((key_id, PathBuf::from(file)));
             }
+            "--principal" => {
+                let (key_id, role) = pair(&flag, &value()?, "KEY_ID=admin|webapp|function|user")?;
+                parsed.principals.push((key_id, role));
+            }
+            "--secret" => {
+                let (name, file) = pair(&flag, &value()?, "NAME=VALUE_FILE")?;
+                parsed.secrets.push((name, PathBuf::from(file)));
+            }
+            "--function" => {
+                let (id, socket) = pair(&flag, &value()?, "FUNCTION_ID=SOCKET")?;
+                parsed.functions.push((id, PathBuf::from(socket)));
+            }
+            "--ords-schema" => parsed.ords_schema = Some(value()?),
             "--help" | "-h" => {
                 println!(
                     "emulator [--data DIR] [--port N] [--bind ADDR] [--bucket NAME]... \
-                     [--faults SPEC] [--trust KEY_ID=PEM_FILE]..."
+                     [--faults SPEC] [--trust KEY_ID=PEM_FILE]... \
+                     [--principal KEY_ID=admin|webapp|function|user]... \
+                     [--secret NAME=VALUE_FILE]... [--function FUNCTION_ID=SOCKET]... \
+                     [--ords-schema ALIAS]"
                 );
                 std::process::exit(0);
             }
@@ -99,9 +140,7 @@ fn parse(args: Vec<String>) -> Result<Args, Error> {
 
 fn run(args: Vec<String>) -> Result<(), Error> {
     let args = parse(args)?;
-    ocivision::logger::init(ocivision::logger::parse_level(
-        std::env::var("LOG_LEVEL").ok().as_deref(),
-    )?);
+    ocivision::logger::init_from(&|k: &str| std::env::var(k).ok())?;
     let mut config = EmulatorConfig::new(&args.data);
     config.bind = SocketAddr::new(args.bind, args.port);
     if !args.buckets.is_empty() {
@@ -110,14 +149,68 @@ fn run(args: Vec<String>) -> Result<(), Error> {
     if let Some(spec) = &args.faults {
         config.faults = FaultPlan::parse(spec)?;
     }
-    let emulator = Emulator::start(config)?;
+    if let Some(alias) = &args.ords_schema {
+        config.ords_schema = alias.clone();
+    }
+    // The ORDS password first: it is the database password secret of the policy.
+    let mut secrets = vec![("db-password".to_string(), config.ords_password.clone())];
+    for (name, file) in &args.secrets {
+        let value = std::fs::read_to_string(file)
+            .map_err(|e| Error::Config(format!("--secret {name}: {}: {e}", file.display())))?;
+        secrets.push((
+            name.clone(),
+            value.trim_end_matches(['\r', '\n']).to_string(),
+        ));
+    }
+    for (name, value) in secrets {
+        config.secrets.push(SecretEntry {
+            id: format!("ocid1.vaultsecret.oc1..emulator-{name}"),
+            name,
+            vault_id: VAULT_ID.into(),
+            value,
+        });
+    }
+    let emulator = Emulator::start(config.clone())?;
+    let principal_of = |key_id: &str| -> Result<Principal, Error> {
+        let role = args
+            .principals
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key_id)
+            .map_or("admin", |(_, role)| role.as_str());
+        Ok(match role {
+            "admin" => Principal::administrator(key_id.split('/').nth(1).unwrap_or(key_id)),
+            "webapp" => emulator.web_app_principal(),
+            "function" => emulator.function_principal(FUNCTION_PRINCIPAL_ID),
+            "user" => Principal::User {
+                id: key_id.split('/').nth(1).unwrap_or(key_id).to_string(),
+                groups: Vec::new(),
+            },
+            other => {
+                return Err(Error::Config(format!(
+                    "--principal {key_id}={other}: the role must be admin, webapp, function or user"
+                )))
+            }
+        })
+    };
     let dev_key = PrivateKey::from_pem(DEV_KEY_PEM, "src/emulator/dev-key.pem")?;
     let dev_key_id = format!("{DEV_KEY_USER}/{}", dev_key.fingerprint());
-    emulator.trust_api_key(&dev_key_id, &dev_key);
+    emulator.trust_api_key_as(&dev_key_id, &dev_key, principal_of(&dev_key_id)?);
+    let mut trusted = vec![(dev_key_id.clone(), principal_of(&dev_key_id)?)];
     for (key_id, file) in &args.trust {
         let pem = std::fs::read_to_string(file)
             .map_err(|e| Error::Config(format!("--trust {}: {e}", file.display())))?;
-        emulator.trust_public_key_pem(key_id, &pem, &file.display().to_string())?;
+        let principal = principal_of(key_id)?;
+        emulator.trust_public_key_pem(
+            key_id,
+            &pem,
+            &file.display().to_string(),
+            principal.clone(),
+        )?;
+        trusted.push((key_id.clone(), principal));
+    }
+    for (function_id, socket) in &args.functions {
+        emulator.register_function(function_id, socket, false);
     }
     // Vision answers from the local model when it loads; otherwise 501.
     let vision = match ocivision::detect::LocalDetector::load(Default::default()) {
@@ -136,10 +229,22 @@ fn run(args: Vec<String>) -> Result<(), Error> {
         "  ORDS (SODA)      {}/ords/admin/soda/latest/  user {user}  password {password}",
         emulator.base_url()
     );
-    println!("  trusted key id   {dev_key_id}  (src/emulator/dev-key.pem)");
-    for (key_id, _) in &args.trust {
-        println!("  trusted key id   {key_id}");
+    for (key_id, principal) in &trusted {
+        println!("  trusted key id   {key_id}  as {principal}");
     }
+    for secret in &config.secrets {
+        println!(
+            "  secret           {}  name {}  vault {}",
+            secret.id, secret.name, secret.vault_id
+        );
+    }
+    for (function_id, socket) in &args.functions {
+        println!("  function         {function_id}  at {}", socket.display());
+    }
+    println!(
+        "  IAM policy       terraform/policies.tpl, {} statements (docs/EMULATOR.md)",
+        emulator.policy_statements().len()
+    );
     if let Some(spec) = &args.faults {
         println!("  faults           {spec}");
     }

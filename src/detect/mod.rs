@@ -378,6 +378,31 @@ fn to_image_object(c: &Candidate) -> ImageObject {
     }
 }
 
+/// The ontology parents of a label this detector reports (any case), as OCI Vision sends them in
+/// `ontologyClasses[].parentNames`, so "vehicle" finds a motorcycle and "animal" a dog in local
+/// mode too. They follow COCO's own super-categories in OCI's title case; fruit and vegetables
+/// also name their kind. Labels of other models, and COCO's "outdoor"/"indoor" groups, have none.
+pub fn parent_names(label: &str) -> &'static [&'static str] {
+    let lower = label.to_ascii_lowercase();
+    let Some(index) = COCO_LABELS.iter().position(|l| *l == lower) else {
+        return &[];
+    };
+    match index {
+        1..=8 => &["Vehicle"],
+        14..=23 => &["Animal"],
+        24..=28 => &["Accessory"],
+        29..=38 => &["Sports Equipment"],
+        39..=45 => &["Kitchenware"],
+        46 | 47 | 49 => &["Fruit", "Food"],
+        50 | 51 => &["Vegetable", "Food"],
+        48 | 52..=55 => &["Food"],
+        56..=61 => &["Furniture"],
+        62..=67 => &["Electronics"],
+        68..=72 => &["Home Appliance"],
+        _ => &[],
+    }
+}
+
 /// A COCO name in OCI's English title case: "cell phone" → "Cell Phone", "tv" → "TV".
 fn display_name(coco: &str) -> String {
     if coco == "tv" {
@@ -398,6 +423,16 @@ fn display_name(coco: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn coco_labels_have_oci_style_parents() {
+        assert_eq!(parent_names("Motorcycle"), ["Vehicle"]);
+        assert_eq!(parent_names("dog"), ["Animal"]);
+        assert_eq!(parent_names("Broccoli"), ["Vegetable", "Food"]);
+        assert_eq!(parent_names("Hot Dog"), ["Food"]);
+        assert_eq!(parent_names("TV"), ["Electronics"]);
+        assert!(parent_names("Person").is_empty() && parent_names("Unicorn").is_empty());
+    }
 
     #[test]
     fn names_are_oci_title_case() {

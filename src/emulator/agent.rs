@@ -44,6 +44,7 @@ type Idle = Option<(BufReader<UnixStream>, Instant)>;
 pub struct FnAgent {
     socket: PathBuf,
     idle: Arc<Mutex<Idle>>,
+    idle_timeout: Duration,
 }
 
 impl FnAgent {
@@ -52,13 +53,21 @@ impl FnAgent {
         FnAgent {
             socket: socket.into(),
             idle: Arc::default(),
+            idle_timeout: IDLE_TIMEOUT,
         }
+    }
+
+    /// Keeps the idle connection for `timeout` instead of the agent's second, so a test can
+    /// outlast it without waiting.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> FnAgent {
+        self.idle_timeout = timeout;
+        self
     }
 
     /// The idle connection, when it is recent and the function has not closed it.
     fn reuse(&self) -> Option<BufReader<UnixStream>> {
         let (connection, since) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take()?;
-        if since.elapsed() >= IDLE_TIMEOUT || !connection.buffer().is_empty() {
+        if since.elapsed() >= self.idle_timeout || !connection.buffer().is_empty() {
             return None;
         }
         let mut connection = connection;

@@ -15,41 +15,47 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use serde_json::json;
 
+use crate::emulator::iam::Principal;
 use crate::emulator::wire::{EmuRequest, EmuResponse};
 use crate::oci::sign::{self, names};
 
 /// How far a request's date may be from the emulator's clock.
 pub const MAX_SKEW: Duration = Duration::from_secs(300);
 
-/// The public keys the emulator trusts.
+/// The public keys the emulator trusts, and who each one stands for.
 #[derive(Default)]
 pub struct KeyRing {
-    api_keys: RwLock<HashMap<String, Vec<u8>>>,
+    api_keys: RwLock<HashMap<String, (Vec<u8>, Principal)>>,
     tokens: RwLock<HashMap<String, MintedToken>>,
 }
 
 struct MintedToken {
     public_key: Vec<u8>,
     expires: SystemTime,
+    principal: Principal,
 }
 
 /// Why a request was refused, in words for the 401 body.
 pub type Refusal = String;
 
 impl KeyRing {
-    /// Trusts `public_key` (SPKI DER) for the API key id `key_id` (`tenancy/user/fingerprint`).
-    pub fn add_api_key(&self, key_id: &str, public_key: Vec<u8>) {
+    /// Trusts `public_key` (SPKI DER) for the API key id `key_id` (`tenancy/user/fingerprint`);
+    /// requests signed with it act as `principal`.
+    pub fn add_api_key(&self, key_id: &str, public_key: Vec<u8>, principal: Principal) {
         self.api_keys
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key_id.to_string(), public_key);
+            .insert(key_id.to_string(), (public_key, principal));
     }
 
-    /// Mints a resource-principal token (a JWT in shape, with the claims OCI's carry) bound to
+    /// Mints a resource-principal token (a JWT in shape, with the claims OCI's carry) for a
+    /// resource of `resource_type` (`fnfunc`, `computecontainerinstance`), bound to
     /// `public_key`, valid for `lifetime` from `now`.
+    #[allow(clippy::too_many_arguments)]
     pub fn mint_token(
         &self,
         public_key: Vec<u8>,
+        resource_type: &str,
         resource_id: &str,
         tenancy: &str,
         compartment: &str,
@@ -65,7 +71,7 @@ impl KeyRing {
             url.encode(json!({"alg": "RS256", "typ": "JWT", "kid": "emulator"}).to_string());
         let claims = url.encode(
             json!({
-                "iss": "ocivision-emulator", "sub": resource_id, "res_type": "fnfunc",
+                "iss": "ocivision-emulator", "sub": resource_id, "res_type": resource_type,
                 "res_id": resource_id, "res_tenant": tenancy, "res_compartment": compartment,
                 "iat": issued, "exp": issued + lifetime.as_secs(),
                 "jti": crate::random::uuid(),
@@ -82,19 +88,24 @@ impl KeyRing {
                 MintedToken {
                     public_key,
                     expires: now + lifetime,
+                    principal: Principal::Resource {
+                        resource_type: resource_type.into(),
+                        id: resource_id.into(),
+                        compartment_id: compartment.into(),
+                    },
                 },
             );
         token
     }
 
-    fn public_key(&self, key_id: &str, now: SystemTime) -> Result<Vec<u8>, Refusal> {
+    fn public_key(&self, key_id: &str, now: SystemTime) -> Result<(Vec<u8>, Principal), Refusal> {
         if let Some(token) = key_id.strip_prefix("ST$") {
             let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
             let minted = tokens.get(token).ok_or("unknown security token")?;
             if now >= minted.expires {
                 return Err("security token expired".into());
             }
-            return Ok(minted.public_key.clone());
+            return Ok((minted.public_key.clone(), minted.principal.clone()));
         }
         self.api_keys
             .read()
@@ -104,13 +115,14 @@ impl KeyRing {
             .ok_or_else(|| "unknown keyId".into())
     }
 
-    /// Checks an OCI-signed request. `body_exempt` is true for PutObject (and UploadPart).
+    /// Checks an OCI-signed request and names who sent it. `body_exempt` is true for PutObject
+    /// (and UploadPart).
     pub fn check_signature(
         &self,
         request: &EmuRequest,
         body_exempt: bool,
         now: SystemTime,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Principal, Refusal> {
         let authorization = request
             .header(names::AUTHORIZATION)
             .ok_or("missing Authorization header")?;
@@ -137,7 +149,7 @@ impl KeyRing {
         } else {
             return Err("neither date nor x-date is signed".into());
         };
-        let public_key = self.public_key(parsed.key_id(), now)?;
+        let (public_key, principal) = self.public_key(parsed.key_id(), now)?;
         sign::verify(
             &request.method,
             &request.target(),
@@ -175,7 +187,7 @@ impl KeyRing {
         {
             return Err("content-length does not match the body".into());
         }
-        Ok(())
+        Ok(principal)
     }
 }
 
@@ -201,7 +213,7 @@ pub fn check_basic(request: &EmuRequest, user: &str, password: &str) -> bool {
         return false;
     };
     let expected = format!("{user}:{password}");
-    crate::oci::client::constant_time_eq(&decoded, expected.as_bytes())
+    crate::secret::constant_time_eq(&decoded, expected.as_bytes())
 }
 
 /// ORDS's 401 body.
@@ -210,6 +222,19 @@ pub fn ords_unauthorized() -> EmuResponse {
         401,
         &json!({"code": "Unauthorized", "message": "Unauthorized",
                 "type": "tag:oracle.com,2020:error/Unauthorized",
+                "instance": format!("tag:oracle.com,2020:ecid/{}", crate::random::uuid())}),
+    );
+    response.headers[0].1 = "application/problem+json".into();
+    response
+}
+
+/// ORDS's 404 for a URL it cannot map to a schema (an unknown alias).
+pub fn ords_unmapped() -> EmuResponse {
+    let mut response = EmuResponse::json(
+        404,
+        &json!({"code": "NotFound", "title": "Not Found",
+                "message": "The request could not be mapped to any database. Check the request URL is correct, and that URL to database mappings have been correctly configured",
+                "type": "tag:oracle.com,2020:error/NotFound",
                 "instance": format!("tag:oracle.com,2020:ecid/{}", crate::random::uuid())}),
     );
     response.headers[0].1 = "application/problem+json".into();
@@ -269,7 +294,11 @@ mod tests {
 
     fn ring_with_key() -> KeyRing {
         let ring = KeyRing::default();
-        ring.add_api_key("tenancy/user/fp", key().public_key_der());
+        ring.add_api_key(
+            "tenancy/user/fp",
+            key().public_key_der(),
+            Principal::administrator("user"),
+        );
         ring
     }
 
@@ -283,9 +312,15 @@ mod tests {
         let now = SystemTime::now();
         let ring = ring_with_key();
         let get = signed("GET", "/n/ns/b/images/o?prefix=a%20b", b"", false, now);
-        assert_eq!(ring.check_signature(&get, false, now), Ok(()));
+        assert_eq!(
+            ring.check_signature(&get, false, now),
+            Ok(Principal::administrator("user"))
+        );
         let post = signed("POST", "/20220125/actions/analyzeImage", b"{}", false, now);
-        assert_eq!(ring.check_signature(&post, false, now), Ok(()));
+        assert_eq!(
+            ring.check_signature(&post, false, now),
+            Ok(Principal::administrator("user"))
+        );
 
         let mut tampered = get.clone();
         tampered.raw_query = "prefix=a%20c".into();
@@ -313,7 +348,7 @@ mod tests {
         assert!(why.contains("clock"), "{why}");
         assert_eq!(
             ring.check_signature(&get, false, now + Duration::from_secs(299)),
-            Ok(())
+            Ok(Principal::administrator("user"))
         );
     }
 
@@ -322,7 +357,10 @@ mod tests {
         let now = SystemTime::now();
         let ring = ring_with_key();
         let put = signed("PUT", "/n/ns/b/images/o/a.jpg", b"jpeg bytes", true, now);
-        assert_eq!(ring.check_signature(&put, true, now), Ok(()));
+        assert_eq!(
+            ring.check_signature(&put, true, now),
+            Ok(Principal::administrator("user"))
+        );
         let why = ring.check_signature(&put, false, now).unwrap_err();
         assert!(why.contains("is not signed"), "{why}");
     }
@@ -333,6 +371,7 @@ mod tests {
         let ring = KeyRing::default();
         let token = ring.mint_token(
             key().public_key_der(),
+            "fnfunc",
             "ocid1.fnfunc.x",
             "t",
             "c",
@@ -348,7 +387,11 @@ mod tests {
             .replace("tenancy/user/fp", &format!("ST${token}"));
         set(&mut request, "authorization", &authorization);
         // The key id is not part of the signing string, so the same signature stands.
-        assert_eq!(ring.check_signature(&request, false, now), Ok(()));
+        assert!(matches!(
+            ring.check_signature(&request, false, now),
+            Ok(Principal::Resource { resource_type, id, compartment_id })
+                if resource_type == "fnfunc" && id == "ocid1.fnfunc.x" && compartment_id == "c"
+        ));
         let later = now + Duration::from_secs(601);
         let mut late = signed("GET", "/n", b"", false, later);
         let authorization = late

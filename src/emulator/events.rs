@@ -31,7 +31,7 @@ pub fn event_type(kind: ChangeKind) -> &'static str {
 pub fn cloud_event(change: &Change, compartment_id: &str, at: SystemTime) -> Value {
     let mut details = json!({
         "bucketName": change.bucket,
-        "bucketId": format!("ocid1.bucket.oc1.emulator.{}", change.bucket),
+        "bucketId": crate::emulator::object_storage::bucket_id(&change.bucket),
         "namespace": change.namespace,
     });
     if let Some(etag) = &change.etag {
@@ -82,7 +82,22 @@ pub enum Outcome {
     Dropped,
     /// No function registered.
     NoFunction,
+    /// No policy lets the Events service invoke the function (`Allow service cloudEvents to use
+    /// functions-family …`): OCI drops such deliveries without a word; the emulator logs them.
+    NotAuthorized,
 }
+
+/// Counts over every delivery so far (the list itself is bounded, these are not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    /// Delivery attempts, duplicates included.
+    pub attempts: u64,
+    /// Extra copies sent by the duplicate fault.
+    pub duplicates: u64,
+}
+
+/// Decides, per delivery, whether the Events service may invoke the function (IAM).
+pub type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
 
 #[derive(Default)]
 struct Queue {
@@ -95,7 +110,10 @@ struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     target: RwLock<Option<FnAgent>>,
-    deliveries: Mutex<Vec<Delivery>>,
+    gate: RwLock<Option<Gate>>,
+    deliveries: Mutex<VecDeque<Delivery>>,
+    deliveries_kept: usize,
+    counts: Mutex<DeliveryCounts>,
     faults: Arc<RwLock<FaultPlan>>,
     prefix: Option<String>,
     compartment_id: String,
@@ -110,18 +128,23 @@ pub struct EventBus {
 
 impl EventBus {
     /// Starts the delivery thread. Events go to the function registered with
-    /// [`EventBus::set_target`], only for names starting with `prefix` when one is given.
+    /// [`EventBus::set_target`], only for names starting with `prefix` when one is given. The
+    /// last `deliveries_kept` deliveries are kept for [`EventBus::deliveries`].
     pub fn start(
         faults: Arc<RwLock<FaultPlan>>,
         compartment_id: String,
         prefix: Option<String>,
         timeout: Duration,
+        deliveries_kept: usize,
     ) -> EventBus {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             target: RwLock::new(None),
-            deliveries: Mutex::new(Vec::new()),
+            gate: RwLock::new(None),
+            deliveries: Mutex::new(VecDeque::new()),
+            deliveries_kept,
+            counts: Mutex::new(DeliveryCounts::default()),
             faults,
             prefix,
             compartment_id,
@@ -147,6 +170,11 @@ impl EventBus {
             .unwrap_or_else(|e| e.into_inner()) = agent;
     }
 
+    /// Sets the check made before each delivery (`None`: always deliver).
+    pub fn set_gate(&self, gate: Option<Gate>) {
+        *self.shared.gate.write().unwrap_or_else(|e| e.into_inner()) = gate;
+    }
+
     /// The function events currently go to.
     pub fn target(&self) -> Option<FnAgent> {
         self.shared
@@ -169,9 +197,14 @@ impl EventBus {
         self.shared.wake.notify_all();
     }
 
-    /// Every delivery so far, in order.
+    /// The deliveries so far, in order (the most recent ones, up to the number kept).
     pub fn deliveries(&self) -> Vec<Delivery> {
-        lock(&self.shared.deliveries).clone()
+        lock(&self.shared.deliveries).iter().cloned().collect()
+    }
+
+    /// Counts over every delivery so far, however many are kept.
+    pub fn counts(&self) -> DeliveryCounts {
+        *lock(&self.shared.counts)
     }
 
     /// Waits until no event is queued or in flight; `false` if `timeout` passed first.
@@ -257,16 +290,27 @@ fn deliver_forever(shared: &Shared) {
             } else {
                 deliver(shared, &event)
             };
-            lock(&shared.deliveries).push(Delivery {
-                event_id: event["eventID"].as_str().unwrap_or("").to_string(),
-                event_type: event["eventType"].as_str().unwrap_or("").to_string(),
-                object: event["data"]["resourceName"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
-                outcome,
-            });
+            {
+                let mut counts = lock(&shared.counts);
+                counts.attempts += 1;
+            }
+            if shared.deliveries_kept > 0 {
+                let mut deliveries = lock(&shared.deliveries);
+                if deliveries.len() >= shared.deliveries_kept {
+                    deliveries.pop_front();
+                }
+                deliveries.push_back(Delivery {
+                    event_id: event["eventID"].as_str().unwrap_or("").to_string(),
+                    event_type: event["eventType"].as_str().unwrap_or("").to_string(),
+                    object: event["data"]["resourceName"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    outcome,
+                });
+            }
         }
+        lock(&shared.counts).duplicates += copies - 1;
         lock(&shared.queue).in_flight -= 1;
         shared.wake.notify_all();
     }
@@ -281,6 +325,20 @@ fn deliver(shared: &Shared, event: &Value) -> Outcome {
     else {
         return Outcome::NoFunction;
     };
+    let gate = shared
+        .gate
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if gate.is_some_and(|allowed| !allowed()) {
+        log::warn!(
+            target: "emulator",
+            "event {} not delivered: no policy statement lets service cloudEvents use \
+             functions-family (fn-invocation) on the function; OCI drops it silently",
+            event["eventID"]
+        );
+        return Outcome::NotAuthorized;
+    }
     let body = serde_json::to_vec(event).unwrap_or_default();
     match agent.call(&body, "application/json", &[], shared.timeout) {
         Ok(reply) => {
@@ -356,6 +414,7 @@ mod tests {
             "c".into(),
             Some("uploads/".into()),
             Duration::from_secs(1),
+            100,
         );
         let change = |name: &str| Change {
             kind: ChangeKind::Created,

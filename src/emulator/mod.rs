@@ -2,25 +2,30 @@
 //! HTTP layer: Object Storage, AI Vision, Secrets, Functions invoke and ORDS SODA.
 //!
 //! Every OCI request must carry a signature the emulator can verify (API keys it was told about,
-//! or resource-principal tokens it minted); SODA requests need the ORDS Basic credentials.
+//! or resource-principal tokens it minted), and the caller must be allowed by the IAM policy
+//! (`iam.rs`: the statements of `terraform/policies.tpl`, filled with the emulator's names;
+//! refusals answer 404 as OCI does); SODA requests need the ORDS Basic credentials and the
+//! schema alias ORDS maps.
 //! Objects and documents persist in a data directory. Object changes become CloudEvents delivered
 //! to the registered function through the Fn contract. Faults can be injected per service.
 //! Every request is recorded (method, target, headers, status; up to `record_limit`, 0 = none) so
 //! tests can assert what the emulator saw. Stops when dropped.
 //!
-//! Not emulated: buckets as resources (they are fixed at start), IAM policies (any trusted key
-//! may do anything), multipart uploads, Vision features other than detection and labels.
+//! Not emulated: buckets as resources (they are fixed at start), compartment hierarchies (one
+//! compartment holds everything), multipart uploads, Vision features other than detection and
+//! labels.
 
 pub mod agent;
-pub mod auth;
+mod auth;
 pub mod events;
 pub mod faults;
-pub mod object_storage;
+pub mod iam;
+mod object_storage;
 pub mod secrets;
 pub mod soda;
 pub(crate) mod store;
-pub mod vision;
-pub mod wire;
+mod vision;
+mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +41,7 @@ use agent::FnAgent;
 use auth::KeyRing;
 use events::EventBus;
 use faults::{FaultPlan, Service, Verdict};
+use iam::{Access, Policy, PolicyNames, Principal};
 use object_storage::ObjectStorageService;
 use secrets::SecretEntry;
 use soda::SodaService;
@@ -43,6 +49,13 @@ use wire::{EmuRequest, EmuResponse};
 
 /// The local development key: trusted by the emulator in local mode, worthless anywhere else.
 pub const DEV_KEY_PEM: &str = include_str!("dev-key.pem");
+
+/// The web app's dynamic group in the emulator's policy (Terraform's default name).
+pub const WEBAPP_DYNAMIC_GROUP: &str = "ocivision-webapp-dg";
+/// The function's dynamic group in the emulator's policy (Terraform's default name).
+pub const FUNCTION_DYNAMIC_GROUP: &str = "ocivision-func-dg";
+/// The container instance the web app's principal stands for ([`Emulator::web_app_principal`]).
+pub const WEB_APP_INSTANCE_ID: &str = "ocid1.computecontainerinstance.oc1..emulator";
 
 /// How to start an emulator. Every field has a documented default ([`EmulatorConfig::new`]).
 #[derive(Debug, Clone)]
@@ -63,6 +76,12 @@ pub struct EmulatorConfig {
     pub ords_user: String,
     /// ORDS password. Default `emulator-password`.
     pub ords_password: String,
+    /// The schema alias ORDS maps (`/ords/{alias}/soda/…`); any other answers 404. Default
+    /// `admin`.
+    pub ords_schema: String,
+    /// The IAM policy statements. Default `None`: `terraform/policies.tpl` filled with
+    /// [`EmulatorConfig::policy_names`]. The tenancy's administrator statement is always added.
+    pub policy: Option<Vec<String>>,
     /// Secrets served. Default none.
     pub secrets: Vec<SecretEntry>,
     /// Faults in force at start. Default none.
@@ -90,12 +109,43 @@ impl EmulatorConfig {
             tenancy_id: "ocid1.tenancy.oc1..emulator".into(),
             ords_user: "ADMIN".into(),
             ords_password: "emulator-password".into(),
+            ords_schema: "admin".into(),
+            policy: None,
             secrets: Vec::new(),
             faults: FaultPlan::default(),
             event_prefix: None,
             function_timeout: Duration::from_secs(60),
             max_body_bytes: 64 * 1024 * 1024,
             record_limit: 100_000,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// The names `terraform/policies.tpl` is filled with: the two dynamic groups, this
+    /// compartment, the first bucket, the first secret as the database password, and every
+    /// secret as readable by the web app; Vision access for the web app on (Terraform's default).
+    pub fn policy_names(&self) -> PolicyNames {
+        let secret_ids: Vec<String> = self.secrets.iter().map(|s| s.id.clone()).collect();
+        PolicyNames {
+            function_dg: FUNCTION_DYNAMIC_GROUP.into(),
+            webapp_dg: WEBAPP_DYNAMIC_GROUP.into(),
+            compartment_id: self.compartment_id.clone(),
+            bucket: self.buckets.first().cloned().unwrap_or_default(),
+            db_secret_id: secret_ids
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "ocid1.vaultsecret.oc1..none".into()),
+            app_secret_ids: secret_ids,
+            app_vision_access: true,
+        }
+    }
+
+    /// The policy statements in force: [`EmulatorConfig::policy`], or the template filled.
+    pub fn policy_statements(&self) -> Result<Vec<String>> {
+        match &self.policy {
+            Some(statements) => Ok(statements.clone()),
+            None => iam::fill_template(iam::POLICY_TEMPLATE, &self.policy_names()),
         }
     }
 }
@@ -132,6 +182,7 @@ impl Recorded {
 struct State {
     config: EmulatorConfig,
     keys: KeyRing,
+    policy: Policy,
     faults: Arc<RwLock<FaultPlan>>,
     object_storage: Arc<ObjectStorageService>,
     soda: SodaService,
@@ -160,10 +211,15 @@ impl Emulator {
                 config.data_dir.display()
             ))
         })?;
+        let policy = Policy::parse(
+            &config.policy_statements()?,
+            config.policy_names().dynamic_groups(),
+        )?;
         let faults = Arc::new(RwLock::new(config.faults.clone()));
         let object_storage = Arc::new(ObjectStorageService::new(
             &config.data_dir,
             &config.namespace,
+            &config.compartment_id,
             &config.buckets,
         )?);
         let soda = SodaService::new(&config.data_dir)?;
@@ -172,11 +228,13 @@ impl Emulator {
             config.compartment_id.clone(),
             config.event_prefix.clone(),
             config.function_timeout,
+            config.record_limit,
         ));
         let bus = Arc::clone(&events);
         object_storage.on_change(Box::new(move |change| bus.publish(change)));
         let state = Arc::new(State {
             keys: KeyRing::default(),
+            policy,
             faults,
             object_storage,
             soda,
@@ -223,13 +281,29 @@ impl Emulator {
         )
     }
 
-    /// Trusts `key` for the API key id `key_id`.
+    /// Trusts `key` for the API key id `key_id`, as a tenancy administrator (group
+    /// `Administrators`, which the tenancy's built-in statement lets do anything).
     pub fn trust_api_key(&self, key_id: &str, key: &PrivateKey) {
-        self.state.keys.add_api_key(key_id, key.public_key_der());
+        self.trust_api_key_as(key_id, key, Principal::administrator(user_of(key_id)));
     }
 
-    /// Trusts a key given as PEM text (a private key, or a `BEGIN PUBLIC KEY` block).
-    pub fn trust_public_key_pem(&self, key_id: &str, pem: &str, origin: &str) -> Result<()> {
+    /// Trusts `key` for the API key id `key_id`; its requests act as `principal` (a user in
+    /// some groups, or, for local mode, the web app's container instance).
+    pub fn trust_api_key_as(&self, key_id: &str, key: &PrivateKey, principal: Principal) {
+        self.state
+            .keys
+            .add_api_key(key_id, key.public_key_der(), principal);
+    }
+
+    /// Trusts a key given as PEM text (a private key, or a `BEGIN PUBLIC KEY` block), acting as
+    /// `principal`.
+    pub fn trust_public_key_pem(
+        &self,
+        key_id: &str,
+        pem: &str,
+        origin: &str,
+        principal: Principal,
+    ) -> Result<()> {
         let public_key = if pem.contains("PRIVATE KEY") {
             PrivateKey::from_pem(pem, origin)?.public_key_der()
         } else {
@@ -239,16 +313,53 @@ impl Emulator {
                 .as_ref()
                 .to_vec()
         };
-        self.state.keys.add_api_key(key_id, public_key);
+        self.state.keys.add_api_key(key_id, public_key, principal);
         Ok(())
     }
 
-    /// Mints a resource-principal token for `function_id`, bound to `key`.
+    /// The web app's principal: a container instance in the emulator's compartment, so a
+    /// member of the web app's dynamic group.
+    pub fn web_app_principal(&self) -> Principal {
+        Principal::Resource {
+            resource_type: iam::CONTAINER_INSTANCE.into(),
+            id: WEB_APP_INSTANCE_ID.into(),
+            compartment_id: self.state.config.compartment_id.clone(),
+        }
+    }
+
+    /// The function's principal for `function_id` (a member of the function's dynamic group).
+    pub fn function_principal(&self, function_id: &str) -> Principal {
+        Principal::Resource {
+            resource_type: iam::FUNCTION.into(),
+            id: function_id.into(),
+            compartment_id: self.state.config.compartment_id.clone(),
+        }
+    }
+
+    /// The policy statements in force (without the built-in administrator statement).
+    pub fn policy_statements(&self) -> Vec<&str> {
+        self.state.policy.statements()
+    }
+
+    /// Mints a resource-principal token for the function `function_id`, bound to `key`.
     pub fn mint_token(&self, key: &PrivateKey, function_id: &str, lifetime: Duration) -> String {
+        self.mint_resource_token(key, iam::FUNCTION, function_id, lifetime)
+    }
+
+    /// Mints a resource-principal token for a resource of `resource_type` (`fnfunc`,
+    /// `computecontainerinstance`) in the emulator's compartment, bound to `key`.
+    pub fn mint_resource_token(
+        &self,
+        key: &PrivateKey,
+        resource_type: &str,
+        resource_id: &str,
+        lifetime: Duration,
+    ) -> String {
         let config = &self.state.config;
         self.state.keys.mint_token(
             key.public_key_der(),
-            function_id,
+            resource_type,
+            resource_id,
             &config.tenancy_id,
             &config.compartment_id,
             SystemTime::now(),
@@ -287,6 +398,19 @@ impl Emulator {
         let agent = FnAgent::new(socket);
         if events {
             self.state.events.set_target(Some(agent.clone()));
+            // Events invoke the function as the service `cloudEvents`: the policy must say so.
+            let state = Arc::downgrade(&self.state);
+            let function_id = function_id.to_string();
+            self.state.events.set_gate(Some(Arc::new(move || {
+                state.upgrade().is_some_and(|state| {
+                    authorize(
+                        &state,
+                        &Principal::Service("cloudEvents".into()),
+                        &invoke_access(&state, &function_id),
+                        "Events delivery",
+                    )
+                })
+            })));
         }
         self.state
             .functions
@@ -345,6 +469,59 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The user OCID in an API key id (`tenancy/user/fingerprint`).
+fn user_of(key_id: &str) -> &str {
+    key_id.split('/').nth(1).unwrap_or(key_id)
+}
+
+/// Whether the policy lets `principal` do `access`; a refusal is logged with what was missing,
+/// since the caller only sees OCI's 404.
+fn authorize(state: &State, principal: &Principal, access: &Access<'_>, operation: &str) -> bool {
+    let allowed = state.policy.allows(principal, access);
+    if !allowed {
+        let about: Vec<String> = access
+            .variables
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        log::warn!(
+            target: "emulator",
+            "IAM: {operation} refused: no policy statement grants {principal} {} in {} ({})",
+            access.permissions.join(" or "),
+            access.compartment_id,
+            about.join(", ")
+        );
+    }
+    allowed
+}
+
+/// What invoking `function_id` needs: FN_INVOCATION on it.
+fn invoke_access<'a>(state: &'a State, function_id: &str) -> Access<'a> {
+    Access {
+        permissions: &["FN_INVOCATION"],
+        compartment_id: &state.config.compartment_id,
+        variables: vec![("target.function.id", function_id.to_string())],
+    }
+}
+
+/// What reading objects of `bucket` needs.
+fn object_access<'a>(
+    state: &'a State,
+    permissions: &'a [&'static str],
+    bucket: &str,
+) -> Access<'a> {
+    Access {
+        permissions,
+        compartment_id: &state.config.compartment_id,
+        variables: vec![("target.bucket.name", bucket.to_string())],
+    }
+}
+
+/// The Functions invoke API versions served, oldest first: 20181201 (what our client and older
+/// SDKs send) and 20260325 (the base path of Oracle's Python SDK 2.189's
+/// `FunctionsInvokeClient`). Both take the same request.
+const FUNCTIONS_API_VERSIONS: [&str; 2] = ["20181201", "20260325"];
+
 /// Which service a path belongs to.
 fn route(path: &str) -> Option<Service> {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
@@ -354,7 +531,10 @@ fn route(path: &str) -> Option<Service> {
         Some(Service::Vision)
     } else if under(secrets::PREFIX) {
         Some(Service::Secrets)
-    } else if under("/20181201/functions") {
+    } else if FUNCTIONS_API_VERSIONS
+        .iter()
+        .any(|version| under(&format!("/{version}/functions")))
+    {
         Some(Service::Functions)
     } else if under("/ords") {
         Some(Service::Soda)
@@ -475,26 +655,49 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
         }
     }
     if service == Service::Soda {
+        // ORDS maps the URL to a schema before it authenticates: an alias it does not know is
+        // a 404, whatever the credentials (a wrong DB_SCHEMA fails here as in production).
+        let alias = request.segments_after("/ords").unwrap_or_default();
+        if !alias
+            .first()
+            .is_some_and(|a| a.eq_ignore_ascii_case(&state.config.ords_schema))
+        {
+            return Some(auth::ords_unmapped());
+        }
         let (user, password) = (&state.config.ords_user, &state.config.ords_password);
         if !auth::check_basic(request, user, password) {
             return Some(auth::ords_unauthorized());
         }
         return Some(state.soda.handle(request));
     }
-    if let Err(reason) =
-        state
-            .keys
-            .check_signature(request, body_exempt(request), SystemTime::now())
-    {
-        log::debug!(target: "emulator", "401 for {} {}: {reason}", request.method, request.raw_path);
-        let mut refusal = auth::not_authenticated(&reason);
-        if request.method == "HEAD" {
-            refusal.body.clear();
+    let principal = match state.keys.check_signature(
+        request,
+        body_exempt(request),
+        SystemTime::now(),
+    ) {
+        Ok(principal) => principal,
+        Err(reason) => {
+            log::debug!(target: "emulator", "401 for {} {}: {reason}", request.method, request.raw_path);
+            let mut refusal = auth::not_authenticated(&reason);
+            if request.method == "HEAD" {
+                refusal.body.clear();
+            }
+            return Some(refusal);
         }
-        return Some(refusal);
-    }
+    };
+    let operation = format!("{} {}", request.method, request.raw_path);
     Some(match service {
-        Service::ObjectStorage => state.object_storage.handle(request),
+        Service::ObjectStorage => {
+            let allowed = |permissions: &[&'static str], bucket: &str| {
+                authorize(
+                    state,
+                    &principal,
+                    &object_access(state, permissions, bucket),
+                    &operation,
+                )
+            };
+            state.object_storage.handle(request, &allowed)
+        }
         Service::Vision => {
             if request.raw_path != vision::ANALYZE_PATH {
                 return Some(EmuResponse::error(
@@ -508,30 +711,68 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
+            // AnalyzeImage needs the Vision permission in the request's compartment (OCI
+            // checks it against `compartmentId`; without one, against the tenancy).
+            let compartment = serde_json::from_slice::<serde_json::Value>(&request.body)
+                .ok()
+                .and_then(|body| body["compartmentId"].as_str().map(str::to_string))
+                .unwrap_or_else(|| state.config.tenancy_id.clone());
+            let vision_access = Access {
+                permissions: &["AI_SERVICE_VISION_ANALYZE_IMAGE"],
+                compartment_id: &compartment,
+                variables: Vec::new(),
+            };
+            if !authorize(state, &principal, &vision_access, "Vision analyzeImage") {
+                return Some(not_authorized_or_not_found());
+            }
+            // OBJECT_STORAGE images are read with the caller's rights, as Vision does.
             let storage = &state.object_storage;
             let read = |ns: &str, bucket: &str, name: &str| {
+                let access = object_access(state, &["OBJECT_READ"], bucket);
+                if !authorize(state, &principal, &access, "Vision reading an object") {
+                    return None;
+                }
                 storage
                     .read_object(ns, bucket, name)
                     .map(|(_, bytes)| bytes)
             };
             vision::analyze(request, detector.as_ref(), &read)
         }
-        Service::Secrets => secrets::handle(request, &state.config.secrets),
-        Service::Functions => invoke(state, request),
+        Service::Secrets => {
+            let allowed = |secret: &SecretEntry| {
+                let access = Access {
+                    permissions: &["SECRET_BUNDLE_READ"],
+                    compartment_id: &state.config.compartment_id,
+                    variables: vec![
+                        ("target.secret.id", secret.id.clone()),
+                        ("target.secret.name", secret.name.clone()),
+                        ("target.vault.id", secret.vault_id.clone()),
+                    ],
+                };
+                authorize(state, &principal, &access, &operation)
+            };
+            secrets::handle(request, &state.config.secrets, &allowed)
+        }
+        Service::Functions => invoke(state, request, &principal),
         Service::Soda => unreachable!("answered above"),
     })
 }
 
-/// `POST /20181201/functions/{id}/actions/invoke`: passes the body to the function.
-fn invoke(state: &State, request: &EmuRequest) -> EmuResponse {
-    let segments = request
-        .segments_after("/20181201/functions")
+/// `POST /{version}/functions/{id}/actions/invoke`: passes the body to the function.
+fn invoke(state: &State, request: &EmuRequest, principal: &Principal) -> EmuResponse {
+    let segments = FUNCTIONS_API_VERSIONS
+        .iter()
+        .find_map(|version| request.segments_after(&format!("/{version}/functions")))
         .unwrap_or_default();
     let [function_id, actions, invoke] = segments.as_slice() else {
         return EmuResponse::error(404, "NotFound", "unknown Functions operation");
     };
     if actions != "actions" || invoke != "invoke" || request.method != "POST" {
         return EmuResponse::error(404, "NotFound", "unknown Functions operation");
+    }
+    let access = invoke_access(state, function_id);
+    if !authorize(state, principal, &access, "Functions invoke") {
+        return not_authorized_or_not_found();
     }
     let agent = state
         .functions
@@ -576,6 +817,15 @@ fn invoke(state: &State, request: &EmuRequest) -> EmuResponse {
             &format!("error receiving function response: {e}"),
         ),
     }
+}
+
+/// OCI's answer to a refused or unknown resource (Vision, Secrets, Functions).
+fn not_authorized_or_not_found() -> EmuResponse {
+    EmuResponse::error(
+        404,
+        "NotAuthorizedOrNotFound",
+        "Authorization failed or requested resource not found.",
+    )
 }
 
 fn to_response(answer: EmuResponse, request: &Request) -> Response {

@@ -133,10 +133,25 @@ impl Stored {
     }
 }
 
+/// What `GetBucket` reports about a bucket beyond its name, kept beside its objects (the file
+/// is not a record, so listings never see it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BucketInfo {
+    created_us: u64,
+    etag: String,
+}
+
+/// One bucket: its objects and its settings.
+struct BucketState {
+    store: Store,
+    info: BucketInfo,
+}
+
 /// Object Storage for one namespace and a fixed set of buckets, persisted under a directory.
 pub struct ObjectStorageService {
     namespace: String,
-    buckets: BTreeMap<String, Store>,
+    compartment_id: String,
+    buckets: BTreeMap<String, BucketState>,
     listener: RwLock<Option<ChangeListener>>,
     /// The bucket setting `objectEventsEnabled`: without it OCI emits no object events.
     events_enabled: std::sync::atomic::AtomicBool,
@@ -155,16 +170,21 @@ impl std::fmt::Debug for ObjectStorageService {
 enum Route<'a> {
     Namespace,
     Bucket(&'a str),
-    List(&'a Store),
+    List(&'a str, &'a Store),
     Object(&'a str, &'a Store, String),
 }
 
+/// Says whether the caller holds one of the permissions on the bucket (see
+/// [`ObjectStorageService::handle`]).
+pub type Authorizer<'a> = &'a dyn Fn(&[&'static str], &str) -> bool;
+
 impl ObjectStorageService {
-    /// Opens (or creates) the buckets `buckets` of `namespace` under `data_dir`. Objects written
-    /// by an earlier instance on the same directory are still there.
+    /// Opens (or creates) the buckets `buckets` of `namespace`, all in `compartment_id`, under
+    /// `data_dir`. Objects written by an earlier instance on the same directory are still there.
     pub fn new(
         data_dir: impl AsRef<Path>,
         namespace: &str,
+        compartment_id: &str,
         buckets: &[impl AsRef<str>],
     ) -> crate::Result<ObjectStorageService> {
         let root = data_dir.as_ref().join("objectstorage");
@@ -177,19 +197,16 @@ impl ObjectStorageService {
                 format!("{namespace}/{bucket}").as_bytes(),
             );
             let store = Store::open(root.join(store::hex_lower(&digest.as_ref()[..16])))?;
-            opened.insert(bucket.to_string(), store);
+            let info = bucket_info(store.dir())?;
+            opened.insert(bucket.to_string(), BucketState { store, info });
         }
         Ok(ObjectStorageService {
             namespace: namespace.to_string(),
+            compartment_id: compartment_id.to_string(),
             buckets: opened,
             listener: RwLock::new(None),
             events_enabled: std::sync::atomic::AtomicBool::new(true),
         })
-    }
-
-    /// The namespace served.
-    pub fn namespace(&self) -> &str {
-        &self.namespace
     }
 
     /// Sets (replacing any earlier one) the listener told about every PUT and DELETE.
@@ -213,7 +230,7 @@ impl ObjectStorageService {
         if namespace != self.namespace {
             return None;
         }
-        let store = self.buckets.get(bucket)?;
+        let store = &self.buckets.get(bucket)?.store;
         let found = store.lock().get(name);
         match found {
             Ok(Some((meta, body))) => {
@@ -228,10 +245,25 @@ impl ObjectStorageService {
         }
     }
 
-    /// Answers one request. Never panics on input; storage failures become 500.
-    pub fn handle(&self, req: &EmuRequest) -> EmuResponse {
+    /// Answers one request. `allowed(permissions, bucket)` says whether the caller holds one of
+    /// `permissions` on `bucket` (IAM); a refusal is OCI's `404 BucketNotFound`, which cannot be
+    /// told from a missing bucket. Never panics on input; storage failures become 500.
+    pub fn handle(&self, req: &EmuRequest, allowed: Authorizer<'_>) -> EmuResponse {
         let mut response = match self.route(req) {
-            Ok(route) => self.dispatch(req, route),
+            Ok(route) => match self.permission(req, &route) {
+                Ok(Some((permissions, bucket))) if !allowed(permissions, bucket) => {
+                    bucket_not_found(bucket, &self.namespace)
+                }
+                Ok(_) => self.dispatch(req, route),
+                Err(e) => {
+                    log::warn!(
+                        "emulator object storage: {} {}: {e}",
+                        req.method,
+                        req.raw_path
+                    );
+                    EmuResponse::error(500, "InternalServerError", "the emulator's store failed")
+                }
+            },
             Err(response) => response,
         };
         if req.method == "HEAD" {
@@ -249,6 +281,33 @@ impl ObjectStorageService {
             response = response.with_header("opc-client-request-id", id);
         }
         response
+    }
+
+    /// The permissions (any one suffices) the request needs, and on which bucket; `None` for
+    /// GetNamespace (it needs none) and for methods answered 405 anyway.
+    fn permission<'a>(
+        &self,
+        req: &EmuRequest,
+        route: &Route<'a>,
+    ) -> crate::Result<Option<(&'static [&'static str], &'a str)>> {
+        let method = req.method.as_str();
+        Ok(match (route, method) {
+            (Route::Bucket(bucket), "GET") => Some((&["BUCKET_READ"], bucket)),
+            (Route::Bucket(bucket), "HEAD") => Some((&["BUCKET_INSPECT"], bucket)),
+            (Route::List(bucket, _), "GET") => Some((&["OBJECT_INSPECT"], bucket)),
+            (Route::Object(bucket, _, _), "HEAD") => {
+                Some((&["OBJECT_READ", "OBJECT_INSPECT"], bucket))
+            }
+            (Route::Object(bucket, _, _), "GET") => Some((&["OBJECT_READ"], bucket)),
+            (Route::Object(bucket, _, _), "DELETE") => Some((&["OBJECT_DELETE"], bucket)),
+            // Creating a name and replacing an object are separate rights (`use objects` may
+            // overwrite but not create).
+            (Route::Object(bucket, store, name), "PUT") => match store.lock().meta(name)? {
+                Some(_) => Some((&["OBJECT_OVERWRITE"], bucket)),
+                None => Some((&["OBJECT_CREATE"], bucket)),
+            },
+            _ => None,
+        })
     }
 
     fn route<'a>(&'a self, req: &EmuRequest) -> Result<Route<'a>, EmuResponse> {
@@ -272,20 +331,18 @@ impl ObjectStorageService {
             None => (rest, None),
         };
         let bucket_name = encode::percent_decode(bucket).unwrap_or_default();
-        let (bucket, store) = self.buckets.get_key_value(&bucket_name).ok_or_else(|| {
-            EmuResponse::error(
-                404,
-                "BucketNotFound",
-                &format!("either the bucket named '{bucket_name}' does not exist in the namespace '{}' or you are not authorized to access it", self.namespace),
-            )
-        })?;
+        let (bucket, state) = self
+            .buckets
+            .get_key_value(&bucket_name)
+            .ok_or_else(|| bucket_not_found(&bucket_name, &self.namespace))?;
+        let store = &state.store;
         match rest {
             None | Some("") => Ok(Route::Bucket(bucket)),
-            Some("o") => Ok(Route::List(store)),
+            Some("o") => Ok(Route::List(bucket, store)),
             Some(rest) => {
                 let raw_name = rest.strip_prefix("o/").ok_or_else(not_found)?;
                 if raw_name.is_empty() && req.method == "GET" {
-                    return Ok(Route::List(store));
+                    return Ok(Route::List(bucket, store));
                 }
                 let name = encode::percent_decode(raw_name)
                     .filter(|n| valid_name(n))
@@ -307,15 +364,8 @@ impl ObjectStorageService {
             (Route::Namespace, "GET" | "HEAD") => {
                 Ok(EmuResponse::json(200, &json!(self.namespace)))
             }
-            (Route::Bucket(bucket), "GET" | "HEAD") => Ok(EmuResponse::json(
-                200,
-                &json!({
-                    "namespace": self.namespace,
-                    "name": bucket,
-                    "objectEventsEnabled": self.events_enabled.load(std::sync::atomic::Ordering::SeqCst),
-                }),
-            )),
-            (Route::List(store), "GET") => list(req, store),
+            (Route::Bucket(bucket), "GET" | "HEAD") => self.get_bucket(req, bucket),
+            (Route::List(_, store), "GET") => list(req, store),
             (Route::Object(bucket, store, name), "PUT") => self.put(req, bucket, store, &name),
             (Route::Object(_, store, name), "GET" | "HEAD") => get(req, store, &name),
             (Route::Object(bucket, store, name), "DELETE") => {
@@ -335,6 +385,65 @@ impl ObjectStorageService {
             );
             EmuResponse::error(500, "InternalServerError", "the emulator's store failed")
         })
+    }
+
+    /// GetBucket (and HeadBucket, whose body `handle` drops): the `Bucket` shape of the SDKs,
+    /// with the approximate count and size only when `fields` asks for them, as on OCI.
+    fn get_bucket(&self, req: &EmuRequest, bucket: &str) -> crate::Result<EmuResponse> {
+        let state = &self.buckets[bucket];
+        let mut wanted = Vec::new();
+        for (key, value) in req.query() {
+            if key == "fields" {
+                for field in value.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+                    match field.to_ascii_lowercase().as_str() {
+                        "approximatecount" => wanted.push("approximateCount"),
+                        "approximatesize" => wanted.push("approximateSize"),
+                        "autotiering" => wanted.push("autoTiering"),
+                        _ => return Ok(invalid(&format!("unknown field '{field}' in fields"))),
+                    }
+                }
+            }
+        }
+        let mut body = json!({
+            "namespace": self.namespace,
+            "name": bucket,
+            "compartmentId": self.compartment_id,
+            "metadata": {},
+            "createdBy": "ocid1.user.oc1..emulator",
+            "timeCreated": store::rfc3339(state.info.created_us, Precision::Millis),
+            "etag": state.info.etag,
+            "publicAccessType": "NoPublicAccess",
+            "storageTier": "Standard",
+            "objectEventsEnabled": self.events_enabled.load(std::sync::atomic::Ordering::SeqCst),
+            "freeformTags": {},
+            "definedTags": {},
+            "kmsKeyId": null,
+            "objectLifecyclePolicyEtag": null,
+            "approximateCount": null,
+            "approximateSize": null,
+            "replicationEnabled": false,
+            "isReadOnly": false,
+            "id": bucket_id(bucket),
+            "versioning": "Disabled",
+            "autoTiering": null,
+        });
+        if wanted.contains(&"approximateCount") || wanted.contains(&"approximateSize") {
+            let entries = state.store.lock().list()?;
+            let mut size = 0u64;
+            for entry in &entries {
+                size += entry.meta["size"].as_u64().unwrap_or(0);
+            }
+            if wanted.contains(&"approximateCount") {
+                body["approximateCount"] = json!(entries.len());
+            }
+            if wanted.contains(&"approximateSize") {
+                body["approximateSize"] = json!(size);
+            }
+        }
+        if wanted.contains(&"autoTiering") {
+            body["autoTiering"] = json!("Disabled");
+        }
+        Ok(EmuResponse::json(200, &body).with_header("etag", state.info.etag.clone()))
     }
 
     fn notify(&self, change: Change) {
@@ -397,7 +506,7 @@ impl ObjectStorageService {
             })
             .collect();
 
-        let locked = store.lock();
+        let mut locked = store.lock();
         let existing = read_stored(locked.meta(name)?)?;
         if create_only && existing.is_some() {
             return Ok(EmuResponse::error(
@@ -451,7 +560,7 @@ impl ObjectStorageService {
         store: &Store,
         name: &str,
     ) -> crate::Result<EmuResponse> {
-        let locked = store.lock();
+        let mut locked = store.lock();
         let Some(existing) = read_stored(locked.meta(name)?)? else {
             return Ok(object_not_found(name));
         };
@@ -615,11 +724,13 @@ fn list_query(req: &EmuRequest) -> Result<ListQuery, EmuResponse> {
             "delimiter" if value == "/" => query.delimiter = true,
             "delimiter" => return Err(invalid("the only supported delimiter is '/'")),
             "fields" => {
+                // OCI takes the names in any case (`Size,ETag`); they come back in its spelling.
                 for field in value.split(',').map(str::trim).filter(|f| !f.is_empty()) {
-                    if !LIST_FIELDS.contains(&field) {
-                        return Err(invalid(&format!("unknown field '{field}' in fields")));
-                    }
-                    query.fields.push(field.to_string());
+                    let known = LIST_FIELDS
+                        .iter()
+                        .find(|known| known.eq_ignore_ascii_case(field))
+                        .ok_or_else(|| invalid(&format!("unknown field '{field}' in fields")))?;
+                    query.fields.push(known.to_string());
                 }
             }
             _ => {}
@@ -633,24 +744,22 @@ fn list(req: &EmuRequest, store: &Store) -> crate::Result<EmuResponse> {
         Ok(query) => query,
         Err(response) => return Ok(response),
     };
-    let entries = store.lock().list()?;
-    let mut objects: Vec<Stored> = entries
+    // Names sort bytewise (the service's order, and the store's), so the listing is one walk
+    // from the highest lower bound; the names under a prefix are contiguous in that order.
+    let from = [query.start.as_deref(), query.start_after.as_deref()]
         .into_iter()
-        .map(|e| serde_json::from_value(e.meta))
-        .collect::<Result<_, _>>()?;
-    // String order is byte order of the UTF-8, which is what the service sorts by.
-    objects.sort_by(|a, b| a.name.cmp(&b.name));
-
+        .flatten()
+        .fold(query.prefix.as_str(), |a, b| a.max(b));
+    let locked = store.lock();
     let mut listed = Vec::new();
     let mut prefixes: Vec<String> = Vec::new();
     let mut next_start = None;
-    for object in &objects {
-        let name = object.name.as_str();
-        let outside = !name.starts_with(&query.prefix)
-            || query.start.as_deref().is_some_and(|s| name < s)
-            || query.start_after.as_deref().is_some_and(|s| name <= s)
-            || query.end.as_deref().is_some_and(|e| name >= e);
-        if outside {
+    for entry in locked.entries_from(from) {
+        let name = entry.key;
+        if !name.starts_with(&query.prefix) || query.end.as_deref().is_some_and(|e| name >= e) {
+            break;
+        }
+        if query.start_after.as_deref() == Some(name) {
             continue;
         }
         let folder = if query.delimiter {
@@ -669,7 +778,9 @@ fn list(req: &EmuRequest, store: &Store) -> crate::Result<EmuResponse> {
         }
         match folder {
             Some(folder) => prefixes.push(folder.to_string()),
-            None => listed.push(summary(object, &query.fields)),
+            None => {
+                listed.push(summary(&entry.meta::<Stored>()?, &query.fields));
+            }
         }
     }
     let mut page = json!({ "objects": listed });
@@ -718,6 +829,39 @@ fn etag_matches(etag: &str, header: &str) -> bool {
     })
 }
 
+/// The bucket OCID events and GetBucket name (stable: derived from the name).
+pub fn bucket_id(bucket: &str) -> String {
+    format!("ocid1.bucket.oc1.emulator.{bucket}")
+}
+
+/// Reads the bucket's `bucket.json` in `dir`, writing a new one (now, a fresh etag) the first
+/// time.
+fn bucket_info(dir: &Path) -> crate::Result<BucketInfo> {
+    let path = dir.join("bucket.json");
+    if let Ok(text) = std::fs::read(&path) {
+        if let Ok(info) = serde_json::from_slice(&text) {
+            return Ok(info);
+        }
+    }
+    let info = BucketInfo {
+        created_us: store::now_micros(),
+        etag: crate::random::uuid(),
+    };
+    let partial = dir.join(".bucket.json.partial");
+    std::fs::write(&partial, serde_json::to_vec(&info)?)?;
+    std::fs::rename(&partial, &path)?;
+    Ok(info)
+}
+
+/// Object Storage's answer for a bucket that does not exist, or that the caller may not see.
+pub fn bucket_not_found(bucket: &str, namespace: &str) -> EmuResponse {
+    EmuResponse::error(
+        404,
+        "BucketNotFound",
+        &format!("Either the bucket named '{bucket}' does not exist in the namespace '{namespace}' or you are not authorized to access it"),
+    )
+}
+
 fn invalid(message: &str) -> EmuResponse {
     EmuResponse::error(400, "InvalidParameter", message)
 }
@@ -745,8 +889,70 @@ mod tests {
 
     const BASE: &str = "/n/ns/b/images/o";
 
+    impl ObjectStorageService {
+        /// `handle` for a caller allowed everything.
+        fn handle_all(&self, req: &EmuRequest) -> EmuResponse {
+            self.handle(req, &|_, _| true)
+        }
+    }
+
+    #[test]
+    fn each_operation_asks_for_its_permission_and_a_refusal_is_bucket_not_found() {
+        let dir = store::test_dir("os-iam");
+        let svc = service(&dir);
+        put(&svc, "there", b"x", &[]);
+        let asked = std::sync::Mutex::new(Vec::new());
+        let deny = |permissions: &[&'static str], bucket: &str| {
+            asked
+                .lock()
+                .unwrap()
+                .push((permissions.to_vec(), bucket.to_string()));
+            false
+        };
+        let cases: [(&str, String, &[&str]); 7] = [
+            ("GET", "/n/ns/b/images".into(), &["BUCKET_READ"]),
+            ("HEAD", "/n/ns/b/images".into(), &["BUCKET_INSPECT"]),
+            ("GET", BASE.into(), &["OBJECT_INSPECT"]),
+            ("HEAD", object("there"), &["OBJECT_READ", "OBJECT_INSPECT"]),
+            ("GET", object("there"), &["OBJECT_READ"]),
+            ("DELETE", object("there"), &["OBJECT_DELETE"]),
+            ("PUT", object("there"), &["OBJECT_OVERWRITE"]),
+        ];
+        for (method, path, wanted) in cases {
+            asked.lock().unwrap().clear();
+            let r = svc.handle(
+                &request(method, &path, &[("content-length", "1")], b"y"),
+                &deny,
+            );
+            assert_eq!(r.status, 404, "{method} {path}");
+            if method != "HEAD" {
+                assert_eq!(code(&r), "BucketNotFound");
+            }
+            assert_eq!(
+                asked.lock().unwrap().as_slice(),
+                [(wanted.to_vec(), "images".to_string())],
+                "{method} {path}"
+            );
+        }
+        asked.lock().unwrap().clear();
+        let r = svc.handle(
+            &request("PUT", &object("new"), &[("content-length", "1")], b"y"),
+            &deny,
+        );
+        assert_eq!(r.status, 404);
+        assert_eq!(asked.lock().unwrap()[0].0, ["OBJECT_CREATE"]);
+        assert_eq!(svc.read_object("ns", "images", "there").unwrap().1, b"x");
+        // GetNamespace needs no permission.
+        assert_eq!(
+            svc.handle(&request("GET", "/n", &[], b""), &deny).status,
+            200
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn service(dir: &Path) -> ObjectStorageService {
-        ObjectStorageService::new(dir, "ns", &["images", "other"]).unwrap()
+        ObjectStorageService::new(dir, "ns", "ocid1.compartment.oc1..c", &["images", "other"])
+            .unwrap()
     }
 
     fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> EmuRequest {
@@ -766,7 +972,7 @@ mod tests {
         let length = body.len().to_string();
         let mut headers = vec![("content-length", length.as_str())];
         headers.extend_from_slice(extra);
-        svc.handle(&request("PUT", &object(name), &headers, body))
+        svc.handle_all(&request("PUT", &object(name), &headers, body))
     }
 
     fn call(
@@ -775,7 +981,7 @@ mod tests {
         path: &str,
         headers: &[(&str, &str)],
     ) -> EmuResponse {
-        svc.handle(&request(method, path, headers, b""))
+        svc.handle_all(&request(method, path, headers, b""))
     }
 
     fn code(response: &EmuResponse) -> String {
@@ -821,11 +1027,50 @@ mod tests {
         let r = call(&svc, "POST", "/n/ns/b/images/o/x", &[]);
         assert_eq!(r.status, 405);
         assert_eq!(call(&svc, "PUT", BASE, &[]).status, 405);
-        let r = call(&svc, "GET", "/n/ns/b/images", &[]);
-        assert_eq!(
-            page(&r),
-            json!({"namespace": "ns", "name": "images", "objectEventsEnabled": true})
+        put(&svc, "one", b"12345", &[]);
+        let r = call(
+            &svc,
+            "GET",
+            "/n/ns/b/images?fields=approximateCount,ApproximateSize",
+            &[],
         );
+        let bucket = page(&r);
+        assert_eq!(
+            (
+                &bucket["namespace"],
+                &bucket["name"],
+                &bucket["objectEventsEnabled"]
+            ),
+            (&json!("ns"), &json!("images"), &json!(true))
+        );
+        assert_eq!(bucket["compartmentId"], "ocid1.compartment.oc1..c");
+        assert_eq!(bucket["id"], "ocid1.bucket.oc1.emulator.images");
+        assert_eq!(
+            (
+                &bucket["publicAccessType"],
+                &bucket["storageTier"],
+                &bucket["versioning"]
+            ),
+            (
+                &json!("NoPublicAccess"),
+                &json!("Standard"),
+                &json!("Disabled")
+            )
+        );
+        assert_eq!(
+            (&bucket["approximateCount"], &bucket["approximateSize"]),
+            (&json!(1), &json!(5))
+        );
+        assert_eq!(bucket["timeCreated"].as_str().map(str::len), Some(24));
+        assert_eq!(r.header("etag"), bucket["etag"].as_str());
+        let again = page(&call(&svc, "GET", "/n/ns/b/images", &[]));
+        assert!(again["approximateCount"].is_null());
+        assert_eq!(
+            again["timeCreated"], bucket["timeCreated"],
+            "kept across calls"
+        );
+        let r = call(&svc, "HEAD", "/n/ns/b/images", &[]);
+        assert_eq!((r.status, r.body.len()), (200, 0));
         assert_eq!(call(&svc, "GET", "/n/ns/b/images/u", &[]).status, 404);
         assert_eq!(call(&svc, "GET", "/v1/other", &[]).status, 404);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -877,9 +1122,9 @@ mod tests {
     fn refusals_length_and_names() {
         let dir = store::test_dir("os-refuse");
         let svc = service(&dir);
-        let r = svc.handle(&request("PUT", &object("a"), &[], b"abc"));
+        let r = svc.handle_all(&request("PUT", &object("a"), &[], b"abc"));
         assert_eq!(r.status, 411);
-        let r = svc.handle(&request(
+        let r = svc.handle_all(&request(
             "PUT",
             &object("a"),
             &[("content-length", "2")],
@@ -894,7 +1139,7 @@ mod tests {
             format!("{BASE}/a%00"),
             format!("{BASE}/%FF"),
         ] {
-            let r = svc.handle(&request("PUT", &bad, &[("content-length", "0")], b""));
+            let r = svc.handle_all(&request("PUT", &bad, &[("content-length", "0")], b""));
             assert_eq!(
                 (r.status, code(&r)),
                 (400, "InvalidObjectName".into()),
@@ -1105,8 +1350,9 @@ mod tests {
             (json!(["b/"]), json!("c/"))
         );
 
+        // Field names in any case, as the SDKs and the CLI send them.
         let p = page(&list(
-            "fields=name,size,etag,timeCreated,timeModified,md5&prefix=d",
+            "fields=name,Size,ETag,timeCreated,TIMEMODIFIED,md5&prefix=d",
         ));
         let d = &p["objects"][0];
         assert_eq!(d["size"], 3);

@@ -1,7 +1,9 @@
 //! Emulated Secrets retrieval: bundles by OCID (`GET`) and by name (`POST …/getByName`).
 //!
-//! Secrets are given at start-up and held in memory only; versions and stages other than
-//! `CURRENT` are not modelled.
+//! Secrets are given at start-up and held in memory only. Each has one version, number 1, in the
+//! stages `CURRENT` and `LATEST`, so that is what a bundle request may select: `versionNumber=1`
+//! or `stage=CURRENT|LATEST` answer it, any other version, stage or `secretVersionName` answers
+//! 404 as OCI does for a version that does not exist (an unknown stage name is 400).
 
 use base64::Engine as _;
 use serde_json::json;
@@ -30,8 +32,13 @@ impl std::fmt::Debug for SecretEntry {
     }
 }
 
-/// Answers one request under [`PREFIX`].
-pub fn handle(request: &EmuRequest, secrets: &[SecretEntry]) -> EmuResponse {
+/// Answers one request under [`PREFIX`]. `allowed(secret)` says whether the caller may read
+/// the secret's bundles (IAM); a refusal looks exactly like an unknown secret, as on OCI.
+pub fn handle(
+    request: &EmuRequest,
+    secrets: &[SecretEntry],
+    allowed: &dyn Fn(&SecretEntry) -> bool,
+) -> EmuResponse {
     let Some(segments) = request.segments_after(PREFIX) else {
         return not_found();
     };
@@ -55,21 +62,60 @@ pub fn handle(request: &EmuRequest, secrets: &[SecretEntry]) -> EmuResponse {
         ("GET", [id]) => secrets.iter().find(|s| &s.id == id),
         _ => None,
     };
-    match found {
-        Some(secret) => EmuResponse::json(
-            200,
-            &json!({
-                "secretId": secret.id,
-                "versionNumber": 1,
-                "secretBundleContent": {
-                    "contentType": "BASE64",
-                    "content": base64::engine::general_purpose::STANDARD.encode(&secret.value),
-                },
-                "stages": ["CURRENT", "LATEST"],
-                "metadata": null,
-            }),
-        ),
-        None => not_found(),
+    let Some(secret) = found.filter(|secret| allowed(secret)) else {
+        return not_found();
+    };
+    match selected_version(request) {
+        Ok(true) => {}
+        Ok(false) => return not_found(),
+        Err(response) => return response,
+    }
+    EmuResponse::json(
+        200,
+        &json!({
+            "secretId": secret.id,
+            "versionNumber": 1,
+            "versionName": null,
+            "timeCreated": null,
+            "timeOfDeletion": null,
+            "timeOfExpiry": null,
+            "secretBundleContent": {
+                "contentType": "BASE64",
+                "content": base64::engine::general_purpose::STANDARD.encode(&secret.value),
+            },
+            "stages": ["CURRENT", "LATEST"],
+            "metadata": null,
+        }),
+    )
+}
+
+/// Whether the version the query selects (`versionNumber`, `secretVersionName`, `stage`;
+/// `CURRENT` when none is given) is the one version every secret here has.
+fn selected_version(request: &EmuRequest) -> Result<bool, EmuResponse> {
+    if let Some(number) = request.query_param("versionNumber") {
+        return match number.trim().parse::<u64>() {
+            Ok(n) => Ok(n == 1),
+            Err(_) => Err(EmuResponse::error(
+                400,
+                "InvalidParameter",
+                "versionNumber must be a whole number",
+            )),
+        };
+    }
+    if request.query_param("secretVersionName").is_some() {
+        // No version here has a name.
+        return Ok(false);
+    }
+    match request.query_param("stage").as_deref() {
+        None | Some("CURRENT") | Some("LATEST") => Ok(true),
+        Some("PENDING") | Some("PREVIOUS") | Some("DEPRECATED") => Ok(false),
+        Some(other) => Err(EmuResponse::error(
+            400,
+            "InvalidParameter",
+            &format!(
+                "stage {other:?} is not one of CURRENT, PENDING, LATEST, PREVIOUS, DEPRECATED"
+            ),
+        )),
     }
 }
 
@@ -112,6 +158,7 @@ mod tests {
                 "",
             ),
             &secrets(),
+            &|_| true,
         );
         assert_eq!(by_id.status, 200);
         let json: serde_json::Value = serde_json::from_slice(&by_id.body).unwrap();
@@ -126,6 +173,7 @@ mod tests {
                 "secretName=db-password&vaultId=ocid1.vault.oc1..v",
             ),
             &secrets(),
+            &|_| true,
         );
         assert_eq!(by_name.status, 200);
     }
@@ -134,7 +182,12 @@ mod tests {
     fn unknown_secrets_and_get_on_get_by_name_are_404() {
         let s = secrets();
         assert_eq!(
-            handle(&request("GET", "/20190301/secretbundles/nope", ""), &s).status,
+            handle(
+                &request("GET", "/20190301/secretbundles/nope", ""),
+                &s,
+                &|_| true
+            )
+            .status,
             404
         );
         assert_eq!(
@@ -144,7 +197,8 @@ mod tests {
                     "/20190301/secretbundles/actions/getByName",
                     "secretName=db-password&vaultId=ocid1.vault.oc1..v"
                 ),
-                &s
+                &s,
+                &|_| true
             )
             .status,
             404
@@ -156,7 +210,8 @@ mod tests {
                     "/20190301/secretbundles/actions/getByName",
                     "secretName=x&vaultId=ocid1.vault.oc1..v"
                 ),
-                &s
+                &s,
+                &|_| true
             )
             .status,
             404
@@ -164,11 +219,67 @@ mod tests {
         assert_eq!(
             handle(
                 &request("POST", "/20190301/secretbundles/actions/getByName", ""),
-                &s
+                &s,
+                &|_| true
             )
             .status,
             400
         );
         assert!(!format!("{s:?}").contains("super-secret"));
+    }
+
+    #[test]
+    fn versions_and_stages_select_the_one_version() {
+        let s = secrets();
+        let get = |query: &str| {
+            handle(
+                &request(
+                    "GET",
+                    "/20190301/secretbundles/ocid1.vaultsecret.oc1..a",
+                    query,
+                ),
+                &s,
+                &|_| true,
+            )
+            .status
+        };
+        for query in ["versionNumber=1", "stage=CURRENT", "stage=LATEST", ""] {
+            assert_eq!(get(query), 200, "{query}");
+        }
+        for query in [
+            "versionNumber=7",
+            "versionNumber=0",
+            "stage=PREVIOUS",
+            "stage=PENDING",
+            "secretVersionName=v1",
+        ] {
+            assert_eq!(get(query), 404, "{query}");
+        }
+        assert_eq!(get("stage=current"), 400);
+        assert_eq!(get("versionNumber=one"), 400);
+        let by_name = handle(
+            &request(
+                "POST",
+                "/20190301/secretbundles/actions/getByName",
+                "secretName=db-password&vaultId=ocid1.vault.oc1..v&versionNumber=2",
+            ),
+            &s,
+            &|_| true,
+        );
+        assert_eq!(by_name.status, 404);
+        let refused = handle(
+            &request(
+                "GET",
+                "/20190301/secretbundles/ocid1.vaultsecret.oc1..a",
+                "",
+            ),
+            &s,
+            &|_| false,
+        );
+        assert_eq!(
+            refused,
+            not_found(),
+            "a refusal is the unknown-secret answer"
+        );
     }
 }

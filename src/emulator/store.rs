@@ -8,14 +8,20 @@
 //! one guard is atomic (what conditional PUTs need). A new `Store` on the same directory sees
 //! everything written before.
 //!
-//! Deliberately not here: caching, indexes, compaction, or sharing one directory between two
-//! live `Store` values (the lock is in memory). Listing reads every record's header, which is
-//! fine for an emulator's few thousand records.
+//! Every record's key and metadata (not its body) are read once when the store opens and kept in
+//! memory in key order, as the JSON text they are stored as (a few hundred bytes a record), so
+//! metadata lookups touch no file and a listing walks keys from where it starts instead of
+//! opening every file. Bodies are read from disk on each `get`.
+//!
+//! Deliberately not here: body caching, compaction, or sharing one directory between two live
+//! `Store` values (the lock and the key index are in memory).
 //!
 //! Also holds the few helpers both emulated services need: random ids, hex and timestamps.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -32,11 +38,14 @@ const TEMP_PREFIX: &str = ".tmp-";
 /// A header larger than this means a damaged file, not a real record.
 const MAX_HEADER: u32 = 16 * 1024 * 1024;
 
+/// Key → metadata as JSON text, in key order.
+type Index = BTreeMap<String, Box<[u8]>>;
+
 /// A directory of records guarded by one lock.
 #[derive(Debug)]
 pub(crate) struct Store {
     dir: PathBuf,
-    lock: Mutex<()>,
+    index: Mutex<Index>,
 }
 
 /// A record's key and metadata, without its body (what listings return).
@@ -51,7 +60,7 @@ pub(crate) struct Entry {
 /// Exclusive access to a [`Store`] until dropped.
 pub(crate) struct Locked<'a> {
     store: &'a Store,
-    _guard: MutexGuard<'a, ()>,
+    index: MutexGuard<'a, Index>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -61,34 +70,45 @@ struct Header {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir` and removes temp files a crash left behind.
+    /// Opens (creating if needed) the store in `dir`, removes temp files a crash left behind and
+    /// reads every record's header.
     pub(crate) fn open(dir: impl AsRef<Path>) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir)?;
+        let mut index = Index::new();
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
-            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(TEMP_PREFIX) {
                 // A temp file is only ever renamed into place whole, so a leftover is garbage.
                 let _ = fs::remove_file(entry.path());
+                continue;
             }
+            if !name.ends_with(RECORD_SUFFIX) {
+                continue;
+            }
+            let header = read_header(&mut File::open(entry.path())?)?;
+            index.insert(header.key, serde_json::to_vec(&header.meta)?.into());
         }
         Ok(Store {
             dir,
-            lock: Mutex::new(()),
+            index: Mutex::new(index),
         })
     }
 
-    /// The directory holding the records.
+    /// The store's directory (a bucket keeps its own description beside the records).
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Waits for exclusive access. A panic in another holder does not block the store forever:
-    /// every write is atomic on disk, so the data behind a poisoned lock is still whole.
+    /// every write is atomic on disk and the index changes only after it, so the data behind a
+    /// poisoned lock is still whole.
     pub(crate) fn lock(&self) -> Locked<'_> {
         Locked {
             store: self,
-            _guard: self.lock.lock().unwrap_or_else(|e| e.into_inner()),
+            index: self.index.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
 
@@ -102,6 +122,9 @@ impl Store {
 impl Locked<'_> {
     /// The metadata and body stored under `key`.
     pub(crate) fn get(&self, key: &str) -> Result<Option<(serde_json::Value, Vec<u8>)>> {
+        let Some(meta) = self.meta(key)? else {
+            return Ok(None);
+        };
         let Some(mut file) = open_existing(&self.store.path_for(key))? else {
             return Ok(None);
         };
@@ -112,20 +135,20 @@ impl Locked<'_> {
         }
         let mut body = Vec::new();
         file.read_to_end(&mut body)?;
-        Ok(Some((header.meta, body)))
+        Ok(Some((meta, body)))
     }
 
-    /// Only the metadata stored under `key` (the body is not read).
+    /// Only the metadata stored under `key` (no file is read).
     pub(crate) fn meta(&self, key: &str) -> Result<Option<serde_json::Value>> {
-        let Some(mut file) = open_existing(&self.store.path_for(key))? else {
-            return Ok(None);
-        };
-        let header = read_header(&mut file)?;
-        Ok((header.key == key).then_some(header.meta))
+        Ok(self
+            .index
+            .get(key)
+            .map(|text| serde_json::from_slice(text))
+            .transpose()?)
     }
 
     /// Stores `meta` and `body` under `key`, replacing any record there, crash-safely.
-    pub(crate) fn put(&self, key: &str, meta: &serde_json::Value, body: &[u8]) -> Result<()> {
+    pub(crate) fn put(&mut self, key: &str, meta: &serde_json::Value, body: &[u8]) -> Result<()> {
         let header = serde_json::to_vec(&Header {
             key: key.to_string(),
             meta: meta.clone(),
@@ -154,43 +177,55 @@ impl Locked<'_> {
         if written.is_err() {
             let _ = fs::remove_file(&temp);
         }
-        Ok(written?)
+        written?;
+        self.index
+            .insert(key.to_string(), serde_json::to_vec(meta)?.into());
+        Ok(())
     }
 
     /// Removes the record under `key`; `false` when there was none.
-    pub(crate) fn delete(&self, key: &str) -> Result<bool> {
-        let path = self.store.path_for(key);
-        match self.meta(key)? {
-            None => Ok(false),
-            Some(_) => {
-                fs::remove_file(path)?;
-                sync_dir(&self.store.dir)?;
-                Ok(true)
-            }
+    pub(crate) fn delete(&mut self, key: &str) -> Result<bool> {
+        if !self.index.contains_key(key) {
+            return Ok(false);
         }
+        fs::remove_file(self.store.path_for(key))?;
+        sync_dir(&self.store.dir)?;
+        self.index.remove(key);
+        Ok(true)
     }
 
-    /// Every record's key and metadata, in no particular order.
+    /// Every record's key and metadata, in key order.
     pub(crate) fn list(&self) -> Result<Vec<Entry>> {
-        let mut entries = Vec::new();
-        for dir_entry in fs::read_dir(&self.store.dir)? {
-            let dir_entry = dir_entry?;
-            let name = dir_entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(TEMP_PREFIX) || !name.ends_with(RECORD_SUFFIX) {
-                continue;
-            }
-            // A record deleted between read_dir and open is simply gone.
-            let Some(mut file) = open_existing(&dir_entry.path())? else {
-                continue;
-            };
-            let header = read_header(&mut file)?;
-            entries.push(Entry {
-                key: header.key,
-                meta: header.meta,
-            });
-        }
-        Ok(entries)
+        self.entries_from("")
+            .map(|entry| {
+                Ok(Entry {
+                    key: entry.key.to_string(),
+                    meta: entry.meta()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records in key order (bytewise, as UTF-8 sorts) from the first key ≥ `from`, their
+    /// metadata parsed only when asked for.
+    pub(crate) fn entries_from<'s>(&'s self, from: &str) -> impl Iterator<Item = EntryRef<'s>> {
+        self.index
+            .range::<str, _>((Bound::Included(from), Bound::Unbounded))
+            .map(|(key, meta)| EntryRef { key, meta })
+    }
+}
+
+/// A record's key and its metadata as stored, borrowed from the index.
+pub(crate) struct EntryRef<'s> {
+    /// The key.
+    pub(crate) key: &'s str,
+    meta: &'s [u8],
+}
+
+impl EntryRef<'_> {
+    /// The metadata, parsed as `T`.
+    pub(crate) fn meta<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        Ok(serde_json::from_slice(self.meta)?)
     }
 }
 
@@ -274,7 +309,7 @@ mod tests {
         let dir = test_dir("store");
         {
             let store = Store::open(&dir).unwrap();
-            let locked = store.lock();
+            let mut locked = store.lock();
             for key in ["a/b c", "caf\u{e9} %2F", &"x".repeat(1024)] {
                 locked.put(key, &json!({"k": key}), key.as_bytes()).unwrap();
             }
@@ -308,7 +343,7 @@ mod tests {
                 let store = Arc::clone(&store);
                 std::thread::spawn(move || {
                     for _ in 0..20 {
-                        let locked = store.lock();
+                        let mut locked = store.lock();
                         let n = locked.meta("counter").unwrap().and_then(|v| v.as_u64());
                         let next = n.unwrap_or(0) + 1;
                         locked.put("counter", &json!(next), b"").unwrap();

@@ -1,6 +1,7 @@
 //! Emulated AI Vision `analyzeImage`: validates requests as the service does and answers from a
 //! pluggable [`Detector`].
 //!
+//! Images must be JPEG or PNG, at most 5 MB, and 32×32 to 10,000×10,000 pixels, as on OCI.
 //! Without a detector (the local model did not load, and no test registered one) every valid
 //! request gets a clear `501 DetectorUnavailable`. Only OBJECT_DETECTION and
 //! IMAGE_CLASSIFICATION produce results; the other feature types are accepted and answered null.
@@ -57,6 +58,18 @@ pub fn analyze(
     if !is_jpeg_or_png(&image) {
         return invalid("image format is not supported: only JPEG and PNG");
     }
+    // Vision's documented resolution limits (oci-limits.md §1): 32×32 to 10,000×10,000 pixels.
+    let (min, max) = (crate::image_info::MIN_SIDE, crate::image_info::MAX_SIDE);
+    match crate::image_info::inspect(&image) {
+        Ok(info) if (min..=max).contains(&info.width) && (min..=max).contains(&info.height) => {}
+        Ok(info) => {
+            return invalid(&format!(
+                "image is {}x{} pixels; the supported sizes are {min}x{min} to {max}x{max}",
+                info.width, info.height
+            ))
+        }
+        Err(_) => return invalid("the image could not be decoded"),
+    }
     let Some(detector) = detector else {
         return EmuResponse::error(
             501,
@@ -83,7 +96,10 @@ pub fn analyze(
                     names.dedup();
                     result["ontologyClasses"] = names
                         .iter()
-                        .map(|n| json!({"name": n, "parentNames": [], "synonymNames": []}))
+                        .map(|n| {
+                            let parents = crate::detect::parent_names(n);
+                            json!({"name": n, "parentNames": parents, "synonymNames": []})
+                        })
                         .collect();
                     result["imageObjects"] = json!(objects);
                     result["objectDetectionModelVersion"] = json!(detector.model_version());
@@ -219,7 +235,19 @@ mod tests {
         }
     }
 
-    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDRrest";
+    /// A PNG header claiming `width`×`height` (enough for the size check and the fake detector).
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        bytes.extend_from_slice(&width.to_be_bytes());
+        bytes.extend_from_slice(&height.to_be_bytes());
+        bytes.extend_from_slice(b"\x08\x02\0\0\0rest");
+        bytes
+    }
+
+    const PNG: &[u8] = &[
+        0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n', 0, 0, 0, 0x0d, b'I', b'H', b'D', b'R',
+        0, 0, 0, 64, 0, 0, 0, 48, 8, 2, 0, 0, 0,
+    ];
 
     fn request(body: Value) -> EmuRequest {
         EmuRequest {
@@ -305,6 +333,23 @@ mod tests {
         assert_eq!(
             analyze(&request(big), Some(&detector), &no_objects).status,
             400
+        );
+        for (width, height) in [(1, 1), (31, 64), (64, 31), (10_001, 64)] {
+            let small = inline(
+                &png(width, height),
+                json!([{"featureType": "OBJECT_DETECTION"}]),
+            );
+            let response = analyze(&request(small), Some(&detector), &no_objects);
+            assert_eq!(response.status, 400, "{width}x{height}");
+            assert!(String::from_utf8_lossy(&response.body).contains("32x32"));
+        }
+        let edge = inline(
+            &png(32, 10_000),
+            json!([{"featureType": "OBJECT_DETECTION"}]),
+        );
+        assert_eq!(
+            analyze(&request(edge), Some(&detector), &no_objects).status,
+            200
         );
         let ok = inline(PNG, json!([{"featureType": "OBJECT_DETECTION"}]));
         let response = analyze(&request(ok), None, &no_objects);

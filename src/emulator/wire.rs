@@ -54,14 +54,19 @@ impl EmuRequest {
         }
     }
 
-    /// Decoded query parameters in order; malformed escapes are kept as sent.
+    /// Decoded query parameters in order; malformed escapes are kept as sent. A `+` is a space,
+    /// as in every form decoder and on OCI (Oracle's SDKs send `prefix=sp+ace` for "sp ace");
+    /// a literal plus arrives as `%2B`.
     pub fn query(&self) -> Vec<(String, String)> {
         self.raw_query
             .split('&')
             .filter(|pair| !pair.is_empty())
             .map(|pair| {
                 let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                let decode = |s: &str| encode::percent_decode(s).unwrap_or_else(|| s.to_string());
+                let decode = |s: &str| {
+                    let spaced = s.replace('+', " ");
+                    encode::percent_decode(&spaced).unwrap_or(spaced)
+                };
                 (decode(key), decode(value))
             })
             .collect()
@@ -150,7 +155,7 @@ mod tests {
         let request = EmuRequest {
             method: "GET".into(),
             raw_path: "/n/ns/b/images/o/up%20loads/a%2Fb.jpg".into(),
-            raw_query: "prefix=up%20&limit=2&flag".into(),
+            raw_query: "prefix=up%20&limit=2&flag&q=a+b%2Bc".into(),
             ..EmuRequest::default()
         };
         assert_eq!(
@@ -160,9 +165,10 @@ mod tests {
         assert_eq!(request.segments_after("/nx"), None);
         assert_eq!(request.query_param("prefix").as_deref(), Some("up "));
         assert_eq!(request.query_param("flag").as_deref(), Some(""));
+        assert_eq!(request.query_param("q").as_deref(), Some("a b+c"));
         assert_eq!(
             request.target(),
-            "/n/ns/b/images/o/up%20loads/a%2Fb.jpg?prefix=up%20&limit=2&flag"
+            "/n/ns/b/images/o/up%20loads/a%2Fb.jpg?prefix=up%20&limit=2&flag&q=a+b%2Bc"
         );
     }
 }

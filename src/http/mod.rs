@@ -35,11 +35,9 @@ mod conn;
 mod fd_limit;
 mod limits;
 mod multipart;
-mod readiness;
 mod request;
 mod response;
 mod server;
-mod workers;
 
 pub use limits::Limits;
 pub use multipart::{boundary, Multipart, MultipartLimits, PartHead};

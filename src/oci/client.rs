@@ -1,4 +1,5 @@
-//! The signed transport: the only code in the crate that knows `ureq`.
+//! The signed transport: with its DNS cache (`oci::resolver`), the only code in the crate that
+//! knows `ureq`.
 //!
 //! A [`Transport`] owns one `ureq` agent (timeouts on every phase, no redirects, HTTP error
 //! statuses returned as values so we can read OCI's `code`, `message` and `opc-request-id`) and
@@ -6,21 +7,19 @@
 //! current), sends it, turns error answers into [`Error::Service`], and retries the failures the
 //! OCI SDKs retry, with full-jitter backoff and `Retry-After`, never past the caller's deadline.
 //!
-//! RSA signing is the costliest thing a call does on our side (about 0.4 ms with `ring`), so a
-//! caller that knows a call it will make can [`Transport::sign_ahead`] while it waits on
-//! another one; the signature is used when the identical signing string comes to be sent.
-//!
 //! It does not know any service's paths or JSON: the typed clients build [`Call`]s.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http;
 
 use crate::error::{Error, Result, ServiceError};
 use crate::oci::auth::KeyProvider;
+use crate::oci::resolver::CachingResolver;
 use crate::oci::sign::{self, RequestToSign};
+use crate::secret::Secret;
 
 /// How much of an error body we keep for the message and the log.
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
@@ -133,39 +132,6 @@ impl std::fmt::Debug for Auth {
             Auth::None => f.write_str("Auth::None"),
         }
     }
-}
-
-/// A secret string (password, token). `Debug` and `Display` print `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// Compares two byte strings in time that depends only on their lengths, for credentials.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A readable and rewindable body, so that an upload can be sent again on retry.
@@ -344,271 +310,6 @@ pub struct Transport {
     agent: ureq::Agent,
     auth: Auth,
     config: Arc<TransportConfig>,
-    ahead: Arc<SignedAhead>,
-}
-
-/// How long a signature made ahead stays usable: far inside the five minutes of clock skew the
-/// services accept, so the `date` it carries is never why a call is refused.
-const AHEAD_MAX_AGE: Duration = Duration::from_secs(60);
-
-/// Signatures made ahead are few (one or two per function call); this bounds a caller that
-/// signs ahead calls it never sends.
-const AHEAD_CAPACITY: usize = 8;
-
-/// Signatures made by [`Transport::sign_ahead`], waiting for their calls.
-///
-/// RSASSA-PKCS1-v1_5 is deterministic: one key and one signing string give one signature, so
-/// reusing it for a request whose signing string is identical sends exactly the bytes signing
-/// afresh would. Each is used once. A call whose signature is still being made waits for it
-/// rather than making it a second time.
-///
-/// One long-lived thread makes them: starting a thread per signature cost more than the
-/// signature on our 2-core VMs, and a warm thread signs faster.
-#[derive(Default)]
-struct SignedAhead {
-    entries: Mutex<Vec<Ahead>>,
-    made: Condvar,
-    /// The signing thread's queue, started with the first signature made ahead.
-    signer: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
-}
-
-/// One signature for the signing thread to make.
-struct Job {
-    id: u64,
-    key: Arc<sign::PrivateKey>,
-    text: sign::SigningString,
-}
-
-struct Ahead {
-    /// Tells entries apart while their signatures are being made.
-    id: u64,
-    /// Compared, never printed: for a session token it is a credential.
-    key_id: String,
-    date: SystemTime,
-    text: String,
-    /// `None` while the signing thread works.
-    signature: Option<String>,
-}
-
-/// Longest a call waits for a signature being made ahead (one RSA operation takes well under
-/// a millisecond; this only guards against a signing thread that is stuck or starved).
-const AHEAD_WAIT: Duration = Duration::from_millis(50);
-
-impl std::fmt::Debug for SignedAhead {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let waiting = self.entries.lock().map_or(0, |e| e.len());
-        write!(f, "SignedAhead({waiting} waiting)")
-    }
-}
-
-impl SignedAhead {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Ahead>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Registers a signature about to be made; returns its id for [`SignedAhead::finish`].
-    fn start(&self, key_id: String, date: SystemTime, text: String) -> u64 {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut entries = self.lock();
-        entries.retain(|e| usable(e.date, SystemTime::now()));
-        if entries.len() >= AHEAD_CAPACITY {
-            entries.remove(0);
-        }
-        entries.push(Ahead {
-            id,
-            key_id,
-            date,
-            text,
-            signature: None,
-        });
-        id
-    }
-
-    /// Queues entry `id` for the signing thread, starting it when needed.
-    fn submit(self: &Arc<Self>, job: Job) {
-        let id = job.id;
-        let mut signer = self.signer.lock().unwrap_or_else(|e| e.into_inner());
-        if signer.is_none() {
-            let (queue, jobs) = std::sync::mpsc::channel::<Job>();
-            // Weak: the thread ends when the last transport sharing this memo is dropped.
-            let memo = Arc::downgrade(self);
-            let started = std::thread::Builder::new()
-                .name("sign-ahead".into())
-                .stack_size(256 * 1024)
-                .spawn(move || {
-                    for job in jobs {
-                        let signature = sign::signature(&job.key, &job.text).ok();
-                        match memo.upgrade() {
-                            Some(memo) => memo.finish(job.id, signature),
-                            None => break,
-                        }
-                    }
-                });
-            if started.is_ok() {
-                *signer = Some(queue);
-            }
-        }
-        let queued = signer.as_ref().is_some_and(|queue| queue.send(job).is_ok());
-        if !queued {
-            *signer = None;
-            drop(signer);
-            self.finish(id, None);
-        }
-    }
-
-    /// Waits until entry `id` is signed or gone, for at most `limit`.
-    fn wait_for(&self, id: u64, limit: Duration) {
-        let give_up = Instant::now() + limit;
-        let mut entries = self.lock();
-        while entries.iter().any(|e| e.id == id && e.signature.is_none()) {
-            let Some(wait) = give_up.checked_duration_since(Instant::now()) else {
-                return;
-            };
-            entries = self
-                .made
-                .wait_timeout(entries, wait)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-
-    /// Stores the signature of entry `id`, or drops the entry when it could not be made.
-    fn finish(&self, id: u64, signature: Option<String>) {
-        let mut entries = self.lock();
-        match signature {
-            Some(signature) => {
-                if let Some(entry) = entries.iter_mut().find(|e| e.id == id) {
-                    entry.signature = Some(signature);
-                }
-            }
-            None => entries.retain(|e| e.id != id),
-        }
-        drop(entries);
-        self.made.notify_all();
-    }
-
-    /// The headers to add for `request` from a signature made ahead, when one matches.
-    fn take(
-        &self,
-        request: &RequestToSign<'_>,
-        key_id: &str,
-    ) -> Option<Vec<(&'static str, String)>> {
-        let mut entries = self.lock();
-        if entries.is_empty() {
-            return None;
-        }
-        let now = SystemTime::now();
-        entries.retain(|e| usable(e.date, now));
-        let (id, text) = entries.iter().find_map(|entry| {
-            if entry.key_id != key_id {
-                return None;
-            }
-            // The signing string as it would be at the entry's date: equal text, equal signature.
-            let text = sign::signing_string(request, entry.date).ok()?;
-            (text.as_str() == entry.text).then_some((entry.id, text))
-        })?;
-        let give_up = Instant::now() + AHEAD_WAIT;
-        loop {
-            let index = entries.iter().position(|e| e.id == id)?;
-            if entries[index].signature.is_some() {
-                let signature = entries.swap_remove(index).signature?;
-                drop(entries);
-                let authorization =
-                    sign::authorization(key_id, text.signed_headers(), &signature).ok()?;
-                let mut added = text.headers_to_add().to_vec();
-                added.push((names::AUTHORIZATION, authorization));
-                return Some(added);
-            }
-            let wait = give_up.checked_duration_since(Instant::now())?;
-            entries = self
-                .made
-                .wait_timeout(entries, wait)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-}
-
-/// True while a signature dated `date` may still be sent at `now`.
-fn usable(date: SystemTime, now: SystemTime) -> bool {
-    now.duration_since(date)
-        .is_ok_and(|age| age < AHEAD_MAX_AGE)
-}
-
-/// A signature being made on another thread ([`Transport::sign_ahead`]). Dropping it is the
-/// normal use: a call sent before its signature is ready waits for it.
-#[derive(Debug)]
-pub struct SigningAhead(Option<(Arc<SignedAhead>, u64)>);
-
-impl SigningAhead {
-    /// Nothing to wait for: the call will sign for itself.
-    pub fn none() -> SigningAhead {
-        SigningAhead(None)
-    }
-
-    /// Waits until the signature is ready or could not be made (at most a second).
-    pub fn wait(self) {
-        if let Some((memo, id)) = self.0 {
-            memo.wait_for(id, Duration::from_secs(1));
-        }
-    }
-}
-
-/// How long a host name's addresses are reused before they are looked up again.
-const DNS_TTL: Duration = Duration::from_secs(30);
-
-/// ureq's resolver spawns a thread per request whenever a timeout is set, even for a pooled
-/// connection to an IP address (about 3 ms per call on a busy 2-core machine). This one answers
-/// IP literals at once and remembers names for [`DNS_TTL`]; it delegates the lookups themselves.
-#[derive(Debug, Default)]
-struct CachingResolver {
-    lookup: ureq::unversioned::resolver::DefaultResolver,
-    cache: std::sync::Mutex<
-        std::collections::HashMap<
-            String,
-            (ureq::unversioned::resolver::ResolvedSocketAddrs, Instant),
-        >,
-    >,
-}
-
-impl ureq::unversioned::resolver::Resolver for CachingResolver {
-    fn resolve(
-        &self,
-        uri: &http::Uri,
-        config: &ureq::config::Config,
-        timeout: ureq::unversioned::transport::NextTimeout,
-    ) -> std::result::Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
-        let host = uri
-            .host()
-            .unwrap_or("")
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let port = uri
-            .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            });
-        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-            let mut addrs = self.empty();
-            addrs.push(std::net::SocketAddr::new(ip, port));
-            return Ok(addrs);
-        }
-        let key = format!("{host}:{port}");
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((addrs, at)) = cache.get(&key) {
-            if at.elapsed() < DNS_TTL {
-                return Ok(addrs.clone());
-            }
-        }
-        drop(cache);
-        let addrs = self.lookup.resolve(uri, config, timeout)?;
-        cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.insert(key, (addrs.clone(), Instant::now()));
-        Ok(addrs)
-    }
 }
 
 impl Transport {
@@ -634,7 +335,6 @@ impl Transport {
             agent,
             auth,
             config: Arc::new(config),
-            ahead: Arc::default(),
         }
     }
 
@@ -644,38 +344,7 @@ impl Transport {
             agent: self.agent.clone(),
             auth,
             config: Arc::clone(&self.config),
-            ahead: Arc::default(),
         }
-    }
-
-    /// Signs `call` on another thread now, so that sending it within the next minute skips the
-    /// RSA operation: for a caller waiting on the network meanwhile, signing costs no latency.
-    /// Does nothing without OCI keys; any failure here is left for `send` to report.
-    pub fn sign_ahead(&self, call: &Call<'_>) -> SigningAhead {
-        let Auth::Oci(keys) = &self.auth else {
-            return SigningAhead::none();
-        };
-        let Some(host) = host_of(call.origin) else {
-            return SigningAhead::none();
-        };
-        let Ok(credentials) = keys.credentials() else {
-            return SigningAhead::none();
-        };
-        let headers = wire_headers(call, host);
-        let headers = borrowed(&headers);
-        let now = SystemTime::now();
-        let Ok(text) = sign::signing_string(&to_sign(call, host, &headers), now) else {
-            return SigningAhead::none();
-        };
-        let id = self
-            .ahead
-            .start(credentials.key_id, now, text.as_str().to_string());
-        self.ahead.submit(Job {
-            id,
-            key: credentials.key,
-            text,
-        });
-        SigningAhead(Some((Arc::clone(&self.ahead), id)))
     }
 
     /// Sends `call`, retrying as [`RetryPolicy`] says, until it succeeds, fails for good, or
@@ -792,17 +461,26 @@ impl Transport {
             }
             Auth::Oci(keys) => {
                 let credentials = keys.credentials()?;
-                let wire = borrowed(headers);
-                let request = to_sign(call, host, &wire);
-                let added = match self.ahead.take(&request, &credentials.key_id) {
-                    Some(added) => added,
-                    None => sign::sign(
-                        &request,
-                        &credentials.key_id,
-                        &credentials.key,
-                        SystemTime::now(),
-                    )?,
+                let body = match &call.payload {
+                    Payload::Empty => sign::Body::Signed(&[]),
+                    Payload::Signed { bytes, .. } => sign::Body::Signed(bytes),
+                    Payload::Unsigned { .. } => sign::Body::Unsigned,
                 };
+                let borrowed: Vec<(&str, &str)> =
+                    headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                let request = RequestToSign {
+                    method: call.method,
+                    path_and_query: &call.path_and_query,
+                    host,
+                    headers: &borrowed,
+                    body,
+                };
+                let added = sign::sign(
+                    &request,
+                    &credentials.key_id,
+                    &credentials.key,
+                    SystemTime::now(),
+                )?;
                 headers.extend(added);
             }
         }
@@ -846,29 +524,6 @@ fn wire_headers<'c>(call: &'c Call<'_>, host: &str) -> Vec<(&'c str, String)> {
         headers.push((names::CONTENT_LENGTH, length.to_string()));
     }
     headers
-}
-
-/// What the signer sees of `call` going out with `headers`.
-fn to_sign<'r>(
-    call: &'r Call<'_>,
-    host: &'r str,
-    headers: &'r [(&'r str, &'r str)],
-) -> RequestToSign<'r> {
-    RequestToSign {
-        method: call.method,
-        path_and_query: &call.path_and_query,
-        host,
-        headers,
-        body: match &call.payload {
-            Payload::Empty => sign::Body::Signed(&[]),
-            Payload::Signed { bytes, .. } => sign::Body::Signed(bytes),
-            Payload::Unsigned { .. } => sign::Body::Unsigned,
-        },
-    }
-}
-
-fn borrowed<'h>(headers: &'h [(&'h str, String)]) -> Vec<(&'h str, &'h str)> {
-    headers.iter().map(|(n, v)| (*n, v.as_str())).collect()
 }
 
 /// `host[:port]` of an origin such as `https://example.com:8443`.
@@ -1093,145 +748,13 @@ mod tests {
     }
 
     #[test]
-    fn constant_time_comparison_is_still_a_comparison() {
-        assert!(constant_time_eq(b"ADMIN:pw", b"ADMIN:pw"));
-        assert!(!constant_time_eq(b"ADMIN:pw", b"ADMIN:px"));
-        assert!(!constant_time_eq(b"ADMIN:pw", b"ADMIN:pw2"));
-    }
-
-    #[test]
-    fn secrets_are_redacted() {
+    fn basic_auth_shows_the_user_and_not_the_password() {
         let auth = Auth::Basic {
             user: "ADMIN".into(),
             password: Secret::new("hunter2-very-secret"),
         };
-        let shown = format!("{auth:?} {}", Secret::new("hunter2-very-secret"));
+        let shown = format!("{auth:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("ADMIN"));
-    }
-
-    /// A GET or a JSON POST as the transport would sign it.
-    fn request<'a>(
-        method: &'a str,
-        headers: &'a [(&'a str, &'a str)],
-        body: &'a [u8],
-    ) -> RequestToSign<'a> {
-        RequestToSign {
-            method,
-            path_and_query: "/n/ns/b/images/o/a.jpg",
-            host: "objectstorage.us-ashburn-1.oraclecloud.com",
-            headers,
-            body: sign::Body::Signed(body),
-        }
-    }
-
-    fn key() -> Arc<sign::PrivateKey> {
-        Arc::new(sign::PrivateKey::from_pem(crate::emulator::DEV_KEY_PEM, "dev key").unwrap())
-    }
-
-    /// Registers and makes a signature for `request` at `date`, as `sign_ahead` does.
-    fn sign_ahead_at(
-        memo: &SignedAhead,
-        request: &RequestToSign<'_>,
-        key_id: &str,
-        date: SystemTime,
-    ) {
-        let text = sign::signing_string(request, date).unwrap();
-        let id = memo.start(key_id.into(), date, text.as_str().into());
-        memo.finish(id, Some(sign::signature(&key(), &text).unwrap()));
-    }
-
-    #[test]
-    fn a_signature_made_ahead_is_the_one_signing_afresh_would_make_and_is_used_once() {
-        let memo = SignedAhead::default();
-        let headers = [("host", "objectstorage.us-ashburn-1.oraclecloud.com")];
-        let get = request("GET", &headers, b"");
-        let date = SystemTime::now() - Duration::from_secs(5);
-        sign_ahead_at(&memo, &get, "t/u/f", date);
-        let taken = memo
-            .take(&get, "t/u/f")
-            .expect("the made signature is used");
-        assert_eq!(taken, sign::sign(&get, "t/u/f", &key(), date).unwrap());
-        assert!(memo.take(&get, "t/u/f").is_none(), "used once");
-    }
-
-    #[test]
-    fn a_signature_made_ahead_serves_only_an_identical_signing_string() {
-        let memo = SignedAhead::default();
-        let headers = [("host", "objectstorage.us-ashburn-1.oraclecloud.com")];
-        let post = request("POST", &headers, br#"{"a":1}"#);
-        sign_ahead_at(&memo, &post, "t/u/f", SystemTime::now());
-        assert!(memo
-            .take(&request("POST", &headers, br#"{"a":2}"#), "t/u/f")
-            .is_none());
-        assert!(memo
-            .take(&request("PUT", &headers, br#"{"a":1}"#), "t/u/f")
-            .is_none());
-        assert!(
-            memo.take(&post, "ST$other-token").is_none(),
-            "another key id"
-        );
-        assert!(
-            memo.take(&post, "t/u/f").is_some(),
-            "still there for its own call"
-        );
-    }
-
-    #[test]
-    fn an_old_signature_made_ahead_is_not_sent() {
-        let memo = SignedAhead::default();
-        let headers = [("host", "objectstorage.us-ashburn-1.oraclecloud.com")];
-        let get = request("GET", &headers, b"");
-        sign_ahead_at(&memo, &get, "t/u/f", SystemTime::now() - AHEAD_MAX_AGE);
-        assert!(memo.take(&get, "t/u/f").is_none());
-        assert_eq!(memo.lock().len(), 0, "dropped");
-    }
-
-    #[test]
-    fn a_call_waits_for_a_signature_being_made_and_not_for_a_failed_one() {
-        let memo = Arc::new(SignedAhead::default());
-        let headers = [("host", "objectstorage.us-ashburn-1.oraclecloud.com")];
-        let get = request("GET", &headers, b"");
-        let date = SystemTime::now();
-        let text = sign::signing_string(&get, date).unwrap();
-        let id = memo.start("t/u/f".into(), date, text.as_str().into());
-        let signer = {
-            let memo = Arc::clone(&memo);
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(10));
-                memo.finish(id, Some(sign::signature(&key(), &text).unwrap()));
-            })
-        };
-        assert_eq!(
-            memo.take(&get, "t/u/f"),
-            Some(sign::sign(&get, "t/u/f", &key(), date).unwrap())
-        );
-        signer.join().unwrap();
-
-        let text = sign::signing_string(&get, date).unwrap();
-        let id = memo.start("t/u/f".into(), date, text.as_str().into());
-        memo.finish(id, None);
-        let started = Instant::now();
-        assert!(memo.take(&get, "t/u/f").is_none());
-        assert!(started.elapsed() < AHEAD_WAIT);
-    }
-
-    #[test]
-    fn signatures_made_ahead_are_bounded_and_never_shown() {
-        let memo = SignedAhead::default();
-        let headers = [("host", "objectstorage.us-ashburn-1.oraclecloud.com")];
-        for i in 0..AHEAD_CAPACITY + 3 {
-            let body = format!("{{\"i\":{i}}}");
-            let post = request("POST", &headers, body.as_bytes());
-            let text = sign::signing_string(&post, SystemTime::now()).unwrap();
-            memo.start(
-                "ST$secret-token".into(),
-                SystemTime::now(),
-                text.as_str().into(),
-            );
-        }
-        assert_eq!(memo.lock().len(), AHEAD_CAPACITY);
-        let shown = format!("{memo:?}");
-        assert!(!shown.contains("secret-token"), "{shown}");
     }
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::oci::client::{Call, Payload, ReadSeek, Reply, SigningAhead, Transport};
+use crate::oci::client::{Call, Payload, ReadSeek, Reply, Transport};
 use crate::oci::encode;
 
 const SERVICE: &str = "objectstorage";
@@ -187,35 +187,6 @@ impl ObjectStorage {
         }
     }
 
-    /// Signs the HEAD of `name` now, for a [`ObjectStorage::head`] within the next minute
-    /// (see [`Transport::sign_ahead`]).
-    pub fn sign_head_ahead(&self, bucket: &Bucket, name: &str) -> SigningAhead {
-        match object_url(bucket, name) {
-            Ok(path) => self
-                .transport
-                .sign_ahead(&self.call("HEAD", path, Instant::now())),
-            Err(_) => SigningAhead::none(),
-        }
-    }
-
-    /// Signs the GET of [`ObjectStorage::get_start`] now, for a call within the next minute.
-    pub fn sign_get_ahead(&self, bucket: &Bucket, name: &str, bytes: u64) -> SigningAhead {
-        match object_url(bucket, name) {
-            Ok(path) => self
-                .transport
-                .sign_ahead(&self.start_call(path, bytes, Instant::now())),
-            Err(_) => SigningAhead::none(),
-        }
-    }
-
-    /// The GET of the first `bytes` bytes.
-    fn start_call(&self, path: String, bytes: u64, deadline: Instant) -> Call<'_> {
-        let mut call = self.call("GET", path, deadline);
-        call.headers
-            .push(("range".into(), format!("bytes=0-{}", bytes.max(1) - 1)));
-        call
-    }
-
     /// The object's headers and its first `bytes` bytes (all of it when shorter), in one
     /// request where HEAD and a ranged GET would take two; `info.content_length` is the whole
     /// object's size. `None` when the object does not exist.
@@ -226,7 +197,9 @@ impl ObjectStorage {
         bytes: u64,
         deadline: Instant,
     ) -> Result<Option<Download>> {
-        let call = self.start_call(object_url(bucket, name)?, bytes, deadline);
+        let mut call = self.call("GET", object_url(bucket, name)?, deadline);
+        call.headers
+            .push(("range".into(), format!("bytes=0-{}", bytes.max(1) - 1)));
         let reply = match self.transport.send(call) {
             Ok(reply) => reply,
             Err(e) if not_found(&e) => return Ok(None),

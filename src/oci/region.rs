@@ -90,28 +90,14 @@ pub enum Service {
     Vision,
     /// Secrets retrieval: `https://secrets.vaults.{region}.oci.{domain}/20190301`.
     Secrets,
-    /// Functions management: `https://functions.{region}.oci.{domain}/20181201`. Invocations go
-    /// to the per-function invoke endpoint that the function itself reports.
-    Functions,
 }
 
 impl Service {
-    /// The API version path every operation of the service starts with (empty for Object Storage).
-    pub fn base_path(self) -> &'static str {
-        match self {
-            Service::ObjectStorage => "",
-            Service::Vision => "/20220125",
-            Service::Secrets => "/20190301",
-            Service::Functions => "/20181201",
-        }
-    }
-
     fn host_label(self) -> &'static str {
         match self {
             Service::ObjectStorage => "objectstorage",
             Service::Vision => "vision.aiservice",
             Service::Secrets => "secrets.vaults",
-            Service::Functions => "functions",
         }
     }
 
@@ -207,22 +193,26 @@ impl Region {
     }
 
     /// The region id, e.g. `ca-toronto-1` (or the full domain given as the region).
+    #[cfg(test)] // read by the tests; the product only needs endpoints
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// The upper-case short code, e.g. `YYZ`, when known.
+    #[cfg(test)] // read by the tests; the product only needs endpoints
     pub fn key(&self) -> Option<&str> {
         self.key.as_deref()
     }
 
     /// The realm key, e.g. `oc1`, when known.
+    #[cfg(test)] // read by the tests; the product only needs endpoints
     pub fn realm(&self) -> Option<&str> {
         self.realm.as_deref()
     }
 
     /// The realm's second-level domain, e.g. `oraclecloud.com` (the region itself for a full
     /// domain).
+    #[cfg(test)] // read by the tests; the product only needs endpoints
     pub fn domain(&self) -> &str {
         &self.domain
     }
@@ -239,11 +229,6 @@ impl Region {
             ""
         };
         format!("https://{label}.{}.{oci}{}", self.id, self.domain)
-    }
-
-    /// [`Region::endpoint`] followed by the service's base path.
-    pub fn base_url(&self, service: Service) -> String {
-        self.endpoint(service) + service.base_path()
     }
 
     fn matches(&self, name: &str) -> bool {
@@ -350,20 +335,12 @@ mod tests {
             "https://objectstorage.ca-toronto-1.oraclecloud.com"
         );
         assert_eq!(
-            r.base_url(Service::Vision),
-            "https://vision.aiservice.ca-toronto-1.oci.oraclecloud.com/20220125"
+            r.endpoint(Service::Vision),
+            "https://vision.aiservice.ca-toronto-1.oci.oraclecloud.com"
         );
         assert_eq!(
-            r.base_url(Service::Secrets),
-            "https://secrets.vaults.ca-toronto-1.oci.oraclecloud.com/20190301"
-        );
-        assert_eq!(
-            r.base_url(Service::Functions),
-            "https://functions.ca-toronto-1.oci.oraclecloud.com/20181201"
-        );
-        assert_eq!(
-            r.base_url(Service::ObjectStorage),
-            r.endpoint(Service::ObjectStorage)
+            r.endpoint(Service::Secrets),
+            "https://secrets.vaults.ca-toronto-1.oci.oraclecloud.com"
         );
     }
 
@@ -448,8 +425,8 @@ mod tests {
             "https://objectstorage.us-gov-1.example.com"
         );
         assert_eq!(
-            r.base_url(Service::Vision),
-            "https://vision.aiservice.us-gov-1.example.com/20220125"
+            r.endpoint(Service::Vision),
+            "https://vision.aiservice.us-gov-1.example.com"
         );
     }
 
@@ -461,8 +438,8 @@ mod tests {
         let r =
             Region::resolve("eu-new-1", env(&[("OCI_DEFAULT_REALM", "example.cloud")])).unwrap();
         assert_eq!(
-            r.endpoint(Service::Functions),
-            "https://functions.eu-new-1.oci.example.cloud"
+            r.endpoint(Service::Vision),
+            "https://vision.aiservice.eu-new-1.oci.example.cloud"
         );
         let err = Region::resolve("eu-new-1", env(&[("OCI_DEFAULT_REALM", "oc99")])).unwrap_err();
         assert!(err.to_string().contains("OCI_DEFAULT_REALM"), "{err}");

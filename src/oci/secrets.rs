@@ -9,8 +9,9 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::oci::client::{Call, Secret, Transport};
+use crate::oci::client::{Call, Transport};
 use crate::oci::encode;
+use crate::secret::Secret;
 
 const SERVICE: &str = "secrets";
 const JSON_LIMIT: u64 = 1024 * 1024;

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::Result;
-use crate::oci::client::{Call, SigningAhead, Transport};
+use crate::oci::client::{Call, Transport};
 
 const SERVICE: &str = "vision";
 const PATH: &str = "/20220125/actions/analyzeImage";
@@ -187,18 +187,6 @@ impl Vision {
         Vision {
             transport,
             origin: origin.into().trim_end_matches('/').to_string(),
-        }
-    }
-
-    /// Signs `analyzeImage` for `request` now, for an [`Vision::analyze`] within the next minute
-    /// (see [`Transport::sign_ahead`]).
-    pub fn sign_ahead(&self, request: &AnalyzeImage) -> SigningAhead {
-        match serde_json::to_vec(&request.to_json()) {
-            Ok(body) => self.transport.sign_ahead(
-                &Call::new(SERVICE, "POST", &self.origin, PATH.into(), Instant::now())
-                    .with_json(&body),
-            ),
-            Err(_) => SigningAhead::none(),
         }
     }
 

@@ -1,4 +1,4 @@
-//! The JSON API for scripts and curl (documented with runnable examples in README.md, JSON API), the
+//! The JSON API for scripts and curl (documented with runnable examples in docs/API.md), the
 //! gallery's polling endpoint, and the health checks.
 //!
 //! Answers are `application/json` built with `serde_json`; errors are
@@ -6,9 +6,9 @@
 
 use serde_json::{json, Value};
 
-use super::catalog::{self, Entry};
+use super::catalog::{self, status_name, Entry, Filter};
 use super::form::Pairs;
-use super::pages::{filter_of, status_name};
+use super::view::{alt_text, badge};
 use super::App;
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
@@ -23,19 +23,24 @@ fn summary(entry: &Entry) -> Value {
         "name": entry.display_name(),
         "status": status_name(entry.status()),
         "objects": doc.map_or(0, |d| d.objects.len()),
-        "labels": doc.map(|d| d.objects.iter().map(|o| o.name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+        "labels": doc.map(|d| d.label_counts()).unwrap_or_default().into_iter()
+            .map(|(name, count)| json!({"name": name, "count": count}))
+            .collect::<Vec<_>>(),
         "error": doc.and_then(|d| d.error.as_ref()).map(|e| e.message.clone()),
         "size": entry.size.or(doc.map(|d| d.size)),
         "uploaded_at": doc.map(|d| d.uploaded_at.clone()).or_else(|| entry.created.clone()),
         "url": format!("/images/{}", entry.id),
         "raw_url": format!("/images/{}/raw", entry.id),
+        "thumb_url": format!("/images/{}/thumb", entry.id),
+        "preview_url": format!("/images/{}/preview", entry.id),
     })
 }
 
-/// `GET /api/images?label=&status=&start=`: one page, newest first.
+/// `GET /api/images?label=&status=&start=`: one page, newest first; with a filter, one search
+/// over the whole collection.
 pub(crate) fn list(app: &App, req: &Request) -> Result<Response> {
     let query = Pairs::query(req.query())?;
-    let filter = filter_of(&query)?;
+    let filter = Filter::from_query(&query)?;
     let page = catalog::page(app, query.get("start"), &filter)?;
     Response::json(
         200,
@@ -141,9 +146,9 @@ pub(crate) fn status(app: &App, req: &Request) -> Result<Response> {
             id.to_string(),
             json!({
                 "status": status_name(status),
-                "badge": super::pages::badge(status, doc),
+                "badge": badge(status, doc),
                 "error": doc.and_then(|d| d.error.as_ref()).map(|e| e.message.clone()),
-                "alt": super::pages::alt_text(doc.and_then(|d| d.original_name.as_deref()).unwrap_or(id), doc),
+                "alt": alt_text(doc.and_then(|d| d.original_name.as_deref()).unwrap_or(id), doc),
             }),
         );
     }

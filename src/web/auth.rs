@@ -1,25 +1,31 @@
 //! Access and CSRF: the optional shared password, the signed session cookie, the cross-origin
-//! check on every state change, and stateless form tokens.
+//! check on every state change, stateless form tokens, and login throttling.
 //!
 //! Session cookies and form tokens are `expiry.hmac` with HMAC-SHA256 (ring) over a purpose and
-//! the expiry, so nothing is stored server-side. With a password the keys are derived from it
-//! (every instance agrees and a password change logs everyone out); without one they are random
-//! per process. Cross-origin requests are refused by `Sec-Fetch-Site`, else by comparing
-//! `Origin` to the configured public origin (never to `Host`, which proxies rewrite); requests
-//! carrying neither header are not from a browser and pass that check, but browser forms must
-//! still carry a valid token. Not here: accounts, rate limiting (the WAF's job), Basic auth.
+//! the expiry, so nothing is stored server-side. The keys come from the deployment's session
+//! secret (`SESSION_SECRET_OCID`, `SESSION_SECRET`, a file in local mode), never from the
+//! password, so a stolen cookie cannot be used to test passwords offline; every instance with
+//! the same secret accepts the others' cookies. Without a secret the keys are random per process.
+//! A session is also bound to the password through a tag, HMAC(secret-derived key, password),
+//! inside the MAC input and never in the cookie: changing the password signs everyone out, and
+//! without the secret the tag cannot be computed. Password checks (form and `Bearer`) pass the
+//! per-address throttle first (`throttle.rs`): refused attempts get `429` at once, no thread
+//! sleeps. Cross-origin requests are refused by `Sec-Fetch-Site`, else by comparing `Origin` to
+//! the configured public origin (never to `Host`, which proxies rewrite); requests carrying
+//! neither header are not from a browser and pass that check, but browser forms must still carry
+//! a valid token. Not here: accounts, Basic auth, the login page and what the form posts answer
+//! (`pages.rs`, `actions.rs`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
 
 use super::form::Pairs;
-use super::html::{render, Slot};
-use super::pages;
+use super::throttle::{client_addr, Admission};
 use super::App;
 use crate::error::{Error, Result};
-use crate::http::{Request, Response};
-use crate::oci::client::{constant_time_eq, Secret};
+use crate::http::Request;
+use crate::secret::{constant_time_eq, Secret};
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "ocv_session";
@@ -52,10 +58,12 @@ impl Action {
     }
 }
 
-/// The HMAC keys.
+/// The HMAC keys, and the password's tag that sessions are bound to.
 pub(crate) struct Keys {
     session: hmac::Key,
     token: hmac::Key,
+    /// HMAC of the password under a secret-derived key (empty without a password).
+    password_tag: String,
 }
 
 impl std::fmt::Debug for Keys {
@@ -65,23 +73,30 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
-    pub(crate) fn new(password: Option<&Secret>) -> Keys {
-        let derive = |purpose: &str| -> hmac::Key {
-            let material: Vec<u8> = match password {
-                Some(p) => {
-                    let salt = hmac::Key::new(hmac::HMAC_SHA256, b"ocivision web key derivation");
-                    hmac::sign(&salt, format!("{purpose}\n{}", p.expose()).as_bytes())
-                        .as_ref()
-                        .to_vec()
-                }
-                None => crate::random::bytes::<32>().to_vec(),
-            };
-            hmac::Key::new(hmac::HMAC_SHA256, &material)
+    /// Keys from the session secret (random per process without one); sessions bound to
+    /// `password`.
+    pub(crate) fn new(secret: Option<&Secret>, password: Option<&Secret>) -> Keys {
+        let root = match secret {
+            Some(s) => hmac::Key::new(hmac::HMAC_SHA256, s.expose().as_bytes()),
+            None => hmac::Key::new(hmac::HMAC_SHA256, &crate::random::bytes::<32>()),
         };
+        let derive = |purpose: &str| -> hmac::Key {
+            let material = hmac::sign(&root, format!("ocivision web key\n{purpose}").as_bytes());
+            hmac::Key::new(hmac::HMAC_SHA256, material.as_ref())
+        };
+        let password_tag = password
+            .map(|p| hex(hmac::sign(&derive("password-tag"), p.expose().as_bytes()).as_ref()))
+            .unwrap_or_default();
         Keys {
             session: derive("session"),
             token: derive("form-token"),
+            password_tag,
         }
+    }
+
+    /// What a session's MAC covers besides its expiry.
+    fn session_purpose(&self) -> String {
+        format!("session\n{}", self.password_tag)
     }
 }
 
@@ -176,22 +191,54 @@ fn cookie_value<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// True when no password is set, or the request carries a valid session cookie or
-/// `Authorization: Bearer <password>` (for curl).
-pub(crate) fn authenticated(app: &App, req: &Request) -> bool {
+/// Whether a request may use the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// No password is set, or a valid session cookie or `Bearer` password came with it.
+    Granted,
+    /// Neither: sign in first.
+    Denied,
+    /// A `Bearer` password came from an address with too many failures; it was not checked.
+    Throttled { retry_after: u64 },
+}
+
+/// Checks the session cookie, then `Authorization: Bearer <password>` (for curl), which counts
+/// against the address's throttle like a login.
+pub(crate) fn access(app: &App, req: &Request) -> Access {
     let Some(password) = &app.settings.password else {
-        return true;
+        return Access::Granted;
     };
     if let Some(value) = cookie_value(req, COOKIE) {
-        if verify(&app.keys.session, "session", value, now_secs()) {
-            return true;
+        if verify(
+            &app.keys.session,
+            &app.keys.session_purpose(),
+            value,
+            now_secs(),
+        ) {
+            return Access::Granted;
         }
     }
-    req.header("authorization")
+    let Some(given) = req
+        .header("authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| {
-            constant_time_eq(given.trim().as_bytes(), password.expose().as_bytes())
-        })
+    else {
+        return Access::Denied;
+    };
+    let client = client_addr(req, &app.settings.trusted_proxies);
+    if let Admission::Refused { retry_after } = app.throttle.admit(client) {
+        return Access::Throttled { retry_after };
+    }
+    if constant_time_eq(given.trim().as_bytes(), password.expose().as_bytes()) {
+        app.throttle.forgive(client);
+        Access::Granted
+    } else {
+        log::info!(target: "webapp", "{} wrong Bearer password from {}", req.request_id(), shown(client));
+        Access::Denied
+    }
+}
+
+fn shown(client: Option<std::net::IpAddr>) -> String {
+    client.map_or_else(|| "an unknown address".into(), |ip| ip.to_string())
 }
 
 fn session_cookie(req: &Request, value: &str, max_age: u64) -> String {
@@ -199,57 +246,49 @@ fn session_cookie(req: &Request, value: &str, max_age: u64) -> String {
     format!("{COOKIE}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Strict{secure}")
 }
 
-/// `GET /login`.
-pub(crate) fn login_page(
-    app: &App,
-    req: &Request,
-    message: Option<&str>,
-    status: u16,
-) -> Result<Response> {
-    let _ = req;
-    let token = token(app, Action::Login);
-    let note = match message {
-        Some(m) => render(
-            include_str!("../../templates/notice.html"),
-            &[("kind", Slot::Text("error")), ("text", Slot::Text(m))],
-        )?,
-        None => Default::default(),
-    };
-    let main = render(
-        include_str!("../../templates/login.html"),
-        &[("token", Slot::Text(&token)), ("notice", Slot::Html(&note))],
-    )?;
-    pages::page(app, status, "Sign in", &main, false)
+/// What a `POST /login` came to.
+#[derive(Debug)]
+pub(crate) enum Login {
+    /// No password is set: there is nothing to sign in to.
+    Open,
+    /// The password was right: the `Set-Cookie` value of a new session.
+    Accepted(String),
+    /// The password was wrong.
+    Refused,
+    /// Too many failures from this address: the password was not checked.
+    Throttled { retry_after: u64 },
 }
 
-/// `POST /login`: the password in a form with a login token.
-pub(crate) fn login(app: &App, req: &Request) -> Result<Response> {
+/// Checks a login form: its token, the address's throttle, then the password in constant time.
+pub(crate) fn login(app: &App, req: &Request) -> Result<Login> {
     let Some(password) = &app.settings.password else {
-        return Ok(redirect("/"));
+        return Ok(Login::Open);
     };
     let form = Pairs::parse(&String::from_utf8_lossy(&req.read_body(16 * 1024)?))?;
     check_token(app, Action::Login, form.get(TOKEN_FIELD))?;
+    let client = client_addr(req, &app.settings.trusted_proxies);
+    if let Admission::Refused { retry_after } = app.throttle.admit(client) {
+        return Ok(Login::Throttled { retry_after });
+    }
     let given = form.get("password").unwrap_or("");
     if !constant_time_eq(given.as_bytes(), password.expose().as_bytes()) {
-        log::info!(target: "webapp", "{} failed login from {:?}", req.request_id(), req.peer_addr());
-        // A pause makes guessing slow without keeping any per-client state.
-        std::thread::sleep(std::time::Duration::from_millis(400));
-        return login_page(app, req, Some("That password is not right."), 401);
+        log::info!(target: "webapp", "{} failed login from {}", req.request_id(), shown(client));
+        return Ok(Login::Refused);
     }
-    let value = sign(&app.keys.session, "session", now_secs() + SESSION_SECS);
-    Ok(redirect("/").with_header("Set-Cookie", session_cookie(req, &value, SESSION_SECS)))
+    app.throttle.forgive(client);
+    let value = sign(
+        &app.keys.session,
+        &app.keys.session_purpose(),
+        now_secs() + SESSION_SECS,
+    );
+    Ok(Login::Accepted(session_cookie(req, &value, SESSION_SECS)))
 }
 
-/// `POST /logout`.
-pub(crate) fn logout(app: &App, req: &Request) -> Result<Response> {
+/// Checks a logout form; the `Set-Cookie` value that ends the session.
+pub(crate) fn logout(app: &App, req: &Request) -> Result<String> {
     let form = Pairs::parse(&String::from_utf8_lossy(&req.read_body(16 * 1024)?))?;
     check_token(app, Action::Logout, form.get(TOKEN_FIELD))?;
-    Ok(redirect("/login").with_header("Set-Cookie", session_cookie(req, "", 0)))
-}
-
-/// A `303 See Other` to a path of ours.
-pub(crate) fn redirect(to: &str) -> Response {
-    Response::new(303).with_header("Location", to)
+    Ok(session_cookie(req, "", 0))
 }
 
 #[cfg(test)]
@@ -258,7 +297,7 @@ mod tests {
 
     #[test]
     fn tokens_verify_only_for_their_purpose_and_before_expiry() {
-        let keys = Keys::new(None);
+        let keys = Keys::new(None, None);
         let t = sign(&keys.token, "delete", 2000);
         assert!(verify(&keys.token, "delete", &t, 1999));
         assert!(!verify(&keys.token, "delete", &t, 2000), "expired");
@@ -275,21 +314,48 @@ mod tests {
     }
 
     #[test]
-    fn password_keys_agree_across_instances_and_random_keys_do_not() {
-        let p = Secret::new("pw");
-        let (a, b) = (Keys::new(Some(&p)), Keys::new(Some(&p)));
-        let t = sign(&a.session, "session", 10);
-        assert!(verify(&b.session, "session", &t, 1));
-        assert!(!verify(
-            &Keys::new(Some(&Secret::new("other"))).session,
-            "session",
-            &t,
+    fn keys_come_from_the_secret_and_sessions_are_bound_to_the_password() {
+        let secret = Secret::new("0123456789abcdef0123456789abcdef");
+        let other_secret = Secret::new("fedcba9876543210fedcba9876543210");
+        let pw = Secret::new("pw");
+        let session = |k: &Keys| sign(&k.session, &k.session_purpose(), 10);
+        let accepts = |k: &Keys, cookie: &str| verify(&k.session, &k.session_purpose(), cookie, 1);
+        let a = Keys::new(Some(&secret), Some(&pw));
+        let cookie = session(&a);
+        assert!(
+            accepts(&Keys::new(Some(&secret), Some(&pw)), &cookie),
+            "same secret, same password"
+        );
+        assert!(
+            !accepts(&Keys::new(Some(&other_secret), Some(&pw)), &cookie),
+            "other secret"
+        );
+        assert!(
+            !accepts(
+                &Keys::new(Some(&secret), Some(&Secret::new("new"))),
+                &cookie
+            ),
+            "new password"
+        );
+        assert!(!accepts(&Keys::new(None, Some(&pw)), &cookie), "random key");
+        // The password alone derives nothing: the tag needs the secret.
+        assert_ne!(
+            Keys::new(Some(&secret), Some(&pw)).password_tag,
+            Keys::new(Some(&other_secret), Some(&pw)).password_tag
+        );
+        assert!(!a.password_tag.contains("pw"));
+        // Form tokens follow the secret too.
+        let token = sign(&a.token, "delete", 10);
+        assert!(verify(
+            &Keys::new(Some(&secret), None).token,
+            "delete",
+            &token,
             1
         ));
         assert!(!verify(
-            &Keys::new(None).session,
-            "session",
-            &sign(&Keys::new(None).session, "session", 10),
+            &Keys::new(Some(&other_secret), None).token,
+            "delete",
+            &token,
             1
         ));
     }

@@ -3,14 +3,17 @@
 //!
 //! An image id is the generated file name (`{24 hex}.{jpg|png}`); the object is
 //! `uploads/{id}`. Only names of that shape are ever looked up, so no client text reaches a
-//! storage path. A page costs one object listing call and one SODA query (`$id` over the page's
-//! document keys), whatever its size. Not here: HTML or JSON shaping.
+//! storage path. An unfiltered page costs one object listing call and one SODA query (`$id`
+//! over the page's document keys), whatever its size. A filtered page (label, status) is one
+//! SODA query over the whole collection, newest first, paged by offset: the label is matched
+//! against each document's `terms` array. Not here: HTML or JSON shaping.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
 
 use serde_json::json;
 
+use super::form::Pairs;
 use super::App;
 use crate::document::{AnalysisDocument, Status};
 use crate::error::{Error, Result};
@@ -54,6 +57,15 @@ pub(crate) fn new_id(ext: &str) -> String {
     let inverted = 0xFFF_FFFF_FFFF_u64.saturating_sub(millis);
     let random = u64::from_le_bytes(crate::random::bytes::<8>()) & 0xF_FFFF_FFFF_FFFF;
     format!("{inverted:011x}{random:013x}.{ext}")
+}
+
+/// The id a rendition's object name belongs to (`thumbs/{id}.jpg` → `{id}`).
+pub(crate) fn id_of_rendition(name: &str) -> Option<&str> {
+    use crate::document::{PREVIEW_PREFIX, THUMB_PREFIX};
+    let rest = name
+        .strip_prefix(THUMB_PREFIX)
+        .or_else(|| name.strip_prefix(PREVIEW_PREFIX))?;
+    parse_id(rest.strip_suffix(".jpg")?)
 }
 
 /// The document key of an id.
@@ -100,7 +112,7 @@ pub(crate) struct Page {
     pub db_error: bool,
 }
 
-/// Filters applied to a page in memory.
+/// What a page is narrowed to; empty means every image, listed from storage.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Filter {
     /// A label or ontology parent, any case.
@@ -109,24 +121,38 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
+    /// Reads `label` and `status` from a query (`400` for an unknown status).
+    pub(crate) fn from_query(query: &Pairs) -> Result<Filter> {
+        let status = match query.get("status") {
+            None | Some("") => None,
+            Some(s) => Some(parse_status(s).ok_or_else(|| {
+                Error::bad_request(400, "status must be pending, analyzing, done or failed")
+            })?),
+        };
+        let label = query
+            .get("label")
+            .map(|l| l.trim().chars().take(100).collect::<String>())
+            .filter(|l| !l.is_empty());
+        Ok(Filter { label, status })
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.label.is_none() && self.status.is_none()
     }
 
-    fn keeps(&self, entry: &Entry) -> bool {
+    /// The QBE for this filter over `bucket`, newest first (ties by name, so pages are stable).
+    pub(crate) fn qbe(&self, bucket: &str) -> serde_json::Value {
+        let mut query = serde_json::Map::new();
+        query.insert("bucket_name".into(), json!(bucket));
+        if let Some(label) = &self.label {
+            // `terms` is an array: QBE equality matches when any element is equal.
+            query.insert("terms".into(), json!(label.to_lowercase()));
+        }
         if let Some(status) = self.status {
-            if entry.status() != status {
-                return false;
-            }
+            query.insert("status".into(), json!(status_name(status)));
         }
-        match (&self.label, &entry.doc) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(label), Some(doc)) => {
-                let wanted = label.trim().to_lowercase();
-                doc.search_terms().contains(&wanted)
-            }
-        }
+        // Sign = direction, magnitude = precedence (SODA's short form, which every ORDS takes).
+        json!({"$query": query, "$orderby": {"uploaded_at": -1, "image_name": 2}})
     }
 }
 
@@ -135,8 +161,22 @@ pub(crate) fn parse_status(text: &str) -> Option<Status> {
     serde_json::from_value(json!(text.to_ascii_lowercase())).ok()
 }
 
-/// The page of images starting at `start` (a name from a previous page's `next`), filtered.
+/// A status's name, as in markup classes, query strings and JSON.
+pub(crate) fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Pending => "pending",
+        Status::Analyzing => "analyzing",
+        Status::Done => "done",
+        Status::Failed => "failed",
+    }
+}
+
+/// The page of images starting at `start` (a previous page's `next`: an object name, or for a
+/// filtered page an offset).
 pub(crate) fn page(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
+    if !filter.is_empty() {
+        return search(app, start, filter);
+    }
     let deadline = app.deadline();
     let size = app.settings.page_size.clamp(1, 999);
     let start = start.filter(|s| s.starts_with(PREFIX) && s.len() <= 1024);
@@ -184,11 +224,49 @@ pub(crate) fn page(app: &App, start: Option<&str>, filter: &Filter) -> Result<Pa
             db_error = true;
         }
     }
-    entries.retain(|e| filter.keeps(e));
     Ok(Page {
         entries,
         next,
         db_error,
+    })
+}
+
+/// Deepest offset a filtered page may start at (a bound on the database's work per request).
+const MAX_OFFSET: u64 = 1_000_000;
+
+/// A filtered page: one SODA query, `start` being the offset.
+fn search(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
+    let size = app.settings.page_size.clamp(1, 999);
+    let offset = start
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(MAX_OFFSET);
+    let (docs, more) = app.soda.query_page(
+        &filter.qbe(&app.bucket.name),
+        size as u32,
+        offset,
+        app.deadline(),
+    )?;
+    let count = docs.len() as u64;
+    let entries = docs
+        .into_iter()
+        .filter_map(|d| match AnalysisDocument::from_json(d.value) {
+            Ok(doc) => Some(Entry {
+                id: id_of(&doc.image_name)?.to_string(),
+                size: Some(doc.size),
+                created: Some(doc.uploaded_at.clone()),
+                doc: Some(doc),
+            }),
+            Err(e) => {
+                log::warn!(target: "webapp", "document {} unreadable: {e}", d.key);
+                None
+            }
+        })
+        .collect();
+    Ok(Page {
+        entries,
+        next: (more && count > 0).then(|| (offset + count).to_string()),
+        db_error: false,
     })
 }
 
@@ -270,8 +348,9 @@ impl Deleted {
     }
 }
 
-/// Deletes the object, then the document. When the object cannot be deleted the document is
-/// kept, so the image does not turn into an orphan that the reconciler would re-analyse.
+/// Deletes the object, its thumbnail and preview, then the document. When the object cannot be
+/// deleted the rest is kept, so the image does not turn into an orphan that the reconciler
+/// would re-analyse.
 pub(crate) fn delete(app: &App, id: &str) -> Deleted {
     let deadline = app.deadline();
     let mut out = Deleted {
@@ -289,6 +368,17 @@ pub(crate) fn delete(app: &App, id: &str) -> Deleted {
             log::warn!(target: "webapp", "delete {id}: object: {e}");
             out.error = Some("the image could not be deleted from storage; try again".into());
             return out;
+        }
+    }
+    for name in [
+        super::thumbs::thumb_name(id),
+        super::thumbs::preview_name(id),
+    ] {
+        if let Err(e) = app
+            .storage
+            .delete(&app.bucket, &name, Condition::None, deadline)
+        {
+            log::warn!(target: "webapp", "delete {id}: {name} left for the reconciler: {e}");
         }
     }
     match app.soda.delete(&key_of(app, id), deadline) {
@@ -527,6 +617,18 @@ mod tests {
             Some("0123456789abcdef01234567.jpg")
         );
         assert_eq!(id_of("other/0123456789abcdef01234567.jpg"), None);
+        assert_eq!(
+            id_of_rendition("thumbs/0123456789abcdef01234567.png.jpg"),
+            Some("0123456789abcdef01234567.png")
+        );
+        assert_eq!(
+            id_of_rendition("previews/0123456789abcdef01234567.jpg.jpg"),
+            Some("0123456789abcdef01234567.jpg")
+        );
+        assert_eq!(
+            id_of_rendition("uploads/0123456789abcdef01234567.png"),
+            None
+        );
     }
 
     #[test]
@@ -538,5 +640,13 @@ mod tests {
         assert_eq!(version_cmp("local-nanodet-2", "local-nanodet-10"), Less);
         assert_eq!(parse_status("Done"), Some(Status::Done));
         assert_eq!(parse_status("x"), None);
+        for s in [
+            Status::Pending,
+            Status::Analyzing,
+            Status::Done,
+            Status::Failed,
+        ] {
+            assert_eq!(parse_status(status_name(s)), Some(s), "{s:?}");
+        }
     }
 }

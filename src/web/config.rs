@@ -1,15 +1,16 @@
 //! The web app's own settings, read once from a lookup function next to the shared
 //! [`CloudConfig`]. Every variable is listed in README.md (Configuration); every error names its variable.
 //!
-//! Not here: reading secrets (the binary resolves `APP_PASSWORD_SECRET_OCID` with the Secrets
-//! client once it has credentials).
+//! Not here: reading secrets (the binary resolves `APP_PASSWORD_SECRET_OCID` and
+//! `SESSION_SECRET_OCID` with the Secrets client once it has credentials).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use super::throttle::TrustedProxies;
 use crate::config::{number, CloudConfig};
 use crate::error::{Error, Result};
-use crate::oci::client::Secret;
+use crate::secret::Secret;
 
 /// Variable names, in one place.
 pub mod vars {
@@ -31,12 +32,34 @@ pub mod vars {
     pub const MAX_UPLOAD: &str = "MAX_UPLOAD_BYTES";
     /// Seconds between reconciler runs inside the server; 0 = off.
     pub const RECONCILE_INTERVAL: &str = "RECONCILE_INTERVAL_SECS";
+    /// Seconds a reconciler lease lasts unless renewed.
+    pub const RECONCILE_LEASE: &str = "RECONCILE_LEASE_SECS";
+    /// Key material for session cookies and form tokens (development).
+    pub const SESSION_SECRET: &str = "SESSION_SECRET";
+    /// Vault secret holding that key material.
+    pub const SESSION_SECRET_ID: &str = "SESSION_SECRET_OCID";
+    /// Addresses or ranges whose `X-Forwarded-For` is believed.
+    pub const TRUSTED_PROXIES: &str = "TRUSTED_PROXIES";
 }
+
+/// Fewest characters a session secret may have.
+pub const MIN_SESSION_SECRET: usize = 24;
 
 /// Where the shared password comes from.
 #[derive(Debug, Clone)]
 pub enum PasswordSource {
     /// No password: the app is open.
+    None,
+    /// Given in the environment.
+    Literal(Secret),
+    /// A Vault secret, read at start.
+    SecretId(String),
+}
+
+/// Where the session secret comes from.
+#[derive(Debug, Clone)]
+pub enum SessionSecretSource {
+    /// None configured: a random key per process (one instance only).
     None,
     /// Given in the environment.
     Literal(Secret),
@@ -63,6 +86,12 @@ pub struct WebConfig {
     pub max_upload_bytes: u64,
     /// `RECONCILE_INTERVAL_SECS`, default 0 (off).
     pub reconcile_interval: Option<Duration>,
+    /// `RECONCILE_LEASE_SECS`, default 120.
+    pub reconcile_lease: Duration,
+    /// `SESSION_SECRET_OCID` or `SESSION_SECRET`.
+    pub session_secret: SessionSecretSource,
+    /// `TRUSTED_PROXIES`, default none.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl WebConfig {
@@ -139,6 +168,37 @@ impl WebConfig {
             )));
         }
         let secs: u64 = number(lookup, vars::RECONCILE_INTERVAL, 0)?;
+        let lease_secs: u64 = number(lookup, vars::RECONCILE_LEASE, 120)?;
+        if !(1..=3600).contains(&lease_secs) {
+            return Err(Error::Config(format!(
+                "{}={lease_secs} must be between 1 and 3600",
+                vars::RECONCILE_LEASE
+            )));
+        }
+        let session_secret = match (get(vars::SESSION_SECRET_ID), lookup(vars::SESSION_SECRET)) {
+            (Some(id), _) => SessionSecretSource::SecretId(id),
+            (None, Some(s)) if !s.is_empty() => {
+                if s.len() < MIN_SESSION_SECRET {
+                    return Err(Error::Config(format!(
+                        "{} is {} characters; use at least {MIN_SESSION_SECRET} random ones \
+                         (e.g. `openssl rand -hex 32`)",
+                        vars::SESSION_SECRET,
+                        s.len()
+                    )));
+                }
+                SessionSecretSource::Literal(Secret::new(s))
+            }
+            _ => SessionSecretSource::None,
+        };
+        let trusted_proxies = match get(vars::TRUSTED_PROXIES) {
+            None => TrustedProxies::none(),
+            Some(list) => TrustedProxies::parse(&list).map_err(|bad| {
+                Error::Config(format!(
+                    "{}: {bad:?} is not an IP address or CIDR range (e.g. 10.20.0.0/24)",
+                    vars::TRUSTED_PROXIES
+                ))
+            })?,
+        };
         Ok(WebConfig {
             cloud,
             addr: SocketAddr::new(ip, port),
@@ -148,6 +208,9 @@ impl WebConfig {
             function,
             max_upload_bytes,
             reconcile_interval: (secs > 0).then(|| Duration::from_secs(secs)),
+            reconcile_lease: Duration::from_secs(lease_secs),
+            session_secret,
+            trusted_proxies,
         })
     }
 }
@@ -180,6 +243,9 @@ mod tests {
         assert!(matches!(c.password, PasswordSource::None));
         assert_eq!(c.max_upload_bytes, 5 * 1024 * 1024);
         assert_eq!(c.reconcile_interval, None);
+        assert_eq!(c.reconcile_lease, Duration::from_secs(120));
+        assert!(matches!(c.session_secret, SessionSecretSource::None));
+        assert!(c.trusted_proxies.is_empty());
         assert!(c.function.is_none());
     }
 
@@ -193,8 +259,22 @@ mod tests {
             ("FUNCTION_ID", "ocid1.fnfunc.oc1..x"),
             ("FUNCTION_INVOKE_ENDPOINT", "https://fn.example.com"),
             ("RECONCILE_INTERVAL_SECS", "60"),
+            ("SESSION_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("TRUSTED_PROXIES", "10.20.0.0/24, 192.0.2.7"),
         ])
         .unwrap();
+        assert!(matches!(c.session_secret, SessionSecretSource::Literal(_)));
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        assert!(!c.trusted_proxies.is_empty());
+        let vault = config(&[
+            ("SESSION_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("SESSION_SECRET_OCID", "ocid1.vaultsecret.oc1..s"),
+        ])
+        .unwrap();
+        assert!(matches!(
+            vault.session_secret,
+            SessionSecretSource::SecretId(ref id) if id == "ocid1.vaultsecret.oc1..s"
+        ));
         assert_eq!(c.addr.port(), 8080);
         assert!(matches!(c.password, PasswordSource::Literal(_)));
         assert!(!format!("{c:?}").contains("s3cret"), "Debug must redact");
@@ -208,6 +288,10 @@ mod tests {
             ("FUNCTION_ID", "x"),
             ("MAX_UPLOAD_BYTES", "10"),
             ("RECONCILE_INTERVAL_SECS", "-1"),
+            ("RECONCILE_LEASE_SECS", "0"),
+            ("SESSION_SECRET", "short"),
+            ("TRUSTED_PROXIES", "10.20.0.0/33"),
+            ("TRUSTED_PROXIES", "lb.example.com"),
         ] {
             let err = config(&[(k, v)]).unwrap_err().to_string();
             assert!(err.contains(k), "{k}={v}: {err}");

@@ -6,19 +6,25 @@
 //! `templates/` filled by `html.rs`; CSS and JavaScript are embedded files served from
 //! `/static/`, never inline (the pages' CSP forbids inline code).
 //!
-//! Not here: TLS (the load balancer terminates it), accounts (one optional shared password),
-//! thumbnails (the browser scales the full image), image decoding of any kind.
+//! Each upload also gets a thumbnail and a preview (`thumbs.rs`), which the pages show instead of
+//! the original. Not here: TLS (the load balancer terminates it), accounts (one optional shared
+//! password).
 
+mod actions;
 mod api;
 mod auth;
 mod catalog;
 mod config;
 mod form;
 mod html;
+mod lease;
 mod pages;
 mod reconcile;
 mod routes;
+mod throttle;
+mod thumbs;
 mod upload;
+mod view;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,26 +33,58 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::http::{Limits, Request, Response, Server};
-use crate::oci::client::Secret;
 use crate::oci::functions::Functions;
 use crate::oci::object_storage::{Bucket, ObjectStorage};
+use crate::secret::Secret;
 use crate::soda::Soda;
 
-pub use config::{PasswordSource, WebConfig};
+pub use config::{PasswordSource, SessionSecretSource, WebConfig, MIN_SESSION_SECRET};
 pub use reconcile::{reconcile, spawn_reconciler, ReconcileReport};
+pub use throttle::{LoginThrottle, TrustedProxies};
+
+/// Memory the app needs besides uploads and decodes: code, threads' stacks, pages, caches.
+const BASELINE_BYTES: u64 = 24 * 1024 * 1024;
+/// Memory an upload holds besides its body: multipart and socket buffers, the hashing queue.
+const UPLOAD_OVERHEAD_BYTES: u64 = 1024 * 1024;
+
+/// The upload limit the memory rule gives: every upload in flight holds its body (at most
+/// `max_upload_bytes`, read into one buffer) plus 1 MiB of buffers, and at most `decode_slots`
+/// of them are decoding at once, each within 64 MiB (`thumbs::DECODE_BYTES`); 24 MiB go to
+/// everything else. So `uploads = (budget − 24 MiB − slots × 64 MiB) / (max_upload + 1 MiB)`,
+/// at least 1. The defaults (256 MiB, 5 MiB, 2 slots) give 17.
+pub fn uploads_for_memory(budget: u64, max_upload_bytes: u64, decode_slots: usize) -> usize {
+    let fixed = BASELINE_BYTES + decode_slots as u64 * thumbs::DECODE_BYTES;
+    let each = max_upload_bytes + UPLOAD_OVERHEAD_BYTES;
+    (budget.saturating_sub(fixed) / each).max(1) as usize
+}
 
 /// Every tunable of the app as a plain value; [`Settings::default`] documents the defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Largest image accepted, in bytes. Default 5 MiB (Vision's limit).
     pub max_upload_bytes: u64,
-    /// Uploads handled at once; more get `503` + `Retry-After: 5`. Default 3.
-    pub max_concurrent_uploads: usize,
+    /// Memory the app may use for uploads and thumbnail making, in bytes. Default 256 MiB.
+    pub memory_budget: u64,
+    /// Thumbnail decodes at once; more uploads wait for a slot (up to 10 s, then their
+    /// thumbnails are left to the reconciler). Default: the number of cores, at most 2.
+    pub decode_slots: usize,
+    /// Uploads handled at once; more get `503` + `Retry-After: 5`. Default `None`: derived
+    /// from memory by [`uploads_for_memory`] (17 with the defaults).
+    pub max_concurrent_uploads: Option<usize>,
     /// The origin browsers see (`https://vision.example.com`), for the CSRF `Origin` check.
     /// Default none: only `Sec-Fetch-Site` vouches for browser requests.
     pub public_origin: Option<String>,
     /// The shared password; `None` leaves the app open. Default none.
     pub password: Option<Secret>,
+    /// Key material for session cookies and form tokens, the same on every instance of a
+    /// deployment. Default none: a random key per process (sessions and forms then work only on
+    /// the instance that issued them).
+    pub session_secret: Option<Secret>,
+    /// Proxies whose `X-Forwarded-For` names the client (the load balancer). Default none: the
+    /// client is the socket peer.
+    pub trusted_proxies: TrustedProxies,
+    /// Wrong-password limits per client address. Default 5 at once, then one per 20 s.
+    pub login_throttle: LoginThrottle,
     /// Images per gallery page. Default 50.
     pub page_size: usize,
     /// How long a document may stay `analyzing` before the reconciler repairs it. Default 15 min.
@@ -54,6 +92,9 @@ pub struct Settings {
     /// Objects and documents younger than this are left alone by the reconciler (an upload
     /// writes the object, then the document). Default 5 min.
     pub reconcile_grace: Duration,
+    /// How long a reconciler lease lasts unless renewed (it is renewed every third of this
+    /// while a pass runs); a crashed holder blocks others at most this long. Default 120 s.
+    pub reconcile_lease: Duration,
     /// How long each request may spend calling services. Default 20 s.
     pub service_timeout: Duration,
     /// `Cache-Control: max-age` of image bytes, in seconds. Default 3600.
@@ -64,16 +105,40 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_upload_bytes: crate::image_info::MAX_BYTES,
-            max_concurrent_uploads: 3,
+            memory_budget: 256 * 1024 * 1024,
+            decode_slots: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+            max_concurrent_uploads: None,
             public_origin: None,
             password: None,
+            session_secret: None,
+            trusted_proxies: TrustedProxies::none(),
+            login_throttle: LoginThrottle::default(),
             page_size: 50,
             stuck_after: Duration::from_secs(15 * 60),
             reconcile_grace: Duration::from_secs(5 * 60),
+            reconcile_lease: Duration::from_secs(120),
             service_timeout: Duration::from_secs(20),
             image_max_age: 3600,
         }
     }
+}
+
+impl Settings {
+    /// The upload limit in force: the one set, else the memory rule's.
+    pub fn upload_limit(&self) -> usize {
+        self.max_concurrent_uploads.unwrap_or_else(|| {
+            uploads_for_memory(self.memory_budget, self.max_upload_bytes, self.decode_slots)
+        })
+    }
+}
+
+/// The thumbnail and preview the app makes for an uploaded JPEG or PNG, with the reason when
+/// they are the placeholder; `None` for other bytes. Public for the benchmarks
+/// (examples/gallery-bench.rs), which time it apart from the upload around it.
+pub fn renditions(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>, Option<String>)> {
+    let kind = crate::image_info::sniff(bytes)?;
+    let made = thumbs::make(bytes, kind);
+    Some((made.thumb, made.preview, made.placeholder))
 }
 
 /// The function to call for (re-)analysis.
@@ -87,7 +152,8 @@ pub struct Invoker {
     pub compartment_id: String,
 }
 
-/// The app: clients, settings and the little state it keeps (keys, the upload gate).
+/// The app: clients, settings and the little state it keeps (keys, the upload gate, the login
+/// throttle).
 #[derive(Debug)]
 pub struct App {
     storage: ObjectStorage,
@@ -97,11 +163,13 @@ pub struct App {
     settings: Settings,
     keys: auth::Keys,
     uploads: Gate,
+    throttle: throttle::Throttle,
+    decoders: thumbs::DecodeSlots,
 }
 
 impl App {
-    /// Builds the app. Without a password, form tokens are signed with a key made at start,
-    /// so they are only good on this process (run one instance or set a password).
+    /// Builds the app. Without a session secret, cookies and form tokens are signed with a key
+    /// made at start, so they are only good on this process (run one instance or set one).
     pub fn new(
         storage: ObjectStorage,
         bucket: Bucket,
@@ -109,8 +177,10 @@ impl App {
         invoker: Option<Invoker>,
         settings: Settings,
     ) -> App {
-        let keys = auth::Keys::new(settings.password.as_ref());
-        let uploads = Gate::new(settings.max_concurrent_uploads.max(1));
+        let keys = auth::Keys::new(settings.session_secret.as_ref(), settings.password.as_ref());
+        let uploads = Gate::new(settings.upload_limit());
+        let throttle = throttle::Throttle::new(settings.login_throttle);
+        let decoders = thumbs::DecodeSlots::new(settings.decode_slots);
         App {
             storage,
             bucket,
@@ -119,6 +189,8 @@ impl App {
             settings,
             keys,
             uploads,
+            throttle,
+            decoders,
         }
     }
 
@@ -191,6 +263,23 @@ impl Drop for Pass<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_upload_limit_follows_memory() {
+        let mib = 1024 * 1024;
+        assert_eq!(uploads_for_memory(256 * mib, 5 * mib, 2), 17);
+        assert!(
+            Settings::default().upload_limit() >= 16,
+            "16 people at once"
+        );
+        assert_eq!(uploads_for_memory(512 * mib, 5 * mib, 2), 60);
+        assert_eq!(uploads_for_memory(64 * mib, 5 * mib, 2), 1, "never zero");
+        let set = Settings {
+            max_concurrent_uploads: Some(3),
+            ..Settings::default()
+        };
+        assert_eq!(set.upload_limit(), 3);
+    }
 
     #[test]
     fn the_gate_admits_up_to_its_size_and_frees_on_drop() {

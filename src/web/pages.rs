@@ -1,129 +1,22 @@
-//! The HTML pages: gallery, result page, upload results, errors, and the image bytes.
+//! The pages a `GET` answers: gallery, result page, sign-in page, and the image bytes and
+//! stored JSON as downloads.
 //!
 //! Every page is `templates/layout.html` around one page template; repeated parts (cards,
 //! table rows, polygons) are small templates of their own joined in Rust. Values from outside
 //! (file names, labels, analysis JSON) only ever enter through text slots, so they are escaped.
-//! Numbers for SVG points are formatted here from `f64`s. Not here: the JSON API (`api.rs`).
+//! Numbers for SVG points are formatted here from `f64`s. Not here: the layout and the parts
+//! other modules share (`view.rs`), what forms post to (`actions.rs`), the JSON API (`api.rs`).
 
 use super::auth::{self, Action};
-use super::catalog::{self, Entry, Filter};
+use super::catalog::{self, status_name, Entry, Filter};
 use super::form::Pairs;
 use super::html::{render, url_component, Html, Slot};
-use super::upload::Outcome;
+use super::thumbs;
+use super::view::{alt_text, badge, link, notice, page, when};
 use super::App;
 use crate::document::{AnalysisDocument, Status};
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
-
-const LAYOUT: &str = include_str!("../../templates/layout.html");
-const NOTICE: &str = include_str!("../../templates/notice.html");
-const LINK: &str = include_str!("../../templates/link.html");
-
-/// Wraps `main` in the layout. Security headers are added by the router for every HTML answer.
-pub(crate) fn page(
-    app: &App,
-    status: u16,
-    title: &str,
-    main: &Html,
-    nav: bool,
-) -> Result<Response> {
-    let nav = if nav && app.settings.password.is_some() {
-        let token = auth::token(app, Action::Logout);
-        render(
-            include_str!("../../templates/logout.html"),
-            &[("token", Slot::Text(&token))],
-        )?
-    } else {
-        Html::default()
-    };
-    let body = render(
-        LAYOUT,
-        &[
-            ("title", Slot::Text(title)),
-            ("nav", Slot::Html(&nav)),
-            ("main", Slot::Html(main)),
-        ],
-    )?;
-    Ok(Response::html(status, body.into_string()))
-}
-
-fn notice(kind: &str, text: &str) -> Result<Html> {
-    render(
-        NOTICE,
-        &[("kind", Slot::Text(kind)), ("text", Slot::Text(text))],
-    )
-}
-
-fn link(href: &str, text: &str) -> Result<Html> {
-    render(
-        LINK,
-        &[("href", Slot::Text(href)), ("text", Slot::Text(text))],
-    )
-}
-
-/// The error page.
-pub(crate) fn error_page(app: &App, status: u16, message: &str) -> Result<Response> {
-    let title = match status {
-        401 => "Please sign in",
-        403 => "Not allowed",
-        404 => "Not found",
-        405 => "Not allowed here",
-        413 => "Too large",
-        415 => "Not an image we can read",
-        422 => "Image refused",
-        503 => "Busy",
-        s if s >= 500 => "Something went wrong",
-        _ => "That did not work",
-    };
-    let main = render(
-        include_str!("../../templates/error.html"),
-        &[
-            ("title", Slot::Text(title)),
-            ("message", Slot::Text(message)),
-        ],
-    )?;
-    page(app, status, title, &main, true)
-}
-
-/// Badge text for a status.
-pub(crate) fn badge(status: Status, doc: Option<&AnalysisDocument>) -> String {
-    match status {
-        Status::Pending => "pending".into(),
-        Status::Analyzing => "analysing".into(),
-        Status::Done => {
-            let n = doc.map_or(0, |d| d.objects.len());
-            format!("done · {n} object{}", if n == 1 { "" } else { "s" })
-        }
-        Status::Failed => "failed".into(),
-    }
-}
-
-/// The status class used in markup and JSON.
-pub(crate) fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Pending => "pending",
-        Status::Analyzing => "analyzing",
-        Status::Done => "done",
-        Status::Failed => "failed",
-    }
-}
-
-/// Alt text from the labels: "Photo: dog 92%, car 51%" (best first, at most five).
-pub(crate) fn alt_text(name: &str, doc: Option<&AnalysisDocument>) -> String {
-    match doc {
-        Some(d) if d.status == Status::Done && !d.objects.is_empty() => {
-            let labels: Vec<String> = d
-                .objects
-                .iter()
-                .take(5)
-                .map(|o| format!("{} {:.0}%", o.name.to_lowercase(), o.confidence * 100.0))
-                .collect();
-            format!("{name}: {}", labels.join(", "))
-        }
-        Some(d) if d.status == Status::Done => format!("{name}: no objects found"),
-        _ => format!("{name} (not analysed yet)"),
-    }
-}
 
 fn failure_reason(doc: Option<&AnalysisDocument>) -> String {
     doc.and_then(|d| d.error.as_ref())
@@ -160,24 +53,10 @@ fn card(app: &App, entry: &Entry, retry_token: &str) -> Result<Html> {
     )
 }
 
-/// Reads `label`, `status` and `start` from a query.
-pub(crate) fn filter_of(query: &Pairs) -> Result<Filter> {
-    let status = match query.get("status") {
-        None => None,
-        Some(s) => Some(catalog::parse_status(s).ok_or_else(|| {
-            Error::bad_request(400, "status must be pending, analyzing, done or failed")
-        })?),
-    };
-    Ok(Filter {
-        label: query.get("label").map(|l| l.chars().take(100).collect()),
-        status,
-    })
-}
-
 /// `GET /`: the upload form and one page of images.
 pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
     let query = Pairs::query(req.query())?;
-    let filter = filter_of(&query)?;
+    let filter = Filter::from_query(&query)?;
     let start = query.get("start");
     let retry_token = auth::token(app, Action::Reanalyze);
     let delete_token = auth::token(app, Action::Delete);
@@ -209,24 +88,15 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
             (Html::default(), vec![n], None, false, 503)
         }
     };
-    if !filter.is_empty() {
-        notices.push(notice(
-            "info",
-            "Filters apply to this page of images; use “Next page” to look further.",
-        )?);
-    }
     let empty = if empty_page {
         let text = if filter.is_empty() && start.is_none() {
             "No images yet. Drop a photo above to analyse it."
         } else if filter.is_empty() {
             "No more images."
         } else {
-            "No image on this page matches the filter."
+            "No image matches the filter."
         };
-        render(
-            include_str!("../../templates/notice.html"),
-            &[("kind", Slot::Text("empty")), ("text", Slot::Text(text))],
-        )?
+        notice("empty", text)?
     } else {
         Html::default()
     };
@@ -313,17 +183,6 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
         ],
     )?;
     page(app, status, "Images", &main, true)
-}
-
-/// `2026-11-28T09:22:57.320Z` → `2026-11-28 09:22:57 UTC`; other text as it is.
-pub(crate) fn when(timestamp: &str) -> String {
-    match crate::timefmt::parse(timestamp) {
-        Some(t) => {
-            let s = crate::timefmt::format(t, crate::timefmt::Precision::Seconds);
-            format!("{} {} UTC", &s[..10], &s[11..19])
-        }
-        None => timestamp.to_string(),
-    }
 }
 
 fn pct(confidence: f64) -> String {
@@ -478,13 +337,7 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
         fact("Upload request", c.clone())?;
     }
     let model_badge = if is_local_model(&doc) {
-        render(
-            include_str!("../../templates/notice.html"),
-            &[
-                ("kind", Slot::Text("badge local")),
-                ("text", Slot::Text("local model")),
-            ],
-        )?
+        notice("badge local", "local model")?
     } else {
         Html::default()
     };
@@ -573,6 +426,54 @@ pub(crate) fn raw(app: &App, id: &str) -> Result<Response> {
         .with_reader(download.body, Some(info.content_length)))
 }
 
+/// Which rendition `GET /images/{id}/thumb|preview` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rendition {
+    Thumb,
+    Preview,
+}
+
+/// `GET /images/{id}/thumb` and `/preview`: the stored rendition, or the grey placeholder
+/// (not cached) while there is none yet.
+pub(crate) fn rendition(app: &App, id: &str, which: Rendition) -> Result<Response> {
+    let name = match which {
+        Rendition::Thumb => thumbs::thumb_name(id),
+        Rendition::Preview => thumbs::preview_name(id),
+    };
+    let download = app
+        .storage
+        .get(&app.bucket, &name, None, 16 * 1024 * 1024, app.deadline());
+    let (body, etag, length, cache): (Box<dyn std::io::Read + Send>, _, _, _) = match download {
+        Ok(d) => (
+            d.body,
+            Some(d.info.etag),
+            d.info.content_length,
+            format!("private, max-age={}", app.settings.image_max_age),
+        ),
+        Err(e) if e.service_error().is_some_and(|s| s.status == 404) => {
+            let bytes = thumbs::placeholder_jpeg();
+            let length = bytes.len() as u64;
+            (
+                Box::new(std::io::Cursor::new(bytes)),
+                None,
+                length,
+                "no-store".to_string(),
+            )
+        }
+        Err(e) => return Err(e),
+    };
+    let mut resp = Response::new(200)
+        .with_header("Content-Type", "image/jpeg")
+        .with_header("X-Content-Type-Options", "nosniff")
+        .with_header("Content-Security-Policy", "default-src 'none'; sandbox")
+        .with_header("Cross-Origin-Resource-Policy", "same-origin")
+        .with_header("Cache-Control", cache);
+    if let Some(etag) = etag {
+        resp = resp.with_header("ETag", format!("\"{etag}\""));
+    }
+    Ok(resp.with_reader(body, Some(length)))
+}
+
 /// `GET /images/{id}/json`: the stored document as a download.
 pub(crate) fn json_download(app: &App, id: &str) -> Result<Response> {
     let found = catalog::find(app, id)?.ok_or_else(|| Error::NotFound(format!("image {id}")))?;
@@ -589,176 +490,23 @@ pub(crate) fn json_download(app: &App, id: &str) -> Result<Response> {
         .with_body(serde_json::to_vec_pretty(&raw)?))
 }
 
-/// The page after a plain form upload (no JavaScript).
-pub(crate) fn upload_result(app: &App, status: u16, outcomes: &[Outcome]) -> Result<Response> {
-    let items = outcomes
-        .iter()
-        .map(|o| {
-            let l = match &o.url {
-                Some(u) => link(u, "view")?,
-                None => Html::default(),
-            };
-            render(
-                include_str!("../../templates/result.html"),
-                &[
-                    ("kind", Slot::Text(if o.ok { "ok" } else { "refused" })),
-                    ("file", Slot::Text(&o.file)),
-                    ("message", Slot::Text(&o.message)),
-                    ("link", Slot::Html(&l)),
-                ],
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let stored = outcomes.iter().filter(|o| o.ok).count();
-    let title = format!(
-        "{stored} of {} file{} uploaded",
-        outcomes.len(),
-        if outcomes.len() == 1 { "" } else { "s" }
-    );
-    let main = render(
-        include_str!("../../templates/results.html"),
-        &[
-            ("title", Slot::Text(&title)),
-            ("items", Slot::Html(&Html::concat(items))),
-        ],
-    )?;
-    page(app, status, "Upload", &main, true)
-}
-
-/// `POST /images/{id}/delete` and `POST /delete` (the gallery's selection).
-pub(crate) fn delete_form(app: &App, req: &Request, id: Option<&str>) -> Result<Response> {
-    let form = Pairs::parse(&String::from_utf8_lossy(&req.read_body(256 * 1024)?))?;
-    auth::check_token(app, Action::Delete, form.get(auth::TOKEN_FIELD))?;
-    let ids: Vec<String> = match id {
-        Some(id) => vec![id.to_string()],
-        None => form
-            .all("id")
-            .filter_map(catalog::parse_id)
-            .map(str::to_string)
-            .take(500)
-            .collect(),
+/// `GET /login`, and the answer to a wrong password.
+pub(crate) fn login(app: &App, message: Option<&str>, status: u16) -> Result<Response> {
+    let token = auth::token(app, Action::Login);
+    let note = match message {
+        Some(m) => notice("error", m)?,
+        None => Html::default(),
     };
-    if ids.is_empty() {
-        return Err(Error::bad_request(
-            400,
-            "select at least one image to delete",
-        ));
-    }
-    let results: Vec<catalog::Deleted> = ids.iter().map(|id| catalog::delete(app, id)).collect();
-    if results.iter().all(|r| r.ok()) {
-        return Ok(auth::redirect("/"));
-    }
-    let items = results
-        .iter()
-        .map(|r| {
-            let message = r.error.clone().unwrap_or_else(|| "deleted".into());
-            render(
-                include_str!("../../templates/result.html"),
-                &[
-                    ("kind", Slot::Text(if r.ok() { "ok" } else { "refused" })),
-                    ("file", Slot::Text(&r.id)),
-                    ("message", Slot::Text(&message)),
-                    ("link", Slot::Html(&Html::default())),
-                ],
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let failed = results.iter().filter(|r| !r.ok()).count();
-    let title = format!(
-        "{failed} of {} could not be deleted completely",
-        results.len()
-    );
     let main = render(
-        include_str!("../../templates/results.html"),
-        &[
-            ("title", Slot::Text(&title)),
-            ("items", Slot::Html(&Html::concat(items))),
-        ],
+        include_str!("../../templates/login.html"),
+        &[("token", Slot::Text(&token)), ("notice", Slot::Html(&note))],
     )?;
-    page(app, 502, "Delete", &main, true)
-}
-
-/// `POST /images/{id}/reanalyze` and `POST /reanalyze` (every outdated image).
-pub(crate) fn reanalyze_form(app: &App, req: &Request, id: Option<&str>) -> Result<Response> {
-    let form = Pairs::parse(&String::from_utf8_lossy(&req.read_body(16 * 1024)?))?;
-    auth::check_token(app, Action::Reanalyze, form.get(auth::TOKEN_FIELD))?;
-    match id {
-        Some(id) => {
-            catalog::reanalyze(app, id)?;
-            Ok(auth::redirect(&format!("/images/{id}")))
-        }
-        None => {
-            let out = catalog::reanalyze_outdated(app, None)?;
-            let title = match &out.current {
-                Some(v) => format!(
-                    "{} image{} sent for re-analysis with model {v}",
-                    out.requested.len(),
-                    if out.requested.len() == 1 { "" } else { "s" }
-                ),
-                None => "No analysed images yet, so nothing is outdated".into(),
-            };
-            let items = out
-                .failed
-                .iter()
-                .map(|id| {
-                    render(
-                        include_str!("../../templates/result.html"),
-                        &[
-                            ("kind", Slot::Text("refused")),
-                            ("file", Slot::Text(id)),
-                            ("message", Slot::Text("could not be sent for re-analysis")),
-                            ("link", Slot::Html(&Html::default())),
-                        ],
-                    )
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let main = render(
-                include_str!("../../templates/results.html"),
-                &[
-                    ("title", Slot::Text(&title)),
-                    ("items", Slot::Html(&Html::concat(items))),
-                ],
-            )?;
-            page(app, 200, "Re-analyse", &main, true)
-        }
-    }
+    page(app, status, "Sign in", &main, false)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::document::Found;
-    use crate::oci::vision::Vertex;
-
-    fn done(objects: &[(&str, f64)]) -> AnalysisDocument {
-        let mut d = AnalysisDocument::new("ns", "b", "uploads/x.jpg", Status::Done);
-        d.objects = objects
-            .iter()
-            .map(|(n, c)| Found {
-                name: n.to_string(),
-                confidence: *c,
-                polygon: vec![Vertex { x: 0.0, y: 0.0 }],
-            })
-            .collect();
-        d
-    }
-
-    #[test]
-    fn badges_and_alt_text_come_from_the_labels() {
-        let d = done(&[("Dog", 0.92), ("Car", 0.514)]);
-        assert_eq!(badge(Status::Done, Some(&d)), "done · 2 objects");
-        assert_eq!(
-            badge(Status::Done, Some(&done(&[("Dog", 1.0)]))),
-            "done · 1 object"
-        );
-        assert_eq!(badge(Status::Analyzing, None), "analysing");
-        assert_eq!(alt_text("a.jpg", Some(&d)), "a.jpg: dog 92%, car 51%");
-        assert_eq!(
-            alt_text("a.jpg", Some(&done(&[]))),
-            "a.jpg: no objects found"
-        );
-        assert_eq!(alt_text("a.jpg", None), "a.jpg (not analysed yet)");
-    }
 
     #[test]
     fn numbers_in_markup_are_finite_and_clamped() {
@@ -771,10 +519,8 @@ mod tests {
     }
 
     #[test]
-    fn times_read_well() {
-        assert_eq!(when("2026-11-28T09:22:57.320Z"), "2026-11-28 09:22:57 UTC");
-        assert_eq!(when("not a time"), "not a time");
-        let mut d = done(&[]);
+    fn results_of_the_local_model_are_marked() {
+        let mut d = AnalysisDocument::new("ns", "b", "uploads/x.jpg", Status::Done);
         d.model_versions.object_detection = Some("Local-NanoDet 1".into());
         assert!(is_local_model(&d));
         d.model_versions.object_detection = Some("1.3".into());

@@ -8,9 +8,16 @@
 //! configured); a document stuck in `analyzing` or `pending` past `stuck_after` is analysed
 //! again when a function is configured (at most three attempts), else marked `failed`; and a
 //! document `failed` only because Vision was throttled or unavailable (the function's retries
-//! ran out) is analysed again when a function is configured (at most three attempts). It runs as
-//! `webapp reconcile` or periodically inside the server. Not here: objects outside `uploads/`
-//! (the app never shows them) and documents of other buckets.
+//! ran out) is analysed again when a function is configured (at most three attempts). Beside
+//! those: an image without its thumbnail or preview gets them made again, a rendition whose
+//! image is gone is deleted, and a `done` document without the `terms` a label search matches
+//! (written before they existed) gets them. It runs as `webapp reconcile` or periodically inside
+//! the server; either way a pass runs only while it holds the reconciler lease (`lease.rs`), so
+//! several web-app instances never run passes at once, and a pass stops between repairs if the
+//! lease is lost. A pass costs one ListObjects per 1,000 objects, one SODA query page per 100
+//! documents, one lease read and two lease writes (plus one renewal per third of the lease's
+//! lifetime), and the repairs themselves. Not here: other objects outside `uploads/` (the app
+//! never shows them) and documents of other buckets.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,11 +25,15 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::catalog::{self, id_of, pending_from_head, PREFIX};
+use super::catalog::{self, id_of, id_of_rendition, object_name, pending_from_head, PREFIX};
+use super::lease::{Lease, Taken};
+use super::thumbs::{preview_name, thumb_name};
+use super::upload::{make_renditions, store_renditions};
 use super::App;
 use crate::document::{AnalysisDocument, Failure, Status};
+use crate::document::{PREVIEW_PREFIX, THUMB_PREFIX};
 use crate::error::Result;
-use crate::oci::object_storage::ListOptions;
+use crate::oci::object_storage::{Condition, ListOptions};
 
 /// Attempts after which a stuck analysis is given up.
 const MAX_ATTEMPTS: u32 = 3;
@@ -38,9 +49,23 @@ pub struct ReconcileReport {
     pub invoked: Vec<String>,
     /// Object names whose stuck analysis was marked `failed`.
     pub failed_stuck: Vec<String>,
+    /// Object names whose missing thumbnail or preview was made again.
+    pub created_renditions: Vec<String>,
+    /// Renditions deleted because their image is gone.
+    pub removed_renditions: Vec<String>,
+    /// Object names whose document got its search `terms`.
+    pub added_terms: Vec<String>,
     /// Repairs that could not be made, in words.
     pub errors: Vec<String>,
+    /// Why no pass ran (another instance holds the lease, or has just run one); `None` when
+    /// this was a pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
+
+/// Why a pass stopped early.
+const LEASE_LOST: &str = "the reconciler lease was lost (renewal failed or another instance \
+took it after expiry): the pass stopped; the next one finishes the work";
 
 fn older_than(timestamp: &str, age: Duration) -> bool {
     if age.is_zero() {
@@ -57,8 +82,41 @@ fn older_than(timestamp: &str, age: Duration) -> bool {
     }
 }
 
-/// One full pass over the bucket and the collection.
+/// One full pass over the bucket and the collection, unless another instance is running one
+/// (then the report says so in `skipped`).
 pub fn reconcile(app: &App) -> Result<ReconcileReport> {
+    leased_pass(app, Duration::ZERO)
+}
+
+/// Takes the lease (skipping when a pass started less than `min_gap` ago), runs a pass while
+/// renewing it, and frees it.
+fn leased_pass(app: &App, min_gap: Duration) -> Result<ReconcileReport> {
+    let mut lease = match Lease::take(app, app.settings.reconcile_lease, min_gap)? {
+        Taken::Held(lease) => lease,
+        Taken::Busy { holder } => {
+            return Ok(ReconcileReport {
+                skipped: Some(format!(
+                    "another instance is running a pass (lease held by {holder})"
+                )),
+                ..ReconcileReport::default()
+            })
+        }
+        Taken::Recent { ago } => {
+            return Ok(ReconcileReport {
+                skipped: Some(format!("a pass started {} s ago", ago.as_secs())),
+                ..ReconcileReport::default()
+            })
+        }
+    };
+    log::debug!(target: "webapp", "reconciler lease taken by {}", lease.holder());
+    lease.keep_alive()?;
+    let report = pass(app, &lease);
+    lease.release();
+    report
+}
+
+/// The pass itself; stops between repairs when `lease` is no longer held.
+fn pass(app: &App, lease: &Lease) -> Result<ReconcileReport> {
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     let grace = app.settings.reconcile_grace;
     let mut report = ReconcileReport::default();
@@ -72,6 +130,10 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
     for object in app.storage.list(&app.bucket, options, deadline) {
         let object = object?;
         objects.insert(object.name, object.time_created);
+    }
+    if !lease.held() {
+        report.errors.push(LEASE_LOST.into());
+        return Ok(report);
     }
 
     let mut documented = HashSet::new();
@@ -90,8 +152,21 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
         }
     }
 
-    for (key, doc) in docs {
+    for (key, mut doc) in docs {
+        if !lease.held() {
+            report.errors.push(LEASE_LOST.into());
+            return Ok(report);
+        }
         documented.insert(doc.image_name.clone());
+        if doc.status == Status::Done && doc.terms != doc.search_terms() {
+            doc.terms = doc.search_terms();
+            match app.soda.put(&key, &doc.to_json(), deadline) {
+                Ok(_) => report.added_terms.push(doc.image_name.clone()),
+                Err(e) => report
+                    .errors
+                    .push(format!("{}: terms: {e}", doc.image_name)),
+            }
+        }
         if !objects.contains_key(&doc.image_name) {
             if !older_than(&doc.updated_at, grace) || !doc.image_name.starts_with(PREFIX) {
                 continue;
@@ -128,6 +203,10 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
         if documented.contains(name) {
             continue;
         }
+        if !lease.held() {
+            report.errors.push(LEASE_LOST.into());
+            return Ok(report);
+        }
         if !created.as_deref().is_none_or(|c| older_than(c, grace)) {
             continue;
         }
@@ -158,10 +237,90 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport> {
             }
         }
     }
+    renditions(app, &objects, &mut report, deadline)?;
     report.removed_documents.sort();
     report.created_documents.sort();
     report.invoked.sort();
     Ok(report)
+}
+
+/// Makes the thumbnails and previews images lack, and deletes those whose image is gone.
+fn renditions(
+    app: &App,
+    objects: &HashMap<String, Option<String>>,
+    report: &mut ReconcileReport,
+    deadline: std::time::Instant,
+) -> Result<()> {
+    let grace = app.settings.reconcile_grace;
+    let mut stored: HashMap<String, Option<String>> = HashMap::new();
+    for prefix in [THUMB_PREFIX, PREVIEW_PREFIX] {
+        let options = ListOptions {
+            prefix: Some(prefix.into()),
+            fields: Some("name,timeCreated".into()),
+            ..ListOptions::default()
+        };
+        for object in app.storage.list(&app.bucket, options, deadline) {
+            let object = object?;
+            stored.insert(object.name, object.time_created);
+        }
+    }
+    for (name, created) in &stored {
+        let orphan = id_of_rendition(name).is_none_or(|id| !objects.contains_key(&object_name(id)));
+        if !orphan || !created.as_deref().is_none_or(|c| older_than(c, grace)) {
+            continue;
+        }
+        match app
+            .storage
+            .delete(&app.bucket, name, Condition::None, deadline)
+        {
+            Ok(_) => report.removed_renditions.push(name.clone()),
+            Err(e) => report.errors.push(format!("{name}: {e}")),
+        }
+    }
+    for (name, created) in objects {
+        let Some(id) = id_of(name) else { continue };
+        let complete =
+            stored.contains_key(&thumb_name(id)) && stored.contains_key(&preview_name(id));
+        if complete || !created.as_deref().is_none_or(|c| older_than(c, grace)) {
+            continue;
+        }
+        match remake(app, id, deadline) {
+            Ok(true) => report.created_renditions.push(name.clone()),
+            Ok(false) => {}
+            Err(e) => report.errors.push(format!("{name}: renditions: {e}")),
+        }
+    }
+    report.created_renditions.sort();
+    report.removed_renditions.sort();
+    Ok(())
+}
+
+/// Reads the image and stores both renditions; `false` when it is gone or not an image.
+fn remake(app: &App, id: &str, deadline: std::time::Instant) -> Result<bool> {
+    use std::io::Read;
+    let download = match app.storage.get(
+        &app.bucket,
+        &object_name(id),
+        None,
+        app.settings
+            .max_upload_bytes
+            .max(crate::image_info::MAX_BYTES),
+        deadline,
+    ) {
+        Ok(d) => d,
+        Err(e) if e.service_error().is_some_and(|s| s.status == 404) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::with_capacity(download.info.content_length as usize);
+    let mut body = download.body;
+    body.read_to_end(&mut bytes)?;
+    let Some(kind) = crate::image_info::sniff(&bytes) else {
+        return Ok(false);
+    };
+    let Some(made) = make_renditions(app, "reconciler", &bytes, kind) else {
+        return Ok(false);
+    };
+    Ok(store_renditions(app, "reconciler", id, &made, deadline))
 }
 
 /// A `failed` document whose cause may have passed: Vision throttling (429) or a server-side
@@ -220,23 +379,34 @@ fn repair_stuck(
     }
 }
 
-/// Runs [`reconcile`] every `interval` on a background thread, logging each report.
+/// Runs a leased pass about every `interval` on a background thread, logging each report. The
+/// first comes after a random part of the interval (instances started together do not all try
+/// at once); a round is skipped when any instance started a pass less than half an interval
+/// ago, so N instances still make about one pass per interval.
 pub fn spawn_reconciler(app: Arc<App>, interval: Duration) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("reconciler".into())
-        .spawn(move || loop {
-            std::thread::sleep(interval);
-            match reconcile(&app) {
-                Ok(r) => log::info!(
-                    target: "webapp",
-                    "reconcile: {} documents removed, {} created, {} analyses requested, {} stuck marked failed, {} errors",
-                    r.removed_documents.len(),
-                    r.created_documents.len(),
-                    r.invoked.len(),
-                    r.failed_stuck.len(),
-                    r.errors.len()
-                ),
-                Err(e) => log::warn!(target: "webapp", "reconcile failed: {e}"),
+        .spawn(move || {
+            std::thread::sleep(interval.mul_f64(0.5 + crate::random::unit() / 2.0));
+            loop {
+                match leased_pass(&app, interval / 2) {
+                    Ok(ReconcileReport {
+                        skipped: Some(why), ..
+                    }) => log::debug!(target: "webapp", "reconcile skipped: {why}"),
+                    Ok(r) => log::info!(
+                        target: "webapp",
+                        "reconcile: {} documents removed, {} created, {} analyses requested, {} stuck marked failed, {} renditions made, {} removed, {} errors",
+                        r.removed_documents.len(),
+                        r.created_documents.len(),
+                        r.invoked.len(),
+                        r.failed_stuck.len(),
+                        r.created_renditions.len(),
+                        r.removed_renditions.len(),
+                        r.errors.len()
+                    ),
+                    Err(e) => log::warn!(target: "webapp", "reconcile failed: {e}"),
+                }
+                std::thread::sleep(interval);
             }
         })
         .map(|_| ())

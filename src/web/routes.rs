@@ -9,7 +9,7 @@
 use super::auth;
 use super::catalog::parse_id;
 use super::upload::{self, Form};
-use super::{api, pages, App};
+use super::{actions, api, pages, view, App};
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
 
@@ -65,6 +65,7 @@ fn render_error(app: &App, req: &Request, e: &Error) -> Response {
             413 => "TooLarge",
             415 => "UnsupportedFormat",
             422 => "BadDimensions",
+            429 => "TooManyRequests",
             _ => "ServiceUnavailable",
         };
         return Response::json(
@@ -73,7 +74,7 @@ fn render_error(app: &App, req: &Request, e: &Error) -> Response {
         )
         .unwrap_or_else(|_| Response::error(status, None));
     }
-    pages::error_page(app, status, &message).unwrap_or_else(|_| Response::error(status, None))
+    view::error_page(app, status, &message).unwrap_or_else(|_| Response::error(status, None))
 }
 
 /// Headers every answer gets; pages get the full set.
@@ -134,33 +135,51 @@ fn dispatch(app: &App, req: &Request) -> Result<Response> {
         auth::check_origin(app, req)?;
     }
     match (method, path) {
-        ("GET" | "HEAD", "/login") => return auth::login_page(app, req, None, 200),
-        ("POST", "/login") => return auth::login(app, req),
-        ("POST", "/logout") => return auth::logout(app, req),
+        ("GET" | "HEAD", "/login") => return pages::login(app, None, 200),
+        ("POST", "/login") => return actions::login(app, req),
+        ("POST", "/logout") => return actions::logout(app, req),
         (_, "/login") => return not_allowed(app, req, "GET, POST"),
         (_, "/logout") => return not_allowed(app, req, "POST"),
         _ => {}
     }
-    if !auth::authenticated(app, req) {
-        if wants_json(req) || !read {
-            return Err(Error::bad_request(
-                401,
-                "sign in first (or send Authorization: Bearer <password>)",
-            ));
+    match auth::access(app, req) {
+        auth::Access::Granted => {}
+        auth::Access::Denied => {
+            if wants_json(req) || !read {
+                return Err(Error::bad_request(
+                    401,
+                    "sign in first (or send Authorization: Bearer <password>)",
+                ));
+            }
+            return Ok(view::redirect("/login"));
         }
-        return Ok(auth::redirect("/login"));
+        auth::Access::Throttled { retry_after } => {
+            let e = Error::bad_request(
+                429,
+                format!("too many wrong passwords from your address: retry in {retry_after} s"),
+            );
+            return Ok(
+                render_error(app, req, &e).with_header("Retry-After", retry_after.to_string())
+            );
+        }
     }
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     match (method, segments.as_slice()) {
         ("GET" | "HEAD", [""]) => pages::gallery(app, req),
         ("POST", ["upload"]) => upload::post(app, req, Form::Browser),
-        ("POST", ["delete"]) => pages::delete_form(app, req, None),
-        ("POST", ["reanalyze"]) => pages::reanalyze_form(app, req, None),
+        ("POST", ["delete"]) => actions::delete(app, req, None),
+        ("POST", ["reanalyze"]) => actions::reanalyze(app, req, None),
         ("GET" | "HEAD", ["images", id]) => pages::detail(app, req, image(id)?),
         ("GET" | "HEAD", ["images", id, "raw"]) => pages::raw(app, image(id)?),
+        ("GET" | "HEAD", ["images", id, "thumb"]) => {
+            pages::rendition(app, image(id)?, pages::Rendition::Thumb)
+        }
+        ("GET" | "HEAD", ["images", id, "preview"]) => {
+            pages::rendition(app, image(id)?, pages::Rendition::Preview)
+        }
         ("GET" | "HEAD", ["images", id, "json"]) => pages::json_download(app, image(id)?),
-        ("POST", ["images", id, "delete"]) => pages::delete_form(app, req, Some(image(id)?)),
-        ("POST", ["images", id, "reanalyze"]) => pages::reanalyze_form(app, req, Some(image(id)?)),
+        ("POST", ["images", id, "delete"]) => actions::delete(app, req, Some(image(id)?)),
+        ("POST", ["images", id, "reanalyze"]) => actions::reanalyze(app, req, Some(image(id)?)),
         ("GET" | "HEAD", ["readyz"]) => api::ready(app),
         ("GET" | "HEAD", ["api", "images"]) => api::list(app, req),
         ("POST", ["api", "images"]) => upload::post(app, req, Form::Api),
@@ -185,9 +204,11 @@ fn image(id: &str) -> Result<&str> {
 /// The methods a known path accepts, for `405`.
 fn allowed(shape: &[&str]) -> Option<&'static str> {
     Some(match shape {
-        [""] | ["images", _] | ["images", _, "raw" | "json"] | ["readyz"] | ["api", "status"] => {
-            "GET, HEAD"
-        }
+        [""]
+        | ["images", _]
+        | ["images", _, "raw" | "json" | "thumb" | "preview"]
+        | ["readyz"]
+        | ["api", "status"] => "GET, HEAD",
         ["upload"] | ["delete"] | ["reanalyze"] | ["images", _, "delete" | "reanalyze"] => "POST",
         ["api", "images"] => "GET, HEAD, POST",
         ["api", "images", "delete"] | ["api", "images", _, "reanalyze"] | ["api", "reanalyze"] => {

@@ -9,8 +9,9 @@
 //! name and a `pending` document is written first, then the object (its sniffed type, the
 //! sanitised original name, SHA-256 and request id as metadata): the object's create event
 //! starts the function, so a document written after the object could overwrite the function's
-//! `done`. When the object PUT fails the document is removed again. Not here: image decoding or
-//! re-encoding (EXIF is kept as uploaded).
+//! `done`. When the object PUT fails the document is removed again. While the object is being
+//! stored, its thumbnail and preview are made (`thumbs.rs`, one of a few decode slots, waited
+//! for at most 10 s) and stored after it. The original is stored as uploaded (EXIF kept).
 
 use std::io::Cursor;
 
@@ -19,6 +20,8 @@ use serde_json::json;
 
 use super::auth::{self, Action};
 use super::catalog::{self, key_of, now, object_name};
+use super::thumbs;
+use super::view;
 use super::App;
 use crate::document::{meta, AnalysisDocument, Status};
 use crate::error::{Error, Result};
@@ -305,7 +308,7 @@ pub(crate) fn store(
             let message = format!(
                 "identical to {}, uploaded {}; not stored again",
                 twin.file,
-                super::pages::when(&twin.uploaded_at)
+                view::when(&twin.uploaded_at)
             );
             return Ok(Outcome {
                 file: file.into(),
@@ -362,30 +365,55 @@ pub(crate) fn store(
         log::warn!(target: "webapp", "{request_id} pending document for {id} not written: {e}");
     }
     let written = started.elapsed();
-    let put = app.storage.put(
-        &app.bucket,
-        &name,
-        &mut Cursor::new(bytes),
-        size,
-        info.kind.content_type(),
-        &metadata,
-        Condition::Absent,
-        deadline,
-    );
+    // The renditions are made while the object travels: the PUT waits on the network, the
+    // decode on a core.
+    let (put, renditions) = std::thread::scope(|scope| {
+        let put = scope.spawn(|| {
+            app.storage.put(
+                &app.bucket,
+                &name,
+                &mut Cursor::new(&bytes[..]),
+                size,
+                info.kind.content_type(),
+                &metadata,
+                Condition::Absent,
+                deadline,
+            )
+        });
+        let renditions = make_renditions(app, request_id, &bytes, info.kind);
+        let put = put.join().unwrap_or_else(|_| {
+            Err(Error::Transport {
+                service: "objectstorage",
+                detail: "the upload thread panicked".into(),
+            })
+        });
+        (put, renditions)
+    });
+    drop(bytes);
     if let Err(e) = put {
         // Even when the document write reported a failure: it may have landed all the same.
         withdraw(app, request_id, &id, &name, &key);
         return Err(e);
     }
+    let stored = started.elapsed();
+    let placeholder = renditions.as_ref().and_then(|r| r.placeholder.clone());
+    if let Some(r) = renditions {
+        store_renditions(app, request_id, &id, &r, deadline);
+    }
     log::info!(target: "webapp", "{request_id} stored {name} ({size} bytes, {}×{})", info.width, info.height);
     log::debug!(
         target: "webapp",
-        "{request_id} upload timings: checks {:?}, duplicate query {:?}, document {:?}, object put {:?}",
+        "{request_id} upload timings: checks {:?}, duplicate query {:?}, document {:?}, object put and renditions {:?}, renditions stored {:?}",
         checked,
         deduped - checked,
         written - deduped,
-        started.elapsed() - written
+        stored - written,
+        started.elapsed() - stored
     );
+    let message = match placeholder {
+        None => "uploaded; analysis pending".to_string(),
+        Some(why) => format!("uploaded; analysis pending; shown as a placeholder ({why})"),
+    };
     Ok(Outcome {
         file: file.into(),
         ok: true,
@@ -394,8 +422,68 @@ pub(crate) fn store(
         id: Some(id),
         duplicate_of: None,
         error: None,
-        message: "uploaded; analysis pending".into(),
+        message,
     })
+}
+
+/// How long an upload waits for a decode slot before leaving its renditions to the reconciler.
+const DECODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The thumbnail and preview of `bytes`, or `None` when no decode slot came free in time.
+pub(crate) fn make_renditions(
+    app: &App,
+    request_id: &str,
+    bytes: &[u8],
+    kind: image_info::ImageKind,
+) -> Option<thumbs::Renditions> {
+    let Some(_slot) = app.decoders.acquire(DECODE_WAIT) else {
+        log::warn!(target: "webapp", "{request_id} no decode slot within {DECODE_WAIT:?}: the reconciler will make the thumbnails");
+        return None;
+    };
+    let made = std::time::Instant::now();
+    let renditions = thumbs::make(bytes, kind);
+    log::debug!(
+        target: "webapp",
+        "{request_id} renditions made in {:?} (thumbnail {} B, preview {} B)",
+        made.elapsed(),
+        renditions.thumb.len(),
+        renditions.preview.len()
+    );
+    if let Some(why) = &renditions.placeholder {
+        log::info!(target: "webapp", "{request_id} placeholder renditions: {why}");
+    }
+    Some(renditions)
+}
+
+/// Stores both renditions of `id`; failures are logged (the reconciler makes missing ones).
+pub(crate) fn store_renditions(
+    app: &App,
+    request_id: &str,
+    id: &str,
+    renditions: &thumbs::Renditions,
+    deadline: std::time::Instant,
+) -> bool {
+    let mut all = true;
+    for (name, bytes) in [
+        (thumbs::thumb_name(id), &renditions.thumb),
+        (thumbs::preview_name(id), &renditions.preview),
+    ] {
+        let put = app.storage.put(
+            &app.bucket,
+            &name,
+            &mut Cursor::new(&bytes[..]),
+            bytes.len() as u64,
+            "image/jpeg",
+            &[],
+            Condition::None,
+            deadline,
+        );
+        if let Err(e) = put {
+            log::warn!(target: "webapp", "{request_id} {name} not stored (the reconciler will retry): {e}");
+            all = false;
+        }
+    }
+    all
 }
 
 /// Deadline of the bookkeeping around the object PUT (the `pending` document, its removal):
@@ -583,8 +671,23 @@ pub(crate) fn post(app: &App, req: &Request, form: Form) -> Result<Response> {
     if wants_json {
         Response::json(status, &json!({ "results": outcomes }))
     } else {
-        super::pages::upload_result(app, status, &outcomes)
+        result_page(app, status, &outcomes)
     }
+}
+
+/// The page after a plain form upload (no JavaScript).
+fn result_page(app: &App, status: u16, outcomes: &[Outcome]) -> Result<Response> {
+    let items = outcomes
+        .iter()
+        .map(|o| view::result_item(o.ok, &o.file, &o.message, o.url.as_deref()))
+        .collect::<Result<Vec<_>>>()?;
+    let stored = outcomes.iter().filter(|o| o.ok).count();
+    let heading = format!(
+        "{stored} of {} file{} uploaded",
+        outcomes.len(),
+        if outcomes.len() == 1 { "" } else { "s" }
+    );
+    view::results_page(app, status, "Upload", &heading, items)
 }
 
 /// The body in one buffer sized from `Content-Length` (so it never regrows and briefly

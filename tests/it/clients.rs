@@ -3,7 +3,6 @@
 
 use std::io::{Cursor, Read};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
 
 use ocivision::http::{Limits, Response, Server};
 use ocivision::oci::functions::{Functions, InvokeMode};
@@ -374,63 +373,6 @@ fn get_start_gives_headers_whole_size_and_first_bytes_in_one_request() {
 }
 
 #[test]
-fn calls_signed_ahead_go_out_with_that_signature_and_are_accepted() {
-    let env = Env::start("sign-ahead");
-    env.emulator.set_detector(Some(Arc::new(FixedDetector)));
-    env.put_object("uploads/dog.jpg", DOG, &[]);
-    let os = env.object_storage();
-    let vision = env.vision();
-    let request = AnalyzeImage {
-        image: ImageSource::ObjectStorage {
-            namespace: "emulatorns".into(),
-            bucket: "images".into(),
-            object: "uploads/dog.jpg".into(),
-        },
-        max_objects: 10,
-        max_labels: None,
-        compartment_id: "ocid1.compartment.oc1..test".into(),
-    };
-    // Sign early in a second, send in a later one: the date sent tells which signature went.
-    while SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .subsec_millis()
-        > 500
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let signed_at = httpdate::fmt_http_date(SystemTime::now());
-    vision.sign_ahead(&request).wait();
-    os.sign_head_ahead(&env.bucket(), "uploads/dog.jpg").wait();
-    while httpdate::fmt_http_date(SystemTime::now()) == signed_at {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    env.emulator.clear_requests();
-    assert_eq!(
-        vision.analyze(&request, deadline(5)).unwrap().image_objects[0].name,
-        "Dog"
-    );
-    assert!(os
-        .head(&env.bucket(), "uploads/dog.jpg", deadline(5))
-        .unwrap()
-        .is_some());
-    // Used once: the next call signs afresh, with the current date.
-    assert!(os
-        .head(&env.bucket(), "uploads/dog.jpg", deadline(5))
-        .unwrap()
-        .is_some());
-    let seen = env.emulator.requests();
-    let dates: Vec<(&str, u16, Option<&str>)> = seen
-        .iter()
-        .map(|r| (r.method.as_str(), r.status, r.header("date")))
-        .collect();
-    assert_eq!(dates[0], ("POST", 200, Some(signed_at.as_str())));
-    assert_eq!(dates[1], ("HEAD", 200, Some(signed_at.as_str())));
-    assert_eq!(dates[2].1, 200);
-    assert_ne!(dates[2].2, Some(signed_at.as_str()));
-}
-
-#[test]
 fn secrets_by_id_and_by_name_are_decoded() {
     let env = Env::start("secrets");
     let secrets = env.secrets();
@@ -641,7 +583,7 @@ fn soda_refuses_a_collection_without_client_keys_and_wrong_passwords() {
         schema: "admin".into(),
         collection: "X".into(),
         user: "ADMIN".into(),
-        password: ocivision::soda::Password::Literal(ocivision::oci::client::Secret::new("wrong")),
+        password: ocivision::soda::Password::Literal(ocivision::secret::Secret::new("wrong")),
     };
     let soda = ocivision::soda::Soda::connect(&env.transport, &config, None, deadline(5)).unwrap();
     let err = soda.ensure_collection(deadline(5)).unwrap_err();

@@ -7,10 +7,12 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use ocivision::emulator::agent::FnAgent;
 use ocivision::fdk::{FnConfig, FnServer, Outcome};
 use ocivision::timefmt::{self, Precision};
 
 use crate::support::emulator::{spawn_func, Env, TempDir};
+use crate::support::wait_until;
 
 /// An echo function that records each call's body, and whether it ran.
 fn echo_server(dir: &TempDir) -> (FnServer, std::path::PathBuf, Arc<Mutex<Vec<Vec<u8>>>>) {
@@ -134,7 +136,6 @@ fn chunked_and_sized_bodies_on_a_reused_then_fresh_connection() {
     assert_eq!(status, 200);
     drop(stream);
     // The agent drops idle connections after a second; a new one must be served.
-    std::thread::sleep(Duration::from_millis(50));
     let mut fresh = UnixStream::connect(&socket).unwrap();
     write!(
         fresh,
@@ -195,7 +196,7 @@ fn the_func_binary_is_ready_within_the_agents_limit() {
         etag: None,
     };
     let event = ocivision::emulator::events::cloud_event(&change, "c", SystemTime::now());
-    let reply = ocivision::emulator::agent::FnAgent::new(&func.socket)
+    let reply = FnAgent::new(&func.socket)
         .call(
             &serde_json::to_vec(&event).unwrap(),
             "application/json",
@@ -217,6 +218,8 @@ struct CountingFunction {
     socket: std::path::PathBuf,
     connections: Arc<std::sync::atomic::AtomicUsize>,
     calls: Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections it has closed.
+    closed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl CountingFunction {
@@ -228,16 +231,19 @@ impl CountingFunction {
             socket,
             connections: Arc::default(),
             calls: Arc::default(),
+            closed: Arc::default(),
         };
-        let (connections, calls) = (
+        let (connections, calls, closed) = (
             Arc::clone(&function.connections),
             Arc::clone(&function.calls),
+            Arc::clone(&function.closed),
         );
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let mut stream = stream.unwrap();
                 connections.fetch_add(1, SeqCst);
                 let calls = Arc::clone(&calls);
+                let closed = Arc::clone(&closed);
                 std::thread::spawn(move || loop {
                     // One chunked POST: the head, then chunks up to the last one.
                     let mut request = Vec::new();
@@ -253,6 +259,8 @@ impl CountingFunction {
                         .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
                         .unwrap();
                     if request.ends_with(b"\r\nclose\r\n0\r\n\r\n") {
+                        drop(stream);
+                        closed.fetch_add(1, SeqCst);
                         return;
                     }
                 });
@@ -269,17 +277,18 @@ impl CountingFunction {
 
 #[test]
 fn the_agent_keeps_one_idle_connection_as_fn_does_and_never_sends_a_call_twice() {
+    use std::sync::atomic::Ordering::SeqCst;
     let dir = TempDir::new("fn-agent-reuse");
     let function = CountingFunction::start(&dir);
-    let agent = ocivision::emulator::agent::FnAgent::new(&function.socket);
-    let call = |body: &[u8]| {
+    let call = |agent: &FnAgent, body: &[u8]| {
         let reply = agent
             .call(body, "text/plain", &[], Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(body)));
         assert_eq!((reply.status, reply.body.as_slice()), (200, &b"{}"[..]));
     };
-    call(b"one");
-    call(b"two");
+    let agent = FnAgent::new(&function.socket);
+    call(&agent, b"one");
+    call(&agent, b"two");
     assert_eq!(
         function.counts(),
         (1, 2),
@@ -287,17 +296,21 @@ fn the_agent_keeps_one_idle_connection_as_fn_does_and_never_sends_a_call_twice()
     );
 
     // The function drops the connection after answering: the next call notices before writing.
-    call(b"close");
-    std::thread::sleep(Duration::from_millis(50));
-    call(b"four");
+    call(&agent, b"close");
+    assert!(
+        wait_until(Duration::from_secs(5), || function.closed.load(SeqCst) == 1),
+        "the function closed its connection"
+    );
+    call(&agent, b"four");
     assert_eq!(
         function.counts(),
         (2, 4),
         "a new connection, each call sent once"
     );
 
-    // Idle for longer than the agent keeps a connection: a new one.
-    std::thread::sleep(Duration::from_millis(1100));
-    call(b"five");
-    assert_eq!(function.counts(), (3, 5));
+    // Idle for longer than the agent keeps a connection (this one keeps none): a new one.
+    let impatient = FnAgent::new(&function.socket).with_idle_timeout(Duration::ZERO);
+    call(&impatient, b"five");
+    call(&impatient, b"six");
+    assert_eq!(function.counts(), (4, 6));
 }

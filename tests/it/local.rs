@@ -103,10 +103,18 @@ fn an_uploaded_photo_is_analysed_locally_and_survives_a_restart() {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(Value::as_str)
+        .filter_map(|l| l["name"].as_str())
         .collect();
     assert!(labels.contains(&"Dog"), "{labels:?}");
     assert!(labels.contains(&"Bicycle"), "{labels:?}");
+    // The local model's ontology: its bicycle makes the photo a vehicle, its dog an animal.
+    for label in ["vehicle", "animal"] {
+        let mut reply = ureq::get(format!("http://{}/api/images?label={label}", app.addr))
+            .call()
+            .unwrap();
+        let body: Value = reply.body_mut().read_json().unwrap();
+        assert_eq!(body["items"][0]["id"], id.as_str(), "{label}: {body}");
+    }
     // The function kept the upload's name, not the percent-encoded metadata form.
     assert_eq!(done["name"], "my dog.jpg");
 

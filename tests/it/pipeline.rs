@@ -13,8 +13,9 @@ use ocivision::soda::document_key;
 use serde_json::Value;
 
 use crate::support::emulator::{
-    deadline, spawn_func, Env, FixedDetector, FuncProcess, SlowDetector,
+    deadline, spawn_func, Env, FixedDetector, FuncProcess, HeldDetector,
 };
+use crate::support::wait_until;
 
 const DOG: &[u8] = include_bytes!("../fixtures/photos/dog.jpg");
 const CAT: &[u8] = include_bytes!("../fixtures/photos/chelsea.png");
@@ -215,18 +216,13 @@ fn stale_and_orphan_events_are_ignored() {
 #[test]
 fn an_object_deleted_during_analysis_leaves_no_document() {
     let p = start("pipe-race");
-    p.env
-        .emulator
-        .set_detector(Some(Arc::new(SlowDetector(Duration::from_millis(800)))));
+    let vision = Arc::new(HeldDetector::default());
+    p.env.emulator.set_detector(Some(vision.clone()));
     p.upload("uploads/racing.jpg", DOG, &[]);
-    let started = std::time::Instant::now();
-    while p.vision_calls() == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "analysis never started"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(
+        wait_until(Duration::from_secs(10), || vision.arrived() == 1),
+        "analysis never started"
+    );
     p.env
         .object_storage()
         .delete(
@@ -236,6 +232,7 @@ fn an_object_deleted_during_analysis_leaves_no_document() {
             deadline(5),
         )
         .unwrap();
+    vision.release();
     p.settle();
     assert_eq!(p.document("uploads/racing.jpg"), None);
     assert_eq!(

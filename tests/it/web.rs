@@ -2,18 +2,19 @@
 //! hostile) over loopback, the upload's document-before-object order and its undoing when the
 //! object cannot be stored, CSRF and the password gate, escaping, delete, re-analysis, the
 //! reconciler's three repairs, paging with one listing and one query per page, and the curl
-//! examples of README.md's JSON API section run as written.
+//! examples of docs/API.md and of README.md's JSON API section run as written.
 
 use std::time::Duration;
 
 use ocivision::document::{AnalysisDocument, Status};
 use ocivision::emulator::faults::{FaultPlan, Faults, Service};
-use ocivision::oci::client::Secret;
 use ocivision::oci::object_storage::Condition;
+use ocivision::secret::Secret;
 use ocivision::web::Settings;
 use serde_json::json;
 
 use crate::support::emulator::deadline;
+use crate::support::wait_until;
 use crate::support::web::{body_text, multipart, token_in, Reply, Web, MULTIPART};
 
 const DOG: &[u8] = include_bytes!("../fixtures/photos/dog.jpg");
@@ -643,28 +644,60 @@ fn web_uploads_beyond_the_gate_get_503_with_retry_after() {
     let web = Web::start(
         "web-gate",
         Settings {
-            max_concurrent_uploads: 1,
+            max_concurrent_uploads: Some(1),
             ..settings()
         },
         false,
     );
+    // The gate shows only in answers: a probe that the checks after the gate refuse (415,
+    // nothing stored) is answered 503 while the slot is taken.
+    let probe = || {
+        web.fetch("PUT", "/api/images/probe.jpg", &[], b"not an image")
+            .status
+    };
+    assert_eq!(probe(), 415);
     // Hold the only slot with an upload whose body never finishes arriving (more than the
-    // server's 16 KiB pre-read, which a body stalling earlier never leaves).
+    // server's 16 KiB pre-read, which a body stalling earlier never leaves). Should a probe be
+    // inside the gate when it comes, it is turned away: then it comes again.
     let addr = web.server.tcp_addr().unwrap();
-    let mut slow = std::net::TcpStream::connect(addr).unwrap();
-    use std::io::Write;
-    write!(
-        slow,
-        "PUT /api/images/slow.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
-    )
-    .unwrap();
-    slow.write_all(&DOG[..20_000]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let hold = || {
+        use std::io::Write;
+        let mut slow = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            slow,
+            "PUT /api/images/slow.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+        )
+        .unwrap();
+        slow.write_all(&DOG[..20_000]).unwrap();
+        slow
+    };
+    let answered = |stream: &std::net::TcpStream| {
+        stream.set_nonblocking(true).unwrap();
+        let waiting = matches!(
+            stream.peek(&mut [0u8; 1]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        );
+        stream.set_nonblocking(false).unwrap();
+        !waiting
+    };
+    let mut slow = hold();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            if answered(&slow) {
+                slow = hold();
+            }
+            probe() == 503
+        }),
+        "the slow upload holds the slot"
+    );
     let reply = web.fetch("PUT", "/api/images/fast.jpg", &[], DOG);
     assert_eq!(reply.status, 503, "{}", reply.text());
     assert_eq!(reply.header("retry-after"), Some("5"));
     drop(slow);
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        wait_until(Duration::from_secs(10), || probe() == 415),
+        "the slot is free once the slow upload has gone"
+    );
     assert_eq!(
         web.fetch("PUT", "/api/images/fast.jpg", &[], DOG).status,
         201
@@ -1034,13 +1067,12 @@ fn web_reanalysis_sends_the_function_a_synthetic_update_event() {
 }
 
 fn wait_for_call(web: &Web, n: usize) -> serde_json::Value {
-    for _ in 0..200 {
-        if let Some(v) = web.calls.lock().unwrap().get(n - 1) {
-            return v.clone();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the function did not receive call {n}");
+    let mut call = None;
+    wait_until(Duration::from_secs(10), || {
+        call = web.calls.lock().unwrap().get(n - 1).cloned();
+        call.is_some()
+    });
+    call.unwrap_or_else(|| panic!("the function did not receive call {n}"))
 }
 
 #[test]
@@ -1162,11 +1194,12 @@ fn web_gallery_pages_with_one_listing_and_one_query_each_and_filters() {
         },
         false,
     );
-    let mut ids = Vec::new();
-    for i in 0..5u32 {
-        ids.push(web.upload(&format!("img{i}.png"), &png(40 + i, 40, &i.to_be_bytes())));
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let mut ids: Vec<String> = (0..5u32)
+        .map(|i| web.upload(&format!("img{i}.png"), &png(40 + i, 40, &i.to_be_bytes())))
+        .collect();
+    // Listings go by name, newest first to the millisecond (ids made within one millisecond
+    // sort at random): so ids[4] is the first listed, whatever the clock did meanwhile.
+    ids.sort_by(|a, b| b.cmp(a));
     web.write_done(&ids[4], &[("Car", 0.8, [0.1, 0.1, 0.4, 0.4])]);
     web.write_done(&ids[3], &[("Dog", 0.8, [0.1, 0.1, 0.4, 0.4])]);
     web.env.emulator.clear_requests();
@@ -1210,13 +1243,18 @@ fn web_gallery_pages_with_one_listing_and_one_query_each_and_filters() {
     let api = web.get("/api/images?label=animal&status=done").json();
     assert_eq!(api["items"].as_array().unwrap().len(), 1);
     assert_eq!(api["items"][0]["id"], ids[3].as_str());
+    // A filter searches the whole collection: the three pending images, two to a page.
     let pending = web.get("/api/images?status=pending").json();
-    assert_eq!(
-        pending["items"].as_array().unwrap().len(),
-        0,
-        "the first page holds only done images"
-    );
-    assert!(pending["next"].is_string());
+    assert_eq!(pending["items"].as_array().unwrap().len(), 2);
+    assert_eq!(pending["items"][0]["id"], ids[2].as_str());
+    let rest = web
+        .get(&format!(
+            "/api/images?status=pending&start={}",
+            pending["next"].as_str().unwrap()
+        ))
+        .json();
+    assert_eq!(rest["items"][0]["id"], ids[0].as_str());
+    assert_eq!(rest["next"], serde_json::Value::Null);
     assert_eq!(web.get("/api/images?status=bogus").status, 400);
     // Storage down: an error state, not a crash.
     let mut plan = ocivision::emulator::faults::FaultPlan::default();
@@ -1280,26 +1318,40 @@ fn web_readyz_reports_each_dependency() {
     assert_eq!(web.get("/healthz").body.len(), 0);
 }
 
-/// Runs every ```sh block of README.md's JSON API section with curl against a live app, in order, with `$BASE`
-/// and `$ID` set, from the photo fixtures directory. Each must exit 0 (`curl -f`).
+/// The ```sh blocks of a Markdown text, in order.
+fn sh_blocks(markdown: &str) -> Vec<&str> {
+    markdown
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect()
+}
+
+/// Runs every ```sh block of README.md's JSON API section, then of docs/API.md, with curl
+/// against a live app, in order, with `$BASE` and `$ID` set, from the photo fixtures directory.
+/// Each must exit 0 (`curl -f`).
 #[test]
 fn web_api_doc_examples_run_as_written() {
     let web = Web::start("web-api-doc", settings(), true);
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let doc = readme
-        .split("\n## JSON API\n")
+    let read = |path: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let readme = read("README.md");
+    let brief = readme
+        .split("\n## JSON API in brief\n")
         .nth(1)
         .expect("README.md has a JSON API section")
         .split("\n## ")
         .next()
         .unwrap();
-    let blocks: Vec<&str> = doc
-        .split("```sh\n")
-        .skip(1)
-        .map(|b| b.split("```").next().unwrap())
-        .collect();
-    assert!(blocks.len() >= 8, "the doc has its examples");
+    let reference = read("docs/API.md");
+    assert!(!sh_blocks(brief).is_empty(), "README.md shows the API");
+    assert!(
+        sh_blocks(&reference).len() >= 8,
+        "docs/API.md has its examples"
+    );
+    let blocks = sh_blocks(brief).into_iter().chain(sh_blocks(&reference));
     let id = web.upload("seed.jpg", DOG);
     web.write_done(&id, &[("Car", 0.9, [0.1, 0.1, 0.5, 0.5])]);
     let photos = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/photos");

@@ -2,7 +2,7 @@
 //! `~/.oci/config`-style file, and clients pointed at it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ocivision::detect::Detector;
@@ -204,8 +204,7 @@ pub fn deadline(secs: u64) -> Instant {
     Instant::now() + Duration::from_secs(secs)
 }
 
-/// A detector that answers at once: "Dog" for JPEGs, "Cat" for PNGs, one box each, after an
-/// optional pause (to race deletes against analyses).
+/// A detector that answers at once: "Dog" for JPEGs, "Cat" for PNGs, one box each.
 pub struct FixedDetector;
 
 impl Detector for FixedDetector {
@@ -236,17 +235,42 @@ impl Detector for FixedDetector {
     }
 }
 
-/// [`FixedDetector`] after a pause.
-pub struct SlowDetector(pub Duration);
+/// [`FixedDetector`] once the test lets it: each call waits for [`HeldDetector::release`] (or
+/// 30 s), so a test can act while an analysis is in progress.
+#[derive(Default)]
+pub struct HeldDetector {
+    /// Calls that have arrived, and whether they may go on.
+    state: Mutex<(usize, bool)>,
+    released: Condvar,
+}
 
-impl Detector for SlowDetector {
+impl HeldDetector {
+    /// How many calls have arrived so far.
+    pub fn arrived(&self) -> usize {
+        self.state.lock().unwrap().0
+    }
+
+    /// Lets every call, held or to come, go on.
+    pub fn release(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.released.notify_all();
+    }
+}
+
+impl Detector for HeldDetector {
     fn detect(&self, image: &[u8], max: usize) -> Result<Vec<ImageObject>, String> {
-        std::thread::sleep(self.0);
+        let mut state = self.state.lock().unwrap();
+        state.0 += 1;
+        let (state, _) = self
+            .released
+            .wait_timeout_while(state, Duration::from_secs(30), |s| !s.1)
+            .unwrap();
+        drop(state);
         FixedDetector.detect(image, max)
     }
 
     fn model_version(&self) -> String {
-        "slow-1.0".into()
+        "held-1.0".into()
     }
 }
 

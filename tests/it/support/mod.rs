@@ -243,8 +243,9 @@ pub fn proc_status(pid: &str, field: &str) -> u64 {
 
 /// The `webapp` binary running as a child on a free loopback port; killed on drop.
 pub struct Webapp {
-    /// The OCI stand-in the child is configured against (kept alive with it).
-    pub cloud: emulator::Env,
+    /// The OCI stand-in the child is configured against (kept alive with it; several children
+    /// may share one).
+    pub cloud: Arc<emulator::Env>,
     child: Child,
     pub addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
@@ -253,6 +254,15 @@ pub struct Webapp {
 impl Webapp {
     /// Starts the binary, optionally under a wrapper such as `prlimit --nofile=64:64 --`.
     pub fn spawn(wrapper: &[&str]) -> Webapp {
+        Webapp::spawn_with(wrapper, Arc::new(emulator::Env::start("webapp-child")), &[])
+    }
+
+    /// Starts the binary against `cloud`, with `extra` variables on top of the cloud settings.
+    pub fn spawn_with(
+        wrapper: &[&str],
+        cloud: Arc<emulator::Env>,
+        extra: &[(&str, &str)],
+    ) -> Webapp {
         let exe = env!("CARGO_BIN_EXE_webapp");
         let mut cmd = match wrapper.split_first() {
             Some((first, rest)) => {
@@ -263,7 +273,6 @@ impl Webapp {
             None => Command::new(exe),
         };
         // The production web app (cloud mode), pointed at an emulator as if it were OCI.
-        let cloud = emulator::Env::start("webapp-child");
         let mut child = cmd
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -271,6 +280,7 @@ impl Webapp {
             .env("PORT", "0")
             .env("BIND", "127.0.0.1")
             .env("LOG_LEVEL", "info")
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

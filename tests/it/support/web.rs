@@ -234,6 +234,7 @@ impl Web {
                 },
             })
             .collect();
+        doc.terms = doc.search_terms();
         doc.model_versions.object_detection = Some("1.3".into());
         doc.timings.vision_ms = Some(812);
         self.soda

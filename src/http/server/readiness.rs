@@ -29,12 +29,12 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::chunked::ChunkedDecoder;
-use super::conn::Transport;
-use super::request::{self, Framing, Head, Reject};
-use super::response::{self, Response, WriteMode};
-use super::server::{lock, Listener, Shared};
 use super::workers::{self, Grow, Job, SPILL_DELAY};
+use super::{lock, After, Listener, Returned, Shared, MISSED, WITH_WORKER};
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::conn::Transport;
+use crate::http::request::{self, Framing, Head, Reject};
+use crate::http::response::{self, Response, WriteMode};
 
 /// The listener's token; connections use their id.
 pub(crate) const LISTENER: Token = Token(0);
@@ -74,12 +74,6 @@ pub(crate) struct Slot {
     registered: bool,
 }
 
-/// [`Slot::handoff`] states: with a worker; with a worker, and the loop saw input meanwhile;
-/// handed back (its [`Returned`] is queued).
-pub(crate) const WITH_WORKER: u8 = 0;
-const MISSED: u8 = 1;
-const RETURNED: u8 = 2;
-
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -96,70 +90,6 @@ pub(crate) enum Phase {
     Busy,
     /// Answered with close; discarding input until then.
     Linger { until: Instant, discarded: u64 },
-}
-
-/// What a worker does with a connection it is done with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum After {
-    KeepAlive,
-    /// The worker shut our sending side; input may still be arriving.
-    Linger,
-    Close,
-}
-
-/// A connection a worker is done with, waiting for the loop to take it back.
-pub(crate) struct Returned {
-    id: u64,
-    /// Input the worker read past its request (pipelining).
-    leftover: Vec<u8>,
-    after: After,
-    at: Instant,
-}
-
-/// Returns a connection from a worker to the loop (or closes it). The loop takes it back at its
-/// next wake-up. For a request without a body to read, the registration stays armed
-/// (edge-triggered) while a worker has the connection, so no system call is needed here: input
-/// that arrives later wakes the loop, and input that came while the worker had it was recorded
-/// by the loop in `handoff`, in which case the loop is woken to read it. A connection the loop
-/// took out of the poller (`deregistered`) always wakes it.
-pub(crate) fn hand_back(
-    shared: &Shared,
-    id: u64,
-    stream: &Arc<dyn Transport>,
-    handoff: &AtomicU8,
-    deregistered: bool,
-    leftover: Vec<u8>,
-    after: After,
-) {
-    let after = if shared.stopping.load(Ordering::SeqCst) {
-        After::Close
-    } else {
-        after
-    };
-    if after == After::Close {
-        stream.shutdown(Shutdown::Both);
-    }
-    let has_bytes = !leftover.is_empty();
-    lock(&shared.returns).push(Returned {
-        id,
-        leftover,
-        after,
-        at: Instant::now(),
-    });
-    // After the push: a loop that sees RETURNED finds the connection in the returns.
-    let missed = handoff.swap(RETURNED, Ordering::SeqCst) == MISSED;
-    if after == After::Close {
-        return;
-    }
-    if shared.stopping.load(Ordering::SeqCst) {
-        // The loop may have taken its last returns already: nobody would close this one.
-        stream.shutdown(Shutdown::Both);
-        return;
-    }
-    // A connection taken out of the poller signals nothing until the loop puts it back.
-    if has_bytes || missed || deregistered {
-        let _ = shared.waker.wake();
-    }
 }
 
 /// A head that passed every check, with what the worker needs.
@@ -790,7 +720,7 @@ impl EventLoop {
 
 /// Whether a chunked body is all in `body` (or is malformed: the handler meets that, so the
 /// request goes to a worker either way).
-fn chunked_complete(body: &[u8], limits: &super::Limits, out: &mut [u8]) -> bool {
+fn chunked_complete(body: &[u8], limits: &crate::http::Limits, out: &mut [u8]) -> bool {
     if body.is_empty() {
         return false;
     }
@@ -817,7 +747,7 @@ fn chunked_complete(body: &[u8], limits: &super::Limits, out: &mut [u8]) -> bool
 }
 
 /// Method and path of a buffered head, for the access log of a `408`.
-fn head_for_log(pending: &[u8], limits: &super::Limits) -> (Option<String>, Option<String>) {
+fn head_for_log(pending: &[u8], limits: &crate::http::Limits) -> (Option<String>, Option<String>) {
     match request::parse_head(pending, limits) {
         Ok(Some((head, _))) => {
             let path = request::check_target(&head).ok().map(|(p, _)| p);

@@ -10,12 +10,19 @@
 //! At start the soft open-file limit is raised toward the hard one and the connection capacity
 //! is logged. It does not route, does not speak TLS (the load balancer does), and does not do
 //! HTTP/2.
+//!
+//! The loop and the workers are this module's children and share its state ([`Shared`]); the
+//! hand-back of a connection from a worker to the loop lives here, so neither child imports the
+//! other back.
+
+mod readiness;
+mod workers;
 
 use std::net::{Shutdown, SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -23,12 +30,13 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Waker};
 
-use super::fd_limit;
-use super::limits::Limits;
-use super::readiness::{Conns, EventLoop, Returned, LISTENER, WAKE};
-use super::request::Request;
-use super::response::Response;
-use super::workers::Pool;
+use crate::http::conn::Transport;
+use crate::http::fd_limit;
+use crate::http::limits::Limits;
+use crate::http::request::Request;
+use crate::http::response::Response;
+use readiness::{Conns, EventLoop, LISTENER, WAKE};
+use workers::Pool;
 
 /// What a handler is: a request in, a plain response value (or an error) out. Errors become
 /// `text/plain` answers with the status from [`crate::Error::status`]: `"<status> <reason>\n"`,
@@ -249,6 +257,78 @@ impl ShutdownHandle {
     /// As [`Server::shutdown`].
     pub fn shutdown(&self, grace: Duration) -> bool {
         shutdown(&self.shared, grace)
+    }
+}
+
+// ---- the hand-back between a worker and the loop (both children of this module use it) ----
+
+/// [`Slot::handoff`] states: with a worker; with a worker, and the loop saw input meanwhile;
+/// handed back (its [`Returned`] is queued).
+pub(crate) const WITH_WORKER: u8 = 0;
+const MISSED: u8 = 1;
+const RETURNED: u8 = 2;
+
+/// What a worker does with a connection it is done with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum After {
+    KeepAlive,
+    /// The worker shut our sending side; input may still be arriving.
+    Linger,
+    Close,
+}
+
+/// A connection a worker is done with, waiting for the loop to take it back.
+pub(crate) struct Returned {
+    id: u64,
+    /// Input the worker read past its request (pipelining).
+    leftover: Vec<u8>,
+    after: After,
+    at: Instant,
+}
+
+/// Returns a connection from a worker to the loop (or closes it). The loop takes it back at its
+/// next wake-up. For a request without a body to read, the registration stays armed
+/// (edge-triggered) while a worker has the connection, so no system call is needed here: input
+/// that arrives later wakes the loop, and input that came while the worker had it was recorded
+/// by the loop in `handoff`, in which case the loop is woken to read it. A connection the loop
+/// took out of the poller (`deregistered`) always wakes it.
+pub(crate) fn hand_back(
+    shared: &Shared,
+    id: u64,
+    stream: &Arc<dyn Transport>,
+    handoff: &AtomicU8,
+    deregistered: bool,
+    leftover: Vec<u8>,
+    after: After,
+) {
+    let after = if shared.stopping.load(Ordering::SeqCst) {
+        After::Close
+    } else {
+        after
+    };
+    if after == After::Close {
+        stream.shutdown(Shutdown::Both);
+    }
+    let has_bytes = !leftover.is_empty();
+    lock(&shared.returns).push(Returned {
+        id,
+        leftover,
+        after,
+        at: Instant::now(),
+    });
+    // After the push: a loop that sees RETURNED finds the connection in the returns.
+    let missed = handoff.swap(RETURNED, Ordering::SeqCst) == MISSED;
+    if after == After::Close {
+        return;
+    }
+    if shared.stopping.load(Ordering::SeqCst) {
+        // The loop may have taken its last returns already: nobody would close this one.
+        stream.shutdown(Shutdown::Both);
+        return;
+    }
+    // A connection taken out of the poller signals nothing until the loop puts it back.
+    if has_bytes || missed || deregistered {
+        let _ = shared.waker.wake();
     }
 }
 

@@ -16,16 +16,15 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-use super::conn::{ConnIo, Transport};
-use super::readiness::{hand_back, After};
-use super::request::{self, BodyState, Framing, Head, Request, Source};
-use super::response::{self, Response, WriteMode};
-use super::server::{lock, Shared};
+use super::{hand_back, lock, After, Shared};
+use crate::http::conn::{ConnIo, Transport};
+use crate::http::request::{self, BodyState, Framing, Head, Request, Source};
+use crate::http::response::{self, Response, WriteMode};
 
 /// A request ready for a handler.
 pub(crate) struct Job {
     pub(crate) id: u64,
-    /// Shared with the loop's record of the connection (see `readiness::hand_back`).
+    /// Shared with the loop's record of the connection (see `server::hand_back`).
     pub(crate) handoff: Arc<AtomicU8>,
     /// The loop took the connection out of the poller while its body is read.
     pub(crate) deregistered: bool,

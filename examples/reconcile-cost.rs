@@ -1,0 +1,167 @@
+//! `reconcile-cost`: what one reconciler pass costs in service requests, counted by the emulator.
+//!
+//! Stores N images (default 10,000) as a healthy deployment would have them (each object with
+//! its `done` document), then runs two passes through the real reconciler and lease: the first
+//! in a fresh deployment (it also creates the lease document), the second in the steady state.
+//! Prints each pass's requests by kind, its wall time and how much of it the emulator spent
+//! answering (the emulator's QBE scans the whole collection for every page; ORDS has indexes). A consistent bucket needs no repairs;
+//! each repair adds its own requests (an orphan object: HEAD + document PUT, + invoke with a
+//! function; an orphan document: DELETE; a stuck analysis: PUT or invoke).
+//!
+//! `cargo run --release --example reconcile-cost [-- --images 10000]`. Not a test: it prints
+//! figures and asserts nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use ocivision::document::{AnalysisDocument, Status};
+use ocivision::emulator::faults::Service;
+use ocivision::emulator::Recorded;
+use ocivision::oci::object_storage::Condition;
+use ocivision::soda::document_key;
+use ocivision::web::Settings;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reconcile-cost: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn images() -> Result<usize, String> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--images") {
+        None => Ok(10_000),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| "--images needs a number".into()),
+    }
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(60)
+}
+
+/// Stores `count` objects, each with its `done` document, from four threads.
+fn seed(cloud: &common::Cloud, count: usize) -> Result<(), String> {
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                scope.spawn(move || -> Result<(), ocivision::Error> {
+                    let storage = cloud.object_storage();
+                    let soda = cloud.soda()?;
+                    let bucket = cloud.bucket();
+                    for i in (t..count).step_by(4) {
+                        let name =
+                            format!("uploads/{:024x}.jpg", 0x1000_0000_0000_0000u64 + i as u64);
+                        let etag = storage.put(
+                            &bucket,
+                            &name,
+                            &mut Cursor::new(b"\xFF\xD8\xFFseed".to_vec()),
+                            7,
+                            "image/jpeg",
+                            &[],
+                            Condition::None,
+                            deadline(),
+                        )?;
+                        let mut doc = AnalysisDocument::new(
+                            &bucket.namespace,
+                            &bucket.name,
+                            &name,
+                            Status::Done,
+                        );
+                        doc.etag = etag;
+                        soda.put(
+                            &document_key(&bucket.namespace, &bucket.name, &name),
+                            &doc.to_json(),
+                            deadline(),
+                        )?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().expect("seeding thread").map_err(|e| e.to_string()))
+    })?;
+    eprintln!(
+        "stored {count} objects and documents in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// What a recorded request was, in the reconciler's terms.
+fn kind(r: &Recorded) -> String {
+    let lease = r.target.contains("/LEASE-");
+    match (r.service, r.method.as_str()) {
+        (Some(Service::ObjectStorage), "GET") if r.target.contains("/o?") => {
+            "Object Storage: ListObjects page".into()
+        }
+        (Some(Service::ObjectStorage), m) => format!("Object Storage: {m} object"),
+        (Some(Service::Soda), "POST") if r.target.contains("action=query") => {
+            "SODA: query page (100 documents)".into()
+        }
+        (Some(Service::Soda), "GET") if lease => "SODA: lease read".into(),
+        (Some(Service::Soda), "PUT") if lease && r.header("if-none-match").is_some() => {
+            "SODA: lease create (If-None-Match: *)".into()
+        }
+        (Some(Service::Soda), "PUT") if lease => {
+            "SODA: lease take / renew / free (If-Match)".into()
+        }
+        (Some(service), m) => format!("{}: {m} {}", service.name(), r.target),
+        (None, m) => format!("unrouted: {m} {}", r.target),
+    }
+}
+
+fn run() -> Result<(), String> {
+    let count = images()?;
+    let cloud = common::Cloud::start("reconcile-cost").map_err(|e| e.to_string())?;
+    seed(&cloud, count)?;
+    let app = cloud.app(Settings::default()).map_err(|e| e.to_string())?;
+    for (n, what) in [(1, "first pass (fresh deployment)"), (2, "steady state")] {
+        cloud.emulator.clear_requests();
+        let started = Instant::now();
+        let report = ocivision::web::reconcile(&app).map_err(|e| e.to_string())?;
+        let took = started.elapsed();
+        let requests = cloud.emulator.requests();
+        let mut kinds: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+        for r in &requests {
+            let entry = kinds.entry(kind(r)).or_default();
+            entry.0 += 1;
+            entry.1 += r.micros;
+        }
+        let served_ms = requests.iter().map(|r| r.micros).sum::<u64>() as f64 / 1000.0;
+        println!(
+            "pass {n}, {what}: {} requests for {count} images in {:.2} s, {:.2} s of it inside the emulator (repairs: {} created, {} removed, {} errors{})",
+            requests.len(),
+            took.as_secs_f64(),
+            served_ms / 1000.0,
+            report.created_documents.len(),
+            report.removed_documents.len(),
+            report.errors.len(),
+            report
+                .skipped
+                .as_deref()
+                .map(|why| format!("; skipped: {why}"))
+                .unwrap_or_default()
+        );
+        for (kind, (n, micros)) in &kinds {
+            println!(
+                "  {n:6}  {kind} (emulator: {:.1} ms each on average)",
+                *micros as f64 / 1000.0 / *n as f64
+            );
+        }
+    }
+    Ok(())
+}

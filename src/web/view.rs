@@ -1,0 +1,211 @@
+//! The parts every HTML answer shares: the layout, the error page, notices, links, the
+//! results page (uploads, deletions, re-analysis), the redirect, and how a status, a badge, alt
+//! text and a time read. Pages (`pages.rs`), form actions (`actions.rs`) and uploads
+//! (`upload.rs`) build on these; this module uses `auth` only for the logout form's token.
+//!
+//! Values from outside only ever enter templates through text slots, so they are escaped.
+//! Not here: whole pages (`pages.rs`), JSON (`api.rs`).
+
+use super::auth::{self, Action};
+use super::html::{render, Html, Slot};
+use super::App;
+use crate::document::{AnalysisDocument, Status};
+use crate::error::Result;
+use crate::http::Response;
+
+const LAYOUT: &str = include_str!("../../templates/layout.html");
+const NOTICE: &str = include_str!("../../templates/notice.html");
+const LINK: &str = include_str!("../../templates/link.html");
+const RESULT: &str = include_str!("../../templates/result.html");
+
+/// Wraps `main` in the layout. Security headers are added by the router for every HTML answer.
+pub(crate) fn page(
+    app: &App,
+    status: u16,
+    title: &str,
+    main: &Html,
+    nav: bool,
+) -> Result<Response> {
+    let nav = if nav && app.settings.password.is_some() {
+        let token = auth::token(app, Action::Logout);
+        render(
+            include_str!("../../templates/logout.html"),
+            &[("token", Slot::Text(&token))],
+        )?
+    } else {
+        Html::default()
+    };
+    let body = render(
+        LAYOUT,
+        &[
+            ("title", Slot::Text(title)),
+            ("nav", Slot::Html(&nav)),
+            ("main", Slot::Html(main)),
+        ],
+    )?;
+    Ok(Response::html(status, body.into_string()))
+}
+
+/// A notice box; `kind` is its class (`info`, `warn`, `error`, `empty`, …).
+pub(crate) fn notice(kind: &str, text: &str) -> Result<Html> {
+    render(
+        NOTICE,
+        &[("kind", Slot::Text(kind)), ("text", Slot::Text(text))],
+    )
+}
+
+/// A link to a path of ours.
+pub(crate) fn link(href: &str, text: &str) -> Result<Html> {
+    render(
+        LINK,
+        &[("href", Slot::Text(href)), ("text", Slot::Text(text))],
+    )
+}
+
+/// A `303 See Other` to a path of ours.
+pub(crate) fn redirect(to: &str) -> Response {
+    Response::new(303).with_header("Location", to)
+}
+
+/// The error page.
+pub(crate) fn error_page(app: &App, status: u16, message: &str) -> Result<Response> {
+    let title = match status {
+        401 => "Please sign in",
+        403 => "Not allowed",
+        404 => "Not found",
+        405 => "Not allowed here",
+        413 => "Too large",
+        415 => "Not an image we can read",
+        422 => "Image refused",
+        503 => "Busy",
+        s if s >= 500 => "Something went wrong",
+        _ => "That did not work",
+    };
+    let main = render(
+        include_str!("../../templates/error.html"),
+        &[
+            ("title", Slot::Text(title)),
+            ("message", Slot::Text(message)),
+        ],
+    )?;
+    page(app, status, title, &main, true)
+}
+
+/// One line of a results page: what happened to `file`, with a link to it when there is one.
+pub(crate) fn result_item(ok: bool, file: &str, message: &str, href: Option<&str>) -> Result<Html> {
+    let link = match href {
+        Some(href) => link(href, "view")?,
+        None => Html::default(),
+    };
+    render(
+        RESULT,
+        &[
+            ("kind", Slot::Text(if ok { "ok" } else { "refused" })),
+            ("file", Slot::Text(file)),
+            ("message", Slot::Text(message)),
+            ("link", Slot::Html(&link)),
+        ],
+    )
+}
+
+/// A page of [`result_item`]s under `heading`, for a form post that acted on several images.
+pub(crate) fn results_page(
+    app: &App,
+    status: u16,
+    title: &str,
+    heading: &str,
+    items: Vec<Html>,
+) -> Result<Response> {
+    let main = render(
+        include_str!("../../templates/results.html"),
+        &[
+            ("title", Slot::Text(heading)),
+            ("items", Slot::Html(&Html::concat(items))),
+        ],
+    )?;
+    page(app, status, title, &main, true)
+}
+
+/// Badge text for a status.
+pub(crate) fn badge(status: Status, doc: Option<&AnalysisDocument>) -> String {
+    match status {
+        Status::Pending => "pending".into(),
+        Status::Analyzing => "analysing".into(),
+        Status::Done => {
+            let n = doc.map_or(0, |d| d.objects.len());
+            format!("done · {n} object{}", if n == 1 { "" } else { "s" })
+        }
+        Status::Failed => "failed".into(),
+    }
+}
+
+/// Alt text from the labels: "Photo: dog 92%, car 51%" (best first, at most five).
+pub(crate) fn alt_text(name: &str, doc: Option<&AnalysisDocument>) -> String {
+    match doc {
+        Some(d) if d.status == Status::Done && !d.objects.is_empty() => {
+            let labels: Vec<String> = d
+                .objects
+                .iter()
+                .take(5)
+                .map(|o| format!("{} {:.0}%", o.name.to_lowercase(), o.confidence * 100.0))
+                .collect();
+            format!("{name}: {}", labels.join(", "))
+        }
+        Some(d) if d.status == Status::Done => format!("{name}: no objects found"),
+        _ => format!("{name} (not analysed yet)"),
+    }
+}
+
+/// `2026-11-28T09:22:57.320Z` → `2026-11-28 09:22:57 UTC`; other text as it is.
+pub(crate) fn when(timestamp: &str) -> String {
+    match crate::timefmt::parse(timestamp) {
+        Some(t) => {
+            let s = crate::timefmt::format(t, crate::timefmt::Precision::Seconds);
+            format!("{} {} UTC", &s[..10], &s[11..19])
+        }
+        None => timestamp.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::Found;
+    use crate::oci::vision::Vertex;
+
+    fn done(objects: &[(&str, f64)]) -> AnalysisDocument {
+        let mut d = AnalysisDocument::new("ns", "b", "uploads/x.jpg", Status::Done);
+        d.objects = objects
+            .iter()
+            .map(|(n, c)| Found {
+                name: n.to_string(),
+                confidence: *c,
+                polygon: vec![Vertex { x: 0.0, y: 0.0 }],
+            })
+            .collect();
+        d
+    }
+
+    #[test]
+    fn badges_and_alt_text_come_from_the_labels() {
+        let d = done(&[("Dog", 0.92), ("Car", 0.514)]);
+        assert_eq!(badge(Status::Done, Some(&d)), "done · 2 objects");
+        assert_eq!(
+            badge(Status::Done, Some(&done(&[("Dog", 1.0)]))),
+            "done · 1 object"
+        );
+        assert_eq!(badge(Status::Analyzing, None), "analysing");
+        assert_eq!(alt_text("a.jpg", Some(&d)), "a.jpg: dog 92%, car 51%");
+        assert_eq!(
+            alt_text("a.jpg", Some(&done(&[]))),
+            "a.jpg: no objects found"
+        );
+        assert_eq!(alt_text("a.jpg", None), "a.jpg (not analysed yet)");
+    }
+
+    #[test]
+    fn times_read_well() {
+        assert_eq!(when("2026-11-28T09:22:57.320Z"), "2026-11-28 09:22:57 UTC");
+        assert_eq!(when("not a time"), "not a time");
+    }
+}
