@@ -24,23 +24,14 @@
 
 mod common;
 use common::without_package_vars;
+use common::Guard;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// A child process killed when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One row of the table.
 struct Row {
@@ -564,41 +555,16 @@ fn wait_healthy(port: u16, child: &mut Guard, what: &str) -> Result<(), String> 
     }
 }
 
-/// wrk's requests per second and p99 latency in ms.
+/// wrk's requests per second and p99 latency in ms, 32 connections.
 fn wrk(port: u16) -> Result<(f64, f64), String> {
-    let out = Command::new("wrk")
-        .args(["-t2", "-c32", "-d10s", "--latency"])
-        .arg(format!("http://127.0.0.1:{port}/healthz"))
-        .output()
-        .map_err(|e| format!("wrk: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("wrk output without Requests/sec: {text}"))?;
-    let p99 = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("99%"))
-        .and_then(|v| duration_ms(v.trim()))
-        .ok_or_else(|| format!("wrk output without a 99% line: {text}"))?;
-    if text.contains("Non-2xx") || text.contains("Socket errors") {
-        eprintln!("bench: wrk reported errors:\n{text}");
+    let run = common::wrk(port, 32)?;
+    if run.non_2xx > 0 || run.socket_errors > 0 {
+        eprintln!(
+            "bench: wrk reported {} non-2xx answers and {} socket errors",
+            run.non_2xx, run.socket_errors
+        );
     }
-    Ok((rps, p99))
-}
-
-fn duration_ms(text: &str) -> Option<f64> {
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (n, unit) = text.split_at(split);
-    let n: f64 = n.parse().ok()?;
-    Some(match unit {
-        "us" => n / 1000.0,
-        "ms" => n,
-        "s" => n * 1000.0,
-        "m" => n * 60_000.0,
-        _ => return None,
-    })
+    Ok((run.rps, run.p99_ms))
 }
 
 /// Issue 13's figures from `http-bench`: the HTTP layer against nginx and under slow clients.

@@ -210,7 +210,7 @@ fn bench(
         samples.push((wall, wall.saturating_sub(Duration::from_micros(served))));
         outbound.push(seen.len());
     }
-    let rss = peak_rss_kib(child.id());
+    let rss = common::peak_rss_kib(child.id());
     let warm_cpu_ms = cpu_after_first
         .zip(cpu_ticks(child.id()))
         .map(|(before, after)| {
@@ -299,12 +299,4 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
-}
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

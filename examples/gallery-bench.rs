@@ -22,28 +22,24 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Cursor, Write};
+use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Barrier};
+use std::process::{Command, Stdio};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use common::AppProcess;
 use ocivision::document::{AnalysisDocument, Found, Status};
 use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
-use ocivision::oci::auth::ConfigFileProvider;
-use ocivision::oci::client::{Auth, Transport, TransportConfig};
-use ocivision::oci::object_storage::{Bucket, Condition, ObjectStorage};
+use ocivision::oci::client::Transport;
+use ocivision::oci::object_storage::{Condition, ObjectStorage};
 use ocivision::oci::sign::PrivateKey;
 use ocivision::oci::vision::Vertex;
-use ocivision::secret::Secret;
-use ocivision::soda::{document_key, Password, Soda, SodaConfig};
-use ocivision::web::{App, Settings};
+use ocivision::soda::document_key;
 use ocivision::Error;
 use serde_json::{json, Value};
 
-const TENANCY: &str = "ocid1.tenancy.oc1..bench";
-const USER: &str = "ocid1.user.oc1..bench";
 const WIDTH: u32 = 4000;
 const HEIGHT: u32 = 3000;
 const SEARCH_DOCS: usize = 10_000;
@@ -52,128 +48,23 @@ fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(120)
 }
 
-fn transport(dir: &Path) -> Result<Transport, Error> {
-    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem")?;
-    let key_file = dir.join("api-key.pem");
-    std::fs::write(&key_file, DEV_KEY_PEM)?;
-    let config = dir.join("config");
-    std::fs::write(
-        &config,
-        format!(
-            "[DEFAULT]\nuser={USER}\ntenancy={TENANCY}\nfingerprint={}\nkey_file={}\nregion=us-ashburn-1\n",
-            key.fingerprint(),
-            key_file.display()
-        ),
+/// `PUT /api/images/{name}` to the app: status and milliseconds.
+fn upload(app: &AppProcess, name: &str, bytes: &[u8]) -> Result<(u16, f64), Error> {
+    let started = Instant::now();
+    let reply = common::request(
+        app.addr,
+        "PUT",
+        &format!("/api/images/{name}"),
+        &["Content-Type: image/jpeg"],
+        bytes,
+        Duration::from_secs(120),
     )?;
-    let provider = ConfigFileProvider::from_file(&config, "DEFAULT", None)?;
-    Ok(Transport::new(
-        Auth::Oci(Arc::new(provider)),
-        TransportConfig::default(),
-    ))
+    Ok((reply.status, started.elapsed().as_secs_f64() * 1000.0))
 }
 
-fn soda(transport: &Transport, base: &str, collection: &str) -> Result<Soda, Error> {
-    let config = SodaConfig {
-        base_url: format!("{base}/ords/"),
-        schema: "admin".into(),
-        collection: collection.into(),
-        user: "ADMIN".into(),
-        password: Password::Literal(Secret::new("emulator-password")),
-    };
-    Soda::connect(transport, &config, None, deadline())
-}
-
-fn bucket() -> Bucket {
-    Bucket {
-        namespace: "emulatorns".into(),
-        name: "images".into(),
-    }
-}
-
-/// The child: the app (default settings) against the emulator at `base`.
-fn serve_app(base: &str, dir: &Path, collection: &str) -> Result<(), Error> {
-    let transport = transport(dir)?;
-    let app = App::new(
-        ObjectStorage::new(transport.clone(), base),
-        bucket(),
-        soda(&transport, base, collection)?,
-        None,
-        Settings::default(),
-    );
-    let server = ocivision::web::serve(Arc::new(app), "127.0.0.1:0".parse().unwrap())?;
-    println!("PORT {}", server.tcp_addr().unwrap().port());
-    std::io::stdout().flush()?;
-    server.wait();
-    Ok(())
-}
-
-struct AppProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for AppProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl AppProcess {
-    fn start(base: &str, dir: &Path, collection: &str) -> Result<AppProcess, Error> {
-        AppProcess::start_with(base, dir, collection, &[])
-    }
-
-    fn start_with(
-        base: &str,
-        dir: &Path,
-        collection: &str,
-        env: &[(&str, &str)],
-    ) -> Result<AppProcess, Error> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["--serve-app", base, &dir.display().to_string(), collection])
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-        let port: u16 = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| Error::Config(format!("the app child said {line:?}")))?;
-        Ok(AppProcess {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        })
-    }
-
-    /// Peak resident set size so far, in MiB.
-    fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    }
-
-    /// `PUT /api/images/{name}`: status and milliseconds.
-    fn upload(&self, name: &str, bytes: &[u8]) -> Result<(u16, f64), Error> {
-        let started = Instant::now();
-        let reply = common::request(
-            self.addr,
-            "PUT",
-            &format!("/api/images/{name}"),
-            &["Content-Type: image/jpeg"],
-            bytes,
-            Duration::from_secs(120),
-        )?;
-        Ok((reply.status, started.elapsed().as_secs_f64() * 1000.0))
-    }
+/// The app child's peak RSS so far, in MiB.
+fn peak_rss_mib(app: &AppProcess) -> f64 {
+    app.peak_rss_kib() as f64 / 1024.0
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -262,17 +153,17 @@ fn unique(bytes: &[u8], n: u64) -> Vec<u8> {
 fn run() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve-app") {
-        return serve_app(&args[2], Path::new(&args[3]), &args[4]);
+        return common::serve_app(&args[2], Path::new(&args[3]), &args[4]);
     }
     let dir = std::env::temp_dir().join(format!("ocivision-gallery-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let emulator = Emulator::start(EmulatorConfig::new(dir.join("data")))?;
     let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem")?;
-    emulator.trust_api_key(&format!("{TENANCY}/{USER}/{}", key.fingerprint()), &key);
+    emulator.trust_api_key(&common::dev_key_id(&key), &key);
     let base = emulator.base_url().to_string();
-    let transport = transport(&dir)?;
+    let transport = common::api_key_transport(&dir)?;
     for collection in ["GALLERY", "UPLOADS", "CROWD", "SEARCH"] {
-        soda(&transport, &base, collection)?.ensure_collection(deadline())?;
+        common::emulator_soda(&transport, &base, collection)?.ensure_collection(deadline())?;
     }
     eprintln!("gallery-bench: generating 4000 × 3000 photos");
     let names = [
@@ -305,7 +196,7 @@ fn run() -> Result<(), Error> {
 
 /// Part 1: 50 photos, one page, before and after.
 fn gallery_page(base: &str, dir: &Path, bases: &[Vec<u8>]) -> Result<(), Error> {
-    let app = AppProcess::start(base, dir, "GALLERY")?;
+    let app = AppProcess::start(base, dir, "GALLERY", &[], false)?;
     let mut total = 0usize;
     let amplitudes: Vec<u32> = (0..5)
         .map(|i| amplitude_for(&bases[i], 1_500_000 + 500_000 * i))
@@ -315,7 +206,7 @@ fn gallery_page(base: &str, dir: &Path, bases: &[Vec<u8>]) -> Result<(), Error> 
         let i = n as usize % 5;
         let bytes = photo_under(&bases[i], 100 + n, amplitudes[i], 3_600_000);
         total += bytes.len();
-        let (status, _) = app.upload(&format!("phone{n}.jpg"), &bytes)?;
+        let (status, _) = upload(&app, &format!("phone{n}.jpg"), &bytes)?;
         assert_eq!(status, 201, "upload {n}");
     }
     let page = common::request(app.addr, "GET", "/", &[], b"", Duration::from_secs(60))?;
@@ -494,14 +385,14 @@ fn renditions(base: &str, dir: &Path, transport: &Transport, four_mb: &[u8]) -> 
         sizes.0 as f64 / 1024.0,
         sizes.1 as f64 / 1024.0
     );
-    let app = AppProcess::start(base, dir, "UPLOADS")?;
+    let app = AppProcess::start(base, dir, "UPLOADS", &[], false)?;
     let os = ObjectStorage::new(transport.clone(), base);
     let (mut direct, mut through) = (Vec::new(), Vec::new());
     for n in 0..10u64 {
         let bytes = unique(four_mb, 10 + n);
         let started = Instant::now();
         os.put(
-            &bucket(),
+            &common::emulator_bucket(),
             &format!("direct/{n}.jpg"),
             &mut Cursor::new(&bytes[..]),
             bytes.len() as u64,
@@ -511,7 +402,7 @@ fn renditions(base: &str, dir: &Path, transport: &Transport, four_mb: &[u8]) -> 
             deadline(),
         )?;
         direct.push(started.elapsed().as_secs_f64() * 1000.0);
-        let (status, ms) = app.upload(&format!("four{n}.jpg"), &unique(four_mb, 100 + n))?;
+        let (status, ms) = upload(&app, &format!("four{n}.jpg"), &unique(four_mb, 100 + n))?;
         assert_eq!(status, 201);
         through.push(ms);
     }
@@ -548,7 +439,7 @@ fn three_uploads(base: &str, dir: &Path, bases: &[Vec<u8>]) -> Result<(), Error>
     let photos: Vec<Vec<u8>> = (0..3)
         .map(|n| photo_under(&bases[2], 500 + n, amplitude, 5 * 1024 * 1024 - 64))
         .collect();
-    let app = AppProcess::start(base, dir, "UPLOADS")?;
+    let app = AppProcess::start(base, dir, "UPLOADS", &[], false)?;
     common::request(
         app.addr,
         "GET",
@@ -557,7 +448,7 @@ fn three_uploads(base: &str, dir: &Path, bases: &[Vec<u8>]) -> Result<(), Error>
         b"",
         Duration::from_secs(5),
     )?;
-    let idle = app.peak_rss_mib();
+    let idle = peak_rss_mib(&app);
     for round in 0..3u64 {
         let barrier = Barrier::new(3);
         let statuses: Vec<u16> = std::thread::scope(|scope| {
@@ -568,7 +459,7 @@ fn three_uploads(base: &str, dir: &Path, bases: &[Vec<u8>]) -> Result<(), Error>
                     let (app, barrier) = (&app, &barrier);
                     scope.spawn(move || {
                         barrier.wait();
-                        app.upload(&format!("five{round}-{i}.jpg"), &unique(p, round))
+                        upload(app, &format!("five{round}-{i}.jpg"), &unique(p, round))
                             .map(|r| r.0)
                             .unwrap_or(0)
                     })
@@ -581,7 +472,7 @@ fn three_uploads(base: &str, dir: &Path, bases: &[Vec<u8>]) -> Result<(), Error>
     println!(
         "peak RSS, 3 concurrent 5 MB uploads (3 rounds, {:.2} MB photos): {:.1} MiB (idle {:.1} MiB)",
         photos[0].len() as f64 / 1e6,
-        app.peak_rss_mib(),
+        peak_rss_mib(&app),
         idle
     );
     Ok(())
@@ -619,10 +510,10 @@ fn crowd_once(
     env: &[(&str, &str)],
     salt: u64,
 ) -> Result<(), Error> {
-    let app = AppProcess::start_with(base, dir, "CROWD", env)?;
+    let app = AppProcess::start(base, dir, "CROWD", env, false)?;
     let mut alone = Vec::new();
     for (n, p) in photos.iter().enumerate() {
-        let (status, ms) = app.upload(&format!("alone{n}.jpg"), &unique(p, salt + n as u64))?;
+        let (status, ms) = upload(&app, &format!("alone{n}.jpg"), &unique(p, salt + n as u64))?;
         assert_eq!(status, 201);
         alone.push(ms);
     }
@@ -638,7 +529,8 @@ fn crowd_once(
                         .iter()
                         .enumerate()
                         .map(|(n, p)| {
-                            app.upload(
+                            upload(
+                                app,
                                 &format!("c{client}-{n}.jpg"),
                                 &unique(p, salt + 1000 + client * 100 + n as u64),
                             )
@@ -660,7 +552,7 @@ fn crowd_once(
     println!(
         "16 clients × 10 4 MB uploads ({allocator}): {} uploads, {busy} busy answers, {other} other failures, in {wall:.1} s; peak RSS {:.1} MiB; median upload {:.0} ms (slowest tenth from {:.0} ms) vs one client alone {:.0} ms",
         results.len(),
-        app.peak_rss_mib(),
+        peak_rss_mib(&app),
         median(times.clone()),
         percentile(times, 0.9),
         median(alone)
@@ -676,8 +568,8 @@ fn search(base: &str, dir: &Path, transport: &Transport) -> Result<(), Error> {
         let handles: Vec<_> = (0..4usize)
             .map(|t| {
                 scope.spawn(move || -> Result<(), Error> {
-                    let soda = soda(transport, base, "SEARCH")?;
-                    let b = bucket();
+                    let soda = common::emulator_soda(transport, base, "SEARCH")?;
+                    let b = common::emulator_bucket();
                     for i in (t..SEARCH_DOCS).step_by(4) {
                         let name = format!(
                             "uploads/{:011x}{:013x}.jpg",
@@ -730,7 +622,7 @@ fn search(base: &str, dir: &Path, transport: &Transport) -> Result<(), Error> {
         "gallery-bench: seeded in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let app = AppProcess::start(base, dir, "SEARCH")?;
+    let app = AppProcess::start(base, dir, "SEARCH", &[], false)?;
     let mut lines = Vec::new();
     let mut all = Vec::new();
     for (label, start) in [

@@ -23,6 +23,7 @@
 //! Not a test: it prints numbers and asserts nothing. Every loop is bounded in count and time.
 
 mod common;
+use common::{wrk, Guard, Wrk};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -33,16 +34,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-/// A child process killed when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// nginx with one worker; stopped with `nginx -s stop` when dropped (killing the master would
 /// leave its worker running).
@@ -291,70 +282,6 @@ fn start_nginx(dir: &Path) -> Result<Nginx, String> {
 }
 
 /// What one wrk run printed.
-#[derive(Debug, Clone, Copy)]
-struct Wrk {
-    rps: f64,
-    p99_ms: f64,
-    non_2xx: u64,
-    socket_errors: u64,
-}
-
-/// `wrk -t2 -c<conns> -d10s --latency` on `/healthz`, with the open-file limit raised for it.
-fn wrk(port: u16, conns: usize) -> Result<Wrk, String> {
-    let command = format!(
-        "ulimit -n \"$(ulimit -Hn)\"; exec wrk -t2 -c{conns} -d10s --latency http://127.0.0.1:{port}/healthz"
-    );
-    let out = Command::new("sh")
-        .args(["-c", &command])
-        .output()
-        .map_err(|e| format!("wrk: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("wrk output without Requests/sec: {text}"))?;
-    let p99_ms = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("99%"))
-        .and_then(|v| duration_ms(v.trim()))
-        .ok_or_else(|| format!("wrk output without a 99% line: {text}"))?;
-    let non_2xx = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    // "Socket errors: connect 0, read 0, write 0, timeout 0"
-    let socket_errors = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
-        .map(|v| {
-            v.split(',')
-                .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum()
-        })
-        .unwrap_or(0);
-    Ok(Wrk {
-        rps,
-        p99_ms,
-        non_2xx,
-        socket_errors,
-    })
-}
-
-fn duration_ms(text: &str) -> Option<f64> {
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (n, unit) = text.split_at(split);
-    let n: f64 = n.parse().ok()?;
-    Some(match unit {
-        "us" => n / 1000.0,
-        "ms" => n,
-        "s" => n * 1000.0,
-        "m" => n * 60_000.0,
-        _ => return None,
-    })
-}
-
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {

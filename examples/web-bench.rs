@@ -11,138 +11,29 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Cursor, Write};
+use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ocivision::document::{AnalysisDocument, Found, Status};
 use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
-use ocivision::oci::auth::ConfigFileProvider;
-use ocivision::oci::client::{Auth, Transport, TransportConfig};
-use ocivision::oci::object_storage::{Bucket, Condition, ObjectStorage};
+use ocivision::oci::client::Transport;
+use ocivision::oci::object_storage::{Condition, ObjectStorage};
 use ocivision::oci::sign::PrivateKey;
 use ocivision::oci::vision::Vertex;
-use ocivision::secret::Secret;
-use ocivision::soda::{document_key, Password, Soda, SodaConfig};
-use ocivision::web::{App, Settings};
+use ocivision::soda::document_key;
 use ocivision::Error;
 
-const TENANCY: &str = "ocid1.tenancy.oc1..bench";
-const USER: &str = "ocid1.user.oc1..bench";
 const SEED: usize = 10_000;
 
 fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(60)
 }
 
-/// A transport signing with the dev key through a real config file in `dir`.
-fn transport(dir: &Path) -> Result<Transport, Error> {
-    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem")?;
-    let key_file = dir.join("api-key.pem");
-    std::fs::write(&key_file, DEV_KEY_PEM)?;
-    let config = dir.join("config");
-    std::fs::write(
-        &config,
-        format!(
-            "[DEFAULT]\nuser={USER}\ntenancy={TENANCY}\nfingerprint={}\nkey_file={}\nregion=us-ashburn-1\n",
-            key.fingerprint(),
-            key_file.display()
-        ),
-    )?;
-    let provider = ConfigFileProvider::from_file(&config, "DEFAULT", None)?;
-    Ok(Transport::new(
-        Auth::Oci(Arc::new(provider)),
-        TransportConfig::default(),
-    ))
-}
-
-fn soda(transport: &Transport, base: &str, collection: &str) -> Result<Soda, Error> {
-    let config = SodaConfig {
-        base_url: format!("{base}/ords/"),
-        schema: "admin".into(),
-        collection: collection.into(),
-        user: "ADMIN".into(),
-        password: Password::Literal(Secret::new("emulator-password")),
-    };
-    Soda::connect(transport, &config, None, deadline())
-}
-
-fn bucket() -> Bucket {
-    Bucket {
-        namespace: "emulatorns".into(),
-        name: "images".into(),
-    }
-}
-
-/// The child: the app against the emulator at `base`, on a free port printed to stdout.
-fn serve_app(base: &str, dir: &Path, collection: &str) -> Result<(), Error> {
-    if std::env::var_os("WEB_BENCH_DEBUG").is_some() {
-        ocivision::logger::init(log::LevelFilter::Debug);
-    }
-    let transport = transport(dir)?;
-    let app = App::new(
-        ObjectStorage::new(transport.clone(), base),
-        bucket(),
-        soda(&transport, base, collection)?,
-        None,
-        Settings::default(),
-    );
-    let server = ocivision::web::serve(Arc::new(app), "127.0.0.1:0".parse().unwrap())?;
-    println!("PORT {}", server.tcp_addr().unwrap().port());
-    std::io::stdout().flush()?;
-    server.wait();
-    Ok(())
-}
-
-struct AppProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for AppProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl AppProcess {
-    fn start(base: &str, dir: &Path, collection: &str) -> Result<AppProcess, Error> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["--serve-app", base, &dir.display().to_string(), collection])
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("WEB_BENCH_DEBUG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-        let port: u16 = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| Error::Config(format!("the app child said {line:?}")))?;
-        Ok(AppProcess {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        })
-    }
-
-    /// Peak resident set size so far, in KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
+/// `WEB_BENCH_DEBUG` set: the app child logs at debug level to this process's stderr.
+fn debug() -> bool {
+    std::env::var_os("WEB_BENCH_DEBUG").is_some()
 }
 
 /// One request over a fresh connection; returns the status.
@@ -178,8 +69,8 @@ fn seed(base: &str, transport: &Transport) -> Result<(), Error> {
             let base = base.to_string();
             std::thread::spawn(move || -> Result<(), Error> {
                 let os = ObjectStorage::new(transport.clone(), &base);
-                let soda = soda(&transport, &base, "IMAGE_ANALYSIS")?;
-                let b = bucket();
+                let soda = common::emulator_soda(&transport, &base, "IMAGE_ANALYSIS")?;
+                let b = common::emulator_bucket();
                 for i in (t as usize..SEED).step_by(4) {
                     let name = format!(
                         "uploads/{:011x}{:013x}.jpg",
@@ -235,22 +126,25 @@ fn seed(base: &str, transport: &Transport) -> Result<(), Error> {
 fn run() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve-app") {
-        return serve_app(&args[2], Path::new(&args[3]), &args[4]);
+        if debug() {
+            ocivision::logger::init(log::LevelFilter::Debug);
+        }
+        return common::serve_app(&args[2], Path::new(&args[3]), &args[4]);
     }
     let dir = std::env::temp_dir().join(format!("ocivision-web-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let emulator = Emulator::start(EmulatorConfig::new(dir.join("data")))?;
     let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem")?;
-    emulator.trust_api_key(&format!("{TENANCY}/{USER}/{}", key.fingerprint()), &key);
+    emulator.trust_api_key(&common::dev_key_id(&key), &key);
     let base = emulator.base_url().to_string();
-    let transport = transport(&dir)?;
+    let transport = common::api_key_transport(&dir)?;
     for collection in ["IMAGE_ANALYSIS", "BENCH_UPLOADS"] {
-        soda(&transport, &base, collection)?.ensure_collection(deadline())?;
+        common::emulator_soda(&transport, &base, collection)?.ensure_collection(deadline())?;
     }
 
     // 1. Gallery with 10 000 images.
     seed(&base, &transport)?;
-    let app = AppProcess::start(&base, &dir, "IMAGE_ANALYSIS")?;
+    let app = common::AppProcess::start(&base, &dir, "IMAGE_ANALYSIS", &[], debug())?;
     request(app.addr, "GET", "/", b"")?;
     let mut times = Vec::new();
     for _ in 0..20 {
@@ -273,13 +167,13 @@ fn run() -> Result<(), Error> {
     drop(app);
     // Where the time goes: the same two service calls the page makes, made directly.
     let os = ObjectStorage::new(transport.clone(), &base);
-    let docs = soda(&transport, &base, "IMAGE_ANALYSIS")?;
+    let docs = common::emulator_soda(&transport, &base, "IMAGE_ANALYSIS")?;
     let (mut list_ms, mut query_ms) = (Vec::new(), Vec::new());
     for _ in 0..10 {
         let t = Instant::now();
         let names: Vec<String> = os
             .list(
-                &bucket(),
+                &common::emulator_bucket(),
                 ocivision::oci::object_storage::ListOptions {
                     prefix: Some("uploads/".into()),
                     page_size: Some(51),
@@ -310,7 +204,7 @@ fn run() -> Result<(), Error> {
     );
 
     // 2. 5 MB through the app vs a direct PUT.
-    let app = AppProcess::start(&base, &dir, "BENCH_UPLOADS")?;
+    let app = common::AppProcess::start(&base, &dir, "BENCH_UPLOADS", &[], debug())?;
     let os = ObjectStorage::new(transport.clone(), &base);
     let size = 5 * 1024 * 1024;
     let (mut direct, mut through) = (Vec::new(), Vec::new());
@@ -320,7 +214,7 @@ fn run() -> Result<(), Error> {
         let bytes = jpeg(size, 1000 + n);
         let t = Instant::now();
         os.put(
-            &bucket(),
+            &common::emulator_bucket(),
             &format!("direct/{n}.jpg"),
             &mut Cursor::new(bytes),
             size as u64,
@@ -356,7 +250,7 @@ fn run() -> Result<(), Error> {
         ("2.5 MB", 5 * 512 * 1024),
         ("5 MB", 5 * 1024 * 1024),
     ] {
-        let app = AppProcess::start(&base, &dir, "BENCH_UPLOADS")?;
+        let app = common::AppProcess::start(&base, &dir, "BENCH_UPLOADS", &[], debug())?;
         request(app.addr, "GET", "/healthz", b"")?;
         let before = app.peak_rss_kib();
         for n in 0..5u64 {

@@ -5,14 +5,24 @@
 //! Each example includes this module (`mod common;`) and uses part of it.
 #![allow(dead_code)] // each example uses a different part of this module
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ocivision::detect::Detector;
+use ocivision::emulator::DEV_KEY_PEM;
+use ocivision::oci::auth::ConfigFileProvider;
+use ocivision::oci::client::{Auth, Transport, TransportConfig};
+use ocivision::oci::object_storage::{Bucket, ObjectStorage};
+use ocivision::oci::sign::PrivateKey;
 use ocivision::oci::vision::{BoundingPolygon, ImageObject, Vertex};
+use ocivision::secret::Secret;
+use ocivision::soda::{Password, Soda, SodaConfig};
+use ocivision::web::{App, Settings};
+use ocivision::Error;
 
 /// The directory that holds this build's binaries (`webapp`, `func`, `emulator`): the parent of
 /// `examples/`, where cargo puts this program. Under `cargo run` (which sets `CARGO`) the
@@ -193,6 +203,77 @@ pub fn request(
     })
 }
 
+/// What wrk reports of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Wrk {
+    /// Requests per second.
+    pub rps: f64,
+    /// 99th percentile latency.
+    pub p99_ms: f64,
+    /// Answers other than 2xx or 3xx.
+    pub non_2xx: u64,
+    /// Connect, read, write and timeout errors together.
+    pub socket_errors: u64,
+}
+
+/// `wrk -t2 -c<conns> -d10s --latency` on `/healthz` at `port`, the open-file limit raised for
+/// it (1,000 connections need more than the usual 1,024 descriptors with wrk's own).
+pub fn wrk(port: u16, conns: usize) -> Result<Wrk, String> {
+    let command = format!(
+        "ulimit -n \"$(ulimit -Hn)\"; exec wrk -t2 -c{conns} -d10s --latency http://127.0.0.1:{port}/healthz"
+    );
+    let out = Command::new("sh")
+        .args(["-c", &command])
+        .output()
+        .map_err(|e| format!("wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("wrk output without Requests/sec: {text}"))?;
+    let p99_ms = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .and_then(|v| duration_ms(v.trim()))
+        .ok_or_else(|| format!("wrk output without a 99% line: {text}"))?;
+    let non_2xx = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    // "Socket errors: connect 0, read 0, write 0, timeout 0"
+    let socket_errors = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|v| {
+            v.split(',')
+                .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok(Wrk {
+        rps,
+        p99_ms,
+        non_2xx,
+        socket_errors,
+    })
+}
+
+/// A wrk duration (`812.00us`, `1.20ms`, `2.00s`) in milliseconds.
+fn duration_ms(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (n, unit) = text.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    Some(match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        _ => return None,
+    })
+}
+
 /// Answers at once with one fixed object, so a run measures the pipeline, not a model.
 pub struct InstantDetector;
 
@@ -219,6 +300,150 @@ impl Detector for InstantDetector {
     }
 }
 
+/// A child process killed when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process's peak resident set size (VmHWM), in KiB; `None` once it is gone.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The tenancy and user the benchmarks' API key belongs to.
+const TENANCY: &str = "ocid1.tenancy.oc1..bench";
+const USER: &str = "ocid1.user.oc1..bench";
+
+/// The key id of the development key as the benchmarks' user, for `Emulator::trust_api_key`.
+pub fn dev_key_id(key: &PrivateKey) -> String {
+    format!("{TENANCY}/{USER}/{}", key.fingerprint())
+}
+
+/// A transport signing with the development key through a real OCI config file written in
+/// `dir`, as a laptop's `~/.oci/config` would.
+pub fn api_key_transport(dir: &Path) -> Result<Transport, Error> {
+    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem")?;
+    let key_file = dir.join("api-key.pem");
+    std::fs::write(&key_file, DEV_KEY_PEM)?;
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[DEFAULT]\nuser={USER}\ntenancy={TENANCY}\nfingerprint={}\nkey_file={}\nregion=us-ashburn-1\n",
+            key.fingerprint(),
+            key_file.display()
+        ),
+    )?;
+    let provider = ConfigFileProvider::from_file(&config, "DEFAULT", None)?;
+    Ok(Transport::new(
+        Auth::Oci(Arc::new(provider)),
+        TransportConfig::default(),
+    ))
+}
+
+/// A SODA client for `collection` on the emulator at `base` (its default ORDS credentials).
+pub fn emulator_soda(transport: &Transport, base: &str, collection: &str) -> Result<Soda, Error> {
+    let config = SodaConfig {
+        base_url: format!("{base}/ords/"),
+        schema: "admin".into(),
+        collection: collection.into(),
+        user: "ADMIN".into(),
+        password: Password::Literal(Secret::new("emulator-password")),
+    };
+    Soda::connect(
+        transport,
+        &config,
+        None,
+        Instant::now() + Duration::from_secs(120),
+    )
+}
+
+/// The emulator's images bucket.
+pub fn emulator_bucket() -> Bucket {
+    Bucket {
+        namespace: "emulatorns".into(),
+        name: "images".into(),
+    }
+}
+
+/// The argument that makes a benchmark serve the app instead (see [`AppProcess`]).
+pub const SERVE_APP: &str = "--serve-app";
+
+/// In the child: the app (default settings) against the emulator at `base`, with data in
+/// `collection`, on a free port printed to stdout as `PORT n`; serves until killed.
+pub fn serve_app(base: &str, dir: &Path, collection: &str) -> Result<(), Error> {
+    let transport = api_key_transport(dir)?;
+    let app = App::new(
+        ObjectStorage::new(transport.clone(), base),
+        emulator_bucket(),
+        emulator_soda(&transport, base, collection)?,
+        None,
+        Settings::default(),
+    );
+    let server = ocivision::web::serve(Arc::new(app), "127.0.0.1:0".parse().unwrap())?;
+    println!("PORT {}", server.tcp_addr().unwrap().port());
+    std::io::stdout().flush()?;
+    server.wait();
+    Ok(())
+}
+
+/// The web app as a child process (this benchmark run with [`SERVE_APP`]), so its memory is
+/// measured apart from the emulator's. Killed when dropped.
+pub struct AppProcess {
+    child: Guard,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl AppProcess {
+    /// Starts it with `env` added and its stderr shown or dropped.
+    pub fn start(
+        base: &str,
+        dir: &Path,
+        collection: &str,
+        env: &[(&str, &str)],
+        show_stderr: bool,
+    ) -> Result<AppProcess, Error> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args([SERVE_APP, base, &dir.display().to_string(), collection])
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(if show_stderr {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped");
+        let child = Guard(child);
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let port: u16 = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| Error::Config(format!("the app child said {line:?}")))?;
+        Ok(AppProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        })
+    }
+
+    /// Peak resident set size so far, in KiB (0 once it is gone).
+    pub fn peak_rss_kib(&self) -> u64 {
+        peak_rss_kib(self.child.0.id()).unwrap_or(0)
+    }
+}
+
 /// An emulator in a temp directory, a transport signing with the development key through a real
 /// config file, and the clients and web apps the benchmarks build on it. Removes its directory
 /// on drop.
@@ -231,39 +456,16 @@ pub struct Cloud {
 }
 
 impl Cloud {
-    const TENANCY: &'static str = "ocid1.tenancy.oc1..bench";
-    const USER: &'static str = "ocid1.user.oc1..bench";
-
     /// Starts an emulator with the `IMAGE_ANALYSIS` collection created.
     pub fn start(tag: &str) -> Result<Cloud, ocivision::Error> {
-        use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
-        use ocivision::oci::sign::PrivateKey;
+        use ocivision::emulator::{Emulator, EmulatorConfig};
         let dir = std::env::temp_dir().join(format!("ocivision-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let emulator = Emulator::start(EmulatorConfig::new(dir.join("data")))?;
         let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem")?;
-        let key_id = format!("{}/{}/{}", Self::TENANCY, Self::USER, key.fingerprint());
-        emulator.trust_api_key(&key_id, &key);
-        let key_file = dir.join("api-key.pem");
-        std::fs::write(&key_file, DEV_KEY_PEM)?;
-        let config = dir.join("config");
-        std::fs::write(
-            &config,
-            format!(
-                "[DEFAULT]\nuser={}\ntenancy={}\nfingerprint={}\nkey_file={}\nregion=us-ashburn-1\n",
-                Self::USER,
-                Self::TENANCY,
-                key.fingerprint(),
-                key_file.display()
-            ),
-        )?;
-        let provider =
-            ocivision::oci::auth::ConfigFileProvider::from_file(&config, "DEFAULT", None)?;
-        let transport = ocivision::oci::client::Transport::new(
-            ocivision::oci::client::Auth::Oci(std::sync::Arc::new(provider)),
-            ocivision::oci::client::TransportConfig::default(),
-        );
+        emulator.trust_api_key(&dev_key_id(&key), &key);
+        let transport = api_key_transport(&dir)?;
         let cloud = Cloud {
             emulator,
             transport,

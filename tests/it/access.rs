@@ -170,26 +170,14 @@ fn access_the_binary_reads_its_session_secret_from_the_vault() {
 
 /// One request to a child web app on a fresh connection; the raw answer.
 fn raw_request(app: &Webapp, method: &str, path: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(app.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+    crate::support::one_shot(
         app.addr,
-        body.len()
-    );
-    for h in headers {
-        head.push_str(h);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    raw
+        method,
+        path,
+        headers,
+        body,
+        Duration::from_secs(10),
+    )
 }
 
 fn throttled_settings(trusted: &str) -> Settings {

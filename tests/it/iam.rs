@@ -6,8 +6,8 @@
 //! table (`cargo test --test it iam:: -- --nocapture`; docs/EMULATOR.md has a copy) and fails
 //! if a statement's removal breaks nothing it should, or anything breaks under the full policy.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -114,24 +114,14 @@ struct Http {
 
 impl Http {
     fn call(&self, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (u16, Value) {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        let raw = crate::support::one_shot(
             self.addr,
-            body.len()
+            method,
+            path,
+            headers,
+            body,
+            Duration::from_secs(60),
         );
-        for h in headers {
-            head.push_str(h);
-            head.push_str("\r\n");
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
-        let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw);
         let text = String::from_utf8_lossy(&raw);
         let status = text
             .split_whitespace()

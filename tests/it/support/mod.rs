@@ -241,6 +241,34 @@ pub fn proc_status(pid: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
+/// One request on a fresh connection (`Connection: close`, `headers` as extra lines); the raw
+/// answer, read to the end or until `timeout` passes without a byte.
+pub fn one_shot(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+    timeout: Duration,
+) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    raw
+}
+
 /// The `webapp` binary running as a child on a free loopback port; killed on drop.
 pub struct Webapp {
     /// The OCI stand-in the child is configured against (kept alive with it; several children
