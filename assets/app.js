@@ -173,7 +173,7 @@
   function watched() {
     return Array.prototype.filter.call(
       document.querySelectorAll("[data-status]"),
-      function (n) { return n.dataset.status === "pending" || n.dataset.status === "analyzing"; }
+      function (n) { return ["pending", "analyzing", "waiting"].indexOf(n.dataset.status) >= 0; }
     );
   }
 

@@ -993,8 +993,9 @@ fn read_view(stack: &Stack) -> Result<View, String> {
     let documents = stack
         .soda
         .list(deadline)
-        // The reconciler's lease shares the collection; it is not an image's document.
-        .filter(|d| !matches!(d, Ok(d) if d.value["kind"] == "reconciler-lease"))
+        // The reconciler's lease and the Vision pacer share the collection; they are not
+        // images' documents (each has a `kind`).
+        .filter(|d| !matches!(d, Ok(d) if d.value.get("kind").is_some()))
         .map(|d| {
             d.map(|d| {
                 (

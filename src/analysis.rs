@@ -11,9 +11,16 @@
 //! - delete: the document is removed.
 //! - objects under the web app's rendition prefixes (`thumbs/`, `previews/`) are ignored.
 //!
+//! Vision calls are paced (`pacer.rs`): each takes a send slot shared by every instance, so
+//! Vision sees a steady stream at `VISION_TPS`. When no slot is free within what the call can
+//! wait, or Vision keeps answering 429, the document goes `waiting` with its `next_attempt` and
+//! the call answers success: throttling is never a failure, and nothing is retried blindly
+//! (the reconciler invokes waiting images again; docs/SCALING.md).
+//!
 //! Every outbound call is bounded by the call's deadline minus a margin; retries happen in the
-//! transport. Failures the pipeline cannot finish become a `failed` document (when the database
-//! is reachable) and a 502, so the platform's logs show them.
+//! transport, except Vision's, which this module makes itself so that each one takes a slot.
+//! Failures the pipeline cannot finish become a `failed` document (when the database is
+//! reachable) and a 502, so the platform's logs show them.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -30,7 +37,8 @@ use crate::oci::auth::{self, KeyProvider, ResourcePrincipalProvider};
 use crate::oci::client::{Auth, RetryPolicy, Transport, TransportConfig};
 use crate::oci::object_storage::{Bucket, Download, ObjectInfo, ObjectStorage};
 use crate::oci::secrets::Secrets;
-use crate::oci::vision::{AnalyzeImage, ImageSource, Vision};
+use crate::oci::vision::{Analysis, AnalyzeImage, ImageSource, Vision};
+use crate::pacer::{self, Reservation};
 use crate::soda::{document_key, CachedSoda};
 use crate::timefmt::{self, Precision};
 
@@ -41,6 +49,23 @@ const FIRST_BYTES: u64 = 64 * 1024;
 /// How far a JPEG's frame header is looked for when large metadata pushes it past
 /// [`FIRST_BYTES`] (a second, ranged GET).
 const HEADER_BYTES: u64 = 256 * 1024;
+
+/// Time kept back from the call's deadline for the Vision call itself and the writes after
+/// it: a send slot later than the deadline minus this defers the image instead.
+const VISION_ALLOWANCE: Duration = Duration::from_secs(15);
+
+/// 429s in one call (despite pacing) after which the image is deferred rather than retried.
+const MAX_THROTTLED: u32 = 3;
+
+/// Failed Vision attempts (5xx, unreachable) in one call before the analysis fails.
+const MAX_VISION_ATTEMPTS: u32 = 5;
+
+/// How far a 429 pushes the shared next slot: every instance pauses this long.
+const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
+
+/// When an image deferred by sustained 429s is tried again (plus up to as much again, random,
+/// so deferred images do not all come back together).
+const THROTTLED_RETRY: Duration = Duration::from_secs(30);
 
 /// The kind of object change an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +143,20 @@ pub struct AnalyzerConfig {
     pub margin: Duration,
     /// Largest image analysed.
     pub max_image_bytes: u64,
+    /// Vision requests per second shared by every instance (the tenancy's limit); 0 turns
+    /// pacing off (`VISION_TPS`; default from the region, `pacer::default_tps`).
+    pub vision_tps: f64,
+    /// The longest a call waits for its send slot before deferring the image
+    /// (`VISION_MAX_WAIT`, seconds; default: as long as the deadline allows).
+    pub max_slot_wait: Option<Duration>,
+}
+
+/// How the paced Vision call ended.
+enum Paced {
+    /// Vision answered, or failed for good.
+    Answered(crate::Result<Analysis>),
+    /// No slot in time, or sustained 429: try again at this time.
+    Deferred(SystemTime, &'static str),
 }
 
 /// Turns events into documents. Built once per container; `handle` is called per event.
@@ -157,7 +196,9 @@ impl Analyzer {
             } else {
                 (auth::from_env(lookup)?, None)
             };
-        let cloud = CloudConfig::from_lookup(lookup, keys.region())?;
+        let provider_region = keys.region();
+        let region = lookup(config::vars::REGION).or(provider_region.clone());
+        let cloud = CloudConfig::from_lookup(lookup, provider_region)?;
         let compartment_id = cloud
             .compartment_id
             .clone()
@@ -169,6 +210,18 @@ impl Analyzer {
                 ))
             })?;
         // A function must answer before Fn-Deadline: few, quick retries; the deadline caps them.
+        // Vision's own transport makes one attempt: the analyzer retries, each time with a
+        // send slot from the pacer, so no retry reaches Vision unpaced.
+        let vision_transport = Transport::new(
+            Auth::Oci(Arc::clone(&keys)),
+            TransportConfig {
+                retry: RetryPolicy {
+                    max_attempts: 1,
+                    ..RetryPolicy::default()
+                },
+                ..TransportConfig::default()
+            },
+        );
         let transport = Transport::new(
             Auth::Oci(keys),
             TransportConfig {
@@ -184,7 +237,7 @@ impl Analyzer {
         let max_labels = config::number(lookup, "VISION_MAX_LABELS", 0u32)?;
         Ok(Analyzer::new(
             ObjectStorage::new(transport.clone(), &cloud.object_storage_url),
-            Vision::new(transport.clone(), &cloud.vision_url),
+            Vision::new(vision_transport, &cloud.vision_url),
             CachedSoda::new(
                 transport,
                 cloud.soda.clone(),
@@ -198,6 +251,16 @@ impl Analyzer {
                 max_labels: (max_labels > 0).then_some(max_labels),
                 margin: Duration::from_secs(2),
                 max_image_bytes: config::number(lookup, "MAX_IMAGE_BYTES", 5 * 1024 * 1024)?,
+                vision_tps: config::number(
+                    lookup,
+                    "VISION_TPS",
+                    pacer::default_tps(region.as_deref()),
+                )?
+                .max(0.0),
+                max_slot_wait: match config::number(lookup, "VISION_MAX_WAIT", 0u64)? {
+                    0 => None,
+                    secs => Some(Duration::from_secs(secs)),
+                },
             },
         ))
     }
@@ -332,6 +395,7 @@ impl Analyzer {
         drop(first_bytes);
 
         doc.status = Status::Analyzing;
+        doc.next_attempt = None;
         doc.attempts += 1;
         let writing = Instant::now();
         self.write(&key, &mut doc, deadline)?;
@@ -339,11 +403,22 @@ impl Analyzer {
         doc.timings.db_ms = Some(db_time.as_millis() as u64);
 
         let vision_started = Instant::now();
-        let analysis = self.vision.analyze(&request, deadline);
+        let analysis = self.paced_analyze(&request, deadline)?;
         doc.timings.vision_ms = Some(vision_started.elapsed().as_millis() as u64);
         let analysis = match analysis {
-            Ok(analysis) => analysis,
-            Err(e) => {
+            Paced::Answered(Ok(analysis)) => analysis,
+            Paced::Deferred(at, why) => {
+                // Waiting, not failed: a deferral is not an attempt, and the call succeeds so
+                // that nothing retries it blindly; the reconciler invokes it again at `at`.
+                doc.status = Status::Waiting;
+                doc.attempts = doc.attempts.saturating_sub(1);
+                doc.error = None;
+                let at = timefmt::format(at, Precision::Millis);
+                doc.next_attempt = Some(at.clone());
+                self.write(&key, &mut doc, deadline)?;
+                return Ok(json!({"action": "deferred", "next_attempt": at, "reason": why}));
+            }
+            Paced::Answered(Err(e)) => {
                 doc.status = Status::Failed;
                 doc.error = Some(vision_failure(&e, doc.attempts));
                 // Best effort: the call fails either way, and says why.
@@ -380,6 +455,76 @@ impl Analyzer {
             "objects": doc.objects.len(),
             "etag": doc.etag,
         }))
+    }
+
+    /// Asks Vision, each attempt in a send slot from the pacer (when `vision_tps` > 0): 5xx and
+    /// unreachable are retried with backoff, a 429 pushes the shared slot forward, and too
+    /// long a wait or sustained 429s defer the image.
+    fn paced_analyze(&self, request: &AnalyzeImage, deadline: Instant) -> crate::Result<Paced> {
+        let tps = self.config.vision_tps;
+        let mut throttled = 0u32;
+        let mut failed = 0u32;
+        loop {
+            // The latest a slot may start and leave the call and its writes time to finish.
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(VISION_ALLOWANCE);
+            let patience = self.config.max_slot_wait.map_or(left, |w| w.min(left));
+            let latest = SystemTime::now() + patience;
+            if tps > 0.0 {
+                match pacer::reserve(&self.soda, tps, latest, deadline)? {
+                    Reservation::Slot(slot) => pacer::wait_for(slot, deadline),
+                    Reservation::Defer(at) => {
+                        return Ok(Paced::Deferred(at, "no Vision send slot in time"))
+                    }
+                }
+            }
+            let error = match self.vision.analyze(request, deadline) {
+                Ok(analysis) => return Ok(Paced::Answered(Ok(analysis))),
+                Err(e) => e,
+            };
+            let status = error.service_error().map(|e| e.status);
+            let wait = if status == Some(429) {
+                throttled += 1;
+                if tps > 0.0 {
+                    pacer::back_off(&self.soda, tps, THROTTLE_PAUSE, deadline)?;
+                }
+                if throttled >= MAX_THROTTLED {
+                    let again = THROTTLED_RETRY.mul_f64(1.0 + crate::random::unit());
+                    return Ok(Paced::Deferred(
+                        SystemTime::now() + again,
+                        "Vision kept answering 429",
+                    ));
+                }
+                // Paced, the next slot is the wait; unpaced, a jittered backoff.
+                if tps > 0.0 {
+                    Duration::ZERO
+                } else {
+                    THROTTLE_PAUSE.mul_f64(crate::random::unit())
+                }
+            } else if matches!(error, Error::Transport { .. })
+                || status.is_some_and(|s| s >= 500 && s != 501)
+            {
+                failed += 1;
+                if failed >= MAX_VISION_ATTEMPTS {
+                    return Ok(Paced::Answered(Err(error)));
+                }
+                Duration::from_millis(200 << failed.min(5)).mul_f64(crate::random::unit())
+            } else {
+                return Ok(Paced::Answered(Err(error)));
+            };
+            if Instant::now() + wait + VISION_ALLOWANCE >= deadline {
+                return Ok(match status {
+                    Some(429) => Paced::Deferred(
+                        SystemTime::now() + THROTTLED_RETRY,
+                        "Vision kept answering 429",
+                    ),
+                    _ => Paced::Answered(Err(error)),
+                });
+            }
+            log::debug!(target: "analysis", "Vision attempt failed ({error}); again in {} ms", wait.as_millis());
+            std::thread::sleep(wait);
+        }
     }
 
     fn base_document(

@@ -37,6 +37,9 @@ pub enum Status {
     Pending,
     /// The function is working on it.
     Analyzing,
+    /// Vision's rate limit is taken for now: the function deferred the analysis and answered
+    /// success; it is invoked again at `next_attempt` (docs/SCALING.md). Not a failure.
+    Waiting,
     /// Results are in.
     Done,
     /// Analysis failed; `error` says why.
@@ -139,9 +142,12 @@ pub struct AnalysisDocument {
     /// Why it failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
-    /// Analysis attempts so far.
+    /// Analysis attempts so far (calls that reached Vision; deferrals do not count).
     #[serde(default)]
     pub attempts: u32,
+    /// When a `waiting` document is to be analysed again (RFC 3339); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<String>,
     /// When the object was uploaded (RFC 3339).
     #[serde(default)]
     pub uploaded_at: String,
@@ -198,6 +204,7 @@ impl AnalysisDocument {
             status,
             error: None,
             attempts: 0,
+            next_attempt: None,
             uploaded_at: String::new(),
             analyzed_at: None,
             updated_at: String::new(),
@@ -326,6 +333,12 @@ mod tests {
         assert_eq!(json["status"], "pending");
         assert!(json.get("error").is_none());
         json["future_field"] = json!(1);
+        assert_eq!(AnalysisDocument::from_json(json).unwrap(), doc);
+        doc.status = Status::Waiting;
+        doc.next_attempt = Some("2026-12-04T02:00:00.000Z".into());
+        let json = doc.to_json();
+        assert_eq!(json["status"], "waiting");
+        assert_eq!(json["next_attempt"], "2026-12-04T02:00:00.000Z");
         assert_eq!(AnalysisDocument::from_json(json).unwrap(), doc);
         assert_eq!(
             doc.key(),

@@ -55,6 +55,7 @@ pub mod local;
 pub mod logger;
 mod md5;
 pub mod oci;
+mod pacer;
 mod random;
 pub mod secret;
 pub mod soda;

@@ -4,6 +4,7 @@
 //! emulator [--data DIR] [--port N] [--bind ADDR] [--bucket NAME]… [--faults SPEC]
 //!          [--trust KEY_ID=PEM_FILE]… [--principal KEY_ID=admin|webapp|function|user]…
 //!          [--secret NAME=VALUE_FILE]… [--function FUNCTION_ID=SOCKET]… [--ords-schema ALIAS]
+//!          [--vision-tps N] [--vision-burst N]
 //! ```
 //!
 //! It trusts the local development key (`src/emulator/dev-key.pem`) under the key id it prints,
@@ -12,7 +13,9 @@
 //! no group; IAM is enforced with `terraform/policies.tpl` filled with the emulator's names
 //! (docs/EMULATOR.md). It serves its ORDS password as the secret `db-password`, plus any
 //! `--secret`s, and invokes functions listening on unix sockets (the Fn contract) given with
-//! `--function`. Faults come from `--faults` or
+//! `--function` (the same id given several times: instances of one function, invoked in turn).
+//! `--vision-tps` gives Vision a rate limit (429 `TooManyRequests` beyond it; `--vision-burst`
+//! requests at once, default one second's worth). Faults come from `--faults` or
 //! `OCIVISION_FAULTS` (syntax in docs/EMULATOR.md). Vision answers from the shipped local model
 //! (`models/`), or with 501 when it does not load. Built only with the `local` feature. Data is written crash-safely, so stopping
 //! it with Ctrl-C loses nothing that was acknowledged.
@@ -56,6 +59,8 @@ struct Args {
     secrets: Vec<(String, PathBuf)>,
     functions: Vec<(String, PathBuf)>,
     ords_schema: Option<String>,
+    vision_tps: Option<f64>,
+    vision_burst: Option<f64>,
 }
 
 /// `KEY=VALUE` of a flag, split at the first `=`.
@@ -78,6 +83,8 @@ fn parse(args: Vec<String>) -> Result<Args, Error> {
         secrets: Vec::new(),
         functions: Vec::new(),
         ords_schema: None,
+        vision_tps: None,
+        vision_burst: None,
     };
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -118,13 +125,27 @@ fn parse(args: Vec<String>) -> Result<Args, Error> {
                 parsed.functions.push((id, PathBuf::from(socket)));
             }
             "--ords-schema" => parsed.ords_schema = Some(value()?),
+            "--vision-tps" | "--vision-burst" => {
+                let text = value()?;
+                let rate = text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| r.is_finite() && *r > 0.0)
+                    .ok_or_else(|| {
+                        Error::Config(format!("{flag} {text:?} is not a positive number"))
+                    })?;
+                match flag.as_str() {
+                    "--vision-tps" => parsed.vision_tps = Some(rate),
+                    _ => parsed.vision_burst = Some(rate),
+                }
+            }
             "--help" | "-h" => {
                 println!(
                     "emulator [--data DIR] [--port N] [--bind ADDR] [--bucket NAME]... \
                      [--faults SPEC] [--trust KEY_ID=PEM_FILE]... \
                      [--principal KEY_ID=admin|webapp|function|user]... \
                      [--secret NAME=VALUE_FILE]... [--function FUNCTION_ID=SOCKET]... \
-                     [--ords-schema ALIAS]"
+                     [--ords-schema ALIAS] [--vision-tps N] [--vision-burst N]"
                 );
                 std::process::exit(0);
             }
@@ -152,6 +173,8 @@ fn run(args: Vec<String>) -> Result<(), Error> {
     if let Some(alias) = &args.ords_schema {
         config.ords_schema = alias.clone();
     }
+    config.vision_tps = args.vision_tps;
+    config.vision_burst = args.vision_burst;
     // The ORDS password first: it is the database password secret of the policy.
     let mut secrets = vec![("db-password".to_string(), config.ords_password.clone())];
     for (name, file) in &args.secrets {
@@ -209,8 +232,15 @@ fn run(args: Vec<String>) -> Result<(), Error> {
         )?;
         trusted.push((key_id.clone(), principal));
     }
+    let mut functions: Vec<(&String, Vec<PathBuf>)> = Vec::new();
     for (function_id, socket) in &args.functions {
-        emulator.register_function(function_id, socket, false);
+        match functions.iter_mut().find(|(id, _)| *id == function_id) {
+            Some((_, sockets)) => sockets.push(socket.clone()),
+            None => functions.push((function_id, vec![socket.clone()])),
+        }
+    }
+    for (function_id, sockets) in functions {
+        emulator.register_function_instances(function_id, sockets, false);
     }
     // Vision answers from the local model when it loads; otherwise 501.
     let vision = match ocivision::detect::LocalDetector::load(Default::default()) {

@@ -2,8 +2,10 @@
 //! the registered function through the Fn contract, with injectable duplicates, delays,
 //! reordering and drops.
 //!
-//! One delivery thread drains a queue, so the object write that caused an event never waits for
-//! the function, as with OCI. Rule filtering (event types, bucket, prefix) is reduced to one
+//! Delivery threads drain a queue, so the object write that caused an event never waits for
+//! the function, as with OCI. There is one thread per function instance (one by default): OCI
+//! Functions runs many instances of a function at once, each a separate process handling one
+//! call at a time, and each thread here calls its own instance. Rule filtering (event types, bucket, prefix) is reduced to one
 //! optional name prefix; every delivery outcome is recorded for tests to observe.
 
 use std::collections::VecDeque;
@@ -109,7 +111,8 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
-    target: RwLock<Option<FnAgent>>,
+    /// One agent per function instance; delivery thread `i` calls instance `i % len`.
+    targets: RwLock<Vec<FnAgent>>,
     gate: RwLock<Option<Gate>>,
     deliveries: Mutex<VecDeque<Delivery>>,
     deliveries_kept: usize,
@@ -120,10 +123,10 @@ struct Shared {
     timeout: Duration,
 }
 
-/// The event bus: a queue and its delivery thread. Dropping it stops the thread.
+/// The event bus: a queue and its delivery threads. Dropping it stops them.
 pub struct EventBus {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl EventBus {
@@ -137,10 +140,23 @@ impl EventBus {
         timeout: Duration,
         deliveries_kept: usize,
     ) -> EventBus {
+        EventBus::start_with_deliverers(faults, compartment_id, prefix, timeout, deliveries_kept, 1)
+    }
+
+    /// [`EventBus::start`] with `deliverers` delivery threads (at least one): as many events
+    /// in flight at once, each to its own function instance ([`EventBus::set_targets`]).
+    pub fn start_with_deliverers(
+        faults: Arc<RwLock<FaultPlan>>,
+        compartment_id: String,
+        prefix: Option<String>,
+        timeout: Duration,
+        deliveries_kept: usize,
+        deliverers: usize,
+    ) -> EventBus {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
-            target: RwLock::new(None),
+            targets: RwLock::new(Vec::new()),
             gate: RwLock::new(None),
             deliveries: Mutex::new(VecDeque::new()),
             deliveries_kept,
@@ -150,24 +166,31 @@ impl EventBus {
             compartment_id,
             timeout,
         });
-        let worker = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("emulator-events".into())
-            .spawn(move || deliver_forever(&worker))
-            .expect("spawning the event thread");
-        EventBus {
-            shared,
-            thread: Some(thread),
-        }
+        let threads = (0..deliverers.max(1))
+            .map(|index| {
+                let worker = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("emulator-events-{index}"))
+                    .spawn(move || deliver_forever(&worker, index))
+                    .expect("spawning an event thread")
+            })
+            .collect();
+        EventBus { shared, threads }
     }
 
     /// Sends future events to the function behind `agent` (or to nobody with `None`).
     pub fn set_target(&self, agent: Option<FnAgent>) {
+        self.set_targets(agent.into_iter().collect());
+    }
+
+    /// Sends future events to these function instances, delivery thread `i` to instance
+    /// `i % len` (an empty list: to nobody).
+    pub fn set_targets(&self, agents: Vec<FnAgent>) {
         *self
             .shared
-            .target
+            .targets
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = agent;
+            .unwrap_or_else(|e| e.into_inner()) = agents;
     }
 
     /// Sets the check made before each delivery (`None`: always deliver).
@@ -175,13 +198,14 @@ impl EventBus {
         *self.shared.gate.write().unwrap_or_else(|e| e.into_inner()) = gate;
     }
 
-    /// The function events currently go to.
+    /// The function (its first instance) events currently go to.
     pub fn target(&self) -> Option<FnAgent> {
         self.shared
-            .target
+            .targets
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .first()
+            .cloned()
     }
 
     /// Queues the event for `change` (if it passes the rule) and returns at once.
@@ -231,7 +255,7 @@ impl Drop for EventBus {
     fn drop(&mut self) {
         lock(&self.shared.queue).stopping = true;
         self.shared.wake.notify_all();
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
@@ -241,7 +265,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn deliver_forever(shared: &Shared) {
+fn deliver_forever(shared: &Shared, index: usize) {
     loop {
         // The delay happens before an event is taken, so that events arriving meanwhile can be
         // reordered behind it.
@@ -288,7 +312,7 @@ fn deliver_forever(shared: &Shared) {
             let outcome = if plan.drop_rate > 0.0 && chance(plan.drop_rate) {
                 Outcome::Dropped
             } else {
-                deliver(shared, &event)
+                deliver(shared, &event, index)
             };
             {
                 let mut counts = lock(&shared.counts);
@@ -316,13 +340,12 @@ fn deliver_forever(shared: &Shared) {
     }
 }
 
-fn deliver(shared: &Shared, event: &Value) -> Outcome {
-    let Some(agent) = shared
-        .target
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-    else {
+fn deliver(shared: &Shared, event: &Value, index: usize) -> Outcome {
+    let agent = {
+        let targets = shared.targets.read().unwrap_or_else(|e| e.into_inner());
+        (!targets.is_empty()).then(|| targets[index % targets.len()].clone())
+    };
+    let Some(agent) = agent else {
         return Outcome::NoFunction;
     };
     let gate = shared

@@ -21,6 +21,7 @@ pub mod events;
 pub mod faults;
 pub mod iam;
 mod object_storage;
+mod ratelimit;
 pub mod secrets;
 pub mod soda;
 pub(crate) mod store;
@@ -43,6 +44,8 @@ use events::EventBus;
 use faults::{FaultPlan, Service, Verdict};
 use iam::{Access, Policy, PolicyNames, Principal};
 use object_storage::ObjectStorageService;
+use ratelimit::RateLimit;
+pub use ratelimit::VisionCounts;
 use secrets::SecretEntry;
 use soda::SodaService;
 use wire::{EmuRequest, EmuResponse};
@@ -95,6 +98,15 @@ pub struct EmulatorConfig {
     /// How many requests the record keeps (oldest dropped first); 0 keeps none, for long runs
     /// that never read it (the load suite). Default 100 000.
     pub record_limit: usize,
+    /// Vision's rate limit in requests per second (a token bucket per tenancy); beyond it
+    /// Vision answers 429 `TooManyRequests`. Default `None`: unlimited.
+    pub vision_tps: Option<f64>,
+    /// How many Vision requests the bucket lets through at once. Default `None`: one second's
+    /// worth of `vision_tps`.
+    pub vision_burst: Option<f64>,
+    /// How many function instances events are delivered to at once, one delivery thread each
+    /// ([`Emulator::register_function_instances`]). Default 1.
+    pub function_instances: usize,
 }
 
 impl EmulatorConfig {
@@ -117,6 +129,9 @@ impl EmulatorConfig {
             function_timeout: Duration::from_secs(60),
             max_body_bytes: 64 * 1024 * 1024,
             record_limit: 100_000,
+            vision_tps: None,
+            vision_burst: None,
+            function_instances: 1,
         }
     }
 }
@@ -187,7 +202,10 @@ struct State {
     object_storage: Arc<ObjectStorageService>,
     soda: SodaService,
     detector: RwLock<Option<Arc<dyn Detector>>>,
-    functions: RwLock<HashMap<String, FnAgent>>,
+    /// Per function id, its instances; invocations go to them in turn.
+    functions: RwLock<HashMap<String, Arc<Instances>>>,
+    vision_limit: Option<RateLimit>,
+    vision_counts: Mutex<VisionCounts>,
     events: Arc<EventBus>,
     record: Mutex<Vec<Recorded>>,
     /// Per service: how many of the next requests fail, and with which status.
@@ -223,13 +241,17 @@ impl Emulator {
             &config.buckets,
         )?);
         let soda = SodaService::new(&config.data_dir)?;
-        let events = Arc::new(EventBus::start(
+        let events = Arc::new(EventBus::start_with_deliverers(
             Arc::clone(&faults),
             config.compartment_id.clone(),
             config.event_prefix.clone(),
             config.function_timeout,
             config.record_limit,
+            config.function_instances,
         ));
+        let vision_limit = config
+            .vision_tps
+            .map(|tps| RateLimit::new(tps, config.vision_burst.unwrap_or(tps)));
         let bus = Arc::clone(&events);
         object_storage.on_change(Box::new(move |change| bus.publish(change)));
         let state = Arc::new(State {
@@ -240,6 +262,8 @@ impl Emulator {
             soda,
             detector: RwLock::new(None),
             functions: RwLock::new(HashMap::new()),
+            vision_limit,
+            vision_counts: Mutex::new(VisionCounts::default()),
             events,
             record: Mutex::new(Vec::new()),
             fail_next: Mutex::new(HashMap::new()),
@@ -395,9 +419,21 @@ impl Emulator {
     /// Registers a function listening at `socket` under `function_id`, for invocations; with
     /// `events`, object events go to it too.
     pub fn register_function(&self, function_id: &str, socket: impl Into<PathBuf>, events: bool) {
-        let agent = FnAgent::new(socket);
+        self.register_function_instances(function_id, vec![socket.into()], events);
+    }
+
+    /// Registers a function run as several instances, one process and socket each (as OCI
+    /// Functions scales out): invocations go to them in turn; with `events`, delivery thread
+    /// `i` calls instance `i` ([`EmulatorConfig::function_instances`] threads).
+    pub fn register_function_instances(
+        &self,
+        function_id: &str,
+        sockets: Vec<PathBuf>,
+        events: bool,
+    ) {
+        let agents: Vec<FnAgent> = sockets.into_iter().map(FnAgent::new).collect();
         if events {
-            self.state.events.set_target(Some(agent.clone()));
+            self.state.events.set_targets(agents.clone());
             // Events invoke the function as the service `cloudEvents`: the policy must say so.
             let state = Arc::downgrade(&self.state);
             let function_id = function_id.to_string();
@@ -416,7 +452,18 @@ impl Emulator {
             .functions
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(function_id.to_string(), agent);
+            .insert(
+                function_id.to_string(),
+                Arc::new(Instances {
+                    agents,
+                    next: std::sync::atomic::AtomicUsize::new(0),
+                }),
+            );
+    }
+
+    /// Vision requests so far: all of them, and those the rate limit refused.
+    pub fn vision_counts(&self) -> VisionCounts {
+        *lock(&self.state.vision_counts)
     }
 
     /// The event bus (deliveries so far, waiting for quiet).
@@ -462,6 +509,23 @@ impl Drop for Emulator {
         if let Some(server) = self.server.take() {
             server.shutdown(Duration::from_secs(1));
         }
+    }
+}
+
+/// A function's instances and whose turn it is.
+struct Instances {
+    agents: Vec<FnAgent>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Instances {
+    /// The instance whose turn it is.
+    fn pick(&self) -> Option<FnAgent> {
+        if self.agents.is_empty() {
+            return None;
+        }
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(self.agents[turn % self.agents.len()].clone())
     }
 }
 
@@ -617,6 +681,9 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
             "no emulated service at this path",
         ));
     };
+    if service == Service::Vision {
+        lock(&state.vision_counts).requests += 1;
+    }
     let plan = state
         .faults
         .read()
@@ -725,6 +792,15 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
             if !authorize(state, &principal, &vision_access, "Vision analyzeImage") {
                 return Some(not_authorized_or_not_found());
             }
+            // The tenancy's rate limit, after authentication as OCI applies it.
+            if state.vision_limit.as_ref().is_some_and(|l| !l.admit()) {
+                lock(&state.vision_counts).throttled += 1;
+                return Some(EmuResponse::error(
+                    429,
+                    "TooManyRequests",
+                    "Too many requests for the tenancy: the Vision rate limit is exceeded",
+                ));
+            }
             // OBJECT_STORAGE images are read with the caller's rights, as Vision does.
             let storage = &state.object_storage;
             let read = |ns: &str, bucket: &str, name: &str| {
@@ -779,7 +855,7 @@ fn invoke(state: &State, request: &EmuRequest, principal: &Principal) -> EmuResp
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .get(function_id)
-        .cloned();
+        .and_then(|instances| instances.pick());
     let Some(agent) = agent else {
         return EmuResponse::error(404, "NotAuthorizedOrNotFound", "no such function");
     };

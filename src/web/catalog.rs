@@ -126,7 +126,10 @@ impl Filter {
         let status = match query.get("status") {
             None | Some("") => None,
             Some(s) => Some(parse_status(s).ok_or_else(|| {
-                Error::bad_request(400, "status must be pending, analyzing, done or failed")
+                Error::bad_request(
+                    400,
+                    "status must be pending, analyzing, waiting, done or failed",
+                )
             })?),
         };
         let label = query
@@ -166,6 +169,7 @@ pub(crate) fn status_name(status: Status) -> &'static str {
     match status {
         Status::Pending => "pending",
         Status::Analyzing => "analyzing",
+        Status::Waiting => "waiting",
         Status::Done => "done",
         Status::Failed => "failed",
     }
@@ -643,6 +647,7 @@ mod tests {
         for s in [
             Status::Pending,
             Status::Analyzing,
+            Status::Waiting,
             Status::Done,
             Status::Failed,
         ] {

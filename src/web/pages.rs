@@ -125,6 +125,7 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
             ("", "any"),
             ("pending", "pending"),
             ("analyzing", "analysing"),
+            ("waiting", "waiting"),
             ("done", "done"),
             ("failed", "failed"),
         ]
@@ -301,6 +302,17 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
         }
         Status::Done => Html::default(),
         Status::Failed => notice("empty", "No results: the analysis failed.")?,
+        Status::Waiting => notice(
+            "empty",
+            &format!(
+                "Waiting: Vision's rate limit is taken by other images; the analysis is \
+                 scheduled{}. This page updates by itself.",
+                doc.next_attempt
+                    .as_deref()
+                    .map(|t| format!(" for {}", when(t)))
+                    .unwrap_or_default()
+            ),
+        )?,
         _ => notice(
             "empty",
             "Waiting for the analysis; this page updates by itself.",

@@ -8,7 +8,11 @@
 //! configured); a document stuck in `analyzing` or `pending` past `stuck_after` is analysed
 //! again when a function is configured (at most three attempts), else marked `failed`; and a
 //! document `failed` only because Vision was throttled or unavailable (the function's retries
-//! ran out) is analysed again when a function is configured (at most three attempts). Beside
+//! ran out) is analysed again when a function is configured (at most three attempts); a
+//! document `waiting` (the function deferred it at Vision's rate limit, docs/SCALING.md) whose
+//! `next_attempt` has come is analysed again, earliest first, at most [`DRIP_PER_PASS`] a pass
+//! spaced [`DRIP_SPACING`] apart (the function paces Vision itself; this only keeps the drip
+//! from fanning out faster than Vision can take it), with no limit on deferrals. Beside
 //! those: an image without its thumbnail or preview gets them made again, a rendition whose
 //! image is gone is deleted, and a `done` document without the `terms` a label search matches
 //! (written before they existed) gets them. It runs as `webapp reconcile` or periodically inside
@@ -37,6 +41,13 @@ use crate::oci::object_storage::{Condition, ListOptions};
 
 /// Attempts after which a stuck analysis is given up.
 const MAX_ATTEMPTS: u32 = 3;
+
+/// Most `waiting` images one pass sends to the function again.
+const DRIP_PER_PASS: usize = 600;
+
+/// The pause between two of those invocations: Vision's 10 requests a second, so the drip
+/// never asks for more than Vision can take.
+const DRIP_SPACING: Duration = Duration::from_millis(100);
 
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -137,6 +148,7 @@ fn pass(app: &App, lease: &Lease) -> Result<ReconcileReport> {
     }
 
     let mut documented = HashSet::new();
+    let mut due: Vec<(String, String)> = Vec::new();
     let mut docs = Vec::new();
     for doc in app.soda.query(
         &serde_json::json!({"bucket_name": app.bucket.name}),
@@ -181,7 +193,13 @@ fn pass(app: &App, lease: &Lease) -> Result<ReconcileReport> {
         // have failed before writing `analyzing`. (The upload writes its `pending` before the
         // object, so it can no longer land on top of a `done`; see upload.rs.)
         let unfinished = matches!(doc.status, Status::Analyzing | Status::Pending);
-        if unfinished && older_than(&doc.updated_at, app.settings.stuck_after) {
+        if doc.status == Status::Waiting {
+            // Deferred at Vision's rate limit: not stuck and not failed, only waiting its turn.
+            let at = doc.next_attempt.clone().unwrap_or_default();
+            if older_than(&at, Duration::from_millis(1)) && app.invoker.is_some() {
+                due.push((at, doc.image_name.clone()));
+            }
+        } else if unfinished && older_than(&doc.updated_at, app.settings.stuck_after) {
             repair_stuck(app, &key, doc, &mut report, deadline);
         } else if failed_for_now(&doc)
             && doc.attempts < MAX_ATTEMPTS
@@ -197,6 +215,10 @@ fn pass(app: &App, lease: &Lease) -> Result<ReconcileReport> {
                 }
             }
         }
+    }
+
+    if !drip(app, lease, due, &mut report) {
+        return Ok(report);
     }
 
     for (name, created) in &objects {
@@ -242,6 +264,34 @@ fn pass(app: &App, lease: &Lease) -> Result<ReconcileReport> {
     report.created_documents.sort();
     report.invoked.sort();
     Ok(report)
+}
+
+/// Sends due `waiting` images (`(next_attempt, name)`) to the function again, earliest first,
+/// at most [`DRIP_PER_PASS`], [`DRIP_SPACING`] apart; `false` when the lease was lost.
+fn drip(
+    app: &App,
+    lease: &Lease,
+    mut due: Vec<(String, String)>,
+    report: &mut ReconcileReport,
+) -> bool {
+    due.sort();
+    for (i, (_, name)) in due.into_iter().take(DRIP_PER_PASS).enumerate() {
+        if !lease.held() {
+            report.errors.push(LEASE_LOST.into());
+            return false;
+        }
+        if i > 0 {
+            std::thread::sleep(DRIP_SPACING);
+        }
+        let Some(id) = id_of(&name) else { continue };
+        match catalog::reanalyze(app, id) {
+            Ok(()) => report.invoked.push(name),
+            Err(e) => report
+                .errors
+                .push(format!("{name}: analysis not requested: {e}")),
+        }
+    }
+    true
 }
 
 /// Makes the thumbnails and previews images lack, and deletes those whose image is gone.

@@ -131,6 +131,11 @@ pub(crate) fn badge(status: Status, doc: Option<&AnalysisDocument>) -> String {
     match status {
         Status::Pending => "pending".into(),
         Status::Analyzing => "analysing".into(),
+        // Deferred by Vision's rate limit (docs/SCALING.md): waiting, not failed.
+        Status::Waiting => match doc.and_then(|d| d.next_attempt.as_deref()) {
+            Some(at) => format!("waiting · next try {}", when(at)),
+            None => "waiting".into(),
+        },
         Status::Done => {
             let n = doc.map_or(0, |d| d.objects.len());
             format!("done · {n} object{}", if n == 1 { "" } else { "s" })
@@ -195,6 +200,13 @@ mod tests {
             "done · 1 object"
         );
         assert_eq!(badge(Status::Analyzing, None), "analysing");
+        assert_eq!(badge(Status::Waiting, None), "waiting");
+        let mut waiting = AnalysisDocument::new("ns", "b", "uploads/x.jpg", Status::Waiting);
+        waiting.next_attempt = Some("2026-11-28T09:22:57.320Z".into());
+        assert_eq!(
+            badge(Status::Waiting, Some(&waiting)),
+            "waiting · next try 2026-11-28 09:22:57 UTC"
+        );
         assert_eq!(alt_text("a.jpg", Some(&d)), "a.jpg: dog 92%, car 51%");
         assert_eq!(
             alt_text("a.jpg", Some(&done(&[]))),
