@@ -2,7 +2,8 @@
 //! was lost, duplicated or left half-done, and that each process's memory stayed bounded.
 //!
 //! `cargo run --release --example loadtest -- --short` (CI; about 3 minutes) or `-- --soak SECONDS`
-//! (repeats the workload until the time is up and writes docs/RELIABILITY.md). Four processes
+//! (repeats the workload until the time is up and writes docs/RELIABILITY.md); `-- --burst N`
+//! is another workload, described in examples/burst/mod.rs. Four processes
 //! on 127.0.0.1, so each one's memory is its own:
 //! - the emulator: this binary again (`--emulator-child`), with a detector that answers at
 //!   once and its request record off (it would otherwise keep up to 100 000 requests with
@@ -34,6 +35,7 @@
 //! RSS and the three processes' together (VmRSS of /proc/<pid>/status every 200 ms) stayed under
 //! their bounds. Any violation exits 1.
 
+mod burst;
 mod common;
 
 use std::collections::hash_map::RandomState;
@@ -113,6 +115,10 @@ struct Outcome {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `--burst N`: a burst against a rate-limited Vision (examples/burst/mod.rs).
+    if let Some(code) = burst::dispatch(&args) {
+        std::process::exit(code);
+    }
     if let [flag, dir] = args.as_slice() {
         if flag == "--emulator-child" {
             if let Err(e) = emulator_child(Path::new(dir)) {
@@ -128,7 +134,9 @@ fn main() {
             .unwrap_or(600)
     });
     if soak.is_none() && !args.iter().any(|a| a == "--short") {
-        eprintln!("usage: loadtest --short | loadtest --soak SECONDS");
+        eprintln!(
+            "usage: loadtest --short | loadtest --soak SECONDS | loadtest --burst N [--tps T] [--instances C]"
+        );
         std::process::exit(2);
     }
     let dir = std::env::temp_dir().join(format!("ocivision-loadtest-{}", std::process::id()));

@@ -3,6 +3,7 @@
 
 mod access; // sessions keyed by the deployment's secret, password changes, login throttling
 mod browser; // headless Chromium over WebDriver: upload, live badges, result boxes, slider, delete
+mod burst; // issue 17: a burst against a rate-limited Vision and many function instances
 mod clients; // every typed client call against the emulator, with real signatures
 mod detect; // the local ONNX detector on real photos
 mod doctor; // webapp doctor: all green, then each check made to fail
