@@ -170,3 +170,38 @@ fn issue_17_an_instance_that_cannot_get_a_slot_in_time_defers_the_image() {
     assert_eq!(vision.throttled, 0, "paced: {vision:?}");
     assert_eq!(vision.requests as usize, count(&docs, Status::Done));
 }
+
+#[test]
+fn issue_17_sustained_429s_leave_the_image_waiting_and_the_call_successful() {
+    use ocivision::emulator::events::Outcome;
+    use ocivision::emulator::faults::{FaultPlan, Faults, Service};
+    let (env, _functions) = start("burst-429", 100.0, 1, &[("VISION_TPS", "10")]);
+    // Another caller in the tenancy takes every request Vision allows.
+    let mut plan = FaultPlan::default();
+    plan.set(
+        Service::Vision,
+        Faults {
+            error_rate: 1.0,
+            error_status: 429,
+            ..Faults::default()
+        },
+    );
+    env.emulator.set_faults(plan);
+    burst(&env, 1);
+    let docs = documents(&env);
+    let doc = docs.values().next().expect("a document");
+    assert_eq!(doc.status, Status::Waiting, "{doc:?}");
+    assert!(doc.next_attempt.is_some() && doc.error.is_none(), "{doc:?}");
+    assert_eq!(doc.attempts, 0, "{doc:?}");
+    // Three tries, each in its own slot, then the call answers success: nothing retries it
+    // blindly (the reconciler's drip sends it again at `next_attempt`).
+    assert_eq!(env.emulator.vision_counts().requests, 3);
+    let outcomes: Vec<Outcome> = env
+        .emulator
+        .events()
+        .deliveries()
+        .into_iter()
+        .map(|d| d.outcome)
+        .collect();
+    assert_eq!(outcomes, [Outcome::Answered(200)]);
+}
