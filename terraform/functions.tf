@@ -13,7 +13,7 @@ resource "oci_functions_application" "app" {
 locals {
   # Function configuration = environment variables (at most 4 KB in total). Only the secret's
   # OCID, never the password.
-  func_config = {
+  func_config = merge({
     LOG_LEVEL               = var.log_level
     OCI_REGION              = var.region
     BUCKET_NAME             = oci_objectstorage_bucket.images.name
@@ -25,7 +25,8 @@ locals {
     DB_USERNAME             = var.db_username
     DB_PASSWORD_SECRET_OCID = oci_vault_secret.db_admin_password.id
     VISION_MAX_RESULTS      = tostring(var.vision_max_results)
-  }
+    # Unset, the function takes the region's default Vision limit (10 or 5 per second).
+  }, var.vision_tps > 0 ? { VISION_TPS = tostring(var.vision_tps) } : {})
 }
 
 resource "oci_functions_function" "image_analyzer" {

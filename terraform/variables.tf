@@ -262,6 +262,17 @@ variable "vision_max_results" {
   default     = 50
 }
 
+variable "vision_tps" {
+  description = "VISION_TPS: Vision requests per second the function instances share through their pacer (docs/SCALING.md). 0 leaves it to the function: the region's default limit, 10 in Ashburn, Phoenix and London, 5 elsewhere. Set it to the tenancy's limit when a service request raised it, or lower when other callers share it."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.vision_tps >= 0 && var.vision_tps <= 1000
+    error_message = "vision_tps: 0 (the region's default) to 1000."
+  }
+}
+
 variable "function_log_retention_days" {
   description = "Retention of the function's invocation log in OCI Logging, days (30-day steps up to 180)."
   type        = number
