@@ -29,7 +29,7 @@ pub const KEY: &str = "vision-pacer";
 pub const KIND: &str = "vision-pacer";
 /// How many conditional writes one reservation tries before it gives up pacing and sends at
 /// once (only under contention far above any real deployment's).
-const MAX_TRIES: u32 = 40;
+const MAX_TRIES: u32 = 100;
 
 /// Vision's default requests per second in a region (docs/SCALING.md, from
 /// shared/reference/oci-limits.md): 10 in Ashburn, Phoenix and London, 5 elsewhere.
@@ -99,10 +99,12 @@ fn document(next_slot: u64, tps: f64) -> Value {
     })
 }
 
-/// A short random pause after losing a race, so the losers do not all come back together.
-fn jitter() {
+/// A short random pause after losing the `tries`-th race, longer the more races were lost (up
+/// to 100 ms), so the losers do not all come back together.
+fn jitter(tries: u32) {
+    let ceiling = (5_000.0 * f64::from(tries)).min(100_000.0);
     std::thread::sleep(Duration::from_micros(
-        (crate::random::unit() * 20_000.0) as u64,
+        (crate::random::unit() * ceiling) as u64,
     ));
 }
 
@@ -115,7 +117,7 @@ pub fn reserve(
     deadline: Instant,
 ) -> Result<Reservation> {
     let step = interval(tps);
-    for _ in 0..MAX_TRIES {
+    for tries in 1..=MAX_TRIES {
         let current = soda.with(deadline, |s| s.get(KEY, deadline))?;
         let now = micros(SystemTime::now());
         let next_slot = current.as_ref().map_or(0, |d| next_slot_of(&d.value));
@@ -131,7 +133,7 @@ pub fn reserve(
         if written.is_some() {
             return Ok(Reservation::Slot(time_of(slot)));
         }
-        jitter();
+        jitter(tries);
     }
     log::warn!(target: "pacer", "no slot after {MAX_TRIES} tries (contention): sending unpaced");
     Ok(Reservation::Slot(SystemTime::now()))
@@ -140,7 +142,7 @@ pub fn reserve(
 /// After a 429 despite pacing: moves the shared `next_slot` to at least `now + pause`, so every
 /// instance backs off together. Best effort: a lost race means another instance moved it.
 pub fn back_off(soda: &CachedSoda, tps: f64, pause: Duration, deadline: Instant) -> Result<()> {
-    for _ in 0..3 {
+    for tries in 1..=3 {
         let current = soda.with(deadline, |s| s.get(KEY, deadline))?;
         let until = micros(SystemTime::now() + pause);
         let next_slot = current.as_ref().map_or(0, |d| next_slot_of(&d.value));
@@ -155,7 +157,7 @@ pub fn back_off(soda: &CachedSoda, tps: f64, pause: Duration, deadline: Instant)
         if written.is_some() {
             return Ok(());
         }
-        jitter();
+        jitter(tries);
     }
     Ok(())
 }
