@@ -60,12 +60,12 @@ const MAX_THROTTLED: u32 = 3;
 /// Failed Vision attempts (5xx, unreachable) in one call before the analysis fails.
 const MAX_VISION_ATTEMPTS: u32 = 5;
 
-/// How far a 429 pushes the shared next slot: every instance pauses this long.
+/// Unpaced (`VISION_TPS=0`), the longest wait after a 429 (full jitter below it).
 const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 
 /// When an image deferred by sustained 429s is tried again (plus up to as much again, random,
 /// so deferred images do not all come back together).
-const THROTTLED_RETRY: Duration = Duration::from_secs(30);
+const THROTTLED_RETRY: Duration = Duration::from_secs(10);
 
 /// The kind of object change an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -487,7 +487,7 @@ impl Analyzer {
             let wait = if status == Some(429) {
                 throttled += 1;
                 if tps > 0.0 {
-                    pacer::back_off(&self.soda, tps, THROTTLE_PAUSE, deadline)?;
+                    pacer::back_off(&self.soda, tps, deadline)?;
                 }
                 if throttled >= MAX_THROTTLED {
                     let again = THROTTLED_RETRY.mul_f64(1.0 + crate::random::unit());

@@ -8,7 +8,8 @@
 //! Each instance holds at most one reservation, so the wait is bounded by instances ÷ TPS.
 //! When the slot would be later than the call can wait for, nothing is reserved and the caller
 //! defers the image instead (the document goes `waiting`). A 429 despite pacing (another caller
-//! in the tenancy) pushes the shared `next_slot` forward for everyone: a shared backoff.
+//! in the tenancy) inserts an empty slot into the shared stream: everyone backs off together,
+//! and a caller taking X requests a second leaves the stream at about TPS − X.
 //!
 //! Times are wall-clock microseconds since the Unix epoch: instances on different hosts compare
 //! them, and the platform keeps hosts' clocks in step (NTP) far closer than one slot (100 ms).
@@ -139,17 +140,15 @@ pub fn reserve(
     Ok(Reservation::Slot(SystemTime::now()))
 }
 
-/// After a 429 despite pacing: moves the shared `next_slot` to at least `now + pause`, so every
-/// instance backs off together. Best effort: a lost race means another instance moved it.
-pub fn back_off(soda: &CachedSoda, tps: f64, pause: Duration, deadline: Instant) -> Result<()> {
+/// After a 429 despite pacing: leaves the next slot empty (`next_slot` moves on by one
+/// interval), so every instance backs off together. Best effort: after three lost races the
+/// stream goes on unchanged.
+pub fn back_off(soda: &CachedSoda, tps: f64, deadline: Instant) -> Result<()> {
     for tries in 1..=3 {
         let current = soda.with(deadline, |s| s.get(KEY, deadline))?;
-        let until = micros(SystemTime::now() + pause);
+        let now = micros(SystemTime::now());
         let next_slot = current.as_ref().map_or(0, |d| next_slot_of(&d.value));
-        if next_slot >= until {
-            return Ok(());
-        }
-        let value = document(until, tps);
+        let value = document(next_slot.max(now) + interval(tps), tps);
         let written = soda.with(deadline, |s| match &current {
             Some(d) => s.put_if_match(KEY, &value, &d.etag, deadline),
             None => s.insert_if_absent(KEY, &value, deadline),

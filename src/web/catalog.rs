@@ -458,6 +458,7 @@ pub(crate) fn reanalyze(app: &App, id: &str) -> Result<()> {
     };
     doc.status = Status::Pending;
     doc.error = None;
+    doc.next_attempt = None;
     doc.etag = info.etag.clone();
     doc.updated_at = now();
     app.soda.put(&key, &doc.to_json(), deadline)?;
