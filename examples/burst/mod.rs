@@ -19,7 +19,9 @@
 //! `burst: N uploads, T TPS, C instances: done D, failed F, lost L, wall W s (minimum M s,
 //! ratio R), vision requests V (per image X)`
 //!
-//! and the exit code is 1 when F > 0, L > 0, R > 1.25 or X > 1.2.
+//! and the exit code is 1 when F > 0, L > 0, R > 1.25 or X > 1.2. `--unpaced` runs the
+//! functions with `VISION_TPS=0` (no pacer: each instance calls Vision at once and backs off
+//! after a 429 on its own), to show what the pacer saves.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -51,14 +53,16 @@ const UPLOADERS: usize = 8;
 /// The bounds the run must meet (issue 17).
 const MAX_RATIO: f64 = 1.25;
 const MAX_REQUESTS_PER_IMAGE: f64 = 1.2;
-/// Reconcile passes at most, for images the function deferred.
-const MAX_DRIP_PASSES: usize = 20;
+/// How long deferred images are sent again for, after the event queue drained.
+const DRIP_TIME: Duration = Duration::from_secs(600);
 
 /// What `--burst` asks for.
 struct BurstArgs {
     images: usize,
     tps: f64,
     instances: usize,
+    /// The functions' `VISION_TPS`: the limit, or 0 with `--unpaced`.
+    paced_tps: f64,
 }
 
 /// Runs the burst mode or its emulator child when `args` ask for it; the exit code, or `None`
@@ -85,16 +89,22 @@ pub fn dispatch(args: &[String]) -> Option<i32> {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(default)
     };
+    let tps = value("--tps", 10.0);
     let burst = BurstArgs {
         images: args
             .get(at + 1)
             .and_then(|n| n.parse().ok())
             .unwrap_or(2000),
-        tps: value("--tps", 10.0),
+        tps,
         instances: value("--instances", 50.0) as usize,
+        paced_tps: if args.iter().any(|a| a == "--unpaced") {
+            0.0
+        } else {
+            tps
+        },
     };
     if burst.images == 0 || burst.tps <= 0.0 || burst.instances == 0 {
-        eprintln!("usage: loadtest --burst N [--tps T] [--instances C] (all positive)");
+        eprintln!("usage: loadtest --burst N [--tps T] [--instances C] [--unpaced] (all positive)");
         return Some(2);
     }
     let dir = std::env::temp_dir().join(format!("ocivision-burst-{}", std::process::id()));
@@ -304,7 +314,7 @@ fn start(dir: &Path, burst: &BurstArgs) -> Result<Stack, String> {
                     run.join("private.pem").display().to_string(),
                 ),
                 ("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1".into()),
-                ("VISION_TPS", burst.tps.to_string()),
+                ("VISION_TPS", burst.paced_tps.to_string()),
                 ("LOG_LEVEL", "warn".into()),
             ]),
             &home,
@@ -438,10 +448,11 @@ fn run(dir: &Path, burst: &BurstArgs) -> Result<bool, String> {
     let mut stack = start(dir, burst)?;
     let photo = small_jpeg()?;
     println!(
-        "loadtest: burst of {} uploads, Vision at {} TPS, {} function instances (pids {}…), webapp on http://{}",
+        "loadtest: burst of {} uploads, Vision at {} TPS, {} function instances{} (pids {}…), webapp on http://{}",
         burst.images,
         burst.tps,
         burst.instances,
+        if burst.paced_tps > 0.0 { "" } else { ", unpaced" },
         stack.functions.first().map_or(0, Proc::pid),
         stack.base
     );
@@ -502,14 +513,18 @@ fn run(dir: &Path, burst: &BurstArgs) -> Result<bool, String> {
     let drained = stack.emulator.wait_idle(patience)?;
     let mut view = documents(&stack.soda)?;
     let mut drip_passes = 0;
-    while view.values().any(|(s, _)| s == "waiting") && drip_passes < MAX_DRIP_PASSES {
-        // Images the function deferred: the reconciler's drip sends them again.
+    let drip_end = Instant::now() + DRIP_TIME;
+    while view.values().any(|(s, _)| s == "waiting") && Instant::now() < drip_end {
+        // Images the function deferred: the reconciler's drip sends them again when due.
         drip_passes += 1;
         let report = ocivision::web::reconcile(&stack.app).map_err(|e| e.to_string())?;
         println!(
             "loadtest: reconcile pass {drip_passes}: {} waiting images sent again",
             report.invoked.len()
         );
+        if report.invoked.is_empty() {
+            std::thread::sleep(Duration::from_secs(2));
+        }
         stack.emulator.wait_idle(patience)?;
         view = documents(&stack.soda)?;
     }
