@@ -205,3 +205,54 @@ fn issue_17_sustained_429s_leave_the_image_waiting_and_the_call_successful() {
         .collect();
     assert_eq!(outcomes, [Outcome::Answered(200)]);
 }
+
+#[test]
+fn issue_17_the_reconciler_drips_due_waiting_images_and_the_gallery_shows_them_waiting() {
+    use crate::support::emulator::deadline;
+    use crate::support::web::{body_text, Web};
+    let settings = ocivision::web::Settings {
+        reconcile_grace: Duration::ZERO,
+        ..ocivision::web::Settings::default()
+    };
+    let web = Web::start("burst-drip", settings, true);
+    // PNG headers: enough for the upload's checks (renditions are not the point here).
+    let png = |tag: &[u8]| {
+        let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        bytes.extend_from_slice(&40u32.to_be_bytes());
+        bytes.extend_from_slice(&40u32.to_be_bytes());
+        bytes.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+        bytes.extend_from_slice(tag);
+        bytes
+    };
+    let due = web.upload("due.png", &png(b"due"));
+    let later = web.upload("later.png", &png(b"later"));
+    let defer = |id: &str, at: &str| {
+        let mut doc = web.document(id).unwrap();
+        doc.status = Status::Waiting;
+        doc.next_attempt = Some(at.into());
+        web.soda
+            .put(&web.key(id), &doc.to_json(), deadline(5))
+            .unwrap();
+    };
+    defer(&due, "2020-01-01T00:00:00.000Z");
+    defer(&later, "2999-01-01T00:00:00.000Z");
+    let page = body_text(&web.handle("GET", "/", &[], b""));
+    assert!(
+        page.contains("waiting · next try 2999-01-01 00:00:00 UTC"),
+        "{page}"
+    );
+    assert_eq!(page.matches("data-status=\"waiting\"").count(), 2, "{page}");
+    assert!(
+        !page.contains("class=\"badge failed"),
+        "waiting is not failed: {page}"
+    );
+    let status = web.get(&format!("/api/status?ids={later}")).json();
+    assert_eq!(status["items"][&later]["status"], "waiting");
+
+    let report = ocivision::web::reconcile(&web.app).unwrap();
+    assert_eq!(report.invoked, [Web::object_name(&due)], "{report:?}");
+    let sent = web.document(&due).unwrap();
+    assert_eq!(sent.status, Status::Pending);
+    assert_eq!(sent.next_attempt, None);
+    assert_eq!(web.document(&later).unwrap().status, Status::Waiting);
+}
