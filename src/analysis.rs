@@ -458,8 +458,8 @@ impl Analyzer {
     }
 
     /// Asks Vision, each attempt in a send slot from the pacer (when `vision_tps` > 0): 5xx and
-    /// unreachable are retried with backoff, a 429 pushes the shared slot forward, and too
-    /// long a wait or sustained 429s defer the image.
+    /// unreachable are retried with backoff, a 429 leaves one slot of the shared stream empty
+    /// (every instance backs off), and too long a wait or sustained 429s defer the image.
     fn paced_analyze(&self, request: &AnalyzeImage, deadline: Instant) -> crate::Result<Paced> {
         let tps = self.config.vision_tps;
         let mut throttled = 0u32;
