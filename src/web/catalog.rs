@@ -6,7 +6,8 @@
 //! storage path. An unfiltered page costs one object listing call and one SODA query (`$id`
 //! over the page's document keys), whatever its size. A filtered page (label, status) is one
 //! SODA query over the whole collection, newest first, paged by offset: the label is matched
-//! against each document's `terms` array. Not here: HTML or JSON shaping.
+//! against each document's `terms` array. Images waiting out a browser delete's undo window
+//! (`trash.rs`) are left out of both. Not here: HTML or JSON shaping.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -14,6 +15,7 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use super::form::Pairs;
+use super::trash::{self, Marker};
 use super::App;
 use crate::document::{AnalysisDocument, Status};
 use crate::error::{Error, Result};
@@ -213,11 +215,12 @@ pub(crate) fn page(app: &App, start: Option<&str>, filter: &Filter) -> Result<Pa
         .collect();
     let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
     let mut db_error = false;
-    match documents(app, &ids) {
-        Ok(mut docs) => {
+    match lookup(app, &ids, true) {
+        Ok((mut docs, pending)) => {
             for e in &mut entries {
                 e.doc = docs.remove(&e.id);
             }
+            hide_pending(app, &mut entries, &pending);
         }
         Err(e) => {
             log::warn!(target: "webapp", "gallery: documents unavailable: {e}");
@@ -248,7 +251,7 @@ fn search(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
         app.deadline(),
     )?;
     let count = docs.len() as u64;
-    let entries = docs
+    let mut entries: Vec<Entry> = docs
         .into_iter()
         .filter_map(|d| match AnalysisDocument::from_json(d.value) {
             Ok(doc) => Some(Entry {
@@ -263,6 +266,11 @@ fn search(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
             }
         })
         .collect();
+    let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+    match trash::markers_of(app, &ids) {
+        Ok(pending) => hide_pending(app, &mut entries, &pending),
+        Err(e) => log::warn!(target: "webapp", "search: pending deletes unknown: {e}"),
+    }
     Ok(Page {
         entries,
         next: (more && count > 0).then(|| (offset + count).to_string()),
@@ -272,15 +280,32 @@ fn search(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
 
 /// The documents of these ids, by id, in one query.
 pub(crate) fn documents(app: &App, ids: &[&str]) -> Result<HashMap<String, AnalysisDocument>> {
+    Ok(lookup(app, ids, false)?.0)
+}
+
+/// The documents of these ids and, with `markers`, their pending-delete markers (`trash.rs`),
+/// in one `$id` query.
+fn lookup(
+    app: &App,
+    ids: &[&str],
+    markers: bool,
+) -> Result<(HashMap<String, AnalysisDocument>, HashMap<String, Marker>)> {
     let mut out = HashMap::new();
+    let mut pending = HashMap::new();
     if ids.is_empty() {
-        return Ok(out);
+        return Ok((out, pending));
     }
     let by_key: HashMap<String, &str> = ids.iter().map(|id| (key_of(app, id), *id)).collect();
-    let keys: Vec<&String> = by_key.keys().collect();
+    let mut keys: Vec<String> = by_key.keys().cloned().collect();
+    if markers {
+        keys.extend(ids.iter().map(|id| trash::marker_key(app, id)));
+    }
     for doc in app.soda.query(&json!({ "$id": keys }), app.deadline())? {
         let doc = doc?;
         let Some(id) = by_key.get(&doc.key) else {
+            if let Some(m) = trash::as_marker(app, &doc.value) {
+                pending.insert(m.id.clone(), m);
+            }
             continue;
         };
         match AnalysisDocument::from_json(doc.value) {
@@ -290,7 +315,16 @@ pub(crate) fn documents(app: &App, ids: &[&str]) -> Result<HashMap<String, Analy
             Err(e) => log::warn!(target: "webapp", "document {} unreadable: {e}", doc.key),
         }
     }
-    Ok(out)
+    Ok((out, pending))
+}
+
+/// Leaves out the entries waiting in an undo window, and hands those whose window has closed
+/// to the sweeper.
+fn hide_pending(app: &App, entries: &mut Vec<Entry>, pending: &HashMap<String, Marker>) {
+    for marker in pending.values() {
+        trash::catch_up(app, marker);
+    }
+    entries.retain(|e| !pending.contains_key(&e.id));
 }
 
 /// One image: its document and, when asked or when there is no document, its object's
@@ -340,12 +374,6 @@ pub(crate) struct Deleted {
     /// What failed, when something did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-impl Deleted {
-    pub(crate) fn ok(&self) -> bool {
-        self.error.is_none()
-    }
 }
 
 /// Deletes the object, its thumbnail and preview, then the document. When the object cannot be
