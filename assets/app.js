@@ -431,8 +431,14 @@
   }
 
   // After a delete, the notice with the undo button takes the focus (so a screen reader reads
-  // it and Tab reaches Undo next), counts down, and says so when the window has closed.
+  // it and Tab reaches Undo next), counts down, and says so when the window has closed. After
+  // an undo, its notice takes the focus likewise.
   var undoNotice = document.getElementById("undo-notice");
+  var restoredNotice = /[?&]restored=/.test(location.search) && document.querySelector("main .notice");
+  if (restoredNotice) {
+    restoredNotice.tabIndex = -1;
+    restoredNotice.focus();
+  }
   if (undoNotice) {
     undoNotice.focus();
     var left = parseInt(undoNotice.dataset.seconds || "0", 10);
