@@ -1,7 +1,9 @@
-//! The parts every HTML answer shares: the layout, the error page, notices, links, the
-//! results page (uploads, deletions, re-analysis), the redirect, and how a status, a badge, alt
+//! The parts every HTML answer shares: the layout (naming the hashed static files), the error
+//! page, notices (the undo notice among them), links, the results page (uploads, deletions,
+//! re-analysis), the redirect, and how a status, a badge, alt
 //! text and a time read. Pages (`pages.rs`), form actions (`actions.rs`) and uploads
-//! (`upload.rs`) build on these; this module uses `auth` only for the logout form's token.
+//! (`upload.rs`) build on these; this module uses `auth` only for the logout and undo forms'
+//! tokens.
 //!
 //! Values from outside only ever enter templates through text slots, so they are escaped.
 //! Not here: whole pages (`pages.rs`), JSON (`api.rs`).

@@ -351,7 +351,10 @@ impl Audit {
             found.iter().any(|v| v.starts_with("image-alt")),
             "axe-core did not report an image without alt text: {found:?}"
         );
-        driver.script("document.getElementById('axe-self-check').remove();", json!([]));
+        driver.script(
+            "document.getElementById('axe-self-check').remove();",
+            json!([]),
+        );
     }
 
     /// Fails with every violation of every state; writes the per-state summary beside the
@@ -732,7 +735,10 @@ fn browser_upload_watch_results_inspect_and_delete() {
     );
     let name = web.document(id).unwrap().original_name.unwrap();
     assert!(
-        dialog.as_str().unwrap().contains(&format!("Delete {name}?")),
+        dialog
+            .as_str()
+            .unwrap()
+            .contains(&format!("Delete {name}?")),
         "{dialog}"
     );
     driver.screenshot(&shots, "06-confirm-dialog");

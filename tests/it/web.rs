@@ -803,6 +803,78 @@ fn web_cross_origin_state_changes_are_refused() {
     assert!(r.header("location").unwrap().starts_with("/?deleted="));
 }
 
+/// Issue 18: text answers gzipped when the client accepts it (and only then), static files
+/// under hashed names cached for a year, a favicon, no body encoding for HEAD.
+#[test]
+fn web_text_is_gzipped_on_request_and_static_files_are_hashed_and_cached() {
+    use std::io::Read as _;
+    let web = Web::start("web-gzip", settings(), false);
+    for i in 0..6 {
+        web.upload(
+            &format!("photo-{i}.png"),
+            &png(40 + i, 40, &i.to_be_bytes()),
+        );
+    }
+    let plain = web.fetch("GET", "/", &[], b"");
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    let packed = web.fetch("GET", "/", &[("Accept-Encoding", "gzip, deflate, br")], b"");
+    assert_eq!(packed.header("content-encoding"), Some("gzip"));
+    assert!(
+        packed.body.len() * 3 < plain.body.len(),
+        "{} vs {}",
+        packed.body.len(),
+        plain.body.len()
+    );
+    let mut html = String::new();
+    flate2::read::GzDecoder::new(&packed.body[..])
+        .read_to_string(&mut html)
+        .unwrap();
+    assert!(html.contains("photo-5.png") && html.ends_with("</html>\n"));
+    let refused = web.fetch("GET", "/", &[("Accept-Encoding", "gzip;q=0, br")], b"");
+    assert_eq!(refused.header("content-encoding"), None);
+    let head = web.fetch("HEAD", "/", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!((head.status, head.header("content-encoding")), (200, None));
+    assert!(head.body.is_empty());
+    let json = web.fetch("GET", "/api/images", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(json.header("content-encoding"), Some("gzip"));
+
+    // The page names its files by hash; those are cached for a year, gzipped when accepted.
+    let css = html
+        .split("href=\"/static/app.")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|rest| format!("/static/app.{rest}"))
+        .expect("a hashed stylesheet");
+    let r = web.fetch("GET", &css, &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert!(html.contains("<script src=\"/static/app."));
+    let icon = web.fetch("GET", "/favicon.ico", &[], b"");
+    assert_eq!(
+        (icon.status, icon.header("content-type")),
+        (200, Some("image/svg+xml"))
+    );
+    // Images are never compressed again.
+    let id = web.upload("dog.jpg", DOG);
+    let raw = web.fetch(
+        "GET",
+        &format!("/images/{id}/raw"),
+        &[("Accept-Encoding", "gzip")],
+        b"",
+    );
+    assert_eq!((raw.status, raw.header("content-encoding")), (200, None));
+    assert_eq!(raw.body, DOG);
+    // The result page reserves the picture's space: its size comes with the upload.
+    let page = body_text(&web.handle("GET", &format!("/images/{id}"), &[], b""));
+    assert!(page.contains("width=\"768\" height=\"576\""), "{page}");
+}
+
 #[test]
 fn web_password_gates_everything_but_login_assets_and_health() {
     let web = Web::start(
