@@ -159,7 +159,8 @@ impl Response {
     /// [`MIN_COMPRESS_BYTES`](super::compress::MIN_COMPRESS_BYTES), not yet encoded, to a `GET`
     /// (`head` is false: a HEAD has no body to compress) with a status that carries a body.
     /// Every text answer gets `Vary: Accept-Encoding`, compressed or not, so caches keep the
-    /// variants apart. Streams (images) are never touched.
+    /// variants apart; a compressed one's strong `ETag` becomes weak. Streams (images) are
+    /// never touched.
     pub fn compressed_for(mut self, accept_encoding: Option<&str>, head: bool) -> Response {
         use super::compress;
         let text = self
@@ -190,6 +191,13 @@ impl Response {
             if packed.len() < b.len() {
                 self.body = Body::Bytes(packed);
                 self = self.with_header("Content-Encoding", "gzip");
+                // Another encoding is another representation: a strong validator becomes weak
+                // (If-None-Match compares weakly, so revalidation still answers 304).
+                for (name, value) in &mut self.headers {
+                    if name.eq_ignore_ascii_case("etag") && value.starts_with('"') {
+                        *value = format!("W/{value}");
+                    }
+                }
             }
         }
         self
@@ -475,8 +483,11 @@ mod tests {
     #[test]
     fn text_answers_are_gzipped_when_accepted_and_large_enough() {
         let page = "<p>hello, gallery</p>\n".repeat(100);
-        let r = Response::html(200, page.clone()).compressed_for(Some("gzip, br"), false);
+        let r = Response::html(200, page.clone())
+            .with_header("ETag", "\"abc\"")
+            .compressed_for(Some("gzip, br"), false);
         assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(r.header("etag"), Some("W/\"abc\""));
         assert_eq!(r.header("vary"), Some("Accept-Encoding"));
         assert!(r.body_bytes().unwrap().len() < page.len() / 5);
         for (accept, head, status) in [

@@ -407,7 +407,11 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
             trash::catch_up(app, &marker);
             return Err(Error::NotFound(format!("image {id}")));
         }
-        Ok(Some(marker)) => notices.push(undo_notice(app, &marker.batch, &[marker.clone()])?),
+        Ok(Some(marker)) => notices.push(undo_notice(
+            app,
+            &marker.batch,
+            std::slice::from_ref(&marker),
+        )?),
         Ok(None) => {}
         Err(e) => log::warn!(target: "webapp", "{id}: pending delete unknown: {e}"),
     }
