@@ -144,13 +144,17 @@
   }
 
   if (form && input && list) {
+    // The browser's own check would point at the hidden input; the submit handler asks instead.
+    form.noValidate = true;
     input.addEventListener("change", function () {
       if (input.files && input.files.length) enqueue(input.files);
       input.value = "";
     });
+    // Choosing files uploads them at once, so the Upload button here opens the chooser.
     form.addEventListener("submit", function (e) {
       e.preventDefault();
       if (input.files && input.files.length) enqueue(input.files);
+      else input.click();
     });
     ["dragenter", "dragover"].forEach(function (type) {
       form.addEventListener(type, function (e) {

@@ -1,4 +1,4 @@
-//! The embedded static files: stylesheet, script and icon, served under content-hashed names
+//! The embedded static files: stylesheets, script and icon, served under content-hashed names
 //! (`/static/app.3f9c1e0a2b.css`) with a one-year immutable cache lifetime, and gzip-compressed
 //! once at start rather than per request.
 //!
@@ -25,9 +25,11 @@ pub(crate) struct Asset {
     gzip: Option<Vec<u8>>,
 }
 
-/// The three embedded files.
+/// The embedded files.
 pub(crate) struct Assets {
     pub css: Asset,
+    /// The few rules for browsers without JavaScript (in a `<noscript>`).
+    pub nojs: Asset,
     pub js: Asset,
     pub icon: Asset,
 }
@@ -63,6 +65,11 @@ pub(crate) fn assets() -> &'static Assets {
             "text/css; charset=utf-8",
             include_bytes!("../../assets/app.css"),
         ),
+        nojs: asset(
+            "/static/nojs.css",
+            "text/css; charset=utf-8",
+            include_bytes!("../../assets/nojs.css"),
+        ),
         js: asset(
             "/static/app.js",
             "text/javascript; charset=utf-8",
@@ -80,7 +87,7 @@ pub(crate) fn assets() -> &'static Assets {
 pub(crate) fn is_asset(path: &str) -> bool {
     let a = assets();
     path == "/favicon.ico"
-        || [&a.css, &a.js, &a.icon]
+        || [&a.css, &a.nojs, &a.js, &a.icon]
             .iter()
             .any(|x| path == x.href || path == x.plain)
 }
@@ -92,7 +99,7 @@ pub(crate) fn answer(path: &str, accept_encoding: Option<&str>, head: bool) -> O
     let (asset, cache) = if path == "/favicon.ico" {
         (&a.icon, PLAIN_CACHE)
     } else {
-        let asset = [&a.css, &a.js, &a.icon]
+        let asset = [&a.css, &a.nojs, &a.js, &a.icon]
             .into_iter()
             .find(|x| path == x.href || path == x.plain)?;
         (

@@ -43,6 +43,7 @@ pub(crate) fn page(
         LAYOUT,
         &[
             ("css", Slot::Text(&files.css.href)),
+            ("nojs", Slot::Text(&files.nojs.href)),
             ("js", Slot::Text(&files.js.href)),
             ("icon", Slot::Text(&files.icon.href)),
             ("title", Slot::Text(title)),
