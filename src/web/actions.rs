@@ -66,7 +66,7 @@ fn display_names(app: &App, ids: &[String]) -> Vec<String> {
 pub(crate) fn undo(app: &App, req: &Request) -> Result<Response> {
     let form = Pairs::parse(&String::from_utf8_lossy(&req.read_body(16 * 1024)?))?;
     auth::check_token(app, Action::Delete, form.get(auth::TOKEN_FIELD))?;
-    let batch = form.get("batch").filter(|b| is_batch(b));
+    let batch = form.get("batch").filter(|b| trash::is_batch(b));
     let restored = match batch {
         Some(b) => match trash::undo(app, b)? {
             trash::Undone::Restored(names) => names.len(),
@@ -75,14 +75,6 @@ pub(crate) fn undo(app: &App, req: &Request) -> Result<Response> {
         None => 0,
     };
     Ok(redirect(&format!("/?restored={restored}")))
-}
-
-/// True for a batch id as `trash::schedule` makes them (16 lower-case hex digits).
-pub(crate) fn is_batch(text: &str) -> bool {
-    text.len() == 16
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `POST /images/{id}/reanalyze` and `POST /reanalyze` (every outdated image).

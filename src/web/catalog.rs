@@ -7,7 +7,7 @@
 //! over the page's document keys), whatever its size. A filtered page (label, status) is one
 //! SODA query over the whole collection, newest first, paged by offset: the label is matched
 //! against each document's `terms` array. Images waiting out a browser delete's undo window
-//! (`trash.rs`) are left out of both. Not here: HTML or JSON shaping.
+//! (`trash.rs`, `pending.rs`) are left out of both. Not here: HTML or JSON shaping.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use super::form::Pairs;
-use super::trash::{self, Marker};
+use super::pending::{self, Marker};
 use super::App;
 use crate::document::{AnalysisDocument, Status};
 use crate::error::{Error, Result};
@@ -267,7 +267,7 @@ fn search(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
         })
         .collect();
     let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-    match trash::markers_of(app, &ids) {
+    match pending::markers_of(app, &ids) {
         Ok(pending) => hide_pending(app, &mut entries, &pending),
         Err(e) => log::warn!(target: "webapp", "search: pending deletes unknown: {e}"),
     }
@@ -283,7 +283,7 @@ pub(crate) fn documents(app: &App, ids: &[&str]) -> Result<HashMap<String, Analy
     Ok(lookup(app, ids, false)?.0)
 }
 
-/// The documents of these ids and, with `markers`, their pending-delete markers (`trash.rs`),
+/// The documents of these ids and, with `markers`, their pending-delete markers (`trash.rs`, `pending.rs`),
 /// in one `$id` query.
 fn lookup(
     app: &App,
@@ -298,12 +298,12 @@ fn lookup(
     let by_key: HashMap<String, &str> = ids.iter().map(|id| (key_of(app, id), *id)).collect();
     let mut keys: Vec<String> = by_key.keys().cloned().collect();
     if markers {
-        keys.extend(ids.iter().map(|id| trash::marker_key(app, id)));
+        keys.extend(ids.iter().map(|id| pending::marker_key(app, id)));
     }
     for doc in app.soda.query(&json!({ "$id": keys }), app.deadline())? {
         let doc = doc?;
         let Some(id) = by_key.get(&doc.key) else {
-            if let Some(m) = trash::as_marker(app, &doc.value) {
+            if let Some(m) = pending::as_marker(app, &doc.value) {
                 pending.insert(m.id.clone(), m);
             }
             continue;
@@ -322,7 +322,7 @@ fn lookup(
 /// to the sweeper.
 fn hide_pending(app: &App, entries: &mut Vec<Entry>, pending: &HashMap<String, Marker>) {
     for marker in pending.values() {
-        trash::catch_up(app, marker);
+        pending::catch_up(app, marker);
     }
     entries.retain(|e| !pending.contains_key(&e.id));
 }

@@ -21,6 +21,7 @@ mod form;
 mod html;
 mod lease;
 mod pages;
+mod pending;
 mod reconcile;
 mod routes;
 mod throttle;
@@ -172,7 +173,7 @@ pub struct App {
     uploads: Gate,
     throttle: throttle::Throttle,
     decoders: thumbs::DecodeSlots,
-    trash: Arc<trash::Queue>,
+    trash: Arc<pending::Queue>,
 }
 
 impl App {

@@ -7,11 +7,11 @@
 //! Numbers for SVG points are formatted here from `f64`s. Not here: the layout and the parts
 //! other modules share (`view.rs`), what forms post to (`actions.rs`), the JSON API (`api.rs`).
 
-use super::actions;
 use super::auth::{self, Action};
 use super::catalog::{self, status_name, Entry, Filter};
 use super::form::Pairs;
 use super::html::{render, url_component, Html, Slot};
+use super::pending;
 use super::thumbs;
 use super::trash;
 use super::view::{alt_text, badge, images, link, notice, page, undo_notice, when};
@@ -205,7 +205,7 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
 /// The notice the gallery shows after a delete (`?deleted={batch}`) or an undo
 /// (`?restored={count}`).
 fn after_delete(app: &App, query: &Pairs) -> Result<Option<Html>> {
-    if let Some(batch) = query.get("deleted").filter(|b| actions::is_batch(b)) {
+    if let Some(batch) = query.get("deleted").filter(|b| trash::is_batch(b)) {
         let markers = match trash::batch(app, batch) {
             Ok(m) => m,
             Err(e) => {
@@ -404,7 +404,7 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
     let mut notices = Vec::new();
     match trash::marker_of(app, id) {
         Ok(Some(marker)) if marker.is_due() => {
-            trash::catch_up(app, &marker);
+            pending::catch_up(app, &marker);
             return Err(Error::NotFound(format!("image {id}")));
         }
         Ok(Some(marker)) => notices.push(undo_notice(

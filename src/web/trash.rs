@@ -2,12 +2,10 @@
 //! a pending-delete marker per image, the image leaves the gallery at once, and the delete is
 //! carried out by the server when the window closes, whatever the browser does meanwhile.
 //!
-//! A marker is one small document in the SODA collection (`kind: "pending-delete"`, keyed like
-//! an image's document but from `pending-delete/{id}`), holding the image's id and name, the
-//! batch it was deleted with (one form post) and the time the window closes. It has no
-//! `bucket_name`, so neither the reconciler nor the gallery's searches mistake it for an
-//! analysis. Listings ask for the markers of their page's ids in the same `$id` query that
-//! fetches the documents, so hiding costs no extra call.
+//! A marker (`pending.rs`) is one small document in the SODA collection holding the image's id
+//! and name, the batch it was deleted with (one form post) and the time the window closes.
+//! Listings ask for the markers of their page's ids in the same `$id` query that fetches the
+//! documents, so hiding costs no extra call.
 //!
 //! Removing the marker decides the outcome, exactly once: undo removes it before the window
 //! closes (and is refused after), and the sweeper removes it after; SODA's delete says which of
@@ -20,123 +18,16 @@
 //! Not here: the JSON API's deletes, which stay immediate (`api.rs`), and the delete itself
 //! (`catalog::delete`).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use super::catalog;
+use super::pending::{as_marker, bucket_tag, marker_key, now_ms, Marker, KIND};
 use super::App;
 use crate::error::Result;
-use crate::soda::document_key;
-
-/// The markers' `kind`.
-pub(crate) const KIND: &str = "pending-delete";
 
 /// How long after a failed delete it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
-
-/// How often the sweeper looks whether its app is still there.
-const TICK: Duration = Duration::from_secs(1);
-
-/// One image waiting to be deleted.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct Marker {
-    kind: String,
-    /// `namespace/bucket`.
-    bucket: String,
-    /// The image id.
-    pub id: String,
-    /// Its display name.
-    pub name: String,
-    /// The form post it was deleted with.
-    pub batch: String,
-    /// Unix milliseconds when the undo window closes.
-    pub delete_at_ms: u64,
-}
-
-impl Marker {
-    /// True once the undo window has closed.
-    pub(crate) fn is_due(&self) -> bool {
-        now_ms() >= self.delete_at_ms
-    }
-
-    /// Seconds left in the undo window (0 when closed).
-    pub(crate) fn seconds_left(&self) -> u64 {
-        self.delete_at_ms.saturating_sub(now_ms()).div_ceil(1000)
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
-}
-
-fn bucket_tag(app: &App) -> String {
-    format!("{}/{}", app.bucket.namespace, app.bucket.name)
-}
-
-/// The key of an id's marker.
-pub(crate) fn marker_key(app: &App, id: &str) -> String {
-    document_key(
-        &app.bucket.namespace,
-        &app.bucket.name,
-        &format!("{KIND}/{id}"),
-    )
-}
-
-/// A stored document read as a marker of this bucket, if it is one.
-pub(crate) fn as_marker(app: &App, value: &serde_json::Value) -> Option<Marker> {
-    let marker: Marker = serde_json::from_value(value.clone()).ok()?;
-    (marker.kind == KIND && marker.bucket == bucket_tag(app)).then_some(marker)
-}
-
-/// The instance's queue of markers to carry out, shared with its sweeper thread.
-#[derive(Debug, Default)]
-pub(crate) struct Queue {
-    due: Mutex<BinaryHeap<Reverse<(Instant, String)>>>,
-    wake: Condvar,
-}
-
-impl Queue {
-    fn push(&self, at: Instant, id: String) {
-        if let Ok(mut due) = self.due.lock() {
-            due.push(Reverse((at, id)));
-        }
-        self.wake.notify_one();
-    }
-
-    /// The ids whose time has come; otherwise waits at most until the next one (or a tick).
-    fn take_due(&self) -> Vec<String> {
-        let Ok(mut due) = self.due.lock() else {
-            return Vec::new();
-        };
-        let now = Instant::now();
-        let wait = match due.peek() {
-            Some(Reverse((at, _))) if *at <= now => Duration::ZERO,
-            Some(Reverse((at, _))) => (*at - now).min(TICK),
-            None => TICK,
-        };
-        if !wait.is_zero() {
-            due = match self.wake.wait_timeout(due, wait) {
-                Ok((due, _)) => due,
-                Err(_) => return Vec::new(),
-            };
-        }
-        let now = Instant::now();
-        let mut ids = Vec::new();
-        while due.peek().is_some_and(|Reverse((at, _))| *at <= now) {
-            if let Some(Reverse((_, id))) = due.pop() {
-                ids.push(id);
-            }
-        }
-        ids
-    }
-}
 
 /// Starts the thread that carries out this instance's pending deletes on time. It holds the
 /// app weakly and ends within a second of the app being dropped.
@@ -172,14 +63,7 @@ pub(crate) fn schedule(app: &App, images: &[(String, String)]) -> Result<String>
     let delete_at_ms = now_ms() + window.as_millis() as u64;
     let at = Instant::now() + window;
     for (id, name) in images {
-        let marker = Marker {
-            kind: KIND.into(),
-            bucket: bucket_tag(app),
-            id: id.clone(),
-            name: name.clone(),
-            batch: batch.clone(),
-            delete_at_ms,
-        };
+        let marker = Marker::new(app, id, name, &batch, delete_at_ms);
         app.soda.put(
             &marker_key(app, id),
             &serde_json::to_value(&marker)?,
@@ -209,25 +93,6 @@ pub(crate) fn marker_of(app: &App, id: &str) -> Result<Option<Marker>> {
         .soda
         .get(&marker_key(app, id), app.deadline())?
         .and_then(|d| as_marker(app, &d.value)))
-}
-
-/// The markers among these ids, by id, in one query (for filtered listings, whose documents
-/// come from a search).
-pub(crate) fn markers_of(app: &App, ids: &[&str]) -> Result<HashMap<String, Marker>> {
-    let mut out = HashMap::new();
-    if ids.is_empty() {
-        return Ok(out);
-    }
-    let keys: Vec<String> = ids.iter().map(|id| marker_key(app, id)).collect();
-    for doc in app
-        .soda
-        .query(&serde_json::json!({ "$id": keys }), app.deadline())?
-    {
-        if let Some(m) = as_marker(app, &doc?.value) {
-            out.insert(m.id.clone(), m);
-        }
-    }
-    Ok(out)
 }
 
 /// What undoing a batch did.
@@ -261,14 +126,6 @@ pub(crate) fn undo(app: &App, batch_id: &str) -> Result<Undone> {
     })
 }
 
-/// Hands a marker met in a listing to the sweeper when its window has closed (its instance
-/// died before carrying it out).
-pub(crate) fn catch_up(app: &App, marker: &Marker) {
-    if marker.is_due() {
-        app.trash.push(Instant::now(), marker.id.clone());
-    }
-}
-
 /// Deletes one image whose window has closed, if its marker is still there; keeps the marker
 /// (and tries again later) when the image cannot be deleted.
 fn carry_out(app: &App, id: &str) {
@@ -299,10 +156,7 @@ fn carry_out(app: &App, id: &str) {
     let deleted = catalog::delete(app, id);
     if deleted.object.is_none() {
         // The object is still there: put the marker back so the image stays hidden, and retry.
-        let again = Marker {
-            delete_at_ms: now_ms() + RETRY_AFTER.as_millis() as u64,
-            ..marker
-        };
+        let again = marker.rearmed(now_ms() + RETRY_AFTER.as_millis() as u64);
         let _ = serde_json::to_value(&again)
             .map_err(crate::error::Error::from)
             .and_then(|v| app.soda.put(&marker_key(app, id), &v, app.deadline()));
@@ -311,45 +165,23 @@ fn carry_out(app: &App, id: &str) {
     log::info!(target: "webapp", "pending delete {id} carried out: {deleted:?}");
 }
 
+/// True for a batch id as [`schedule`] makes them (16 lower-case hex digits).
+pub(crate) fn is_batch(text: &str) -> bool {
+    text.len() == 16
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_queue_hands_out_what_is_due_in_order() {
-        let q = Queue::default();
-        let now = Instant::now();
-        q.push(now + Duration::from_millis(30), "b".into());
-        q.push(now, "a".into());
-        assert_eq!(q.take_due(), vec!["a".to_string()]);
-        let started = Instant::now();
-        let mut got = q.take_due();
-        if got.is_empty() {
-            got = q.take_due();
-        }
-        assert_eq!(got, vec!["b".to_string()]);
+    fn batch_ids_have_one_shape() {
+        assert!(is_batch("0123456789abcdef"));
         assert!(
-            started.elapsed() < Duration::from_millis(900),
-            "woke for b, not the tick"
+            !is_batch("0123456789ABCDEF") && !is_batch("0123") && !is_batch("../../etc/passwd")
         );
-    }
-
-    #[test]
-    fn windows_count_down() {
-        let m = Marker {
-            kind: KIND.into(),
-            bucket: "ns/b".into(),
-            id: "x".into(),
-            name: "x.jpg".into(),
-            batch: "1".into(),
-            delete_at_ms: now_ms() + 10_500,
-        };
-        assert!(!m.is_due());
-        assert_eq!(m.seconds_left(), 11);
-        let past = Marker {
-            delete_at_ms: now_ms() - 1,
-            ..m
-        };
-        assert!(past.is_due() && past.seconds_left() == 0);
     }
 }

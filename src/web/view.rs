@@ -10,7 +10,7 @@
 
 use super::auth::{self, Action};
 use super::html::{render, Html, Slot};
-use super::trash::Marker;
+use super::pending::Marker;
 use super::App;
 use crate::document::{AnalysisDocument, Status};
 use crate::error::Result;
