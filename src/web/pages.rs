@@ -1,5 +1,6 @@
-//! The pages a `GET` answers: gallery, result page, sign-in page, and the image bytes and
-//! stored JSON as downloads.
+//! The pages a `GET` answers: gallery (with the notice after a delete or an undo), result page,
+//! sign-in page, and the image bytes and stored JSON as downloads; and the delete confirmation
+//! a form post without JavaScript leads to.
 //!
 //! Every page is `templates/layout.html` around one page template; repeated parts (cards,
 //! table rows, polygons) are small templates of their own joined in Rust. Values from outside
