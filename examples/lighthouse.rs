@@ -166,7 +166,21 @@ fn run() -> Result<(), String> {
             for n in 0..runs {
                 let out = reports.join(format!("{page}-{form}-{n}.json"));
                 let profile = reports.join(format!("profile-{page}-{form}-{n}"));
-                let scores = lighthouse_run(&lighthouse, &chrome, url, form, &out, &profile)?;
+                // Lighthouse now and then fails to record a trace (NO_NAVSTART): try again.
+                let mut attempt = 1;
+                let scores = loop {
+                    match lighthouse_run(&lighthouse, &chrome, url, form, &out, &profile) {
+                        Ok(scores) => break scores,
+                        Err(e) if attempt < 3 => {
+                            eprintln!(
+                                "lighthouse: {page} {form}: attempt {attempt} failed, again: {e}"
+                            );
+                            let _ = std::fs::remove_dir_all(&profile);
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
                 eprintln!(
                     "lighthouse: {page} {form} run {}: {:.0} / {:.0} / {:.0}, LCP {:.0} ms, CLS {:.3}, TBT {:.0} ms",
                     n + 1,
