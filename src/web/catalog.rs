@@ -7,7 +7,8 @@
 //! over the page's document keys), whatever its size. A filtered page (label, status) is one
 //! SODA query over the whole collection, newest first, paged by offset: the label is matched
 //! against each document's `terms` array. Images waiting out a browser delete's undo window
-//! (`trash.rs`, `pending.rs`) are left out of both. Not here: HTML or JSON shaping.
+//! (`trash.rs`, `pending.rs`) are left out of both (of a search, while this instance has
+//! deletes waiting: see `search`). Not here: HTML or JSON shaping.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -266,10 +267,15 @@ fn search(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
             }
         })
         .collect();
-    let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-    match pending::markers_of(app, &ids) {
-        Ok(pending) => hide_pending(app, &mut entries, &pending),
-        Err(e) => log::warn!(target: "webapp", "search: pending deletes unknown: {e}"),
+    // A search stays one query: markers are asked for only while this instance has deletes
+    // waiting (another instance's waiting deletes can show here during their window; the
+    // unfiltered gallery, which reads markers with the documents, never shows them).
+    if !app.trash.is_empty() {
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        match pending::markers_of(app, &ids) {
+            Ok(pending) => hide_pending(app, &mut entries, &pending),
+            Err(e) => log::warn!(target: "webapp", "search: pending deletes unknown: {e}"),
+        }
     }
     Ok(Page {
         entries,

@@ -114,6 +114,11 @@ impl Queue {
         self.wake.notify_one();
     }
 
+    /// True when this instance has no delete waiting.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.due.lock().map_or(true, |due| due.is_empty())
+    }
+
     /// The ids whose time has come; otherwise waits at most until the next one (or a tick).
     pub(crate) fn take_due(&self) -> Vec<String> {
         let Ok(mut due) = self.due.lock() else {
