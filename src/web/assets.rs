@@ -56,7 +56,7 @@ fn asset(plain: &'static str, content_type: &'static str, body: &'static [u8]) -
     }
 }
 
-/// The files, hashed and compressed on first use.
+/// The files, hashed and compressed once (`serve` asks at start).
 pub(crate) fn assets() -> &'static Assets {
     static ASSETS: OnceLock<Assets> = OnceLock::new();
     ASSETS.get_or_init(|| Assets {

@@ -223,6 +223,8 @@ impl App {
 /// request body may hold a plain form's ten files; each is read, checked and stored in turn,
 /// so memory stays at one file's worth.
 pub fn serve(app: Arc<App>, addr: SocketAddr) -> Result<Server> {
+    // Hash and compress the static files now rather than on the first visitor's request.
+    assets::assets();
     trash::spawn_sweeper(&app);
     let mut limits = Limits::public();
     limits.max_body_bytes = limits
