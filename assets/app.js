@@ -1,5 +1,6 @@
 // ocivision pages: drag-and-drop uploads with per-file progress, live status badges (bounded
-// polling with ETag), and the result page's confidence slider and row/box highlighting.
+// polling with ETag), the result page's confidence slider and row/box highlighting, and the
+// delete confirmation dialog, selection count and undo notice.
 // Served as a static file (the CSP forbids inline scripts). Text from the server is only ever
 // put into the page with textContent, never as markup. Without this file every page still works.
 (function () {
@@ -40,6 +41,8 @@
     var img = el("img");
     img.src = "/images/" + encodeURIComponent(result.id) + "/thumb";
     img.alt = result.file + " (not analysed yet)";
+    img.width = 400;
+    img.height = 300;
     a.appendChild(img);
     var meta = el("div", "meta");
     var name = el("a", "name", result.file);
@@ -53,8 +56,10 @@
     box.name = "id";
     box.value = result.id;
     box.setAttribute("form", "bulk");
+    box.dataset.name = result.file;
     sel.appendChild(box);
-    sel.appendChild(document.createTextNode(" Select"));
+    sel.appendChild(document.createTextNode(" Select "));
+    sel.appendChild(el("span", "visually-hidden", result.file));
     meta.appendChild(name);
     meta.appendChild(badge);
     meta.appendChild(sel);
@@ -139,13 +144,17 @@
   }
 
   if (form && input && list) {
+    // The browser's own check would point at the hidden input; the submit handler asks instead.
+    form.noValidate = true;
     input.addEventListener("change", function () {
       if (input.files && input.files.length) enqueue(input.files);
       input.value = "";
     });
+    // Choosing files uploads them at once, so the Upload button here opens the chooser.
     form.addEventListener("submit", function (e) {
       e.preventDefault();
       if (input.files && input.files.length) enqueue(input.files);
+      else input.click();
     });
     ["dragenter", "dragover"].forEach(function (type) {
       form.addEventListener(type, function (e) {
@@ -296,6 +305,7 @@
     var apply = function () {
       var min = parseFloat(slider.value);
       if (output) output.textContent = Math.round(min * 100) + "%";
+      slider.setAttribute("aria-valuetext", Math.round(min * 100) + " %");
       var rows = document.querySelectorAll("tr[data-confidence]");
       var shown = Array.prototype.filter.call(rows, function (r) { return parseFloat(r.dataset.confidence) >= min; }).length;
       if (caption && rows.length) {
@@ -312,7 +322,9 @@
     apply();
   }
 
-  // Hovering a box highlights its row and label, and the other way round.
+  // Hovering a box highlights its row and label, and the other way round; focusing a row does
+  // the same. Boxes get no focus listeners: they sit in an aria-hidden drawing, and a listener
+  // would make each one an unnamed Tab stop.
   Array.prototype.forEach.call(document.querySelectorAll(".box, tr[data-index]"), function (row) {
     var on = function () {
       Array.prototype.forEach.call(byIndex(row.dataset.index), function (n) { n.classList.add("active"); });
@@ -322,7 +334,129 @@
     };
     row.addEventListener("mouseenter", on);
     row.addEventListener("mouseleave", off);
-    row.addEventListener("focus", on);
-    row.addEventListener("blur", off);
+    if (row.tagName === "TR") {
+      row.addEventListener("focus", on);
+      row.addEventListener("blur", off);
+    }
   });
+
+  // ---- Deleting ---------------------------------------------------------------------------
+  // A delete form posts `confirm=yes` only after this dialog; without JavaScript the server
+  // shows a confirmation page instead. The dialog names what goes and starts on Cancel.
+  function confirmDelete(form, names, done) {
+    if (typeof HTMLDialogElement !== "function") { done(true); return; }
+    var dialog = el("dialog", "confirm");
+    dialog.setAttribute("aria-labelledby", "confirm-title");
+    dialog.setAttribute("aria-describedby", "confirm-explain");
+    var title = el("h2", null, names.length === 1 ? "Delete " + names[0] + "?" : "Delete " + names.length + " images?");
+    title.id = "confirm-title";
+    dialog.appendChild(title);
+    if (names.length > 1) {
+      var ul = el("ul", "confirm-list");
+      names.forEach(function (n) { ul.appendChild(el("li", null, n)); });
+      dialog.appendChild(ul);
+    }
+    var seconds = form.dataset.undoSeconds || "0";
+    var explain = el("p", null, seconds === "0"
+      ? "The image files and their analyses are deleted for good."
+      : (names.length === 1 ? "It leaves" : "They leave") + " the gallery at once. You can undo this for " +
+        seconds + " seconds; then the files and their analyses are deleted for good.");
+    explain.id = "confirm-explain";
+    dialog.appendChild(explain);
+    var actions = el("div", "confirm-actions");
+    var cancel = el("button", "button secondary", "Cancel");
+    cancel.type = "button";
+    var ok = el("button", "button", names.length === 1 ? "Delete" : "Delete " + names.length + " images");
+    ok.type = "button";
+    ok.id = "confirm-delete";
+    actions.appendChild(cancel);
+    actions.appendChild(ok);
+    dialog.appendChild(actions);
+    document.body.appendChild(dialog);
+    var answered = false;
+    function answer(yes) {
+      if (answered) return;
+      answered = true;
+      dialog.close();
+      dialog.remove();
+      done(yes);
+    }
+    cancel.addEventListener("click", function () { answer(false); });
+    ok.addEventListener("click", function () { answer(true); });
+    dialog.addEventListener("cancel", function (e) { e.preventDefault(); answer(false); });
+    dialog.showModal();
+    cancel.focus();
+  }
+
+  function confirmedSubmit(form, names, opener) {
+    confirmDelete(form, names, function (yes) {
+      if (!yes) { if (opener) opener.focus(); return; }
+      var c = el("input");
+      c.type = "hidden";
+      c.name = "confirm";
+      c.value = "yes";
+      form.appendChild(c);
+      form.submit();
+    });
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll("form.delete-form"), function (f) {
+    f.addEventListener("submit", function (e) {
+      e.preventDefault();
+      confirmedSubmit(f, [f.dataset.names || "this image"], f.querySelector("button"));
+    });
+  });
+
+  var bulk = document.getElementById("bulk");
+  var bulkButton = document.querySelector(".bulk-delete");
+  function selected() {
+    return Array.prototype.filter.call(
+      document.querySelectorAll('input[type=checkbox][form="bulk"]'),
+      function (b) { return b.checked; }
+    );
+  }
+  function updateBulk() {
+    if (!bulkButton) return;
+    var n = selected().length;
+    bulkButton.disabled = n === 0;
+    bulkButton.textContent = n === 0 ? "Delete selected…" : "Delete " + n + " selected…";
+  }
+  if (bulk && bulkButton) {
+    document.addEventListener("change", function (e) {
+      if (e.target && e.target.getAttribute && e.target.getAttribute("form") === "bulk") updateBulk();
+    });
+    bulk.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var boxes = selected();
+      if (!boxes.length) { updateBulk(); return; }
+      confirmedSubmit(bulk, boxes.map(function (b) { return b.dataset.name || b.value; }), bulkButton);
+    });
+    updateBulk();
+  }
+
+  // After a delete, the notice with the undo button takes the focus (so a screen reader reads
+  // it and Tab reaches Undo next), counts down, and says so when the window has closed. After
+  // an undo, its notice takes the focus likewise.
+  var undoNotice = document.getElementById("undo-notice");
+  var restoredNotice = /[?&]restored=/.test(location.search) && document.querySelector("main .notice");
+  if (restoredNotice) {
+    restoredNotice.tabIndex = -1;
+    restoredNotice.focus();
+  }
+  if (undoNotice) {
+    undoNotice.focus();
+    var left = parseInt(undoNotice.dataset.seconds || "0", 10);
+    var undoText = undoNotice.querySelector(".undo-text");
+    var base = undoText ? undoText.textContent.replace(/ You can undo this for .*$/, "") : "";
+    var timer = setInterval(function () {
+      left--;
+      if (left > 0) return;
+      clearInterval(timer);
+      var undoForm = undoNotice.querySelector("form");
+      var hadFocus = undoForm && undoForm.contains(document.activeElement);
+      if (undoForm) undoForm.remove();
+      if (undoText) undoText.textContent = base + " The undo window has closed, so the deletion is final.";
+      if (hadFocus) undoNotice.focus();
+    }, 1000);
+  }
 })();

@@ -179,8 +179,18 @@ fn run() -> Result<(), String> {
 
     let table = render(&rows);
     println!("{table}");
-    let doc = document(&date, &machine, &load_at_start, &installed, &table, &notes);
     let path = root().join("docs/PERFORMANCE.md");
+    let mut doc = document(&date, &machine, &load_at_start, &installed, &table, &notes);
+    // The Lighthouse section is examples/lighthouse.rs's: carried over as it is.
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    if let (Some(b), Some(e)) = (
+        old.find("<!-- lighthouse -->"),
+        old.find("<!-- /lighthouse -->"),
+    ) {
+        doc.push('\n');
+        doc.push_str(&old[b..e + "<!-- /lighthouse -->".len()]);
+        doc.push('\n');
+    }
     std::fs::write(&path, doc).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("bench: wrote {}", path.display());
     Ok(())

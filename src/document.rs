@@ -17,6 +17,11 @@ pub mod meta {
     pub const SHA256: &str = "sha256";
     /// The upload's request id, carried into the document as its correlation id.
     pub const REQUEST_ID: &str = "request-id";
+    /// Width of the image in pixels, as the upload read it (the result page sizes its picture
+    /// from it before it loads).
+    pub const WIDTH: &str = "width";
+    /// Height of the image in pixels.
+    pub const HEIGHT: &str = "height";
 }
 
 /// Where the web app stores each image's thumbnail (`thumbs/{id}.jpg`).

@@ -28,9 +28,13 @@
 //!
 //! Strict streaming `multipart/form-data` for uploads is in [`Multipart`].
 //!
-//! Not here: routing, TLS, HTTP/2, compression, client code (ureq does that).
+//! gzip for text answers ([`Response::compressed_for`], [`compress`]) is applied by the
+//! caller, which knows the request's `Accept-Encoding`.
+//!
+//! Not here: routing, TLS, HTTP/2, client code (ureq does that).
 
 mod chunked;
+pub mod compress;
 mod conn;
 mod fd_limit;
 mod limits;

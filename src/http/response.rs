@@ -154,6 +154,55 @@ impl Response {
         }
     }
 
+    /// This answer gzip-compressed when it is worth it and the client accepts it: an in-memory
+    /// body of a text type (see [`compressible`](super::compress::compressible)) of at least
+    /// [`MIN_COMPRESS_BYTES`](super::compress::MIN_COMPRESS_BYTES), not yet encoded, to a `GET`
+    /// (`head` is false: a HEAD has no body to compress) with a status that carries a body.
+    /// Every text answer gets `Vary: Accept-Encoding`, compressed or not, so caches keep the
+    /// variants apart; a compressed one's strong `ETag` becomes weak. Streams (images) are
+    /// never touched.
+    pub fn compressed_for(mut self, accept_encoding: Option<&str>, head: bool) -> Response {
+        use super::compress;
+        let text = self
+            .header("content-type")
+            .is_some_and(compress::compressible);
+        if !text {
+            return self;
+        }
+        let vary = self.header("vary").is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("accept-encoding"))
+        });
+        if !vary {
+            self = self.with_header("Vary", "Accept-Encoding");
+        }
+        let bodiless = head || matches!(self.status, 204 | 304);
+        let big_enough =
+            matches!(&self.body, Body::Bytes(b) if b.len() >= compress::MIN_COMPRESS_BYTES);
+        if bodiless
+            || !big_enough
+            || self.header("content-encoding").is_some()
+            || !compress::accepts_gzip(accept_encoding)
+        {
+            return self;
+        }
+        if let Body::Bytes(b) = &self.body {
+            let packed = compress::gzip(b);
+            if packed.len() < b.len() {
+                self.body = Body::Bytes(packed);
+                self = self.with_header("Content-Encoding", "gzip");
+                // Another encoding is another representation: a strong validator becomes weak
+                // (If-None-Match compares weakly, so revalidation still answers 304).
+                for (name, value) in &mut self.headers {
+                    if name.eq_ignore_ascii_case("etag") && value.starts_with('"') {
+                        *value = format!("W/{value}");
+                    }
+                }
+            }
+        }
+        self
+    }
+
     /// True when the handler asked for the connection to be closed.
     pub(crate) fn asks_close(&self) -> bool {
         self.headers.iter().any(|(n, v)| {
@@ -429,6 +478,64 @@ mod tests {
         assert!(!t.contains("chunked") && !t.contains("Content-Length"));
         let r = Response::new(200).with_reader(&b"abc"[..], Some(3));
         assert!(text(&r, KEEP).contains("Content-Length: 3\r\n"));
+    }
+
+    #[test]
+    fn text_answers_are_gzipped_when_accepted_and_large_enough() {
+        let page = "<p>hello, gallery</p>\n".repeat(100);
+        let r = Response::html(200, page.clone())
+            .with_header("ETag", "\"abc\"")
+            .compressed_for(Some("gzip, br"), false);
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(r.header("etag"), Some("W/\"abc\""));
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        assert!(r.body_bytes().unwrap().len() < page.len() / 5);
+        for (accept, head, status) in [
+            (None, false, 200),
+            (Some("gzip;q=0"), false, 200),
+            (Some("gzip"), true, 200),
+            (Some("gzip"), false, 304),
+        ] {
+            let r = Response::html(status, page.clone()).compressed_for(accept, head);
+            assert_eq!(
+                r.header("content-encoding"),
+                None,
+                "{accept:?} {head} {status}"
+            );
+            assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+            assert_eq!(r.body_bytes().unwrap().len(), page.len());
+        }
+        let small = Response::json(200, &serde_json::json!({"a": 1})).unwrap();
+        let small = small.compressed_for(Some("gzip"), false);
+        assert_eq!(small.header("content-encoding"), None, "below the minimum");
+        let jpeg = Response::new(200)
+            .with_header("Content-Type", "image/jpeg")
+            .with_body(vec![0u8; 4096])
+            .compressed_for(Some("gzip"), false);
+        assert_eq!(
+            (jpeg.header("content-encoding"), jpeg.header("vary")),
+            (None, None)
+        );
+        let stream = Response::new(200)
+            .with_header("Content-Type", "text/plain")
+            .with_reader(&b"abc"[..], Some(3))
+            .compressed_for(Some("gzip"), false);
+        assert!(stream.body_bytes().is_none() && stream.header("content-encoding").is_none());
+        let already = Response::new(200)
+            .with_header("Content-Type", "text/css")
+            .with_header("Content-Encoding", "gzip")
+            .with_header("Vary", "accept-encoding")
+            .with_body(vec![b'a'; 4096])
+            .compressed_for(Some("gzip"), false);
+        assert_eq!(
+            already.body_bytes().unwrap().len(),
+            4096,
+            "not compressed twice"
+        );
+        assert_eq!(
+            already.headers.iter().filter(|(n, _)| n == "Vary").count(),
+            1
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! What the pages' forms post to: delete, re-analyse (one image or all outdated ones), and
-//! sign in and out. Each checks its form token first, acts through `catalog` or `auth`, and
-//! answers with a redirect, or a results page when part of a batch failed.
+//! What the pages' forms post to: delete (confirmed, with an undo window) and undo, re-analyse
+//! (one image or all outdated ones), and sign in and out. Each checks its form token first,
+//! acts through `catalog`, `trash` or `auth`, and answers with a redirect, a confirmation page,
+//! or a results page when part of a batch failed.
 //!
 //! Not here: uploads (`upload.rs`), the JSON API's equivalents (`api.rs`), the pages themselves
 //! (`pages.rs`).
@@ -9,15 +10,20 @@ use super::auth::{self, Action, Login};
 use super::catalog;
 use super::form::Pairs;
 use super::pages;
+use super::trash;
 use super::view::{redirect, result_item, results_page};
 use super::App;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::{Request, Response};
 
 /// Most images one delete form may name.
 const MAX_DELETE_IDS: usize = 500;
 
-/// `POST /images/{id}/delete` and `POST /delete` (the gallery's selection).
+/// `POST /images/{id}/delete` and `POST /delete` (the gallery's selection). Without
+/// `confirm=yes` (a browser without JavaScript, or a form posted by hand): the confirmation
+/// page that names what would go. With it: the images leave the gallery at once and are
+/// deleted when the undo window closes (`trash.rs`); the gallery then shows what went and the
+/// undo button. Nothing selected is a page saying so, not an error.
 pub(crate) fn delete(app: &App, req: &Request, id: Option<&str>) -> Result<Response> {
     let form = Pairs::parse(&String::from_utf8_lossy(&req.read_body(256 * 1024)?))?;
     auth::check_token(app, Action::Delete, form.get(auth::TOKEN_FIELD))?;
@@ -31,28 +37,44 @@ pub(crate) fn delete(app: &App, req: &Request, id: Option<&str>) -> Result<Respo
             .collect(),
     };
     if ids.is_empty() {
-        return Err(Error::bad_request(
-            400,
-            "select at least one image to delete",
-        ));
+        return pages::nothing_selected(app);
     }
-    let results: Vec<catalog::Deleted> = ids.iter().map(|id| catalog::delete(app, id)).collect();
-    if results.iter().all(|r| r.ok()) {
-        return Ok(redirect("/"));
+    let names = display_names(app, &ids);
+    if form.get("confirm") != Some("yes") {
+        return pages::confirm_delete(app, req.path(), id, &ids, &names);
     }
-    let items = results
-        .iter()
-        .map(|r| {
-            let message = r.error.clone().unwrap_or_else(|| "deleted".into());
-            result_item(r.ok(), &r.id, &message, None)
+    let images: Vec<(String, String)> = ids.into_iter().zip(names).collect();
+    let batch = trash::schedule(app, &images)?;
+    Ok(redirect(&format!("/?deleted={batch}")))
+}
+
+/// The names the pages show for these ids (the id itself when the database cannot tell).
+fn display_names(app: &App, ids: &[String]) -> Vec<String> {
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let docs = catalog::documents(app, &refs).unwrap_or_default();
+    ids.iter()
+        .map(|id| {
+            docs.get(id)
+                .and_then(|d| d.original_name.clone())
+                .unwrap_or_else(|| id.clone())
         })
-        .collect::<Result<Vec<_>>>()?;
-    let failed = results.iter().filter(|r| !r.ok()).count();
-    let heading = format!(
-        "{failed} of {} could not be deleted completely",
-        results.len()
-    );
-    results_page(app, 502, "Delete", &heading, items)
+        .collect()
+}
+
+/// `POST /undo`: takes back the deletes of one batch whose window is still open, then shows the
+/// gallery with what came back (or that it was too late).
+pub(crate) fn undo(app: &App, req: &Request) -> Result<Response> {
+    let form = Pairs::parse(&String::from_utf8_lossy(&req.read_body(16 * 1024)?))?;
+    auth::check_token(app, Action::Delete, form.get(auth::TOKEN_FIELD))?;
+    let batch = form.get("batch").filter(|b| trash::is_batch(b));
+    let restored = match batch {
+        Some(b) => match trash::undo(app, b)? {
+            trash::Undone::Restored(names) => names.len(),
+            trash::Undone::TooLate => 0,
+        },
+        None => 0,
+    };
+    Ok(redirect(&format!("/?restored={restored}")))
 }
 
 /// `POST /images/{id}/reanalyze` and `POST /reanalyze` (every outdated image).

@@ -161,7 +161,11 @@ pub(crate) fn status(app: &App, req: &Request) -> Result<Response> {
     let etag = format!("\"{etag}\"");
     let matches = req
         .header("if-none-match")
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+        // Weak comparison (RFC 9110 §13.1.2): a gzipped answer carried the tag as `W/"…"`.
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        });
     let resp = if matches {
         Response::new(304)
     } else {

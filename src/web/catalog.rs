@@ -6,7 +6,9 @@
 //! storage path. An unfiltered page costs one object listing call and one SODA query (`$id`
 //! over the page's document keys), whatever its size. A filtered page (label, status) is one
 //! SODA query over the whole collection, newest first, paged by offset: the label is matched
-//! against each document's `terms` array. Not here: HTML or JSON shaping.
+//! against each document's `terms` array. Images waiting out a browser delete's undo window
+//! (`trash.rs`, `pending.rs`) are left out of both (of a search, while this instance has
+//! deletes waiting: see `search`). Not here: HTML or JSON shaping.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -14,6 +16,7 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use super::form::Pairs;
+use super::pending::{self, Marker};
 use super::App;
 use crate::document::{AnalysisDocument, Status};
 use crate::error::{Error, Result};
@@ -217,11 +220,12 @@ pub(crate) fn page(app: &App, start: Option<&str>, filter: &Filter) -> Result<Pa
         .collect();
     let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
     let mut db_error = false;
-    match documents(app, &ids) {
-        Ok(mut docs) => {
+    match lookup(app, &ids, true) {
+        Ok((mut docs, pending)) => {
             for e in &mut entries {
                 e.doc = docs.remove(&e.id);
             }
+            hide_pending(app, &mut entries, &pending);
         }
         Err(e) => {
             log::warn!(target: "webapp", "gallery: documents unavailable: {e}");
@@ -252,7 +256,7 @@ fn search(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
         app.deadline(),
     )?;
     let count = docs.len() as u64;
-    let entries = docs
+    let mut entries: Vec<Entry> = docs
         .into_iter()
         .filter_map(|d| match AnalysisDocument::from_json(d.value) {
             Ok(doc) => Some(Entry {
@@ -267,6 +271,16 @@ fn search(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
             }
         })
         .collect();
+    // A search stays one query: markers are asked for only while this instance has deletes
+    // waiting (another instance's waiting deletes can show here during their window; the
+    // unfiltered gallery, which reads markers with the documents, never shows them).
+    if !app.trash.is_empty() {
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        match pending::markers_of(app, &ids) {
+            Ok(pending) => hide_pending(app, &mut entries, &pending),
+            Err(e) => log::warn!(target: "webapp", "search: pending deletes unknown: {e}"),
+        }
+    }
     Ok(Page {
         entries,
         next: (more && count > 0).then(|| (offset + count).to_string()),
@@ -276,15 +290,32 @@ fn search(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
 
 /// The documents of these ids, by id, in one query.
 pub(crate) fn documents(app: &App, ids: &[&str]) -> Result<HashMap<String, AnalysisDocument>> {
+    Ok(lookup(app, ids, false)?.0)
+}
+
+/// The documents of these ids and, with `markers`, their pending-delete markers (`trash.rs`, `pending.rs`),
+/// in one `$id` query.
+fn lookup(
+    app: &App,
+    ids: &[&str],
+    markers: bool,
+) -> Result<(HashMap<String, AnalysisDocument>, HashMap<String, Marker>)> {
     let mut out = HashMap::new();
+    let mut pending = HashMap::new();
     if ids.is_empty() {
-        return Ok(out);
+        return Ok((out, pending));
     }
     let by_key: HashMap<String, &str> = ids.iter().map(|id| (key_of(app, id), *id)).collect();
-    let keys: Vec<&String> = by_key.keys().collect();
+    let mut keys: Vec<String> = by_key.keys().cloned().collect();
+    if markers {
+        keys.extend(ids.iter().map(|id| pending::marker_key(app, id)));
+    }
     for doc in app.soda.query(&json!({ "$id": keys }), app.deadline())? {
         let doc = doc?;
         let Some(id) = by_key.get(&doc.key) else {
+            if let Some(m) = pending::as_marker(app, &doc.value) {
+                pending.insert(m.id.clone(), m);
+            }
             continue;
         };
         match AnalysisDocument::from_json(doc.value) {
@@ -294,7 +325,16 @@ pub(crate) fn documents(app: &App, ids: &[&str]) -> Result<HashMap<String, Analy
             Err(e) => log::warn!(target: "webapp", "document {} unreadable: {e}", doc.key),
         }
     }
-    Ok(out)
+    Ok((out, pending))
+}
+
+/// Leaves out the entries waiting in an undo window, and hands those whose window has closed
+/// to the sweeper.
+fn hide_pending(app: &App, entries: &mut Vec<Entry>, pending: &HashMap<String, Marker>) {
+    for marker in pending.values() {
+        pending::catch_up(app, marker);
+    }
+    entries.retain(|e| !pending.contains_key(&e.id));
 }
 
 /// One image: its document and, when asked or when there is no document, its object's
@@ -344,12 +384,6 @@ pub(crate) struct Deleted {
     /// What failed, when something did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-impl Deleted {
-    pub(crate) fn ok(&self) -> bool {
-        self.error.is_none()
-    }
 }
 
 /// Deletes the object, its thumbnail and preview, then the document. When the object cannot be

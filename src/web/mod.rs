@@ -3,8 +3,9 @@
 //! [`App`] is a plain value built from configuration and clients (no globals), so tests build one
 //! against the emulator and call handlers with `Request::fake`. [`serve`] puts it behind a
 //! [`Server`]. Routing is one hand-written match in `routes.rs`; pages are templates from
-//! `templates/` filled by `html.rs`; CSS and JavaScript are embedded files served from
-//! `/static/`, never inline (the pages' CSP forbids inline code).
+//! `templates/` filled by `html.rs`; CSS, JavaScript and the icon are embedded files served
+//! from `/static/` under content-hashed names (`assets.rs`), never inline (the pages' CSP
+//! forbids inline code). Text answers are gzipped for clients that accept it.
 //!
 //! Each upload also gets a thumbnail and a preview (`thumbs.rs`), which the pages show instead of
 //! the original. Not here: TLS (the load balancer terminates it), accounts (one optional shared
@@ -12,6 +13,7 @@
 
 mod actions;
 mod api;
+mod assets;
 mod auth;
 mod catalog;
 mod config;
@@ -19,10 +21,12 @@ mod form;
 mod html;
 mod lease;
 mod pages;
+mod pending;
 mod reconcile;
 mod routes;
 mod throttle;
 mod thumbs;
+mod trash;
 mod upload;
 mod view;
 
@@ -99,6 +103,9 @@ pub struct Settings {
     pub service_timeout: Duration,
     /// `Cache-Control: max-age` of image bytes, in seconds. Default 3600.
     pub image_max_age: u32,
+    /// How long a delete made in the browser can be undone; the image is hidden at once and
+    /// deleted when this has passed. Zero deletes at once, without undo. Default 30 s.
+    pub undo_window: Duration,
 }
 
 impl Default for Settings {
@@ -119,6 +126,7 @@ impl Default for Settings {
             reconcile_lease: Duration::from_secs(120),
             service_timeout: Duration::from_secs(20),
             image_max_age: 3600,
+            undo_window: Duration::from_secs(30),
         }
     }
 }
@@ -165,6 +173,7 @@ pub struct App {
     uploads: Gate,
     throttle: throttle::Throttle,
     decoders: thumbs::DecodeSlots,
+    trash: Arc<pending::Queue>,
 }
 
 impl App {
@@ -191,6 +200,7 @@ impl App {
             uploads,
             throttle,
             decoders,
+            trash: Arc::default(),
         }
     }
 
@@ -209,9 +219,13 @@ impl App {
     }
 }
 
-/// Serves `app` on `addr`. A request body may hold a plain form's ten files; each is read,
-/// checked and stored in turn, so memory stays at one file's worth.
+/// Serves `app` on `addr`, and carries out its pending deletes on time (see `trash.rs`). A
+/// request body may hold a plain form's ten files; each is read, checked and stored in turn,
+/// so memory stays at one file's worth.
 pub fn serve(app: Arc<App>, addr: SocketAddr) -> Result<Server> {
+    // Hash and compress the static files now rather than on the first visitor's request.
+    assets::assets();
+    trash::spawn_sweeper(&app);
     let mut limits = Limits::public();
     limits.max_body_bytes = limits
         .max_body_bytes

@@ -1,5 +1,6 @@
-//! The pages a `GET` answers: gallery, result page, sign-in page, and the image bytes and
-//! stored JSON as downloads.
+//! The pages a `GET` answers: gallery (with the notice after a delete or an undo), result page,
+//! sign-in page, and the image bytes and stored JSON as downloads; and the delete confirmation
+//! a form post without JavaScript leads to.
 //!
 //! Every page is `templates/layout.html` around one page template; repeated parts (cards,
 //! table rows, polygons) are small templates of their own joined in Rust. Values from outside
@@ -11,10 +12,12 @@ use super::auth::{self, Action};
 use super::catalog::{self, status_name, Entry, Filter};
 use super::form::Pairs;
 use super::html::{render, url_component, Html, Slot};
+use super::pending;
 use super::thumbs;
-use super::view::{alt_text, badge, link, notice, page, when};
+use super::trash;
+use super::view::{alt_text, badge, images, link, notice, page, undo_notice, when};
 use super::App;
-use crate::document::{AnalysisDocument, Status};
+use crate::document::{meta, AnalysisDocument, Status};
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
 
@@ -24,7 +27,11 @@ fn failure_reason(doc: Option<&AnalysisDocument>) -> String {
         .unwrap_or_else(|| "the analysis failed".into())
 }
 
-fn card(app: &App, entry: &Entry, retry_token: &str) -> Result<Html> {
+/// Tiles loaded at once rather than lazily: the first row on a wide screen (the largest paint
+/// of the page is one of them).
+const EAGER_TILES: usize = 5;
+
+fn card(app: &App, entry: &Entry, index: usize, retry_token: &str) -> Result<Html> {
     let status = entry.status();
     let name = entry.display_name();
     let failure = if status == Status::Failed {
@@ -49,6 +56,14 @@ fn card(app: &App, entry: &Entry, retry_token: &str) -> Result<Html> {
             ("name", Slot::Text(name)),
             ("badge", Slot::Text(&badge(status, entry.doc.as_ref()))),
             ("failure", Slot::Html(&failure)),
+            (
+                "loading",
+                Slot::Text(if index < EAGER_TILES { "eager" } else { "lazy" }),
+            ),
+            (
+                "priority",
+                Slot::Text(if index < 2 { "high" } else { "auto" }),
+            ),
         ],
     )
 }
@@ -66,10 +81,11 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
             let cards = Html::concat(
                 page.entries
                     .iter()
-                    .map(|e| card(app, e, &retry_token))
+                    .enumerate()
+                    .map(|(i, e)| card(app, e, i, &retry_token))
                     .collect::<Result<Vec<_>>>()?,
             );
-            let mut notices = Vec::new();
+            let mut notices = after_delete(app, &query)?.into_iter().collect::<Vec<_>>();
             if page.db_error {
                 notices.push(notice(
                     "warn",
@@ -161,6 +177,7 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
         Html::default()
     };
     let max = app.settings.max_upload_bytes;
+    let undo_seconds = app.settings.undo_window.as_secs().to_string();
     let main = render(
         include_str!("../../templates/index.html"),
         &[
@@ -174,6 +191,7 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
             ("status_options", Slot::Html(&options)),
             ("notice", Slot::Html(&Html::concat(notices.drain(..)))),
             ("delete_token", Slot::Text(&delete_token)),
+            ("undo_seconds", Slot::Text(&undo_seconds)),
             ("retry_token", Slot::Text(&retry_token)),
             ("cards", Slot::Html(&cards)),
             ("empty", Slot::Html(&empty)),
@@ -184,6 +202,167 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
         ],
     )?;
     page(app, status, "Images", &main, true)
+}
+
+/// The notice the gallery shows after a delete (`?deleted={batch}`) or an undo
+/// (`?restored={count}`).
+fn after_delete(app: &App, query: &Pairs) -> Result<Option<Html>> {
+    if let Some(batch) = query.get("deleted").filter(|b| trash::is_batch(b)) {
+        let markers = match trash::batch(app, batch) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!(target: "webapp", "undo notice: batch {batch} unreadable: {e}");
+                return Ok(Some(notice("info", "Deleted.")?));
+            }
+        };
+        return undo_notice(app, batch, &markers).map(Some);
+    }
+    match query.get("restored").and_then(|n| n.parse::<usize>().ok()) {
+        Some(0) => Ok(Some(notice(
+            "warn",
+            "Too late to undo: the undo window had closed, so the deletion is final.",
+        )?)),
+        Some(n) => Ok(Some(notice(
+            "info",
+            &format!("Restored {}: the deletion is undone.", images(n)),
+        )?)),
+        None => Ok(None),
+    }
+}
+
+/// The confirmation a delete form leads to without JavaScript (with it, a dialog asks the same
+/// and posts `confirm=yes`): what would go, and the form that confirms. `single` is the id of a
+/// result page's delete, `None` for the gallery's selection.
+pub(crate) fn confirm_delete(
+    app: &App,
+    action: &str,
+    single: Option<&str>,
+    ids: &[String],
+    names: &[String],
+) -> Result<Response> {
+    let items = Html::concat(
+        names
+            .iter()
+            .map(|n| {
+                render(
+                    include_str!("../../templates/name_item.html"),
+                    &[("name", Slot::Text(n))],
+                )
+            })
+            .collect::<Result<Vec<_>>>()?,
+    );
+    let hidden = if single.is_some() {
+        Html::default()
+    } else {
+        Html::concat(
+            ids.iter()
+                .map(|id| {
+                    render(
+                        include_str!("../../templates/hidden_id.html"),
+                        &[("id", Slot::Text(id))],
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?,
+        )
+    };
+    let title = if names.len() == 1 {
+        format!("Delete {}?", names[0])
+    } else {
+        format!("Delete {}?", images(names.len()))
+    };
+    let window = app.settings.undo_window.as_secs();
+    let explain = if window == 0 {
+        "The image files and their analyses are deleted for good.".to_string()
+    } else {
+        format!(
+            "{} the gallery at once. You can undo this for {window} seconds; then the files \
+             and their analyses are deleted for good.",
+            if names.len() == 1 {
+                "It leaves"
+            } else {
+                "They leave"
+            }
+        )
+    };
+    let button = if names.len() == 1 {
+        "Delete".to_string()
+    } else {
+        format!("Delete {}", images(names.len()))
+    };
+    let form = render(
+        include_str!("../../templates/confirm_form.html"),
+        &[
+            ("action", Slot::Text(action)),
+            ("token", Slot::Text(&auth::token(app, Action::Delete))),
+            ("ids", Slot::Html(&hidden)),
+            ("button", Slot::Text(&button)),
+        ],
+    )?;
+    let back = single.map_or_else(|| "/".to_string(), |id| format!("/images/{id}"));
+    let main = render(
+        include_str!("../../templates/confirm_delete.html"),
+        &[
+            ("title", Slot::Text(&title)),
+            ("items", Slot::Html(&items)),
+            ("explain", Slot::Text(&explain)),
+            ("form", Slot::Html(&form)),
+            ("back", Slot::Text(&back)),
+            ("back_text", Slot::Text("Cancel")),
+        ],
+    )?;
+    page(app, 200, "Delete?", &main, true)
+}
+
+/// `POST /delete` with nothing selected: says how to select, not an error.
+pub(crate) fn nothing_selected(app: &App) -> Result<Response> {
+    let main = render(
+        include_str!("../../templates/confirm_delete.html"),
+        &[
+            ("title", Slot::Text("Nothing selected")),
+            ("items", Slot::Html(&Html::default())),
+            (
+                "explain",
+                Slot::Text(
+                    "Tick the Select box of each image to delete, then press Delete selected.",
+                ),
+            ),
+            ("form", Slot::Html(&Html::default())),
+            ("back", Slot::Text("/")),
+            ("back_text", Slot::Text("Back to the gallery")),
+        ],
+    )?;
+    page(app, 200, "Nothing selected", &main, true)
+}
+
+/// The picture's size in pixels, so the page reserves its space before it loads: from the
+/// object's metadata (uploads since the result page needed it), else from the preview's header
+/// (one ranged read). `None` when neither says.
+fn picture_size(app: &App, id: &str, found: &catalog::Found) -> Option<(u32, u32)> {
+    let meta = |key: &str| {
+        found.info.as_ref().and_then(|i| {
+            i.metadata
+                .iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, v)| v.parse::<u32>().ok())
+        })
+    };
+    if let (Some(w), Some(h)) = (meta(meta::WIDTH), meta(meta::HEIGHT)) {
+        return Some((w, h));
+    }
+    let mut download = app
+        .storage
+        .get(
+            &app.bucket,
+            &thumbs::preview_name(id),
+            Some((0, Some(64 * 1024 - 1))),
+            64 * 1024,
+            app.deadline(),
+        )
+        .ok()?;
+    let mut head = Vec::with_capacity(64 * 1024);
+    std::io::Read::read_to_end(&mut download.body, &mut head).ok()?;
+    let info = crate::image_info::inspect(&head).ok()?;
+    Some((info.width, info.height))
 }
 
 fn pct(confidence: f64) -> String {
@@ -225,6 +404,19 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
         .ok_or_else(|| Error::NotFound(format!("image {id}")))?;
     let name = doc.original_name.clone().unwrap_or_else(|| id.to_string());
     let mut notices = Vec::new();
+    match trash::marker_of(app, id) {
+        Ok(Some(marker)) if marker.is_due() => {
+            pending::catch_up(app, &marker);
+            return Err(Error::NotFound(format!("image {id}")));
+        }
+        Ok(Some(marker)) => notices.push(undo_notice(
+            app,
+            &marker.batch,
+            std::slice::from_ref(&marker),
+        )?),
+        Ok(None) => {}
+        Err(e) => log::warn!(target: "webapp", "{id}: pending delete unknown: {e}"),
+    }
     if found.info.is_none() {
         notices.push(notice(
             "warn",
@@ -368,6 +560,16 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
         ),
         s => format!("Status: {}", badge(s, Some(&doc))),
     };
+    let size = match picture_size(app, id, &found) {
+        Some((w, h)) => render(
+            include_str!("../../templates/size.html"),
+            &[
+                ("width", Slot::Text(&w.to_string())),
+                ("height", Slot::Text(&h.to_string())),
+            ],
+        )?,
+        None => Html::default(),
+    };
     let main = render(
         include_str!("../../templates/detail.html"),
         &[
@@ -378,6 +580,7 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
             ("model_badge", Slot::Html(&model_badge)),
             ("notice", Slot::Html(&Html::concat(notices))),
             ("alt", Slot::Text(&alt_text(&name, Some(&doc)))),
+            ("size", Slot::Html(&size)),
             ("polygons", Slot::Html(&Html::concat(polygons))),
             ("labels", Slot::Html(&Html::concat(labels))),
             ("caption", Slot::Text(&caption)),
@@ -391,6 +594,10 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
             (
                 "delete_token",
                 Slot::Text(&auth::token(app, Action::Delete)),
+            ),
+            (
+                "undo_seconds",
+                Slot::Text(&app.settings.undo_window.as_secs().to_string()),
             ),
             ("json", Slot::Text(&json)),
         ],

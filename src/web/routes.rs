@@ -9,16 +9,13 @@
 use super::auth;
 use super::catalog::parse_id;
 use super::upload::{self, Form};
-use super::{actions, api, pages, view, App};
+use super::{actions, api, assets, pages, view, App};
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
 
 /// The pages' Content-Security-Policy: our own files only, no inline code.
 pub(crate) const PAGE_CSP: &str = "default-src 'none'; img-src 'self'; style-src 'self'; \
 script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-const CSS: &str = include_str!("../../assets/app.css");
-const JS: &str = include_str!("../../assets/app.js");
 
 /// Answers one request; never fails (errors are rendered here).
 pub(crate) fn route(app: &App, req: &Request) -> Result<Response> {
@@ -77,7 +74,8 @@ fn render_error(app: &App, req: &Request, e: &Error) -> Response {
     view::error_page(app, status, &message).unwrap_or_else(|_| Response::error(status, None))
 }
 
-/// Headers every answer gets; pages get the full set.
+/// Headers every answer gets; pages get the full set; text answers are gzipped for clients that
+/// accept it.
 fn finish(req: &Request, resp: Response) -> Response {
     let mut resp = resp;
     if resp.header("x-content-type-options").is_none() {
@@ -102,7 +100,7 @@ fn finish(req: &Request, resp: Response) -> Response {
     } else if resp.header("cache-control").is_none() {
         resp = resp.with_header("Cache-Control", "no-store");
     }
-    resp
+    resp.compressed_for(req.header("accept-encoding"), req.method() == "HEAD")
 }
 
 /// A 405 rendered like every error, with its `Allow` header.
@@ -111,25 +109,17 @@ fn not_allowed(app: &App, req: &Request, allow: &str) -> Result<Response> {
     Ok(render_error(app, req, &e).with_header("Allow", allow))
 }
 
-fn stat(body: &'static str, content_type: &str) -> Response {
-    Response::new(200)
-        .with_header("Content-Type", content_type)
-        .with_header("Cache-Control", "public, max-age=300")
-        .with_body(body)
-}
-
 fn dispatch(app: &App, req: &Request) -> Result<Response> {
     let method = req.method();
     let path = req.path();
     let read = matches!(method, "GET" | "HEAD");
-    match (read, path) {
-        (true, "/healthz") => return Ok(Response::new(200)),
-        (true, "/static/app.css") => return Ok(stat(CSS, "text/css; charset=utf-8")),
-        (true, "/static/app.js") => return Ok(stat(JS, "text/javascript; charset=utf-8")),
-        (false, "/healthz" | "/static/app.css" | "/static/app.js") => {
-            return not_allowed(app, req, "GET, HEAD")
+    if path == "/healthz" || assets::is_asset(path) {
+        if !read {
+            return not_allowed(app, req, "GET, HEAD");
         }
-        _ => {}
+        let head = method == "HEAD";
+        return Ok(assets::answer(path, req.header("accept-encoding"), head)
+            .unwrap_or_else(|| Response::new(200)));
     }
     if !matches!(method, "GET" | "HEAD" | "OPTIONS") {
         auth::check_origin(app, req)?;
@@ -168,6 +158,7 @@ fn dispatch(app: &App, req: &Request) -> Result<Response> {
         ("GET" | "HEAD", [""]) => pages::gallery(app, req),
         ("POST", ["upload"]) => upload::post(app, req, Form::Browser),
         ("POST", ["delete"]) => actions::delete(app, req, None),
+        ("POST", ["undo"]) => actions::undo(app, req),
         ("POST", ["reanalyze"]) => actions::reanalyze(app, req, None),
         ("GET" | "HEAD", ["images", id]) => pages::detail(app, req, image(id)?),
         ("GET" | "HEAD", ["images", id, "raw"]) => pages::raw(app, image(id)?),
@@ -209,7 +200,11 @@ fn allowed(shape: &[&str]) -> Option<&'static str> {
         | ["images", _, "raw" | "json" | "thumb" | "preview"]
         | ["readyz"]
         | ["api", "status"] => "GET, HEAD",
-        ["upload"] | ["delete"] | ["reanalyze"] | ["images", _, "delete" | "reanalyze"] => "POST",
+        ["upload"]
+        | ["delete"]
+        | ["undo"]
+        | ["reanalyze"]
+        | ["images", _, "delete" | "reanalyze"] => "POST",
         ["api", "images"] => "GET, HEAD, POST",
         ["api", "images", "delete"] | ["api", "images", _, "reanalyze"] | ["api", "reanalyze"] => {
             "POST"

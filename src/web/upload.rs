@@ -334,10 +334,13 @@ pub(crate) fn store(
     let key = key_of(app, &id);
     let size = bytes.len() as u64;
     let encoded_name = encode::component(file);
+    let (width, height) = (info.width.to_string(), info.height.to_string());
     let metadata = [
         (meta::ORIGINAL_NAME, encoded_name.as_str()),
         (meta::SHA256, sha.as_str()),
         (meta::REQUEST_ID, request_id),
+        (meta::WIDTH, width.as_str()),
+        (meta::HEIGHT, height.as_str()),
     ];
     let mut doc = AnalysisDocument::new(
         &app.bucket.namespace,

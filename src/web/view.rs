@@ -1,13 +1,16 @@
-//! The parts every HTML answer shares: the layout, the error page, notices, links, the
-//! results page (uploads, deletions, re-analysis), the redirect, and how a status, a badge, alt
+//! The parts every HTML answer shares: the layout (naming the hashed static files), the error
+//! page, notices (the undo notice among them), links, the results page (uploads, deletions,
+//! re-analysis), the redirect, and how a status, a badge, alt
 //! text and a time read. Pages (`pages.rs`), form actions (`actions.rs`) and uploads
-//! (`upload.rs`) build on these; this module uses `auth` only for the logout form's token.
+//! (`upload.rs`) build on these; this module uses `auth` only for the logout and undo forms'
+//! tokens.
 //!
 //! Values from outside only ever enter templates through text slots, so they are escaped.
 //! Not here: whole pages (`pages.rs`), JSON (`api.rs`).
 
 use super::auth::{self, Action};
 use super::html::{render, Html, Slot};
+use super::pending::Marker;
 use super::App;
 use crate::document::{AnalysisDocument, Status};
 use crate::error::Result;
@@ -35,9 +38,14 @@ pub(crate) fn page(
     } else {
         Html::default()
     };
+    let files = super::assets::assets();
     let body = render(
         LAYOUT,
         &[
+            ("css", Slot::Text(&files.css.href)),
+            ("nojs", Slot::Text(&files.nojs.href)),
+            ("js", Slot::Text(&files.js.href)),
+            ("icon", Slot::Text(&files.icon.href)),
             ("title", Slot::Text(title)),
             ("nav", Slot::Html(&nav)),
             ("main", Slot::Html(main)),
@@ -124,6 +132,60 @@ pub(crate) fn results_page(
         ],
     )?;
     page(app, status, title, &main, true)
+}
+
+/// Names for a sentence: "a.jpg", "a.jpg and b.jpg", "a.jpg, b.jpg, c.jpg and 4 more".
+pub(crate) fn name_list(names: &[String]) -> String {
+    const SHOWN: usize = 3;
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        _ if names.len() <= SHOWN + 1 => {
+            let (last, rest) = names.split_last().unwrap_or((&names[0], &[]));
+            format!("{} and {last}", rest.join(", "))
+        }
+        _ => format!(
+            "{} and {} more",
+            names[..SHOWN].join(", "),
+            names.len() - SHOWN
+        ),
+    }
+}
+
+/// "1 image", "3 images".
+pub(crate) fn images(n: usize) -> String {
+    format!("{n} image{}", if n == 1 { "" } else { "s" })
+}
+
+/// The notice after a delete made in the browser: what went and, while the undo window is
+/// open, the form that takes it back. `markers` are the batch's waiting deletes.
+pub(crate) fn undo_notice(app: &App, batch: &str, markers: &[Marker]) -> Result<Html> {
+    let Some(first) = markers.first() else {
+        return notice(
+            "info",
+            "Deleted. The undo window has closed, so the deletion is final.",
+        );
+    };
+    let names: Vec<String> = markers.iter().map(|m| m.name.clone()).collect();
+    let seconds = first.seconds_left();
+    let what = if names.len() == 1 {
+        names[0].clone()
+    } else {
+        format!("{}: {}", images(names.len()), name_list(&names))
+    };
+    let text = format!(
+        "Deleted {what}. You can undo this for {seconds} second{}.",
+        if seconds == 1 { "" } else { "s" }
+    );
+    render(
+        include_str!("../../templates/undo.html"),
+        &[
+            ("seconds", Slot::Text(&seconds.to_string())),
+            ("text", Slot::Text(&text)),
+            ("token", Slot::Text(&auth::token(app, Action::Delete))),
+            ("batch", Slot::Text(batch)),
+        ],
+    )
 }
 
 /// Badge text for a status.
@@ -213,6 +275,22 @@ mod tests {
             "a.jpg: no objects found"
         );
         assert_eq!(alt_text("a.jpg", None), "a.jpg (not analysed yet)");
+    }
+
+    #[test]
+    fn names_read_as_a_sentence() {
+        let names: Vec<String> = ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(name_list(&names[..1]), "a.jpg");
+        assert_eq!(name_list(&names[..2]), "a.jpg and b.jpg");
+        assert_eq!(name_list(&names[..4]), "a.jpg, b.jpg, c.jpg and d.jpg");
+        assert_eq!(name_list(&names), "a.jpg, b.jpg, c.jpg and 2 more");
+        assert_eq!(
+            (images(1).as_str(), images(2).as_str()),
+            ("1 image", "2 images")
+        );
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! A real browser against the app: headless Chromium driven through chromedriver over the W3C
 //! WebDriver protocol (ureq + serde_json). Uploads two photos through the file input, watches
 //! the progress bars and the badges turn to done without a reload, opens a result, checks the
-//! boxes, hides them with the slider, deletes the image. Screenshots go to
-//! target/browser-screenshots/. Where chromium or chromedriver is missing the test says what to
-//! install and passes without running, except under `CI=true`, where that is a failure.
+//! boxes, hides them with the slider, then walks upload → result → slider → delete → undo by
+//! keyboard alone, reading what Chromium's accessibility tree says at each stop, and lets a
+//! delete run out its undo window. Every page and state it passes through (empty gallery,
+//! pending, analysing, done, failed, result pages, the confirmation dialog and page, the undo
+//! and too-late notices, errors, sign-in) is audited with axe-core, and any violation fails the
+//! test with the list. Screenshots and the keyboard transcript go to target/browser-screenshots/.
+//! Where chromium, chromedriver or axe-core (`npm ci` in `$CARGO_TARGET_DIR/npm`, which
+//! `.ci/run` does) is missing the test says what to install and passes without running, except
+//! under `CI=true`, where that is a failure.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -13,8 +19,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::support::emulator::TempDir;
+use crate::support::emulator::{deadline, TempDir};
 use crate::support::web::Web;
+use ocivision::document::{Failure, Status};
+use ocivision::secret::Secret;
 use ocivision::web::Settings;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -161,6 +169,76 @@ impl Driver {
         )
     }
 
+    fn script_async(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            &self.session_path("/execute/async"),
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
+    /// Presses and releases one key (a WebDriver key code such as `\u{E004}` for Tab).
+    fn press(&self, key: &str) {
+        self.call(
+            "POST",
+            &self.session_path("/actions"),
+            Some(
+                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]}),
+            ),
+        );
+        self.call("DELETE", &self.session_path("/actions"), None);
+    }
+
+    /// What a screen reader would say for the focused element: Chromium's computed role and
+    /// accessible name, with the value text of a slider.
+    fn focused(&self) -> String {
+        let active = self.call("GET", &self.session_path("/element/active"), None);
+        let Some(id) = active[ELEMENT].as_str() else {
+            return "(nothing focused)".into();
+        };
+        let role = self.call(
+            "GET",
+            &self.session_path(&format!("/element/{id}/computedrole")),
+            None,
+        );
+        let label = self.call(
+            "GET",
+            &self.session_path(&format!("/element/{id}/computedlabel")),
+            None,
+        );
+        let value = self.script(
+            "const e = document.activeElement;
+             return e.getAttribute('aria-valuetext') || '';",
+            json!([]),
+        );
+        let mut said = format!(
+            "{} \"{}\"",
+            role.as_str().unwrap_or(""),
+            label.as_str().unwrap_or("")
+        );
+        if let Some(v) = value.as_str().filter(|v| !v.is_empty()) {
+            said.push_str(&format!(", {v}"));
+        }
+        said
+    }
+
+    /// Presses Tab until the focused element matches `css` (at most `max` presses); returns
+    /// how many it took.
+    fn tab_to(&self, css: &str, max: usize) -> usize {
+        for n in 1..=max {
+            self.press(TAB);
+            let here = self.script(
+                "return document.activeElement && document.activeElement.matches(arguments[0]);",
+                json!([css]),
+            );
+            if here == true {
+                return n;
+            }
+        }
+        panic!("{css} not reached in {max} Tab presses");
+    }
+
     fn wait_for(&self, what: &str, script: &str, args: Value) -> Value {
         let until = Instant::now() + Duration::from_secs(30);
         loop {
@@ -183,8 +261,118 @@ impl Driver {
     }
 }
 
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+const ARROW_RIGHT: &str = "\u{E014}";
+
 /// What the test needs, as a Debian user installs it.
 const INSTALL: &str = "apt-get install chromium chromium-driver";
+
+/// Where axe-core is looked for, and how it gets there.
+const AXE_INSTALL: &str =
+    "cp .ci/npm/package*.json \"${CARGO_TARGET_DIR:-target}/npm/\" && npm ci --prefix \"${CARGO_TARGET_DIR:-target}/npm\" (.ci/run does this)";
+
+/// axe-core's script: `$AXE_CORE_JS`, else `npm/node_modules/axe-core/axe.min.js` in the target
+/// directory this test binary was built in (or in `target/`). `None` after saying what to run,
+/// except under `CI=true`, where a missing axe-core fails the test.
+fn axe_source() -> Option<String> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("AXE_CORE_JS")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    let rel = "npm/node_modules/axe-core/axe.min.js";
+    if let Ok(exe) = std::env::current_exe() {
+        // target/debug/deps/it-… → target/
+        if let Some(target) = exe.ancestors().nth(3) {
+            candidates.push(target.join(rel));
+        }
+    }
+    candidates.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join(rel),
+    );
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Some(std::fs::read_to_string(found).expect("axe.min.js readable"));
+    }
+    let message = format!("axe-core not installed: {AXE_INSTALL}");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{message} (CI=true: the accessibility audit must run)"
+    );
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "browser test skipped: {message}");
+    None
+}
+
+/// Runs axe-core on the page as it is now and records its violations under `state`.
+struct Audit {
+    axe: String,
+    /// (state, violations as "rule: help (targets)").
+    results: Vec<(String, Vec<String>)>,
+}
+
+impl Audit {
+    fn run(&mut self, driver: &Driver, state: &str) {
+        let loaded = driver.script("return typeof window.axe === 'object';", json!([]));
+        if loaded != true {
+            driver.script(
+                &format!("{}\n;return typeof window.axe;", self.axe),
+                json!([]),
+            );
+        }
+        let found = driver.script_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {resultTypes: ['violations']})
+               .then(r => done(r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at '
+                   + v.nodes.map(n => n.target.join(' ')).join(', '))))
+               .catch(e => done(['axe failed: ' + e]));",
+            json!([]),
+        );
+        let list: Vec<String> = found
+            .as_array()
+            .unwrap_or_else(|| panic!("axe answered {found}"))
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect();
+        self.results.push((state.to_string(), list));
+    }
+
+    /// Proves the audit can fail: a picture without alt text must be reported.
+    fn self_check(&mut self, driver: &Driver) {
+        driver.script(
+            "const i = document.createElement('img'); i.id = 'axe-self-check';
+             i.src = '/favicon.ico'; document.body.appendChild(i);",
+            json!([]),
+        );
+        self.run(driver, "self-check");
+        let (_, found) = self.results.pop().unwrap();
+        assert!(
+            found.iter().any(|v| v.starts_with("image-alt")),
+            "axe-core did not report an image without alt text: {found:?}"
+        );
+        driver.script(
+            "document.getElementById('axe-self-check').remove();",
+            json!([]),
+        );
+    }
+
+    /// Fails with every violation of every state; writes the per-state summary beside the
+    /// screenshots.
+    fn finish(&self, dir: &Path) {
+        let mut summary = String::from("axe-core violations per page and state\n");
+        for (state, list) in &self.results {
+            summary.push_str(&format!("{:>3}  {state}\n", list.len()));
+            for v in list {
+                summary.push_str(&format!("       {v}\n"));
+            }
+        }
+        std::fs::write(dir.join("axe.txt"), &summary).unwrap();
+        let failed: Vec<&(String, Vec<String>)> =
+            self.results.iter().filter(|(_, l)| !l.is_empty()).collect();
+        assert!(failed.is_empty(), "{summary}");
+    }
+}
 
 /// What to do when the `missing` programs are missing: `Ok` with the message to print before
 /// skipping, or, when `ci` (the `CI` variable) is `true`, `Err` with the message to fail with.
@@ -236,20 +424,66 @@ fn browser_missing_programs_skip_with_what_to_install_except_under_ci() {
     assert!(fail.contains(INSTALL), "{fail}");
 }
 
+/// Sets a document's status as the function would on its way (`analyzing`) or at its end
+/// (`failed`).
+fn write_status(web: &Web, id: &str, status: Status) {
+    let mut doc = web.document(id).expect("a document");
+    doc.status = status;
+    if status == Status::Failed {
+        doc.error = Some(Failure {
+            code: "VisionUnavailable".into(),
+            message: "the analysis service did not answer; try again later".into(),
+        });
+    }
+    web.soda
+        .put(&web.key(id), &doc.to_json(), deadline(5))
+        .unwrap();
+}
+
 #[test]
 fn browser_upload_watch_results_inspect_and_delete() {
     let Some((chromium, chromedriver)) = browser_programs() else {
         return;
     };
+    let Some(axe) = axe_source() else {
+        return;
+    };
+    let mut audit = Audit {
+        axe,
+        results: Vec::new(),
+    };
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let profile = TempDir::new("chromium-profile");
-    let web = Web::start("browser", Settings::default(), false);
+    // A short undo window, so the test sees a delete carried out.
+    let window = Duration::from_secs(10);
+    let web = Web::start(
+        "browser",
+        Settings {
+            undo_window: window,
+            ..Settings::default()
+        },
+        false,
+    );
     let mut driver = Driver::start(&chromedriver);
     driver.open(&chromium, profile.path());
 
     driver.go(&format!("{}/", web.base));
     driver.screenshot(&shots, "01-empty-gallery");
+    audit.self_check(&driver);
+    audit.run(&driver, "gallery: empty");
+    let icon = driver.script_async(
+        "const done = arguments[arguments.length - 1];
+         fetch('/favicon.ico').then(r => done(r.status)).catch(() => done(0));",
+        json!([]),
+    );
+    assert_eq!(icon, 200, "a favicon, no console error");
+    let disabled = driver.script(
+        "return document.querySelector('.bulk-delete') === null
+            || document.querySelector('.bulk-delete').disabled;",
+        json!([]),
+    );
+    assert_eq!(disabled, true, "nothing selected: bulk delete disabled");
     let input = driver.find("#file-input");
     let multiple = driver.call(
         "GET",
@@ -293,6 +527,24 @@ fn browser_upload_watch_results_inspect_and_delete() {
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     driver.screenshot(&shots, "02-uploaded-pending");
+    audit.run(&driver, "gallery: uploads finished, pending (live)");
+    driver.go(&format!("{}/", web.base));
+    audit.run(&driver, "gallery: pending");
+    // The result page while it waits.
+    driver.go(&format!("{}/images/{}", web.base, ids[0]));
+    audit.run(&driver, "result: pending");
+    write_status(&web, &ids[0], Status::Analyzing);
+    driver.go(&format!("{}/images/{}", web.base, ids[0]));
+    audit.run(&driver, "result: analysing");
+    write_status(&web, &ids[1], Status::Failed);
+    driver.go(&format!("{}/images/{}", web.base, ids[1]));
+    audit.run(&driver, "result: failed");
+    driver.go(&format!("{}/", web.base));
+    audit.run(&driver, "gallery: analysing and failed");
+    driver.go(&format!("{}/?status=done", web.base));
+    audit.run(&driver, "gallery: filter with no match");
+    driver.go(&format!("{}/", web.base));
+    driver.script("window.__sameDocument = 'yes';", json!([]));
 
     // The function's part, as it would write it.
     for id in &ids {
@@ -306,26 +558,34 @@ fn browser_upload_watch_results_inspect_and_delete() {
         );
     }
     driver.wait_for(
-        "both badges done without a reload",
+        "the analysing badge done without a reload",
         "const b = [...document.querySelectorAll('#grid .card [data-badge]')];
-         return window.__sameDocument === 'yes' && b.length === 2
-             && b.every(x => x.classList.contains('done') && x.textContent.startsWith('done'));",
+         return window.__sameDocument === 'yes'
+             && b.some(x => x.classList.contains('done') && x.textContent.startsWith('done'));",
         json!([]),
     );
     driver.screenshot(&shots, "03-gallery-done");
-    // Freshly loaded, the gallery's tiles are thumbnails, not the originals.
+    // Freshly loaded, the gallery's tiles are thumbnails, not the originals, and the first
+    // row is not lazy (it holds the largest paint).
     driver.go(&format!("{}/", web.base));
     let widths = driver.wait_for(
         "every tile loaded from its thumbnail",
         "const imgs = [...document.querySelectorAll('#grid .card img')];
          if (imgs.length !== 2 || !imgs.every(i => i.complete && i.naturalWidth > 0)) return null;
-         return imgs.map(i => [i.naturalWidth, new URL(i.src).pathname.endsWith('/thumb')]);",
+         return imgs.map(i => [i.naturalWidth, new URL(i.src).pathname.endsWith('/thumb'), i.loading]);",
         json!([]),
     );
     for tile in widths.as_array().unwrap() {
         assert!(tile[0].as_u64().unwrap() <= 400, "{widths}");
         assert_eq!(tile[1], true, "{widths}");
+        assert_eq!(tile[2], "eager", "{widths}");
     }
+    audit.run(&driver, "gallery: done");
+    let clipped = driver.script(
+        "return getComputedStyle(document.querySelector('.card')).overflow;",
+        json!([]),
+    );
+    assert_eq!(clipped, "visible", "the card does not clip the focus ring");
 
     let id = &ids[0];
     driver.go(&format!("{}/images/{id}", web.base));
@@ -336,6 +596,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
          const img = document.querySelector('.stage img');
          if (!img.complete || img.naturalWidth === 0) return null;
          if (!new URL(img.src).pathname.endsWith('/preview')) return 'not the preview: ' + img.src;
+         if (!img.getAttribute('width') || !img.getAttribute('height')) return 'no dimensions';
          const r = boxes[0].querySelector('polygon').getBoundingClientRect();
          return boxes.length === 3 && label && label.textContent.includes('Dog')
              && getComputedStyle(boxes[0]).display !== 'none' && r.width > 50 && r.height > 50
@@ -343,6 +604,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
         json!([]),
     );
     assert_eq!(drawn, 3);
+    audit.run(&driver, "result: done");
     // Hovering a row highlights its box.
     let row = driver.find("tr[data-index='1']");
     driver.call(
@@ -356,6 +618,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
         "return document.querySelector('.box[data-index=\"1\"]').classList.contains('active');",
         json!([]),
     );
+    driver.call("DELETE", &driver.session_path("/actions"), None);
     driver.screenshot(&shots, "04-result");
 
     // The slider to 1.0 with the keyboard: every box and row is hidden.
@@ -373,20 +636,209 @@ fn browser_upload_watch_results_inspect_and_delete() {
         json!([]),
     );
     driver.screenshot(&shots, "05-slider-at-1");
+    audit.run(&driver, "result: slider at 100 %");
 
-    let delete = driver.find("#delete-button");
+    // ---- By keyboard alone: upload → result → slider → delete → undo ----------------------
+    let mut said = Vec::new();
+    let mut note = |step: &str, heard: String| {
+        said.push(format!("{step}\n    → {heard}"));
+    };
+    driver.go(&format!("{}/", web.base));
+    let n = driver.tab_to("#file-input", 20);
+    note(
+        &format!("gallery, Tab ×{n} to the drop zone's file input"),
+        driver.focused(),
+    );
+    // (The file chooser itself is the system's; WebDriver types the path into the input.)
+    let input = driver.find("#file-input");
     driver.call(
         "POST",
-        &driver.session_path(&format!("/element/{delete}/click")),
+        &driver.session_path(&format!("/element/{input}/value")),
+        Some(json!({"text": photos.join("horses.jpg").display().to_string()})),
+    );
+    driver.wait_for(
+        "the third upload listed",
+        "return document.querySelectorAll('#upload-list li.ok').length === 1
+            && document.querySelectorAll('#grid .card').length === 3;",
+        json!([]),
+    );
+    let status = driver.script(
+        "return document.querySelector('#upload-list').getAttribute('aria-live') + ': '
+            + document.querySelector('#upload-list li').innerText.replace(/\\s+/g, ' ');",
+        json!([]),
+    );
+    note("choose horses.jpg", format!("live region {status}"));
+    let n = driver.tab_to("#grid .card a.thumb", 30);
+    note(
+        &format!("Tab ×{n} to the first tile (its focus ring drawn in full)"),
+        driver.focused(),
+    );
+    let n = driver.tab_to(&format!("#grid .card[data-id='{id}'] a.name"), 30);
+    note(
+        &format!("Tab ×{n} to the first analysed image's name link"),
+        driver.focused(),
+    );
+    driver.press(ENTER);
+    driver.wait_for(
+        "the result page",
+        "return location.pathname.startsWith('/images/') && document.readyState === 'complete';",
+        json!([]),
+    );
+    note(
+        "Enter: the result page opens",
+        driver
+            .script("return document.title;", json!([]))
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    );
+    let n = driver.tab_to("#min-confidence", 20);
+    note(&format!("Tab ×{n} to the slider"), driver.focused());
+    for _ in 0..60 {
+        driver.press(ARROW_RIGHT);
+    }
+    let valuetext = driver.script(
+        "return document.getElementById('min-confidence').getAttribute('aria-valuetext');",
+        json!([]),
+    );
+    assert_eq!(valuetext, "60 %", "the slider speaks per cent");
+    let caption = driver.script(
+        "const c = document.getElementById('caption');
+         return c.getAttribute('aria-live') + ': ' + c.textContent;",
+        json!([]),
+    );
+    assert_eq!(
+        caption, "polite: 2 of 3 objects at 60% confidence or more",
+        "the caption is a live region the slider is described by"
+    );
+    note(
+        "Right arrow ×60",
+        format!("{}; caption ({caption})", driver.focused()),
+    );
+    let focusable_boxes = driver.script(
+        "return [...document.querySelectorAll('svg.boxes *')].filter(n => n.tabIndex >= 0).length;",
+        json!([]),
+    );
+    assert_eq!(focusable_boxes, 0, "no Tab stops inside the hidden drawing");
+    let n = driver.tab_to("#delete-button", 20);
+    note(&format!("Tab ×{n} to Delete…"), driver.focused());
+    driver.press(ENTER);
+    driver.wait_for(
+        "the confirmation dialog",
+        "const d = document.querySelector('dialog.confirm');
+         return d && d.open && document.activeElement.textContent === 'Cancel';",
+        json!([]),
+    );
+    let dialog = driver.script(
+        "return document.querySelector('dialog.confirm').innerText.replace(/\\s+/g, ' ');",
+        json!([]),
+    );
+    let name = web.document(id).unwrap().original_name.unwrap();
+    assert!(
+        dialog
+            .as_str()
+            .unwrap()
+            .contains(&format!("Delete {name}?")),
+        "{dialog}"
+    );
+    driver.screenshot(&shots, "06-confirm-dialog");
+    audit.run(&driver, "result: delete confirmation dialog");
+    note(
+        "Enter: a modal dialog opens, focus on Cancel",
+        format!(
+            "dialog \"{}\"; {}",
+            dialog.as_str().unwrap(),
+            driver.focused()
+        ),
+    );
+    driver.press(TAB);
+    note("Tab", driver.focused());
+    driver.press(ENTER);
+    driver.wait_for(
+        "back on the gallery, the image hidden, the undo notice focused",
+        "return location.pathname === '/' && location.search.startsWith('?deleted=')
+             && !document.querySelector('[data-id=\"' + arguments[0] + '\"]')
+             && document.activeElement && document.activeElement.id === 'undo-notice';",
+        json!([id]),
+    );
+    driver.screenshot(&shots, "07-undo-notice");
+    audit.run(&driver, "gallery: after a delete, undo notice");
+    note(
+        "Enter: the gallery, without the image; focus on the notice (role status)",
+        driver.focused(),
+    );
+    driver.press(TAB);
+    note("Tab", driver.focused());
+    driver.press(ENTER);
+    driver.wait_for(
+        "the image back",
+        "return location.search === '?restored=1'
+             && !!document.querySelector('[data-id=\"' + arguments[0] + '\"]');",
+        json!([id]),
+    );
+    let restored = driver.script(
+        "return document.querySelector('.notice').textContent;",
+        json!([]),
+    );
+    note(
+        "Enter: the gallery with the image back",
+        format!("notice \"{}\"", restored.as_str().unwrap_or("")),
+    );
+    audit.run(&driver, "gallery: after undo");
+    let transcript = said.join("\n");
+    std::fs::write(shots.join("keyboard-walkthrough.txt"), &transcript).unwrap();
+    eprintln!("keyboard walk-through:\n{transcript}");
+
+    // Bulk: select one, delete by the dialog, and let the window run out.
+    let other = &ids[1];
+    let checkbox = driver.find(&format!("input[type=checkbox][value='{other}']"));
+    driver.call(
+        "POST",
+        &driver.session_path(&format!("/element/{checkbox}/click")),
+        Some(json!({})),
+    );
+    let label = driver.script(
+        "const b = document.querySelector('.bulk-delete'); return [b.disabled, b.textContent];",
+        json!([]),
+    );
+    assert_eq!(label, json!([false, "Delete 1 selected…"]));
+    let bulk = driver.find(".bulk-delete");
+    driver.call(
+        "POST",
+        &driver.session_path(&format!("/element/{bulk}/click")),
+        Some(json!({})),
+    );
+    let confirm = driver.find("#confirm-delete");
+    driver.call(
+        "POST",
+        &driver.session_path(&format!("/element/{confirm}/click")),
         Some(json!({})),
     );
     driver.wait_for(
         "back on the gallery without the deleted image",
-        "return location.pathname === '/' && document.querySelectorAll('#grid .card').length === 1
+        "return location.pathname === '/' && document.querySelectorAll('#grid .card').length === 2
              && !document.querySelector('[data-id=\"' + arguments[0] + '\"]');",
-        json!([id]),
+        json!([other]),
     );
-    driver.screenshot(&shots, "06-after-delete");
+    assert!(
+        crate::support::wait_until(window + Duration::from_secs(10), || web
+            .env
+            .emulator
+            .read_object("images", &Web::object_name(other))
+            .is_none()
+            && web.document(other).is_none()),
+        "the server carried the delete out when the window closed"
+    );
+    driver.wait_for(
+        "the notice says the window has closed",
+        "return document.querySelector('#undo-notice').textContent.includes('has closed')
+             && !document.querySelector('#undo-button');",
+        json!([]),
+    );
+    audit.run(&driver, "gallery: undo window closed");
+    // Undo after the window (a form posted late): a notice, not an error page.
+    driver.go(&format!("{}/?restored=0", web.base));
+    audit.run(&driver, "gallery: too late to undo");
     // The same gallery on a phone-sized window: one column, nothing cut off.
     driver.call(
         "POST",
@@ -401,11 +853,65 @@ fn browser_upload_watch_results_inspect_and_delete() {
         overflow, false,
         "no horizontal scrolling on a narrow screen"
     );
-    driver.screenshot(&shots, "07-narrow-gallery");
-    assert!(web
-        .env
-        .emulator
-        .read_object("images", &Web::object_name(id))
-        .is_none());
-    assert!(web.document(id).is_none());
+    driver.screenshot(&shots, "08-narrow-gallery");
+    audit.run(&driver, "gallery: narrow screen");
+    driver.call(
+        "POST",
+        &driver.session_path("/window/rect"),
+        Some(json!({"width": 1280, "height": 1000})),
+    );
+
+    // Pages a browser without JavaScript sees: the confirmation page and "nothing selected".
+    driver.script(
+        "const f = document.createElement('form');
+         f.method = 'post'; f.action = '/images/' + arguments[0] + '/delete';
+         const t = document.createElement('input'); t.type = 'hidden'; t.name = 'csrf';
+         t.value = document.querySelector('#bulk input[name=csrf]').value;
+         f.appendChild(t); document.body.appendChild(f); HTMLFormElement.prototype.submit.call(f);",
+        json!([id]),
+    );
+    driver.wait_for(
+        "the confirmation page",
+        "return !!document.getElementById('confirm-title');",
+        json!([]),
+    );
+    audit.run(&driver, "confirmation page (no JavaScript)");
+    driver.go(&format!("{}/", web.base));
+    driver.script(
+        "const f = document.getElementById('bulk'); HTMLFormElement.prototype.submit.call(f);",
+        json!([]),
+    );
+    driver.wait_for(
+        "the nothing-selected page",
+        "return document.title.startsWith('Nothing selected');",
+        json!([]),
+    );
+    audit.run(&driver, "nothing selected (no JavaScript)");
+    driver.go(&format!("{}/images/0123456789abcdef01234567.jpg", web.base));
+    audit.run(&driver, "error page: no such image");
+
+    // Sign-in, on an app with a password: the form, then a wrong password.
+    let locked = Web::start(
+        "browser-login",
+        Settings {
+            password: Some(Secret::new("correct horse battery")),
+            ..Settings::default()
+        },
+        false,
+    );
+    driver.go(&format!("{}/login", locked.base));
+    audit.run(&driver, "login");
+    let password = driver.find("#password");
+    driver.call(
+        "POST",
+        &driver.session_path(&format!("/element/{password}/value")),
+        Some(json!({"text": "wrong\u{E007}"})),
+    );
+    driver.wait_for(
+        "the wrong-password notice",
+        "return !!document.querySelector('.notice.error');",
+        json!([]),
+    );
+    audit.run(&driver, "login: wrong password");
+    audit.finish(&shots);
 }

@@ -192,6 +192,8 @@ fn web_every_route_answers_through_the_handler() {
         form.as_bytes(),
     );
     assert_eq!(r.status(), 303, "{}", body_text(&r));
+    // Delete asks first (without JavaScript, a page naming the image), then hides the image
+    // for the undo window.
     let token = token_in(&page, &format!("/images/{id}/delete"));
     let r = web.handle(
         "POST",
@@ -199,12 +201,29 @@ fn web_every_route_answers_through_the_handler() {
         &[SAME_ORIGIN],
         format!("csrf={token}").as_bytes(),
     );
-    assert_eq!((r.status(), r.header("location")), (303, Some("/")));
+    assert_eq!(r.status(), 200, "{}", body_text(&r));
+    let confirm = body_text(&r);
+    assert!(confirm.contains("Delete dog.jpg?"), "{confirm}");
+    assert!(confirm.contains("name=\"confirm\" value=\"yes\""));
     assert!(web
         .env
         .emulator
         .read_object("images", &Web::object_name(&id))
-        .is_none());
+        .is_some());
+    let r = web.handle(
+        "POST",
+        &format!("/images/{id}/delete"),
+        &[SAME_ORIGIN],
+        format!("csrf={token}&confirm=yes").as_bytes(),
+    );
+    assert_eq!(r.status(), 303);
+    assert!(r.header("location").unwrap().starts_with("/?deleted="));
+    let gallery = body_text(&web.handle("GET", r.header("location").unwrap(), &[], b""));
+    assert!(gallery.contains("Deleted dog.jpg."), "{gallery}");
+    assert!(
+        !gallery.contains(&format!("data-id=\"{id}\"")),
+        "hidden at once"
+    );
 }
 
 #[test]
@@ -773,7 +792,7 @@ fn web_cross_origin_state_changes_are_refused() {
         .read_object("images", &Web::object_name(&id))
         .is_some());
     // The configured origin and same-origin fetches pass.
-    let ok = format!("csrf={delete_token}");
+    let ok = format!("csrf={delete_token}&confirm=yes");
     let r = web.handle(
         "POST",
         &format!("/images/{id}/delete"),
@@ -781,11 +800,79 @@ fn web_cross_origin_state_changes_are_refused() {
         ok.as_bytes(),
     );
     assert_eq!(r.status(), 303);
-    assert!(web
-        .env
-        .emulator
-        .read_object("images", &Web::object_name(&id))
-        .is_none());
+    assert!(r.header("location").unwrap().starts_with("/?deleted="));
+}
+
+/// Issue 18: text answers gzipped when the client accepts it (and only then), static files
+/// under hashed names cached for a year, a favicon, no body encoding for HEAD.
+#[test]
+fn web_text_is_gzipped_on_request_and_static_files_are_hashed_and_cached() {
+    use std::io::Read as _;
+    let web = Web::start("web-gzip", settings(), false);
+    for i in 0..6 {
+        web.upload(
+            &format!("photo-{i}.png"),
+            &png(40 + i, 40, &i.to_be_bytes()),
+        );
+    }
+    let plain = web.fetch("GET", "/", &[], b"");
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    let packed = web.fetch("GET", "/", &[("Accept-Encoding", "gzip, deflate, br")], b"");
+    assert_eq!(packed.header("content-encoding"), Some("gzip"));
+    assert!(
+        packed.body.len() * 3 < plain.body.len(),
+        "{} vs {}",
+        packed.body.len(),
+        plain.body.len()
+    );
+    let mut html = String::new();
+    flate2::read::GzDecoder::new(&packed.body[..])
+        .read_to_string(&mut html)
+        .unwrap();
+    assert!(html.contains("photo-5.png") && html.ends_with("</html>\n"));
+    let refused = web.fetch("GET", "/", &[("Accept-Encoding", "gzip;q=0, br")], b"");
+    assert_eq!(refused.header("content-encoding"), None);
+    let head = web.fetch("HEAD", "/", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!((head.status, head.header("content-encoding")), (200, None));
+    assert!(head.body.is_empty());
+    let json = web.fetch("GET", "/api/images", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(json.header("content-encoding"), Some("gzip"));
+
+    // The page names its files by hash; those are cached for a year, gzipped when accepted.
+    let css = html
+        .split("href=\"/static/app.")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|rest| format!("/static/app.{rest}"))
+        .expect("a hashed stylesheet");
+    let r = web.fetch("GET", &css, &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert!(html.contains("<script src=\"/static/app."));
+    let icon = web.fetch("GET", "/favicon.ico", &[], b"");
+    assert_eq!(
+        (icon.status, icon.header("content-type")),
+        (200, Some("image/svg+xml"))
+    );
+    // Images are never compressed again.
+    let id = web.upload("dog.jpg", DOG);
+    let raw = web.fetch(
+        "GET",
+        &format!("/images/{id}/raw"),
+        &[("Accept-Encoding", "gzip")],
+        b"",
+    );
+    assert_eq!((raw.status, raw.header("content-encoding")), (200, None));
+    assert_eq!(raw.body, DOG);
+    // The result page reserves the picture's space: its size comes with the upload.
+    let page = body_text(&web.handle("GET", &format!("/images/{id}"), &[], b""));
+    assert!(page.contains("width=\"768\" height=\"576\""), "{page}");
 }
 
 #[test]
@@ -909,7 +996,7 @@ fn web_analysis_text_is_escaped_and_names_round_trip() {
         "name escaped"
     );
     assert!(
-        html.contains("<pre>") && html.contains("&quot;image_name&quot;"),
+        html.contains("<pre tabindex=\"0\"") && html.contains("&quot;image_name&quot;"),
         "raw JSON escaped in <pre>"
     );
     assert!(html.contains("viewBox=\"0 0 1 1\"") && html.contains("preserveAspectRatio=\"none\""));
@@ -940,7 +1027,15 @@ fn web_analysis_text_is_escaped_and_names_round_trip() {
 
 #[test]
 fn web_delete_removes_object_and_document_even_when_the_object_is_gone() {
-    let web = Web::start("web-delete", settings(), false);
+    // No undo window: the gallery's form deletes at once, as the JSON API always does.
+    let web = Web::start(
+        "web-delete",
+        Settings {
+            undo_window: Duration::ZERO,
+            ..settings()
+        },
+        false,
+    );
     let a = web.upload("a.jpg", DOG);
     let b = web.upload("b.png", CAT);
     let c = web.upload("c.png", &png(50, 50, b"c"));
@@ -978,7 +1073,7 @@ fn web_delete_removes_object_and_document_even_when_the_object_is_gone() {
     // Many at once, from the gallery's form, with one unknown id reported on its own.
     let d = web.upload("d.png", &png(60, 60, b"d"));
     let token = web.token("/", "/delete");
-    let form = format!("csrf={token}&id={c}&id={d}");
+    let form = format!("csrf={token}&id={c}&id={d}&confirm=yes");
     let r = web.handle("POST", "/delete", &[SAME_ORIGIN], form.as_bytes());
     assert_eq!(r.status(), 303);
     assert!(web.document(&c).is_none() && web.document(&d).is_none());
@@ -1012,6 +1107,140 @@ fn web_delete_removes_object_and_document_even_when_the_object_is_gone() {
         .unwrap()
         .contains("could not be deleted"));
     assert!(web.document(&f).is_some());
+}
+
+/// The key of an image's pending-delete marker, as `web::trash` writes it.
+fn marker_key(web: &Web, id: &str) -> String {
+    let bucket = web.env.bucket();
+    ocivision::soda::document_key(
+        &bucket.namespace,
+        &bucket.name,
+        &format!("pending-delete/{id}"),
+    )
+}
+
+fn exists(web: &Web, id: &str) -> bool {
+    web.env
+        .emulator
+        .read_object("images", &Web::object_name(id))
+        .is_some()
+}
+
+/// Issue 18: deleting from the pages names what goes, hides it at once, can be undone while
+/// the window is open, and is carried out by the server when it closes, with no browser
+/// involved; a marker left by an instance that died is carried out by the next listing.
+#[test]
+fn web_browser_deletes_are_confirmed_hidden_undoable_and_carried_out() {
+    let window = Duration::from_secs(3);
+    let web = Web::start(
+        "web-undo",
+        Settings {
+            undo_window: window,
+            ..settings()
+        },
+        false,
+    );
+    let a = web.upload("a.jpg", DOG);
+    let b = web.upload("b.png", CAT);
+    let c = web.upload("c.png", &png(50, 50, b"c"));
+    let token = web.token("/", "/delete");
+    let post = |path: &str, form: String| web.handle("POST", path, &[SAME_ORIGIN], form.as_bytes());
+
+    // Nothing selected: a page that says how to select, not an error.
+    let r = post("/delete", format!("csrf={token}"));
+    assert_eq!(r.status(), 200);
+    assert!(body_text(&r).contains("Nothing selected"));
+    // Without confirm=yes: the confirmation names both and carries them on.
+    let r = post("/delete", format!("csrf={token}&id={a}&id={b}"));
+    let page = body_text(&r);
+    assert_eq!(r.status(), 200, "{page}");
+    assert!(page.contains("Delete 2 images?") && page.contains("<li>a.jpg</li>"));
+    assert!(page.contains(&format!("name=\"id\" value=\"{b}\"")));
+    assert!(exists(&web, &a) && exists(&web, &b));
+
+    // Confirmed: hidden from the gallery and the API at once, still stored.
+    let r = post("/delete", format!("csrf={token}&id={a}&id={b}&confirm=yes"));
+    assert_eq!(r.status(), 303);
+    let after = r.header("location").unwrap().to_string();
+    let gallery = body_text(&web.handle("GET", &after, &[], b""));
+    assert!(
+        gallery.contains("Deleted 2 images: a.jpg and b.png. You can undo this for 3 seconds."),
+        "{gallery}"
+    );
+    assert!(gallery.contains("action=\"/undo\""));
+    for id in [&a, &b] {
+        assert!(
+            !gallery.contains(&format!("data-id=\"{id}\"")),
+            "{id} hidden"
+        );
+    }
+    assert!(gallery.contains(&format!("data-id=\"{c}\"")));
+    let listed = web.get("/api/images").json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    let detail = body_text(&web.handle("GET", &format!("/images/{a}"), &[], b""));
+    assert!(
+        detail.contains("id=\"undo-notice\""),
+        "the result page offers undo too"
+    );
+    assert!(exists(&web, &a) && exists(&web, &b));
+
+    // Undo: both back, markers gone.
+    let batch = after.trim_start_matches("/?deleted=");
+    let r = post("/undo", format!("csrf={token}&batch={batch}"));
+    assert_eq!(
+        (r.status(), r.header("location")),
+        (303, Some("/?restored=2"))
+    );
+    let gallery = body_text(&web.handle("GET", "/?restored=2", &[], b""));
+    assert!(gallery.contains("Restored 2 images"));
+    for id in [&a, &b] {
+        assert!(gallery.contains(&format!("data-id=\"{id}\"")));
+    }
+    assert!(web
+        .soda
+        .get(&marker_key(&web, &a), deadline(5))
+        .unwrap()
+        .is_none());
+
+    // Deleted again and left alone: the server carries it out when the window closes.
+    let r = post(
+        &format!("/images/{a}/delete"),
+        format!("csrf={token}&confirm=yes"),
+    );
+    let after = r.header("location").unwrap().to_string();
+    let batch = after.trim_start_matches("/?deleted=").to_string();
+    assert!(
+        wait_until(window + Duration::from_secs(10), || {
+            !exists(&web, &a) && web.document(&a).is_none()
+        }),
+        "carried out when the window closed"
+    );
+    assert!(web
+        .soda
+        .get(&marker_key(&web, &a), deadline(5))
+        .unwrap()
+        .is_none());
+    assert!(exists(&web, &b), "only what was deleted");
+    let late = post("/undo", format!("csrf={token}&batch={batch}"));
+    assert_eq!(late.header("location"), Some("/?restored=0"));
+    let gallery = body_text(&web.handle("GET", "/?restored=0", &[], b""));
+    assert!(gallery.contains("Too late to undo"));
+    let gallery = body_text(&web.handle("GET", &after, &[], b""));
+    assert!(gallery.contains("undo window has closed"));
+
+    // A marker whose instance died before its time: hidden, and carried out once listed.
+    let stale = json!({"kind": "pending-delete", "bucket": format!("{}/{}", web.env.bucket().namespace, web.env.bucket().name),
+        "id": b, "name": "b.png", "batch": "0123456789abcdef", "delete_at_ms": 1});
+    web.soda
+        .put(&marker_key(&web, &b), &stale, deadline(5))
+        .unwrap();
+    let gallery = body_text(&web.handle("GET", "/", &[], b""));
+    assert!(!gallery.contains(&format!("data-id=\"{b}\"")));
+    assert!(
+        wait_until(Duration::from_secs(10), || !exists(&web, &b)),
+        "a stale marker is carried out by the next listing"
+    );
+    assert!(exists(&web, &c));
 }
 
 #[test]
