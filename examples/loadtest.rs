@@ -309,6 +309,21 @@ fn emulator_child(dir: &Path) -> Result<(), String> {
                 let counts = emulator.events().counts();
                 format!("counts {} {}", counts.attempts, counts.duplicates)
             }
+            "held" => {
+                let held = emulator.held();
+                let status = |field| status_mb("/proc/self/status", field);
+                format!(
+                    "held {} {} {} {} {} {:.3} {:.3} {}",
+                    held.objects,
+                    held.object_bytes,
+                    held.documents,
+                    held.document_bytes,
+                    held.tokens,
+                    status("VmRSS"),
+                    status("RssAnon"),
+                    status_number("/proc/self/status", "Threads"),
+                )
+            }
             other => format!("unknown {other}"),
         };
         say(&mut out, answer)?;
@@ -335,6 +350,10 @@ impl EmulatorProc {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LOG_LEVEL", "warn")
+            // glibc's allocator settings, for runs that compare them (see METHOD).
+            .envs(
+                std::env::vars().filter(|(k, _)| k.starts_with("MALLOC_") || k == "GLIBC_TUNABLES"),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(file)
@@ -386,6 +405,30 @@ impl EmulatorProc {
         Ok(self.ask(&format!("idle {}", timeout.as_secs()))? == "idle true")
     }
 
+    /// What the emulator holds, and its memory, now.
+    fn held(&mut self) -> Result<Held, String> {
+        let answer = self.ask("held")?;
+        let n: Vec<f64> = answer
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        match n.as_slice() {
+            &[objects, object_bytes, documents, document_bytes, tokens, rss, anon, threads] => {
+                Ok(Held {
+                    objects: objects as u64,
+                    documents: documents as u64,
+                    data_mb: (object_bytes + document_bytes) / (1024.0 * 1024.0),
+                    tokens: tokens as u64,
+                    rss_mb: rss,
+                    anon_mb: anon,
+                    threads: threads as u64,
+                })
+            }
+            _ => Err(format!("emulator: {answer:?}")),
+        }
+    }
+
     /// Delivery attempts and duplicated deliveries so far.
     fn counts(&mut self) -> Result<(u64, u64), String> {
         let answer = self.ask("counts")?;
@@ -399,6 +442,20 @@ impl EmulatorProc {
             _ => Err(format!("emulator: {answer:?}")),
         }
     }
+}
+
+/// The emulator's stored data and memory at one moment (its `held` answer).
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    objects: u64,
+    documents: u64,
+    /// Bytes kept in memory for them: object names and metadata, document text and scalars.
+    data_mb: f64,
+    tokens: u64,
+    rss_mb: f64,
+    /// The anonymous part of the RSS (heap and stacks; the rest is the mapped binary).
+    anon_mb: f64,
+    threads: u64,
 }
 
 struct Stack {
@@ -591,6 +648,9 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     let mut outcomes = Vec::new();
     let mut rounds = 0;
     let workload_started = Instant::now();
+    // The emulator's data and memory at the start, after each round's events drained, and at
+    // the end: what tells its stored data from anything else that grows.
+    let mut snapshots = vec![(0.0, "start".to_string(), stack.emulator.held()?)];
     loop {
         let round_started = Instant::now();
         outcomes.extend(round(&stack, rounds, &photos, &counters)?);
@@ -608,6 +668,13 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
                 if !stack.emulator.wait_idle(Duration::from_secs(600))? {
                     return Err("the event queue did not drain within 600 s".into());
                 }
+                let held = stack.emulator.held()?;
+                println!("loadtest: emulator after round {rounds}: {held:?}");
+                snapshots.push((
+                    workload_started.elapsed().as_secs_f64(),
+                    format!("round {rounds}"),
+                    held,
+                ));
             }
             _ => break,
         }
@@ -645,6 +712,11 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
             violations.push(format!("{} exited during the run ({how})", child.name));
         }
     }
+    snapshots.push((
+        workload_started.elapsed().as_secs_f64(),
+        "end".to_string(),
+        stack.emulator.held()?,
+    ));
     let memory = rss.stop();
     let [web, func, emulator, own] = [
         &memory.processes[0],
@@ -755,6 +827,7 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
             format!("{:+.1} MB", p.late_growth),
         ));
     }
+    rows.extend(emulator_rows(&snapshots));
     rows.push((
         format!("RSS, the four together: start / peak / end (bound: peak ≤ {MAX_TOTAL_RSS_MB} MB)"),
         format!(
@@ -771,7 +844,8 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     for (k, v) in &rows {
         table.push_str(&format!("| {k} | {v} |\n"));
     }
-    println!("\n{table}");
+    let rounds_table = snapshot_table(&snapshots);
+    println!("\n{table}\n{rounds_table}");
     for v in &violations {
         println!("violation: {v}");
     }
@@ -786,7 +860,7 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
         }
     }
     if let Some(secs) = soak {
-        write_reliability(secs, &table, &violations)?;
+        write_reliability(secs, &table, &rounds_table, &violations)?;
     }
     Ok(violations.is_empty())
 }
@@ -1200,6 +1274,11 @@ impl RssSampler {
 
 /// A memory field of a `/proc/…/status` file in MB; 0 when the process is gone.
 fn status_mb(path: &str, field: &str) -> f64 {
+    status_number(path, field) / 1024.0
+}
+
+/// A field of a `/proc/…/status` file as a number (memory in KiB); 0 when the process is gone.
+fn status_number(path: &str, field: &str) -> f64 {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
@@ -1207,7 +1286,6 @@ fn status_mb(path: &str, field: &str) -> f64 {
                 .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
-        .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
 }
 
@@ -1233,7 +1311,74 @@ const METHOD: &str = "\
   period (`webapp reconcile` would leave the whole run alone for its first 5 minutes).
 ";
 
-fn write_reliability(secs: u64, table: &str, violations: &[String]) -> Result<(), String> {
+/// The last snapshot taken at or before the middle of the run (by time), and the last one.
+fn halves(snapshots: &[(f64, String, Held)]) -> (&(f64, String, Held), &(f64, String, Held)) {
+    let last = snapshots.last().expect("at least the start and the end");
+    let middle = snapshots
+        .iter()
+        .rev()
+        .find(|(t, _, _)| *t <= last.0 / 2.0)
+        .unwrap_or(&snapshots[0]);
+    (middle, last)
+}
+
+/// The report's rows about the emulator's stored data beside its RSS.
+fn emulator_rows(snapshots: &[(f64, String, Held)]) -> Vec<(String, String)> {
+    let (middle, last) = halves(snapshots);
+    let (mid, end) = (&middle.2, &last.2);
+    let rest = |h: &Held| h.rss_mb - h.data_mb;
+    vec![
+        (
+            "emulator: stored data at the end: objects / documents / bytes kept in memory for them"
+                .into(),
+            format!(
+                "{} / {} / {:.1} MB (bodies on disk)",
+                end.objects, end.documents, end.data_mb
+            ),
+        ),
+        (
+            format!(
+                "emulator, from the snapshot after {} ({:.0} s) to the end ({:.0} s): RSS / stored data / RSS minus stored data",
+                middle.1, middle.0, last.0
+            ),
+            format!(
+                "{:+.1} / {:+.1} / {:+.1} MB",
+                end.rss_mb - mid.rss_mb,
+                end.data_mb - mid.data_mb,
+                rest(end) - rest(mid)
+            ),
+        ),
+    ]
+}
+
+/// The emulator's snapshots as a table.
+fn snapshot_table(snapshots: &[(f64, String, Held)]) -> String {
+    let mut out = String::from(
+        "| emulator at | time | RSS | of which anonymous | objects | documents | stored data in memory | RSS minus stored data | threads | tokens |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (t, at, h) in snapshots {
+        out.push_str(&format!(
+            "| {at} | {t:.0} s | {:.1} MB | {:.1} MB | {} | {} | {:.2} MB | {:.1} MB | {} | {} |\n",
+            h.rss_mb,
+            h.anon_mb,
+            h.objects,
+            h.documents,
+            h.data_mb,
+            h.rss_mb - h.data_mb,
+            h.threads,
+            h.tokens
+        ));
+    }
+    out
+}
+
+fn write_reliability(
+    secs: u64,
+    table: &str,
+    rounds_table: &str,
+    violations: &[String],
+) -> Result<(), String> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/RELIABILITY.md");
     let date = std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -1247,7 +1392,8 @@ fn write_reliability(secs: u64, table: &str, violations: &[String]) -> Result<()
     };
     let text = format!(
         "# Reliability\n\nWritten by `cargo run --release --example loadtest -- --soak {secs}` on {date}\n\
-         (examples/loadtest.rs says what it does and checks).\n\n{table}\n{verdict}\n\n{METHOD}"
+         (examples/loadtest.rs says what it does and checks).\n\n{table}\n{verdict}\n\n\
+         The emulator, after each round's events drained:\n\n{rounds_table}\n{METHOD}"
     );
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("loadtest: wrote {}", path.display());
