@@ -331,6 +331,35 @@ fn emulator_child(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// glibc's allocator settings for the emulator child, unless this process's environment sets
+/// any (`MALLOC_*`, `GLIBC_TUNABLES`), which are passed instead, to compare.
+///
+/// With glibc's defaults each thread that meets a locked arena gets its own (up to 8 per core),
+/// and freeing a large block raises the mmap threshold to its size, so later buffers of that
+/// size come from the arenas and stay there once freed. The emulator's 32 workers handle
+/// 150 KB bodies and MB-sized listings, so its RSS grew with the number of arenas used, not with
+/// what it holds: a two-round run ended at 26.9 MB with the defaults and 14.5 MB with these, for
+/// the same 0.9 MB of stored data (docs/EMULATOR.md, Memory).
+const EMULATOR_MALLOC: &[(&str, &str)] = &[
+    ("MALLOC_ARENA_MAX", "2"),
+    ("MALLOC_MMAP_THRESHOLD_", "131072"),
+];
+
+/// The allocator environment the emulator child gets (see [`EMULATOR_MALLOC`]).
+fn emulator_malloc() -> Vec<(String, String)> {
+    let given: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("MALLOC_") || k == "GLIBC_TUNABLES")
+        .collect();
+    if given.is_empty() {
+        EMULATOR_MALLOC
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    } else {
+        given
+    }
+}
+
 /// The parent's handle on the emulator child.
 struct EmulatorProc {
     proc: Proc,
@@ -350,10 +379,7 @@ impl EmulatorProc {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LOG_LEVEL", "warn")
-            // glibc's allocator settings, for runs that compare them (see METHOD).
-            .envs(
-                std::env::vars().filter(|(k, _)| k.starts_with("MALLOC_") || k == "GLIBC_TUNABLES"),
-            )
+            .envs(emulator_malloc())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(file)
@@ -827,6 +853,14 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
             format!("{:+.1} MB", p.late_growth),
         ));
     }
+    rows.push((
+        "emulator: glibc allocator settings".into(),
+        emulator_malloc()
+            .iter()
+            .map(|(k, v)| format!("`{k}={v}`"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    ));
     rows.extend(emulator_rows(&snapshots));
     rows.push((
         format!("RSS, the four together: start / peak / end (bound: peak ≤ {MAX_TOTAL_RSS_MB} MB)"),
@@ -1302,6 +1336,12 @@ const METHOD: &str = "\
   `loadtest` process itself (the 16 clients and the checker). Each RSS row is that process's
   VmRSS from /proc/<pid>/status, sampled every 200 ms; VmHWM is the kernel's own peak, read at
   the end. The \"together\" row adds the four, sample by sample.
+- The emulator child runs with two malloc arenas and a fixed 128 KiB mmap threshold (the
+  row above; examples/loadtest.rs, `EMULATOR_MALLOC`, says why): with glibc's defaults its RSS
+  follows how many of up to 16 arenas its worker threads have touched, not what it holds.
+  After each round (once its events are delivered) the emulator reports what it holds: objects
+  and documents, and the bytes their names, metadata and JSON take in memory (bodies are on
+  disk); \"RSS minus stored data\" is what the rest of the emulator takes.
 - The emulator's request record and its list of event deliveries are off for the run
   (`record_limit = 0`; deliveries are counted instead): the record would keep up to 100 000
   requests with their headers, and its growth would hide everything else.
