@@ -80,12 +80,12 @@ const FAULTS: &str = "objectstorage=rate:0.3,status:503;vision=rate:0.3,status:4
 /// their arenas. Measured: 56 MB peak in the short run, with no growth over its last half. 80 MB
 /// leaves room for a busy machine and still fails a leak of 100 KB per upload on top of that.
 const MAX_WEBAPP_RSS_MB: f64 = 80.0;
-/// Peak of the three processes' RSS added up, sample by sample. Measured: about 42 MB in the
-/// short run (web app 12, function 8, this process 23) and 47 MB after two soak rounds; this
-/// process grows about 7 MB a round, likely the emulator (each SODA query reads every stored
-/// document, so its transient memory grows with the data), so a 10-minute soak of about five
-/// rounds should end near 70 MB. Since the web app makes renditions (above) the short run
-/// peaks at about 95 MB; 128 MB leaves room for that and fails a web app over its own bound.
+/// Peak of the four processes' RSS added up, sample by sample. Since the web app makes
+/// renditions (above) the short run peaks at about 95 MB; 128 MB leaves room for that and fails
+/// a web app over its own bound. The emulator's share stays near what it holds only with
+/// [`EMULATOR_MALLOC`]: with glibc's defaults a 7-minute soak took it to 34 MB, and the four
+/// to 110 MB (docs/EMULATOR.md, Memory).
+
 const MAX_TOTAL_RSS_MB: f64 = 128.0;
 /// A photo is at most this many times uploaded before the suite gives up on it.
 const MAX_TRIES: u32 = 60;
@@ -711,6 +711,11 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     // Every upload now stores three objects (image, thumbnail, preview), each with its events
     // (the function ignores the renditions'), so the queue is three times what it was.
     let drained = stack.emulator.wait_idle(Duration::from_secs(300))?;
+    snapshots.push((
+        workload_started.elapsed().as_secs_f64(),
+        format!("round {rounds}"),
+        stack.emulator.held()?,
+    ));
     stack.emulator.set_faults("none")?;
     let reconcile_started = Instant::now();
     let report = ocivision::web::reconcile(&stack.app).map_err(|e| e.to_string())?;
@@ -740,7 +745,7 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     }
     snapshots.push((
         workload_started.elapsed().as_secs_f64(),
-        "end".to_string(),
+        "end: after the reconcile and the checks (whole listings)".to_string(),
         stack.emulator.held()?,
     ));
     let memory = rss.stop();
@@ -1364,29 +1369,38 @@ fn halves(snapshots: &[(f64, String, Held)]) -> (&(f64, String, Held), &(f64, St
 
 /// The report's rows about the emulator's stored data beside its RSS.
 fn emulator_rows(snapshots: &[(f64, String, Held)]) -> Vec<(String, String)> {
-    let (middle, last) = halves(snapshots);
-    let (mid, end) = (&middle.2, &last.2);
     let rest = |h: &Held| h.rss_mb - h.data_mb;
+    let change = |from: &Held, to: &Held| {
+        format!(
+            "{:+.1} / {:+.1} / {:+.1} MB",
+            to.rss_mb - from.rss_mb,
+            to.data_mb - from.data_mb,
+            rest(to) - rest(from)
+        )
+    };
+    // The rounds: every snapshot but the last, which follows the one-off final phase.
+    let rounds = &snapshots[..snapshots.len() - 1];
+    let (middle, last_round) = halves(rounds);
+    let end = snapshots.last().expect("the end");
     vec![
         (
             "emulator: stored data at the end: objects / documents / bytes kept in memory for them"
                 .into(),
             format!(
                 "{} / {} / {:.1} MB (bodies on disk)",
-                end.objects, end.documents, end.data_mb
+                end.2.objects, end.2.documents, end.2.data_mb
             ),
         ),
         (
             format!(
-                "emulator, from the snapshot after {} ({:.0} s) to the end ({:.0} s): RSS / stored data / RSS minus stored data",
-                middle.1, middle.0, last.0
+                "emulator, second half of the rounds (after {}, {:.0} s → after {}, {:.0} s): RSS / stored data / RSS minus stored data",
+                middle.1, middle.0, last_round.1, last_round.0
             ),
-            format!(
-                "{:+.1} / {:+.1} / {:+.1} MB",
-                end.rss_mb - mid.rss_mb,
-                end.data_mb - mid.data_mb,
-                rest(end) - rest(mid)
-            ),
+            change(&middle.2, &last_round.2),
+        ),
+        (
+            "emulator, the final reconcile and checks (after the last round → end): RSS / stored data / RSS minus stored data".into(),
+            change(&last_round.2, &end.2),
         ),
     ]
 }
