@@ -31,7 +31,7 @@
 //! whole run), and the checks: every acknowledged, undeleted upload is an object
 //! with exactly one `done` document; deleted uploads have neither; no document is `pending` or
 //! `analyzing`; no document lacks its object; both children are still running; the web app's
-//! RSS and the three processes' together (VmRSS of /proc/<pid>/status every 200 ms) stayed under
+//! RSS and the four processes' together (VmRSS of /proc/<pid>/status every 200 ms) stayed under
 //! their bounds. Any violation exits 1.
 
 mod common;
@@ -83,8 +83,8 @@ const MAX_WEBAPP_RSS_MB: f64 = 80.0;
 /// Peak of the four processes' RSS added up, sample by sample. Since the web app makes
 /// renditions (above) the short run peaks at about 95 MB; 128 MB leaves room for that and fails
 /// a web app over its own bound. The emulator's share stays near what it holds only with
-/// [`EMULATOR_MALLOC`]: with glibc's defaults a 7-minute soak took it to 34 MB, and the four
-/// to 110 MB (docs/EMULATOR.md, Memory).
+/// [`EMULATOR_MALLOC`]: with glibc's defaults a three-round soak ended with it at 34 MB and the
+/// four at 110 MB (docs/EMULATOR.md, Memory).
 
 const MAX_TOTAL_RSS_MB: f64 = 128.0;
 /// A photo is at most this many times uploaded before the suite gives up on it.
