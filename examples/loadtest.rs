@@ -85,7 +85,6 @@ const MAX_WEBAPP_RSS_MB: f64 = 80.0;
 /// a web app over its own bound. The emulator's share stays near what it holds only with
 /// [`EMULATOR_MALLOC`]: with glibc's defaults a three-round soak ended with it at 34 MB and the
 /// four at 110 MB (docs/EMULATOR.md, Memory).
-
 const MAX_TOTAL_RSS_MB: f64 = 128.0;
 /// A photo is at most this many times uploaded before the suite gives up on it.
 const MAX_TRIES: u32 = 60;
