@@ -26,6 +26,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::Guard;
 use ocivision::emulator::agent::FnAgent;
 use ocivision::emulator::events::{cloud_event, Change, ChangeKind};
 use ocivision::emulator::secrets::SecretEntry;
@@ -133,39 +134,43 @@ fn bench(
         None => (common::binary("func")?, Vec::new()),
     };
     let spawned = Instant::now();
-    let mut child = Command::new(&func)
-        .args(&args)
-        .env_clear()
-        // Python needs somewhere to look for user files; the Rust function ignores it.
-        .env("HOME", dir)
-        .env("FN_LISTENER", format!("unix:{}", socket.display()))
-        .env("FN_FORMAT", "http-stream")
-        .env("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2")
-        .env("OCI_RESOURCE_PRINCIPAL_RPST", iofs.join("rpst"))
-        .env(
-            "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
-            iofs.join("private.pem"),
-        )
-        .env("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1")
-        .env("OCIVISION_OBJECTSTORAGE_URL", &base)
-        .env("OCIVISION_VISION_URL", &base)
-        .env("OCIVISION_SECRETS_URL", &base)
-        .env("BUCKET_NAME", "images")
-        .env("DB_ORDS_BASE_URL", format!("{base}/ords/"))
-        .env("DB_PASSWORD_SECRET_OCID", "ocid1.vaultsecret.oc1..db")
-        .env("LOG_LEVEL", "warn")
-        .stdin(Stdio::null())
-        // Our stdout carries the figures (`--json`).
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", func.display()))?;
+    // Killed and reaped on every way out of this function, errors included: a child left
+    // running keeps our stderr (which it inherits) open, so `bench`, reading it to the end,
+    // would wait for it forever.
+    let mut child = Guard(
+        Command::new(&func)
+            .args(&args)
+            .env_clear()
+            // Python needs somewhere to look for user files; the Rust function ignores it.
+            .env("HOME", dir)
+            .env("FN_LISTENER", format!("unix:{}", socket.display()))
+            .env("FN_FORMAT", "http-stream")
+            .env("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2")
+            .env("OCI_RESOURCE_PRINCIPAL_RPST", iofs.join("rpst"))
+            .env(
+                "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
+                iofs.join("private.pem"),
+            )
+            .env("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1")
+            .env("OCIVISION_OBJECTSTORAGE_URL", &base)
+            .env("OCIVISION_VISION_URL", &base)
+            .env("OCIVISION_SECRETS_URL", &base)
+            .env("BUCKET_NAME", "images")
+            .env("DB_ORDS_BASE_URL", format!("{base}/ords/"))
+            .env("DB_PASSWORD_SECRET_OCID", "ocid1.vaultsecret.oc1..db")
+            .env("LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            // Our stdout carries the figures (`--json`).
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", func.display()))?,
+    );
     while std::fs::symlink_metadata(&socket).is_err() {
         // Generous: the Python stack imports the OCI SDK before it listens.
         if spawned.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
             return Err("the function did not create its socket within 60 s".into());
         }
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Ok(Some(status)) = child.0.try_wait() {
             return Err(format!("the function exited during start-up: {status}"));
         }
         std::thread::sleep(Duration::from_micros(50));
@@ -177,7 +182,7 @@ fn bench(
     let mut cpu_after_first = None;
     for (i, etag) in etags.iter().enumerate() {
         if i == 1 {
-            cpu_after_first = cpu_ticks(child.id());
+            cpu_after_first = cpu_ticks(child.0.id());
         }
         let change = Change {
             kind: ChangeKind::Created,
@@ -210,14 +215,13 @@ fn bench(
         samples.push((wall, wall.saturating_sub(Duration::from_micros(served))));
         outbound.push(seen.len());
     }
-    let rss = common::peak_rss_kib(child.id());
+    let rss = common::peak_rss_kib(child.0.id());
     let warm_cpu_ms = cpu_after_first
-        .zip(cpu_ticks(child.id()))
+        .zip(cpu_ticks(child.0.id()))
         .map(|(before, after)| {
             (after - before) as f64 * 1000.0 / TICKS_PER_SECOND / (etags.len() - 1) as f64
         });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let (first_wall, first_own) = samples[0];

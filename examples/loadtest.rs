@@ -32,7 +32,7 @@
 //! whole run), and the checks: every acknowledged, undeleted upload is an object
 //! with exactly one `done` document; deleted uploads have neither; no document is `pending` or
 //! `analyzing`; no document lacks its object; both children are still running; the web app's
-//! RSS and the three processes' together (VmRSS of /proc/<pid>/status every 200 ms) stayed under
+//! RSS and the four processes' together (VmRSS of /proc/<pid>/status every 200 ms) stayed under
 //! their bounds. Any violation exits 1.
 
 mod burst;
@@ -82,12 +82,11 @@ const FAULTS: &str = "objectstorage=rate:0.3,status:503;vision=rate:0.3,status:4
 /// their arenas. Measured: 56 MB peak in the short run, with no growth over its last half. 80 MB
 /// leaves room for a busy machine and still fails a leak of 100 KB per upload on top of that.
 const MAX_WEBAPP_RSS_MB: f64 = 80.0;
-/// Peak of the three processes' RSS added up, sample by sample. Measured: about 42 MB in the
-/// short run (web app 12, function 8, this process 23) and 47 MB after two soak rounds; this
-/// process grows about 7 MB a round, likely the emulator (each SODA query reads every stored
-/// document, so its transient memory grows with the data), so a 10-minute soak of about five
-/// rounds should end near 70 MB. Since the web app makes renditions (above) the short run
-/// peaks at about 95 MB; 128 MB leaves room for that and fails a web app over its own bound.
+/// Peak of the four processes' RSS added up, sample by sample. Since the web app makes
+/// renditions (above) the short run peaks at about 95 MB; 128 MB leaves room for that and fails
+/// a web app over its own bound. The emulator's share stays near what it holds only with
+/// [`EMULATOR_MALLOC`]: with glibc's defaults a three-round soak ended with it at 34 MB and the
+/// four at 110 MB (docs/EMULATOR.md, Memory).
 const MAX_TOTAL_RSS_MB: f64 = 128.0;
 /// A photo is at most this many times uploaded before the suite gives up on it.
 const MAX_TRIES: u32 = 60;
@@ -317,11 +316,55 @@ fn emulator_child(dir: &Path) -> Result<(), String> {
                 let counts = emulator.events().counts();
                 format!("counts {} {}", counts.attempts, counts.duplicates)
             }
+            "held" => {
+                let held = emulator.held();
+                let status = |field| status_mb("/proc/self/status", field);
+                format!(
+                    "held {} {} {} {} {} {:.3} {:.3} {}",
+                    held.objects,
+                    held.object_bytes,
+                    held.documents,
+                    held.document_bytes,
+                    held.tokens,
+                    status("VmRSS"),
+                    status("RssAnon"),
+                    status_number("/proc/self/status", "Threads"),
+                )
+            }
             other => format!("unknown {other}"),
         };
         say(&mut out, answer)?;
     }
     Ok(())
+}
+
+/// glibc's allocator settings for the emulator child, unless this process's environment sets
+/// any (`MALLOC_*`, `GLIBC_TUNABLES`), which are passed instead, to compare.
+///
+/// With glibc's defaults each thread that meets a locked arena gets its own (up to 8 per core),
+/// and freeing a large block raises the mmap threshold to its size, so later buffers of that
+/// size come from the arenas and stay there once freed. The emulator's 32 workers handle
+/// 150 KB bodies and MB-sized listings, so its RSS grew with the number of arenas used, not with
+/// what it holds: a two-round run ended at 26.9 MB with the defaults and 14.5 MB with these, for
+/// the same 0.9 MB of stored data (docs/EMULATOR.md, Memory).
+const EMULATOR_MALLOC: &[(&str, &str)] = &[
+    ("MALLOC_ARENA_MAX", "2"),
+    ("MALLOC_MMAP_THRESHOLD_", "131072"),
+];
+
+/// The allocator environment the emulator child gets (see [`EMULATOR_MALLOC`]).
+fn emulator_malloc() -> Vec<(String, String)> {
+    let given: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("MALLOC_") || k == "GLIBC_TUNABLES")
+        .collect();
+    if given.is_empty() {
+        EMULATOR_MALLOC
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    } else {
+        given
+    }
 }
 
 /// The parent's handle on the emulator child.
@@ -343,6 +386,7 @@ impl EmulatorProc {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LOG_LEVEL", "warn")
+            .envs(emulator_malloc())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(file)
@@ -394,6 +438,30 @@ impl EmulatorProc {
         Ok(self.ask(&format!("idle {}", timeout.as_secs()))? == "idle true")
     }
 
+    /// What the emulator holds, and its memory, now.
+    fn held(&mut self) -> Result<Held, String> {
+        let answer = self.ask("held")?;
+        let n: Vec<f64> = answer
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        match n.as_slice() {
+            &[objects, object_bytes, documents, document_bytes, tokens, rss, anon, threads] => {
+                Ok(Held {
+                    objects: objects as u64,
+                    documents: documents as u64,
+                    data_mb: (object_bytes + document_bytes) / (1024.0 * 1024.0),
+                    tokens: tokens as u64,
+                    rss_mb: rss,
+                    anon_mb: anon,
+                    threads: threads as u64,
+                })
+            }
+            _ => Err(format!("emulator: {answer:?}")),
+        }
+    }
+
     /// Delivery attempts and duplicated deliveries so far.
     fn counts(&mut self) -> Result<(u64, u64), String> {
         let answer = self.ask("counts")?;
@@ -407,6 +475,20 @@ impl EmulatorProc {
             _ => Err(format!("emulator: {answer:?}")),
         }
     }
+}
+
+/// The emulator's stored data and memory at one moment (its `held` answer).
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    objects: u64,
+    documents: u64,
+    /// Bytes kept in memory for them: object names and metadata, document text and scalars.
+    data_mb: f64,
+    tokens: u64,
+    rss_mb: f64,
+    /// The anonymous part of the RSS (heap and stacks; the rest is the mapped binary).
+    anon_mb: f64,
+    threads: u64,
 }
 
 struct Stack {
@@ -599,6 +681,9 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     let mut outcomes = Vec::new();
     let mut rounds = 0;
     let workload_started = Instant::now();
+    // The emulator's data and memory at the start, after each round's events drained, and at
+    // the end: what tells its stored data from anything else that grows.
+    let mut snapshots = vec![(0.0, "start".to_string(), stack.emulator.held()?)];
     loop {
         let round_started = Instant::now();
         outcomes.extend(round(&stack, rounds, &photos, &counters)?);
@@ -616,6 +701,13 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
                 if !stack.emulator.wait_idle(Duration::from_secs(600))? {
                     return Err("the event queue did not drain within 600 s".into());
                 }
+                let held = stack.emulator.held()?;
+                println!("loadtest: emulator after round {rounds}: {held:?}");
+                snapshots.push((
+                    workload_started.elapsed().as_secs_f64(),
+                    format!("round {rounds}"),
+                    held,
+                ));
             }
             _ => break,
         }
@@ -626,6 +718,11 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     // Every upload now stores three objects (image, thumbnail, preview), each with its events
     // (the function ignores the renditions'), so the queue is three times what it was.
     let drained = stack.emulator.wait_idle(Duration::from_secs(300))?;
+    snapshots.push((
+        workload_started.elapsed().as_secs_f64(),
+        format!("round {rounds}"),
+        stack.emulator.held()?,
+    ));
     stack.emulator.set_faults("none")?;
     let reconcile_started = Instant::now();
     let report = ocivision::web::reconcile(&stack.app).map_err(|e| e.to_string())?;
@@ -654,6 +751,11 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
             violations.push(format!("{} exited during the run ({how})", child.name));
         }
     }
+    snapshots.push((
+        workload_started.elapsed().as_secs_f64(),
+        "end: after the reconcile and the checks (whole listings)".to_string(),
+        stack.emulator.held()?,
+    ));
     let memory = rss.stop();
     let [web, func, emulator, own] = [
         &memory.processes[0],
@@ -765,6 +867,15 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
         ));
     }
     rows.push((
+        "emulator: glibc allocator settings".into(),
+        emulator_malloc()
+            .iter()
+            .map(|(k, v)| format!("`{k}={v}`"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    ));
+    rows.extend(emulator_rows(&snapshots));
+    rows.push((
         format!("RSS, the four together: start / peak / end (bound: peak ≤ {MAX_TOTAL_RSS_MB} MB)"),
         format!(
             "{:.1} / {:.1} / {:.1} MB (growth over the last half {:+.1} MB)",
@@ -780,7 +891,8 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     for (k, v) in &rows {
         table.push_str(&format!("| {k} | {v} |\n"));
     }
-    println!("\n{table}");
+    let rounds_table = snapshot_table(&snapshots);
+    println!("\n{table}\n{rounds_table}");
     for v in &violations {
         println!("violation: {v}");
     }
@@ -795,7 +907,7 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
         }
     }
     if let Some(secs) = soak {
-        write_reliability(secs, &table, &violations)?;
+        write_reliability(secs, &table, &rounds_table, &violations)?;
     }
     Ok(violations.is_empty())
 }
@@ -1233,6 +1345,11 @@ impl RssSampler {
 
 /// A memory field of a `/proc/…/status` file in MB; 0 when the process is gone.
 fn status_mb(path: &str, field: &str) -> f64 {
+    status_number(path, field) / 1024.0
+}
+
+/// A field of a `/proc/…/status` file as a number (memory in KiB); 0 when the process is gone.
+fn status_number(path: &str, field: &str) -> f64 {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
@@ -1240,7 +1357,6 @@ fn status_mb(path: &str, field: &str) -> f64 {
                 .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
-        .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
 }
 
@@ -1257,6 +1373,12 @@ const METHOD: &str = "\
   `loadtest` process itself (the 16 clients and the checker). Each RSS row is that process's
   VmRSS from /proc/<pid>/status, sampled every 200 ms; VmHWM is the kernel's own peak, read at
   the end. The \"together\" row adds the four, sample by sample.
+- The emulator child runs with two malloc arenas and a fixed 128 KiB mmap threshold (the
+  row above; examples/loadtest.rs, `EMULATOR_MALLOC`, says why): with glibc's defaults its RSS
+  follows how many of up to 16 arenas its worker threads have touched, not what it holds.
+  After each round (once its events are delivered) the emulator reports what it holds: objects
+  and documents, and the bytes their names, metadata and JSON take in memory (bodies are on
+  disk); \"RSS minus stored data\" is what the rest of the emulator takes.
 - The emulator's request record and its list of event deliveries are off for the run
   (`record_limit = 0`; deliveries are counted instead): the record would keep up to 100 000
   requests with their headers, and its growth would hide everything else.
@@ -1266,7 +1388,83 @@ const METHOD: &str = "\
   period (`webapp reconcile` would leave the whole run alone for its first 5 minutes).
 ";
 
-fn write_reliability(secs: u64, table: &str, violations: &[String]) -> Result<(), String> {
+/// The last snapshot taken at or before the middle of the run (by time), and the last one.
+fn halves(snapshots: &[(f64, String, Held)]) -> (&(f64, String, Held), &(f64, String, Held)) {
+    let last = snapshots.last().expect("at least the start and the end");
+    let middle = snapshots
+        .iter()
+        .rev()
+        .find(|(t, _, _)| *t <= last.0 / 2.0)
+        .unwrap_or(&snapshots[0]);
+    (middle, last)
+}
+
+/// The report's rows about the emulator's stored data beside its RSS.
+fn emulator_rows(snapshots: &[(f64, String, Held)]) -> Vec<(String, String)> {
+    let rest = |h: &Held| h.rss_mb - h.data_mb;
+    let change = |from: &Held, to: &Held| {
+        format!(
+            "{:+.1} / {:+.1} / {:+.1} MB",
+            to.rss_mb - from.rss_mb,
+            to.data_mb - from.data_mb,
+            rest(to) - rest(from)
+        )
+    };
+    // The rounds: every snapshot but the last, which follows the one-off final phase.
+    let rounds = &snapshots[..snapshots.len() - 1];
+    let (middle, last_round) = halves(rounds);
+    let end = snapshots.last().expect("the end");
+    vec![
+        (
+            "emulator: stored data at the end: objects / documents / bytes kept in memory for them"
+                .into(),
+            format!(
+                "{} / {} / {:.1} MB (bodies on disk)",
+                end.2.objects, end.2.documents, end.2.data_mb
+            ),
+        ),
+        (
+            format!(
+                "emulator, second half of the rounds (after {}, {:.0} s → after {}, {:.0} s): RSS / stored data / RSS minus stored data",
+                middle.1, middle.0, last_round.1, last_round.0
+            ),
+            change(&middle.2, &last_round.2),
+        ),
+        (
+            "emulator, the final reconcile and checks (after the last round → end): RSS / stored data / RSS minus stored data".into(),
+            change(&last_round.2, &end.2),
+        ),
+    ]
+}
+
+/// The emulator's snapshots as a table.
+fn snapshot_table(snapshots: &[(f64, String, Held)]) -> String {
+    let mut out = String::from(
+        "| emulator at | time | RSS | of which anonymous | objects | documents | stored data in memory | RSS minus stored data | threads | tokens |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (t, at, h) in snapshots {
+        out.push_str(&format!(
+            "| {at} | {t:.0} s | {:.1} MB | {:.1} MB | {} | {} | {:.2} MB | {:.1} MB | {} | {} |\n",
+            h.rss_mb,
+            h.anon_mb,
+            h.objects,
+            h.documents,
+            h.data_mb,
+            h.rss_mb - h.data_mb,
+            h.threads,
+            h.tokens
+        ));
+    }
+    out
+}
+
+fn write_reliability(
+    secs: u64,
+    table: &str,
+    rounds_table: &str,
+    violations: &[String],
+) -> Result<(), String> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/RELIABILITY.md");
     let date = std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -1280,7 +1478,8 @@ fn write_reliability(secs: u64, table: &str, violations: &[String]) -> Result<()
     };
     let text = format!(
         "# Reliability\n\nWritten by `cargo run --release --example loadtest -- --soak {secs}` on {date}\n\
-         (examples/loadtest.rs says what it does and checks).\n\n{table}\n{verdict}\n\n{METHOD}"
+         (examples/loadtest.rs says what it does and checks).\n\n{table}\n{verdict}\n\n\
+         The emulator, after each round's events drained:\n\n{rounds_table}\n{METHOD}"
     );
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("loadtest: wrote {}", path.display());

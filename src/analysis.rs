@@ -4,8 +4,10 @@
 //! - create / update: read the document; when it is already `done` for the event's eTag, this
 //!   is a duplicate delivery and nothing changes. Then one ranged GET gives the object's headers
 //!   and first bytes (gone → remove any document; a different eTag → the event is stale and
-//!   ignored). Files Vision would refuse (not JPEG/PNG, over 5 MB, outside 32..10000 px) get a
-//!   `failed` document with a reason and no Vision call. Otherwise the document goes
+//!   ignored; a 404 about the bucket, which is also OCI's answer to a caller without `read
+//!   objects`, → a `failed` document naming both causes). Files Vision would refuse (not
+//!   JPEG/PNG, over 5 MB, outside 32..10000 px) get a `failed` document with a reason and no
+//!   Vision call. Otherwise the document goes
 //!   `analyzing`, Vision runs on the OBJECT_STORAGE source, the result is written, and the
 //!   object is checked again: if it was deleted meanwhile, the document is removed.
 //! - delete: the document is removed.
@@ -30,7 +32,7 @@ use serde_json::{json, Value};
 
 use crate::config::{self, CloudConfig};
 use crate::document::{meta, AnalysisDocument, Failure, Status};
-use crate::error::Error;
+use crate::error::{Error, ServiceError};
 use crate::fdk::Outcome;
 use crate::image_info;
 use crate::oci::auth::{self, KeyProvider, ResourcePrincipalProvider};
@@ -347,13 +349,21 @@ impl Analyzer {
         if let Some(objects) = event.etag.as_deref().and_then(is_done) {
             return Ok(json!({"action": "duplicate", "objects": objects}));
         }
+        let start = match self
+            .object_storage
+            .get_start(&bucket, &event.name, FIRST_BYTES, deadline)
+        {
+            // Object-level 404s are `Ok(None)`; this one is about the bucket.
+            Err(Error::Service(e)) if e.status == 404 => {
+                return self.unreadable_bucket(event, &key, existing, e, deadline);
+            }
+            other => other?,
+        };
         let Some(Download {
             info,
             body: mut first_bytes,
             ..
-        }) = self
-            .object_storage
-            .get_start(&bucket, &event.name, FIRST_BYTES, deadline)?
+        }) = start
         else {
             // Gone already: whatever the order of events, no document may outlive its object.
             self.forget(event, deadline)?;
@@ -525,6 +535,38 @@ impl Analyzer {
             log::debug!(target: "analysis", "Vision attempt failed ({error}); again in {} ms", wait.as_millis());
             std::thread::sleep(wait);
         }
+    }
+
+    /// GetObject answered `404 BucketNotFound` (or `NotAuthorizedOrNotFound`): OCI's answer
+    /// both for a bucket that does not exist and for a caller whose policy lacks `read objects`
+    /// on it. The object may well exist, so this is not "object gone": the document says
+    /// `failed`, naming both causes, the log says so, and the call fails.
+    fn unreadable_bucket(
+        &self,
+        event: &ObjectEvent,
+        key: &str,
+        existing: Option<AnalysisDocument>,
+        error: ServiceError,
+        deadline: Instant,
+    ) -> crate::Result<Value> {
+        let reason = format!(
+            "the function could not read the image: Object Storage answered 404 {} for bucket \
+             '{}' (namespace '{}'). Either the function's dynamic group has no policy statement \
+             allowing it to `read objects` in that bucket (terraform/policies.tpl), or the \
+             bucket does not exist there.",
+            error.code, event.bucket, event.namespace
+        );
+        log::warn!(target: "analysis", "{:?}: {reason}", event.name);
+        let mut doc = existing.unwrap_or_else(|| {
+            AnalysisDocument::new(&event.namespace, &event.bucket, &event.name, Status::Failed)
+        });
+        doc.status = Status::Failed;
+        doc.error = Some(Failure {
+            code: error.code.clone(),
+            message: reason,
+        });
+        self.write(key, &mut doc, deadline)?;
+        Err(Error::Service(error))
     }
 
     fn base_document(

@@ -80,22 +80,35 @@ impl KeyRing {
         );
         let tag = url.encode(crate::random::bytes::<32>());
         let token = format!("{header}.{claims}.{tag}");
-        self.tokens
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                token.clone(),
-                MintedToken {
-                    public_key,
-                    expires: now + lifetime,
-                    principal: Principal::Resource {
-                        resource_type: resource_type.into(),
-                        id: resource_id.into(),
-                        compartment_id: compartment.into(),
-                    },
+        let mut tokens = self.tokens.write().unwrap_or_else(|e| e.into_inner());
+        // Expired tokens are refused anyway; dropping them here bounds the map by the tokens
+        // alive at once, however often a long run mints.
+        tokens.retain(|_, minted| now < minted.expires);
+        tokens.insert(
+            token.clone(),
+            MintedToken {
+                public_key,
+                expires: now + lifetime,
+                principal: Principal::Resource {
+                    resource_type: resource_type.into(),
+                    id: resource_id.into(),
+                    compartment_id: compartment.into(),
                 },
-            );
+            },
+        );
         token
+    }
+
+    /// How many API keys are trusted and how many minted tokens are kept (expired ones go at
+    /// the next mint).
+    pub fn trusted(&self) -> (usize, usize) {
+        let keys = self
+            .api_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner()).len();
+        (keys, tokens)
     }
 
     fn public_key(&self, key_id: &str, now: SystemTime) -> Result<(Vec<u8>, Principal), Refusal> {

@@ -98,6 +98,9 @@ pub struct DeliveryCounts {
     pub duplicates: u64,
 }
 
+/// Most events waiting for delivery (about 1 KB each); more are dropped with a warning.
+const MAX_PENDING: usize = 100_000;
+
 /// Decides, per delivery, whether the Events service may invoke the function (IAM).
 pub type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
 
@@ -217,6 +220,15 @@ impl EventBus {
         }
         let event = cloud_event(change, &self.shared.compartment_id, SystemTime::now());
         let mut queue = lock(&self.shared.queue);
+        if queue.pending.len() >= MAX_PENDING {
+            // A function this far behind will not catch up; dropped events are what the
+            // reconciler repairs, as after any lost delivery.
+            log::warn!(
+                "emulator events: {MAX_PENDING} events waiting; event for {:?} dropped",
+                change.name
+            );
+            return;
+        }
         queue.pending.push_back(event);
         self.shared.wake.notify_all();
     }

@@ -28,7 +28,7 @@ pub(crate) mod store;
 mod vision;
 mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -194,6 +194,33 @@ impl Recorded {
     }
 }
 
+/// What the emulator holds in memory that grows with use, for long runs that must tell data
+/// from a leak. Everything else it keeps is fixed at start or bounded by its configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Objects in all buckets (bodies are on disk, not here).
+    pub objects: usize,
+    /// Their names and metadata, as kept in memory: a few hundred bytes each.
+    pub object_bytes: usize,
+    /// SODA documents in all collections.
+    pub documents: usize,
+    /// Their JSON text and indexed scalars (at most 256 MiB: SODA's own bound).
+    pub document_bytes: usize,
+    /// Requests in the record (at most [`EmulatorConfig::record_limit`]).
+    pub recorded_requests: usize,
+    /// Trusted API keys (added by the caller, never by a request).
+    pub api_keys: usize,
+    /// Minted resource-principal tokens kept (expired ones are dropped at the next mint).
+    pub tokens: usize,
+}
+
+impl Held {
+    /// The bytes of stored data held: object index plus documents.
+    pub fn data_bytes(&self) -> usize {
+        self.object_bytes + self.document_bytes
+    }
+}
+
 struct State {
     config: EmulatorConfig,
     keys: KeyRing,
@@ -207,7 +234,8 @@ struct State {
     vision_limit: Option<RateLimit>,
     vision_counts: Mutex<VisionCounts>,
     events: Arc<EventBus>,
-    record: Mutex<Vec<Recorded>>,
+    /// The last `record_limit` requests, oldest first.
+    record: Mutex<VecDeque<Recorded>>,
     /// Per service: how many of the next requests fail, and with which status.
     fail_next: Mutex<HashMap<Service, (u32, u16)>>,
 }
@@ -265,13 +293,16 @@ impl Emulator {
             vision_limit,
             vision_counts: Mutex::new(VisionCounts::default()),
             events,
-            record: Mutex::new(Vec::new()),
+            record: Mutex::new(VecDeque::new()),
             fail_next: Mutex::new(HashMap::new()),
             config,
         });
         let mut limits = Limits::public();
         limits.max_body_bytes = state.config.max_body_bytes as u64;
-        // Tests leave keep-alive connections in ureq's pool; they must not hold threads long.
+        // Clients leave keep-alive connections in their pools (ureq, the SDK suite). An idle
+        // one holds no thread (it waits on the server's readiness loop), only a descriptor;
+        // 30 s instead of the public profile's 330 s (tuned to the load balancer) closes the
+        // ones a finished test abandoned sooner.
         limits.idle_timeout = Some(Duration::from_secs(30));
         let handler_state = Arc::clone(&state);
         let server = Server::bind_tcp(state.config.bind, limits, move |request| {
@@ -471,9 +502,26 @@ impl Emulator {
         &self.state.events
     }
 
+    /// What it holds that grows with use: stored objects' and documents' in-memory part, the
+    /// request record, keys and tokens.
+    pub fn held(&self) -> Held {
+        let (objects, object_bytes) = self.state.object_storage.held();
+        let (documents, document_bytes) = self.state.soda.held();
+        let (api_keys, tokens) = self.state.keys.trusted();
+        Held {
+            objects,
+            object_bytes,
+            documents,
+            document_bytes,
+            recorded_requests: lock(&self.state.record).len(),
+            api_keys,
+            tokens,
+        }
+    }
+
     /// Every request recorded so far.
     pub fn requests(&self) -> Vec<Recorded> {
-        lock(&self.state.record).clone()
+        lock(&self.state.record).iter().cloned().collect()
     }
 
     /// Clears the record.
@@ -643,9 +691,9 @@ fn serve(state: &State, request: &Request) -> Response {
     if state.config.record_limit > 0 {
         let mut record = lock(&state.record);
         if record.len() >= state.config.record_limit {
-            record.remove(0);
+            record.pop_front();
         }
-        record.push(Recorded {
+        record.push_back(Recorded {
             service,
             method: emu.method.clone(),
             target: emu.target(),

@@ -12,7 +12,8 @@
 //! pre-authenticated requests, versioning and storage tiers (everything is `Standard`). MD5s
 //! are single-part only: `Content-MD5` is checked, `opc-content-md5`, `content-md5` and the
 //! `md5` list field are produced. For GET the body's length is the content length: the HTTP
-//! glue frames it; only HEAD carries `content-length`.
+//! glue frames it; only HEAD carries `content-length`. Bodies live on disk; names and metadata
+//! are kept in memory, at most [`MAX_INDEX_BYTES`] per bucket.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,6 +34,10 @@ const MAX_PAGE: usize = 1000;
 /// Longest object name in UTF-8 bytes.
 const MAX_NAME: usize = 1024;
 /// What a PUT without a content type is stored as.
+/// Most bytes of object names and metadata one bucket keeps in memory (its store's index):
+/// about 150 000 objects of the web app's shape (a few hundred bytes each). A PUT past it is
+/// `507 InsufficientStorage`, the emulator's own answer (OCI has no such limit).
+const MAX_INDEX_BYTES: usize = 64 * 1024 * 1024;
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 /// Prefix of user metadata headers.
 const META_PREFIX: &str = "opc-meta-";
@@ -218,6 +223,15 @@ impl ObjectStorageService {
     pub fn set_object_events(&self, enabled: bool) {
         self.events_enabled
             .store(enabled, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many objects all buckets hold, and the bytes of their names and metadata kept in
+    /// memory (bodies stay on disk).
+    pub fn held(&self) -> (usize, usize) {
+        self.buckets
+            .values()
+            .map(|b| b.store.footprint())
+            .fold((0, 0), |(n, bytes), (m, more)| (n + m, bytes + more))
     }
 
     /// Reads an object directly, bypassing HTTP; `None` when it (or its bucket) does not exist.
@@ -534,7 +548,16 @@ impl ObjectStorageService {
             metadata,
             md5,
         };
-        locked.put(name, &serde_json::to_value(&stored)?, &req.body)?;
+        let meta = serde_json::to_value(&stored)?;
+        if locked.index_bytes() + locked.index_growth(name, &meta)? > MAX_INDEX_BYTES {
+            return Ok(EmuResponse::error(
+                507,
+                "InsufficientStorage",
+                "the emulator keeps at most 64 MiB of object names and metadata per bucket; \
+                 delete objects first",
+            ));
+        }
+        locked.put(name, &meta, &req.body)?;
         self.notify(Change {
             kind: if existing.is_some() {
                 ChangeKind::Updated

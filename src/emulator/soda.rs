@@ -186,6 +186,14 @@ impl SodaService {
         })
     }
 
+    /// How many documents all collections hold, and their bytes of text and scalars (what
+    /// [`MAX_HELD`] bounds).
+    pub fn held(&self) -> (usize, usize) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let documents = state.collections.values().map(|c| c.docs.len()).sum();
+        (documents, state.held)
+    }
+
     /// Answers one request. Storage failures become 500.
     pub fn handle(&self, req: &EmuRequest) -> EmuResponse {
         let Some(segments) = req.segments_after("/ords") else {

@@ -38,8 +38,28 @@ const TEMP_PREFIX: &str = ".tmp-";
 /// A header larger than this means a damaged file, not a real record.
 const MAX_HEADER: u32 = 16 * 1024 * 1024;
 
-/// Key → metadata as JSON text, in key order.
-type Index = BTreeMap<String, Box<[u8]>>;
+/// Key → metadata as JSON text, in key order, and the bytes that takes.
+#[derive(Debug, Default)]
+struct Index {
+    map: BTreeMap<String, Box<[u8]>>,
+    /// Keys' and metadata's lengths, summed (what callers bound).
+    bytes: usize,
+}
+
+impl Index {
+    fn insert(&mut self, key: String, meta: Box<[u8]>) {
+        self.bytes += key.len() + meta.len();
+        if let Some(old) = self.map.insert(key.clone(), meta) {
+            self.bytes -= key.len() + old.len();
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(old) = self.map.remove(key) {
+            self.bytes -= key.len() + old.len();
+        }
+    }
+}
 
 /// A directory of records guarded by one lock.
 #[derive(Debug)]
@@ -75,7 +95,7 @@ impl Store {
     pub(crate) fn open(dir: impl AsRef<Path>) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir)?;
-        let mut index = Index::new();
+        let mut index = Index::default();
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name();
@@ -95,6 +115,12 @@ impl Store {
             dir,
             index: Mutex::new(index),
         })
+    }
+
+    /// How many records there are, and the bytes their keys and metadata hold in memory.
+    pub(crate) fn footprint(&self) -> (usize, usize) {
+        let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        (index.map.len(), index.bytes)
     }
 
     /// The store's directory (a bucket keeps its own description beside the records).
@@ -142,6 +168,7 @@ impl Locked<'_> {
     pub(crate) fn meta(&self, key: &str) -> Result<Option<serde_json::Value>> {
         Ok(self
             .index
+            .map
             .get(key)
             .map(|text| serde_json::from_slice(text))
             .transpose()?)
@@ -183,9 +210,22 @@ impl Locked<'_> {
         Ok(())
     }
 
+    /// The bytes the index holds for all records' keys and metadata (see [`Store::footprint`]);
+    /// a caller bounding it checks [`Locked::index_growth`] before [`Locked::put`].
+    pub(crate) fn index_bytes(&self) -> usize {
+        self.index.bytes
+    }
+
+    /// How many bytes the index would grow by if `key` were stored with `meta` (0 when it
+    /// would shrink).
+    pub(crate) fn index_growth(&self, key: &str, meta: &serde_json::Value) -> Result<usize> {
+        let now = self.index.map.get(key).map_or(0, |m| key.len() + m.len());
+        Ok((key.len() + serde_json::to_vec(meta)?.len()).saturating_sub(now))
+    }
+
     /// Removes the record under `key`; `false` when there was none.
     pub(crate) fn delete(&mut self, key: &str) -> Result<bool> {
-        if !self.index.contains_key(key) {
+        if !self.index.map.contains_key(key) {
             return Ok(false);
         }
         fs::remove_file(self.store.path_for(key))?;
@@ -210,6 +250,7 @@ impl Locked<'_> {
     /// metadata parsed only when asked for.
     pub(crate) fn entries_from<'s>(&'s self, from: &str) -> impl Iterator<Item = EntryRef<'s>> {
         self.index
+            .map
             .range::<str, _>((Bound::Included(from), Bound::Unbounded))
             .map(|(key, meta)| EntryRef { key, meta })
     }
@@ -332,6 +373,38 @@ mod tests {
         assert_eq!(locked.meta("a/b c").unwrap(), Some(json!(2)));
         drop(locked);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_index_counts_its_bytes_through_puts_replacements_deletes_and_reopening() {
+        let dir = test_dir("store-bytes");
+        let store = Store::open(&dir).unwrap();
+        let meta = serde_json::json!({"n": 1});
+        let cost = |key: &str, meta: &serde_json::Value| {
+            key.len() + serde_json::to_vec(meta).unwrap().len()
+        };
+        {
+            let mut locked = store.lock();
+            assert_eq!(locked.index_growth("a", &meta).unwrap(), cost("a", &meta));
+            locked.put("a", &meta, b"body").unwrap();
+            locked.put("bb", &meta, b"").unwrap();
+            let bigger = serde_json::json!({"n": 1, "more": "text"});
+            let growth = locked.index_growth("a", &bigger).unwrap();
+            assert_eq!(growth, cost("a", &bigger) - cost("a", &meta));
+            locked.put("a", &bigger, b"").unwrap();
+            assert_eq!(locked.index_growth("a", &meta).unwrap(), 0, "shrinking");
+            assert_eq!(locked.index_bytes(), cost("a", &bigger) + cost("bb", &meta));
+            assert!(locked.delete("bb").unwrap());
+            assert_eq!(locked.index_bytes(), cost("a", &bigger));
+        }
+        let (records, bytes) = Store::open(&dir).unwrap().footprint();
+        assert_eq!(
+            (records, bytes),
+            store.footprint(),
+            "counted again on opening"
+        );
+        assert_eq!(records, 1);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

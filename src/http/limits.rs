@@ -68,6 +68,12 @@ pub struct Limits {
     /// Pause after a resource error from `accept()` (EMFILE, ENFILE, ENOBUFS, ENOMEM) before the
     /// next try, so a full fd table does not spin a core. Default 100 ms.
     pub accept_backoff: Duration,
+    /// A health-check path (exact, no query) that the readiness loop answers `200` itself, with
+    /// `Connection: close`, to a bodiless `GET` or `HEAD` when every worker is taken: a busy app
+    /// is still a live backend, and a check queued behind slow requests would get `503` and
+    /// take it out of the load balancer. With a worker free, the handler answers it as usual.
+    /// Default none.
+    pub busy_health_path: Option<&'static str>,
 }
 
 impl Limits {
@@ -92,6 +98,7 @@ impl Limits {
             drain_timeout: Duration::from_secs(1),
             retry_after_secs: 1,
             accept_backoff: Duration::from_millis(100),
+            busy_health_path: None,
         }
     }
 

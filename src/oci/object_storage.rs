@@ -189,7 +189,8 @@ impl ObjectStorage {
 
     /// The object's headers and its first `bytes` bytes (all of it when shorter), in one
     /// request where HEAD and a ranged GET would take two; `info.content_length` is the whole
-    /// object's size. `None` when the object does not exist.
+    /// object's size. `None` when the object does not exist (`404 ObjectNotFound`); a 404 about
+    /// the bucket (missing, or not readable by the caller) is an error.
     pub fn get_start(
         &self,
         bucket: &Bucket,
@@ -455,13 +456,36 @@ fn range_total(content_range: &str) -> Option<u64> {
         .ok()
 }
 
+/// A 404 about the object itself (`ObjectNotFound`, or no code: a HEAD has no body). Not
+/// `BucketNotFound` nor `NotAuthorizedOrNotFound`: OCI answers those both for a bucket that does
+/// not exist and for a caller the policy does not let act on it, so they stay errors (a wrong
+/// bucket or a missing policy statement must not look like a deleted object).
 fn not_found(e: &Error) -> bool {
-    matches!(e, Error::Service(s) if s.status == 404)
+    matches!(e, Error::Service(s) if s.status == 404
+        && !matches!(s.code.as_str(), "BucketNotFound" | "NotAuthorizedOrNotFound"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_object_level_404_means_the_object_is_missing() {
+        let answer = |code: &str| {
+            Error::Service(crate::ServiceError {
+                service: "objectstorage",
+                status: 404,
+                code: code.into(),
+                message: String::new(),
+                request_id: String::new(),
+                retry_after: None,
+            })
+        };
+        assert!(not_found(&answer("ObjectNotFound")));
+        assert!(not_found(&answer("")), "a HEAD's 404 has no body");
+        assert!(!not_found(&answer("BucketNotFound")));
+        assert!(!not_found(&answer("NotAuthorizedOrNotFound")));
+    }
 
     #[test]
     fn whole_size_comes_from_the_content_range() {

@@ -230,6 +230,7 @@ pub fn serve(app: Arc<App>, addr: SocketAddr) -> Result<Server> {
     limits.max_body_bytes = limits
         .max_body_bytes
         .max(app.settings.max_upload_bytes * upload::MAX_FILES as u64 + 1024 * 1024);
+    limits.busy_health_path = Some("/healthz");
     Server::bind_tcp(addr, limits, move |req| app.handle(req))
 }
 

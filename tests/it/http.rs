@@ -406,6 +406,76 @@ fn every_worker_busy_answers_503_with_retry_after_and_close_without_waiting_for_
     assert_serves(addr);
 }
 
+/// With every worker inside a slow handler, the health check (`Limits::busy_health_path`, the
+/// web app's `/healthz`) still gets 200 at once, from the readiness loop, where any other
+/// request gets 503: a load balancer must not take a busy backend for a dead one. With a worker
+/// free again the handler answers it as usual.
+#[test]
+fn health_check_answers_200_while_every_worker_is_busy() {
+    let mut limits = quick_limits();
+    limits.workers = 2;
+    limits.queue_timeout = Duration::from_millis(200);
+    limits.busy_health_path = Some("/healthz");
+    let inside = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Arc::new(std::sync::Mutex::new(gate));
+    let (inside2, gate2) = (Arc::clone(&inside), Arc::clone(&gate));
+    let server = Server::bind_tcp("127.0.0.1:0", limits, move |req: &Request| {
+        if req.path() == "/slow" {
+            inside2.fetch_add(1, Ordering::SeqCst);
+            let _ = gate2.lock().unwrap().recv();
+        }
+        Ok(Response::text(200, "from the handler"))
+    })
+    .unwrap();
+    let addr = server.tcp_addr().unwrap();
+    let mut slow: Vec<Client> = (0..2)
+        .map(|_| {
+            let mut c = Client::connect(addr);
+            c.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
+            c
+        })
+        .collect();
+    assert!(wait_until(Duration::from_secs(5), || inside
+        .load(Ordering::SeqCst)
+        == 2));
+    for method in ["GET", "HEAD"] {
+        let mut check = Client::connect(addr);
+        let asked = Instant::now();
+        check.send(format!("{method} /healthz HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        let r = check
+            .response()
+            .expect("an answer while the workers are busy");
+        assert_eq!(r.status, 200, "{method} /healthz with every worker busy");
+        assert!(
+            asked.elapsed() < Duration::from_millis(150),
+            "answered without queueing for a worker ({:?})",
+            asked.elapsed()
+        );
+        assert_ne!(r.text(), "from the handler");
+        assert!(r.closes() && check.closed());
+    }
+    // Only the health check: anything else still waits, and gets 503.
+    for other in ["GET /other", "GET /healthz?full=1", "POST /healthz"] {
+        let mut c = Client::connect(addr);
+        c.send(format!("{other} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n").as_bytes());
+        assert_eq!(c.response().unwrap().status, 503, "{other}");
+    }
+    release.send(()).unwrap();
+    release.send(()).unwrap();
+    for c in &mut slow {
+        assert_eq!(c.response().unwrap().text(), "from the handler");
+    }
+    let mut check = Client::connect(addr);
+    check.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = check.response().unwrap();
+    assert_eq!((r.status, r.text()), (200, "from the handler".to_string()));
+    assert!(
+        !r.closes(),
+        "with a worker free, the usual keep-alive answer"
+    );
+}
+
 /// At the connection cap the longest-idle connection makes room for a newcomer; when nothing
 /// is idle the newcomer gets 503 at once.
 #[test]

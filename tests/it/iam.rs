@@ -53,12 +53,15 @@ impl Logged {
         Logged { child, log }
     }
 
-    /// The first WARN or ERROR line, without its timestamp (the web app's warning about its
-    /// unset password is there in every run and says nothing about IAM).
+    /// The first WARN or ERROR line, without its timestamp (the web app's warnings about its
+    /// unset password and session secret are there in every run and say nothing about IAM).
     fn first_problem(&self) -> Option<String> {
         let log = self.log.lock().unwrap();
         log.lines()
-            .filter(|l| !l.contains("APP_PASSWORD is not set"))
+            .filter(|l| {
+                !l.contains("APP_PASSWORD is not set")
+                    && !l.contains("SESSION_SECRET(_OCID) is not set")
+            })
             .find(|l| l.contains(" WARN ") || l.contains(" ERROR ") || odd_outcome(l))
             .map(|l| {
                 l.split_once(' ')

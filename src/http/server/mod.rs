@@ -6,7 +6,8 @@
 //! idle or slow connection costs a small buffer and a file descriptor, never a thread. A
 //! request whose head is complete goes to a bounded pool of worker threads (see `workers`),
 //! which run the blocking handler and hand the connection back for keep-alive. When every worker
-//! is busy a request waits at most `Limits::queue_timeout`, then gets `503` + `Retry-After`.
+//! is busy a request waits at most `Limits::queue_timeout`, then gets `503` + `Retry-After`;
+//! only the health check (`Limits::busy_health_path`) is answered by the loop instead.
 //! At start the soft open-file limit is raised toward the hard one and the connection capacity
 //! is logged. It does not route, does not speak TLS (the load balancer does), and does not do
 //! HTTP/2.

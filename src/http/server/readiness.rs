@@ -8,8 +8,10 @@
 //! the client waits for `100 Continue`: so a client that stalls before sending the start of its
 //! body costs a buffer here, never a worker. The loop also enforces the connection-level
 //! clocks (idle timeout: silent close; head and pre-read body deadlines: `408` + close), answers
-//! `503` + `Retry-After` to requests that waited `queue_timeout` for a worker, and lingers after
-//! closing answers, discarding input for a moment so the answer is not lost to a reset.
+//! `503` + `Retry-After` to requests that waited `queue_timeout` for a worker, answers the
+//! health check itself (`200`, close) when every worker is taken (`Limits::busy_health_path`),
+//! and lingers after closing answers, discarding input for a moment so the answer is not lost
+//! to a reset.
 //! Workers hand connections back through [`hand_back`]; only the loop changes the table of
 //! connections, so its per-event work takes no contended lock.
 //!
@@ -444,6 +446,22 @@ impl EventLoop {
                             || parsed.complete
                             || eof
                             || slot.pending.len() >= limits.max_head_bytes;
+                        if ready && parsed.complete && self.answers_health(&parsed) {
+                            let resp = Response::new(200).with_header("Cache-Control", "no-store");
+                            write_closing(&*slot.stream, resp, parsed.head.method == "HEAD");
+                            log::info!(
+                                target: "access",
+                                "{} {} 200 0 0ms {} (answered by the readiness loop: every worker busy)",
+                                parsed.head.method,
+                                parsed.path,
+                                request::request_id(&parsed.head)
+                            );
+                            self.linger(slot, now);
+                            if discard(slot) {
+                                conns.map.remove(&id);
+                            }
+                            return;
+                        }
                         if ready {
                             slot.phase = Phase::Busy;
                             slot.missed = false;
@@ -521,6 +539,17 @@ impl EventLoop {
                 }
             }
         }
+    }
+
+    /// Whether this complete request is the health check (`Limits::busy_health_path`) arriving
+    /// while every worker is taken, so the loop answers it instead of queueing it.
+    fn answers_health(&self, parsed: &Parsed) -> bool {
+        let shared = &self.shared;
+        shared.limits.busy_health_path == Some(parsed.path.as_str())
+            && parsed.query.is_none()
+            && matches!(parsed.head.method.as_str(), "GET" | "HEAD")
+            && parsed.framing == Framing::Length(0)
+            && shared.in_flight.load(Ordering::SeqCst) + self.ready.len() >= shared.limits.workers
     }
 
     /// Parses the buffered bytes: `Ok(None)` needs more, an error is a refusal (with the
