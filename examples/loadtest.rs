@@ -41,6 +41,7 @@ mod common;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -119,14 +120,21 @@ fn main() {
     if let Some(code) = burst::dispatch(&args) {
         std::process::exit(code);
     }
-    if let [flag, dir] = args.as_slice() {
-        if flag == "--emulator-child" {
-            if let Err(e) = emulator_child(Path::new(dir)) {
-                eprintln!("loadtest emulator: {e}");
-                std::process::exit(2);
+    if args.first().map(String::as_str) == Some("--emulator-child") {
+        // `--emulator-child DIR [TPS INSTANCES]`: a rate-limited Vision and several instances
+        // for the burst mode; neither for the load and fault suite.
+        let limited = match &args[1..] {
+            [_, tps, instances] => {
+                Some((tps.parse().unwrap_or(10.0), instances.parse().unwrap_or(1)))
             }
-            return;
+            _ => None,
+        };
+        let dir = args.get(1).map(PathBuf::from).unwrap_or_default();
+        if let Err(e) = emulator_child(&dir, limited) {
+            eprintln!("loadtest emulator: {e}");
+            std::process::exit(2);
         }
+        return;
     }
     let soak = args.iter().position(|a| a == "--soak").map(|i| {
         args.get(i + 1)
@@ -254,9 +262,11 @@ fn binaries() -> Result<(PathBuf, PathBuf), String> {
 
 /// The emulator in its own process (`--emulator-child`): started, then driven line by line.
 ///
-/// Its stdin takes `faults SPEC` (`none` for none), `idle SECONDS` and `counts`; each answers
-/// one line. It exits when its stdin closes.
-fn emulator_child(dir: &Path) -> Result<(), String> {
+/// Its stdin takes `faults SPEC` (`none` for none), `idle SECONDS`, `counts`, `held` and
+/// `vision`; each answers one line. It exits when its stdin closes. With `limited` (requests
+/// per second, instances), Vision answers 429 beyond that rate and events go to that many
+/// function instances.
+fn emulator_child(dir: &Path, limited: Option<(f64, usize)>) -> Result<(), String> {
     let err = |e: ocivision::Error| e.to_string();
     let mut config = EmulatorConfig::new(dir.join("data"));
     config.secrets.push(SecretEntry {
@@ -269,6 +279,9 @@ fn emulator_child(dir: &Path) -> Result<(), String> {
     // Nothing reads the record (nor the list of deliveries), and kept they would be most of
     // the emulator's growth.
     config.record_limit = 0;
+    let instances = limited.map_or(1, |(_, instances)| instances);
+    config.vision_tps = limited.map(|(tps, _)| tps);
+    config.function_instances = instances;
     let emulator = Emulator::start(config).map_err(err)?;
     emulator.set_detector(Some(Arc::new(common::InstantDetector)));
     let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem").map_err(err)?;
@@ -288,7 +301,8 @@ fn emulator_child(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
     let token = emulator.mint_token(&key, FUNCTION_ID, Duration::from_secs(24 * 3600));
     std::fs::write(run.join("rpst"), token).map_err(|e| e.to_string())?;
-    emulator.register_function(FUNCTION_ID, run.join("lsnr.sock"), true);
+    let sockets = (0..instances).map(|i| instance_socket(&run, i)).collect();
+    emulator.register_function_instances(FUNCTION_ID, sockets, true);
     let mut out = std::io::stdout().lock();
     let say = |out: &mut std::io::StdoutLock<'_>, line: String| -> Result<(), String> {
         writeln!(out, "{line}")
@@ -332,11 +346,20 @@ fn emulator_child(dir: &Path) -> Result<(), String> {
                     status_number("/proc/self/status", "Threads"),
                 )
             }
+            "vision" => {
+                let counts = emulator.vision_counts();
+                format!("vision {} {}", counts.requests, counts.throttled)
+            }
             other => format!("unknown {other}"),
         };
         say(&mut out, answer)?;
     }
     Ok(())
+}
+
+/// Function instance `i`'s socket, under the emulator child's `run/` directory.
+fn instance_socket(run: &Path, i: usize) -> PathBuf {
+    run.join(i.to_string()).join("lsnr.sock")
 }
 
 /// glibc's allocator settings for the emulator child, unless this process's environment sets
@@ -377,13 +400,18 @@ struct EmulatorProc {
 }
 
 impl EmulatorProc {
-    fn start(dir: &Path) -> Result<EmulatorProc, String> {
+    /// This binary again as `--emulator-child` (with `limited`, see [`emulator_child`]), its
+    /// log in `dir`, driven over stdin and stdout; ready once it names its address.
+    fn start(dir: &Path, limited: Option<(f64, usize)>) -> Result<EmulatorProc, String> {
+        let mut args = vec![OsString::from("--emulator-child"), dir.into()];
+        if let Some((tps, instances)) = limited {
+            args.extend([tps.to_string().into(), instances.to_string().into()]);
+        }
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let log = dir.join("emulator.log");
         let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let mut child = Command::new(&exe)
-            .arg("--emulator-child")
-            .arg(dir)
+            .args(&args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LOG_LEVEL", "warn")
@@ -495,7 +523,7 @@ struct Held {
 struct Stack {
     // Declared first, so they are stopped before the emulator they call.
     webapp: Proc,
-    function: Proc,
+    functions: Vec<Proc>,
     emulator: EmulatorProc,
     /// The app's code in this process, for the final reconcile only.
     app: Arc<App>,
@@ -506,36 +534,46 @@ struct Stack {
     soda: Soda,
 }
 
-fn start(dir: &Path, (webapp_exe, func_exe): &(PathBuf, PathBuf)) -> Result<Stack, String> {
+/// How a stack's function instances run: the socket of each (under the emulator child's
+/// `run/` directory, where it calls them) and variables beyond the shared ones.
+struct Instances<'a> {
+    sockets: Vec<PathBuf>,
+    env: &'a [(&'static str, String)],
+}
+
+/// Starts the `func` instances and the `webapp` against a running emulator child, and this
+/// process's own clients: the checker's view, and the app's code (with `settings`) for the
+/// reconcile. Shared by the load and fault suite and the burst suite.
+fn start(
+    dir: &Path,
+    (webapp_exe, func_exe): &(PathBuf, PathBuf),
+    emulator: EmulatorProc,
+    instances: Instances,
+    settings: Settings,
+) -> Result<Stack, String> {
     let err = |e: ocivision::Error| e.to_string();
-    let emulator = EmulatorProc::start(dir)?;
     let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem").map_err(err)?;
     let base = emulator.base_url.clone();
     let namespace = EmulatorConfig::new(dir).namespace;
 
-    // The web app's credentials: an API key in an OCI config file, as on a laptop.
+    // The web app's and the checker's credentials: API keys in OCI config files, as on a laptop.
     let key_file = dir.join("api-key.pem");
-    let config_file = dir.join("oci-config");
     std::fs::write(&key_file, DEV_KEY_PEM).map_err(|e| e.to_string())?;
-    std::fs::write(
-        &config_file,
-        format!(
-            "[DEFAULT]\nuser={USER}\ntenancy={TENANCY}\nfingerprint={}\nkey_file={}\nregion=us-ashburn-1\n",
-            key.fingerprint(),
-            key_file.display()
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let checker_config = dir.join("oci-config-checker");
-    std::fs::write(
-        &checker_config,
-        format!(
-            "[DEFAULT]\nuser={CHECKER}\ntenancy={TENANCY}\nfingerprint={}\nkey_file={}\nregion=us-ashburn-1\n",
-            key.fingerprint(),
-            key_file.display()
-        ),
-    )
-    .map_err(|e| e.to_string())?;
+    let config_file = |user: &str, name: &str| -> Result<PathBuf, String> {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[DEFAULT]\nuser={user}\ntenancy={TENANCY}\nfingerprint={}\nkey_file={}\nregion=us-ashburn-1\n",
+                key.fingerprint(),
+                key_file.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(path)
+    };
+    let webapp_config = config_file(USER, "oci-config")?;
+    let checker_config = config_file(CHECKER, "oci-config-checker")?;
     // Endpoints, bucket and database, as both binaries read them (README.md, Configuration).
     let shared = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
         let mut vars = vec![
@@ -550,15 +588,16 @@ fn start(dir: &Path, (webapp_exe, func_exe): &(PathBuf, PathBuf)) -> Result<Stac
         vars
     };
 
-    // The function, as the Fn agent starts it, with a resource principal the emulator minted.
-    // The emulator child wrote the token to run/rpst and listens for the function there.
+    // The functions, as the Fn agent starts them, with a resource principal the emulator
+    // minted: the emulator child wrote the token to run/rpst and calls each on its socket.
     let run = dir.join("run");
     std::fs::write(run.join("private.pem"), DEV_KEY_PEM).map_err(|e| e.to_string())?;
-    let socket = run.join("lsnr.sock");
-    let mut function = Proc::spawn(
-        "func",
-        func_exe,
-        &shared(&[
+    let mut functions = Vec::new();
+    for socket in &instances.sockets {
+        // Each in its socket's directory, so each has a log of its own.
+        let home = socket.parent().ok_or("no socket directory")?;
+        std::fs::create_dir_all(home).map_err(|e| e.to_string())?;
+        let mut env = vec![
             ("FN_LISTENER", format!("unix:{}", socket.display())),
             ("FN_FORMAT", "http-stream".into()),
             ("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2".into()),
@@ -572,12 +611,15 @@ fn start(dir: &Path, (webapp_exe, func_exe): &(PathBuf, PathBuf)) -> Result<Stac
             ),
             ("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1".into()),
             ("LOG_LEVEL", "warn".into()),
-        ]),
-        dir,
-    )?;
-    function.wait_for(Duration::from_secs(10), || {
-        std::fs::symlink_metadata(&socket).ok()
-    })?;
+        ];
+        env.extend_from_slice(instances.env);
+        functions.push(Proc::spawn("func", func_exe, &shared(&env), home)?);
+    }
+    for (function, socket) in functions.iter_mut().zip(&instances.sockets) {
+        function.wait_for(Duration::from_secs(30), || {
+            std::fs::symlink_metadata(socket).ok()
+        })?;
+    }
 
     // The web app in cloud mode; `PORT=0` picks a free port, which it logs.
     let mut webapp = Proc::spawn(
@@ -585,7 +627,7 @@ fn start(dir: &Path, (webapp_exe, func_exe): &(PathBuf, PathBuf)) -> Result<Stac
         webapp_exe,
         &shared(&[
             ("OCIVISION_MODE", "cloud".into()),
-            ("OCI_CONFIG_FILE", config_file.display().to_string()),
+            ("OCI_CONFIG_FILE", webapp_config.display().to_string()),
             ("OS_NAMESPACE", namespace.clone()),
             ("COMPARTMENT_ID", COMPARTMENT.into()),
             ("FUNCTION_ID", FUNCTION_ID.into()),
@@ -604,7 +646,6 @@ fn start(dir: &Path, (webapp_exe, func_exe): &(PathBuf, PathBuf)) -> Result<Stac
         rest.lines().next()?.trim().parse::<SocketAddr>().ok()
     })?;
 
-    // This process's own clients: the checker's view, and the app's code for the reconcile.
     let provider = ConfigFileProvider::from_file(&checker_config, "DEFAULT", None).map_err(err)?;
     // The web app's production retry policy (8 attempts, 1 s base backoff).
     let transport = Transport::new(Auth::Oci(Arc::new(provider)), TransportConfig::default());
@@ -624,12 +665,6 @@ fn start(dir: &Path, (webapp_exe, func_exe): &(PathBuf, PathBuf)) -> Result<Stac
         name: "images".into(),
     };
     let storage = ObjectStorage::new(transport.clone(), &base);
-    let settings = Settings {
-        // The run is minutes long: the final reconcile must not wait out the 5 min grace.
-        reconcile_grace: Duration::ZERO,
-        stuck_after: Duration::ZERO,
-        ..Settings::default()
-    };
     let app = Arc::new(App::new(
         storage.clone(),
         bucket.clone(),
@@ -643,7 +678,7 @@ fn start(dir: &Path, (webapp_exe, func_exe): &(PathBuf, PathBuf)) -> Result<Stac
     ));
     Ok(Stack {
         webapp,
-        function,
+        functions,
         emulator,
         app,
         base: addr,
@@ -656,10 +691,21 @@ fn start(dir: &Path, (webapp_exe, func_exe): &(PathBuf, PathBuf)) -> Result<Stac
 fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     let binaries = binaries()?;
     let started = Instant::now();
-    let mut stack = start(dir, &binaries)?;
+    let emulator = EmulatorProc::start(dir, None)?;
+    let instances = Instances {
+        sockets: vec![instance_socket(&dir.join("run"), 0)],
+        env: &[],
+    };
+    let settings = Settings {
+        // The run is minutes long: the final reconcile must not wait out the 5 min grace.
+        reconcile_grace: Duration::ZERO,
+        stuck_after: Duration::ZERO,
+        ..Settings::default()
+    };
+    let mut stack = start(dir, &binaries, emulator, instances, settings)?;
     let rss = RssSampler::start(&[
         ("web app", Some(stack.webapp.pid())),
-        ("function", Some(stack.function.pid())),
+        ("function", Some(stack.functions[0].pid())),
         ("emulator", Some(stack.emulator.proc.pid())),
         ("loadtest", None),
     ]);
@@ -674,7 +720,7 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
         "loadtest: webapp pid {} on http://{}, func pid {}, emulator pid {} on {}",
         stack.webapp.pid(),
         stack.base,
-        stack.function.pid(),
+        stack.functions[0].pid(),
         stack.emulator.proc.pid(),
         stack.emulator.base_url
     );
@@ -750,11 +796,10 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
             "{gave_up} uploads or deletes failed {MAX_TRIES} times"
         ));
     }
-    for child in [
-        &mut stack.webapp,
-        &mut stack.function,
-        &mut stack.emulator.proc,
-    ] {
+    for child in [&mut stack.webapp, &mut stack.emulator.proc]
+        .into_iter()
+        .chain(stack.functions.iter_mut())
+    {
         if let Some(how) = child.exited() {
             violations.push(format!("{} exited during the run ({how})", child.name));
         }
@@ -906,7 +951,10 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
     }
     if !violations.is_empty() {
         // The children's logs go with the temp dir: show their ends while they exist.
-        for child in [&stack.webapp, &stack.function, &stack.emulator.proc] {
+        for child in [&stack.webapp, &stack.emulator.proc]
+            .into_iter()
+            .chain(stack.functions.iter())
+        {
             println!(
                 "--- last lines of {} ---\n{}",
                 child.log.display(),

@@ -5,7 +5,7 @@
 //! socket, events delivered to them C at a time, as OCI Functions scales out). Defaults: 10 TPS
 //! (Vision in Ashburn, Phoenix, London) and 50 instances.
 //!
-//! Processes, as in the other modes: the emulator (`--burst-emulator-child`, with the instant
+//! Processes, as in the other modes: the emulator (`--emulator-child DIR T C`, with the instant
 //! detector, so the limit and not the detector is measured), the real `webapp` (cloud mode) and
 //! C real `func` binaries, and this one (the uploading clients, a gallery prober and the
 //! checker). While the burst runs, one client fetches the gallery page (`GET /`) once a
@@ -24,28 +24,16 @@
 //! after a 429 on its own), to show what the pacer saves.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use ocivision::emulator::iam::Principal;
-use ocivision::emulator::secrets::SecretEntry;
-use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
-use ocivision::local::FUNCTION_ID;
-use ocivision::oci::auth::ConfigFileProvider;
-use ocivision::oci::client::{Auth, Transport, TransportConfig};
-use ocivision::oci::functions::Functions;
-use ocivision::oci::object_storage::{Bucket, ObjectStorage};
-use ocivision::oci::secrets::Secrets;
-use ocivision::oci::sign::PrivateKey;
-use ocivision::soda::{Password, Soda, SodaConfig};
-use ocivision::web::{App, Invoker, Settings};
+use ocivision::soda::Soda;
+use ocivision::web::Settings;
 
-use super::{common, Counters, EmulatorProc, Proc, CHECKER, COMPARTMENT, SECRET_ID, TENANCY, USER};
+use super::{common, instance_socket, Counters, EmulatorProc, Instances, Proc, Stack};
 
 /// Clients uploading at once: enough to keep the upload gate busy (a `503 Busy` is waited out
 /// as in the other modes).
@@ -68,19 +56,6 @@ struct BurstArgs {
 /// Runs the burst mode or its emulator child when `args` ask for it; the exit code, or `None`
 /// for the other modes.
 pub fn dispatch(args: &[String]) -> Option<i32> {
-    if let [flag, dir, tps, instances] = args {
-        if flag == "--burst-emulator-child" {
-            let tps = tps.parse().unwrap_or(10.0);
-            let instances = instances.parse().unwrap_or(1);
-            return Some(match emulator_child(Path::new(dir), tps, instances) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("loadtest burst emulator: {e}");
-                    2
-                }
-            });
-        }
-    }
     let at = args.iter().position(|a| a == "--burst")?;
     let value = |flag: &str, default: f64| {
         args.iter()
@@ -125,110 +100,6 @@ pub fn dispatch(args: &[String]) -> Option<i32> {
     })
 }
 
-/// The emulator in its own process, with Vision limited to `tps` and events delivered to
-/// `instances` function sockets (`run/{i}/lsnr.sock`). Its stdin takes `idle SECONDS` and
-/// `vision`; each answers one line.
-fn emulator_child(dir: &Path, tps: f64, instances: usize) -> Result<(), String> {
-    let err = |e: ocivision::Error| e.to_string();
-    let mut config = EmulatorConfig::new(dir.join("data"));
-    config.secrets.push(SecretEntry {
-        id: SECRET_ID.into(),
-        name: "db".into(),
-        vault_id: "ocid1.vault.oc1..loadtest".into(),
-        value: config.ords_password.clone(),
-    });
-    config.compartment_id = COMPARTMENT.into();
-    config.record_limit = 0;
-    config.vision_tps = Some(tps);
-    config.function_instances = instances;
-    let emulator = Emulator::start(config).map_err(err)?;
-    emulator.set_detector(Some(Arc::new(common::InstantDetector)));
-    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem").map_err(err)?;
-    emulator.trust_api_key_as(
-        &format!("{TENANCY}/{USER}/{}", key.fingerprint()),
-        &key,
-        emulator.web_app_principal(),
-    );
-    emulator.trust_api_key_as(
-        &format!("{TENANCY}/{CHECKER}/{}", key.fingerprint()),
-        &key,
-        Principal::administrator(CHECKER),
-    );
-    let run = dir.join("run");
-    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
-    let token = emulator.mint_token(&key, FUNCTION_ID, Duration::from_secs(24 * 3600));
-    std::fs::write(run.join("rpst"), token).map_err(|e| e.to_string())?;
-    let sockets = (0..instances).map(|i| socket(&run, i)).collect();
-    emulator.register_function_instances(FUNCTION_ID, sockets, true);
-    let mut out = std::io::stdout().lock();
-    let mut say = |line: String| -> Result<(), String> {
-        writeln!(out, "{line}")
-            .and_then(|_| out.flush())
-            .map_err(|e| e.to_string())
-    };
-    say(format!("ready {}", emulator.base_url()))?;
-    for line in std::io::stdin().lock().lines() {
-        let line = line.map_err(|e| e.to_string())?;
-        let (command, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-        let answer = match command {
-            "idle" => {
-                let secs = rest.parse().unwrap_or(60);
-                let idle = emulator.events().wait_idle(Duration::from_secs(secs));
-                format!("idle {idle}")
-            }
-            "vision" => {
-                let counts = emulator.vision_counts();
-                format!("vision {} {}", counts.requests, counts.throttled)
-            }
-            other => format!("unknown {other}"),
-        };
-        say(answer)?;
-    }
-    Ok(())
-}
-
-/// Function instance `i`'s socket.
-fn socket(run: &Path, i: usize) -> PathBuf {
-    run.join(i.to_string()).join("lsnr.sock")
-}
-
-fn start_emulator(dir: &Path, burst: &BurstArgs) -> Result<EmulatorProc, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let log = dir.join("emulator.log");
-    let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let mut child = Command::new(&exe)
-        .arg("--burst-emulator-child")
-        .arg(dir)
-        .arg(burst.tps.to_string())
-        .arg(burst.instances.to_string())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LOG_LEVEL", "error")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(file)
-        .spawn()
-        .map_err(|e| format!("{}: {e}", exe.display()))?;
-    let input = child.stdin.take().ok_or("no stdin")?;
-    let output = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-    let mut emulator = EmulatorProc {
-        proc: Proc {
-            name: "emulator",
-            child,
-            log,
-        },
-        input,
-        output,
-        base_url: String::new(),
-    };
-    let ready = emulator.read_line()?;
-    emulator.base_url = ready
-        .strip_prefix("ready ")
-        .ok_or_else(|| format!("emulator: {ready:?}\n{}", emulator.proc.log_tail(20)))?
-        .to_string();
-    Ok(emulator)
-}
-
 /// Vision requests so far and how many the limit refused.
 fn vision_counts(emulator: &mut EmulatorProc) -> Result<(u64, u64), String> {
     let answer = emulator.ask("vision")?;
@@ -243,153 +114,21 @@ fn vision_counts(emulator: &mut EmulatorProc) -> Result<(u64, u64), String> {
     }
 }
 
-struct Stack {
-    // Declared first, so they are stopped before the emulator they call.
-    webapp: Proc,
-    functions: Vec<Proc>,
-    emulator: EmulatorProc,
-    app: Arc<App>,
-    base: SocketAddr,
-    soda: Soda,
-}
-
 fn start(dir: &Path, burst: &BurstArgs) -> Result<Stack, String> {
-    let (webapp_exe, func_exe) = super::binaries()?;
-    let err = |e: ocivision::Error| e.to_string();
-    let emulator = start_emulator(dir, burst)?;
-    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem").map_err(err)?;
-    let base = emulator.base_url.clone();
-    let namespace = EmulatorConfig::new(dir).namespace;
-    let key_file = dir.join("api-key.pem");
-    std::fs::write(&key_file, DEV_KEY_PEM).map_err(|e| e.to_string())?;
-    let config_file = |user: &str, name: &str| -> Result<PathBuf, String> {
-        let path = dir.join(name);
-        std::fs::write(
-            &path,
-            format!(
-                "[DEFAULT]\nuser={user}\ntenancy={TENANCY}\nfingerprint={}\nkey_file={}\nregion=us-ashburn-1\n",
-                key.fingerprint(),
-                key_file.display()
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(path)
-    };
-    let webapp_config = config_file(USER, "oci-config")?;
-    let checker_config = config_file(CHECKER, "oci-config-checker")?;
-    let shared = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
-        let mut vars = vec![
-            ("OCIVISION_OBJECTSTORAGE_URL", base.clone()),
-            ("OCIVISION_VISION_URL", base.clone()),
-            ("OCIVISION_SECRETS_URL", base.clone()),
-            ("BUCKET_NAME", "images".into()),
-            ("DB_ORDS_BASE_URL", format!("{base}/ords/")),
-            ("DB_PASSWORD_SECRET_OCID", SECRET_ID.into()),
-        ];
-        vars.extend_from_slice(extra);
-        vars
-    };
-
-    // C function instances, each as the Fn agent starts one, on its own socket.
+    let binaries = super::binaries()?;
+    let emulator = EmulatorProc::start(dir, Some((burst.tps, burst.instances)))?;
     let run = dir.join("run");
-    std::fs::write(run.join("private.pem"), DEV_KEY_PEM).map_err(|e| e.to_string())?;
-    let mut functions = Vec::new();
-    for i in 0..burst.instances {
-        let socket = socket(&run, i);
-        let home = socket.parent().ok_or("no socket directory")?.to_path_buf();
-        std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
-        functions.push(Proc::spawn(
-            "func",
-            &func_exe,
-            &shared(&[
-                ("FN_LISTENER", format!("unix:{}", socket.display())),
-                ("FN_FORMAT", "http-stream".into()),
-                ("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2".into()),
-                (
-                    "OCI_RESOURCE_PRINCIPAL_RPST",
-                    run.join("rpst").display().to_string(),
-                ),
-                (
-                    "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
-                    run.join("private.pem").display().to_string(),
-                ),
-                ("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1".into()),
-                ("VISION_TPS", burst.paced_tps.to_string()),
-                ("LOG_LEVEL", "warn".into()),
-            ]),
-            &home,
-        )?);
-    }
-    for (i, function) in functions.iter_mut().enumerate() {
-        let socket = socket(&run, i);
-        function.wait_for(Duration::from_secs(30), || {
-            std::fs::symlink_metadata(&socket).ok()
-        })?;
-    }
-
-    let mut webapp = Proc::spawn(
-        "webapp",
-        &webapp_exe,
-        &shared(&[
-            ("OCIVISION_MODE", "cloud".into()),
-            ("OCI_CONFIG_FILE", webapp_config.display().to_string()),
-            ("OS_NAMESPACE", namespace.clone()),
-            ("COMPARTMENT_ID", COMPARTMENT.into()),
-            ("FUNCTION_ID", FUNCTION_ID.into()),
-            ("FUNCTION_INVOKE_ENDPOINT", base.clone()),
-            ("BIND", "127.0.0.1".into()),
-            ("PORT", "0".into()),
-            ("LOG_LEVEL", "info".into()),
-        ]),
-        dir,
-    )?;
-    let log = webapp.log.clone();
-    let addr = webapp.wait_for(Duration::from_secs(30), || {
-        let text = std::fs::read_to_string(&log).ok()?;
-        let rest = text.split("listening on http://").nth(1)?;
-        rest.lines().next()?.trim().parse::<SocketAddr>().ok()
-    })?;
-
-    let provider = ConfigFileProvider::from_file(&checker_config, "DEFAULT", None).map_err(err)?;
-    let transport = Transport::new(Auth::Oci(Arc::new(provider)), TransportConfig::default());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let secrets = Secrets::new(transport.clone(), &base);
-    let soda_config = SodaConfig {
-        base_url: format!("{base}/ords/"),
-        schema: "admin".into(),
-        collection: "IMAGE_ANALYSIS".into(),
-        user: "ADMIN".into(),
-        password: Password::SecretId(SECRET_ID.into()),
-    };
-    let soda = Soda::connect(&transport, &soda_config, Some(&secrets), deadline).map_err(err)?;
-    soda.ensure_collection(deadline).map_err(err)?;
-    let bucket = Bucket {
-        namespace,
-        name: "images".into(),
+    let instances = Instances {
+        sockets: (0..burst.instances)
+            .map(|i| instance_socket(&run, i))
+            .collect(),
+        env: &[("VISION_TPS", burst.paced_tps.to_string())],
     };
     let settings = Settings {
         reconcile_grace: Duration::ZERO,
         ..Settings::default()
     };
-    let app = Arc::new(App::new(
-        ObjectStorage::new(transport.clone(), &base),
-        bucket,
-        Soda::connect(&transport, &soda_config, Some(&secrets), deadline).map_err(err)?,
-        Some(Invoker {
-            client: Functions::new(transport.clone(), &base),
-            function_id: FUNCTION_ID.into(),
-            compartment_id: COMPARTMENT.into(),
-        }),
-        settings,
-    ));
-    Ok(Stack {
-        webapp,
-        functions,
-        emulator,
-        app,
-        base: addr,
-        soda,
-    })
+    super::start(dir, &binaries, emulator, instances, settings)
 }
 
 /// A small baseline JPEG (96×64, a gradient): cheap to upload and to make renditions of,
