@@ -493,14 +493,24 @@ impl EmulatorProc {
 
     /// Delivery attempts and duplicated deliveries so far.
     fn counts(&mut self) -> Result<(u64, u64), String> {
-        let answer = self.ask("counts")?;
+        self.pair("counts")
+    }
+
+    /// Vision requests so far and how many the limit refused.
+    fn vision_counts(&mut self) -> Result<(u64, u64), String> {
+        self.pair("vision")
+    }
+
+    /// The two numbers `command` answers.
+    fn pair(&mut self, command: &str) -> Result<(u64, u64), String> {
+        let answer = self.ask(command)?;
         let numbers: Vec<u64> = answer
             .split_whitespace()
             .skip(1)
             .filter_map(|n| n.parse().ok())
             .collect();
         match numbers.as_slice() {
-            [attempts, duplicates] => Ok((*attempts, *duplicates)),
+            [first, second] => Ok((*first, *second)),
             _ => Err(format!("emulator: {answer:?}")),
         }
     }

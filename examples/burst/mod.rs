@@ -100,20 +100,6 @@ pub fn dispatch(args: &[String]) -> Option<i32> {
     })
 }
 
-/// Vision requests so far and how many the limit refused.
-fn vision_counts(emulator: &mut EmulatorProc) -> Result<(u64, u64), String> {
-    let answer = emulator.ask("vision")?;
-    let numbers: Vec<u64> = answer
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    match numbers.as_slice() {
-        [requests, throttled] => Ok((*requests, *throttled)),
-        _ => Err(format!("emulator: {answer:?}")),
-    }
-}
-
 fn start(dir: &Path, burst: &BurstArgs) -> Result<Stack, String> {
     let binaries = super::binaries()?;
     let emulator = EmulatorProc::start(dir, Some((burst.tps, burst.instances)))?;
@@ -269,7 +255,7 @@ fn run(dir: &Path, burst: &BurstArgs) -> Result<bool, String> {
     }
     stop.store(true, Ordering::SeqCst);
     let mut gallery = gallery.join().map_err(|_| "the gallery prober panicked")?;
-    let (vision_requests, throttled) = vision_counts(&mut stack.emulator)?;
+    let (vision_requests, throttled) = stack.emulator.vision_counts()?;
 
     let mut statuses: HashMap<&str, usize> = HashMap::new();
     for (status, _) in view.values() {

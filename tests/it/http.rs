@@ -360,11 +360,17 @@ fn three_hundred_dripping_heads_and_fifty_stalled_bodies_never_keep_a_visitor_ou
     assert_serves(addr);
 }
 
-/// Issue 13, figure 5: with every worker inside a handler, a new request gets a 503 with
-/// Retry-After and close (it does not wait for the busy handlers), and service resumes after.
-#[test]
-fn every_worker_busy_answers_503_with_retry_after_and_close_without_waiting_for_them() {
-    let mut limits = quick_limits();
+/// A server with two workers and a 200 ms queue timeout whose handler answers `answer`, with
+/// both workers held inside `/slow` until `release` is sent twice.
+fn two_busy_workers(
+    mut limits: Limits,
+    answer: &'static str,
+) -> (
+    Server,
+    std::net::SocketAddr,
+    Vec<Client>,
+    std::sync::mpsc::Sender<()>,
+) {
     limits.workers = 2;
     limits.queue_timeout = Duration::from_millis(200);
     let inside = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -376,11 +382,11 @@ fn every_worker_busy_answers_503_with_retry_after_and_close_without_waiting_for_
             inside2.fetch_add(1, Ordering::SeqCst);
             let _ = gate2.lock().unwrap().recv();
         }
-        Ok(Response::text(200, "done"))
+        Ok(Response::text(200, answer))
     })
     .unwrap();
     let addr = server.tcp_addr().unwrap();
-    let mut slow: Vec<Client> = (0..2)
+    let slow: Vec<Client> = (0..2)
         .map(|_| {
             let mut c = Client::connect(addr);
             c.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -390,6 +396,14 @@ fn every_worker_busy_answers_503_with_retry_after_and_close_without_waiting_for_
     assert!(wait_until(Duration::from_secs(5), || inside
         .load(Ordering::SeqCst)
         == 2));
+    (server, addr, slow, release)
+}
+
+/// Issue 13, figure 5: with every worker inside a handler, a new request gets a 503 with
+/// Retry-After and close (it does not wait for the busy handlers), and service resumes after.
+#[test]
+fn every_worker_busy_answers_503_with_retry_after_and_close_without_waiting_for_them() {
+    let (_server, addr, mut slow, release) = two_busy_workers(quick_limits(), "done");
     let mut extra = Client::connect(addr);
     extra.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     let r = extra
@@ -413,45 +427,17 @@ fn every_worker_busy_answers_503_with_retry_after_and_close_without_waiting_for_
 #[test]
 fn health_check_answers_200_while_every_worker_is_busy() {
     let mut limits = quick_limits();
-    limits.workers = 2;
-    limits.queue_timeout = Duration::from_millis(200);
     limits.busy_health_path = Some("/healthz");
-    let inside = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (release, gate) = std::sync::mpsc::channel::<()>();
-    let gate = Arc::new(std::sync::Mutex::new(gate));
-    let (inside2, gate2) = (Arc::clone(&inside), Arc::clone(&gate));
-    let server = Server::bind_tcp("127.0.0.1:0", limits, move |req: &Request| {
-        if req.path() == "/slow" {
-            inside2.fetch_add(1, Ordering::SeqCst);
-            let _ = gate2.lock().unwrap().recv();
-        }
-        Ok(Response::text(200, "from the handler"))
-    })
-    .unwrap();
-    let addr = server.tcp_addr().unwrap();
-    let mut slow: Vec<Client> = (0..2)
-        .map(|_| {
-            let mut c = Client::connect(addr);
-            c.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
-            c
-        })
-        .collect();
-    assert!(wait_until(Duration::from_secs(5), || inside
-        .load(Ordering::SeqCst)
-        == 2));
+    let (_server, addr, mut slow, release) = two_busy_workers(limits, "from the handler");
     for method in ["GET", "HEAD"] {
         let mut check = Client::connect(addr);
-        let asked = Instant::now();
         check.send(format!("{method} /healthz HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
         let r = check
             .response()
             .expect("an answer while the workers are busy");
+        // A queued request would get 503 after the queue timeout: 200 not from the handler is
+        // the readiness loop's own answer.
         assert_eq!(r.status, 200, "{method} /healthz with every worker busy");
-        assert!(
-            asked.elapsed() < Duration::from_millis(150),
-            "answered without queueing for a worker ({:?})",
-            asked.elapsed()
-        );
         assert_ne!(r.text(), "from the handler");
         assert!(r.closes() && check.closed());
     }
