@@ -120,6 +120,8 @@ struct Shared {
     deliveries: Mutex<VecDeque<Delivery>>,
     deliveries_kept: usize,
     counts: Mutex<DeliveryCounts>,
+    /// Calls answered by each function instance, by its index in `targets`.
+    answered: Mutex<Vec<u64>>,
     faults: Arc<RwLock<FaultPlan>>,
     prefix: Option<String>,
     compartment_id: String,
@@ -164,6 +166,7 @@ impl EventBus {
             deliveries: Mutex::new(VecDeque::new()),
             deliveries_kept,
             counts: Mutex::new(DeliveryCounts::default()),
+            answered: Mutex::new(Vec::new()),
             faults,
             prefix,
             compartment_id,
@@ -241,6 +244,12 @@ impl EventBus {
     /// Counts over every delivery so far, however many are kept.
     pub fn counts(&self) -> DeliveryCounts {
         *lock(&self.shared.counts)
+    }
+
+    /// How many calls each function instance answered (whatever the status), by its index in
+    /// [`EventBus::set_targets`]'s list: which instances really handled events.
+    pub fn answered_per_instance(&self) -> Vec<u64> {
+        lock(&self.shared.answered).clone()
     }
 
     /// Waits until no event is queued or in flight; `false` if `timeout` passed first.
@@ -355,9 +364,14 @@ fn deliver_forever(shared: &Shared, index: usize) {
 fn deliver(shared: &Shared, event: &Value, index: usize) -> Outcome {
     let agent = {
         let targets = shared.targets.read().unwrap_or_else(|e| e.into_inner());
-        (!targets.is_empty()).then(|| targets[index % targets.len()].clone())
+        (!targets.is_empty()).then(|| {
+            (
+                index % targets.len(),
+                targets[index % targets.len()].clone(),
+            )
+        })
     };
-    let Some(agent) = agent else {
+    let Some((instance, agent)) = agent else {
         return Outcome::NoFunction;
     };
     let gate = shared
@@ -377,6 +391,13 @@ fn deliver(shared: &Shared, event: &Value, index: usize) -> Outcome {
     let body = serde_json::to_vec(event).unwrap_or_default();
     match agent.call(&body, "application/json", &[], shared.timeout) {
         Ok(reply) => {
+            {
+                let mut answered = lock(&shared.answered);
+                if answered.len() <= instance {
+                    answered.resize(instance + 1, 0);
+                }
+                answered[instance] += 1;
+            }
             if reply.status != 200 {
                 log::warn!(
                     target: "emulator",

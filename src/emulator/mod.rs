@@ -180,6 +180,9 @@ pub struct Recorded {
     pub body_len: usize,
     /// The status answered (0 when the connection was dropped).
     pub status: u16,
+    /// An error answer's code as its body names it (`NotAuthorizedOrNotFound`, …); `None` for
+    /// successes and for bodiless errors (a HEAD's).
+    pub code: Option<String>,
     /// Time the emulator spent on it, body read to answer ready, in microseconds.
     pub micros: u64,
 }
@@ -700,6 +703,11 @@ fn serve(state: &State, request: &Request) -> Response {
             headers: emu.headers.clone(),
             body_len: emu.body.len(),
             status,
+            code: answer
+                .as_ref()
+                .filter(|a| a.status >= 400)
+                .and_then(|a| serde_json::from_slice::<serde_json::Value>(&a.body).ok())
+                .and_then(|body| body["code"].as_str().map(str::to_string)),
             micros: started.elapsed().as_micros() as u64,
         });
     }

@@ -3,8 +3,10 @@
 //! every statement of terraform/policies.tpl, then once per statement with that one removed.
 //! Each run exercises every feature (doctor, upload, analysis, gallery, re-analysis, delete) and
 //! notes what differs from the full policy and how the product shows it; the test prints the
-//! table (`cargo test --test it iam:: -- --nocapture`; docs/EMULATOR.md has a copy) and fails
-//! if a statement's removal breaks nothing it should, or anything breaks under the full policy.
+//! table (`cargo test --test it iam:: -- --nocapture`; docs/EMULATOR.md has a copy). It fails
+//! unless, per removed statement, the emulator refused exactly the call that statement grants
+//! (that caller, that service, the status and code OCI's IAM answers) and nothing else, or, for
+//! the Events statement, delivered no event; and unless the features that rely on it break.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -14,8 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ocivision::doctor::{self, Verdict};
-use ocivision::emulator::events::Outcome;
-use ocivision::emulator::EmulatorConfig;
+use ocivision::emulator::events::{EventBus, Outcome};
+use ocivision::emulator::faults::Service;
+use ocivision::emulator::{EmulatorConfig, Recorded};
 use serde_json::Value;
 
 use crate::support::emulator::{
@@ -51,6 +54,19 @@ impl Logged {
             }
         });
         Logged { child, log }
+    }
+
+    /// How many calls the function has finished (the fdk's line for each, however it ended).
+    fn finished_calls(&self) -> usize {
+        let log = self.log.lock().unwrap();
+        log.lines()
+            .filter(|l| l.contains(" fdk: call "))
+            .filter(|l| {
+                [" ok in ", " failed in ", " gave up in "]
+                    .iter()
+                    .any(|end| l.contains(end))
+            })
+            .count()
     }
 
     /// The first WARN or ERROR line, without its timestamp (the web app's warnings about its
@@ -96,6 +112,100 @@ struct Run {
     webapp_log: Option<String>,
     /// Event deliveries the emulator refused for want of a policy statement.
     undelivered: usize,
+    /// Event deliveries the function answered.
+    delivered: usize,
+    /// Every signed call the emulator answered, with who made it.
+    calls: Vec<Call>,
+}
+
+/// Who signed a call: the function (its resource-principal token) or the web app (its API key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Function,
+    WebApp,
+}
+
+/// One signed call as the emulator recorded it.
+#[derive(Debug)]
+struct Call {
+    caller: Caller,
+    service: Service,
+    method: String,
+    target: String,
+    status: u16,
+    code: Option<String>,
+}
+
+impl Call {
+    fn from_record(r: &Recorded) -> Option<Call> {
+        let auth = r.header("authorization")?;
+        let caller = if auth.contains("keyId=\"ST$") {
+            Caller::Function
+        } else if auth.contains(WEB_USER) {
+            Caller::WebApp
+        } else {
+            return None;
+        };
+        Some(Call {
+            caller,
+            service: r.service?,
+            method: r.method.clone(),
+            target: r.target.clone(),
+            status: r.status,
+            code: r.code.clone(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{:?} {} {} → {} {}",
+            self.caller,
+            self.method,
+            self.target,
+            self.status,
+            self.code.as_deref().unwrap_or("(no body)")
+        )
+    }
+
+    /// How IAM refuses on OCI: `404 NotAuthorizedOrNotFound`, Object Storage's `404
+    /// BucketNotFound`, or a HEAD's bare 404.
+    fn refused(&self) -> bool {
+        self.status == 404
+            && match self.code.as_deref() {
+                Some(code) => code == "NotAuthorizedOrNotFound" || code == "BucketNotFound",
+                None => self.method == "HEAD",
+            }
+    }
+}
+
+/// What must be refused once a statement is removed, as the emulator answers it.
+#[derive(Debug, Clone, Copy)]
+enum Denial {
+    /// Nothing: the statement covers what the emulator does not model.
+    Nothing,
+    /// `caller`'s calls to `service`: a `method` call answered `status` with `code` (the call
+    /// the statement is for), and any other refused in the same way (a HEAD without a body).
+    Call {
+        caller: Caller,
+        service: Service,
+        method: &'static str,
+        status: u16,
+        code: Option<&'static str>,
+    },
+    /// Every event delivery to the function.
+    Events,
+}
+
+impl Denial {
+    /// Whether `call` is to the service this denial is about, by its caller.
+    fn concerns(&self, call: &Call) -> bool {
+        match *self {
+            Denial::Call {
+                caller, service, ..
+            } => call.caller == caller && call.service == service,
+            _ => false,
+        }
+    }
 }
 
 impl Run {
@@ -214,7 +324,7 @@ fn exercise(tag: &str, policy: Vec<String>) -> Run {
     match rx.recv_timeout(Duration::from_secs(20)) {
         Ok(addr) => {
             run.note("web app start", None);
-            use_the_web_app(&Http { addr }, &mut run, &function);
+            use_the_web_app(&Http { addr }, &mut run, &function, env.emulator.events());
         }
         Err(_) => {
             // It exits with the reason as its last line.
@@ -259,18 +369,21 @@ fn exercise(tag: &str, policy: Vec<String>) -> Run {
     // Let the last deliveries land before the logs are read.
     env.emulator.events().wait_idle(Duration::from_secs(10));
     run.webapp_log = webapp.first_problem();
-    run.undelivered = env
+    let deliveries = env.emulator.events().deliveries();
+    let count = |f: fn(&Outcome) -> bool| deliveries.iter().filter(|d| f(&d.outcome)).count();
+    run.undelivered = count(|o| *o == Outcome::NotAuthorized);
+    run.delivered = count(|o| matches!(o, Outcome::Answered(_)));
+    run.calls = env
         .emulator
-        .events()
-        .deliveries()
+        .requests()
         .iter()
-        .filter(|d| d.outcome == Outcome::NotAuthorized)
-        .count();
+        .filter_map(Call::from_record)
+        .collect();
     run
 }
 
 /// Upload, analysis, re-analysis, gallery and delete, through the web app's JSON API.
-fn use_the_web_app(http: &Http, run: &mut Run, function: &Logged) {
+fn use_the_web_app(http: &Http, run: &mut Run, function: &Logged, events: &EventBus) {
     let (status, body) = http.call(
         "PUT",
         "/api/images/dog.jpg",
@@ -283,20 +396,17 @@ fn use_the_web_app(http: &Http, run: &mut Run, function: &Logged) {
         (status != 201).then(|| format!("PUT /api/images → {status} {}", short(&body))),
     );
     if let Some(id) = &id {
-        // The analysis: event → function → Vision → document.
-        let mut last = Value::Null;
-        let end = Instant::now() + Duration::from_secs(6);
-        while Instant::now() < end {
-            let (_, page) = http.call("GET", "/api/images", &[], b"");
-            last = page["items"]
-                .as_array()
-                .and_then(|items| items.iter().find(|i| i["id"] == id.as_str()).cloned())
-                .unwrap_or(Value::Null);
-            if last["status"] == "done" || last["status"] == "failed" {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // The analysis: event → function → Vision → document. Once the event is handled (or
+        // refused) the image's state is final.
+        assert!(
+            events.wait_idle(Duration::from_secs(60)),
+            "the upload's event is handled"
+        );
+        let (_, page) = http.call("GET", "/api/images", &[], b"");
+        let last = page["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["id"] == id.as_str()).cloned())
+            .unwrap_or(Value::Null);
         run.note(
             "analysis",
             match last["status"].as_str() {
@@ -313,6 +423,7 @@ fn use_the_web_app(http: &Http, run: &mut Run, function: &Logged) {
         );
         // What the function said about the upload's event (the re-analysis comes next).
         run.function_log = function.first_problem();
+        let calls_before = function.finished_calls();
         let (status, body) = http.call(
             "POST",
             &format!("/api/images/{id}/reanalyze"),
@@ -328,6 +439,14 @@ fn use_the_web_app(http: &Http, run: &mut Run, function: &Logged) {
                 )
             }),
         );
+        if status == 202 {
+            // The invocation is detached: let it end before the image is deleted under it.
+            let end = Instant::now() + Duration::from_secs(60);
+            while function.finished_calls() == calls_before {
+                assert!(Instant::now() < end, "the re-analysis call ends");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
     let (status, body) = http.call("GET", "/api/images", &[], b"");
     run.note(
@@ -393,6 +512,20 @@ fn removing_each_policy_statement_breaks_what_it_grants() {
         full.broken().is_empty(),
         "under the full policy everything works: {full:#?}"
     );
+    let refused: Vec<String> = full
+        .calls
+        .iter()
+        .filter(|c| c.refused())
+        .map(Call::describe)
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "under the full policy nothing is refused: {refused:#?}"
+    );
+    assert!(
+        full.undelivered == 0 && full.delivered > 0,
+        "under the full policy events reach the function: {full:#?}"
+    );
 
     let mut table = String::from(
         "| statement removed | feature broken | what the user sees |\n|---|---|---|\n",
@@ -420,31 +553,9 @@ fn removing_each_policy_statement_breaks_what_it_grants() {
         if let Some(line) = &run.webapp_log {
             seen.push(format!("web app log: `{line}`"));
         }
-        // Statements for what the emulator does not model (pulling images, attaching to the
-        // VCN) break nothing locally; every other statement must break something.
-        let deploy_only = removed.contains(" repos ") || removed.contains("virtual-network-family");
-        let expected: &[&str] = if deploy_only {
-            &[]
-        } else if removed.contains("func-dg to read objects")
-            || removed.contains("func-dg to use ai-service-vision-family")
-            || removed.contains("cloudEvents")
-        {
-            &["analysis"]
-        } else if removed.contains("func-dg to read secret-bundles") {
-            &["analysis", "doctor: function"]
-        } else if removed.contains("webapp-dg to manage objects") {
-            &["upload", "doctor: bucket access"]
-        } else if removed.contains("webapp-dg to read buckets") {
-            &["doctor: object events"]
-        } else if removed.contains("webapp-dg to read secret-bundles") {
-            &["web app start", "doctor: database password"]
-        } else if removed.contains("webapp-dg to use fn-invocation") {
-            &["re-analysis", "doctor: function"]
-        } else if removed.contains("webapp-dg to use ai-service-vision-family") {
-            &["doctor: vision"]
-        } else {
-            panic!("a statement this test does not know: {removed}");
-        };
+        let (expected, denial) = expectations(removed);
+        let deploy_only = matches!(denial, Denial::Nothing);
+        check_denial(&full, &run, removed, denial, &mut failures);
         for feature in expected {
             if !features.contains(feature) {
                 failures.push(format!(
@@ -474,4 +585,133 @@ fn removing_each_policy_statement_breaks_what_it_grants() {
     }
     println!("\n{table}");
     assert!(failures.is_empty(), "{failures:#?}\n{table}");
+}
+
+/// The features that break without `removed`, and the refusal that breaks them. Statements for
+/// what the emulator does not model (pulling images, attaching to the VCN) break nothing
+/// locally; every other statement must break something.
+fn expectations(removed: &str) -> (&'static [&'static str], Denial) {
+    const REFUSED: Option<&str> = Some("NotAuthorizedOrNotFound");
+    const NO_BUCKET: Option<&str> = Some("BucketNotFound");
+    let call = |caller, service, method, code| Denial::Call {
+        caller,
+        service,
+        method,
+        status: 404,
+        code,
+    };
+    use Caller::{Function, WebApp};
+    if removed.contains(" repos ") || removed.contains("virtual-network-family") {
+        (&[], Denial::Nothing)
+    } else if removed.contains("func-dg to read objects") {
+        (
+            &["analysis"],
+            call(Function, Service::ObjectStorage, "GET", NO_BUCKET),
+        )
+    } else if removed.contains("func-dg to use ai-service-vision-family") {
+        (
+            &["analysis"],
+            call(Function, Service::Vision, "POST", REFUSED),
+        )
+    } else if removed.contains("cloudEvents") {
+        (&["analysis"], Denial::Events)
+    } else if removed.contains("func-dg to read secret-bundles") {
+        (
+            &["analysis", "doctor: function"],
+            call(Function, Service::Secrets, "GET", REFUSED),
+        )
+    } else if removed.contains("webapp-dg to manage objects") {
+        (
+            &["upload", "doctor: bucket access"],
+            call(WebApp, Service::ObjectStorage, "PUT", NO_BUCKET),
+        )
+    } else if removed.contains("webapp-dg to read buckets") {
+        (
+            &["doctor: object events"],
+            call(WebApp, Service::ObjectStorage, "GET", NO_BUCKET),
+        )
+    } else if removed.contains("webapp-dg to read secret-bundles") {
+        (
+            &["web app start", "doctor: database password"],
+            call(WebApp, Service::Secrets, "GET", REFUSED),
+        )
+    } else if removed.contains("webapp-dg to use fn-invocation") {
+        (
+            &["re-analysis", "doctor: function"],
+            call(WebApp, Service::Functions, "POST", REFUSED),
+        )
+    } else if removed.contains("webapp-dg to use ai-service-vision-family") {
+        (
+            &["doctor: vision"],
+            call(WebApp, Service::Vision, "POST", REFUSED),
+        )
+    } else {
+        panic!("a statement this test does not know: {removed}");
+    }
+}
+
+/// Whether the run without `removed` saw exactly `denial`: that call refused as OCI's IAM
+/// answers it (and the same call served under the full policy), no other call refused, and
+/// events undelivered only when the Events statement is the one removed.
+fn check_denial(full: &Run, run: &Run, removed: &str, denial: Denial, failures: &mut Vec<String>) {
+    let refused: Vec<&Call> = run.calls.iter().filter(|c| c.refused()).collect();
+    let list = |calls: &mut dyn Iterator<Item = &Call>| {
+        calls.map(Call::describe).collect::<Vec<_>>().join("; ")
+    };
+    if let Denial::Call {
+        method,
+        status,
+        code,
+        ..
+    } = denial
+    {
+        let exact = |c: &&Call| {
+            denial.concerns(c)
+                && c.method == method
+                && (c.status, c.code.as_deref()) == (status, code)
+        };
+        // The statement's other calls to the same service, refused alike (a HEAD bare).
+        let alike = |c: &&Call| {
+            denial.concerns(c)
+                && c.status == status
+                && c.code.as_deref() == if c.method == "HEAD" { None } else { code }
+        };
+        if !refused.iter().any(exact) {
+            failures.push(format!(
+                "without `{removed}`, no {denial:?} was refused: {}",
+                list(&mut run.calls.iter().filter(|c| denial.concerns(c)))
+            ));
+        }
+        if !full
+            .calls
+            .iter()
+            .any(|c| denial.concerns(c) && c.method == method && c.status < 300)
+        {
+            failures.push(format!(
+                "under the full policy no {denial:?} was served (so its refusal proves nothing)"
+            ));
+        }
+        let others = list(&mut refused.iter().copied().filter(|c| !alike(c)));
+        if !others.is_empty() {
+            failures.push(format!("without `{removed}`, more was refused: {others}"));
+        }
+    } else if !refused.is_empty() {
+        failures.push(format!(
+            "without `{removed}`, calls were refused: {}",
+            list(&mut refused.iter().copied())
+        ));
+    }
+    let events_denied = matches!(denial, Denial::Events);
+    if events_denied && (run.undelivered == 0 || run.delivered > 0) {
+        failures.push(format!(
+            "without `{removed}`, events still reached the function ({} delivered, {} refused)",
+            run.delivered, run.undelivered
+        ));
+    }
+    if !events_denied && run.undelivered > 0 {
+        failures.push(format!(
+            "without `{removed}`, {} event deliveries were refused",
+            run.undelivered
+        ));
+    }
 }
