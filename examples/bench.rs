@@ -18,6 +18,9 @@
 //!   musl-gcc are installed, and says what to install otherwise. `-- --only sizes` runs this
 //!   part alone and prints it without touching docs/PERFORMANCE.md.
 //!
+//! `-- --only function` re-measures the function rows alone (Rust and Python) and replaces just
+//! those rows and their note in docs/PERFORMANCE.md, with a note saying when.
+//!
 //! Setup, only when missing: `apt-get install -y nginx wrk`; a venv in target/bench-venv with
 //! `pip install fdk oci flask` (kept, so reruns are fast). Ratios are the claims: absolute times
 //! depend on the machine, which the document names.
@@ -72,8 +75,9 @@ fn main() {
         [] => run(),
         ["--only", "sizes"] => only_sizes(),
         ["--only", "gallery", rest @ ..] => only_gallery(rest),
+        ["--only", "function"] => only_function(),
         _ => {
-            eprintln!("usage: bench (everything, writes docs/PERFORMANCE.md) | bench --only sizes | bench --only gallery [gallery-bench output file]");
+            eprintln!("usage: bench (everything, writes docs/PERFORMANCE.md) | bench --only function | bench --only sizes | bench --only gallery [gallery-bench output file]");
             std::process::exit(2);
         }
     };
@@ -113,6 +117,73 @@ fn only_gallery(saved: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// The function rows alone (Rust and Python): they replace the function rows and notes of
+/// docs/PERFORMANCE.md in place, and a note says when they were measured; the rest stays.
+fn only_function() -> Result<(), String> {
+    let load = load_average();
+    let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    common::fresh_binaries(&["func"], &["func-bench"])?;
+    let python = ensure_venv()?;
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    eprintln!("bench: function (Rust, then Python)");
+    function_rows(&python, &mut rows, &mut notes)?;
+    println!("{}", render(&rows));
+    notes.push(format!(
+        "The function rows were measured again on {date} with `cargo run --release --example \
+         bench -- --only function` (load average at start {load}); the other rows are from the \
+         run this page names."
+    ));
+    for n in &notes {
+        println!("- {n}");
+    }
+    let path = root().join("docs/PERFORMANCE.md");
+    let old = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let doc = with_function_rows(&old, &render(&rows), &notes)?;
+    std::fs::write(&path, doc).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("bench: replaced the function rows of {}", path.display());
+    Ok(())
+}
+
+/// `doc` with its function rows replaced by those of `table`, in order, and its function notes
+/// (those [`function_rows`] and [`only_function`] write) by `notes`, first in the notes.
+fn with_function_rows(doc: &str, table: &str, notes: &[String]) -> Result<String, String> {
+    const FUNCTION_NOTES: [&str; 3] = [
+        "- Function outbound requests",
+        "- The Python function",
+        "- The function rows were measured again",
+    ];
+    let mut fresh = table.lines().filter(|l| l.starts_with("| function:"));
+    let mut out: Vec<String> = Vec::new();
+    let mut lines = doc.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.starts_with("| function:") {
+            let row = fresh
+                .next()
+                .ok_or("docs/PERFORMANCE.md has more function rows than were measured")?;
+            out.push(row.to_string());
+        } else if !FUNCTION_NOTES.iter().any(|n| line.starts_with(n)) {
+            out.push(line.to_string());
+            if line == "## Notes" {
+                // The blank line after the heading, then the new notes before the others.
+                out.push(lines.next_if(|l| l.is_empty()).unwrap_or("").to_string());
+                out.extend(notes.iter().map(|n| format!("- {n}")));
+            }
+        }
+    }
+    if fresh.next().is_some() {
+        return Err("docs/PERFORMANCE.md has fewer function rows than were measured".into());
+    }
+    Ok(out.join("\n") + "\n")
+}
+
+/// The first three fields of /proc/loadavg.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 /// The table of `rows`, as Markdown.
 fn render(rows: &[Row]) -> String {
     let mut table = String::from(
@@ -132,9 +203,7 @@ fn root() -> PathBuf {
 }
 
 fn run() -> Result<(), String> {
-    let load_at_start = std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into());
+    let load_at_start = load_average();
     let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let machine = machine();
     common::fresh_binaries(
@@ -362,8 +431,9 @@ fn ensure_venv() -> Result<PathBuf, String> {
     }
 }
 
-/// A binary built beside this one.
-/// Runs a sibling benchmark; its stdout, or its stderr as the error.
+/// Runs a sibling benchmark; its stdout, or as the error one line: its last line of stderr,
+/// cut short, with this checkout's paths relative (a note holds no stack trace and no paths
+/// of the machine it ran on).
 fn run_sibling(name: &str, args: &[&str]) -> Result<String, String> {
     let output = Command::new(common::example(name)?)
         .args(args)
@@ -371,22 +441,19 @@ fn run_sibling(name: &str, args: &[&str]) -> Result<String, String> {
         .output()
         .map_err(|e| format!("{name}: {e}"))?;
     if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        let err = String::from_utf8_lossy(&output.stderr);
-        Err(format!(
-            "{name} {} failed: {}",
-            args.join(" "),
-            err.lines()
-                .rev()
-                .take(6)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join(" / ")
-        ))
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
     }
+    let here = format!("{}/", root().display());
+    let err = String::from_utf8_lossy(&output.stderr).replace(&here, "");
+    let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let mut cut: String = last.chars().take(200).collect();
+    if cut.len() < last.len() {
+        cut.push('…');
+    }
+    Err(format!(
+        "{name} {} failed: {cut}",
+        args.join(" ").replace(&here, "")
+    ))
 }
 
 fn ratio(ours: f64, theirs: f64) -> String {
@@ -1212,11 +1279,10 @@ fn size_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String>
     notes.push(format!(
         "The shipped binaries were built by the benchmark with the Dockerfile's command \
          (`CARGO_PROFILE_RELEASE_STRIP=symbols cargo {}`, {:.0} s including any recompilation) \
-         into {}. Each image is `scratch` holding the binary, {} and an empty /tmp: its content \
+         into the target directory's {MUSL_TARGET}/release. Each image is `scratch` holding the binary, {} and an empty /tmp: its content \
          is the binary plus {extra_bytes} bytes (compressed layers are smaller).",
         args.join(" "),
         build_time.as_secs_f64(),
-        musl.display(),
         extras
             .iter()
             .map(|(name, n)| format!("{name} ({n} bytes)"))

@@ -72,6 +72,9 @@ fn bench(
         vault_id: "ocid1.vault.oc1..v".into(),
         value: config.ords_password.clone(),
     });
+    // The function's configuration names its compartment, as Terraform sets it
+    // (terraform/functions.tf): the Python function bills Vision to it.
+    let compartment_id = config.compartment_id.clone();
     let emulator = Emulator::start(config).map_err(|e| e.to_string())?;
     emulator.set_detector(Some(Arc::new(common::InstantDetector)));
     let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem").map_err(|e| e.to_string())?;
@@ -156,6 +159,7 @@ fn bench(
             .env("OCIVISION_VISION_URL", &base)
             .env("OCIVISION_SECRETS_URL", &base)
             .env("BUCKET_NAME", "images")
+            .env("COMPARTMENT_ID", &compartment_id)
             .env("DB_ORDS_BASE_URL", format!("{base}/ords/"))
             .env("DB_PASSWORD_SECRET_OCID", "ocid1.vaultsecret.oc1..db")
             .env("LOG_LEVEL", "warn")

@@ -37,7 +37,7 @@ def handler(ctx, data: io.BytesIO = None):
 
     head = storage.head_object(namespace, bucket, name)
     analysis = vision.analyze_image(oci.ai_vision.models.AnalyzeImageDetails(
-        compartment_id=os.environ.get("COMPARTMENT_ID", "ocid1.compartment.oc1..bench"),
+        compartment_id=os.environ["COMPARTMENT_ID"],
         features=[oci.ai_vision.models.ImageObjectDetectionFeature(max_results=50)],
         image=oci.ai_vision.models.ObjectStorageImageDetails(
             namespace_name=namespace, bucket_name=bucket, object_name=name),

@@ -109,8 +109,15 @@ fn issue_17_a_paced_burst_ends_done_with_one_vision_request_per_image() {
         vision.requests,
         vision.throttled
     );
-    // Ten instances took their slots from one shared document, and the events really were
-    // handled by all of them at once (as many delivery threads as instances).
+    // The events really were handled by several function processes (one delivery thread
+    // per instance, each calling its own), every event answered once...
+    let answered = env.emulator.events().answered_per_instance();
+    assert!(
+        answered.iter().filter(|&&calls| calls > 0).count() >= 2,
+        "calls answered per instance: {answered:?}"
+    );
+    assert_eq!(answered.iter().sum::<u64>(), 200, "{answered:?}");
+    // ...and they took their slots from one shared document.
     let pacer = env
         .soda("IMAGE_ANALYSIS")
         .get("vision-pacer", crate::support::emulator::deadline(5))

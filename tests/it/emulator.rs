@@ -97,8 +97,13 @@ fn every_tampering_case_is_refused_with_401() {
     // The untouched requests pass the signature check (Vision then judges the body).
     let (status, _) = send(&env, &signed(&env, "GET", "/n", b"", now));
     assert_eq!(status, 200);
+    // Vision's judgement: the body names no image.
     let (status, answer) = send(&env, &signed(&env, "POST", ANALYZE, body, now));
-    assert_ne!(status, 401, "{answer}");
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("InvalidParameter")),
+        "{answer}"
+    );
 
     let mut cases: Vec<(&str, Raw)> = Vec::new();
     let mut raw = signed(&env, "POST", ANALYZE, body, now);

@@ -179,12 +179,8 @@ fn a_call_past_its_deadline_is_answered_at_once_without_running() {
 #[test]
 fn the_func_binary_is_ready_within_the_agents_limit() {
     let env = Env::start("func-ready");
+    // `spawn_func` fails the test unless the socket appears within the agent's 5 s.
     let func = spawn_func(&env);
-    assert!(
-        func.ready_after < Duration::from_secs(5),
-        "{:?}",
-        func.ready_after
-    );
     let link = std::fs::read_link(&func.socket).unwrap();
     assert!(link.is_relative(), "{link:?}");
     // It answers the contract: a delete event for a name it never saw is a no-op success.

@@ -23,7 +23,8 @@ def test_collection_documents_paging_and_queries(s):
     for i in range(5):
         doc = json.dumps({"image_name": f"sp ace {i}.jpg", "n": i}).encode()
         status, headers, _ = http("PUT", f"{soda(s)}/{collection}/K{i}", doc, auth, json_type)
-        assert status in (200, 201), status
+        expect_equal(status, 201, f"insert K{i}")
+        assert headers["Location"].endswith(f"/{collection}/K{i}"), headers["Location"]
     status, headers, body = http("GET", f"{soda(s)}/{collection}/K3", auth=auth)
     expect_equal((status, json.loads(body)["n"]), (200, 3), "get")
     etag = headers["ETag"]
