@@ -443,8 +443,8 @@ impl AnalysisDocument {
         self.updated_at = timestamp(now);
     }
 
-    /// Records Vision's answer as of `now`: results copied in ([`AnalysisDocument::set_analysis`]),
-    /// then `done`, or `failed` with the first feature error Vision reported.
+    /// Records Vision's answer as of `now`: its results copied in, then `done`, or `failed`
+    /// with the first feature error Vision reported.
     pub(crate) fn record_analysis(&mut self, analysis: &Analysis, now: SystemTime) {
         self.set_analysis(analysis);
         match analysis.errors.first() {
