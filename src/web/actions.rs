@@ -13,6 +13,7 @@ use super::pages;
 use super::trash;
 use super::view::{redirect, result_item, results_page};
 use super::App;
+use crate::document::parse_id;
 use crate::error::Result;
 use crate::http::{Request, Response};
 
@@ -31,7 +32,7 @@ pub(crate) fn delete(app: &App, req: &Request, id: Option<&str>) -> Result<Respo
         Some(id) => vec![id.to_string()],
         None => form
             .all("id")
-            .filter_map(catalog::parse_id)
+            .filter_map(parse_id)
             .map(str::to_string)
             .take(MAX_DELETE_IDS)
             .collect(),

@@ -2,14 +2,18 @@
 //! gallery's polling endpoint, and the health checks.
 //!
 //! Answers are `application/json` built with `serde_json`; errors are
-//! `{"error": Code, "message": text}` (see `routes.rs`). Not here: uploads (`upload.rs`).
+//! `{"error": Code, "message": text}` (rendered in `routes.rs`, codes from `error.rs`). Not
+//! here: uploads (`upload.rs`).
+
+use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use super::catalog::{self, status_name, Entry, Filter};
+use super::catalog::{self, Entry, Filter};
 use super::form::Pairs;
 use super::view::{alt_text, badge};
 use super::App;
+use crate::document::{self, parse_id, AnalysisDocument, Status};
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
 
@@ -21,7 +25,7 @@ fn summary(entry: &Entry) -> Value {
     json!({
         "id": entry.id,
         "name": entry.display_name(),
-        "status": status_name(entry.status()),
+        "status": entry.status().name(),
         "objects": doc.map_or(0, |d| d.objects.len()),
         "labels": doc.map(|d| d.label_counts()).unwrap_or_default().into_iter()
             .map(|(name, count)| json!({"name": name, "count": count}))
@@ -58,7 +62,8 @@ pub(crate) fn get(app: &App, id: &str) -> Result<Response> {
     let document = match (&found.raw, &found.info) {
         (Some(raw), _) => raw.clone(),
         (None, Some(info)) => {
-            catalog::pending_from_head(app, &catalog::object_name(id), info).to_json()
+            let name = document::object_name(id);
+            AnalysisDocument::from_object(&app.bucket, &name, info, SystemTime::now()).to_json()
         }
         (None, None) => Value::Null,
     };
@@ -102,7 +107,7 @@ pub(crate) fn delete_many(app: &App, req: &Request) -> Result<Response> {
     }
     let results: Vec<Value> = ids
         .iter()
-        .map(|id| match catalog::parse_id(id) {
+        .map(|id| match parse_id(id) {
             Some(id) => serde_json::to_value(catalog::delete(app, id)).unwrap_or(Value::Null),
             None => json!({"id": id, "error": "not an image id"}),
         })
@@ -117,7 +122,7 @@ pub(crate) fn delete_many(app: &App, req: &Request) -> Result<Response> {
 /// `POST /api/images/{id}/reanalyze`.
 pub(crate) fn reanalyze(app: &App, id: &str) -> Result<Response> {
     catalog::reanalyze(app, id)?;
-    Response::json(202, &json!({"id": id, "status": "pending"}))
+    Response::json(202, &json!({"id": id, "status": Status::Pending.name()}))
 }
 
 /// `POST /api/reanalyze?model=VERSION`: every image analysed by an older model.
@@ -134,18 +139,18 @@ pub(crate) fn status(app: &App, req: &Request) -> Result<Response> {
         .get("ids")
         .unwrap_or("")
         .split(',')
-        .filter_map(catalog::parse_id)
+        .filter_map(parse_id)
         .take(MAX_POLL_IDS)
         .collect();
     let docs = catalog::documents(app, &ids)?;
     let mut items = serde_json::Map::new();
     for id in &ids {
         let doc = docs.get(*id);
-        let status = doc.map_or(crate::document::Status::Pending, |d| d.status);
+        let status = doc.map_or(Status::Pending, |d| d.status);
         items.insert(
             id.to_string(),
             json!({
-                "status": status_name(status),
+                "status": status.name(),
                 "badge": badge(status, doc),
                 "error": doc.and_then(|d| d.error.as_ref()).map(|e| e.message.clone()),
                 "alt": alt_text(doc.and_then(|d| d.original_name.as_deref()).unwrap_or(id), doc),
@@ -186,7 +191,7 @@ pub(crate) fn ready(app: &App) -> Result<Response> {
         .list(
             &app.bucket,
             crate::oci::object_storage::ListOptions {
-                prefix: Some(catalog::PREFIX.into()),
+                prefix: Some(document::UPLOAD_PREFIX.into()),
                 page_size: Some(1),
                 ..Default::default()
             },

@@ -8,8 +8,10 @@
 //! Numbers for SVG points are formatted here from `f64`s. Not here: the layout and the parts
 //! other modules share (`view.rs`), what forms post to (`actions.rs`), the JSON API (`api.rs`).
 
+use std::time::SystemTime;
+
 use super::auth::{self, Action};
-use super::catalog::{self, status_name, Entry, Filter};
+use super::catalog::{self, Entry, Filter};
 use super::form::Pairs;
 use super::html::{render, url_component, Html, Slot};
 use super::pending;
@@ -17,7 +19,7 @@ use super::thumbs;
 use super::trash;
 use super::view::{alt_text, badge, images, link, notice, page, undo_notice, when};
 use super::App;
-use crate::document::{meta, AnalysisDocument, Status};
+use crate::document::{self, meta, AnalysisDocument, Status};
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
 
@@ -51,7 +53,7 @@ fn card(app: &App, entry: &Entry, index: usize, retry_token: &str) -> Result<Htm
         include_str!("../../templates/card.html"),
         &[
             ("id", Slot::Text(&entry.id)),
-            ("status", Slot::Text(status_name(status))),
+            ("status", Slot::Text(status.name())),
             ("alt", Slot::Text(&alt_text(name, entry.doc.as_ref()))),
             ("name", Slot::Text(name)),
             ("badge", Slot::Text(&badge(status, entry.doc.as_ref()))),
@@ -121,7 +123,7 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
         keep.push(format!("label={}", url_component(l)));
     }
     if let Some(s) = filter.status {
-        keep.push(format!("status={}", status_name(s)));
+        keep.push(format!("status={}", s.name()));
     }
     let next = match next {
         Some(n) => {
@@ -147,7 +149,7 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
         ]
         .iter()
         .map(|(value, text)| {
-            let selected = Html::text(if filter.status.map(status_name).unwrap_or("") == *value {
+            let selected = Html::text(if filter.status.map(Status::name).unwrap_or("") == *value {
                 " selected"
             } else {
                 ""
@@ -339,12 +341,8 @@ pub(crate) fn nothing_selected(app: &App) -> Result<Response> {
 /// (one ranged read). `None` when neither says.
 fn picture_size(app: &App, id: &str, found: &catalog::Found) -> Option<(u32, u32)> {
     let meta = |key: &str| {
-        found.info.as_ref().and_then(|i| {
-            i.metadata
-                .iter()
-                .find(|(k, _)| k == key)
-                .and_then(|(_, v)| v.parse::<u32>().ok())
-        })
+        let info = found.info.as_ref()?;
+        meta::get(info, key)?.parse::<u32>().ok()
     };
     if let (Some(w), Some(h)) = (meta(meta::WIDTH), meta(meta::HEIGHT)) {
         return Some((w, h));
@@ -353,7 +351,7 @@ fn picture_size(app: &App, id: &str, found: &catalog::Found) -> Option<(u32, u32
         .storage
         .get(
             &app.bucket,
-            &thumbs::preview_name(id),
+            &document::preview_name(id),
             Some((0, Some(64 * 1024 - 1))),
             64 * 1024,
             app.deadline(),
@@ -396,10 +394,10 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
         .doc
         .clone()
         .or_else(|| {
-            found
-                .info
-                .as_ref()
-                .map(|info| catalog::pending_from_head(app, &catalog::object_name(id), info))
+            found.info.as_ref().map(|info| {
+                let name = document::object_name(id);
+                AnalysisDocument::from_object(&app.bucket, &name, info, SystemTime::now())
+            })
         })
         .ok_or_else(|| Error::NotFound(format!("image {id}")))?;
     let name = doc.original_name.clone().unwrap_or_else(|| id.to_string());
@@ -574,7 +572,7 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
         include_str!("../../templates/detail.html"),
         &[
             ("name", Slot::Text(&name)),
-            ("status", Slot::Text(status_name(doc.status))),
+            ("status", Slot::Text(doc.status.name())),
             ("id", Slot::Text(id)),
             ("badge", Slot::Text(&badge(doc.status, Some(&doc)))),
             ("model_badge", Slot::Html(&model_badge)),
@@ -608,7 +606,7 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
 
 /// `GET /images/{id}/raw`: the image bytes, never rendered as anything but an image.
 pub(crate) fn raw(app: &App, id: &str) -> Result<Response> {
-    let name = catalog::object_name(id);
+    let name = document::object_name(id);
     let download = app
         .storage
         .get(
@@ -656,8 +654,8 @@ pub(crate) enum Rendition {
 /// (not cached) while there is none yet.
 pub(crate) fn rendition(app: &App, id: &str, which: Rendition) -> Result<Response> {
     let name = match which {
-        Rendition::Thumb => thumbs::thumb_name(id),
-        Rendition::Preview => thumbs::preview_name(id),
+        Rendition::Thumb => document::thumb_name(id),
+        Rendition::Preview => document::preview_name(id),
     };
     let download = app
         .storage

@@ -7,9 +7,9 @@
 //! not the client. Not here: handler logic.
 
 use super::auth;
-use super::catalog::parse_id;
 use super::upload::{self, Form};
 use super::{actions, api, assets, pages, view, App};
+use crate::document::parse_id;
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
 
@@ -52,24 +52,8 @@ fn render_error(app: &App, req: &Request, e: &Error) -> Response {
         log::debug!(target: "webapp", "{} {} {}: {e}", req.request_id(), req.method(), req.path());
     }
     if wants_json(req) {
-        let code = match status {
-            400 => "BadRequest",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "NotFound",
-            405 => "MethodNotAllowed",
-            409 => "NotConfigured",
-            413 => "TooLarge",
-            415 => "UnsupportedFormat",
-            422 => "BadDimensions",
-            429 => "TooManyRequests",
-            _ => "ServiceUnavailable",
-        };
-        return Response::json(
-            status,
-            &serde_json::json!({"error": code, "message": message}),
-        )
-        .unwrap_or_else(|_| Response::error(status, None));
+        return Response::json(status, &crate::error::json_body(status, &message))
+            .unwrap_or_else(|_| Response::error(status, None));
     }
     view::error_page(app, status, &message).unwrap_or_else(|_| Response::error(status, None))
 }

@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 
 use crate::image_info::ImageKind;
 
-use crate::document::{PREVIEW_PREFIX, THUMB_PREFIX};
 /// Long side of a thumbnail, in pixels.
 pub(crate) const THUMB_SIDE: u32 = 400;
 /// Long side of a preview, in pixels.
@@ -55,16 +54,6 @@ pub(crate) struct Renditions {
     /// Set when the image was not decoded (too many pixels, or unreadable): both renditions
     /// are then the grey placeholder, and this says why.
     pub placeholder: Option<String>,
-}
-
-/// The object name of an id's thumbnail.
-pub(crate) fn thumb_name(id: &str) -> String {
-    format!("{THUMB_PREFIX}{id}.jpg")
-}
-
-/// The object name of an id's preview.
-pub(crate) fn preview_name(id: &str) -> String {
-    format!("{PREVIEW_PREFIX}{id}.jpg")
 }
 
 /// Makes both renditions of a JPEG or PNG. Never fails: what cannot be decoded within the

@@ -14,21 +14,22 @@
 //! for at most 10 s) and stored after it. The original is stored as uploaded (EXIF kept).
 
 use std::io::Cursor;
+use std::time::SystemTime;
 
 use serde::Serialize;
 use serde_json::json;
 
 use super::auth::{self, Action};
-use super::catalog::{self, key_of, now, object_name};
+use super::catalog::key_of;
 use super::thumbs;
 use super::view;
 use super::App;
-use crate::document::{meta, AnalysisDocument, Status};
-use crate::error::{Error, Result};
+use crate::document::{self, meta, object_name, AnalysisDocument};
+use crate::error::{self, Error, Result};
 use crate::http::{Multipart, MultipartLimits, Request, Response};
 use crate::image_info::{self, Refusal};
 use crate::oci::encode;
-use crate::oci::object_storage::Condition;
+use crate::oci::object_storage::{Condition, ObjectInfo};
 
 /// Room for multipart framing and a form token around the files of one request.
 const FORM_OVERHEAD: u64 = 64 * 1024;
@@ -71,7 +72,7 @@ pub(crate) struct Duplicate {
 impl Outcome {
     fn refused(file: &str, err: &Error) -> Outcome {
         let (status, code, message) = match err {
-            Error::BadRequest { status, reason } => (*status, code_for(*status), reason.clone()),
+            Error::BadRequest { status, reason } => (*status, err.code(), reason.clone()),
             other => {
                 log::warn!(target: "webapp", "upload of {file:?} failed: {other}");
                 (
@@ -91,16 +92,6 @@ impl Outcome {
             error: Some(code.into()),
             message,
         }
-    }
-}
-
-fn code_for(status: u16) -> &'static str {
-    match status {
-        413 => "TooLarge",
-        415 => "UnsupportedFormat",
-        422 => "BadDimensions",
-        403 => "Forbidden",
-        _ => "BadRequest",
     }
 }
 
@@ -329,7 +320,7 @@ pub(crate) fn store(
     let deduped = started.elapsed();
     // The duplicate query had a deadline of its own; storing gets a whole one.
     let deadline = app.deadline();
-    let id = catalog::new_id(info.kind.extension());
+    let id = document::new_id(info.kind.extension());
     let name = object_name(&id);
     let key = key_of(app, &id);
     let size = bytes.len() as u64;
@@ -342,22 +333,21 @@ pub(crate) fn store(
         (meta::WIDTH, width.as_str()),
         (meta::HEIGHT, height.as_str()),
     ];
-    let mut doc = AnalysisDocument::new(
-        &app.bucket.namespace,
-        &app.bucket.name,
-        &name,
-        Status::Pending,
-    );
-    // No eTag yet: the function sees one that differs from the object's, treats the document
-    // as describing a new version and fills eTag, size, type and metadata from the object
-    // (analysis.rs, `base_document`), keeping the upload time written here.
-    doc.size = size;
-    doc.content_type = info.kind.content_type().into();
-    doc.original_name = Some(file.into());
-    doc.sha256 = Some(sha.clone());
-    doc.uploaded_at = now();
-    doc.updated_at = doc.uploaded_at.clone();
-    doc.correlation_id = Some(request_id.into());
+    // The document of the object about to be stored, built as from any object. No eTag yet:
+    // the function sees one that differs from the object's, treats the document as describing
+    // a new version and fills eTag, size, type and metadata from the object (document.rs,
+    // `AnalysisDocument::from_event`), keeping the upload time written here.
+    let object = ObjectInfo {
+        etag: String::new(),
+        content_length: size,
+        content_type: info.kind.content_type().into(),
+        last_modified: String::new(),
+        metadata: metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let doc = AnalysisDocument::from_object(&app.bucket, &name, &object, SystemTime::now());
     // Before the object, never after: the object's create event starts the function, so a
     // document written after the PUT could land (delayed by retries) on top of the function's
     // `analyzing` or `done`. The name is new, so nothing else has a document under this key.
@@ -468,8 +458,8 @@ pub(crate) fn store_renditions(
 ) -> bool {
     let mut all = true;
     for (name, bytes) in [
-        (thumbs::thumb_name(id), &renditions.thumb),
-        (thumbs::preview_name(id), &renditions.preview),
+        (document::thumb_name(id), &renditions.thumb),
+        (document::preview_name(id), &renditions.preview),
     ] {
         let put = app.storage.put(
             &app.bucket,
@@ -533,7 +523,7 @@ fn find_duplicate(app: &App, sha: &str) -> Result<Option<Duplicate>> {
     let filter = json!({"sha256": sha, "bucket_name": app.bucket.name});
     for doc in app.soda.query(&filter, deadline)?.take(MAX_TWINS) {
         let doc = AnalysisDocument::from_json(doc?.value)?;
-        let Some(id) = catalog::id_of(&doc.image_name) else {
+        let Some(id) = document::id_of(&doc.image_name) else {
             continue;
         };
         if app
@@ -556,7 +546,10 @@ fn find_duplicate(app: &App, sha: &str) -> Result<Option<Duplicate>> {
 fn busy() -> Response {
     Response::json(
         503,
-        &json!({"error": "Busy", "message": "the server is handling other uploads; retry in 5 seconds"}),
+        &error::json_body(
+            503,
+            "the server is handling other uploads; retry in 5 seconds",
+        ),
     )
     .unwrap_or_else(|_| Response::error(503, None))
     .with_header("Retry-After", "5")
