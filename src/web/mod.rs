@@ -21,12 +21,11 @@ mod form;
 mod html;
 mod lease;
 mod pages;
-mod pending;
 mod reconcile;
 mod routes;
 mod throttle;
 mod thumbs;
-mod trash;
+mod undo_delete;
 mod upload;
 mod view;
 
@@ -173,7 +172,7 @@ pub struct App {
     uploads: Gate,
     throttle: throttle::Throttle,
     decoders: thumbs::DecodeSlots,
-    trash: Arc<pending::Queue>,
+    deletes: Arc<undo_delete::DeleteQueue>,
 }
 
 impl App {
@@ -200,7 +199,7 @@ impl App {
             uploads,
             throttle,
             decoders,
-            trash: Arc::default(),
+            deletes: Arc::default(),
         }
     }
 
@@ -219,13 +218,13 @@ impl App {
     }
 }
 
-/// Serves `app` on `addr`, and carries out its pending deletes on time (see `trash.rs`). A
+/// Serves `app` on `addr`, and carries out its deletes on time (see `undo_delete.rs`). A
 /// request body may hold a plain form's ten files; each is read, checked and stored in turn,
 /// so memory stays at one file's worth.
 pub fn serve(app: Arc<App>, addr: SocketAddr) -> Result<Server> {
     // Hash and compress the static files now rather than on the first visitor's request.
     assets::assets();
-    trash::spawn_sweeper(&app);
+    undo_delete::spawn_sweeper(&app);
     let mut limits = Limits::public();
     limits.max_body_bytes = limits
         .max_body_bytes

@@ -12,9 +12,8 @@ use super::auth::{self, Action};
 use super::catalog::{self, status_name, Entry, Filter};
 use super::form::Pairs;
 use super::html::{render, url_component, Html, Slot};
-use super::pending;
 use super::thumbs;
-use super::trash;
+use super::undo_delete;
 use super::view::{alt_text, badge, images, link, notice, page, undo_notice, when};
 use super::App;
 use crate::document::{meta, AnalysisDocument, Status};
@@ -207,8 +206,8 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
 /// The notice the gallery shows after a delete (`?deleted={batch}`) or an undo
 /// (`?restored={count}`).
 fn after_delete(app: &App, query: &Pairs) -> Result<Option<Html>> {
-    if let Some(batch) = query.get("deleted").filter(|b| trash::is_batch(b)) {
-        let markers = match trash::batch(app, batch) {
+    if let Some(batch) = query.get("deleted").filter(|b| undo_delete::is_batch(b)) {
+        let markers = match undo_delete::batch_markers(app, batch) {
             Ok(m) => m,
             Err(e) => {
                 log::warn!(target: "webapp", "undo notice: batch {batch} unreadable: {e}");
@@ -404,9 +403,9 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
         .ok_or_else(|| Error::NotFound(format!("image {id}")))?;
     let name = doc.original_name.clone().unwrap_or_else(|| id.to_string());
     let mut notices = Vec::new();
-    match trash::marker_of(app, id) {
+    match undo_delete::marker_of(app, id) {
+        // Past its window: gone for the visitor, though a sweeper may not have deleted it yet.
         Ok(Some(marker)) if marker.is_due() => {
-            pending::catch_up(app, &marker);
             return Err(Error::NotFound(format!("image {id}")));
         }
         Ok(Some(marker)) => notices.push(undo_notice(
@@ -415,7 +414,7 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
             std::slice::from_ref(&marker),
         )?),
         Ok(None) => {}
-        Err(e) => log::warn!(target: "webapp", "{id}: pending delete unknown: {e}"),
+        Err(e) => log::warn!(target: "webapp", "{id}: delete marker unknown: {e}"),
     }
     if found.info.is_none() {
         notices.push(notice(
