@@ -558,7 +558,6 @@ fn busy() -> Response {
         503,
         &json!({"error": "Busy", "message": "the server is handling other uploads; retry in 5 seconds"}),
     )
-    .unwrap_or_else(|_| Response::error(503, None))
     .with_header("Retry-After", "5")
 }
 
@@ -672,7 +671,7 @@ pub(crate) fn post(app: &App, req: &Request, form: Form) -> Result<Response> {
             .header("accept")
             .is_some_and(|a| a.contains("application/json"));
     if wants_json {
-        Response::json(status, &json!({ "results": outcomes }))
+        Ok(Response::json(status, &json!({ "results": outcomes })))
     } else {
         result_page(app, status, &outcomes)
     }
@@ -745,7 +744,7 @@ pub(crate) fn put(app: &App, req: &Request, raw_name: &str) -> Result<Response> 
             }
         })?;
     let outcome = store(app, req.request_id(), &file, bytes, sha)?;
-    Response::json(outcome.status, &outcome)
+    Ok(Response::json(outcome.status, &json!(outcome)))
 }
 
 #[cfg(test)]
