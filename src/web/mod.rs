@@ -7,8 +7,8 @@
 //! from `/static/` under content-hashed names (`assets.rs`), never inline (the pages' CSP
 //! forbids inline code). Text answers are gzipped for clients that accept it.
 //!
-//! Each upload also gets a thumbnail and a preview (`thumbs.rs`), which the pages show instead of
-//! the original. Not here: TLS (the load balancer terminates it), accounts (one optional shared
+//! Each upload also gets a thumbnail and a preview (`renditions.rs`, decoded and encoded by
+//! `thumbs.rs`), which the pages show instead of the original. Not here: TLS (the load balancer terminates it), accounts (one optional shared
 //! password).
 
 mod actions;
@@ -22,6 +22,7 @@ mod html;
 mod lease;
 mod pages;
 mod reconcile;
+mod renditions;
 mod routes;
 mod throttle;
 mod thumbs;
@@ -43,6 +44,7 @@ use crate::soda::Soda;
 
 pub use config::{PasswordSource, SessionSecretSource, WebConfig, MIN_SESSION_SECRET};
 pub use reconcile::{reconcile, spawn_reconciler, ReconcileReport};
+pub use renditions::renditions;
 pub use throttle::{LoginThrottle, TrustedProxies};
 
 /// Memory the app needs besides uploads and decodes: code, threads' stacks, pages, caches.
@@ -137,15 +139,6 @@ impl Settings {
             uploads_for_memory(self.memory_budget, self.max_upload_bytes, self.decode_slots)
         })
     }
-}
-
-/// The thumbnail and preview the app makes for an uploaded JPEG or PNG, with the reason when
-/// they are the placeholder; `None` for other bytes. Public for the benchmarks
-/// (examples/gallery-bench.rs), which time it apart from the upload around it.
-pub fn renditions(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>, Option<String>)> {
-    let kind = crate::image_info::sniff(bytes)?;
-    let made = thumbs::make(bytes, kind);
-    Some((made.thumb, made.preview, made.placeholder))
 }
 
 /// The function to call for (re-)analysis.
