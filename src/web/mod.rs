@@ -2,14 +2,15 @@
 //!
 //! [`App`] is a plain value built from configuration and clients (no globals), so tests build one
 //! against the emulator and call handlers with `Request::fake`. [`serve`] puts it behind a
-//! [`Server`]. Routing is one hand-written match in `routes.rs`; pages are templates from
+//! [`Server`]. Routing is one table in `routes.rs`; pages are templates from
 //! `templates/` filled by `html.rs`; CSS, JavaScript and the icon are embedded files served
 //! from `/static/` under content-hashed names (`assets.rs`), never inline (the pages' CSP
 //! forbids inline code). Text answers are gzipped for clients that accept it.
 //!
 //! Each upload also gets a thumbnail and a preview (`renditions.rs`, decoded and encoded by
-//! `thumbs.rs`), which the pages show instead of the original. Not here: TLS (the load balancer terminates it), accounts (one optional shared
-//! password).
+//! `thumbs.rs`), which the pages show instead of the original. Deletes made in the browser wait
+//! out an undo window (`undo_delete.rs`). Not here: TLS (the load balancer terminates it),
+//! accounts (one optional shared password).
 
 mod actions;
 mod api;

@@ -3,9 +3,9 @@
 //! the headers and error shapes every answer gets.
 //!
 //! Order: health and static files (always public) → cross-origin check on every state change
-//! → session check (except for the sign-in routes) → the route, or `405`/`404`. Errors become a JSON body under `/api/` or for
-//! clients that ask for JSON, an HTML page otherwise; details of 5xx failures go to the log,
-//! not the client. Not here: handler logic.
+//! → session check (except for the sign-in routes) → the route, or `405`/`404`. Errors become
+//! a JSON body under `/api/` or for clients that ask for JSON, an HTML page otherwise; details
+//! of 5xx failures go to the log, not the client. Not here: handler logic.
 
 use super::auth;
 use super::catalog::parse_id;
@@ -201,8 +201,9 @@ static ROUTES: &[Route] = &[
     signed_in("GET", "/api/status", |app, req, _| api::status(app, req)),
 ];
 
-/// The routes whose path pattern fits `path` best (the most literal segments: `/api/images/delete`
-/// over `/api/images/{id}`), with the parameter's value; empty when no pattern fits.
+/// The routes whose path pattern fits `path` best (the most literal segments:
+/// `/api/images/delete` over `/api/images/{id}`), with the parameter's value; empty when no
+/// pattern fits.
 fn routes_for(path: &str) -> (Vec<&'static Route>, &str) {
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     let mut best: (Vec<&'static Route>, &str) = (Vec::new(), "");
