@@ -22,7 +22,7 @@ const MAX_DELETE_IDS: usize = 500;
 /// `POST /images/{id}/delete` and `POST /delete` (the gallery's selection). Without
 /// `confirm=yes` (a browser without JavaScript, or a form posted by hand): the confirmation
 /// page that names what would go. With it: the images leave the gallery at once and are
-/// deleted when the undo window closes (`undo_delete.rs`); the gallery then shows what went and
+/// deleted when the undo window closes (`undo_delete/`); the gallery then shows what went and
 /// the undo button. Nothing selected is a page saying so, not an error.
 pub(crate) fn delete(app: &App, req: &Request, id: Option<&str>) -> Result<Response> {
     let form = Pairs::parse(&String::from_utf8_lossy(&req.read_body(256 * 1024)?))?;

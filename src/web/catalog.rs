@@ -7,7 +7,7 @@
 //! over the page's document keys), whatever its size. A filtered page (label, status) is one
 //! SODA query over the whole collection, newest first, paged by offset: the label is matched
 //! against each document's `terms` array. Images waiting out a browser delete's undo window
-//! (`undo_delete.rs`) are left out of both (of a search, while this instance has
+//! (`undo_delete/`) are left out of both (of a search, while this instance has
 //! deletes waiting: see `search`). Not here: HTML or JSON shaping.
 
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use super::form::Pairs;
-use super::undo_delete::{self, DeleteMarker};
+use super::undo_delete::marker::{self, DeleteMarker};
 use super::App;
 use crate::document::{AnalysisDocument, Status};
 use crate::error::{Error, Result};
@@ -276,7 +276,7 @@ fn search(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
     // unfiltered gallery, which reads markers with the documents, never shows them).
     if !app.deletes.is_empty() {
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        match undo_delete::markers_of(app, &ids) {
+        match marker::markers_of(app, &ids) {
             Ok(marked) => hide_marked(&mut entries, &marked),
             Err(e) => log::warn!(target: "webapp", "search: deletes waiting unknown: {e}"),
         }
@@ -293,7 +293,7 @@ pub(crate) fn documents(app: &App, ids: &[&str]) -> Result<HashMap<String, Analy
     Ok(lookup(app, ids, false)?.0)
 }
 
-/// The documents of these ids and, with `markers`, their delete markers (`undo_delete.rs`), in
+/// The documents of these ids and, with `markers`, their delete markers (`undo_delete/`), in
 /// one `$id` query.
 fn lookup(
     app: &App,
@@ -311,12 +311,12 @@ fn lookup(
     let by_key: HashMap<String, &str> = ids.iter().map(|id| (key_of(app, id), *id)).collect();
     let mut keys: Vec<String> = by_key.keys().cloned().collect();
     if markers {
-        keys.extend(ids.iter().map(|id| undo_delete::marker_key(app, id)));
+        keys.extend(ids.iter().map(|id| marker::marker_key(app, id)));
     }
     for doc in app.soda.query(&json!({ "$id": keys }), app.deadline())? {
         let doc = doc?;
         let Some(id) = by_key.get(&doc.key) else {
-            if let Some(m) = undo_delete::as_marker(app, &doc.value) {
+            if let Some(m) = marker::as_marker(app, &doc.value) {
                 marked.insert(m.id.clone(), m);
             }
             continue;
@@ -332,7 +332,7 @@ fn lookup(
 }
 
 /// Leaves out the entries with a delete marker: waiting out their undo window, or past it and
-/// waiting for a sweeper (`undo_delete.rs`).
+/// waiting for a sweeper (`undo_delete/`).
 fn hide_marked(entries: &mut Vec<Entry>, marked: &HashMap<String, DeleteMarker>) {
     entries.retain(|e| !marked.contains_key(&e.id));
 }

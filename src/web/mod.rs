@@ -9,7 +9,7 @@
 //!
 //! Each upload also gets a thumbnail and a preview (`renditions.rs`, decoded and encoded by
 //! `thumbs.rs`), which the pages show instead of the original. Deletes made in the browser wait
-//! out an undo window (`undo_delete.rs`). Not here: TLS (the load balancer terminates it),
+//! out an undo window (`undo_delete/`). Not here: TLS (the load balancer terminates it),
 //! accounts (one optional shared password).
 
 mod actions;
@@ -212,7 +212,7 @@ impl App {
     }
 }
 
-/// Serves `app` on `addr`, and carries out its deletes on time (see `undo_delete.rs`). A
+/// Serves `app` on `addr`, and carries out its deletes on time (see `undo_delete/`). A
 /// request body may hold a plain form's ten files; each is read, checked and stored in turn,
 /// so memory stays at one file's worth.
 pub fn serve(app: Arc<App>, addr: SocketAddr) -> Result<Server> {
