@@ -9,8 +9,9 @@
 
 use super::auth;
 use super::catalog::parse_id;
+use super::pages::{self, Rendition};
 use super::upload::{self, Form};
-use super::{actions, api, assets, pages, view, App};
+use super::{actions, api, assets, view, App};
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
 
@@ -143,61 +144,35 @@ const fn public(method: &'static str, path: &'static str, handler: Handler) -> R
 
 /// Every route, the one list both dispatch and the `405` answers' `Allow` header read.
 /// Health and static files (`/healthz`, `/static/…`) are answered before it.
+#[rustfmt::skip] // One route a line reads as the table it is.
 static ROUTES: &[Route] = &[
     public("GET", "/login", |app, _, _| pages::login(app, None, 200)),
     public("POST", "/login", |app, req, _| actions::login(app, req)),
     public("POST", "/logout", |app, req, _| actions::logout(app, req)),
     signed_in("GET", "/", |app, req, _| pages::gallery(app, req)),
-    signed_in("POST", "/upload", |app, req, _| {
-        upload::post(app, req, Form::Browser)
-    }),
-    signed_in("POST", "/delete", |app, req, _| {
-        actions::delete(app, req, None)
-    }),
+    signed_in("POST", "/upload", |app, req, _| upload::post(app, req, Form::Browser)),
+    signed_in("POST", "/delete", |app, req, _| actions::delete(app, req, None)),
     signed_in("POST", "/undo", |app, req, _| actions::undo(app, req)),
-    signed_in("POST", "/reanalyze", |app, req, _| {
-        actions::reanalyze(app, req, None)
-    }),
-    signed_in("GET", "/images/{id}", |app, req, id| {
-        pages::detail(app, req, id)
-    }),
+    signed_in("POST", "/reanalyze", |app, req, _| actions::reanalyze(app, req, None)),
+    signed_in("GET", "/images/{id}", pages::detail),
     signed_in("GET", "/images/{id}/raw", |app, _, id| pages::raw(app, id)),
-    signed_in("GET", "/images/{id}/thumb", |app, _, id| {
-        pages::rendition(app, id, pages::Rendition::Thumb)
-    }),
-    signed_in("GET", "/images/{id}/preview", |app, _, id| {
-        pages::rendition(app, id, pages::Rendition::Preview)
-    }),
-    signed_in("GET", "/images/{id}/json", |app, _, id| {
-        pages::json_download(app, id)
-    }),
-    signed_in("POST", "/images/{id}/delete", |app, req, id| {
-        actions::delete(app, req, Some(id))
-    }),
-    signed_in("POST", "/images/{id}/reanalyze", |app, req, id| {
-        actions::reanalyze(app, req, Some(id))
-    }),
+    signed_in("GET", "/images/{id}/thumb",
+              |app, _, id| pages::rendition(app, id, Rendition::Thumb)),
+    signed_in("GET", "/images/{id}/preview",
+              |app, _, id| pages::rendition(app, id, Rendition::Preview)),
+    signed_in("GET", "/images/{id}/json", |app, _, id| pages::json_download(app, id)),
+    signed_in("POST", "/images/{id}/delete", |app, req, id| actions::delete(app, req, Some(id))),
+    signed_in("POST", "/images/{id}/reanalyze",
+              |app, req, id| actions::reanalyze(app, req, Some(id))),
     signed_in("GET", "/readyz", |app, _, _| api::ready(app)),
     signed_in("GET", "/api/images", |app, req, _| api::list(app, req)),
-    signed_in("POST", "/api/images", |app, req, _| {
-        upload::post(app, req, Form::Api)
-    }),
-    signed_in("POST", "/api/images/delete", |app, req, _| {
-        api::delete_many(app, req)
-    }),
+    signed_in("POST", "/api/images", |app, req, _| upload::post(app, req, Form::Api)),
+    signed_in("POST", "/api/images/delete", |app, req, _| api::delete_many(app, req)),
     signed_in("GET", "/api/images/{id}", |app, _, id| api::get(app, id)),
-    signed_in("PUT", "/api/images/{name}", |app, req, name| {
-        upload::put(app, req, name)
-    }),
-    signed_in("DELETE", "/api/images/{id}", |app, _, id| {
-        api::delete(app, id)
-    }),
-    signed_in("POST", "/api/images/{id}/reanalyze", |app, _, id| {
-        api::reanalyze(app, id)
-    }),
-    signed_in("POST", "/api/reanalyze", |app, req, _| {
-        api::reanalyze_outdated(app, req)
-    }),
+    signed_in("PUT", "/api/images/{name}", upload::put),
+    signed_in("DELETE", "/api/images/{id}", |app, _, id| api::delete(app, id)),
+    signed_in("POST", "/api/images/{id}/reanalyze", |app, _, id| api::reanalyze(app, id)),
+    signed_in("POST", "/api/reanalyze", |app, req, _| api::reanalyze_outdated(app, req)),
     signed_in("GET", "/api/status", |app, req, _| api::status(app, req)),
 ];
 
@@ -253,17 +228,19 @@ fn accepts(route: &Route, method: &str) -> bool {
     route.method == method || (route.method == "GET" && method == "HEAD")
 }
 
-/// The methods a path accepts, for `405`'s `Allow`; `None` for a path no route has.
-fn allowed(path: &str) -> Option<String> {
-    let (routes, _) = routes_for(path);
-    let mut methods: Vec<&str> = Vec::new();
-    for route in &routes {
-        methods.push(route.method);
-        if route.method == "GET" {
-            methods.push("HEAD");
-        }
-    }
-    (!methods.is_empty()).then(|| methods.join(", "))
+/// The methods these routes accept, for `405`'s `Allow`.
+fn allow(routes: &[&Route]) -> String {
+    let methods: Vec<&str> = routes
+        .iter()
+        .map(|r| {
+            if r.method == "GET" {
+                "GET, HEAD"
+            } else {
+                r.method
+            }
+        })
+        .collect();
+    methods.join(", ")
 }
 
 fn dispatch(app: &App, req: &Request) -> Result<Response> {
@@ -289,10 +266,10 @@ fn dispatch(app: &App, req: &Request) -> Result<Response> {
         }
     }
     let Some(route) = routes.iter().find(|r| accepts(r, method)) else {
-        return match allowed(path) {
-            Some(allow) => Ok(not_allowed(app, req, &allow)),
-            None => Err(Error::NotFound(path.into())),
-        };
+        if routes.is_empty() {
+            return Err(Error::NotFound(path.into()));
+        }
+        return Ok(not_allowed(app, req, &allow(&routes)));
     };
     let param = if route.path.contains("{id}") {
         parse_id(param).ok_or_else(|| Error::NotFound(format!("image {param}")))?
@@ -334,18 +311,18 @@ mod tests {
 
     #[test]
     fn known_paths_name_their_methods() {
-        let allow = |path| allowed(path);
-        assert_eq!(allow("/images/x/delete").as_deref(), Some("POST"));
-        assert_eq!(
-            allow("/api/images/x").as_deref(),
-            Some("GET, HEAD, PUT, DELETE")
+        let allowed = |path| allow(&routes_for(path).0);
+        assert_eq!(allowed("/images/x/delete"), "POST");
+        assert_eq!(allowed("/api/images/x"), "GET, HEAD, PUT, DELETE");
+        assert_eq!(allowed("/api/images/delete"), "POST");
+        assert_eq!(allowed("/api/images"), "GET, HEAD, POST");
+        assert_eq!(allowed("/"), "GET, HEAD");
+        assert_eq!(allowed("/login"), "GET, HEAD, POST");
+        assert!(routes_for("/nope").0.is_empty());
+        assert!(
+            routes_for("/images/").0.is_empty(),
+            "a parameter is never empty"
         );
-        assert_eq!(allow("/api/images/delete").as_deref(), Some("POST"));
-        assert_eq!(allow("/api/images").as_deref(), Some("GET, HEAD, POST"));
-        assert_eq!(allow("/").as_deref(), Some("GET, HEAD"));
-        assert_eq!(allow("/login").as_deref(), Some("GET, HEAD, POST"));
-        assert_eq!(allow("/nope"), None);
-        assert_eq!(allow("/images/"), None, "a parameter is never empty");
     }
 
     #[test]
