@@ -46,14 +46,14 @@ pub(crate) fn list(app: &App, req: &Request) -> Result<Response> {
     let query = Pairs::query(req.query())?;
     let filter = Filter::from_query(&query)?;
     let page = catalog::page(app, query.get("start"), &filter)?;
-    Response::json(
+    Ok(Response::json(
         200,
         &json!({
             "items": page.entries.iter().map(summary).collect::<Vec<_>>(),
             "next": page.next,
             "documents_available": !page.db_error,
         }),
-    )
+    ))
 }
 
 /// `GET /api/images/{id}`: the stored document (or a pending stand-in) and links.
@@ -67,7 +67,7 @@ pub(crate) fn get(app: &App, id: &str) -> Result<Response> {
         }
         (None, None) => Value::Null,
     };
-    Response::json(
+    Ok(Response::json(
         200,
         &json!({
             "id": id,
@@ -77,7 +77,7 @@ pub(crate) fn get(app: &App, id: &str) -> Result<Response> {
             "url": format!("/images/{id}"),
             "raw_url": format!("/images/{id}/raw"),
         }),
-    )
+    ))
 }
 
 /// `DELETE /api/images/{id}`.
@@ -88,7 +88,7 @@ pub(crate) fn delete(app: &App, id: &str) -> Result<Response> {
         (None, Some(false), Some(false)) => 404,
         _ => 200,
     };
-    Response::json(status, &result)
+    Ok(Response::json(status, &json!(result)))
 }
 
 /// `POST /api/images/delete` with `{"ids": [...]}`: each reported on its own.
@@ -113,23 +113,26 @@ pub(crate) fn delete_many(app: &App, req: &Request) -> Result<Response> {
         })
         .collect();
     let all_ok = results.iter().all(|r| r.get("error").is_none());
-    Response::json(
+    Ok(Response::json(
         if all_ok { 200 } else { 207 },
         &json!({ "results": results }),
-    )
+    ))
 }
 
 /// `POST /api/images/{id}/reanalyze`.
 pub(crate) fn reanalyze(app: &App, id: &str) -> Result<Response> {
     catalog::reanalyze(app, id)?;
-    Response::json(202, &json!({"id": id, "status": Status::Pending.name()}))
+    Ok(Response::json(
+        202,
+        &json!({"id": id, "status": Status::Pending.name()}),
+    ))
 }
 
 /// `POST /api/reanalyze?model=VERSION`: every image analysed by an older model.
 pub(crate) fn reanalyze_outdated(app: &App, req: &Request) -> Result<Response> {
     let query = Pairs::query(req.query())?;
     let out = catalog::reanalyze_outdated(app, query.get("model"))?;
-    Response::json(202, &out)
+    Ok(Response::json(202, &json!(out)))
 }
 
 /// `GET /api/status?ids=a,b`: the small answer the gallery polls, with an `ETag`.
@@ -157,7 +160,7 @@ pub(crate) fn status(app: &App, req: &Request) -> Result<Response> {
             }),
         );
     }
-    let body = serde_json::to_vec(&json!({ "items": items }))?;
+    let body = json!({ "items": items }).to_string().into_bytes();
     let digest = ring::digest::digest(&ring::digest::SHA256, &body);
     let etag: String = digest.as_ref()[..12]
         .iter()
@@ -203,8 +206,8 @@ pub(crate) fn ready(app: &App) -> Result<Response> {
     let database = app.soda.get("readyz-probe", deadline).is_ok();
     let ok = storage && database;
     let word = |b: bool| if b { "ok" } else { "unavailable" };
-    Response::json(
+    Ok(Response::json(
         if ok { 200 } else { 503 },
         &json!({"storage": word(storage), "database": word(database)}),
-    )
+    ))
 }

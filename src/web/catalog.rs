@@ -7,7 +7,7 @@
 //! over the page's document keys), whatever its size. A filtered page (label, status) is one
 //! SODA query over the whole collection, newest first, paged by offset: the label is matched
 //! against each document's `terms` array. Images waiting out a browser delete's undo window
-//! (`trash.rs`, `pending.rs`) are left out of both (of a search, while this instance has
+//! (`undo_delete/`) are left out of both (of a search, while this instance has
 //! deletes waiting: see `search`). Not here: HTML or JSON shaping.
 
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use super::form::Pairs;
-use super::pending::{self, Marker};
+use super::undo_delete::marker::{self, DeleteMarker};
 use super::App;
 use crate::document::{self, id_of, object_name, AnalysisDocument, Status, UPLOAD_PREFIX};
 use crate::error::{Error, Result};
@@ -154,11 +154,11 @@ pub(crate) fn page(app: &App, start: Option<&str>, filter: &Filter) -> Result<Pa
     let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
     let mut db_error = false;
     match lookup(app, &ids, true) {
-        Ok((mut docs, pending)) => {
+        Ok((mut docs, marked)) => {
             for e in &mut entries {
                 e.doc = docs.remove(&e.id);
             }
-            hide_pending(app, &mut entries, &pending);
+            hide_marked(&mut entries, &marked);
         }
         Err(e) => {
             log::warn!(target: "webapp", "gallery: documents unavailable: {e}");
@@ -207,11 +207,11 @@ fn search(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
     // A search stays one query: markers are asked for only while this instance has deletes
     // waiting (another instance's waiting deletes can show here during their window; the
     // unfiltered gallery, which reads markers with the documents, never shows them).
-    if !app.trash.is_empty() {
+    if !app.deletes.is_empty() {
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        match pending::markers_of(app, &ids) {
-            Ok(pending) => hide_pending(app, &mut entries, &pending),
-            Err(e) => log::warn!(target: "webapp", "search: pending deletes unknown: {e}"),
+        match marker::markers_of(app, &ids) {
+            Ok(marked) => hide_marked(&mut entries, &marked),
+            Err(e) => log::warn!(target: "webapp", "search: deletes waiting unknown: {e}"),
         }
     }
     Ok(Page {
@@ -226,28 +226,31 @@ pub(crate) fn documents(app: &App, ids: &[&str]) -> Result<HashMap<String, Analy
     Ok(lookup(app, ids, false)?.0)
 }
 
-/// The documents of these ids and, with `markers`, their pending-delete markers (`trash.rs`, `pending.rs`),
-/// in one `$id` query.
+/// The documents of these ids and, with `markers`, their delete markers (`undo_delete/`), in
+/// one `$id` query.
 fn lookup(
     app: &App,
     ids: &[&str],
     markers: bool,
-) -> Result<(HashMap<String, AnalysisDocument>, HashMap<String, Marker>)> {
+) -> Result<(
+    HashMap<String, AnalysisDocument>,
+    HashMap<String, DeleteMarker>,
+)> {
     let mut out = HashMap::new();
-    let mut pending = HashMap::new();
+    let mut marked = HashMap::new();
     if ids.is_empty() {
-        return Ok((out, pending));
+        return Ok((out, marked));
     }
     let by_key: HashMap<String, &str> = ids.iter().map(|id| (key_of(app, id), *id)).collect();
     let mut keys: Vec<String> = by_key.keys().cloned().collect();
     if markers {
-        keys.extend(ids.iter().map(|id| pending::marker_key(app, id)));
+        keys.extend(ids.iter().map(|id| marker::marker_key(app, id)));
     }
     for doc in app.soda.query(&json!({ "$id": keys }), app.deadline())? {
         let doc = doc?;
         let Some(id) = by_key.get(&doc.key) else {
-            if let Some(m) = pending::as_marker(app, &doc.value) {
-                pending.insert(m.id.clone(), m);
+            if let Some(m) = marker::as_marker(app, &doc.value) {
+                marked.insert(m.id.clone(), m);
             }
             continue;
         };
@@ -258,16 +261,13 @@ fn lookup(
             Err(e) => log::warn!(target: "webapp", "document {} unreadable: {e}", doc.key),
         }
     }
-    Ok((out, pending))
+    Ok((out, marked))
 }
 
-/// Leaves out the entries waiting in an undo window, and hands those whose window has closed
-/// to the sweeper.
-fn hide_pending(app: &App, entries: &mut Vec<Entry>, pending: &HashMap<String, Marker>) {
-    for marker in pending.values() {
-        pending::catch_up(app, marker);
-    }
-    entries.retain(|e| !pending.contains_key(&e.id));
+/// Leaves out the entries with a delete marker: waiting out their undo window, or past it and
+/// waiting for a sweeper (`undo_delete/`).
+fn hide_marked(entries: &mut Vec<Entry>, marked: &HashMap<String, DeleteMarker>) {
+    entries.retain(|e| !marked.contains_key(&e.id));
 }
 
 /// One image: its document and, when asked or when there is no document, its object's

@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use super::catalog;
 use super::lease::{Lease, Taken};
-use super::upload::{make_renditions, store_renditions};
+use super::renditions;
 use super::App;
 use crate::document::{self, AnalysisDocument, Failure, Status};
 use crate::document::{id_of, id_of_rendition, object_name, preview_name, thumb_name};
@@ -257,7 +257,7 @@ fn pass(app: &App, lease: &Lease) -> Result<ReconcileReport> {
             }
         }
     }
-    renditions(app, &objects, &mut report, deadline)?;
+    repair_renditions(app, &objects, &mut report, deadline)?;
     report.removed_documents.sort();
     report.created_documents.sort();
     report.invoked.sort();
@@ -293,7 +293,7 @@ fn drip(
 }
 
 /// Makes the thumbnails and previews images lack, and deletes those whose image is gone.
-fn renditions(
+fn repair_renditions(
     app: &App,
     objects: &HashMap<String, Option<String>>,
     report: &mut ReconcileReport,
@@ -332,7 +332,7 @@ fn renditions(
         if complete || !created.as_deref().is_none_or(|c| older_than(c, grace)) {
             continue;
         }
-        match remake(app, id, deadline) {
+        match renditions::remake(app, id, deadline) {
             Ok(true) => report.created_renditions.push(name.clone()),
             Ok(false) => {}
             Err(e) => report.errors.push(format!("{name}: renditions: {e}")),
@@ -341,34 +341,6 @@ fn renditions(
     report.created_renditions.sort();
     report.removed_renditions.sort();
     Ok(())
-}
-
-/// Reads the image and stores both renditions; `false` when it is gone or not an image.
-fn remake(app: &App, id: &str, deadline: std::time::Instant) -> Result<bool> {
-    use std::io::Read;
-    let download = match app.storage.get(
-        &app.bucket,
-        &object_name(id),
-        None,
-        app.settings
-            .max_upload_bytes
-            .max(crate::image_info::MAX_BYTES),
-        deadline,
-    ) {
-        Ok(d) => d,
-        Err(e) if e.service_error().is_some_and(|s| s.status == 404) => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let mut bytes = Vec::with_capacity(download.info.content_length as usize);
-    let mut body = download.body;
-    body.read_to_end(&mut bytes)?;
-    let Some(kind) = crate::image_info::sniff(&bytes) else {
-        return Ok(false);
-    };
-    let Some(made) = make_renditions(app, "reconciler", &bytes, kind) else {
-        return Ok(false);
-    };
-    Ok(store_renditions(app, "reconciler", id, &made, deadline))
 }
 
 /// A `failed` document whose cause may have passed: Vision throttling (429) or a server-side

@@ -19,8 +19,9 @@
 //! Past a pixel limit ([`MAX_PIXELS`], or the lower ones above) the image is not decoded at
 //! all: it gets the placeholder rendition (a plain grey tile), is still stored and still
 //! analysed (Vision accepts up to 10 000 × 10 000 px). Decompression bombs therefore cost
-//! neither memory nor CPU time. Not here: EXIF orientation (renditions keep the stored pixel
-//! order, as the analysis does), other formats, upscaling.
+//! neither memory nor CPU time. Not here: storing them and waiting for a decode slot
+//! (`renditions.rs`), EXIF orientation (renditions keep the stored pixel order, as the analysis
+//! does), other formats, upscaling.
 
 use std::io::Cursor;
 use std::sync::{Condvar, Mutex};

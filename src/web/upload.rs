@@ -10,8 +10,8 @@
 //! sanitised original name, SHA-256 and request id as metadata): the object's create event
 //! starts the function, so a document written after the object could overwrite the function's
 //! `done`. When the object PUT fails the document is removed again. While the object is being
-//! stored, its thumbnail and preview are made (`thumbs.rs`, one of a few decode slots, waited
-//! for at most 10 s) and stored after it. The original is stored as uploaded (EXIF kept).
+//! stored, its thumbnail and preview are made (`renditions.rs`, one of a few decode slots,
+//! waited for at most 10 s) and stored after it. The original is stored as uploaded (EXIF kept).
 
 use std::io::Cursor;
 use std::time::SystemTime;
@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::auth::{self, Action};
 use super::catalog::key_of;
-use super::thumbs;
+use super::renditions;
 use super::view;
 use super::App;
 use crate::document::{self, meta, object_name, AnalysisDocument};
@@ -114,81 +114,6 @@ pub(crate) fn display_name(raw: &str) -> String {
     } else {
         trimmed.to_string()
     }
-}
-
-/// True when an image carries markup a browser would run if it ever sniffed the file as HTML
-/// (image/HTML polyglots): in PNG text chunks or after `IEND`, in JPEG metadata segments or
-/// after the last `EOI`. Compressed pixel data is not searched: random bytes would match by
-/// chance in a few large photos in a hundred.
-pub(crate) fn contains_markup(bytes: &[u8]) -> bool {
-    match image_info::sniff(bytes) {
-        Some(image_info::ImageKind::Png) => png_markup(bytes),
-        Some(image_info::ImageKind::Jpeg) => jpeg_markup(bytes),
-        None => has_markup(bytes),
-    }
-}
-
-fn has_markup(bytes: &[u8]) -> bool {
-    const NEEDLES: [&[u8]; 6] = [
-        b"<script", b"<html", b"<?php", b"<svg", b"<iframe", b"<body",
-    ];
-    bytes.iter().enumerate().any(|(i, &b)| {
-        b == b'<'
-            && NEEDLES.iter().any(|n| {
-                bytes
-                    .get(i..i + n.len())
-                    .is_some_and(|w| w.eq_ignore_ascii_case(n))
-            })
-    })
-}
-
-fn png_markup(bytes: &[u8]) -> bool {
-    let mut i = 8;
-    while let Some(head) = bytes.get(i..i + 8) {
-        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let kind = &head[4..8];
-        let Some(data) = bytes.get(i + 8..i + 8 + len) else {
-            return has_markup(&bytes[i..]);
-        };
-        if matches!(kind, b"tEXt" | b"zTXt" | b"iTXt") && has_markup(data) {
-            return true;
-        }
-        i += 12 + len;
-        if kind == b"IEND" {
-            return has_markup(bytes.get(i..).unwrap_or_default());
-        }
-    }
-    has_markup(bytes.get(i..).unwrap_or_default())
-}
-
-fn jpeg_markup(bytes: &[u8]) -> bool {
-    let mut i = 2;
-    // Metadata segments up to start-of-scan.
-    while let (Some(&0xFF), Some(&marker)) = (bytes.get(i), bytes.get(i + 1)) {
-        if marker == 0xDA || marker == 0xD9 {
-            break;
-        }
-        if marker == 0xFF || marker == 0xD8 || (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
-            i += if marker == 0xFF { 1 } else { 2 };
-            continue;
-        }
-        let Some(len) = bytes
-            .get(i + 2..i + 4)
-            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
-        else {
-            break;
-        };
-        if bytes.get(i + 4..i + 2 + len).is_some_and(has_markup) {
-            return true;
-        }
-        i += 2 + len.max(2);
-    }
-    // Whatever follows the last end-of-image marker.
-    let tail = bytes
-        .windows(2)
-        .rposition(|w| w == [0xFF, 0xD9])
-        .map_or(&bytes[bytes.len()..], |end| &bytes[end + 2..]);
-    has_markup(tail)
 }
 
 fn too_big(app: &App) -> Error {
@@ -285,7 +210,7 @@ pub(crate) fn store(
     let started = std::time::Instant::now();
     let info = image_info::validate(&bytes, bytes.len() as u64, app.settings.max_upload_bytes)
         .map_err(|r| refusal(&r))?;
-    if contains_markup(&bytes) {
+    if image_info::contains_markup(&bytes) {
         return Err(Error::bad_request(
             415,
             "this file carries HTML or script markup besides the image, so it is refused",
@@ -373,7 +298,7 @@ pub(crate) fn store(
                 deadline,
             )
         });
-        let renditions = make_renditions(app, request_id, &bytes, info.kind);
+        let renditions = renditions::make(app, request_id, &bytes, info.kind);
         let put = put.join().unwrap_or_else(|_| {
             Err(Error::Transport {
                 service: "objectstorage",
@@ -391,7 +316,7 @@ pub(crate) fn store(
     let stored = started.elapsed();
     let placeholder = renditions.as_ref().and_then(|r| r.placeholder.clone());
     if let Some(r) = renditions {
-        store_renditions(app, request_id, &id, &r, deadline);
+        renditions::store(app, request_id, &id, &r, deadline);
     }
     log::info!(target: "webapp", "{request_id} stored {name} ({size} bytes, {}×{})", info.width, info.height);
     log::debug!(
@@ -417,66 +342,6 @@ pub(crate) fn store(
         error: None,
         message,
     })
-}
-
-/// How long an upload waits for a decode slot before leaving its renditions to the reconciler.
-const DECODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The thumbnail and preview of `bytes`, or `None` when no decode slot came free in time.
-pub(crate) fn make_renditions(
-    app: &App,
-    request_id: &str,
-    bytes: &[u8],
-    kind: image_info::ImageKind,
-) -> Option<thumbs::Renditions> {
-    let Some(_slot) = app.decoders.acquire(DECODE_WAIT) else {
-        log::warn!(target: "webapp", "{request_id} no decode slot within {DECODE_WAIT:?}: the reconciler will make the thumbnails");
-        return None;
-    };
-    let made = std::time::Instant::now();
-    let renditions = thumbs::make(bytes, kind);
-    log::debug!(
-        target: "webapp",
-        "{request_id} renditions made in {:?} (thumbnail {} B, preview {} B)",
-        made.elapsed(),
-        renditions.thumb.len(),
-        renditions.preview.len()
-    );
-    if let Some(why) = &renditions.placeholder {
-        log::info!(target: "webapp", "{request_id} placeholder renditions: {why}");
-    }
-    Some(renditions)
-}
-
-/// Stores both renditions of `id`; failures are logged (the reconciler makes missing ones).
-pub(crate) fn store_renditions(
-    app: &App,
-    request_id: &str,
-    id: &str,
-    renditions: &thumbs::Renditions,
-    deadline: std::time::Instant,
-) -> bool {
-    let mut all = true;
-    for (name, bytes) in [
-        (document::thumb_name(id), &renditions.thumb),
-        (document::preview_name(id), &renditions.preview),
-    ] {
-        let put = app.storage.put(
-            &app.bucket,
-            &name,
-            &mut Cursor::new(&bytes[..]),
-            bytes.len() as u64,
-            "image/jpeg",
-            &[],
-            Condition::None,
-            deadline,
-        );
-        if let Err(e) = put {
-            log::warn!(target: "webapp", "{request_id} {name} not stored (the reconciler will retry): {e}");
-            all = false;
-        }
-    }
-    all
 }
 
 /// Deadline of the bookkeeping around the object PUT (the `pending` document, its removal):
@@ -551,7 +416,6 @@ fn busy() -> Response {
             "the server is handling other uploads; retry in 5 seconds",
         ),
     )
-    .unwrap_or_else(|_| Response::error(503, None))
     .with_header("Retry-After", "5")
 }
 
@@ -665,7 +529,7 @@ pub(crate) fn post(app: &App, req: &Request, form: Form) -> Result<Response> {
             .header("accept")
             .is_some_and(|a| a.contains("application/json"));
     if wants_json {
-        Response::json(status, &json!({ "results": outcomes }))
+        Ok(Response::json(status, &json!({ "results": outcomes })))
     } else {
         result_page(app, status, &outcomes)
     }
@@ -686,36 +550,6 @@ fn result_page(app: &App, status: u16, outcomes: &[Outcome]) -> Result<Response>
     view::results_page(app, status, "Upload", &heading, items)
 }
 
-/// The body in one buffer sized from `Content-Length` (so it never regrows and briefly
-/// doubles), refusing more than `max`.
-fn read_exact_body(req: &Request, max: usize, sha: &mut Sha256) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let declared = req.content_length().unwrap_or(0) as usize;
-    let mut out = Vec::with_capacity(declared.min(max));
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut body = req.body();
-    loop {
-        let n = match body.read(&mut chunk) {
-            Ok(n) => n,
-            // The HTTP layer knows why (truncated, slow, too large) and answers that.
-            Err(_) => {
-                return Err(Error::bad_request(
-                    400,
-                    "the upload did not arrive complete",
-                ))
-            }
-        };
-        if n == 0 {
-            return Ok(out);
-        }
-        if out.len() + n > max {
-            return Err(Error::bad_request(413, "too large"));
-        }
-        sha.update(&chunk[..n]);
-        out.extend_from_slice(&chunk[..n]);
-    }
-}
-
 /// `PUT /api/images/{name}`: the raw bytes of one image; `name` is kept as display text.
 pub(crate) fn put(app: &App, req: &Request, raw_name: &str) -> Result<Response> {
     let Some(_pass) = app.uploads.try_enter() else {
@@ -729,16 +563,13 @@ pub(crate) fn put(app: &App, req: &Request, raw_name: &str) -> Result<Response> 
         return Err(too_big(app));
     }
     let mut sha = Sha256::new();
-    let bytes =
-        read_exact_body(req, app.settings.max_upload_bytes as usize, &mut sha).map_err(|e| {
-            if e.status() == 413 {
-                too_big(app)
-            } else {
-                e
-            }
-        })?;
+    let bytes = req
+        .read_body_with(app.settings.max_upload_bytes as usize, |piece| {
+            sha.update(piece)
+        })
+        .map_err(|e| if e.status() == 413 { too_big(app) } else { e })?;
     let outcome = store(app, req.request_id(), &file, bytes, sha)?;
-    Response::json(outcome.status, &outcome)
+    Ok(Response::json(outcome.status, &json!(outcome)))
 }
 
 #[cfg(test)]
@@ -773,36 +604,5 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(Sha256::new().finish(), Sha256::of(b"").finish());
-    }
-
-    #[test]
-    fn markup_inside_images_is_found() {
-        let dog = include_bytes!("../../tests/fixtures/photos/dog.jpg");
-        let cat = include_bytes!("../../tests/fixtures/photos/chelsea.png");
-        assert!(!contains_markup(dog) && !contains_markup(cat));
-        let mut poly = cat.to_vec();
-        poly.extend_from_slice(b"<HTML><Script>alert(1)</script>");
-        assert!(contains_markup(&poly), "after IEND");
-        let mut poly = dog.to_vec();
-        poly.extend_from_slice(b"<svg onload=alert(1)>");
-        assert!(contains_markup(&poly), "after EOI");
-        // A JPEG comment segment holding a script, right after SOI.
-        let mut com = vec![0xFF, 0xD8, 0xFF, 0xFE, 0x00, 0x12];
-        com.extend_from_slice(b"<script>x</script");
-        com.extend_from_slice(&dog[2..]);
-        assert!(contains_markup(&com), "in a COM segment");
-        // A PNG tEXt chunk holding HTML.
-        let mut text = cat[..33].to_vec();
-        text.extend_from_slice(&[0, 0, 0, 13]);
-        text.extend_from_slice(b"tEXt<body>hi</b");
-        text.extend_from_slice(&[0, 0, 0, 0]);
-        text.extend_from_slice(&cat[33..]);
-        assert!(contains_markup(&text), "in a text chunk");
-        // The same bytes inside compressed pixel data are not looked at.
-        let mut inside = dog[..dog.len() - 2].to_vec();
-        inside.extend_from_slice(b"<svg");
-        inside.extend_from_slice(&[0xFF, 0xD9]);
-        assert!(!contains_markup(&inside));
-        assert!(contains_markup(b"xx<?php") && !contains_markup(b"a < b"));
     }
 }
