@@ -272,7 +272,7 @@ fn hide_marked(entries: &mut Vec<Entry>, marked: &HashMap<String, DeleteMarker>)
 
 /// One image: its document and, when asked or when there is no document, its object's
 /// headers. `None` when neither exists.
-pub(crate) struct Found {
+pub(crate) struct ImageRecord {
     pub doc: Option<AnalysisDocument>,
     /// The raw stored JSON, as the function wrote it.
     pub raw: Option<serde_json::Value>,
@@ -280,7 +280,7 @@ pub(crate) struct Found {
     pub db_error: bool,
 }
 
-pub(crate) fn find(app: &App, id: &str) -> Result<Option<Found>> {
+pub(crate) fn find(app: &App, id: &str) -> Result<Option<ImageRecord>> {
     let deadline = app.deadline();
     let (doc, raw, db_error) = match app.soda.get(&key_of(app, id), deadline) {
         Ok(Some(d)) => (
@@ -298,7 +298,7 @@ pub(crate) fn find(app: &App, id: &str) -> Result<Option<Found>> {
     if info.is_none() && doc.is_none() {
         return Ok(None);
     }
-    Ok(Some(Found {
+    Ok(Some(ImageRecord {
         doc,
         raw,
         info,

@@ -390,7 +390,7 @@ pub(crate) fn nothing_selected(app: &App) -> Result<Response> {
 /// The picture's size in pixels, so the page reserves its space before it loads: from the
 /// object's metadata (uploads since the result page needed it), else from the preview's header
 /// (one ranged read). `None` when neither says.
-fn picture_size(app: &App, id: &str, found: &catalog::Found) -> Option<(u32, u32)> {
+fn picture_size(app: &App, id: &str, found: &catalog::ImageRecord) -> Option<(u32, u32)> {
     let meta = |key: &str| {
         let info = found.info.as_ref()?;
         meta::get(info, key)?.parse::<u32>().ok()
@@ -501,7 +501,7 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
 fn detail_notices(
     app: &App,
     id: &str,
-    found: &catalog::Found,
+    found: &catalog::ImageRecord,
     doc: &AnalysisDocument,
 ) -> Result<Vec<Html>> {
     let mut notices = Vec::new();
@@ -687,7 +687,7 @@ fn caption(doc: &AnalysisDocument) -> String {
 }
 
 /// The picture's `width`/`height` attributes, when its size is known.
-fn size_attributes(app: &App, id: &str, found: &catalog::Found) -> Result<Html> {
+fn size_attributes(app: &App, id: &str, found: &catalog::ImageRecord) -> Result<Html> {
     match picture_size(app, id, found) {
         Some((w, h)) => render(
             include_str!("../../templates/size.html"),

@@ -401,7 +401,7 @@ pub(crate) struct DecodeSlots {
 }
 
 /// A decode slot, given back when dropped.
-pub(crate) struct Slot<'a>(&'a DecodeSlots);
+pub(crate) struct DecodePermit<'a>(&'a DecodeSlots);
 
 impl DecodeSlots {
     pub(crate) fn new(slots: usize) -> DecodeSlots {
@@ -412,7 +412,7 @@ impl DecodeSlots {
     }
 
     /// A slot, waiting at most `wait`; `None` when none came free in time.
-    pub(crate) fn acquire(&self, wait: Duration) -> Option<Slot<'_>> {
+    pub(crate) fn acquire(&self, wait: Duration) -> Option<DecodePermit<'_>> {
         let until = Instant::now() + wait;
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         while *free == 0 {
@@ -424,11 +424,11 @@ impl DecodeSlots {
                 .0;
         }
         *free -= 1;
-        Some(Slot(self))
+        Some(DecodePermit(self))
     }
 }
 
-impl Drop for Slot<'_> {
+impl Drop for DecodePermit<'_> {
     fn drop(&mut self) {
         *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         self.0.freed.notify_one();

@@ -40,7 +40,7 @@ const MAX_NAME_CHARS: usize = 100;
 
 /// What happened to one file.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Outcome {
+pub(crate) struct FileResult {
     /// The sanitised name the file had.
     pub file: String,
     /// Stored, or recognised as already stored.
@@ -69,8 +69,8 @@ pub(crate) struct Duplicate {
     pub uploaded_at: String,
 }
 
-impl Outcome {
-    fn refused(file: &str, err: &Error) -> Outcome {
+impl FileResult {
+    fn refused(file: &str, err: &Error) -> FileResult {
         let (status, code, message) = match err {
             Error::BadRequest { status, reason } => (*status, err.code(), reason.clone()),
             other => {
@@ -82,7 +82,7 @@ impl Outcome {
                 )
             }
         };
-        Outcome {
+        FileResult {
             file: file.to_string(),
             ok: false,
             status,
@@ -206,7 +206,7 @@ pub(crate) fn store(
     file: &str,
     bytes: Vec<u8>,
     digest: Sha256,
-) -> Result<Outcome> {
+) -> Result<FileResult> {
     let started = std::time::Instant::now();
     let info = image_info::validate(&bytes, bytes.len() as u64, app.settings.max_upload_bytes)
         .map_err(|r| refusal(&r))?;
@@ -226,7 +226,7 @@ pub(crate) fn store(
                 twin.file,
                 view::when(&twin.uploaded_at)
             );
-            return Ok(Outcome {
+            return Ok(FileResult {
                 file: file.into(),
                 ok: true,
                 status: 200,
@@ -332,7 +332,7 @@ pub(crate) fn store(
         None => "uploaded; analysis pending".to_string(),
         Some(why) => format!("uploaded; analysis pending; shown as a placeholder ({why})"),
     };
-    Ok(Outcome {
+    Ok(FileResult {
         file: file.into(),
         ok: true,
         status: 201,
@@ -429,7 +429,7 @@ pub(crate) enum Form {
 }
 
 /// Reads a multipart upload of up to 10 files; each file is judged on its own.
-pub(crate) fn multipart(app: &App, req: &Request, form: Form) -> Result<(u16, Vec<Outcome>)> {
+pub(crate) fn multipart(app: &App, req: &Request, form: Form) -> Result<(u16, Vec<FileResult>)> {
     let content_type = req.header("content-type").unwrap_or("");
     let mut parts = Multipart::new(
         content_type,
@@ -468,13 +468,13 @@ pub(crate) fn multipart(app: &App, req: &Request, form: Form) -> Result<(u16, Ve
                     parts.read_to_vec_sized(max, declared, || too_big(app), |p| sha.update(p));
                 let outcome = match read {
                     Ok(bytes) if bytes.is_empty() => {
-                        Outcome::refused(&file, &refusal(&Refusal::Empty))
+                        FileResult::refused(&file, &refusal(&Refusal::Empty))
                     }
                     Ok(bytes) => store(app, req.request_id(), &file, bytes, sha)
-                        .unwrap_or_else(|e| Outcome::refused(&file, &e)),
+                        .unwrap_or_else(|e| FileResult::refused(&file, &e)),
                     Err(e) if e.status() == 413 => {
                         // The rest of the body is not worth reading: answer now.
-                        outcomes.push(Outcome::refused(&file, &e));
+                        outcomes.push(FileResult::refused(&file, &e));
                         return Ok((413, outcomes));
                     }
                     Err(e) => return Err(e),
@@ -536,7 +536,7 @@ pub(crate) fn post(app: &App, req: &Request, form: Form) -> Result<Response> {
 }
 
 /// The page after a plain form upload (no JavaScript).
-fn result_page(app: &App, status: u16, outcomes: &[Outcome]) -> Result<Response> {
+fn result_page(app: &App, status: u16, outcomes: &[FileResult]) -> Result<Response> {
     let items = outcomes
         .iter()
         .map(|o| view::result_item(o.ok, &o.file, &o.message, o.url.as_deref()))
