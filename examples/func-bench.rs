@@ -33,8 +33,8 @@ use ocivision::emulator::secrets::SecretEntry;
 use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
 use ocivision::oci::auth::ConfigFileProvider;
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
+use ocivision::oci::keys::PrivateKey;
 use ocivision::oci::object_storage::{Bucket, Condition, ObjectStorage};
-use ocivision::oci::sign::PrivateKey;
 
 fn main() {
     let calls: usize = std::env::args()

@@ -59,9 +59,9 @@ use ocivision::local::FUNCTION_ID;
 use ocivision::oci::auth::ConfigFileProvider;
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
 use ocivision::oci::functions::Functions;
+use ocivision::oci::keys::PrivateKey;
 use ocivision::oci::object_storage::{Bucket, ListOptions, ObjectStorage};
 use ocivision::oci::secrets::Secrets;
-use ocivision::oci::sign::PrivateKey;
 use ocivision::soda::{Password, Soda, SodaConfig};
 use ocivision::web::{App, Invoker, Settings};
 

@@ -31,8 +31,9 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 
 use crate::config::{self, CloudConfig};
-use crate::document::{meta, AnalysisDocument, Failure, Status};
+use crate::document::{self, AnalysisDocument, Failure, Status};
 use crate::error::{Error, ServiceError};
+use crate::event::{EventKind, ObjectEvent};
 use crate::fdk::Outcome;
 use crate::image_info;
 use crate::oci::auth::{self, KeyProvider, ResourcePrincipalProvider};
@@ -42,7 +43,6 @@ use crate::oci::secrets::Secrets;
 use crate::oci::vision::{Analysis, AnalyzeImage, ImageSource, Vision};
 use crate::pacer::{self, Reservation};
 use crate::soda::{document_key, CachedSoda};
-use crate::timefmt::{self, Precision};
 
 /// How much of an image comes with its headers: enough for its type and dimensions in nearly
 /// every file (a PNG needs 24 bytes; a JPEG's frame header follows its metadata segments).
@@ -68,67 +68,6 @@ const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 /// When an image deferred by sustained 429s is tried again (plus up to as much again, random,
 /// so deferred images do not all come back together).
 const THROTTLED_RETRY: Duration = Duration::from_secs(10);
-
-/// The kind of object change an event reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// `createobject`.
-    Create,
-    /// `updateobject`.
-    Update,
-    /// `deleteobject`.
-    Delete,
-}
-
-/// The parts of an Object Storage CloudEvent we use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectEvent {
-    /// What happened.
-    pub kind: EventKind,
-    /// `eventID`.
-    pub event_id: String,
-    /// `eventTime`, when readable.
-    pub event_time: Option<SystemTime>,
-    /// `additionalDetails.namespace`.
-    pub namespace: String,
-    /// `additionalDetails.bucketName`.
-    pub bucket: String,
-    /// `resourceName`: the raw object name.
-    pub name: String,
-    /// `additionalDetails.eTag`, when present.
-    pub etag: Option<String>,
-}
-
-/// Reads an event leniently (source case, missing milliseconds, extra fields); the error says
-/// which field is missing.
-pub fn parse_event(body: &[u8]) -> Result<ObjectEvent, String> {
-    let event: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the event is not JSON: {e}"))?;
-    let text = |value: &Value| value.as_str().map(str::to_string);
-    let event_type = text(&event["eventType"]).ok_or("the event has no eventType")?;
-    let kind = match event_type.rsplit('.').next().unwrap_or("") {
-        "createobject" => EventKind::Create,
-        "updateobject" => EventKind::Update,
-        "deleteobject" => EventKind::Delete,
-        _ => return Err(format!("event type {event_type:?} is not an object event")),
-    };
-    let data = &event["data"];
-    let details = &data["additionalDetails"];
-    let name = text(&data["resourceName"])
-        .filter(|n| !n.is_empty())
-        .ok_or("the event has no data.resourceName")?;
-    let bucket = text(&details["bucketName"]).ok_or("the event has no bucketName")?;
-    let namespace = text(&details["namespace"]).ok_or("the event has no namespace")?;
-    Ok(ObjectEvent {
-        kind,
-        event_id: text(&event["eventID"]).unwrap_or_default(),
-        event_time: text(&event["eventTime"]).and_then(|t| timefmt::parse(&t)),
-        namespace,
-        bucket,
-        name,
-        etag: text(&details["eTag"]).filter(|e| !e.is_empty()),
-    })
-}
 
 /// The function's settings.
 #[derive(Debug, Clone)]
@@ -269,7 +208,7 @@ impl Analyzer {
 
     /// Handles one event body by the call's `deadline`.
     pub fn handle(&self, body: &[u8], deadline: Instant, call_id: &str) -> Outcome {
-        let event = match parse_event(body) {
+        let event = match ObjectEvent::parse(body) {
             Ok(event) => event,
             Err(reason) => {
                 log::error!(target: "analysis", "call {call_id}: malformed event, ignored: {reason}");
@@ -287,7 +226,7 @@ impl Analyzer {
         }
         // The web app's thumbnails and previews: its own renditions, not images to analyse (the
         // Terraform rule already filters them out; events from elsewhere may not).
-        if crate::document::is_rendition(&event.name) {
+        if document::is_rendition(&event.name) {
             return Outcome::Success(json!({"action": "ignored", "reason": "a rendition"}));
         }
         let result = match event.kind {
@@ -385,7 +324,7 @@ impl Analyzer {
             max_labels: self.config.max_labels,
             compartment_id: self.config.compartment_id.clone(),
         };
-        let mut doc = self.base_document(event, &info, existing);
+        let mut doc = AnalysisDocument::from_event(existing, event, &info, received);
         doc.timings.event_lag_ms = event
             .event_time
             .and_then(|t| received.duration_since(t).ok())
@@ -423,31 +362,20 @@ impl Analyzer {
                 doc.status = Status::Waiting;
                 doc.attempts = doc.attempts.saturating_sub(1);
                 doc.error = None;
-                let at = timefmt::format(at, Precision::Millis);
+                let at = document::timestamp(at);
                 doc.next_attempt = Some(at.clone());
                 self.write(&key, &mut doc, deadline)?;
                 return Ok(json!({"action": "deferred", "next_attempt": at, "reason": why}));
             }
             Paced::Answered(Err(e)) => {
                 doc.status = Status::Failed;
-                doc.error = Some(vision_failure(&e, doc.attempts));
+                doc.error = Some(Failure::vision(&e, doc.attempts));
                 // Best effort: the call fails either way, and says why.
                 let _ = self.write(&key, &mut doc, Instant::now() + Duration::from_secs(2));
                 return Err(e);
             }
         };
-        doc.set_analysis(&analysis);
-        if let Some(feature_error) = analysis.errors.first() {
-            doc.status = Status::Failed;
-            doc.error = Some(Failure {
-                code: feature_error.code.clone(),
-                message: feature_error.message.clone(),
-            });
-        } else {
-            doc.status = Status::Done;
-            doc.error = None;
-        }
-        doc.analyzed_at = Some(timefmt::format(SystemTime::now(), Precision::Millis));
+        doc.record_analysis(&analysis, SystemTime::now());
         self.write(&key, &mut doc, deadline)?;
 
         // The object may have been deleted while Vision ran; its delete event may even have been
@@ -569,54 +497,6 @@ impl Analyzer {
         Err(Error::Service(error))
     }
 
-    fn base_document(
-        &self,
-        event: &ObjectEvent,
-        info: &ObjectInfo,
-        existing: Option<AnalysisDocument>,
-    ) -> AnalysisDocument {
-        let same_version = existing.as_ref().is_some_and(|d| d.etag == info.etag);
-        let mut doc = existing.unwrap_or_else(|| {
-            AnalysisDocument::new(
-                &event.namespace,
-                &event.bucket,
-                &event.name,
-                Status::Pending,
-            )
-        });
-        if !same_version {
-            doc.attempts = 0;
-            doc.objects.clear();
-            doc.labels.clear();
-            doc.ontology.clear();
-            doc.terms.clear();
-            doc.analyzed_at = None;
-        }
-        let metadata = |key: &str| {
-            info.metadata
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone())
-        };
-        doc.etag = info.etag.clone();
-        doc.size = info.content_length;
-        doc.content_type = info.content_type.clone();
-        // The web app percent-encodes the name (metadata headers are ASCII); the document holds
-        // it as the person typed it, as the upload's `pending` document already does.
-        doc.original_name = metadata(meta::ORIGINAL_NAME)
-            .map(|v| crate::oci::encode::percent_decode(&v).unwrap_or(v))
-            .or(doc.original_name);
-        doc.sha256 = metadata(meta::SHA256).or(doc.sha256);
-        doc.correlation_id = metadata(meta::REQUEST_ID).or(doc.correlation_id);
-        doc.event_id = Some(event.event_id.clone()).filter(|e| !e.is_empty());
-        if doc.uploaded_at.is_empty() {
-            doc.uploaded_at = httpdate::parse_http_date(&info.last_modified)
-                .map(|t| timefmt::format(t, Precision::Millis))
-                .unwrap_or_default();
-        }
-        doc
-    }
-
     /// `Ok(Err(refusal))` when Vision would refuse the file, judged from its size and its
     /// first bytes: `first`, then up to [`HEADER_BYTES`] when a JPEG's frame header is further.
     fn check_image(
@@ -659,7 +539,7 @@ impl Analyzer {
     }
 
     fn write(&self, key: &str, doc: &mut AnalysisDocument, deadline: Instant) -> crate::Result<()> {
-        doc.updated_at = timefmt::format(SystemTime::now(), Precision::Millis);
+        doc.updated_at = document::now();
         let value = doc.to_json();
         self.soda
             .with(deadline, |soda| match soda.put(key, &value, deadline) {
@@ -671,66 +551,5 @@ impl Analyzer {
                 other => other,
             })?;
         Ok(())
-    }
-}
-
-fn vision_failure(error: &Error, attempts: u32) -> Failure {
-    let (code, detail) = match error.service_error() {
-        Some(e) if !e.code.is_empty() => (
-            e.code.clone(),
-            format!("Vision answered {} {}: {}", e.status, e.code, e.message),
-        ),
-        Some(e) => (
-            format!("Http{}", e.status),
-            format!("Vision answered {}: {}", e.status, e.message),
-        ),
-        None => (
-            "VisionUnavailable".to_string(),
-            format!("Vision could not be reached: {error}"),
-        ),
-    };
-    Failure {
-        message: format!("analysis attempt {attempts} failed after retries. {detail}"),
-        code,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_oci_events_leniently() {
-        let body = br#"{"eventType": "com.oraclecloud.objectstorage.createobject", "cloudEventsVersion": "0.1",
-            "source": "objectstorage", "eventTime": "2025-03-01T10:15:31Z", "eventID": "e-1",
-            "data": {"resourceName": "uploads/cat.jpg", "resourceId": "",
-                     "additionalDetails": {"bucketName": "images", "namespace": "ns", "eTag": "t-1"}},
-            "freeFormTags": {}}"#;
-        let event = parse_event(body).unwrap();
-        assert_eq!(event.kind, EventKind::Create);
-        assert_eq!(
-            (event.bucket.as_str(), event.name.as_str()),
-            ("images", "uploads/cat.jpg")
-        );
-        assert_eq!(event.etag.as_deref(), Some("t-1"));
-        assert!(event.event_time.is_some());
-        let delete = br#"{"eventType": "com.oraclecloud.objectstorage.deleteobject",
-            "data": {"resourceName": "a", "additionalDetails": {"bucketName": "b", "namespace": "n"}}}"#;
-        assert_eq!(parse_event(delete).unwrap().etag, None);
-    }
-
-    #[test]
-    fn malformed_events_say_what_is_missing() {
-        assert!(parse_event(b"{not json").unwrap_err().contains("not JSON"));
-        assert!(
-            parse_event(br#"{"eventType": "com.oraclecloud.computeapi.launchinstance"}"#)
-                .unwrap_err()
-                .contains("not an object event")
-        );
-        assert!(
-            parse_event(br#"{"eventType": "x.createobject", "data": {}}"#)
-                .unwrap_err()
-                .contains("resourceName")
-        );
     }
 }

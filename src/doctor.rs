@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{vars, CloudConfig};
 use crate::error::Error;
+use crate::event::{EventKind, ObjectEvent};
 use crate::oci::auth::{self, KeyProvider, ResourcePrincipalProvider};
 use crate::oci::client::{Auth, RetryPolicy, Transport, TransportConfig};
 use crate::oci::functions::{Functions, InvokeMode};
@@ -339,18 +340,21 @@ fn check_function(transport: &Transport, lookup: &dyn Fn(&str) -> Option<String>
             "FUNCTION_ID or FUNCTION_INVOKE_ENDPOINT is not set (re-analysis is off)",
         );
     };
-    let probe = serde_json::json!({
-        "eventType": "com.oraclecloud.objectstorage.deleteobject",
-        "cloudEventsVersion": "0.1",
-        "eventID": "doctor-probe",
-        "data": {"resourceName": "doctor/does-not-exist", "additionalDetails":
-            {"bucketName": lookup(vars::BUCKET).unwrap_or_default(),
-             "namespace": lookup(vars::NAMESPACE).unwrap_or_default()}}
-    });
+    let probe = ObjectEvent {
+        event_id: "doctor-probe".into(),
+        ..ObjectEvent::new(
+            EventKind::Delete,
+            &lookup(vars::NAMESPACE).unwrap_or_default(),
+            &lookup(vars::BUCKET).unwrap_or_default(),
+            "doctor/does-not-exist",
+            None,
+        )
+    };
+    let compartment = lookup(vars::COMPARTMENT).unwrap_or_default();
     let functions = Functions::new(transport.clone(), endpoint);
     match functions.invoke(
         &function_id,
-        &serde_json::to_vec(&probe).unwrap_or_default(),
+        &serde_json::to_vec(&probe.to_json("ocivision-doctor", &compartment)).unwrap_or_default(),
         InvokeMode::Sync,
         64 * 1024,
         Instant::now() + Duration::from_secs(60),

@@ -1,16 +1,27 @@
-//! The analysis document: one JSON document per image in the SODA collection, written by the
-//! function (and, as `pending`, by the web app at upload) and read by the web app.
+//! The analysis document's whole life: one JSON document per image in the SODA collection,
+//! written by the function (and, as `pending`, by the web app at upload and by the reconciler)
+//! and read by the web app. Here are what it holds, how it is built (from an object's headers
+//! and metadata, from an object event, from Vision's answer), its statuses and their names, and
+//! the object names around it (`uploads/{id}`, `thumbs/{id}.jpg`, `previews/{id}.jpg`).
 //!
 //! Its key is [`crate::soda::document_key`] of namespace, bucket and object name, so every
 //! writer finds the same document. The field list is documented in docs/API.md; unknown fields
 //! are ignored on read, so older and newer writers can share a collection.
 
+use std::time::SystemTime;
+
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
+use crate::event::ObjectEvent;
+use crate::oci::object_storage::{Bucket, ObjectInfo};
 use crate::oci::vision::{Analysis, Vertex};
+use crate::timefmt::{self, Precision};
 
 /// Object metadata keys (`opc-meta-…`) the web app sets at upload and the function reads.
 pub mod meta {
+    use crate::oci::object_storage::ObjectInfo;
+
     /// The name the file had on the uploader's disk (display only).
     pub const ORIGINAL_NAME: &str = "original-name";
     /// Hex SHA-256 of the content (duplicate detection).
@@ -22,19 +33,101 @@ pub mod meta {
     pub const WIDTH: &str = "width";
     /// Height of the image in pixels.
     pub const HEIGHT: &str = "height";
+
+    /// The value of metadata `key` on `object`. Keys are compared without case: they travel as
+    /// HTTP header names, which any proxy or service may re-case.
+    pub(crate) fn get<'a>(object: &'a ObjectInfo, key: &str) -> Option<&'a str> {
+        object
+            .metadata
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
+/// The folder every upload goes to: the image with id `{id}` is the object `uploads/{id}`.
+pub(crate) const UPLOAD_PREFIX: &str = "uploads/";
 /// Where the web app stores each image's thumbnail (`thumbs/{id}.jpg`).
-pub const THUMB_PREFIX: &str = "thumbs/";
+pub(crate) const THUMB_PREFIX: &str = "thumbs/";
 /// Where the web app stores each image's preview (`previews/{id}.jpg`).
-pub const PREVIEW_PREFIX: &str = "previews/";
+pub(crate) const PREVIEW_PREFIX: &str = "previews/";
+
+/// Checks an image id (from a URL, a form, an object name): `None` unless it has exactly the
+/// generated shape, `{24 lower-case hex}.{jpg|png}`, so no client text reaches a storage path.
+pub(crate) fn parse_id(id: &str) -> Option<&str> {
+    let (stem, ext) = id.split_once('.')?;
+    let ok = stem.len() == 24
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && matches!(ext, "jpg" | "png");
+    ok.then_some(id)
+}
+
+/// A new image id: the inverted millisecond clock (so listings, which sort by name, put the
+/// newest first) and 52 random bits (so ids made in the same millisecond never collide in
+/// practice; the upload's PUT is `if-none-match: *` as well).
+pub(crate) fn new_id(ext: &str) -> String {
+    let millis = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    let inverted = 0xFFF_FFFF_FFFF_u64.saturating_sub(millis);
+    let random = u64::from_le_bytes(crate::random::bytes::<8>()) & 0xF_FFFF_FFFF_FFFF;
+    format!("{inverted:011x}{random:013x}.{ext}")
+}
+
+/// The object name of an image id.
+pub(crate) fn object_name(id: &str) -> String {
+    format!("{UPLOAD_PREFIX}{id}")
+}
+
+/// The image id of an object name, when it is one of the web app's uploads.
+pub(crate) fn id_of(name: &str) -> Option<&str> {
+    name.strip_prefix(UPLOAD_PREFIX).and_then(parse_id)
+}
+
+/// The object name of an image's thumbnail.
+pub(crate) fn thumb_name(id: &str) -> String {
+    format!("{THUMB_PREFIX}{id}.jpg")
+}
+
+/// The object name of an image's preview.
+pub(crate) fn preview_name(id: &str) -> String {
+    format!("{PREVIEW_PREFIX}{id}.jpg")
+}
+
+/// The image id a rendition's object name belongs to (`thumbs/{id}.jpg` → `{id}`).
+pub(crate) fn id_of_rendition(name: &str) -> Option<&str> {
+    let rest = name
+        .strip_prefix(THUMB_PREFIX)
+        .or_else(|| name.strip_prefix(PREVIEW_PREFIX))?;
+    parse_id(rest.strip_suffix(".jpg")?)
+}
 
 /// True for the web app's renditions (thumbnails, previews): objects that are never analysed.
-pub fn is_rendition(name: &str) -> bool {
+pub(crate) fn is_rendition(name: &str) -> bool {
     name.starts_with(THUMB_PREFIX) || name.starts_with(PREVIEW_PREFIX)
 }
 
-/// Where an image is in the pipeline.
+/// A time as documents write it (RFC 3339, UTC, milliseconds).
+pub(crate) fn timestamp(at: SystemTime) -> String {
+    timefmt::format(at, Precision::Millis)
+}
+
+/// Now, as documents write it.
+pub(crate) fn now() -> String {
+    timestamp(SystemTime::now())
+}
+
+/// A time as documents and Object Storage write it: RFC 3339 (documents, listings) or an HTTP
+/// date (`last-modified`). The one parser for both, so no reader accepts only one of them.
+pub(crate) fn parse_time(text: &str) -> Option<SystemTime> {
+    timefmt::parse(text).or_else(|| httpdate::parse_http_date(text).ok())
+}
+
+/// Where an image is in the pipeline. Its name ([`Status::name`]) is what documents store, and
+/// what markup classes, query strings and the JSON API use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -51,6 +144,35 @@ pub enum Status {
     Failed,
 }
 
+impl Status {
+    /// Every status, in pipeline order.
+    pub const ALL: [Status; 5] = [
+        Status::Pending,
+        Status::Analyzing,
+        Status::Waiting,
+        Status::Done,
+        Status::Failed,
+    ];
+
+    /// The status's name, as stored (`pending`, `analyzing`, `waiting`, `done`, `failed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Analyzing => "analyzing",
+            Status::Waiting => "waiting",
+            Status::Done => "done",
+            Status::Failed => "failed",
+        }
+    }
+
+    /// The status named `text`, in any case; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(text))
+    }
+}
+
 /// Why an analysis failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
@@ -58,6 +180,32 @@ pub struct Failure {
     pub code: String,
     /// A sentence for a person.
     pub message: String,
+}
+
+impl Failure {
+    /// The failure of an analysis whose Vision call failed for good after `attempts`: the
+    /// service's code when it gave one (`Http{status}` when not), `VisionUnavailable` when it
+    /// could not be reached.
+    pub(crate) fn vision(error: &Error, attempts: u32) -> Failure {
+        let (code, detail) = match error.service_error() {
+            Some(e) if !e.code.is_empty() => (
+                e.code.clone(),
+                format!("Vision answered {} {}: {}", e.status, e.code, e.message),
+            ),
+            Some(e) => (
+                format!("Http{}", e.status),
+                format!("Vision answered {}: {}", e.status, e.message),
+            ),
+            None => (
+                "VisionUnavailable".to_string(),
+                format!("Vision could not be reached: {error}"),
+            ),
+        };
+        Failure {
+            message: format!("analysis attempt {attempts} failed after retries. {detail}"),
+            code,
+        }
+    }
 }
 
 /// One detected object.
@@ -229,8 +377,94 @@ impl AnalysisDocument {
         crate::soda::document_key(&self.namespace, &self.bucket_name, &self.image_name)
     }
 
+    /// A `pending` document for object `name` of `bucket`, from its headers and metadata as of
+    /// `now`: what the web app writes at upload (from the object it is about to store, eTag not
+    /// yet known) and for an object found without a document.
+    pub(crate) fn from_object(
+        bucket: &Bucket,
+        name: &str,
+        object: &ObjectInfo,
+        now: SystemTime,
+    ) -> AnalysisDocument {
+        let mut doc = AnalysisDocument::new(&bucket.namespace, &bucket.name, name, Status::Pending);
+        doc.describe(object, now);
+        doc
+    }
+
+    /// The document an object event leads to, once the object has been read: the stored one
+    /// (`existing`), or a new `pending` one, brought up to date with the object and marked with
+    /// the event's id.
+    pub(crate) fn from_event(
+        existing: Option<AnalysisDocument>,
+        event: &ObjectEvent,
+        object: &ObjectInfo,
+        now: SystemTime,
+    ) -> AnalysisDocument {
+        let mut doc = existing.unwrap_or_else(|| {
+            AnalysisDocument::new(
+                &event.namespace,
+                &event.bucket,
+                &event.name,
+                Status::Pending,
+            )
+        });
+        doc.describe(object, now);
+        doc.event_id = Some(event.event_id.clone()).filter(|e| !e.is_empty());
+        doc
+    }
+
+    /// Brings the document up to date with what the object says about itself; every builder
+    /// goes through here. Another version of the object (another eTag) starts over: attempts
+    /// and results are cleared. Metadata the object lacks keeps the document's value, and the
+    /// upload time, once known, is kept (the upload writes it before the object exists).
+    fn describe(&mut self, object: &ObjectInfo, now: SystemTime) {
+        if self.etag != object.etag {
+            self.attempts = 0;
+            self.objects.clear();
+            self.labels.clear();
+            self.ontology.clear();
+            self.terms.clear();
+            self.analyzed_at = None;
+        }
+        let metadata = |key: &str| meta::get(object, key).map(str::to_string);
+        self.etag = object.etag.clone();
+        self.size = object.content_length;
+        self.content_type = object.content_type.clone();
+        // The web app percent-encodes the name (metadata headers are ASCII); the document holds
+        // it as the person typed it.
+        self.original_name = metadata(meta::ORIGINAL_NAME)
+            .map(|v| crate::oci::encode::percent_decode(&v).unwrap_or(v))
+            .or(self.original_name.take());
+        self.sha256 = metadata(meta::SHA256).or(self.sha256.take());
+        self.correlation_id = metadata(meta::REQUEST_ID).or(self.correlation_id.take());
+        if self.uploaded_at.is_empty() {
+            self.uploaded_at = timestamp(parse_time(&object.last_modified).unwrap_or(now));
+        }
+        self.updated_at = timestamp(now);
+    }
+
+    /// Records Vision's answer as of `now`: its results copied in, then `done`, or `failed`
+    /// with the first feature error Vision reported.
+    pub(crate) fn record_analysis(&mut self, analysis: &Analysis, now: SystemTime) {
+        self.set_analysis(analysis);
+        match analysis.errors.first() {
+            Some(feature_error) => {
+                self.status = Status::Failed;
+                self.error = Some(Failure {
+                    code: feature_error.code.clone(),
+                    message: feature_error.message.clone(),
+                });
+            }
+            None => {
+                self.status = Status::Done;
+                self.error = None;
+            }
+        }
+        self.analyzed_at = Some(timestamp(now));
+    }
+
     /// Copies a Vision answer in: objects (best first), labels, ontology, model versions.
-    pub fn set_analysis(&mut self, analysis: &Analysis) {
+    fn set_analysis(&mut self, analysis: &Analysis) {
         let mut objects: Vec<Found> = analysis
             .image_objects
             .iter()
@@ -328,7 +562,29 @@ impl AnalysisDocument {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ServiceError;
+    use crate::event::EventKind;
     use serde_json::json;
+
+    fn object(etag: &str, last_modified: &str, metadata: &[(&str, &str)]) -> ObjectInfo {
+        ObjectInfo {
+            etag: etag.into(),
+            content_length: 1234,
+            content_type: "image/jpeg".into(),
+            last_modified: last_modified.into(),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn bucket() -> Bucket {
+        Bucket {
+            namespace: "ns".into(),
+            name: "images".into(),
+        }
+    }
 
     #[test]
     fn round_trips_and_tolerates_unknown_fields() {
@@ -352,6 +608,160 @@ mod tests {
     }
 
     #[test]
+    fn a_document_written_before_still_reads() {
+        let stored = json!({
+            "schema": 1, "image_name": "uploads/0123456789abcdef01234567.jpg",
+            "bucket_name": "images", "namespace": "ns", "etag": "e", "size": 5,
+            "content_type": "image/jpeg", "original_name": "My Dog.jpg", "sha256": "abc",
+            "status": "done", "attempts": 1, "uploaded_at": "2025-03-01T10:15:31.000Z",
+            "analyzed_at": "2025-03-01T10:15:33.000Z", "updated_at": "2025-03-01T10:15:33.000Z",
+            "objects": [{"name": "Dog", "confidence": 0.9, "polygon": [{"x": 0.1, "y": 0.2}]}],
+            "labels": [], "ontology": [{"name": "Dog", "parents": ["Animal"]}],
+            "terms": ["animal", "dog"], "model_versions": {"object_detection": "1.3"},
+            "timings": {"vision_ms": 800}, "correlation_id": "req-1", "event_id": "e-1"
+        });
+        let doc = AnalysisDocument::from_json(stored.clone()).unwrap();
+        assert_eq!(doc.status, Status::Done);
+        assert_eq!(
+            doc.to_json(),
+            stored,
+            "same field names, nothing added or lost"
+        );
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for status in Status::ALL {
+            assert_eq!(Status::parse(status.name()), Some(status));
+            assert_eq!(json!(status), json!(status.name()), "the stored name");
+            assert_eq!(
+                serde_json::from_value::<Status>(json!(status.name())).unwrap(),
+                status
+            );
+        }
+        assert_eq!(Status::parse("Done"), Some(Status::Done));
+        assert_eq!(Status::parse("FAILED"), Some(Status::Failed));
+        assert_eq!(Status::parse("x"), None);
+        assert_eq!(Status::parse(""), None);
+    }
+
+    #[test]
+    fn ids_and_object_names_map_both_ways() {
+        let a = new_id("jpg");
+        assert!(parse_id(&a).is_some(), "{a}");
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let b = new_id("png");
+        assert!(b < a, "newer ids sort first: {b} {a}");
+        assert_ne!(new_id("jpg"), new_id("jpg"));
+        for bad in [
+            "",
+            "../x.jpg",
+            "0123456789abcdef01234567.gif",
+            "0123456789ABCDEF01234567.jpg",
+            "0123456789abcdef0123456.jpg",
+            "0123456789abcdef01234567.jpg/raw",
+            "0123456789abcdef01234567",
+        ] {
+            assert!(parse_id(bad).is_none(), "{bad}");
+        }
+        let id = "0123456789abcdef01234567.png";
+        assert_eq!(object_name(id), "uploads/0123456789abcdef01234567.png");
+        assert_eq!(id_of(&object_name(id)), Some(id));
+        assert_eq!(id_of("other/0123456789abcdef01234567.jpg"), None);
+        assert_eq!(thumb_name(id), "thumbs/0123456789abcdef01234567.png.jpg");
+        assert_eq!(
+            preview_name(id),
+            "previews/0123456789abcdef01234567.png.jpg"
+        );
+        assert_eq!(id_of_rendition(&thumb_name(id)), Some(id));
+        assert_eq!(id_of_rendition(&preview_name(id)), Some(id));
+        assert_eq!(id_of_rendition(&object_name(id)), None);
+        assert!(is_rendition(&thumb_name(id)) && is_rendition(&preview_name(id)));
+        assert!(!is_rendition(&object_name(id)));
+    }
+
+    #[test]
+    fn built_from_an_object_with_keys_in_any_case() {
+        let now = timefmt::parse("2026-01-02T03:04:05.678Z").unwrap();
+        let info = object(
+            "e1",
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            &[
+                ("Original-Name", "My%20Dog.jpg"),
+                ("SHA256", "abc"),
+                ("request-id", "req-1"),
+            ],
+        );
+        let doc = AnalysisDocument::from_object(&bucket(), "uploads/x.jpg", &info, now);
+        assert_eq!(doc.status, Status::Pending);
+        assert_eq!(
+            (doc.namespace.as_str(), doc.bucket_name.as_str()),
+            ("ns", "images")
+        );
+        assert_eq!(doc.original_name.as_deref(), Some("My Dog.jpg"));
+        assert_eq!(doc.sha256.as_deref(), Some("abc"));
+        assert_eq!(doc.correlation_id.as_deref(), Some("req-1"));
+        assert_eq!((doc.etag.as_str(), doc.size), ("e1", 1234));
+        assert_eq!(doc.content_type, "image/jpeg");
+        assert_eq!(doc.uploaded_at, "1994-11-06T08:49:37.000Z");
+        assert_eq!(doc.updated_at, "2026-01-02T03:04:05.678Z");
+        assert_eq!(meta::get(&info, "original-NAME"), Some("My%20Dog.jpg"));
+    }
+
+    #[test]
+    fn object_times_are_read_in_both_forms() {
+        let now = timefmt::parse("2026-01-02T03:04:05.678Z").unwrap();
+        let uploaded = |last_modified: &str| {
+            AnalysisDocument::from_object(&bucket(), "x", &object("e", last_modified, &[]), now)
+                .uploaded_at
+        };
+        assert_eq!(
+            uploaded("Sun, 06 Nov 1994 08:49:37 GMT"),
+            "1994-11-06T08:49:37.000Z"
+        );
+        assert_eq!(
+            uploaded("1994-11-06T08:49:37.250Z"),
+            "1994-11-06T08:49:37.250Z"
+        );
+        assert_eq!(uploaded(""), "2026-01-02T03:04:05.678Z", "unknown: now");
+        assert_eq!(uploaded("yesterday"), "2026-01-02T03:04:05.678Z");
+    }
+
+    #[test]
+    fn an_event_keeps_what_the_object_does_not_say_and_starts_over_on_a_new_version() {
+        let now = timefmt::parse("2026-01-02T03:04:05.678Z").unwrap();
+        let mut event = ObjectEvent::new(EventKind::Update, "ns", "images", "uploads/x.jpg", None);
+        event.event_id = "e-9".into();
+        // The upload's pending document: no eTag yet, its own upload time.
+        let mut upload = AnalysisDocument::new("ns", "images", "uploads/x.jpg", Status::Pending);
+        upload.original_name = Some("cat.jpg".into());
+        upload.uploaded_at = "2025-01-01T00:00:00.000Z".into();
+        let info = object("e1", "Sun, 06 Nov 1994 08:49:37 GMT", &[("sha256", "abc")]);
+        let mut doc = AnalysisDocument::from_event(Some(upload), &event, &info, now);
+        assert_eq!(doc.original_name.as_deref(), Some("cat.jpg"), "kept");
+        assert_eq!(doc.sha256.as_deref(), Some("abc"));
+        assert_eq!(doc.uploaded_at, "2025-01-01T00:00:00.000Z", "kept");
+        assert_eq!(doc.event_id.as_deref(), Some("e-9"));
+        assert_eq!(doc.etag, "e1");
+
+        doc.attempts = 2;
+        doc.objects.push(Found {
+            name: "Cat".into(),
+            confidence: 0.9,
+            polygon: Vec::new(),
+        });
+        let same = AnalysisDocument::from_event(Some(doc.clone()), &event, &info, now);
+        assert_eq!((same.attempts, same.objects.len()), (2, 1), "same version");
+        let replaced = object("e2", "", &[]);
+        let fresh = AnalysisDocument::from_event(Some(doc), &event, &replaced, now);
+        assert_eq!((fresh.attempts, fresh.objects.len()), (0, 0), "new version");
+
+        let none = AnalysisDocument::from_event(None, &event, &info, now);
+        assert_eq!(none.status, Status::Pending);
+        assert_eq!(none.uploaded_at, "1994-11-06T08:49:37.000Z");
+    }
+
+    #[test]
     fn analysis_is_copied_best_first_with_ontology_terms() {
         let analysis = Analysis::from_json(json!({
             "imageObjects": [
@@ -363,8 +773,10 @@ mod tests {
             "objectDetectionModelVersion": "1.3"
         }))
         .unwrap();
-        let mut doc = AnalysisDocument::new("ns", "b", "x.jpg", Status::Done);
-        doc.set_analysis(&analysis);
+        let mut doc = AnalysisDocument::new("ns", "b", "x.jpg", Status::Analyzing);
+        doc.record_analysis(&analysis, SystemTime::UNIX_EPOCH);
+        assert_eq!(doc.status, Status::Done);
+        assert_eq!(doc.analyzed_at.as_deref(), Some("1970-01-01T00:00:00.000Z"));
         assert_eq!(doc.objects[0].name, "Dog");
         assert_eq!(doc.model_versions.object_detection.as_deref(), Some("1.3"));
         assert_eq!(
@@ -377,6 +789,41 @@ mod tests {
             doc.label_counts(),
             [("Car".to_string(), 2), ("Dog".to_string(), 1)]
         );
-        assert!(is_rendition("thumbs/a.jpg.jpg") && !is_rendition("uploads/a.jpg"));
+    }
+
+    #[test]
+    fn vision_failures_are_recorded_with_a_code() {
+        let refused = Analysis::from_json(json!({
+            "imageObjects": [],
+            "errors": [{"code": "InvalidImage", "message": "cannot read"}]
+        }))
+        .unwrap();
+        let mut doc = AnalysisDocument::new("ns", "b", "x.jpg", Status::Analyzing);
+        doc.record_analysis(&refused, SystemTime::UNIX_EPOCH);
+        assert_eq!(doc.status, Status::Failed);
+        assert_eq!(doc.error.as_ref().unwrap().code, "InvalidImage");
+
+        let answer = |status: u16, code: &str| {
+            Error::Service(ServiceError {
+                service: "vision",
+                status,
+                code: code.into(),
+                message: "m".into(),
+                request_id: String::new(),
+                retry_after: None,
+            })
+        };
+        assert_eq!(
+            Failure::vision(&answer(429, "TooManyRequests"), 2).code,
+            "TooManyRequests"
+        );
+        assert_eq!(Failure::vision(&answer(503, ""), 1).code, "Http503");
+        let unreachable = Error::Transport {
+            service: "vision",
+            detail: "refused".into(),
+        };
+        let failure = Failure::vision(&unreachable, 3);
+        assert_eq!(failure.code, "VisionUnavailable");
+        assert!(failure.message.starts_with("analysis attempt 3 failed"));
     }
 }

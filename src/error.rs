@@ -1,8 +1,9 @@
 //! The crate's one error type.
 //!
 //! Every fallible function in the library returns [`Error`]. Variants are named for what failed;
-//! `Display` is short and lower-case, and [`Error::status`] is the single place where an error
-//! becomes an HTTP status for our own servers. Secrets never appear in any variant.
+//! `Display` is short and lower-case. [`Error::status`] is the single place where an error
+//! becomes an HTTP status for our own servers, and [`status_code`] the single table from that
+//! status to the code our JSON answers carry beside it. Secrets never appear in any variant.
 
 use std::fmt;
 use std::time::Duration;
@@ -84,6 +85,11 @@ impl Error {
         }
     }
 
+    /// The stable code our servers answer beside [`Error::status`] (`{"error": Code, …}`).
+    pub fn code(&self) -> &'static str {
+        status_code(self.status())
+    }
+
     /// True when a service refused our signature or credentials (HTTP 401).
     pub fn is_authentication(&self) -> bool {
         match self {
@@ -109,6 +115,31 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// The code of each status our servers answer with, for JSON error bodies, upload results and
+/// the upload gate alike (docs/API.md lists them). An unlisted 4xx is `BadRequest`; a 5xx other
+/// than the upload gate's 503 means a service behind us did not answer properly.
+pub(crate) fn status_code(status: u16) -> &'static str {
+    match status {
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        409 => "NotConfigured",
+        413 => "TooLarge",
+        415 => "UnsupportedFormat",
+        422 => "BadDimensions",
+        429 => "TooManyRequests",
+        503 => "Busy",
+        s if s < 500 => "BadRequest",
+        _ => "ServiceUnavailable",
+    }
+}
+
+/// A JSON error body, `{"error": Code, "message": text}`, for `status`.
+pub(crate) fn json_body(status: u16, message: &str) -> serde_json::Value {
+    serde_json::json!({"error": status_code(status), "message": message})
 }
 
 impl fmt::Display for Error {
@@ -222,5 +253,25 @@ mod tests {
         };
         assert_eq!(deadline.status(), 504);
         assert_eq!(Error::NotFound("x".into()).status(), 404);
+    }
+
+    #[test]
+    fn each_status_has_one_code() {
+        assert_eq!(Error::bad_request(413, "too big").code(), "TooLarge");
+        assert_eq!(Error::bad_request(415, "no").code(), "UnsupportedFormat");
+        assert_eq!(Error::bad_request(422, "no").code(), "BadDimensions");
+        assert_eq!(Error::bad_request(400, "no").code(), "BadRequest");
+        assert_eq!(Error::bad_request(408, "slow").code(), "BadRequest");
+        assert_eq!(Error::NotFound("x".into()).code(), "NotFound");
+        let gone = Error::Transport {
+            service: "objectstorage",
+            detail: "reset".into(),
+        };
+        assert_eq!((gone.status(), gone.code()), (502, "ServiceUnavailable"));
+        assert_eq!(status_code(503), "Busy");
+        assert_eq!(
+            json_body(429, "wait"),
+            serde_json::json!({"error": "TooManyRequests", "message": "wait"})
+        );
     }
 }

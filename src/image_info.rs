@@ -3,7 +3,8 @@
 //!
 //! Nothing is decoded: this is the cheap check both the upload path and the function run
 //! before anything is stored or sent to Vision. Other formats (GIF, WebP, HEIC, SVG, BMP) are
-//! recognised only as "not JPEG or PNG".
+//! recognised only as "not JPEG or PNG". Also here: [`contains_markup`], the upload's check for
+//! HTML or script hidden in an image's metadata or after its end (image/HTML polyglots).
 
 /// The two formats Vision accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +206,81 @@ fn jpeg_size(head: &[u8]) -> Option<(u32, u32)> {
     }
 }
 
+/// True when an image carries markup a browser would run if it ever sniffed the file as HTML
+/// (image/HTML polyglots): in PNG text chunks or after `IEND`, in JPEG metadata segments or
+/// after the last `EOI`. Compressed pixel data is not searched: random bytes would match by
+/// chance in a few large photos in a hundred.
+pub fn contains_markup(bytes: &[u8]) -> bool {
+    match sniff(bytes) {
+        Some(ImageKind::Png) => png_markup(bytes),
+        Some(ImageKind::Jpeg) => jpeg_markup(bytes),
+        None => has_markup(bytes),
+    }
+}
+
+fn has_markup(bytes: &[u8]) -> bool {
+    const NEEDLES: [&[u8]; 6] = [
+        b"<script", b"<html", b"<?php", b"<svg", b"<iframe", b"<body",
+    ];
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'<'
+            && NEEDLES.iter().any(|n| {
+                bytes
+                    .get(i..i + n.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(n))
+            })
+    })
+}
+
+fn png_markup(bytes: &[u8]) -> bool {
+    let mut i = 8;
+    while let Some(head) = bytes.get(i..i + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let kind = &head[4..8];
+        let Some(data) = bytes.get(i + 8..i + 8 + len) else {
+            return has_markup(&bytes[i..]);
+        };
+        if matches!(kind, b"tEXt" | b"zTXt" | b"iTXt") && has_markup(data) {
+            return true;
+        }
+        i += 12 + len;
+        if kind == b"IEND" {
+            return has_markup(bytes.get(i..).unwrap_or_default());
+        }
+    }
+    has_markup(bytes.get(i..).unwrap_or_default())
+}
+
+fn jpeg_markup(bytes: &[u8]) -> bool {
+    let mut i = 2;
+    // Metadata segments up to start-of-scan.
+    while let (Some(&0xFF), Some(&marker)) = (bytes.get(i), bytes.get(i + 1)) {
+        if marker == 0xDA || marker == 0xD9 {
+            break;
+        }
+        if marker == 0xFF || marker == 0xD8 || (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+            i += if marker == 0xFF { 1 } else { 2 };
+            continue;
+        }
+        let Some(len) = bytes
+            .get(i + 2..i + 4)
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+        else {
+            break;
+        };
+        if bytes.get(i + 4..i + 2 + len).is_some_and(has_markup) {
+            return true;
+        }
+        i += 2 + len.max(2);
+    }
+    // Whatever follows the last end-of-image marker.
+    let tail = bytes
+        .windows(2)
+        .rposition(|w| w == [0xFF, 0xD9])
+        .map_or(&bytes[bytes.len()..], |end| &bytes[end + 2..]);
+    has_markup(tail)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +384,36 @@ mod tests {
         }
         .to_string()
         .contains("6.0 MB"));
+    }
+
+    #[test]
+    fn markup_inside_images_is_found() {
+        let dog = include_bytes!("../tests/fixtures/photos/dog.jpg");
+        let cat = include_bytes!("../tests/fixtures/photos/chelsea.png");
+        assert!(!contains_markup(dog) && !contains_markup(cat));
+        let mut poly = cat.to_vec();
+        poly.extend_from_slice(b"<HTML><Script>alert(1)</script>");
+        assert!(contains_markup(&poly), "after IEND");
+        let mut poly = dog.to_vec();
+        poly.extend_from_slice(b"<svg onload=alert(1)>");
+        assert!(contains_markup(&poly), "after EOI");
+        // A JPEG comment segment holding a script, right after SOI.
+        let mut com = vec![0xFF, 0xD8, 0xFF, 0xFE, 0x00, 0x12];
+        com.extend_from_slice(b"<script>x</script");
+        com.extend_from_slice(&dog[2..]);
+        assert!(contains_markup(&com), "in a COM segment");
+        // A PNG tEXt chunk holding HTML.
+        let mut text = cat[..33].to_vec();
+        text.extend_from_slice(&[0, 0, 0, 13]);
+        text.extend_from_slice(b"tEXt<body>hi</b");
+        text.extend_from_slice(&[0, 0, 0, 0]);
+        text.extend_from_slice(&cat[33..]);
+        assert!(contains_markup(&text), "in a text chunk");
+        // The same bytes inside compressed pixel data are not looked at.
+        let mut inside = dog[..dog.len() - 2].to_vec();
+        inside.extend_from_slice(b"<svg");
+        inside.extend_from_slice(&[0xFF, 0xD9]);
+        assert!(!contains_markup(&inside));
+        assert!(contains_markup(b"xx<?php") && !contains_markup(b"a < b"));
     }
 }

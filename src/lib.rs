@@ -33,7 +33,7 @@
 //! Plus [`Analyzer`] (the function's work, used by `func` and local mode), the crate's one
 //! error type, [`Error`], and [`check_randomness`] (both binaries refuse to start without the
 //! OS random number generator). Everything else (configuration parsing, image sniffing,
-//! randomness, MD5) is private.
+//! the Object Storage event's shape, randomness, MD5) is private.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -47,6 +47,7 @@ pub mod document;
 #[cfg(feature = "local")]
 pub mod emulator;
 mod error;
+mod event;
 pub mod fdk;
 pub mod http;
 mod image_info;

@@ -29,8 +29,8 @@ use crate::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
 use crate::error::{Error, Result};
 use crate::fdk::{FnConfig, FnServer};
 use crate::oci::client::{Auth, Transport, TransportConfig};
+use crate::oci::keys::PrivateKey;
 use crate::oci::secrets::Secrets;
-use crate::oci::sign::PrivateKey;
 use crate::secret::Secret;
 use crate::soda::Soda;
 

@@ -59,3 +59,20 @@ pub(crate) fn digest(data: &[u8]) -> [u8; 16] {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_matches_rfc_1321_examples() {
+        let hex = |d: [u8; 16]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(hex(digest(b"")), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(hex(digest(b"abc")), "900150983cd24fb0d6963f7d28e17f72");
+        let long =
+            b"12345678901234567890123456789012345678901234567890123456789012345678901234567890";
+        assert_eq!(hex(digest(long)), "57edf4a22be3c955ac49da2e2107b67a");
+        // 56 bytes: padding spills into a second block.
+        assert_eq!(hex(digest(&[b'a'; 56])), "3b0c8ac703f828b04c6c197006d17218");
+    }
+}

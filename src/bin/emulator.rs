@@ -28,7 +28,7 @@ use ocivision::emulator::faults::FaultPlan;
 use ocivision::emulator::iam::Principal;
 use ocivision::emulator::secrets::SecretEntry;
 use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
-use ocivision::oci::sign::PrivateKey;
+use ocivision::oci::keys::PrivateKey;
 use ocivision::Error;
 
 /// The key id the development key is trusted under.

@@ -16,6 +16,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 use crate::emulator::iam::Principal;
+use crate::emulator::signature::{self, Authorization};
 use crate::emulator::wire::{EmuRequest, EmuResponse};
 use crate::oci::sign::{self, names};
 
@@ -139,7 +140,7 @@ impl KeyRing {
         let authorization = request
             .header(names::AUTHORIZATION)
             .ok_or("missing Authorization header")?;
-        let parsed = sign::Authorization::parse(authorization).map_err(|e| e.to_string())?;
+        let parsed = Authorization::parse(authorization).map_err(|e| e.to_string())?;
         let signed = parsed.signed_headers();
         let mut required = vec![names::REQUEST_TARGET, names::HOST];
         let has_body = matches!(request.method.as_str(), "POST" | "PUT" | "PATCH");
@@ -163,7 +164,7 @@ impl KeyRing {
             return Err("neither date nor x-date is signed".into());
         };
         let (public_key, principal) = self.public_key(parsed.key_id(), now)?;
-        sign::verify(
+        signature::verify(
             &request.method,
             &request.target(),
             |name| request.header(name).map(str::to_string),
@@ -257,7 +258,8 @@ pub fn ords_unmapped() -> EmuResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::sign::{Body, PrivateKey, RequestToSign};
+    use crate::oci::keys::PrivateKey;
+    use crate::oci::sign::{Body, RequestToSign};
 
     fn key() -> PrivateKey {
         PrivateKey::from_pem(include_str!("dev-key.pem"), "dev-key.pem").unwrap()

@@ -18,46 +18,42 @@ use serde_json::{json, Value};
 use crate::emulator::agent::FnAgent;
 use crate::emulator::faults::{chance, FaultPlan};
 pub use crate::emulator::object_storage::{Change, ChangeKind};
-use crate::timefmt::{self, Precision};
+use crate::event::{EventKind, ObjectEvent};
 
-/// The CloudEvents `eventType` of a change.
-pub fn event_type(kind: ChangeKind) -> &'static str {
-    match kind {
-        ChangeKind::Created => "com.oraclecloud.objectstorage.createobject",
-        ChangeKind::Updated => "com.oraclecloud.objectstorage.updateobject",
-        ChangeKind::Deleted => "com.oraclecloud.objectstorage.deleteobject",
+/// The event OCI Events sends for `change`, made at `at`.
+fn object_event(change: &Change, at: SystemTime) -> ObjectEvent {
+    let kind = match change.kind {
+        ChangeKind::Created => EventKind::Create,
+        ChangeKind::Updated => EventKind::Update,
+        ChangeKind::Deleted => EventKind::Delete,
+    };
+    ObjectEvent {
+        event_time: Some(at),
+        ..ObjectEvent::new(
+            kind,
+            &change.namespace,
+            &change.bucket,
+            &change.name,
+            change.etag.as_deref(),
+        )
     }
+}
+
+/// The CloudEvents 0.1 envelope of `event` (`event.rs`), with what OCI sends beside the fields
+/// the function reads: the bucket's id, the compartment's name, the availability domain.
+fn envelope(event: &ObjectEvent, compartment_id: &str) -> Value {
+    let mut json = event.to_json("ObjectStorage", compartment_id);
+    let data = &mut json["data"];
+    data["compartmentName"] = json!("emulator");
+    data["availabilityDomain"] = json!("EMU-AD-1");
+    data["additionalDetails"]["bucketId"] =
+        json!(crate::emulator::object_storage::bucket_id(&event.bucket));
+    json
 }
 
 /// The CloudEvents 0.1 envelope OCI Events sends for `change`.
 pub fn cloud_event(change: &Change, compartment_id: &str, at: SystemTime) -> Value {
-    let mut details = json!({
-        "bucketName": change.bucket,
-        "bucketId": crate::emulator::object_storage::bucket_id(&change.bucket),
-        "namespace": change.namespace,
-    });
-    if let Some(etag) = &change.etag {
-        details["eTag"] = json!(etag);
-        details["archivalState"] = json!("Available");
-    }
-    json!({
-        "eventType": event_type(change.kind),
-        "cloudEventsVersion": "0.1",
-        "eventTypeVersion": "2.0",
-        "source": "ObjectStorage",
-        "eventTime": timefmt::format(at, Precision::Millis),
-        "contentType": "application/json",
-        "eventID": crate::random::uuid(),
-        "extensions": {"compartmentId": compartment_id},
-        "data": {
-            "compartmentId": compartment_id,
-            "compartmentName": "emulator",
-            "resourceName": change.name,
-            "resourceId": format!("/n/{}/b/{}/o/{}", change.namespace, change.bucket, change.name),
-            "availabilityDomain": "EMU-AD-1",
-            "additionalDetails": details,
-        }
-    })
+    envelope(&object_event(change, at), compartment_id)
 }
 
 /// The outcome of one delivery attempt.
@@ -98,7 +94,7 @@ pub struct DeliveryCounts {
     pub duplicates: u64,
 }
 
-/// Most events waiting for delivery (about 1 KB each); more are dropped with a warning.
+/// Most events waiting for delivery (a few hundred bytes each); more are dropped with a warning.
 const MAX_PENDING: usize = 100_000;
 
 /// Decides, per delivery, whether the Events service may invoke the function (IAM).
@@ -106,7 +102,7 @@ pub type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
 
 #[derive(Default)]
 struct Queue {
-    pending: VecDeque<Value>,
+    pending: VecDeque<ObjectEvent>,
     in_flight: usize,
     stopping: bool,
 }
@@ -221,7 +217,7 @@ impl EventBus {
                 return;
             }
         }
-        let event = cloud_event(change, &self.shared.compartment_id, SystemTime::now());
+        let event = object_event(change, SystemTime::now());
         let mut queue = lock(&self.shared.queue);
         if queue.pending.len() >= MAX_PENDING {
             // A function this far behind will not catch up; dropped events are what the
@@ -345,12 +341,9 @@ fn deliver_forever(shared: &Shared, index: usize) {
                     deliveries.pop_front();
                 }
                 deliveries.push_back(Delivery {
-                    event_id: event["eventID"].as_str().unwrap_or("").to_string(),
-                    event_type: event["eventType"].as_str().unwrap_or("").to_string(),
-                    object: event["data"]["resourceName"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
+                    event_id: event.event_id.clone(),
+                    event_type: event.kind.event_type().to_string(),
+                    object: event.name.clone(),
                     outcome,
                 });
             }
@@ -361,7 +354,7 @@ fn deliver_forever(shared: &Shared, index: usize) {
     }
 }
 
-fn deliver(shared: &Shared, event: &Value, index: usize) -> Outcome {
+fn deliver(shared: &Shared, event: &ObjectEvent, index: usize) -> Outcome {
     let agent = {
         let targets = shared.targets.read().unwrap_or_else(|e| e.into_inner());
         (!targets.is_empty()).then(|| {
@@ -384,11 +377,11 @@ fn deliver(shared: &Shared, event: &Value, index: usize) -> Outcome {
             target: "emulator",
             "event {} not delivered: no policy statement lets service cloudEvents use \
              functions-family (fn-invocation) on the function; OCI drops it silently",
-            event["eventID"]
+            event.event_id
         );
         return Outcome::NotAuthorized;
     }
-    let body = serde_json::to_vec(event).unwrap_or_default();
+    let body = serde_json::to_vec(&envelope(event, &shared.compartment_id)).unwrap_or_default();
     match agent.call(&body, "application/json", &[], shared.timeout) {
         Ok(reply) => {
             {
@@ -403,7 +396,7 @@ fn deliver(shared: &Shared, event: &Value, index: usize) -> Outcome {
                     target: "emulator",
                     "function answered {} to event {}",
                     reply.status,
-                    event["eventID"]
+                    event.event_id
                 );
             }
             Outcome::Answered(reply.status)
@@ -420,7 +413,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn envelope_matches_oci_events() {
+    fn envelope_is_the_products_with_what_oci_adds() {
         let change = Change {
             kind: ChangeKind::Created,
             namespace: "ns".into(),
@@ -429,38 +422,31 @@ mod tests {
             etag: Some("0f8c1f9e-1c1d-4d36-9a6e-2f1d2b8f4c11".into()),
         };
         let event = cloud_event(&change, "ocid1.compartment.oc1..c", SystemTime::UNIX_EPOCH);
-        assert_eq!(
-            event["eventType"],
-            "com.oraclecloud.objectstorage.createobject"
-        );
-        assert_eq!(event["cloudEventsVersion"], "0.1");
-        assert_eq!(event["eventTypeVersion"], "2.0");
+        assert_eq!(event["source"], "ObjectStorage");
         assert_eq!(event["eventTime"], "1970-01-01T00:00:00.000Z");
-        assert_eq!(event["eventID"].as_str().unwrap().len(), 36);
-        assert_eq!(event["data"]["resourceName"], "uploads/cat 1.jpg");
+        assert_eq!(event["data"]["availabilityDomain"], "EMU-AD-1");
         assert_eq!(
-            event["data"]["resourceId"],
-            "/n/ns/b/images/o/uploads/cat 1.jpg"
+            event["data"]["additionalDetails"]["bucketId"],
+            crate::emulator::object_storage::bucket_id("images")
         );
+        let read = |event: &Value| ObjectEvent::parse(&serde_json::to_vec(event).unwrap());
+        let created = read(&event).unwrap();
         assert_eq!(
-            event["data"]["additionalDetails"]["eTag"],
-            "0f8c1f9e-1c1d-4d36-9a6e-2f1d2b8f4c11"
+            (created.kind, created.name.as_str(), created.etag.as_deref()),
+            (
+                EventKind::Create,
+                "uploads/cat 1.jpg",
+                Some("0f8c1f9e-1c1d-4d36-9a6e-2f1d2b8f4c11")
+            )
         );
-        assert_eq!(
-            event["extensions"]["compartmentId"],
-            "ocid1.compartment.oc1..c"
-        );
+        assert_eq!(created.event_time, Some(SystemTime::UNIX_EPOCH));
         let deleted = Change {
             kind: ChangeKind::Deleted,
             etag: None,
             ..change
         };
-        let event = cloud_event(&deleted, "c", SystemTime::UNIX_EPOCH);
-        assert_eq!(
-            event["eventType"],
-            "com.oraclecloud.objectstorage.deleteobject"
-        );
-        assert!(event["data"]["additionalDetails"].get("eTag").is_none());
+        let deleted = read(&cloud_event(&deleted, "c", SystemTime::UNIX_EPOCH)).unwrap();
+        assert_eq!((deleted.kind, deleted.etag), (EventKind::Delete, None));
     }
 
     #[test]

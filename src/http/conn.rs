@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A connected byte stream the server can time out and shut down from another thread.
-pub(crate) trait Transport: Send + Sync + 'static {
+pub(crate) trait ByteStream: Send + Sync + 'static {
     fn read_some(&self, buf: &mut [u8]) -> io::Result<usize>;
     fn write_some(&self, buf: &[u8]) -> io::Result<usize>;
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
@@ -27,7 +27,7 @@ pub(crate) trait Transport: Send + Sync + 'static {
     fn raw_fd(&self) -> RawFd;
 }
 
-impl Transport for TcpStream {
+impl ByteStream for TcpStream {
     fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&*self).read(buf)
     }
@@ -51,7 +51,7 @@ impl Transport for TcpStream {
     }
 }
 
-impl Transport for UnixStream {
+impl ByteStream for UnixStream {
     fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&*self).read(buf)
     }
@@ -90,7 +90,7 @@ pub(crate) enum FillError {
 
 /// A connection's socket plus a worker's read buffer (`buf[start..end]` is unconsumed input).
 pub(crate) struct ConnIo {
-    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) transport: Arc<dyn ByteStream>,
     buf: Box<[u8]>,
     start: usize,
     end: usize,
@@ -106,7 +106,7 @@ impl ConnIo {
     /// Wraps a non-blocking socket, with `buf` as the read buffer holding `initial` (bytes the
     /// loop already read; at most `buf.len()` of them are kept).
     pub(crate) fn new(
-        transport: Arc<dyn Transport>,
+        transport: Arc<dyn ByteStream>,
         mut buf: Box<[u8]>,
         initial: &[u8],
         read_timeout: Option<Duration>,
@@ -125,7 +125,7 @@ impl ConnIo {
     }
 
     /// Gives the socket back (non-blocking again), the buffer, and the unconsumed bytes.
-    pub(crate) fn into_parts(self) -> (Arc<dyn Transport>, Box<[u8]>, Vec<u8>) {
+    pub(crate) fn into_parts(self) -> (Arc<dyn ByteStream>, Box<[u8]>, Vec<u8>) {
         if self.blocking.get() {
             let _ = self.transport.set_nonblocking(true);
         }

@@ -656,11 +656,23 @@ impl Request {
     /// Reads the whole body, refusing more than `max` bytes with a 413 error (and failures with
     /// the matching 400/408/413), ready for `?` in a handler.
     pub fn read_body(&self, max: usize) -> crate::Result<Vec<u8>> {
-        if self.content_length().is_some_and(|n| n > max as u64) {
+        self.read_body_with(max, |_| {})
+    }
+
+    /// As [`Request::read_body`], into one buffer sized from `Content-Length` (so a large body
+    /// never regrows, which would briefly hold two copies), handing each piece to `each` as it
+    /// arrives (an upload hashes while the rest is still on the wire).
+    pub fn read_body_with(
+        &self,
+        max: usize,
+        mut each: impl FnMut(&[u8]),
+    ) -> crate::Result<Vec<u8>> {
+        let declared = self.content_length().unwrap_or(0);
+        if declared > max as u64 {
             return Err(Error::bad_request(413, "request body too large"));
         }
-        let mut out = Vec::new();
-        let mut chunk = [0u8; 8192];
+        let mut out = Vec::with_capacity(declared as usize);
+        let mut chunk = vec![0u8; (declared as usize).clamp(8 * 1024, 64 * 1024)];
         loop {
             let n = match self.body().read(&mut chunk) {
                 Ok(n) => n,
@@ -675,6 +687,7 @@ impl Request {
             if out.len() + n > max {
                 return Err(Error::bad_request(413, "request body too large"));
             }
+            each(&chunk[..n]);
             out.extend_from_slice(&chunk[..n]);
         }
     }
@@ -932,6 +945,25 @@ mod tests {
         let r = Request::fake("POST", "/", &[("Transfer-Encoding", "chunked")], b"3\r\nab");
         assert_eq!(r.read_body(10).unwrap_err().status(), 400);
         assert_eq!(r.body.borrow().failure, Some(BodyFailure::Truncated));
+    }
+
+    #[test]
+    fn a_body_read_with_a_watcher_lands_in_one_buffer_and_shows_every_piece() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let r = Request::fake("PUT", "/", &[], &data);
+        let mut seen = Vec::new();
+        let body = r
+            .read_body_with(data.len(), |p| seen.extend_from_slice(p))
+            .unwrap();
+        assert_eq!((body.len(), body.capacity()), (data.len(), data.len()));
+        assert!(body == data && seen == data);
+        let r = Request::fake("PUT", "/", &[], &data);
+        assert_eq!(
+            r.read_body_with(data.len() - 1, |_| {})
+                .unwrap_err()
+                .status(),
+            413
+        );
     }
 
     #[test]

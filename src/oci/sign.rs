@@ -3,12 +3,12 @@
 //! In: method, path-and-query exactly as sent, host, the headers already on the request, the body
 //! rule, a key and the time as a value. Out: the headers to add, `authorization` last. Nothing
 //! here reads files, the clock or the network, and nothing knows the HTTP client; "who signs"
-//! lives in `auth`. The stages (`signing_string`, `signature`, `authorization`) are public so
-//! tests can check them one by one against published vectors, and `verify` lets a local emulator
-//! check signatures with a public key.
+//! lives in `auth`, loading keys in `keys`. The stages (`signing_string`, `signature`,
+//! `authorization`) are public so tests can check them one by one against published vectors.
 //!
-//! Deliberately not here: percent-encoding (the caller signs the bytes it sends), clock-skew
-//! checks (the verifier has no clock either), and encrypted keys (see `PrivateKey::from_pem`).
+//! Deliberately not here: percent-encoding (the caller signs the bytes it sends), checking
+//! signatures (the emulator's `signature.rs`, which rebuilds the signing string with
+//! `request_target` and `push_line` from here) and key loading (`keys.rs`).
 
 use std::fmt;
 use std::time::SystemTime;
@@ -16,10 +16,8 @@ use std::time::SystemTime;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ring::rand::SystemRandom;
-use ring::rsa::KeyPair;
-use ring::signature::{UnparsedPublicKey, RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY};
-use rustls_pki_types::pem::{PemObject, SectionKind};
 
+use crate::oci::keys::PrivateKey;
 use crate::{Error, Result};
 
 /// Header and pseudo-header names, lower case, as they appear in `headers="…"`.
@@ -47,9 +45,9 @@ use names::*;
 /// The content type the SDKs sign when the caller sets none.
 const DEFAULT_CONTENT_TYPE: &str = "application/json";
 /// The only algorithm OCI accepts.
-const ALGORITHM: &str = "rsa-sha256";
+pub(crate) const ALGORITHM: &str = "rsa-sha256";
 /// The only signature version OCI defines.
-const VERSION: &str = "1";
+pub(crate) const VERSION: &str = "1";
 
 /// `x-content-sha256` of an empty body.
 pub const EMPTY_BODY_SHA256: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
@@ -251,239 +249,6 @@ pub fn body_sha256(body: &[u8]) -> String {
     STANDARD.encode(ring::digest::digest(&ring::digest::SHA256, body))
 }
 
-/// The parameters of an `Authorization: Signature …` header.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Authorization {
-    key_id: String,
-    headers: Vec<String>,
-    signature: String,
-}
-
-impl Authorization {
-    /// Parses `Signature version="1",headers="…",keyId="…",algorithm="rsa-sha256",signature="…"`
-    /// (parameters in any order). Rejects other algorithms and versions.
-    pub fn parse(value: &str) -> Result<Authorization> {
-        let bad = |why: &str| Error::Signing(format!("authorization header: {why}"));
-        let rest = value
-            .trim()
-            .strip_prefix("Signature ")
-            .ok_or_else(|| bad("scheme is not Signature"))?;
-        let (mut key_id, mut headers, mut algorithm, mut signature, mut version) =
-            (None, None, None, None, None);
-        let mut rest = rest.trim_start();
-        while !rest.is_empty() {
-            let (name, after) = rest
-                .split_once("=\"")
-                .ok_or_else(|| bad("malformed parameter"))?;
-            let (param, after) = after
-                .split_once('"')
-                .ok_or_else(|| bad("unterminated quote"))?;
-            let slot = match name.trim() {
-                "keyId" => &mut key_id,
-                "headers" => &mut headers,
-                "algorithm" => &mut algorithm,
-                "signature" => &mut signature,
-                "version" => &mut version,
-                _ => return Err(bad("unknown parameter")),
-            };
-            if slot.replace(param).is_some() {
-                return Err(bad("repeated parameter"));
-            }
-            rest = after.trim_start();
-            rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
-        }
-        if algorithm != Some(ALGORITHM) {
-            return Err(bad("algorithm must be rsa-sha256"));
-        }
-        if version.is_some_and(|v| v != VERSION) {
-            return Err(bad("version must be 1"));
-        }
-        let headers: Vec<String> = headers
-            .ok_or_else(|| bad("headers parameter missing"))?
-            .split(' ')
-            .filter(|h| !h.is_empty())
-            .map(str::to_owned)
-            .collect();
-        Ok(Authorization {
-            key_id: key_id.ok_or_else(|| bad("keyId missing"))?.to_owned(),
-            headers,
-            signature: signature
-                .ok_or_else(|| bad("signature missing"))?
-                .to_owned(),
-        })
-    }
-
-    /// `tenancy/user/fingerprint` or `ST$<token>`.
-    pub fn key_id(&self) -> &str {
-        &self.key_id
-    }
-
-    /// The signed header names, in order.
-    pub fn signed_headers(&self) -> Vec<&str> {
-        self.headers.iter().map(String::as_str).collect()
-    }
-
-    /// The Base64 signature.
-    pub fn signature(&self) -> &str {
-        &self.signature
-    }
-}
-
-impl fmt::Debug for Authorization {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A security-token key id is a bearer credential: keep only its kind.
-        let key_id = if self.key_id.starts_with("ST$") {
-            "ST$<redacted>"
-        } else {
-            &self.key_id
-        };
-        f.debug_struct("Authorization")
-            .field("key_id", &key_id)
-            .field("headers", &self.headers)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Checks a signed request with a public key; returns the parsed parameters on success.
-///
-/// `header` looks up a request header by lower-case name. `public_key` is DER, either a
-/// SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`) or a PKCS#1 RSAPublicKey. The list must cover
-/// `(request-target)`, `host` and `date` or `x-date`. Only the signature is checked: the caller
-/// compares `date` with its clock, `x-content-sha256` with the body, and decides which headers a
-/// method must sign. Accepts 1024–8192-bit keys so Oracle's 1024-bit documentation key can be
-/// checked too.
-pub fn verify(
-    method: &str,
-    path_and_query: &str,
-    header: impl Fn(&str) -> Option<String>,
-    authorization: &str,
-    public_key: &[u8],
-) -> Result<Authorization> {
-    let auth = Authorization::parse(authorization)?;
-    let listed = |name: &str| auth.headers.iter().any(|h| h == name);
-    if !listed(REQUEST_TARGET) || !listed(HOST) || !(listed(DATE) || listed(X_DATE)) {
-        return Err(Error::Signing(
-            "signed headers must include (request-target), host and date or x-date".into(),
-        ));
-    }
-    let mut text = String::new();
-    for name in &auth.headers {
-        let value = if name == REQUEST_TARGET {
-            request_target(method, path_and_query)
-        } else {
-            header(name).ok_or_else(|| {
-                Error::Signing(format!("signed header {name} is missing from the request"))
-            })?
-        };
-        push_line(&mut text, name, &value);
-    }
-    let signature = STANDARD
-        .decode(&auth.signature)
-        .map_err(|_| Error::Signing("signature is not valid Base64".into()))?;
-    let rsa_public = rsa_public_key(public_key)?;
-    UnparsedPublicKey::new(&RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY, rsa_public)
-        .verify(text.as_bytes(), &signature)
-        .map_err(|_| Error::Signing("signature does not verify".into()))?;
-    Ok(auth)
-}
-
-/// An RSA private key usable by ring. `Debug` never shows key material.
-pub struct PrivateKey {
-    pair: KeyPair,
-}
-
-impl PrivateKey {
-    /// Loads an unencrypted PKCS#1 (`BEGIN RSA PRIVATE KEY`) or PKCS#8 (`BEGIN PRIVATE KEY`) PEM.
-    ///
-    /// `origin` names where the text came from (a file path or a variable name); every error
-    /// starts with it. Encrypted keys are refused with the `openssl` line that decrypts them once:
-    /// decrypting here would pull in a second crypto stack.
-    pub fn from_pem(pem: &str, origin: &str) -> Result<PrivateKey> {
-        let fail = |why: String| Error::Credentials(format!("{origin}: {why}"));
-        if is_encrypted_pem(pem) {
-            // A bare variable name would read oddly as an openssl input file.
-            let file = if origin.contains('/') || origin.contains('.') {
-                origin
-            } else {
-                "key.pem"
-            };
-            return Err(fail(format!(
-                "the private key is encrypted and ocivision does not decrypt keys; write a \
-                 plain copy once with `openssl pkey -in {file} -out key-plain.pem` (it asks \
-                 for the passphrase; keep the copy mode 0600) and use that"
-            )));
-        }
-        let text = pem.trim().replace("\r\n", "\n");
-        let (kind, der) = <(SectionKind, Vec<u8>)>::from_pem_slice(text.as_bytes())
-            .map_err(|e| fail(format!("not a PEM private key ({e})")))?;
-        let (parsed, pkcs1) = match kind {
-            SectionKind::RsaPrivateKey => (KeyPair::from_der(&der), Some(der.as_slice())),
-            SectionKind::PrivateKey => (KeyPair::from_pkcs8(&der), der::pkcs8_inner(&der)),
-            SectionKind::PublicKey => {
-                return Err(fail(
-                    "this is a public key; the private key is needed".into(),
-                ))
-            }
-            SectionKind::EcPrivateKey => {
-                return Err(fail(
-                    "EC keys are not supported; OCI API keys are RSA".into(),
-                ))
-            }
-            _ => {
-                return Err(fail(
-                    "expected BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY".into(),
-                ))
-            }
-        };
-        let pair = parsed.map_err(|e| {
-            let bits = pkcs1
-                .and_then(der::pkcs1_modulus_bits)
-                .map(|b| format!("{b}-bit "))
-                .unwrap_or_default();
-            fail(match e.to_string().as_str() {
-                "TooSmall" | "TooLarge" => format!(
-                    "{bits}RSA key refused: signing needs a 2048- to 4096-bit key \
-                     (Console-generated keys are 2048-bit)"
-                ),
-                "WrongAlgorithm" => "not an RSA key; OCI API keys are RSA".into(),
-                other => format!("RSA key refused by ring ({other})"),
-            })
-        })?;
-        Ok(PrivateKey { pair })
-    }
-
-    /// The public key as DER SubjectPublicKeyInfo (what `openssl rsa -pubout -outform DER` gives).
-    pub fn public_key_der(&self) -> Vec<u8> {
-        der::spki_from_rsa_public(self.pair.public().as_ref())
-    }
-
-    /// The OCI key fingerprint: MD5 of the public key DER, lower-case colon-separated hex.
-    pub fn fingerprint(&self) -> String {
-        fingerprint(&self.public_key_der())
-    }
-}
-
-impl fmt::Debug for PrivateKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PrivateKey(<redacted>)")
-    }
-}
-
-/// The OCI fingerprint of a DER SubjectPublicKeyInfo: `aa:bb:…` (16 pairs).
-pub fn fingerprint(spki_der: &[u8]) -> String {
-    let digest = crate::md5::digest(spki_der);
-    let pairs: Vec<String> = digest.iter().map(|b| format!("{b:02x}")).collect();
-    pairs.join(":")
-}
-
-fn is_encrypted_pem(pem: &str) -> bool {
-    pem.contains("BEGIN ENCRYPTED PRIVATE KEY")
-        || pem.lines().any(|l| {
-            let l = l.trim();
-            l.starts_with("Proc-Type:") && l.contains("ENCRYPTED")
-        })
-}
-
 fn signed_body<'a>(request: &RequestToSign<'a>) -> Option<&'a [u8]> {
     let has_body = ["POST", "PUT", "PATCH"]
         .iter()
@@ -494,11 +259,13 @@ fn signed_body<'a>(request: &RequestToSign<'a>) -> Option<&'a [u8]> {
     }
 }
 
-fn request_target(method: &str, path_and_query: &str) -> String {
+/// The `(request-target)` value: lower-case method, a space, path and query as sent.
+pub(crate) fn request_target(method: &str, path_and_query: &str) -> String {
     format!("{} {path_and_query}", method.to_ascii_lowercase())
 }
 
-fn push_line(text: &mut String, name: &str, value: &str) {
+/// Appends one `name: value` line of the signing string.
+pub(crate) fn push_line(text: &mut String, name: &str, value: &str) {
     if !text.is_empty() {
         text.push('\n');
     }
@@ -536,117 +303,6 @@ fn check_request_target(path_and_query: &str) -> Result<()> {
     Ok(())
 }
 
-/// The public key in the PKCS#1 RSAPublicKey form ring verifies with.
-fn rsa_public_key(public_key: &[u8]) -> Result<&[u8]> {
-    der::rsa_public_from_any(public_key).ok_or_else(|| {
-        Error::Signing("public key is neither SubjectPublicKeyInfo nor RSAPublicKey DER".into())
-    })
-}
-
-/// Just enough DER for RSA key containers; anything unexpected yields `None`.
-mod der {
-    const SEQUENCE: u8 = 0x30;
-    const INTEGER: u8 = 0x02;
-    const BIT_STRING: u8 = 0x03;
-    const OCTET_STRING: u8 = 0x04;
-    /// AlgorithmIdentifier { rsaEncryption (1.2.840.113549.1.1.1), NULL }.
-    const RSA_ALGORITHM: [u8; 15] = [
-        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
-    ];
-
-    /// Splits one TLV off `input`: (tag, contents, rest).
-    pub(super) fn read(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (&tag, rest) = input.split_first()?;
-        let (&first, mut rest) = rest.split_first()?;
-        let len = if first < 0x80 {
-            usize::from(first)
-        } else {
-            let n = usize::from(first & 0x7f);
-            if n == 0 || n > 4 || rest.len() < n {
-                return None;
-            }
-            let (bytes, tail) = rest.split_at(n);
-            rest = tail;
-            bytes
-                .iter()
-                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
-        };
-        if rest.len() < len {
-            return None;
-        }
-        let (contents, rest) = rest.split_at(len);
-        Some((tag, contents, rest))
-    }
-
-    fn expect(input: &[u8], want: u8) -> Option<(&[u8], &[u8])> {
-        let (tag, contents, rest) = read(input)?;
-        (tag == want).then_some((contents, rest))
-    }
-
-    pub(super) fn write(tag: u8, contents: &[u8], out: &mut Vec<u8>) {
-        out.push(tag);
-        let len = contents.len();
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes = len.to_be_bytes();
-            let skip = bytes.iter().take_while(|&&b| b == 0).count();
-            out.push(0x80 | (bytes.len() - skip) as u8);
-            out.extend_from_slice(&bytes[skip..]);
-        }
-        out.extend_from_slice(contents);
-    }
-
-    pub(super) fn spki_from_rsa_public(rsa_public: &[u8]) -> Vec<u8> {
-        let mut bits = Vec::with_capacity(rsa_public.len() + 1);
-        bits.push(0); // no unused bits
-        bits.extend_from_slice(rsa_public);
-        let mut body = RSA_ALGORITHM.to_vec();
-        write(BIT_STRING, &bits, &mut body);
-        let mut out = Vec::with_capacity(body.len() + 4);
-        write(SEQUENCE, &body, &mut out);
-        out
-    }
-
-    /// Accepts SPKI or RSAPublicKey DER and returns the RSAPublicKey.
-    pub(super) fn rsa_public_from_any(der: &[u8]) -> Option<&[u8]> {
-        let (outer, rest) = expect(der, SEQUENCE)?;
-        if !rest.is_empty() {
-            return None;
-        }
-        match read(outer)? {
-            (INTEGER, _, _) => Some(der),
-            (SEQUENCE, algorithm, after) => {
-                if algorithm != &RSA_ALGORITHM[2..] {
-                    return None;
-                }
-                let (bits, _) = expect(after, BIT_STRING)?;
-                let (&unused, key) = bits.split_first()?;
-                (unused == 0).then_some(key)
-            }
-            _ => None,
-        }
-    }
-
-    /// The PKCS#1 RSAPrivateKey inside a PKCS#8 PrivateKeyInfo.
-    pub(super) fn pkcs8_inner(der: &[u8]) -> Option<&[u8]> {
-        let (info, _) = expect(der, SEQUENCE)?;
-        let (_version, rest) = expect(info, INTEGER)?;
-        let (_algorithm, rest) = expect(rest, SEQUENCE)?;
-        Some(expect(rest, OCTET_STRING)?.0)
-    }
-
-    /// Bit length of the modulus of a PKCS#1 RSAPrivateKey, for error messages.
-    pub(super) fn pkcs1_modulus_bits(der: &[u8]) -> Option<usize> {
-        let (key, _) = expect(der, SEQUENCE)?;
-        let (_version, rest) = expect(key, INTEGER)?;
-        let (modulus, _) = expect(rest, INTEGER)?;
-        let modulus = &modulus[modulus.iter().take_while(|&&b| b == 0).count()..];
-        let first = *modulus.first()?;
-        Some(modulus.len() * 8 - first.leading_zeros() as usize)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -669,30 +325,6 @@ mod tests {
             headers,
             body,
         }
-    }
-
-    #[test]
-    fn md5_matches_rfc_1321_examples() {
-        let hex = |d: [u8; 16]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        assert_eq!(
-            hex(crate::md5::digest(b"")),
-            "d41d8cd98f00b204e9800998ecf8427e"
-        );
-        assert_eq!(
-            hex(crate::md5::digest(b"abc")),
-            "900150983cd24fb0d6963f7d28e17f72"
-        );
-        let long =
-            b"12345678901234567890123456789012345678901234567890123456789012345678901234567890";
-        assert_eq!(
-            hex(crate::md5::digest(long)),
-            "57edf4a22be3c955ac49da2e2107b67a"
-        );
-        // 56 bytes: padding spills into a second block.
-        assert_eq!(
-            hex(crate::md5::digest(&[b'a'; 56])),
-            "3b0c8ac703f828b04c6c197006d17218"
-        );
     }
 
     #[test]
@@ -787,53 +419,5 @@ mod tests {
         relative.path_and_query = "o";
         assert!(signing_string(&relative, doc_time()).is_err());
         assert!(authorization("a\"b", &[DATE], "sig").is_err());
-    }
-
-    #[test]
-    fn authorization_uses_doc_parameter_order_and_parses_back() {
-        let value = authorization("t/u/f", &[DATE, REQUEST_TARGET, HOST], "c2ln").unwrap();
-        assert_eq!(
-            value,
-            r#"Signature version="1",headers="date (request-target) host",keyId="t/u/f",algorithm="rsa-sha256",signature="c2ln""#
-        );
-        let parsed = Authorization::parse(&value).unwrap();
-        assert_eq!(parsed.key_id(), "t/u/f");
-        assert_eq!(parsed.signed_headers(), [DATE, REQUEST_TARGET, HOST]);
-        assert_eq!(parsed.signature(), "c2ln");
-        // Order does not matter; algorithm does.
-        let reordered =
-            r#"Signature signature="c2ln", keyId="k",algorithm="rsa-sha256",headers="date""#;
-        assert_eq!(Authorization::parse(reordered).unwrap().key_id(), "k");
-        assert!(Authorization::parse(&value.replace("rsa-sha256", "hmac-sha256")).is_err());
-        assert!(Authorization::parse("Bearer abc").is_err());
-    }
-
-    #[test]
-    fn authorization_debug_hides_security_tokens() {
-        let value = authorization("ST$eyJsecret", &[DATE], "c2ln").unwrap();
-        let shown = format!("{:?}", Authorization::parse(&value).unwrap());
-        assert!(!shown.contains("eyJsecret"), "{shown}");
-    }
-
-    #[test]
-    fn der_round_trip_between_spki_and_rsa_public_key() {
-        let rsa_public = [0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03];
-        let spki = der::spki_from_rsa_public(&rsa_public);
-        assert_eq!(der::rsa_public_from_any(&spki), Some(&rsa_public[..]));
-        assert_eq!(der::rsa_public_from_any(&rsa_public), Some(&rsa_public[..]));
-        assert_eq!(der::rsa_public_from_any(&[0x30, 0x05, 0x02]), None);
-        // Long-form length.
-        let big = vec![0x41; 300];
-        let mut out = Vec::new();
-        der::write(0x04, &big, &mut out);
-        assert_eq!(&out[..4], &[0x04, 0x82, 0x01, 0x2c]);
-        assert_eq!(der::read(&out).unwrap().1.len(), 300);
-    }
-
-    #[test]
-    fn from_pem_names_origin_on_garbage() {
-        let err = PrivateKey::from_pem("not a key", "/tmp/k.pem").unwrap_err();
-        assert!(matches!(err, Error::Credentials(_)));
-        assert!(err.to_string().contains("/tmp/k.pem"), "{err}");
     }
 }

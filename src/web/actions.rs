@@ -1,7 +1,7 @@
 //! What the pages' forms post to: delete (confirmed, with an undo window) and undo, re-analyse
 //! (one image or all outdated ones), and sign in and out. Each checks its form token first,
-//! acts through `catalog`, `trash` or `auth`, and answers with a redirect, a confirmation page,
-//! or a results page when part of a batch failed.
+//! acts through `catalog`, `undo_delete` or `auth`, and answers with a redirect, a
+//! confirmation page, or a results page when part of a batch failed.
 //!
 //! Not here: uploads (`upload.rs`), the JSON API's equivalents (`api.rs`), the pages themselves
 //! (`pages.rs`).
@@ -10,9 +10,10 @@ use super::auth::{self, Action, Login};
 use super::catalog;
 use super::form::Pairs;
 use super::pages;
-use super::trash;
+use super::undo_delete::{self, Undone};
 use super::view::{redirect, result_item, results_page};
 use super::App;
+use crate::document::parse_id;
 use crate::error::Result;
 use crate::http::{Request, Response};
 
@@ -22,8 +23,8 @@ const MAX_DELETE_IDS: usize = 500;
 /// `POST /images/{id}/delete` and `POST /delete` (the gallery's selection). Without
 /// `confirm=yes` (a browser without JavaScript, or a form posted by hand): the confirmation
 /// page that names what would go. With it: the images leave the gallery at once and are
-/// deleted when the undo window closes (`trash.rs`); the gallery then shows what went and the
-/// undo button. Nothing selected is a page saying so, not an error.
+/// deleted when the undo window closes (`undo_delete/`); the gallery then shows what went and
+/// the undo button. Nothing selected is a page saying so, not an error.
 pub(crate) fn delete(app: &App, req: &Request, id: Option<&str>) -> Result<Response> {
     let form = Pairs::parse(&String::from_utf8_lossy(&req.read_body(256 * 1024)?))?;
     auth::check_token(app, Action::Delete, form.get(auth::TOKEN_FIELD))?;
@@ -31,7 +32,7 @@ pub(crate) fn delete(app: &App, req: &Request, id: Option<&str>) -> Result<Respo
         Some(id) => vec![id.to_string()],
         None => form
             .all("id")
-            .filter_map(catalog::parse_id)
+            .filter_map(parse_id)
             .map(str::to_string)
             .take(MAX_DELETE_IDS)
             .collect(),
@@ -44,7 +45,7 @@ pub(crate) fn delete(app: &App, req: &Request, id: Option<&str>) -> Result<Respo
         return pages::confirm_delete(app, req.path(), id, &ids, &names);
     }
     let images: Vec<(String, String)> = ids.into_iter().zip(names).collect();
-    let batch = trash::schedule(app, &images)?;
+    let batch = undo_delete::schedule(app, &images)?;
     Ok(redirect(&format!("/?deleted={batch}")))
 }
 
@@ -66,11 +67,11 @@ fn display_names(app: &App, ids: &[String]) -> Vec<String> {
 pub(crate) fn undo(app: &App, req: &Request) -> Result<Response> {
     let form = Pairs::parse(&String::from_utf8_lossy(&req.read_body(16 * 1024)?))?;
     auth::check_token(app, Action::Delete, form.get(auth::TOKEN_FIELD))?;
-    let batch = form.get("batch").filter(|b| trash::is_batch(b));
+    let batch = form.get("batch").filter(|b| undo_delete::is_batch(b));
     let restored = match batch {
-        Some(b) => match trash::undo(app, b)? {
-            trash::Undone::Restored(names) => names.len(),
-            trash::Undone::TooLate => 0,
+        Some(b) => match undo_delete::undo(app, b)? {
+            Undone::Restored(names) => names.len(),
+            Undone::TooLate => 0,
         },
         None => 0,
     };

@@ -2,14 +2,18 @@
 //! gallery's polling endpoint, and the health checks.
 //!
 //! Answers are `application/json` built with `serde_json`; errors are
-//! `{"error": Code, "message": text}` (see `routes.rs`). Not here: uploads (`upload.rs`).
+//! `{"error": Code, "message": text}` (rendered in `routes.rs`, codes from `error.rs`). Not
+//! here: uploads (`upload.rs`).
+
+use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use super::catalog::{self, status_name, Entry, Filter};
+use super::catalog::{self, Entry, Filter};
 use super::form::Pairs;
 use super::view::{alt_text, badge};
 use super::App;
+use crate::document::{self, parse_id, AnalysisDocument, Status};
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
 
@@ -21,7 +25,7 @@ fn summary(entry: &Entry) -> Value {
     json!({
         "id": entry.id,
         "name": entry.display_name(),
-        "status": status_name(entry.status()),
+        "status": entry.status().name(),
         "objects": doc.map_or(0, |d| d.objects.len()),
         "labels": doc.map(|d| d.label_counts()).unwrap_or_default().into_iter()
             .map(|(name, count)| json!({"name": name, "count": count}))
@@ -42,14 +46,14 @@ pub(crate) fn list(app: &App, req: &Request) -> Result<Response> {
     let query = Pairs::query(req.query())?;
     let filter = Filter::from_query(&query)?;
     let page = catalog::page(app, query.get("start"), &filter)?;
-    Response::json(
+    Ok(Response::json(
         200,
         &json!({
             "items": page.entries.iter().map(summary).collect::<Vec<_>>(),
             "next": page.next,
             "documents_available": !page.db_error,
         }),
-    )
+    ))
 }
 
 /// `GET /api/images/{id}`: the stored document (or a pending stand-in) and links.
@@ -58,11 +62,12 @@ pub(crate) fn get(app: &App, id: &str) -> Result<Response> {
     let document = match (&found.raw, &found.info) {
         (Some(raw), _) => raw.clone(),
         (None, Some(info)) => {
-            catalog::pending_from_head(app, &catalog::object_name(id), info).to_json()
+            let name = document::object_name(id);
+            AnalysisDocument::from_object(&app.bucket, &name, info, SystemTime::now()).to_json()
         }
         (None, None) => Value::Null,
     };
-    Response::json(
+    Ok(Response::json(
         200,
         &json!({
             "id": id,
@@ -72,7 +77,7 @@ pub(crate) fn get(app: &App, id: &str) -> Result<Response> {
             "url": format!("/images/{id}"),
             "raw_url": format!("/images/{id}/raw"),
         }),
-    )
+    ))
 }
 
 /// `DELETE /api/images/{id}`.
@@ -83,7 +88,7 @@ pub(crate) fn delete(app: &App, id: &str) -> Result<Response> {
         (None, Some(false), Some(false)) => 404,
         _ => 200,
     };
-    Response::json(status, &result)
+    Ok(Response::json(status, &json!(result)))
 }
 
 /// `POST /api/images/delete` with `{"ids": [...]}`: each reported on its own.
@@ -102,29 +107,32 @@ pub(crate) fn delete_many(app: &App, req: &Request) -> Result<Response> {
     }
     let results: Vec<Value> = ids
         .iter()
-        .map(|id| match catalog::parse_id(id) {
+        .map(|id| match parse_id(id) {
             Some(id) => serde_json::to_value(catalog::delete(app, id)).unwrap_or(Value::Null),
             None => json!({"id": id, "error": "not an image id"}),
         })
         .collect();
     let all_ok = results.iter().all(|r| r.get("error").is_none());
-    Response::json(
+    Ok(Response::json(
         if all_ok { 200 } else { 207 },
         &json!({ "results": results }),
-    )
+    ))
 }
 
 /// `POST /api/images/{id}/reanalyze`.
 pub(crate) fn reanalyze(app: &App, id: &str) -> Result<Response> {
     catalog::reanalyze(app, id)?;
-    Response::json(202, &json!({"id": id, "status": "pending"}))
+    Ok(Response::json(
+        202,
+        &json!({"id": id, "status": Status::Pending.name()}),
+    ))
 }
 
 /// `POST /api/reanalyze?model=VERSION`: every image analysed by an older model.
 pub(crate) fn reanalyze_outdated(app: &App, req: &Request) -> Result<Response> {
     let query = Pairs::query(req.query())?;
     let out = catalog::reanalyze_outdated(app, query.get("model"))?;
-    Response::json(202, &out)
+    Ok(Response::json(202, &json!(out)))
 }
 
 /// `GET /api/status?ids=a,b`: the small answer the gallery polls, with an `ETag`.
@@ -134,25 +142,25 @@ pub(crate) fn status(app: &App, req: &Request) -> Result<Response> {
         .get("ids")
         .unwrap_or("")
         .split(',')
-        .filter_map(catalog::parse_id)
+        .filter_map(parse_id)
         .take(MAX_POLL_IDS)
         .collect();
     let docs = catalog::documents(app, &ids)?;
     let mut items = serde_json::Map::new();
     for id in &ids {
         let doc = docs.get(*id);
-        let status = doc.map_or(crate::document::Status::Pending, |d| d.status);
+        let status = doc.map_or(Status::Pending, |d| d.status);
         items.insert(
             id.to_string(),
             json!({
-                "status": status_name(status),
+                "status": status.name(),
                 "badge": badge(status, doc),
                 "error": doc.and_then(|d| d.error.as_ref()).map(|e| e.message.clone()),
                 "alt": alt_text(doc.and_then(|d| d.original_name.as_deref()).unwrap_or(id), doc),
             }),
         );
     }
-    let body = serde_json::to_vec(&json!({ "items": items }))?;
+    let body = json!({ "items": items }).to_string().into_bytes();
     let digest = ring::digest::digest(&ring::digest::SHA256, &body);
     let etag: String = digest.as_ref()[..12]
         .iter()
@@ -186,7 +194,7 @@ pub(crate) fn ready(app: &App) -> Result<Response> {
         .list(
             &app.bucket,
             crate::oci::object_storage::ListOptions {
-                prefix: Some(catalog::PREFIX.into()),
+                prefix: Some(document::UPLOAD_PREFIX.into()),
                 page_size: Some(1),
                 ..Default::default()
             },
@@ -198,8 +206,8 @@ pub(crate) fn ready(app: &App) -> Result<Response> {
     let database = app.soda.get("readyz-probe", deadline).is_ok();
     let ok = storage && database;
     let word = |b: bool| if b { "ok" } else { "unavailable" };
-    Response::json(
+    Ok(Response::json(
         if ok { 200 } else { 503 },
         &json!({"storage": word(storage), "database": word(database)}),
-    )
+    ))
 }

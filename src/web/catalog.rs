@@ -1,13 +1,13 @@
-//! The app's view of its images: ids, listing pages joined with their documents, delete and
+//! The app's view of its images: listing pages joined with their documents, delete and
 //! re-analysis. Pages and the JSON API both sit on this.
 //!
-//! An image id is the generated file name (`{24 hex}.{jpg|png}`); the object is
-//! `uploads/{id}`. Only names of that shape are ever looked up, so no client text reaches a
+//! An image id is the generated file name; the object is `uploads/{id}` (the naming scheme is
+//! in `document.rs`). Only names of that shape are ever looked up, so no client text reaches a
 //! storage path. An unfiltered page costs one object listing call and one SODA query (`$id`
 //! over the page's document keys), whatever its size. A filtered page (label, status) is one
 //! SODA query over the whole collection, newest first, paged by offset: the label is matched
 //! against each document's `terms` array. Images waiting out a browser delete's undo window
-//! (`trash.rs`, `pending.rs`) are left out of both (of a search, while this instance has
+//! (`undo_delete/`) are left out of both (of a search, while this instance has
 //! deletes waiting: see `search`). Not here: HTML or JSON shaping.
 
 use std::collections::HashMap;
@@ -16,69 +16,18 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use super::form::Pairs;
-use super::pending::{self, Marker};
+use super::undo_delete::marker::{self, DeleteMarker};
 use super::App;
-use crate::document::{AnalysisDocument, Status};
+use crate::document::{self, id_of, object_name, AnalysisDocument, Status, UPLOAD_PREFIX};
 use crate::error::{Error, Result};
+use crate::event::{EventKind, ObjectEvent};
 use crate::oci::functions::InvokeMode;
 use crate::oci::object_storage::{Condition, ListOptions, ObjectInfo};
 use crate::soda::document_key;
-use crate::timefmt::{self, Precision};
-
-/// The folder all uploads go to.
-pub(crate) const PREFIX: &str = "uploads/";
-
-/// Checks an id from a URL: `None` unless it has exactly the generated shape.
-pub(crate) fn parse_id(id: &str) -> Option<&str> {
-    let (stem, ext) = id.split_once('.')?;
-    let ok = stem.len() == 24
-        && stem
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        && matches!(ext, "jpg" | "png");
-    ok.then_some(id)
-}
-
-/// The object name of an id.
-pub(crate) fn object_name(id: &str) -> String {
-    format!("{PREFIX}{id}")
-}
-
-/// The id of an object name, when it is one of ours.
-pub(crate) fn id_of(name: &str) -> Option<&str> {
-    name.strip_prefix(PREFIX).and_then(parse_id)
-}
-
-/// A new id: the inverted millisecond clock (so listings, which sort by name, put the newest
-/// first) and 52 random bits (so ids made in the same millisecond never collide in practice;
-/// the PUT is `if-none-match: *` as well).
-pub(crate) fn new_id(ext: &str) -> String {
-    let millis = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
-    let inverted = 0xFFF_FFFF_FFFF_u64.saturating_sub(millis);
-    let random = u64::from_le_bytes(crate::random::bytes::<8>()) & 0xF_FFFF_FFFF_FFFF;
-    format!("{inverted:011x}{random:013x}.{ext}")
-}
-
-/// The id a rendition's object name belongs to (`thumbs/{id}.jpg` → `{id}`).
-pub(crate) fn id_of_rendition(name: &str) -> Option<&str> {
-    use crate::document::{PREVIEW_PREFIX, THUMB_PREFIX};
-    let rest = name
-        .strip_prefix(THUMB_PREFIX)
-        .or_else(|| name.strip_prefix(PREVIEW_PREFIX))?;
-    parse_id(rest.strip_suffix(".jpg")?)
-}
 
 /// The document key of an id.
 pub(crate) fn key_of(app: &App, id: &str) -> String {
     document_key(&app.bucket.namespace, &app.bucket.name, &object_name(id))
-}
-
-/// Now, as documents write it.
-pub(crate) fn now() -> String {
-    timefmt::format(SystemTime::now(), Precision::Millis)
 }
 
 /// One image on a page.
@@ -128,7 +77,7 @@ impl Filter {
     pub(crate) fn from_query(query: &Pairs) -> Result<Filter> {
         let status = match query.get("status") {
             None | Some("") => None,
-            Some(s) => Some(parse_status(s).ok_or_else(|| {
+            Some(s) => Some(Status::parse(s).ok_or_else(|| {
                 Error::bad_request(
                     400,
                     "status must be pending, analyzing, waiting, done or failed",
@@ -155,26 +104,10 @@ impl Filter {
             query.insert("terms".into(), json!(label.to_lowercase()));
         }
         if let Some(status) = self.status {
-            query.insert("status".into(), json!(status_name(status)));
+            query.insert("status".into(), json!(status.name()));
         }
         // Sign = direction, magnitude = precedence (SODA's short form, which every ORDS takes).
         json!({"$query": query, "$orderby": {"uploaded_at": -1, "image_name": 2}})
-    }
-}
-
-/// Parses a status name.
-pub(crate) fn parse_status(text: &str) -> Option<Status> {
-    serde_json::from_value(json!(text.to_ascii_lowercase())).ok()
-}
-
-/// A status's name, as in markup classes, query strings and JSON.
-pub(crate) fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Pending => "pending",
-        Status::Analyzing => "analyzing",
-        Status::Waiting => "waiting",
-        Status::Done => "done",
-        Status::Failed => "failed",
     }
 }
 
@@ -186,9 +119,9 @@ pub(crate) fn page(app: &App, start: Option<&str>, filter: &Filter) -> Result<Pa
     }
     let deadline = app.deadline();
     let size = app.settings.page_size.clamp(1, 999);
-    let start = start.filter(|s| s.starts_with(PREFIX) && s.len() <= 1024);
+    let start = start.filter(|s| s.starts_with(UPLOAD_PREFIX) && s.len() <= 1024);
     let options = ListOptions {
-        prefix: Some(PREFIX.into()),
+        prefix: Some(UPLOAD_PREFIX.into()),
         start: start.map(str::to_string),
         // One more than shown: its name is the next page's start, and one call returns both.
         page_size: Some(size as u32 + 1),
@@ -221,11 +154,11 @@ pub(crate) fn page(app: &App, start: Option<&str>, filter: &Filter) -> Result<Pa
     let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
     let mut db_error = false;
     match lookup(app, &ids, true) {
-        Ok((mut docs, pending)) => {
+        Ok((mut docs, marked)) => {
             for e in &mut entries {
                 e.doc = docs.remove(&e.id);
             }
-            hide_pending(app, &mut entries, &pending);
+            hide_marked(&mut entries, &marked);
         }
         Err(e) => {
             log::warn!(target: "webapp", "gallery: documents unavailable: {e}");
@@ -274,11 +207,11 @@ fn search(app: &App, start: Option<&str>, filter: &Filter) -> Result<Page> {
     // A search stays one query: markers are asked for only while this instance has deletes
     // waiting (another instance's waiting deletes can show here during their window; the
     // unfiltered gallery, which reads markers with the documents, never shows them).
-    if !app.trash.is_empty() {
+    if !app.deletes.is_empty() {
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        match pending::markers_of(app, &ids) {
-            Ok(pending) => hide_pending(app, &mut entries, &pending),
-            Err(e) => log::warn!(target: "webapp", "search: pending deletes unknown: {e}"),
+        match marker::markers_of(app, &ids) {
+            Ok(marked) => hide_marked(&mut entries, &marked),
+            Err(e) => log::warn!(target: "webapp", "search: deletes waiting unknown: {e}"),
         }
     }
     Ok(Page {
@@ -293,28 +226,31 @@ pub(crate) fn documents(app: &App, ids: &[&str]) -> Result<HashMap<String, Analy
     Ok(lookup(app, ids, false)?.0)
 }
 
-/// The documents of these ids and, with `markers`, their pending-delete markers (`trash.rs`, `pending.rs`),
-/// in one `$id` query.
+/// The documents of these ids and, with `markers`, their delete markers (`undo_delete/`), in
+/// one `$id` query.
 fn lookup(
     app: &App,
     ids: &[&str],
     markers: bool,
-) -> Result<(HashMap<String, AnalysisDocument>, HashMap<String, Marker>)> {
+) -> Result<(
+    HashMap<String, AnalysisDocument>,
+    HashMap<String, DeleteMarker>,
+)> {
     let mut out = HashMap::new();
-    let mut pending = HashMap::new();
+    let mut marked = HashMap::new();
     if ids.is_empty() {
-        return Ok((out, pending));
+        return Ok((out, marked));
     }
     let by_key: HashMap<String, &str> = ids.iter().map(|id| (key_of(app, id), *id)).collect();
     let mut keys: Vec<String> = by_key.keys().cloned().collect();
     if markers {
-        keys.extend(ids.iter().map(|id| pending::marker_key(app, id)));
+        keys.extend(ids.iter().map(|id| marker::marker_key(app, id)));
     }
     for doc in app.soda.query(&json!({ "$id": keys }), app.deadline())? {
         let doc = doc?;
         let Some(id) = by_key.get(&doc.key) else {
-            if let Some(m) = pending::as_marker(app, &doc.value) {
-                pending.insert(m.id.clone(), m);
+            if let Some(m) = marker::as_marker(app, &doc.value) {
+                marked.insert(m.id.clone(), m);
             }
             continue;
         };
@@ -325,21 +261,18 @@ fn lookup(
             Err(e) => log::warn!(target: "webapp", "document {} unreadable: {e}", doc.key),
         }
     }
-    Ok((out, pending))
+    Ok((out, marked))
 }
 
-/// Leaves out the entries waiting in an undo window, and hands those whose window has closed
-/// to the sweeper.
-fn hide_pending(app: &App, entries: &mut Vec<Entry>, pending: &HashMap<String, Marker>) {
-    for marker in pending.values() {
-        pending::catch_up(app, marker);
-    }
-    entries.retain(|e| !pending.contains_key(&e.id));
+/// Leaves out the entries with a delete marker: waiting out their undo window, or past it and
+/// waiting for a sweeper (`undo_delete/`).
+fn hide_marked(entries: &mut Vec<Entry>, marked: &HashMap<String, DeleteMarker>) {
+    entries.retain(|e| !marked.contains_key(&e.id));
 }
 
 /// One image: its document and, when asked or when there is no document, its object's
 /// headers. `None` when neither exists.
-pub(crate) struct Found {
+pub(crate) struct ImageRecord {
     pub doc: Option<AnalysisDocument>,
     /// The raw stored JSON, as the function wrote it.
     pub raw: Option<serde_json::Value>,
@@ -347,7 +280,7 @@ pub(crate) struct Found {
     pub db_error: bool,
 }
 
-pub(crate) fn find(app: &App, id: &str) -> Result<Option<Found>> {
+pub(crate) fn find(app: &App, id: &str) -> Result<Option<ImageRecord>> {
     let deadline = app.deadline();
     let (doc, raw, db_error) = match app.soda.get(&key_of(app, id), deadline) {
         Ok(Some(d)) => (
@@ -365,7 +298,7 @@ pub(crate) fn find(app: &App, id: &str) -> Result<Option<Found>> {
     if info.is_none() && doc.is_none() {
         return Ok(None);
     }
-    Ok(Some(Found {
+    Ok(Some(ImageRecord {
         doc,
         raw,
         info,
@@ -408,10 +341,7 @@ pub(crate) fn delete(app: &App, id: &str) -> Deleted {
             return out;
         }
     }
-    for name in [
-        super::thumbs::thumb_name(id),
-        super::thumbs::preview_name(id),
-    ] {
+    for name in [document::thumb_name(id), document::preview_name(id)] {
         if let Err(e) = app
             .storage
             .delete(&app.bucket, &name, Condition::None, deadline)
@@ -431,38 +361,6 @@ pub(crate) fn delete(app: &App, id: &str) -> Deleted {
         }
     }
     out
-}
-
-/// The synthetic CloudEvent that asks the function to analyse an object again.
-pub(crate) fn synthetic_event(
-    app: &App,
-    name: &str,
-    etag: &str,
-    compartment: &str,
-) -> serde_json::Value {
-    let ns = &app.bucket.namespace;
-    let bucket = &app.bucket.name;
-    json!({
-        "eventType": "com.oraclecloud.objectstorage.updateobject",
-        "cloudEventsVersion": "0.1",
-        "eventTypeVersion": "2.0",
-        "source": "ocivision-webapp",
-        "eventTime": now(),
-        "contentType": "application/json",
-        "eventID": crate::random::uuid(),
-        "extensions": {"compartmentId": compartment},
-        "data": {
-            "compartmentId": compartment,
-            "resourceName": name,
-            "resourceId": format!("/n/{ns}/b/{bucket}/o/{name}"),
-            "additionalDetails": {
-                "bucketName": bucket,
-                "namespace": ns,
-                "eTag": etag,
-                "archivalState": "Available",
-            }
-        }
-    })
 }
 
 /// Says clearly that re-analysis needs configuration.
@@ -488,16 +386,23 @@ pub(crate) fn reanalyze(app: &App, id: &str) -> Result<()> {
     let before = app.soda.get(&key, deadline)?;
     let mut doc = match &before {
         Some(d) => AnalysisDocument::from_json(d.value.clone())?,
-        None => pending_from_head(app, &name, &info),
+        None => AnalysisDocument::from_object(&app.bucket, &name, &info, SystemTime::now()),
     };
     doc.status = Status::Pending;
     doc.error = None;
     doc.next_attempt = None;
     doc.etag = info.etag.clone();
-    doc.updated_at = now();
+    doc.updated_at = document::now();
     app.soda.put(&key, &doc.to_json(), deadline)?;
-    let event = synthetic_event(app, &name, &info.etag, &invoker.compartment_id);
-    let body = serde_json::to_vec(&event)?;
+    // The update event OCI would send for the object as it is now.
+    let event = ObjectEvent::new(
+        EventKind::Update,
+        &app.bucket.namespace,
+        &app.bucket.name,
+        &name,
+        Some(&info.etag),
+    );
+    let body = serde_json::to_vec(&event.to_json("ocivision-webapp", &invoker.compartment_id))?;
     if let Err(e) = invoker.client.invoke(
         &invoker.function_id,
         &body,
@@ -520,36 +425,6 @@ pub(crate) fn reanalyze(app: &App, id: &str) -> Result<()> {
     }
     log::info!(target: "webapp", "re-analysis of {id} requested (etag {})", info.etag);
     Ok(())
-}
-
-/// A `pending` document for an object that has none, from its headers and metadata.
-pub(crate) fn pending_from_head(app: &App, name: &str, info: &ObjectInfo) -> AnalysisDocument {
-    use crate::document::meta;
-    let meta_value = |k: &str| {
-        info.metadata
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(k))
-            .map(|(_, v)| v.clone())
-    };
-    let mut doc = AnalysisDocument::new(
-        &app.bucket.namespace,
-        &app.bucket.name,
-        name,
-        Status::Pending,
-    );
-    doc.etag = info.etag.clone();
-    doc.size = info.content_length;
-    doc.content_type = info.content_type.clone();
-    doc.original_name = meta_value(meta::ORIGINAL_NAME)
-        .map(|v| crate::oci::encode::percent_decode(&v).unwrap_or(v));
-    doc.sha256 = meta_value(meta::SHA256);
-    doc.correlation_id = meta_value(meta::REQUEST_ID);
-    doc.uploaded_at = crate::timefmt::parse(&info.last_modified)
-        .or_else(|| httpdate::parse_http_date(&info.last_modified).ok())
-        .map(|t| timefmt::format(t, Precision::Millis))
-        .unwrap_or_else(now);
-    doc.updated_at = now();
-    doc
 }
 
 /// Compares model versions like `1.10.2` numerically where the pieces are numbers.
@@ -590,7 +465,10 @@ pub(crate) fn reanalyze_outdated(app: &App, current: Option<&str>) -> Result<Out
         return Err(not_configured());
     }
     let mut done = Vec::new();
-    for doc in app.soda.query(&json!({"status": "done"}), app.deadline())? {
+    for doc in app
+        .soda
+        .query(&json!({"status": Status::Done.name()}), app.deadline())?
+    {
         if let Ok(d) = AnalysisDocument::from_json(doc?.value) {
             done.push(d);
         }
@@ -633,60 +511,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_strict_sortable_and_unique() {
-        let a = new_id("jpg");
-        assert!(parse_id(&a).is_some(), "{a}");
-        std::thread::sleep(std::time::Duration::from_millis(3));
-        let b = new_id("png");
-        assert!(b < a, "newer ids sort first: {b} {a}");
-        assert_ne!(new_id("jpg"), new_id("jpg"));
-        for bad in [
-            "",
-            "../x.jpg",
-            "0123456789abcdef01234567.gif",
-            "0123456789ABCDEF01234567.jpg",
-            "0123456789abcdef0123456.jpg",
-            "0123456789abcdef01234567.jpg/raw",
-            "0123456789abcdef01234567",
-        ] {
-            assert!(parse_id(bad).is_none(), "{bad}");
-        }
-        assert_eq!(
-            id_of("uploads/0123456789abcdef01234567.jpg"),
-            Some("0123456789abcdef01234567.jpg")
-        );
-        assert_eq!(id_of("other/0123456789abcdef01234567.jpg"), None);
-        assert_eq!(
-            id_of_rendition("thumbs/0123456789abcdef01234567.png.jpg"),
-            Some("0123456789abcdef01234567.png")
-        );
-        assert_eq!(
-            id_of_rendition("previews/0123456789abcdef01234567.jpg.jpg"),
-            Some("0123456789abcdef01234567.jpg")
-        );
-        assert_eq!(
-            id_of_rendition("uploads/0123456789abcdef01234567.png"),
-            None
-        );
-    }
-
-    #[test]
     fn versions_compare_numerically() {
         use std::cmp::Ordering::*;
         assert_eq!(version_cmp("1.10", "1.9"), Greater);
         assert_eq!(version_cmp("1.3", "1.3"), Equal);
         assert_eq!(version_cmp("1.3", "1.3.1"), Less);
         assert_eq!(version_cmp("local-nanodet-2", "local-nanodet-10"), Less);
-        assert_eq!(parse_status("Done"), Some(Status::Done));
-        assert_eq!(parse_status("x"), None);
-        for s in [
-            Status::Pending,
-            Status::Analyzing,
-            Status::Waiting,
-            Status::Done,
-            Status::Failed,
-        ] {
-            assert_eq!(parse_status(status_name(s)), Some(s), "{s:?}");
-        }
     }
 }

@@ -2,14 +2,15 @@
 //!
 //! [`App`] is a plain value built from configuration and clients (no globals), so tests build one
 //! against the emulator and call handlers with `Request::fake`. [`serve`] puts it behind a
-//! [`Server`]. Routing is one hand-written match in `routes.rs`; pages are templates from
+//! [`Server`]. Routing is one table in `routes.rs`; pages are templates from
 //! `templates/` filled by `html.rs`; CSS, JavaScript and the icon are embedded files served
 //! from `/static/` under content-hashed names (`assets.rs`), never inline (the pages' CSP
 //! forbids inline code). Text answers are gzipped for clients that accept it.
 //!
-//! Each upload also gets a thumbnail and a preview (`thumbs.rs`), which the pages show instead of
-//! the original. Not here: TLS (the load balancer terminates it), accounts (one optional shared
-//! password).
+//! Each upload also gets a thumbnail and a preview (`renditions.rs`, decoded and encoded by
+//! `thumbs.rs`), which the pages show instead of the original. Deletes made in the browser wait
+//! out an undo window (`undo_delete/`). Not here: TLS (the load balancer terminates it),
+//! accounts (one optional shared password).
 
 mod actions;
 mod api;
@@ -21,12 +22,12 @@ mod form;
 mod html;
 mod lease;
 mod pages;
-mod pending;
 mod reconcile;
+mod renditions;
 mod routes;
 mod throttle;
 mod thumbs;
-mod trash;
+mod undo_delete;
 mod upload;
 mod view;
 
@@ -44,6 +45,7 @@ use crate::soda::Soda;
 
 pub use config::{PasswordSource, SessionSecretSource, WebConfig, MIN_SESSION_SECRET};
 pub use reconcile::{reconcile, spawn_reconciler, ReconcileReport};
+pub use renditions::renditions;
 pub use throttle::{LoginThrottle, TrustedProxies};
 
 /// Memory the app needs besides uploads and decodes: code, threads' stacks, pages, caches.
@@ -140,15 +142,6 @@ impl Settings {
     }
 }
 
-/// The thumbnail and preview the app makes for an uploaded JPEG or PNG, with the reason when
-/// they are the placeholder; `None` for other bytes. Public for the benchmarks
-/// (examples/gallery-bench.rs), which time it apart from the upload around it.
-pub fn renditions(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>, Option<String>)> {
-    let kind = crate::image_info::sniff(bytes)?;
-    let made = thumbs::make(bytes, kind);
-    Some((made.thumb, made.preview, made.placeholder))
-}
-
 /// The function to call for (re-)analysis.
 #[derive(Debug, Clone)]
 pub struct Invoker {
@@ -173,7 +166,7 @@ pub struct App {
     uploads: Gate,
     throttle: throttle::Throttle,
     decoders: thumbs::DecodeSlots,
-    trash: Arc<pending::Queue>,
+    deletes: Arc<undo_delete::DeleteQueue>,
 }
 
 impl App {
@@ -200,7 +193,7 @@ impl App {
             uploads,
             throttle,
             decoders,
-            trash: Arc::default(),
+            deletes: Arc::default(),
         }
     }
 
@@ -219,13 +212,13 @@ impl App {
     }
 }
 
-/// Serves `app` on `addr`, and carries out its pending deletes on time (see `trash.rs`). A
+/// Serves `app` on `addr`, and carries out its deletes on time (see `undo_delete/`). A
 /// request body may hold a plain form's ten files; each is read, checked and stored in turn,
 /// so memory stays at one file's worth.
 pub fn serve(app: Arc<App>, addr: SocketAddr) -> Result<Server> {
     // Hash and compress the static files now rather than on the first visitor's request.
     assets::assets();
-    trash::spawn_sweeper(&app);
+    undo_delete::spawn_sweeper(&app);
     let mut limits = Limits::public();
     limits.max_body_bytes = limits
         .max_body_bytes

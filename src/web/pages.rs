@@ -8,16 +8,17 @@
 //! Numbers for SVG points are formatted here from `f64`s. Not here: the layout and the parts
 //! other modules share (`view.rs`), what forms post to (`actions.rs`), the JSON API (`api.rs`).
 
+use std::time::SystemTime;
+
 use super::auth::{self, Action};
-use super::catalog::{self, status_name, Entry, Filter};
+use super::catalog::{self, Entry, Filter};
 use super::form::Pairs;
 use super::html::{render, url_component, Html, Slot};
-use super::pending;
 use super::thumbs;
-use super::trash;
+use super::undo_delete;
 use super::view::{alt_text, badge, images, link, notice, page, undo_notice, when};
 use super::App;
-use crate::document::{meta, AnalysisDocument, Status};
+use crate::document::{self, meta, AnalysisDocument, Status};
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
 
@@ -51,7 +52,7 @@ fn card(app: &App, entry: &Entry, index: usize, retry_token: &str) -> Result<Htm
         include_str!("../../templates/card.html"),
         &[
             ("id", Slot::Text(&entry.id)),
-            ("status", Slot::Text(status_name(status))),
+            ("status", Slot::Text(status.name())),
             ("alt", Slot::Text(&alt_text(name, entry.doc.as_ref()))),
             ("name", Slot::Text(name)),
             ("badge", Slot::Text(&badge(status, entry.doc.as_ref()))),
@@ -74,99 +75,12 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
     let filter = Filter::from_query(&query)?;
     let start = query.get("start");
     let retry_token = auth::token(app, Action::Reanalyze);
-    let delete_token = auth::token(app, Action::Delete);
-    let upload_token = auth::token(app, Action::Upload);
-    let (cards, mut notices, next, empty_page, status) = match catalog::page(app, start, &filter) {
-        Ok(page) => {
-            let cards = Html::concat(
-                page.entries
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| card(app, e, i, &retry_token))
-                    .collect::<Result<Vec<_>>>()?,
-            );
-            let mut notices = after_delete(app, &query)?.into_iter().collect::<Vec<_>>();
-            if page.db_error {
-                notices.push(notice(
-                    "warn",
-                    "Analysis results are unavailable right now (the database did not answer); \
-                     images are shown without them.",
-                )?);
-            }
-            (cards, notices, page.next, page.entries.is_empty(), 200)
-        }
-        Err(e) => {
-            log::warn!(target: "webapp", "{} gallery listing failed: {e}", req.request_id());
-            let n = notice(
-                "error",
-                "The image store did not answer, so no images can be shown. Try again in a minute.",
-            )?;
-            (Html::default(), vec![n], None, false, 503)
-        }
-    };
-    let empty = if empty_page {
-        let text = if filter.is_empty() && start.is_none() {
-            "No images yet. Drop a photo above to analyse it."
-        } else if filter.is_empty() {
-            "No more images."
-        } else {
-            "No image matches the filter."
-        };
-        notice("empty", text)?
-    } else {
-        Html::default()
-    };
-    let mut keep = Vec::new();
-    if let Some(l) = &filter.label {
-        keep.push(format!("label={}", url_component(l)));
-    }
-    if let Some(s) = filter.status {
-        keep.push(format!("status={}", status_name(s)));
-    }
-    let next = match next {
-        Some(n) => {
-            let mut q = keep.clone();
-            q.push(format!("start={}", url_component(&n)));
-            link(&format!("/?{}", q.join("&")), "Next page →")?
-        }
-        None => Html::default(),
-    };
-    let first = if start.is_some() {
-        link(&format!("/?{}", keep.join("&")), "← First page")?
-    } else {
-        Html::default()
-    };
-    let options = Html::concat(
-        [
-            ("", "any"),
-            ("pending", "pending"),
-            ("analyzing", "analysing"),
-            ("waiting", "waiting"),
-            ("done", "done"),
-            ("failed", "failed"),
-        ]
-        .iter()
-        .map(|(value, text)| {
-            let selected = Html::text(if filter.status.map(status_name).unwrap_or("") == *value {
-                " selected"
-            } else {
-                ""
-            });
-            render(
-                include_str!("../../templates/option.html"),
-                &[
-                    ("value", Slot::Text(value)),
-                    ("selected", Slot::Html(&selected)),
-                    ("text", Slot::Text(text)),
-                ],
-            )
-        })
-        .collect::<Result<Vec<_>>>()?,
-    );
-    let bulk = if status != 200 {
-        Html::default()
-    } else {
+    let listing = Listing::of(app, req, &query, &filter, &retry_token)?;
+    let (first, next) = page_links(&filter, start, listing.next.as_deref())?;
+    let bulk = if listing.status == 200 {
         render(include_str!("../../templates/bulk_delete.html"), &[])?
+    } else {
+        Html::default()
     };
     let reanalyze = if app.invoker.is_some() {
         render(
@@ -177,7 +91,6 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
         Html::default()
     };
     let max = app.settings.max_upload_bytes;
-    let undo_seconds = app.settings.undo_window.as_secs().to_string();
     let main = render(
         include_str!("../../templates/index.html"),
         &[
@@ -186,29 +99,169 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
                 "max_mb",
                 Slot::Text(&format!("{:.0}", max as f64 / 1_048_576.0)),
             ),
-            ("upload_token", Slot::Text(&upload_token)),
+            (
+                "upload_token",
+                Slot::Text(&auth::token(app, Action::Upload)),
+            ),
             ("label", Slot::Text(filter.label.as_deref().unwrap_or(""))),
-            ("status_options", Slot::Html(&options)),
-            ("notice", Slot::Html(&Html::concat(notices.drain(..)))),
-            ("delete_token", Slot::Text(&delete_token)),
-            ("undo_seconds", Slot::Text(&undo_seconds)),
+            ("status_options", Slot::Html(&status_options(&filter)?)),
+            ("notice", Slot::Html(&Html::concat(listing.notices))),
+            (
+                "delete_token",
+                Slot::Text(&auth::token(app, Action::Delete)),
+            ),
+            (
+                "undo_seconds",
+                Slot::Text(&app.settings.undo_window.as_secs().to_string()),
+            ),
             ("retry_token", Slot::Text(&retry_token)),
-            ("cards", Slot::Html(&cards)),
-            ("empty", Slot::Html(&empty)),
+            ("cards", Slot::Html(&listing.cards)),
+            (
+                "empty",
+                Slot::Html(&empty_notice(&filter, start, listing.empty)?),
+            ),
             ("bulk", Slot::Html(&bulk)),
             ("reanalyze", Slot::Html(&reanalyze)),
             ("first", Slot::Html(&first)),
             ("next", Slot::Html(&next)),
         ],
     )?;
-    page(app, status, "Images", &main, true)
+    page(app, listing.status, "Images", &main, true)
+}
+
+/// One gallery page as the page shows it: the cards, the notices above them, where the next
+/// page starts, and the answer's status (503 when storage did not answer).
+struct Listing {
+    cards: Html,
+    notices: Vec<Html>,
+    next: Option<String>,
+    /// The page holds no image (not said when the listing failed).
+    empty: bool,
+    status: u16,
+}
+
+impl Listing {
+    fn of(
+        app: &App,
+        req: &Request,
+        query: &Pairs,
+        filter: &Filter,
+        retry_token: &str,
+    ) -> Result<Listing> {
+        let page = match catalog::page(app, query.get("start"), filter) {
+            Ok(page) => page,
+            Err(e) => {
+                log::warn!(target: "webapp", "{} gallery listing failed: {e}", req.request_id());
+                let n = notice(
+                    "error",
+                    "The image store did not answer, so no images can be shown. Try again in a \
+                     minute.",
+                )?;
+                return Ok(Listing {
+                    cards: Html::default(),
+                    notices: vec![n],
+                    next: None,
+                    empty: false,
+                    status: 503,
+                });
+            }
+        };
+        let cards = page
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| card(app, e, i, retry_token))
+            .collect::<Result<Vec<_>>>()?;
+        let mut notices: Vec<Html> = after_delete(app, query)?.into_iter().collect();
+        if page.db_error {
+            notices.push(notice(
+                "warn",
+                "Analysis results are unavailable right now (the database did not answer); \
+                 images are shown without them.",
+            )?);
+        }
+        Ok(Listing {
+            cards: Html::concat(cards),
+            notices,
+            next: page.next,
+            empty: page.entries.is_empty(),
+            status: 200,
+        })
+    }
+}
+
+/// What an empty page says: nothing uploaded yet, the end of the list, or nothing matches.
+fn empty_notice(filter: &Filter, start: Option<&str>, empty: bool) -> Result<Html> {
+    if !empty {
+        return Ok(Html::default());
+    }
+    let text = if filter.is_empty() && start.is_none() {
+        "No images yet. Drop a photo above to analyse it."
+    } else if filter.is_empty() {
+        "No more images."
+    } else {
+        "No image matches the filter."
+    };
+    notice("empty", text)
+}
+
+/// The "first page" and "next page" links, keeping the filter.
+fn page_links(filter: &Filter, start: Option<&str>, next: Option<&str>) -> Result<(Html, Html)> {
+    let mut keep = Vec::new();
+    if let Some(l) = &filter.label {
+        keep.push(format!("label={}", url_component(l)));
+    }
+    if let Some(s) = filter.status {
+        keep.push(format!("status={}", s.name()));
+    }
+    let next = match next {
+        Some(n) => {
+            let mut q = keep.clone();
+            q.push(format!("start={}", url_component(n)));
+            link(&format!("/?{}", q.join("&")), "Next page →")?
+        }
+        None => Html::default(),
+    };
+    let first = if start.is_some() {
+        link(&format!("/?{}", keep.join("&")), "← First page")?
+    } else {
+        Html::default()
+    };
+    Ok((first, next))
+}
+
+/// The status filter's options, the current one selected.
+fn status_options(filter: &Filter) -> Result<Html> {
+    let current = filter.status.map(Status::name).unwrap_or("");
+    let options = [
+        ("", "any"),
+        ("pending", "pending"),
+        ("analyzing", "analysing"),
+        ("waiting", "waiting"),
+        ("done", "done"),
+        ("failed", "failed"),
+    ]
+    .iter()
+    .map(|(value, text)| {
+        let selected = Html::text(if current == *value { " selected" } else { "" });
+        render(
+            include_str!("../../templates/option.html"),
+            &[
+                ("value", Slot::Text(value)),
+                ("selected", Slot::Html(&selected)),
+                ("text", Slot::Text(text)),
+            ],
+        )
+    })
+    .collect::<Result<Vec<_>>>()?;
+    Ok(Html::concat(options))
 }
 
 /// The notice the gallery shows after a delete (`?deleted={batch}`) or an undo
 /// (`?restored={count}`).
 fn after_delete(app: &App, query: &Pairs) -> Result<Option<Html>> {
-    if let Some(batch) = query.get("deleted").filter(|b| trash::is_batch(b)) {
-        let markers = match trash::batch(app, batch) {
+    if let Some(batch) = query.get("deleted").filter(|b| undo_delete::is_batch(b)) {
+        let markers = match undo_delete::batch_markers(app, batch) {
             Ok(m) => m,
             Err(e) => {
                 log::warn!(target: "webapp", "undo notice: batch {batch} unreadable: {e}");
@@ -337,14 +390,10 @@ pub(crate) fn nothing_selected(app: &App) -> Result<Response> {
 /// The picture's size in pixels, so the page reserves its space before it loads: from the
 /// object's metadata (uploads since the result page needed it), else from the preview's header
 /// (one ranged read). `None` when neither says.
-fn picture_size(app: &App, id: &str, found: &catalog::Found) -> Option<(u32, u32)> {
+fn picture_size(app: &App, id: &str, found: &catalog::ImageRecord) -> Option<(u32, u32)> {
     let meta = |key: &str| {
-        found.info.as_ref().and_then(|i| {
-            i.metadata
-                .iter()
-                .find(|(k, _)| k == key)
-                .and_then(|(_, v)| v.parse::<u32>().ok())
-        })
+        let info = found.info.as_ref()?;
+        meta::get(info, key)?.parse::<u32>().ok()
     };
     if let (Some(w), Some(h)) = (meta(meta::WIDTH), meta(meta::HEIGHT)) {
         return Some((w, h));
@@ -353,7 +402,7 @@ fn picture_size(app: &App, id: &str, found: &catalog::Found) -> Option<(u32, u32
         .storage
         .get(
             &app.bucket,
-            &thumbs::preview_name(id),
+            &document::preview_name(id),
             Some((0, Some(64 * 1024 - 1))),
             64 * 1024,
             app.deadline(),
@@ -391,22 +440,73 @@ fn is_local_model(doc: &AnalysisDocument) -> bool {
 
 /// `GET /images/{id}`: the image with its boxes, the table, timings and the raw JSON.
 pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
+    let _ = req;
     let found = catalog::find(app, id)?.ok_or_else(|| Error::NotFound(format!("image {id}")))?;
     let doc = found
         .doc
         .clone()
         .or_else(|| {
-            found
-                .info
-                .as_ref()
-                .map(|info| catalog::pending_from_head(app, &catalog::object_name(id), info))
+            found.info.as_ref().map(|info| {
+                let name = document::object_name(id);
+                AnalysisDocument::from_object(&app.bucket, &name, info, SystemTime::now())
+            })
         })
         .ok_or_else(|| Error::NotFound(format!("image {id}")))?;
     let name = doc.original_name.clone().unwrap_or_else(|| id.to_string());
+    let notices = detail_notices(app, id, &found, &doc)?;
+    let overlays = if doc.status == Status::Done {
+        Overlays::of(&doc)?
+    } else {
+        Overlays::default()
+    };
+    let raw = found.raw.clone().unwrap_or_else(|| doc.to_json());
+    let main = render(
+        include_str!("../../templates/detail.html"),
+        &[
+            ("name", Slot::Text(&name)),
+            ("status", Slot::Text(doc.status.name())),
+            ("id", Slot::Text(id)),
+            ("badge", Slot::Text(&badge(doc.status, Some(&doc)))),
+            ("model_badge", Slot::Html(&model_badge(&doc)?)),
+            ("notice", Slot::Html(&Html::concat(notices))),
+            ("alt", Slot::Text(&alt_text(&name, Some(&doc)))),
+            ("size", Slot::Html(&size_attributes(app, id, &found)?)),
+            ("polygons", Slot::Html(&Html::concat(overlays.polygons))),
+            ("labels", Slot::Html(&Html::concat(overlays.labels))),
+            ("caption", Slot::Text(&caption(&doc))),
+            ("rows", Slot::Html(&Html::concat(overlays.rows))),
+            ("no_objects", Slot::Html(&no_objects_notice(&doc)?)),
+            ("facts", Slot::Html(&Html::concat(facts(&doc)?))),
+            (
+                "reanalyze_token",
+                Slot::Text(&auth::token(app, Action::Reanalyze)),
+            ),
+            (
+                "delete_token",
+                Slot::Text(&auth::token(app, Action::Delete)),
+            ),
+            (
+                "undo_seconds",
+                Slot::Text(&app.settings.undo_window.as_secs().to_string()),
+            ),
+            ("json", Slot::Text(&serde_json::to_string_pretty(&raw)?)),
+        ],
+    )?;
+    page(app, 200, &name, &main, true)
+}
+
+/// The result page's notices: the undo offer while a delete waits out its window, a missing
+/// file, an unreachable database, a failed analysis. An image whose window has closed is not
+/// found (a sweeper deletes it; a page view changes nothing).
+fn detail_notices(
+    app: &App,
+    id: &str,
+    found: &catalog::ImageRecord,
+    doc: &AnalysisDocument,
+) -> Result<Vec<Html>> {
     let mut notices = Vec::new();
-    match trash::marker_of(app, id) {
+    match undo_delete::marker_of(app, id) {
         Ok(Some(marker)) if marker.is_due() => {
-            pending::catch_up(app, &marker);
             return Err(Error::NotFound(format!("image {id}")));
         }
         Ok(Some(marker)) => notices.push(undo_notice(
@@ -415,7 +515,7 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
             std::slice::from_ref(&marker),
         )?),
         Ok(None) => {}
-        Err(e) => log::warn!(target: "webapp", "{id}: pending delete unknown: {e}"),
+        Err(e) => log::warn!(target: "webapp", "{id}: delete marker unknown: {e}"),
     }
     if found.info.is_none() {
         notices.push(notice(
@@ -432,25 +532,33 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
     if doc.status == Status::Failed {
         notices.push(notice(
             "error",
-            &format!("Analysis failed: {}", failure_reason(Some(&doc))),
+            &format!("Analysis failed: {}", failure_reason(Some(doc))),
         )?);
     }
-    let show_objects = doc.status == Status::Done;
-    let mut polygons = Vec::new();
-    let mut labels = Vec::new();
-    let mut rows = Vec::new();
-    if show_objects {
+    Ok(notices)
+}
+
+/// What the result page draws for each detected object: its outline, its label on the picture
+/// and its row in the table.
+#[derive(Default)]
+struct Overlays {
+    polygons: Vec<Html>,
+    labels: Vec<Html>,
+    rows: Vec<Html>,
+}
+
+impl Overlays {
+    fn of(doc: &AnalysisDocument) -> Result<Overlays> {
+        let mut out = Overlays::default();
         for (i, o) in doc.objects.iter().enumerate() {
             let i_text = i.to_string();
             let color = (i % 8).to_string();
-            let conf = format!(
-                "{:.4}",
-                if o.confidence.is_finite() {
-                    o.confidence
-                } else {
-                    0.0
-                }
-            );
+            let confidence = if o.confidence.is_finite() {
+                o.confidence
+            } else {
+                0.0
+            };
+            let conf = format!("{confidence:.4}");
             let p = pct(o.confidence);
             let points: Vec<String> = o
                 .polygon
@@ -473,7 +581,7 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
             let joined = points.join(" ");
             let mut slots = common.to_vec();
             slots.push(("points", Slot::Text(&joined)));
-            polygons.push(render(
+            out.polygons.push(render(
                 include_str!("../../templates/polygon.html"),
                 &slots,
             )?);
@@ -481,19 +589,25 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
             let mut slots = common.to_vec();
             slots.push(("x", Slot::Text(&x)));
             slots.push(("y", Slot::Text(&y)));
-            labels.push(render(
+            out.labels.push(render(
                 include_str!("../../templates/box_label.html"),
                 &slots,
             )?);
-            rows.push(render(include_str!("../../templates/row.html"), &common)?);
+            out.rows
+                .push(render(include_str!("../../templates/row.html"), &common)?);
         }
+        Ok(out)
     }
-    let no_objects = match doc.status {
+}
+
+/// The line under the picture where the table would be: none found, failed, or still waiting.
+fn no_objects_notice(doc: &AnalysisDocument) -> Result<Html> {
+    match doc.status {
         Status::Done if doc.objects.is_empty() => {
-            notice("empty", "No objects were found in this image.")?
+            notice("empty", "No objects were found in this image.")
         }
-        Status::Done => Html::default(),
-        Status::Failed => notice("empty", "No results: the analysis failed.")?,
+        Status::Done => Ok(Html::default()),
+        Status::Failed => notice("empty", "No results: the analysis failed."),
         Status::Waiting => notice(
             "empty",
             &format!(
@@ -504,12 +618,16 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
                     .map(|t| format!(" for {}", when(t)))
                     .unwrap_or_default()
             ),
-        )?,
+        ),
         _ => notice(
             "empty",
             "Waiting for the analysis; this page updates by itself.",
-        )?,
-    };
+        ),
+    }
+}
+
+/// The facts list: times, timings, model, size, attempts, the upload's request id.
+fn facts(doc: &AnalysisDocument) -> Result<Vec<Html>> {
     let mut facts = Vec::new();
     let mut fact = |term: &str, value: String| -> Result<()> {
         facts.push(render(
@@ -540,75 +658,51 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
     if let Some(c) = &doc.correlation_id {
         fact("Upload request", c.clone())?;
     }
-    let model_badge = if is_local_model(&doc) {
-        notice("badge local", "local model")?
+    Ok(facts)
+}
+
+fn model_badge(doc: &AnalysisDocument) -> Result<Html> {
+    if is_local_model(doc) {
+        notice("badge local", "local model")
     } else {
-        Html::default()
-    };
-    let raw = found.raw.clone().unwrap_or_else(|| doc.to_json());
-    let json = serde_json::to_string_pretty(&raw)?;
-    let caption = match doc.status {
+        Ok(Html::default())
+    }
+}
+
+/// The table's caption: how many objects were found (and by what), or the status.
+fn caption(doc: &AnalysisDocument) -> String {
+    match doc.status {
         Status::Done => format!(
             "{} object{} found{}",
             doc.objects.len(),
             if doc.objects.len() == 1 { "" } else { "s" },
-            if is_local_model(&doc) {
+            if is_local_model(doc) {
                 " by the local model"
             } else {
                 ""
             }
         ),
-        s => format!("Status: {}", badge(s, Some(&doc))),
-    };
-    let size = match picture_size(app, id, &found) {
+        s => format!("Status: {}", badge(s, Some(doc))),
+    }
+}
+
+/// The picture's `width`/`height` attributes, when its size is known.
+fn size_attributes(app: &App, id: &str, found: &catalog::ImageRecord) -> Result<Html> {
+    match picture_size(app, id, found) {
         Some((w, h)) => render(
             include_str!("../../templates/size.html"),
             &[
                 ("width", Slot::Text(&w.to_string())),
                 ("height", Slot::Text(&h.to_string())),
             ],
-        )?,
-        None => Html::default(),
-    };
-    let main = render(
-        include_str!("../../templates/detail.html"),
-        &[
-            ("name", Slot::Text(&name)),
-            ("status", Slot::Text(status_name(doc.status))),
-            ("id", Slot::Text(id)),
-            ("badge", Slot::Text(&badge(doc.status, Some(&doc)))),
-            ("model_badge", Slot::Html(&model_badge)),
-            ("notice", Slot::Html(&Html::concat(notices))),
-            ("alt", Slot::Text(&alt_text(&name, Some(&doc)))),
-            ("size", Slot::Html(&size)),
-            ("polygons", Slot::Html(&Html::concat(polygons))),
-            ("labels", Slot::Html(&Html::concat(labels))),
-            ("caption", Slot::Text(&caption)),
-            ("rows", Slot::Html(&Html::concat(rows))),
-            ("no_objects", Slot::Html(&no_objects)),
-            ("facts", Slot::Html(&Html::concat(facts))),
-            (
-                "reanalyze_token",
-                Slot::Text(&auth::token(app, Action::Reanalyze)),
-            ),
-            (
-                "delete_token",
-                Slot::Text(&auth::token(app, Action::Delete)),
-            ),
-            (
-                "undo_seconds",
-                Slot::Text(&app.settings.undo_window.as_secs().to_string()),
-            ),
-            ("json", Slot::Text(&json)),
-        ],
-    )?;
-    let _ = req;
-    page(app, 200, &name, &main, true)
+        ),
+        None => Ok(Html::default()),
+    }
 }
 
 /// `GET /images/{id}/raw`: the image bytes, never rendered as anything but an image.
 pub(crate) fn raw(app: &App, id: &str) -> Result<Response> {
-    let name = catalog::object_name(id);
+    let name = document::object_name(id);
     let download = app
         .storage
         .get(
@@ -656,8 +750,8 @@ pub(crate) enum Rendition {
 /// (not cached) while there is none yet.
 pub(crate) fn rendition(app: &App, id: &str, which: Rendition) -> Result<Response> {
     let name = match which {
-        Rendition::Thumb => thumbs::thumb_name(id),
-        Rendition::Preview => thumbs::preview_name(id),
+        Rendition::Thumb => document::thumb_name(id),
+        Rendition::Preview => document::preview_name(id),
     };
     let download = app
         .storage

@@ -29,13 +29,13 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::catalog::{self, id_of, id_of_rendition, object_name, pending_from_head, PREFIX};
+use super::catalog;
 use super::lease::{Lease, Taken};
-use super::thumbs::{preview_name, thumb_name};
-use super::upload::{make_renditions, store_renditions};
+use super::renditions;
 use super::App;
-use crate::document::{AnalysisDocument, Failure, Status};
-use crate::document::{PREVIEW_PREFIX, THUMB_PREFIX};
+use crate::document::{self, AnalysisDocument, Failure, Status};
+use crate::document::{id_of, id_of_rendition, object_name, preview_name, thumb_name};
+use crate::document::{PREVIEW_PREFIX, THUMB_PREFIX, UPLOAD_PREFIX};
 use crate::error::Result;
 use crate::oci::object_storage::{Condition, ListOptions};
 
@@ -82,9 +82,7 @@ fn older_than(timestamp: &str, age: Duration) -> bool {
     if age.is_zero() {
         return true;
     }
-    let parsed =
-        crate::timefmt::parse(timestamp).or_else(|| httpdate::parse_http_date(timestamp).ok());
-    match parsed {
+    match document::parse_time(timestamp) {
         Some(t) => SystemTime::now()
             .duration_since(t)
             .is_ok_and(|elapsed| elapsed >= age),
@@ -134,7 +132,7 @@ fn pass(app: &App, lease: &Lease) -> Result<ReconcileReport> {
 
     let mut objects: HashMap<String, Option<String>> = HashMap::new();
     let options = ListOptions {
-        prefix: Some(PREFIX.into()),
+        prefix: Some(UPLOAD_PREFIX.into()),
         fields: Some("name,timeCreated".into()),
         ..ListOptions::default()
     };
@@ -180,7 +178,7 @@ fn pass(app: &App, lease: &Lease) -> Result<ReconcileReport> {
             }
         }
         if !objects.contains_key(&doc.image_name) {
-            if !older_than(&doc.updated_at, grace) || !doc.image_name.starts_with(PREFIX) {
+            if !older_than(&doc.updated_at, grace) || !doc.image_name.starts_with(UPLOAD_PREFIX) {
                 continue;
             }
             match app.soda.delete(&key, deadline) {
@@ -241,7 +239,7 @@ fn pass(app: &App, lease: &Lease) -> Result<ReconcileReport> {
                 continue;
             }
         };
-        let doc = pending_from_head(app, name, &info);
+        let doc = AnalysisDocument::from_object(&app.bucket, name, &info, SystemTime::now());
         if let Err(e) = app
             .soda
             .put(&catalog::key_of(app, id), &doc.to_json(), deadline)
@@ -259,7 +257,7 @@ fn pass(app: &App, lease: &Lease) -> Result<ReconcileReport> {
             }
         }
     }
-    renditions(app, &objects, &mut report, deadline)?;
+    repair_renditions(app, &objects, &mut report, deadline)?;
     report.removed_documents.sort();
     report.created_documents.sort();
     report.invoked.sort();
@@ -295,7 +293,7 @@ fn drip(
 }
 
 /// Makes the thumbnails and previews images lack, and deletes those whose image is gone.
-fn renditions(
+fn repair_renditions(
     app: &App,
     objects: &HashMap<String, Option<String>>,
     report: &mut ReconcileReport,
@@ -334,7 +332,7 @@ fn renditions(
         if complete || !created.as_deref().is_none_or(|c| older_than(c, grace)) {
             continue;
         }
-        match remake(app, id, deadline) {
+        match renditions::remake(app, id, deadline) {
             Ok(true) => report.created_renditions.push(name.clone()),
             Ok(false) => {}
             Err(e) => report.errors.push(format!("{name}: renditions: {e}")),
@@ -343,34 +341,6 @@ fn renditions(
     report.created_renditions.sort();
     report.removed_renditions.sort();
     Ok(())
-}
-
-/// Reads the image and stores both renditions; `false` when it is gone or not an image.
-fn remake(app: &App, id: &str, deadline: std::time::Instant) -> Result<bool> {
-    use std::io::Read;
-    let download = match app.storage.get(
-        &app.bucket,
-        &object_name(id),
-        None,
-        app.settings
-            .max_upload_bytes
-            .max(crate::image_info::MAX_BYTES),
-        deadline,
-    ) {
-        Ok(d) => d,
-        Err(e) if e.service_error().is_some_and(|s| s.status == 404) => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let mut bytes = Vec::with_capacity(download.info.content_length as usize);
-    let mut body = download.body;
-    body.read_to_end(&mut bytes)?;
-    let Some(kind) = crate::image_info::sniff(&bytes) else {
-        return Ok(false);
-    };
-    let Some(made) = make_renditions(app, "reconciler", &bytes, kind) else {
-        return Ok(false);
-    };
-    Ok(store_renditions(app, "reconciler", id, &made, deadline))
 }
 
 /// A `failed` document whose cause may have passed: Vision throttling (429) or a server-side
@@ -422,7 +392,7 @@ fn repair_stuck(
             app.settings.stuck_after.as_secs() / 60
         ),
     });
-    doc.updated_at = catalog::now();
+    doc.updated_at = document::now();
     match app.soda.put(key, &doc.to_json(), deadline) {
         Ok(_) => report.failed_stuck.push(name),
         Err(e) => report.errors.push(format!("{name}: {e}")),
@@ -473,8 +443,8 @@ mod tests {
             "Wed, 01 Jan 2020 00:00:00 GMT",
             Duration::from_secs(60)
         ));
-        assert!(!older_than(&catalog::now(), Duration::from_secs(60)));
-        assert!(older_than(&catalog::now(), Duration::ZERO));
+        assert!(!older_than(&document::now(), Duration::from_secs(60)));
+        assert!(older_than(&document::now(), Duration::ZERO));
         assert!(older_than("garbage", Duration::from_secs(60)));
     }
 }

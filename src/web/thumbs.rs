@@ -19,8 +19,9 @@
 //! Past a pixel limit ([`MAX_PIXELS`], or the lower ones above) the image is not decoded at
 //! all: it gets the placeholder rendition (a plain grey tile), is still stored and still
 //! analysed (Vision accepts up to 10 000 × 10 000 px). Decompression bombs therefore cost
-//! neither memory nor CPU time. Not here: EXIF orientation (renditions keep the stored pixel
-//! order, as the analysis does), other formats, upscaling.
+//! neither memory nor CPU time. Not here: storing them and waiting for a decode slot
+//! (`renditions.rs`), EXIF orientation (renditions keep the stored pixel order, as the analysis
+//! does), other formats, upscaling.
 
 use std::io::Cursor;
 use std::sync::{Condvar, Mutex};
@@ -28,7 +29,6 @@ use std::time::{Duration, Instant};
 
 use crate::image_info::ImageKind;
 
-use crate::document::{PREVIEW_PREFIX, THUMB_PREFIX};
 /// Long side of a thumbnail, in pixels.
 pub(crate) const THUMB_SIDE: u32 = 400;
 /// Long side of a preview, in pixels.
@@ -55,16 +55,6 @@ pub(crate) struct Renditions {
     /// Set when the image was not decoded (too many pixels, or unreadable): both renditions
     /// are then the grey placeholder, and this says why.
     pub placeholder: Option<String>,
-}
-
-/// The object name of an id's thumbnail.
-pub(crate) fn thumb_name(id: &str) -> String {
-    format!("{THUMB_PREFIX}{id}.jpg")
-}
-
-/// The object name of an id's preview.
-pub(crate) fn preview_name(id: &str) -> String {
-    format!("{PREVIEW_PREFIX}{id}.jpg")
 }
 
 /// Makes both renditions of a JPEG or PNG. Never fails: what cannot be decoded within the
@@ -411,7 +401,7 @@ pub(crate) struct DecodeSlots {
 }
 
 /// A decode slot, given back when dropped.
-pub(crate) struct Slot<'a>(&'a DecodeSlots);
+pub(crate) struct DecodePermit<'a>(&'a DecodeSlots);
 
 impl DecodeSlots {
     pub(crate) fn new(slots: usize) -> DecodeSlots {
@@ -422,7 +412,7 @@ impl DecodeSlots {
     }
 
     /// A slot, waiting at most `wait`; `None` when none came free in time.
-    pub(crate) fn acquire(&self, wait: Duration) -> Option<Slot<'_>> {
+    pub(crate) fn acquire(&self, wait: Duration) -> Option<DecodePermit<'_>> {
         let until = Instant::now() + wait;
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         while *free == 0 {
@@ -434,11 +424,11 @@ impl DecodeSlots {
                 .0;
         }
         *free -= 1;
-        Some(Slot(self))
+        Some(DecodePermit(self))
     }
 }
 
-impl Drop for Slot<'_> {
+impl Drop for DecodePermit<'_> {
     fn drop(&mut self) {
         *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         self.0.freed.notify_one();

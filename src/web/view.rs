@@ -10,7 +10,7 @@
 
 use super::auth::{self, Action};
 use super::html::{render, Html, Slot};
-use super::pending::Marker;
+use super::undo_delete::DeleteMarker;
 use super::App;
 use crate::document::{AnalysisDocument, Status};
 use crate::error::Result;
@@ -159,7 +159,7 @@ pub(crate) fn images(n: usize) -> String {
 
 /// The notice after a delete made in the browser: what went and, while the undo window is
 /// open, the form that takes it back. `markers` are the batch's waiting deletes.
-pub(crate) fn undo_notice(app: &App, batch: &str, markers: &[Marker]) -> Result<Html> {
+pub(crate) fn undo_notice(app: &App, batch: &str, markers: &[DeleteMarker]) -> Result<Html> {
     let Some(first) = markers.first() else {
         return notice(
             "info",

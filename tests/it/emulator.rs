@@ -10,8 +10,9 @@ use ocivision::emulator::events::Outcome;
 use ocivision::emulator::faults::{EventFaults, FaultPlan, Faults, Service};
 use ocivision::http::{Limits, Response, Server};
 use ocivision::oci::client::{Auth, Transport};
+use ocivision::oci::keys::PrivateKey;
 use ocivision::oci::object_storage::{Condition, ListOptions, ObjectStorage};
-use ocivision::oci::sign::{self, Body, PrivateKey, RequestToSign};
+use ocivision::oci::sign::{self, Body, RequestToSign};
 use ocivision::Error;
 use serde_json::{json, Value};
 

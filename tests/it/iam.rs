@@ -469,7 +469,7 @@ fn use_the_web_app(http: &Http, run: &mut Run, function: &Logged, events: &Event
     }
 }
 
-fn web_config(dir: &Path, key: &ocivision::oci::sign::PrivateKey) -> PathBuf {
+fn web_config(dir: &Path, key: &ocivision::oci::keys::PrivateKey) -> PathBuf {
     let path = dir.join("webapp-config");
     std::fs::write(
         &path,

@@ -9,10 +9,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ocivision::oci::sign::{
-    authorization, fingerprint, sign, signature, signing_string, verify, Body, PrivateKey,
-    RequestToSign,
-};
+use ocivision::emulator::signature::verify;
+use ocivision::oci::keys::{fingerprint, PrivateKey};
+use ocivision::oci::sign::{authorization, sign, signature, signing_string, Body, RequestToSign};
 use ocivision::Error;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::SubjectPublicKeyInfoDer;

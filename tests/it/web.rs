@@ -1109,7 +1109,7 @@ fn web_delete_removes_object_and_document_even_when_the_object_is_gone() {
     assert!(web.document(&f).is_some());
 }
 
-/// The key of an image's pending-delete marker, as `web::trash` writes it.
+/// The key of an image's delete marker, as `web::undo_delete` writes it.
 fn marker_key(web: &Web, id: &str) -> String {
     let bucket = web.env.bucket();
     ocivision::soda::document_key(
@@ -1128,7 +1128,7 @@ fn exists(web: &Web, id: &str) -> bool {
 
 /// Issue 18: deleting from the pages names what goes, hides it at once, can be undone while
 /// the window is open, and is carried out by the server when it closes, with no browser
-/// involved; a marker left by an instance that died is carried out by the next listing.
+/// involved; a marker left by an instance that died is hidden, and carried out by the sweeper.
 #[test]
 fn web_browser_deletes_are_confirmed_hidden_undoable_and_carried_out() {
     let window = Duration::from_secs(3);
@@ -1228,7 +1228,8 @@ fn web_browser_deletes_are_confirmed_hidden_undoable_and_carried_out() {
     let gallery = body_text(&web.handle("GET", &after, &[], b""));
     assert!(gallery.contains("undo window has closed"));
 
-    // A marker whose instance died before its time: hidden, and carried out once listed.
+    // A marker whose instance died before its time: hidden, and carried out by the sweeper's
+    // look for orphans (once per window), not by the page view.
     let stale = json!({"kind": "pending-delete", "bucket": format!("{}/{}", web.env.bucket().namespace, web.env.bucket().name),
         "id": b, "name": "b.png", "batch": "0123456789abcdef", "delete_at_ms": 1});
     web.soda
@@ -1238,7 +1239,7 @@ fn web_browser_deletes_are_confirmed_hidden_undoable_and_carried_out() {
     assert!(!gallery.contains(&format!("data-id=\"{b}\"")));
     assert!(
         wait_until(Duration::from_secs(10), || !exists(&web, &b)),
-        "a stale marker is carried out by the next listing"
+        "a stale marker is carried out by the sweeper"
     );
     assert!(exists(&web, &c));
 }

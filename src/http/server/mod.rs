@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Waker};
 
-use crate::http::conn::Transport;
+use crate::http::conn::ByteStream;
 use crate::http::fd_limit;
 use crate::http::limits::Limits;
 use crate::http::request::Request;
@@ -263,7 +263,7 @@ impl ShutdownHandle {
 
 // ---- the hand-back between a worker and the loop (both children of this module use it) ----
 
-/// [`Slot::handoff`] states: with a worker; with a worker, and the loop saw input meanwhile;
+/// [`Connection::handoff`] states: with a worker; with a worker, and the loop saw input meanwhile;
 /// handed back (its [`Returned`] is queued).
 pub(crate) const WITH_WORKER: u8 = 0;
 const MISSED: u8 = 1;
@@ -296,7 +296,7 @@ pub(crate) struct Returned {
 pub(crate) fn hand_back(
     shared: &Shared,
     id: u64,
-    stream: &Arc<dyn Transport>,
+    stream: &Arc<dyn ByteStream>,
     handoff: &AtomicU8,
     deregistered: bool,
     leftover: Vec<u8>,

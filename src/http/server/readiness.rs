@@ -34,7 +34,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::workers::{self, Grow, Job, SPILL_DELAY};
 use super::{lock, After, Listener, Returned, Shared, MISSED, WITH_WORKER};
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::conn::Transport;
+use crate::http::conn::ByteStream;
 use crate::http::request::{self, Framing, Head, Reject};
 use crate::http::response::{self, Response, WriteMode};
 
@@ -57,11 +57,11 @@ const SWEEP_MAX: Duration = Duration::from_secs(1);
 /// Every open connection, by id. Only the loop changes it (shutdown reads it).
 #[derive(Default)]
 pub(crate) struct Conns {
-    pub(crate) map: HashMap<u64, Slot>,
+    pub(crate) map: HashMap<u64, Connection>,
 }
 
-pub(crate) struct Slot {
-    pub(crate) stream: Arc<dyn Transport>,
+pub(crate) struct Connection {
+    pub(crate) stream: Arc<dyn ByteStream>,
     peer: Option<SocketAddr>,
     pub(crate) phase: Phase,
     /// Bytes read and not yet handed to a worker (a partial head, then the start of a body).
@@ -283,15 +283,15 @@ impl EventLoop {
             self.accept_paused_until = None;
         }
         for _ in 0..ACCEPT_BATCH {
-            let accepted: io::Result<(Arc<dyn Transport>, Option<SocketAddr>)> =
+            let accepted: io::Result<(Arc<dyn ByteStream>, Option<SocketAddr>)> =
                 match &self.listener {
                     Some(Listener::Tcp(l)) => l.accept().map(|(s, a)| {
                         let _ = s.set_nodelay(true);
-                        (Arc::new(s) as Arc<dyn Transport>, Some(a))
+                        (Arc::new(s) as Arc<dyn ByteStream>, Some(a))
                     }),
                     Some(Listener::Unix(l)) => l
                         .accept()
-                        .map(|(s, _)| (Arc::new(s) as Arc<dyn Transport>, None)),
+                        .map(|(s, _)| (Arc::new(s) as Arc<dyn ByteStream>, None)),
                     None => return,
                 };
             match accepted {
@@ -331,7 +331,7 @@ impl EventLoop {
 
     /// Registers a new connection, making room by closing the longest-idle one when at
     /// capacity, or answering `503` when nothing is idle.
-    fn admit(&mut self, stream: Arc<dyn Transport>, peer: Option<SocketAddr>, now: Instant) {
+    fn admit(&mut self, stream: Arc<dyn ByteStream>, peer: Option<SocketAddr>, now: Instant) {
         let limits = &self.shared.limits;
         if stream.set_nonblocking(true).is_err() {
             return;
@@ -379,7 +379,7 @@ impl EventLoop {
         }
         conns.map.insert(
             id,
-            Slot {
+            Connection {
                 stream,
                 peer,
                 phase: Phase::Idle(now),
@@ -613,7 +613,7 @@ impl EventLoop {
     /// Answers a refusal without blocking and starts lingering.
     fn refuse(
         &self,
-        slot: &mut Slot,
+        slot: &mut Connection,
         rej: Reject,
         method: Option<&str>,
         path: Option<&str>,
@@ -631,7 +631,7 @@ impl EventLoop {
         self.linger(slot, now);
     }
 
-    fn linger(&self, slot: &mut Slot, now: Instant) {
+    fn linger(&self, slot: &mut Connection, now: Instant) {
         slot.stream.shutdown(Shutdown::Write);
         slot.pending = Vec::new();
         slot.phase = Phase::Linger {
@@ -788,7 +788,7 @@ fn head_for_log(pending: &[u8], limits: &crate::http::Limits) -> (Option<String>
 
 /// Reads and drops what a lingering connection sent; true when done with it (end of input,
 /// an error, or enough discarded), after closing it.
-fn discard(slot: &mut Slot) -> bool {
+fn discard(slot: &mut Connection) -> bool {
     let Phase::Linger { until, discarded } = &mut slot.phase else {
         return false;
     };
@@ -814,7 +814,7 @@ fn discard(slot: &mut Slot) -> bool {
 
 /// Writes a small closing answer once, without blocking; a client that cannot take it at once
 /// does not get it.
-fn write_closing(stream: &dyn Transport, resp: Response, head_only: bool) {
+fn write_closing(stream: &dyn ByteStream, resp: Response, head_only: bool) {
     let mode = WriteMode {
         head_only,
         close: true,

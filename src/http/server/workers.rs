@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use super::{hand_back, lock, After, Shared};
-use crate::http::conn::{ConnIo, Transport};
+use crate::http::conn::{ByteStream, ConnIo};
 use crate::http::request::{self, BodyState, Framing, Head, Request, Source};
 use crate::http::response::{self, Response, WriteMode};
 
@@ -28,7 +28,7 @@ pub(crate) struct Job {
     pub(crate) handoff: Arc<AtomicU8>,
     /// The loop took the connection out of the poller while its body is read.
     pub(crate) deregistered: bool,
-    pub(crate) stream: Arc<dyn Transport>,
+    pub(crate) stream: Arc<dyn ByteStream>,
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) head: Head,
     pub(crate) path: String,
@@ -236,7 +236,7 @@ fn run(shared: &Arc<Shared>) {
 struct Lease<'a> {
     shared: &'a Shared,
     id: u64,
-    stream: Arc<dyn Transport>,
+    stream: Arc<dyn ByteStream>,
     handoff: Arc<AtomicU8>,
     deregistered: bool,
     done: bool,

@@ -15,7 +15,7 @@ use super::{
     lock, needs_refresh, read_text, system_clock, var, Clock, Credentials, KeyProvider,
     TokenClaims, ENV_HOME, ENV_RP_VERSION, TOKEN_KEY_ID_PREFIX,
 };
-use crate::oci::sign::PrivateKey;
+use crate::oci::keys::PrivateKey;
 use crate::{Error, Result};
 
 const ENV_CONFIG_FILE: &str = "OCI_CONFIG_FILE";

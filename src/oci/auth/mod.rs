@@ -31,7 +31,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use crate::oci::sign::PrivateKey;
+use crate::oci::keys::PrivateKey;
 use crate::{Error, Result};
 
 const ENV_HOME: &str = "HOME";

@@ -1,12 +1,9 @@
-//! Pending deletes, the data side: the marker a browser delete leaves for each image during its
-//! undo window, and the queue of this instance's markers waiting to be carried out. Listings
-//! (`catalog.rs`) read markers to hide their images; `trash.rs` writes them, undoes them and
-//! carries them out (the whole design is described there).
-//!
-//! A marker is one small document in the SODA collection (`kind: "pending-delete"`, keyed like
-//! an image's document but from `pending-delete/{id}`). It has no `bucket_name`, so neither the
-//! reconciler nor the gallery's searches mistake it for an analysis. Not here: writing,
-//! removing or acting on markers.
+//! Delete markers, the data side of `undo_delete`: the marker a browser delete leaves for each
+//! image during its undo window, reading markers back (by id, by batch, for a page of ids), and
+//! the queue of this instance's markers waiting for its sweeper. Listings (`catalog.rs`) read
+//! markers from here to hide their images; reading never changes anything. Writing, removing
+//! and acting on markers is the parent module's (`mod.rs`, where the whole design is told);
+//! the split lets listings read markers without depending on the code that deletes images.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -15,19 +12,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::App;
+use super::super::App;
 use crate::error::Result;
 use crate::soda::document_key;
 
-/// The markers' `kind`.
-pub(crate) const KIND: &str = "pending-delete";
+/// The markers' `kind` in stored documents.
+pub(super) const KIND: &str = "pending-delete";
 
 /// How often the sweeper looks whether its app is still there.
-pub(crate) const TICK: Duration = Duration::from_secs(1);
+pub(super) const TICK: Duration = Duration::from_secs(1);
 
 /// One image waiting to be deleted.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct Marker {
+pub(crate) struct DeleteMarker {
     kind: String,
     /// `namespace/bucket`.
     bucket: String,
@@ -41,24 +38,22 @@ pub(crate) struct Marker {
     pub delete_at_ms: u64,
 }
 
-impl Marker {
+impl DeleteMarker {
     /// A marker for image `id` (shown as `name`) of `batch`, due at `delete_at_ms`.
-    pub(crate) fn new(app: &App, id: &str, name: &str, batch: &str, delete_at_ms: u64) -> Marker {
-        Marker {
+    pub(super) fn new(
+        app: &App,
+        id: &str,
+        name: &str,
+        batch: &str,
+        delete_at_ms: u64,
+    ) -> DeleteMarker {
+        DeleteMarker {
             kind: KIND.into(),
             bucket: bucket_tag(app),
             id: id.into(),
             name: name.into(),
             batch: batch.into(),
             delete_at_ms,
-        }
-    }
-
-    /// The same marker due again at `delete_at_ms`.
-    pub(crate) fn rearmed(self, delete_at_ms: u64) -> Marker {
-        Marker {
-            delete_at_ms,
-            ..self
         }
     }
 
@@ -73,14 +68,14 @@ impl Marker {
     }
 }
 
-pub(crate) fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64
 }
 
-pub(crate) fn bucket_tag(app: &App) -> String {
+pub(super) fn bucket_tag(app: &App) -> String {
     format!("{}/{}", app.bucket.namespace, app.bucket.name)
 }
 
@@ -94,20 +89,20 @@ pub(crate) fn marker_key(app: &App, id: &str) -> String {
 }
 
 /// A stored document read as a marker of this bucket, if it is one.
-pub(crate) fn as_marker(app: &App, value: &serde_json::Value) -> Option<Marker> {
-    let marker: Marker = serde_json::from_value(value.clone()).ok()?;
+pub(crate) fn as_marker(app: &App, value: &serde_json::Value) -> Option<DeleteMarker> {
+    let marker: DeleteMarker = serde_json::from_value(value.clone()).ok()?;
     (marker.kind == KIND && marker.bucket == bucket_tag(app)).then_some(marker)
 }
 
 /// The instance's queue of markers to carry out, shared with its sweeper thread.
 #[derive(Debug, Default)]
-pub(crate) struct Queue {
+pub(crate) struct DeleteQueue {
     due: Mutex<BinaryHeap<Reverse<(Instant, String)>>>,
     wake: Condvar,
 }
 
-impl Queue {
-    pub(crate) fn push(&self, at: Instant, id: String) {
+impl DeleteQueue {
+    pub(super) fn push(&self, at: Instant, id: String) {
         if let Ok(mut due) = self.due.lock() {
             due.push(Reverse((at, id)));
         }
@@ -120,7 +115,7 @@ impl Queue {
     }
 
     /// The ids whose time has come; otherwise waits at most until the next one (or a tick).
-    pub(crate) fn take_due(&self) -> Vec<String> {
+    pub(super) fn take_due(&self) -> Vec<String> {
         let Ok(mut due) = self.due.lock() else {
             return Vec::new();
         };
@@ -147,9 +142,30 @@ impl Queue {
     }
 }
 
+/// The markers of one batch still waiting (none once undone or carried out).
+pub(crate) fn batch_markers(app: &App, batch: &str) -> Result<Vec<DeleteMarker>> {
+    let filter = serde_json::json!({"kind": KIND, "bucket": bucket_tag(app), "batch": batch});
+    let mut out = Vec::new();
+    for doc in app.soda.query(&filter, app.deadline())? {
+        if let Some(m) = as_marker(app, &doc?.value) {
+            out.push(m);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The marker of one image, if it has one.
+pub(crate) fn marker_of(app: &App, id: &str) -> Result<Option<DeleteMarker>> {
+    Ok(app
+        .soda
+        .get(&marker_key(app, id), app.deadline())?
+        .and_then(|d| as_marker(app, &d.value)))
+}
+
 /// The markers among these ids, by id, in one query (for filtered listings, whose documents
 /// come from a search).
-pub(crate) fn markers_of(app: &App, ids: &[&str]) -> Result<HashMap<String, Marker>> {
+pub(crate) fn markers_of(app: &App, ids: &[&str]) -> Result<HashMap<String, DeleteMarker>> {
     let mut out = HashMap::new();
     if ids.is_empty() {
         return Ok(out);
@@ -166,21 +182,13 @@ pub(crate) fn markers_of(app: &App, ids: &[&str]) -> Result<HashMap<String, Mark
     Ok(out)
 }
 
-/// Hands a marker met in a listing to the sweeper when its window has closed (its instance
-/// died before carrying it out).
-pub(crate) fn catch_up(app: &App, marker: &Marker) {
-    if marker.is_due() {
-        app.trash.push(Instant::now(), marker.id.clone());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_queue_hands_out_what_is_due_in_order() {
-        let q = Queue::default();
+        let q = DeleteQueue::default();
         let now = Instant::now();
         q.push(now + Duration::from_millis(30), "b".into());
         q.push(now, "a".into());
@@ -199,7 +207,7 @@ mod tests {
 
     #[test]
     fn windows_count_down() {
-        let m = Marker {
+        let m = DeleteMarker {
             kind: KIND.into(),
             bucket: "ns/b".into(),
             id: "x".into(),
@@ -209,7 +217,7 @@ mod tests {
         };
         assert!(!m.is_due());
         assert_eq!(m.seconds_left(), 11);
-        let past = Marker {
+        let past = DeleteMarker {
             delete_at_ms: now_ms() - 1,
             ..m
         };
