@@ -445,7 +445,11 @@ fn run_sibling(name: &str, args: &[&str]) -> Result<String, String> {
     }
     let here = format!("{}/", root().display());
     let err = String::from_utf8_lossy(&output.stderr).replace(&here, "");
-    let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let last = err
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     let mut cut: String = last.chars().take(200).collect();
     if cut.len() < last.len() {
         cut.push('…');

@@ -156,7 +156,7 @@ fn results_are_best_first_and_capped_by_max_results() {
 }
 
 #[test]
-fn non_images_and_truncated_images_are_errors_not_panics() {
+fn non_images_and_truncated_pngs_are_errors_and_truncated_jpegs_are_analysed() {
     let detector = detector();
     for bytes in [&b"hello, not an image"[..], &[], b"\x89PNG\r\n\x1a\n"] {
         let error = detector.detect(bytes, 10).unwrap_err();
@@ -164,9 +164,23 @@ fn non_images_and_truncated_images_are_errors_not_panics() {
     }
     let png = photo("chelsea.png");
     assert!(detector.detect(&png[..png.len() / 2], 10).is_err());
-    // A JPEG cut short may decode leniently (grey lower half); it must simply not panic.
+    // A JPEG cut short decodes leniently, as browsers show it (the missing lower half grey):
+    // it is analysed like any photo, with well-formed results, not refused.
     let jpeg = photo("dog.jpg");
-    let _ = detector.detect(&jpeg[..jpeg.len() / 2], 10);
+    let objects = detector
+        .detect(&jpeg[..jpeg.len() / 2], 10)
+        .expect("a truncated JPEG is analysed");
+    assert!(!objects.is_empty() && objects.len() <= 10, "{objects:?}");
+    assert!(
+        objects
+            .iter()
+            .all(|o| (CONFIDENCE_FLOOR..=1.0).contains(&o.confidence)
+                && o.bounding_polygon.normalized_vertices.len() == 4),
+        "{objects:?}"
+    );
+    assert!(objects
+        .windows(2)
+        .all(|w| w[0].confidence >= w[1].confidence));
 }
 
 #[test]

@@ -1,12 +1,13 @@
-//! The "Server" hostile-case checklist of `http-hardening.md` §6, over real loopback sockets.
+//! Hostile input against our HTTP layer (the project's server hardening checklist), over real
+//! loopback sockets.
 //!
 //! Each test also proves the server still answers a normal request afterwards. In-process
 //! servers use `quick_limits()` so timeouts fire in about a second; tests that measure RSS, fd
 //! limits or a process's survival run the `webapp` binary as a child. Issue 13's figures 3–5
 //! (idle connections, slow heads and bodies, busy workers) are here at a size for CI; their
 //! full-size versions are benchmarks (`examples/http-bench.rs`). The checklist's last item
-//! (U+1 concurrent 5 MB uploads against the upload semaphore) is not here: it belongs to the
-//! upload route, which does not exist yet.
+//! (one upload more than the upload gate admits) belongs to the upload route: it is
+//! `web::web_uploads_beyond_the_gate_get_503_with_retry_after`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

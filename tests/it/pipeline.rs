@@ -352,6 +352,9 @@ fn files_vision_would_refuse_fail_without_a_vision_call() {
 #[test]
 fn malformed_events_are_refused_clearly_and_write_nothing() {
     let p = start("pipe-malformed");
+    // The collection exists, so that an empty listing means nothing was written.
+    let soda = p.env.soda("IMAGE_ANALYSIS");
+    soda.ensure_collection(deadline(5)).expect("collection");
     let (status, answer) = p.call(b"{this is not json");
     assert_eq!(status, 502);
     assert!(
@@ -364,7 +367,6 @@ fn malformed_events_are_refused_clearly_and_write_nothing() {
     let (status, _) =
         p.call(br#"{"eventType": "com.oraclecloud.objectstorage.createobject", "data": {}}"#);
     assert_eq!(status, 502);
-    let soda = p.env.soda("IMAGE_ANALYSIS");
     let written: Vec<_> = soda
         .list(deadline(5))
         .collect::<Result<_, _>>()
