@@ -639,6 +639,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
     audit.run(&driver, "result: slider at 100 %");
 
     // ---- By keyboard alone: upload → result → slider → delete → undo ----------------------
+    let name = web.document(id).unwrap().original_name.unwrap();
     let mut said = Vec::new();
     let mut note = |step: &str, heard: String| {
         said.push(format!("{step}\n    → {heard}"));
@@ -733,7 +734,6 @@ fn browser_upload_watch_results_inspect_and_delete() {
         "return document.querySelector('dialog.confirm').innerText.replace(/\\s+/g, ' ');",
         json!([]),
     );
-    let name = web.document(id).unwrap().original_name.unwrap();
     assert!(
         dialog
             .as_str()
@@ -788,6 +788,65 @@ fn browser_upload_watch_results_inspect_and_delete() {
     let transcript = said.join("\n");
     std::fs::write(shots.join("keyboard-walkthrough.txt"), &transcript).unwrap();
     eprintln!("keyboard walk-through:\n{transcript}");
+    // What a screen reader says at each stop (role, accessible name, a slider's value text),
+    // and how many Tab presses each stop takes.
+    let expected: Vec<String> = [
+        (
+            "gallery, Tab ×3 to the drop zone's file input",
+            "button \"Drop JPEG or PNG photos here or choose files: up to 5 MB each, 32 to 10000 \
+             pixels a side\""
+                .to_string(),
+        ),
+        (
+            "choose horses.jpg",
+            "live region \"polite: horses.jpg Uploaded, analysis pending\"".into(),
+        ),
+        (
+            "Tab ×5 to the first tile (its focus ring drawn in full)",
+            "link \"horses.jpg (not analysed yet)\"".into(),
+        ),
+        (
+            "Tab ×4 to the first analysed image's name link",
+            format!("link \"{name}\""),
+        ),
+        (
+            "Enter: the result page opens",
+            format!("{name} · ocivision"),
+        ),
+        (
+            "Tab ×4 to the slider",
+            "slider \"Minimum confidence\", 0 %".into(),
+        ),
+        (
+            "Right arrow ×60",
+            "slider \"Minimum confidence\", 60 %; caption (\"polite: 2 of 3 objects at 60% \
+             confidence or more\")"
+                .into(),
+        ),
+        ("Tab ×4 to Delete…", "button \"Delete…\"".into()),
+        (
+            "Enter: a modal dialog opens, focus on Cancel",
+            format!(
+                "dialog \"Delete {name}? It leaves the gallery at once. You can undo this for 10 \
+                 seconds; then the files and their analyses are deleted for good. Cancel \
+                 Delete\"; button \"Cancel\""
+            ),
+        ),
+        ("Tab", "button \"Delete\"".into()),
+        (
+            "Enter: the gallery, without the image; focus on the notice (role status)",
+            format!("status \"Deleted {name}. You can undo this for 10 seconds.\""),
+        ),
+        ("Tab", "button \"Undo\"".into()),
+        (
+            "Enter: the gallery with the image back",
+            "notice \"Restored 1 image: the deletion is undone.\"".into(),
+        ),
+    ]
+    .into_iter()
+    .map(|(step, heard)| format!("{step}\n    → {heard}"))
+    .collect();
+    assert_eq!(said, expected, "the keyboard walk-through");
 
     // Bulk: select one, delete by the dialog, and let the window run out.
     let other = &ids[1];
