@@ -1,21 +1,35 @@
-//! Helpers shared by the integration tests: a raw-socket HTTP client that writes exact bytes and
-//! reads responses one by one, quick in-process servers on 127.0.0.1:0, and the `webapp` binary
-//! as a child process (for RSS, fd limits and thread counts that must not see other tests).
+//! The harness: what the integration tests (tests/it/main.rs) and the benchmarks (examples/)
+//! share, included by each with `#[path]`, so none of it is public in the library.
+//!
+//! - [`emulator`]: the local stack (`ocivision::local`) in a temp directory, clients on it, the
+//!   canned detectors, the `func` binary started as the Fn agent starts it;
+//! - [`web`]: the web app in this process on the stack, and what its tests send it;
+//! - [`http`]: the one raw-socket HTTP client and reply reader;
+//! - [`bench`]: what only the benchmarks use (building what they measure, wrk, percentiles);
+//! - here: quick in-process servers, the `webapp` binary as a child (for RSS, fd limits and
+//!   thread counts that must not see other tests), and waiting.
 //!
 //! Nothing here mocks the server: every test talks to a real listener over loopback.
 
-#![allow(dead_code)] // each test module uses a different subset
+#![allow(dead_code)] // each test module and benchmark uses a different part
 
+pub mod bench;
 pub mod emulator;
+pub mod http;
+#[path = "../../src/timefmt.rs"]
+pub mod timefmt; // the library's RFC 3339 code, compiled in here rather than made public
 pub mod web;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{Shutdown, SocketAddr};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ocivision::http::{Limits, Request, Response, Server};
+
+pub use self::http::{request, Client, Reply};
 
 /// Small limits so every timeout-driven test finishes in a second or two.
 pub fn quick_limits() -> Limits {
@@ -73,148 +87,6 @@ pub fn echo_server(limits: Limits) -> (Server, Seen) {
     (server, seen)
 }
 
-/// One parsed response.
-#[derive(Debug, Clone)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn closes(&self) -> bool {
-        self.header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-    }
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// A raw client: exact bytes out, responses parsed in order, leftovers kept for pipelining.
-pub struct Client {
-    pub stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream
-            .set_write_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    pub fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send");
-    }
-
-    /// Reads more bytes; false on EOF or error.
-    fn more(&mut self) -> bool {
-        let mut chunk = [0u8; 8192];
-        match self.stream.read(&mut chunk) {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-        }
-    }
-
-    /// The next response (skipping none: a `100 Continue` is returned as a response too), or
-    /// `None` when the connection closed first.
-    pub fn response(&mut self) -> Option<Resp> {
-        let end = loop {
-            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
-            }
-            if !self.more() {
-                return None;
-            }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        self.buf.drain(..end);
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        assert!(
-            status_line.starts_with("HTTP/1.1 "),
-            "status line {status_line:?}"
-        );
-        let status: u16 = status_line[9..12].parse().expect("status code");
-        let headers: Vec<(String, String)> = lines
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (n, v) = l.split_once(':').expect("header colon");
-                (n.to_string(), v.trim().to_string())
-            })
-            .collect();
-        let mut resp = Resp {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        if status < 200 {
-            return Some(resp);
-        }
-        if let Some(len) = resp.header("content-length") {
-            let len: usize = len.parse().expect("content-length");
-            while self.buf.len() < len {
-                if !self.more() {
-                    return None;
-                }
-            }
-            resp.body = self.buf.drain(..len).collect();
-        } else if resp.header("transfer-encoding").is_some() {
-            loop {
-                let line_end = loop {
-                    if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                        break p;
-                    }
-                    if !self.more() {
-                        return None;
-                    }
-                };
-                let size =
-                    usize::from_str_radix(std::str::from_utf8(&self.buf[..line_end]).unwrap(), 16)
-                        .unwrap();
-                self.buf.drain(..line_end + 2);
-                while self.buf.len() < size + 2 {
-                    if !self.more() {
-                        return None;
-                    }
-                }
-                resp.body.extend(self.buf.drain(..size));
-                self.buf.drain(..2);
-                if size == 0 {
-                    break;
-                }
-            }
-        } else if resp.closes() {
-            while self.more() {}
-            resp.body = std::mem::take(&mut self.buf);
-        }
-        Some(resp)
-    }
-
-    /// True when the server has closed the connection (EOF or reset) with nothing more to read.
-    pub fn closed(&mut self) -> bool {
-        self.buf.is_empty() && !self.more()
-    }
-}
-
 /// Proves the server still answers a normal request on a fresh connection.
 pub fn assert_serves(addr: SocketAddr) {
     let mut c = Client::connect(addr);
@@ -241,34 +113,6 @@ pub fn proc_status(pid: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
-/// One request on a fresh connection (`Connection: close`, `headers` as extra lines); the raw
-/// answer, read to the end or until `timeout` passes without a byte.
-pub fn one_shot(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[&str],
-    body: &[u8],
-    timeout: Duration,
-) -> Vec<u8> {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(timeout)).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for h in headers {
-        head.push_str(h);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    raw
-}
-
 /// The `webapp` binary running as a child on a free loopback port; killed on drop.
 pub struct Webapp {
     /// The OCI stand-in the child is configured against (kept alive with it; several children
@@ -291,11 +135,11 @@ impl Webapp {
         cloud: Arc<emulator::Env>,
         extra: &[(&str, &str)],
     ) -> Webapp {
-        let exe = env!("CARGO_BIN_EXE_webapp");
+        let exe = exe("webapp");
         let mut cmd = match wrapper.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
-                c.args(rest).arg(exe);
+                c.args(rest).arg(&exe);
                 c
             }
             None => Command::new(exe),
@@ -304,7 +148,7 @@ impl Webapp {
         let mut child = cmd
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(emulator::cloud_env(&cloud))
+            .envs(cloud.wiring().webapp_env())
             .env("PORT", "0")
             .env("BIND", "127.0.0.1")
             .env("LOG_LEVEL", "info")
@@ -380,4 +224,18 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// Half-closes the client's sending side.
 pub fn half_close(c: &Client) {
     c.stream.shutdown(Shutdown::Write).unwrap();
+}
+
+/// A binary of this build: cargo's path for it in the integration tests, the one beside the
+/// benchmark otherwise.
+pub fn exe(name: &str) -> PathBuf {
+    let built = match name {
+        "webapp" => option_env!("CARGO_BIN_EXE_webapp"),
+        "func" => option_env!("CARGO_BIN_EXE_func"),
+        _ => None,
+    };
+    built.map_or_else(
+        || bench::binary(name).unwrap_or_else(|e| panic!("{e}")),
+        PathBuf::from,
+    )
 }

@@ -1,28 +1,18 @@
-//! What the benchmarks and the load suite share: finding (and first building) the binaries they
-//! measure, one-shot HTTP requests, a detector that answers at once, an emulator with clients
-//! and apps pointed at it, and percentiles.
-//!
-//! Each example includes this module (`mod common;`) and uses part of it.
-#![allow(dead_code)] // each example uses a different part of this module
+//! What only the benchmarks and the load suite use: finding (and first building) the binaries
+//! they measure, wrk, child processes and their memory, the web app as a child of its own, and
+//! percentiles.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use ocivision::detect::Detector;
-use ocivision::emulator::DEV_KEY_PEM;
-use ocivision::oci::auth::ConfigFileProvider;
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
-use ocivision::oci::object_storage::{Bucket, ObjectStorage};
-use ocivision::oci::sign::PrivateKey;
-use ocivision::oci::vision::{BoundingPolygon, ImageObject, Vertex};
-use ocivision::secret::Secret;
-use ocivision::soda::{Password, Soda, SodaConfig};
-use ocivision::web::{App, Settings};
+use ocivision::web::Settings;
 use ocivision::Error;
+
+use super::emulator;
 
 /// The directory that holds this build's binaries (`webapp`, `func`, `emulator`): the parent of
 /// `examples/`, where cargo puts this program. Under `cargo run` (which sets `CARGO`) the
@@ -137,72 +127,6 @@ pub fn without_package_vars(command: &mut Command) {
     }
 }
 
-/// An answer to [`request`].
-pub struct Reply {
-    /// The status code.
-    pub status: u16,
-    /// `Retry-After`, in seconds, when present and numeric.
-    pub retry_after: Option<Duration>,
-    /// The body as sent (chunked bodies are not decoded: the servers here send lengths).
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    /// The body as JSON; null when it is not.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// One request on a fresh connection (`Connection: close`), with `headers` as extra lines
-/// (`"Name: value"`), read to the end within `timeout`.
-pub fn request(
-    addr: SocketAddr,
-    method: &str,
-    target: &str,
-    headers: &[&str],
-    body: &[u8],
-    timeout: Duration,
-) -> std::io::Result<Reply> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    let mut head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for line in headers {
-        head.push_str(line);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply)?;
-    let split = reply
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of the answer's head"))?;
-    let head = String::from_utf8_lossy(&reply[..split]);
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status line: {:.80}", head)))?;
-    let retry_after = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("retry-after")
-            .then(|| value.trim().parse().ok().map(Duration::from_secs))?
-    });
-    Ok(Reply {
-        status,
-        retry_after,
-        body: reply[split + 4..].to_vec(),
-    })
-}
-
 /// What wrk reports of one run.
 #[derive(Debug, Clone, Copy)]
 pub struct Wrk {
@@ -274,32 +198,6 @@ fn duration_ms(text: &str) -> Option<f64> {
     })
 }
 
-/// Answers at once with one fixed object, so a run measures the pipeline, not a model.
-pub struct InstantDetector;
-
-impl Detector for InstantDetector {
-    fn detect(&self, _: &[u8], max_results: usize) -> Result<Vec<ImageObject>, String> {
-        let mut objects = vec![ImageObject {
-            name: "Dog".into(),
-            confidence: 0.9,
-            bounding_polygon: BoundingPolygon {
-                normalized_vertices: vec![
-                    Vertex { x: 0.1, y: 0.1 },
-                    Vertex { x: 0.5, y: 0.1 },
-                    Vertex { x: 0.5, y: 0.5 },
-                    Vertex { x: 0.1, y: 0.5 },
-                ],
-            },
-        }];
-        objects.truncate(max_results);
-        Ok(objects)
-    }
-
-    fn model_version(&self) -> String {
-        "instant".into()
-    }
-}
-
 /// A child process killed when dropped.
 pub struct Guard(pub Child);
 
@@ -319,76 +217,16 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// The tenancy and user the benchmarks' API key belongs to.
-const TENANCY: &str = "ocid1.tenancy.oc1..bench";
-const USER: &str = "ocid1.user.oc1..bench";
-
-/// The key id of the development key as the benchmarks' user, for `Emulator::trust_api_key`.
-pub fn dev_key_id(key: &PrivateKey) -> String {
-    format!("{TENANCY}/{USER}/{}", key.fingerprint())
-}
-
-/// A transport signing with the development key through a real OCI config file written in
-/// `dir`, as a laptop's `~/.oci/config` would.
-pub fn api_key_transport(dir: &Path) -> Result<Transport, Error> {
-    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem")?;
-    let key_file = dir.join("api-key.pem");
-    std::fs::write(&key_file, DEV_KEY_PEM)?;
-    let config = dir.join("config");
-    std::fs::write(
-        &config,
-        format!(
-            "[DEFAULT]\nuser={USER}\ntenancy={TENANCY}\nfingerprint={}\nkey_file={}\nregion=us-ashburn-1\n",
-            key.fingerprint(),
-            key_file.display()
-        ),
-    )?;
-    let provider = ConfigFileProvider::from_file(&config, "DEFAULT", None)?;
-    Ok(Transport::new(
-        Auth::Oci(Arc::new(provider)),
-        TransportConfig::default(),
-    ))
-}
-
-/// A SODA client for `collection` on the emulator at `base` (its default ORDS credentials).
-pub fn emulator_soda(transport: &Transport, base: &str, collection: &str) -> Result<Soda, Error> {
-    let config = SodaConfig {
-        base_url: format!("{base}/ords/"),
-        schema: "admin".into(),
-        collection: collection.into(),
-        user: "ADMIN".into(),
-        password: Password::Literal(Secret::new("emulator-password")),
-    };
-    Soda::connect(
-        transport,
-        &config,
-        None,
-        Instant::now() + Duration::from_secs(120),
-    )
-}
-
-/// The emulator's images bucket.
-pub fn emulator_bucket() -> Bucket {
-    Bucket {
-        namespace: "emulatorns".into(),
-        name: "images".into(),
-    }
-}
-
 /// The argument that makes a benchmark serve the app instead (see [`AppProcess`]).
 pub const SERVE_APP: &str = "--serve-app";
 
-/// In the child: the app (default settings) against the emulator at `base`, with data in
-/// `collection`, on a free port printed to stdout as `PORT n`; serves until killed.
+/// In the child: the app (default settings) on the harness's stack in `dir` (started by the
+/// parent, its emulator at `base`), with data in `collection`, on a free port printed to stdout
+/// as `PORT n`; serves until killed.
 pub fn serve_app(base: &str, dir: &Path, collection: &str) -> Result<(), Error> {
-    let transport = api_key_transport(dir)?;
-    let app = App::new(
-        ObjectStorage::new(transport.clone(), base),
-        emulator_bucket(),
-        emulator_soda(&transport, base, collection)?,
-        None,
-        Settings::default(),
-    );
+    let wiring = emulator::builder(dir).wiring(base);
+    let transport = Transport::new(Auth::Oci(wiring.credentials()?), TransportConfig::default());
+    let app = emulator::app_on(&wiring, &transport, collection, Settings::default())?;
     let server = ocivision::web::serve(Arc::new(app), "127.0.0.1:0".parse().unwrap())?;
     println!("PORT {}", server.tcp_addr().unwrap().port());
     std::io::stdout().flush()?;
@@ -441,94 +279,6 @@ impl AppProcess {
     /// Peak resident set size so far, in KiB (0 once it is gone).
     pub fn peak_rss_kib(&self) -> u64 {
         peak_rss_kib(self.child.0.id()).unwrap_or(0)
-    }
-}
-
-/// An emulator in a temp directory, a transport signing with the development key through a real
-/// config file, and the clients and web apps the benchmarks build on it. Removes its directory
-/// on drop.
-pub struct Cloud {
-    /// The emulator (for its request record and faults).
-    pub emulator: ocivision::emulator::Emulator,
-    /// Signs as a trusted API key.
-    pub transport: ocivision::oci::client::Transport,
-    dir: PathBuf,
-}
-
-impl Cloud {
-    /// Starts an emulator with the `IMAGE_ANALYSIS` collection created.
-    pub fn start(tag: &str) -> Result<Cloud, ocivision::Error> {
-        use ocivision::emulator::{Emulator, EmulatorConfig};
-        let dir = std::env::temp_dir().join(format!("ocivision-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        let emulator = Emulator::start(EmulatorConfig::new(dir.join("data")))?;
-        let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem")?;
-        emulator.trust_api_key(&dev_key_id(&key), &key);
-        let transport = api_key_transport(&dir)?;
-        let cloud = Cloud {
-            emulator,
-            transport,
-            dir,
-        };
-        cloud
-            .soda()?
-            .ensure_collection(std::time::Instant::now() + Duration::from_secs(10))?;
-        Ok(cloud)
-    }
-
-    /// The images bucket.
-    pub fn bucket(&self) -> ocivision::oci::object_storage::Bucket {
-        ocivision::oci::object_storage::Bucket {
-            namespace: self.emulator.namespace().to_string(),
-            name: "images".into(),
-        }
-    }
-
-    /// An Object Storage client.
-    pub fn object_storage(&self) -> ocivision::oci::object_storage::ObjectStorage {
-        ocivision::oci::object_storage::ObjectStorage::new(
-            self.transport.clone(),
-            self.emulator.base_url(),
-        )
-    }
-
-    /// A SODA client for `IMAGE_ANALYSIS`.
-    pub fn soda(&self) -> Result<ocivision::soda::Soda, ocivision::Error> {
-        let (user, password) = self.emulator.ords_credentials();
-        let config = ocivision::soda::SodaConfig {
-            base_url: format!("{}/ords/", self.emulator.base_url()),
-            schema: "admin".into(),
-            collection: "IMAGE_ANALYSIS".into(),
-            user: user.into(),
-            password: ocivision::soda::Password::Literal(ocivision::secret::Secret::new(password)),
-        };
-        ocivision::soda::Soda::connect(
-            &self.transport,
-            &config,
-            None,
-            std::time::Instant::now() + Duration::from_secs(10),
-        )
-    }
-
-    /// A web app on this emulator (no function).
-    pub fn app(
-        &self,
-        settings: ocivision::web::Settings,
-    ) -> Result<ocivision::web::App, ocivision::Error> {
-        Ok(ocivision::web::App::new(
-            self.object_storage(),
-            self.bucket(),
-            self.soda()?,
-            None,
-            settings,
-        ))
-    }
-}
-
-impl Drop for Cloud {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
