@@ -22,9 +22,10 @@
 //! `pip install fdk oci flask` (kept, so reruns are fast). Ratios are the claims: absolute times
 //! depend on the machine, which the document names.
 
-mod common;
-use common::without_package_vars;
-use common::Guard;
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::bench::without_package_vars;
+use support::bench::Guard;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -137,7 +138,7 @@ fn run() -> Result<(), String> {
         .unwrap_or_else(|_| "unknown".into());
     let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let machine = machine();
-    common::fresh_binaries(
+    support::bench::fresh_binaries(
         &["webapp", "func"],
         &[
             "func-bench",
@@ -365,7 +366,7 @@ fn ensure_venv() -> Result<PathBuf, String> {
 /// A binary built beside this one.
 /// Runs a sibling benchmark; its stdout, or its stderr as the error.
 fn run_sibling(name: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(common::example(name)?)
+    let output = Command::new(support::bench::example(name)?)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -545,7 +546,7 @@ fn free_port() -> Result<u16, String> {
 /// One request on a fresh connection: status and body.
 fn request(port: u16, method: &str, target: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let reply = common::request(addr, method, target, &[], body, Duration::from_secs(60))?;
+    let reply = support::request(addr, method, target, &[], body, Duration::from_secs(60))?;
     Ok((reply.status, reply.body))
 }
 
@@ -567,7 +568,7 @@ fn wait_healthy(port: u16, child: &mut Guard, what: &str) -> Result<(), String> 
 
 /// wrk's requests per second and p99 latency in ms, 32 connections.
 fn wrk(port: u16) -> Result<(f64, f64), String> {
-    let run = common::wrk(port, 32)?;
+    let run = support::bench::wrk(port, 32)?;
     if run.non_2xx > 0 || run.socket_errors > 0 {
         eprintln!(
             "bench: wrk reported {} non-2xx answers and {} socket errors",
@@ -746,7 +747,7 @@ fn web_rows(
     let port = free_port()?;
     let data = tmp.join("webapp-data");
     let mut app = Guard(
-        Command::new(common::binary("webapp")?)
+        Command::new(support::bench::binary("webapp")?)
             .env("OCIVISION_DATA", &data)
             .env("PORT", port.to_string())
             .env("LOG_LEVEL", "warn")
@@ -1175,7 +1176,7 @@ fn size_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String>
     let extra_bytes: usize = extras.iter().map(|(_, n)| n).sum();
     let musl = target.join(MUSL_TARGET).join("release");
     // The glibc builds beside this binary.
-    let glibc = common::binary("webapp")
+    let glibc = support::bench::binary("webapp")
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_default();

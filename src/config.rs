@@ -136,6 +136,7 @@ impl CloudConfig {
 
     /// The variables [`CloudConfig::from_lookup`] reads back as this value: how a child process
     /// (the `webapp` and `func` binaries started by the harness) is given settings held as values.
+    #[cfg(feature = "local")]
     pub(crate) fn to_env(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![
             (vars::OBJECT_STORAGE_URL, self.object_storage_url.clone()),
@@ -257,6 +258,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "local")]
     fn to_env_reads_back_as_the_same_value() {
         let env = lookup(&[
             ("BUCKET_NAME", "images"),

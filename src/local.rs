@@ -217,7 +217,10 @@ impl StackBuilder {
     pub fn wiring(&self, base_url: &str) -> Wiring {
         let keys = self.dir.join("keys");
         let config = &self.emulator;
-        let (user, password) = (config.ords_user.clone(), Password::SecretId(db_secret(config)));
+        let (user, password) = (
+            config.ords_user.clone(),
+            Password::SecretId(db_secret(config)),
+        );
         Wiring {
             cloud: CloudConfig {
                 object_storage_url: base_url.to_string(),
@@ -339,7 +342,10 @@ impl Wiring {
         if self.function {
             // The emulator answers Functions invoke on the same origin.
             env.push(("FUNCTION_ID", FUNCTION_ID.into()));
-            env.push(("FUNCTION_INVOKE_ENDPOINT", self.cloud.object_storage_url.clone()));
+            env.push((
+                "FUNCTION_INVOKE_ENDPOINT",
+                self.cloud.object_storage_url.clone(),
+            ));
         }
         env.extend(self.cloud.to_env());
         owned(env)
@@ -353,7 +359,10 @@ impl Wiring {
             ("FN_LISTENER", format!("unix:{}", socket.display())),
             ("FN_FORMAT", "http-stream".into()),
             ("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2".into()),
-            ("OCI_RESOURCE_PRINCIPAL_RPST", self.token.display().to_string()),
+            (
+                "OCI_RESOURCE_PRINCIPAL_RPST",
+                self.token.display().to_string(),
+            ),
             (
                 "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
                 self.function_key.display().to_string(),
@@ -432,10 +441,12 @@ impl LocalStack {
     /// else (port, password, limits) from `lookup`.
     pub fn web_config(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<WebConfig> {
         let mut config = WebConfig::with_cloud(self.wiring.cloud.clone(), lookup)?;
-        config.function = self
-            .wiring
-            .function
-            .then(|| (FUNCTION_ID.to_string(), self.emulator.base_url().to_string()));
+        config.function = self.wiring.function.then(|| {
+            (
+                FUNCTION_ID.to_string(),
+                self.emulator.base_url().to_string(),
+            )
+        });
         if let crate::web::SessionSecretSource::None = config.session_secret {
             config.session_secret =
                 crate::web::SessionSecretSource::Literal(self.session_secret.clone());
@@ -659,7 +670,10 @@ mod tests {
         let lookup = |name: &str| func.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let fn_config = FnConfig::from_lookup(&lookup).unwrap();
         assert_eq!(fn_config.socket, PathBuf::from("/s/run/lsnr.sock"));
-        assert_eq!(lookup("OCI_RESOURCE_PRINCIPAL_RPST").unwrap(), "/s/run/rpst");
+        assert_eq!(
+            lookup("OCI_RESOURCE_PRINCIPAL_RPST").unwrap(),
+            "/s/run/rpst"
+        );
         assert_eq!(lookup("DB_PASSWORD_SECRET_OCID").unwrap(), DB_SECRET_ID);
     }
 }

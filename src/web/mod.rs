@@ -140,15 +140,6 @@ impl Settings {
     }
 }
 
-/// The thumbnail and preview the app makes for an uploaded JPEG or PNG, with the reason when
-/// they are the placeholder; `None` for other bytes. Public for the benchmarks
-/// (examples/gallery-bench.rs), which time it apart from the upload around it.
-pub fn renditions(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>, Option<String>)> {
-    let kind = crate::image_info::sniff(bytes)?;
-    let made = thumbs::make(bytes, kind);
-    Some((made.thumb, made.preview, made.placeholder))
-}
-
 /// The function to call for (re-)analysis.
 #[derive(Debug, Clone)]
 pub struct Invoker {

@@ -133,9 +133,8 @@ fn access_the_binary_reads_its_session_secret_from_the_vault() {
         Arc::clone(&cloud),
         &[("APP_PASSWORD", "pw"), ("SESSION_SECRET", SECRET_B)],
     );
-    let get = |app: &Webapp, path: &str, headers: &[&str]| {
-        raw_request(app, "GET", path, headers, b"")
-    };
+    let get =
+        |app: &Webapp, path: &str, headers: &[&str]| raw_request(app, "GET", path, headers, b"");
     let token = token_in(&get(&first, "/login", &[]).text(), "/login");
     let r = raw_request(
         &first,

@@ -263,7 +263,8 @@ fn vision_analyzes_inline_and_object_storage_images() {
     assert_eq!(err.service_error().map(|e| e.status), Some(501), "{err}");
     assert!(err.to_string().contains("no object detector"), "{err}");
 
-    env.emulator.set_detector(Some(Arc::new(FixedDetector::default())));
+    env.emulator
+        .set_detector(Some(Arc::new(FixedDetector::default())));
     let inline = vision
         .analyze(&request(ImageSource::Inline(CAT.to_vec())), deadline(5))
         .unwrap();
@@ -393,9 +394,9 @@ fn secrets_by_id_and_by_name_are_decoded() {
     let seen = env.emulator.requests();
     let last = seen.last().unwrap();
     assert_eq!(last.method, "POST");
-    assert!(last.target.starts_with(
-        "/20190301/secretbundles/actions/getByName?secretName=db-password&vaultId="
-    ));
+    assert!(last
+        .target
+        .starts_with("/20190301/secretbundles/actions/getByName?secretName=db-password&vaultId="));
     assert_eq!(last.header("content-length"), Some("0"));
     assert_eq!(
         last.header("x-content-sha256"),
@@ -605,7 +606,9 @@ fn emulator_data_survives_a_restart() {
     let dir = TempDir::new("restart");
     for round in 0..2 {
         // The same directory each time: the stack finds its data again.
-        let stack = crate::support::emulator::builder(dir.path()).start().unwrap();
+        let stack = crate::support::emulator::builder(dir.path())
+            .start()
+            .unwrap();
         let transport = ocivision::oci::client::Transport::new(
             ocivision::oci::client::Auth::Oci(stack.wiring().credentials().unwrap()),
             crate::support::emulator::fast_retries(2),

@@ -260,10 +260,7 @@ fn with_30_percent_faults_a_workload_completes_through_retries() {
     let mut env = Env::start("faults-30");
     // Attempts are bounded by the deadline rather than a small count: at a 30 % error rate,
     // four failures in a row happen once in 120 calls.
-    env.transport = Transport::new(
-        Auth::Oci(env.credentials()),
-        fast_retries(20),
-    );
+    env.transport = Transport::new(Auth::Oci(env.credentials()), fast_retries(20));
     let soda = env.soda("FAULTS");
     soda.ensure_collection(deadline(5)).unwrap();
     let mut plan = FaultPlan::default();

@@ -222,8 +222,11 @@ pub const SERVE_APP: &str = "--serve-app";
 
 /// In the child: the app (default settings) on the harness's stack in `dir` (started by the
 /// parent, its emulator at `base`), with data in `collection`, on a free port printed to stdout
-/// as `PORT n`; serves until killed.
+/// as `PORT n`; serves until killed. Silent unless `LOG_LEVEL` is set.
 pub fn serve_app(base: &str, dir: &Path, collection: &str) -> Result<(), Error> {
+    if std::env::var_os("LOG_LEVEL").is_some() {
+        ocivision::logger::init_from(&|name| std::env::var(name).ok())?;
+    }
     let wiring = emulator::builder(dir).wiring(base);
     let transport = Transport::new(Auth::Oci(wiring.credentials()?), TransportConfig::default());
     let app = emulator::app_on(&wiring, &transport, collection, Settings::default())?;
@@ -243,23 +246,19 @@ pub struct AppProcess {
 }
 
 impl AppProcess {
-    /// Starts it with `env` added and its stderr shown or dropped.
+    /// Starts it with `env` added and its stderr going to `stderr`.
     pub fn start(
         base: &str,
         dir: &Path,
         collection: &str,
         env: &[(&str, &str)],
-        show_stderr: bool,
+        stderr: Stdio,
     ) -> Result<AppProcess, Error> {
         let mut child = Command::new(std::env::current_exe()?)
             .args([SERVE_APP, base, &dir.display().to_string(), collection])
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(if show_stderr {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(stderr)
             .spawn()?;
         let stdout = child.stdout.take().expect("piped");
         let child = Guard(child);
@@ -274,6 +273,10 @@ impl AppProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
     }
 
     /// Peak resident set size so far, in KiB (0 once it is gone).

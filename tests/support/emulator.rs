@@ -21,9 +21,8 @@ use ocivision::oci::vision::{BoundingPolygon, ImageObject, Vertex};
 use ocivision::soda::{Soda, SodaConfig};
 use ocivision::web::{App, Settings};
 
-pub use ocivision::local::{
-    DB_SECRET_ID as SODA_SECRET_ID, FUNCTION_ID, USER, VAULT_ID,
-};
+#[allow(unused_imports)] // each includer uses a part
+pub use ocivision::local::{DB_SECRET_ID as SODA_SECRET_ID, FUNCTION_ID, USER, VAULT_ID};
 
 /// A unique empty directory under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -168,12 +167,21 @@ impl Env {
     /// A web app on this stack with data in [`COLLECTION`](super::web::COLLECTION) and no
     /// function.
     pub fn app(&self, settings: Settings) -> App {
-        app_on(self.wiring(), &self.transport, super::web::COLLECTION, settings).expect("app")
+        app_on(
+            self.wiring(),
+            &self.transport,
+            super::web::COLLECTION,
+            settings,
+        )
+        .expect("app")
     }
 }
 
 fn credentials(stack: &LocalStack) -> Arc<dyn KeyProvider> {
-    stack.wiring().credentials().expect("the stack's OCI config file")
+    stack
+        .wiring()
+        .credentials()
+        .expect("the stack's OCI config file")
 }
 
 /// The stack's images bucket.

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use ocivision::http::{Limits, Request, Response, Server};
 
+#[allow(unused_imports)] // each includer uses a part
 pub use self::http::{request, Client, Reply};
 
 /// Small limits so every timeout-driven test finishes in a second or two.
