@@ -116,6 +116,12 @@ impl Client {
     /// The next answer (a `100 Continue` is an answer too), or `None` when the connection
     /// ended before it was complete.
     pub fn response(&mut self) -> Option<Reply> {
+        self.answer(false)
+    }
+
+    /// The next answer; with `to_head`, the answer to a `HEAD`, whose framing headers describe
+    /// a body that is not sent.
+    fn answer(&mut self, to_head: bool) -> Option<Reply> {
         let end = loop {
             if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break p + 4;
@@ -145,7 +151,7 @@ impl Client {
             headers,
             body: Vec::new(),
         };
-        if status < 200 {
+        if to_head || status < 200 || status == 204 || status == 304 {
             return Some(reply);
         }
         if let Some(len) = reply.header("content-length") {
@@ -229,7 +235,7 @@ pub fn request(
         None
     };
     let reply = loop {
-        match client.response() {
+        match client.answer(method == "HEAD") {
             Some(r) if r.status < 200 => continue,
             Some(r) => break Ok(r),
             None => {
