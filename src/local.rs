@@ -283,7 +283,6 @@ impl StackBuilder {
         let mut stack = LocalStack {
             function: None,
             emulator,
-            api_key_id: key_id(USER, &api_key),
             wiring,
             data_dir: self.dir,
             detector,
@@ -384,7 +383,6 @@ pub struct LocalStack {
     function: Option<FnServer>,
     /// The emulator: tests and benchmarks drive it directly (faults, detector, request record).
     pub emulator: Emulator,
-    api_key_id: String,
     wiring: Wiring,
     data_dir: PathBuf,
     detector: String,
@@ -429,11 +427,6 @@ impl LocalStack {
     /// How the web app and the function reach this stack.
     pub fn wiring(&self) -> &Wiring {
         &self.wiring
-    }
-
-    /// The web app's API key id (the `DEFAULT` profile).
-    pub fn api_key_id(&self) -> &str {
-        &self.api_key_id
     }
 
     /// The web app's configuration in local mode: the stack's services and function, the
