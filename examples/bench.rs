@@ -24,10 +24,8 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::bench::without_package_vars;
-use support::bench::Guard;
+use support::bench::{free_port, wait_healthy, without_package_vars, Guard};
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -538,32 +536,11 @@ fn function_rows(
     Ok(())
 }
 
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
-}
-
 /// One request on a fresh connection: status and body.
 fn request(port: u16, method: &str, target: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let reply = support::request(addr, method, target, &[], body, Duration::from_secs(60))?;
     Ok((reply.status, reply.body))
-}
-
-fn wait_healthy(port: u16, child: &mut Guard, what: &str) -> Result<(), String> {
-    let started = Instant::now();
-    loop {
-        if let Ok((200, _)) = request(port, "GET", "/healthz", b"") {
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.0.try_wait() {
-            return Err(format!("{what} exited: {status}"));
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            return Err(format!("{what} did not answer /healthz within 120 s"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// wrk's requests per second and p99 latency in ms, 32 connections.
@@ -756,7 +733,7 @@ fn web_rows(
             .spawn()
             .map_err(|e| format!("webapp: {e}"))?,
     );
-    wait_healthy(port, &mut app, "webapp")?;
+    wait_healthy(port, &mut app.0, "webapp")?;
     let ours = wrk(port)?;
 
     // Upload → done on the same instance (the local detector is real).
@@ -786,7 +763,7 @@ fn web_rows(
             .spawn()
             .map_err(|e| format!("flask: {e}"))?,
     );
-    wait_healthy(flask_port, &mut flask, "flask")?;
+    wait_healthy(flask_port, &mut flask.0, "flask")?;
     let flask_figures = wrk(flask_port)?;
     drop(flask);
 

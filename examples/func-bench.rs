@@ -64,10 +64,9 @@ fn bench(
     python: Option<(String, String)>,
     json: bool,
 ) -> Result<(), String> {
-    let stack = support::emulator::builder(dir)
-        .vision(Vision::Given(Arc::new(FixedDetector::default())))
-        .start()
-        .map_err(|e| e.to_string())?;
+    let mut options = support::emulator::stack(dir);
+    options.vision = Vision::Given(Arc::new(FixedDetector::default()));
+    let stack = options.start().map_err(|e| e.to_string())?;
     let emulator = &stack.emulator;
 
     // Objects to analyse, uploaded before any timing.

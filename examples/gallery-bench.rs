@@ -37,7 +37,7 @@ use ocivision::oci::vision::Vertex;
 use ocivision::soda::document_key;
 use ocivision::Error;
 use serde_json::{json, Value};
-use support::bench::AppProcess;
+use support::bench::{median, AppProcess};
 use support::emulator::Env;
 
 const WIDTH: u32 = 4000;
@@ -65,11 +65,6 @@ fn upload(app: &AppProcess, name: &str, bytes: &[u8]) -> Result<(u16, f64), Erro
 /// The app child's peak RSS so far, in MiB.
 fn peak_rss_mib(app: &AppProcess) -> f64 {
     app.peak_rss_kib() as f64 / 1024.0
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {

@@ -24,12 +24,12 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::bench::{wrk, Guard, Wrk};
+use support::bench::{free_port, wait_healthy, wrk, Guard, Wrk};
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -201,37 +201,8 @@ fn have(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
-}
-
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn wait_healthy(port: u16, child: &mut Child, what: &str) -> Result<(), String> {
-    let started = Instant::now();
-    loop {
-        let reply = support::request(
-            addr(port),
-            "GET",
-            "/healthz",
-            &[],
-            b"",
-            Duration::from_secs(5),
-        );
-        if reply.is_ok_and(|r| r.status == 200) {
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("{what} exited: {status}"));
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            return Err(format!("{what} did not answer /healthz within 120 s"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The `webapp` binary in local mode, as `bench` runs it (no access log per request).

@@ -53,7 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ocivision::emulator::faults::FaultPlan;
-use ocivision::local::{Function, Role, StackBuilder, Vision, FUNCTION_ID};
+use ocivision::local::{Function, Role, StackOptions, Vision, FUNCTION_ID};
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
 use ocivision::oci::functions::Functions;
 use ocivision::oci::object_storage::{Bucket, ListOptions, ObjectStorage};
@@ -259,10 +259,9 @@ fn binaries() -> Result<(PathBuf, PathBuf), String> {
 /// function instances.
 fn emulator_child(dir: &Path, limited: Option<(f64, usize)>) -> Result<(), String> {
     let err = |e: ocivision::Error| e.to_string();
-    let stack = stack(dir, limited)
-        .vision(Vision::Given(Arc::new(FixedDetector::default())))
-        .start()
-        .map_err(err)?;
+    let mut options = stack(dir, limited);
+    options.vision = Vision::Given(Arc::new(FixedDetector::default()));
+    let stack = options.start().map_err(err)?;
     let emulator = &stack.emulator;
     let instances = limited.map_or(1, |(_, instances)| instances);
     let sockets = (0..instances)
@@ -326,20 +325,19 @@ fn emulator_child(dir: &Path, limited: Option<(f64, usize)>) -> Result<(), Strin
 /// The stack of the run in `dir` (with `limited`, see [`emulator_child`]): the web app's key
 /// stands for its container instance (the web app's dynamic group), the checker is an
 /// administrator, and the functions are `func` processes. The emulator child starts it; this
-/// process reaches it through its [`StackBuilder::wiring`], the same whatever `limited` is.
-fn stack(dir: &Path, limited: Option<(f64, usize)>) -> StackBuilder {
-    support::emulator::builder(dir)
-        .web_app_role(Role::WebApp)
-        .administrator()
-        .function(Function::Processes)
-        .configure(|config| {
-            config.compartment_id = COMPARTMENT.into();
-            // Nothing reads the record (nor the list of deliveries), and kept they would be
-            // most of the emulator's growth.
-            config.record_limit = 0;
-            config.vision_tps = limited.map(|(tps, _)| tps);
-            config.function_instances = limited.map_or(1, |(_, instances)| instances);
-        })
+/// process reaches it through its [`StackOptions::wiring`], the same whatever `limited` is.
+fn stack(dir: &Path, limited: Option<(f64, usize)>) -> StackOptions {
+    let mut options = support::emulator::stack(dir);
+    options.web_app = Role::WebApp;
+    options.administrator = true;
+    options.function = Function::Processes;
+    options.emulator.compartment_id = COMPARTMENT.into();
+    // Nothing reads the record (nor the list of deliveries), and kept they would be most of the
+    // emulator's growth.
+    options.emulator.record_limit = 0;
+    options.emulator.vision_tps = limited.map(|(tps, _)| tps);
+    options.emulator.function_instances = limited.map_or(1, |(_, instances)| instances);
+    options
 }
 
 /// Function instance `i`'s socket, under the emulator child's `run/` directory.

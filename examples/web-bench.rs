@@ -24,6 +24,7 @@ use ocivision::oci::object_storage::{Condition, ObjectStorage};
 use ocivision::oci::vision::Vertex;
 use ocivision::soda::document_key;
 use ocivision::Error;
+use support::bench::median;
 use support::emulator::{bucket_of, soda_on, Env};
 
 const SEED: usize = 10_000;
@@ -64,11 +65,6 @@ fn jpeg(size: usize, n: u64) -> Vec<u8> {
         bytes.push((x as u8) | 0x80);
     }
     bytes
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn seed(wiring: &Wiring, transport: &Transport) -> Result<(), Error> {

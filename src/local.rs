@@ -10,7 +10,7 @@
 //! in the data directory, so a restart keeps every image and result. Stopping the process
 //! (Ctrl-C) loses nothing that was acknowledged: every write is a temp file, fsync and rename.
 //!
-//! [`LocalStack::builder`] starts the same stack with its parts chosen: the shipped development
+//! [`LocalStack::options`] starts the same stack with its parts chosen: the shipped development
 //! key instead of generated ones, an administrator instead of the web app's principal, a given
 //! detector, the function run as separate `func` processes. Whatever starts it, a stack is
 //! wired the same way ([`Wiring`]): one OCI config file, one resource-principal token, and the
@@ -56,10 +56,10 @@ pub const VAULT_ID: &str = "ocid1.vault.oc1..local";
 pub const TENANCY: &str = "ocid1.tenancy.oc1..local";
 /// The web app's user: the `DEFAULT` profile of the stack's OCI config file.
 pub const USER: &str = "ocid1.user.oc1..local";
-/// The administrator's user: the `ADMIN` profile, with [`StackBuilder::administrator`].
-pub const ADMIN_USER: &str = "ocid1.user.oc1..local-admin";
+/// The administrator's user: the `ADMIN` profile, with [`StackOptions::administrator`].
+const ADMIN_USER: &str = "ocid1.user.oc1..local-admin";
 /// The profile of the stack's OCI config file that signs as the administrator.
-pub const ADMIN_PROFILE: &str = "ADMIN";
+const ADMIN_PROFILE: &str = "ADMIN";
 const REGION: &str = "us-ashburn-1";
 /// Resource-principal tokens in the cloud live about an hour; locally one lasts a week so a
 /// long-running laptop session never sees it expire.
@@ -162,56 +162,26 @@ pub enum Function {
     Processes,
 }
 
-/// A stack to start: [`LocalStack::builder`].
-pub struct StackBuilder {
+/// A stack to start ([`LocalStack::options`]): its parts, each with a default.
+pub struct StackOptions {
     dir: PathBuf,
-    emulator: EmulatorConfig,
-    keys: Keys,
-    web_app: Role,
-    administrator: bool,
-    vision: Vision,
-    function: Function,
-}
-
-impl StackBuilder {
-    /// Changes the emulator's configuration (its first secret is the database password).
-    pub fn configure(mut self, change: impl FnOnce(&mut EmulatorConfig)) -> StackBuilder {
-        change(&mut self.emulator);
-        self
-    }
-
+    /// The emulator's configuration; its first secret is the database password.
+    pub emulator: EmulatorConfig,
     /// Where the keys come from. Default [`Keys::Development`].
-    pub fn keys(mut self, keys: Keys) -> StackBuilder {
-        self.keys = keys;
-        self
-    }
-
+    pub keys: Keys,
     /// What the web app's API key (the config file's `DEFAULT` profile) acts as. Default
     /// [`Role::WebApp`], as deployed.
-    pub fn web_app_role(mut self, role: Role) -> StackBuilder {
-        self.web_app = role;
-        self
-    }
-
-    /// Adds an administrator's profile ([`ADMIN_PROFILE`]) to the OCI config file, for a
-    /// harness that checks what the web app did with more rights than it has.
-    pub fn administrator(mut self) -> StackBuilder {
-        self.administrator = true;
-        self
-    }
-
+    pub web_app: Role,
+    /// Whether the OCI config file also has an administrator's profile (`ADMIN`), for
+    /// a harness that checks what the web app did with more rights than it has. Default no.
+    pub administrator: bool,
     /// Which detector answers Vision. Default [`Vision::None`].
-    pub fn vision(mut self, vision: Vision) -> StackBuilder {
-        self.vision = vision;
-        self
-    }
-
+    pub vision: Vision,
     /// How the function runs. Default [`Function::None`].
-    pub fn function(mut self, function: Function) -> StackBuilder {
-        self.function = function;
-        self
-    }
+    pub function: Function,
+}
 
+impl StackOptions {
     /// How the stack is wired once its emulator listens at `base_url`: what a process that did
     /// not start it (the load suite's driver, a benchmark's app child) needs to reach it.
     pub fn wiring(&self, base_url: &str) -> Wiring {
@@ -317,7 +287,7 @@ impl Wiring {
         self.profile("DEFAULT")
     }
 
-    /// The administrator's credentials ([`StackBuilder::administrator`]).
+    /// The administrator's credentials ([`StackOptions::administrator`]).
     pub fn admin_credentials(&self) -> Result<Arc<dyn KeyProvider>> {
         self.profile(ADMIN_PROFILE)
     }
@@ -393,19 +363,19 @@ impl LocalStack {
     /// Local mode: the stack on `data_dir` with generated keys, the local detector and the
     /// function in this process, the SODA collection created.
     pub fn start(data_dir: &Path) -> Result<LocalStack> {
-        let stack = LocalStack::builder(data_dir)
-            .keys(Keys::Generated)
-            .vision(Vision::Local)
-            .function(Function::InProcess)
-            .start()?;
+        let mut options = LocalStack::options(data_dir);
+        options.keys = Keys::Generated;
+        options.vision = Vision::Local;
+        options.function = Function::InProcess;
+        let stack = options.start()?;
         stack.ensure_collection()?;
         Ok(stack)
     }
 
     /// A stack on `dir` (data in `emulator/`, keys and the OCI config file in `keys/`, the
-    /// function's token and socket in `run/`) with the defaults of [`StackBuilder`] and the
+    /// function's token and socket in `run/`) with the defaults of [`StackOptions`] and the
     /// database password as the emulator's first secret.
-    pub fn builder(dir: &Path) -> StackBuilder {
+    pub fn options(dir: &Path) -> StackOptions {
         let mut emulator = EmulatorConfig::new(dir.join("emulator"));
         emulator.secrets.push(SecretEntry {
             id: DB_SECRET_ID.into(),
@@ -413,7 +383,7 @@ impl LocalStack {
             vault_id: VAULT_ID.into(),
             value: emulator.ords_password.clone(),
         });
-        StackBuilder {
+        StackOptions {
             dir: dir.to_path_buf(),
             emulator,
             keys: Keys::Development,
@@ -645,9 +615,9 @@ mod tests {
 
     #[test]
     fn the_web_app_and_the_function_read_the_wiring_back_as_its_values() {
-        let wiring = LocalStack::builder(Path::new("/s"))
-            .function(Function::Processes)
-            .wiring("http://127.0.0.1:7");
+        let mut options = LocalStack::options(Path::new("/s"));
+        options.function = Function::Processes;
+        let wiring = options.wiring("http://127.0.0.1:7");
         let web = wiring.webapp_env();
         let lookup = |name: &str| web.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let config = WebConfig::from_lookup(&lookup, None).unwrap();

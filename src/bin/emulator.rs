@@ -185,36 +185,34 @@ fn run(args: Vec<String>) -> Result<(), Error> {
         "src/emulator/dev-key.pem",
     )?;
     let dev_key_id = ocivision::local::key_id(ocivision::local::USER, &dev_key);
-    let mut served = Vec::new();
-    let stack = LocalStack::builder(&args.data)
-        .web_app_role(role_of(&dev_key_id)?)
-        .vision(Vision::Local)
-        .configure(|config| {
-            config.bind = SocketAddr::new(args.bind, args.port);
-            if !args.buckets.is_empty() {
-                config.buckets = args.buckets.clone();
-            }
-            if let Some(plan) = faults {
-                config.faults = plan;
-            }
-            if let Some(alias) = &args.ords_schema {
-                config.ords_schema = alias.clone();
-            }
-            config.vision_tps = args.vision_tps;
-            config.vision_burst = args.vision_burst;
-            let ords_password = config.ords_password.clone();
-            config.secrets = secrets
-                .into_iter()
-                .map(|(name, value)| SecretEntry {
-                    id: format!("ocid1.vaultsecret.oc1..emulator-{name}"),
-                    name,
-                    vault_id: VAULT_ID.into(),
-                    value: value.unwrap_or_else(|| ords_password.clone()),
-                })
-                .collect();
-            served.clone_from(&config.secrets);
+    let mut options = LocalStack::options(&args.data);
+    options.web_app = role_of(&dev_key_id)?;
+    options.vision = Vision::Local;
+    let config = &mut options.emulator;
+    config.bind = SocketAddr::new(args.bind, args.port);
+    if !args.buckets.is_empty() {
+        config.buckets = args.buckets.clone();
+    }
+    if let Some(plan) = faults {
+        config.faults = plan;
+    }
+    if let Some(alias) = &args.ords_schema {
+        config.ords_schema = alias.clone();
+    }
+    config.vision_tps = args.vision_tps;
+    config.vision_burst = args.vision_burst;
+    let ords_password = config.ords_password.clone();
+    config.secrets = secrets
+        .into_iter()
+        .map(|(name, value)| SecretEntry {
+            id: format!("ocid1.vaultsecret.oc1..emulator-{name}"),
+            name,
+            vault_id: VAULT_ID.into(),
+            value: value.unwrap_or_else(|| ords_password.clone()),
         })
-        .start()?;
+        .collect();
+    let served = config.secrets.clone();
+    let stack = options.start()?;
     let emulator = &stack.emulator;
     let mut trusted = vec![(dev_key_id.clone(), role_of(&dev_key_id)?)];
     for (key_id, file) in &args.trust {

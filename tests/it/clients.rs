@@ -606,9 +606,7 @@ fn emulator_data_survives_a_restart() {
     let dir = TempDir::new("restart");
     for round in 0..2 {
         // The same directory each time: the stack finds its data again.
-        let stack = crate::support::emulator::builder(dir.path())
-            .start()
-            .unwrap();
+        let stack = crate::support::emulator::stack(dir.path()).start().unwrap();
         let transport = ocivision::oci::client::Transport::new(
             ocivision::oci::client::Auth::Oci(stack.wiring().credentials().unwrap()),
             crate::support::emulator::fast_retries(2),

@@ -135,10 +135,9 @@ fn short(value: &Value) -> String {
 fn exercise(tag: &str, policy: Vec<String>) -> Run {
     // The web app's key stands for its container instance, as deployed.
     let env = Env::start_from(tag, |stack| {
-        stack
-            .configure(|config| config.policy = Some(policy))
-            .web_app_role(Role::WebApp)
-            .function(Function::Processes)
+        stack.emulator.policy = Some(policy);
+        stack.web_app = Role::WebApp;
+        stack.function = Function::Processes;
     });
     env.emulator
         .set_detector(Some(std::sync::Arc::new(FixedDetector::default())));

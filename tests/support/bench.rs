@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
 use ocivision::web::Settings;
@@ -227,7 +228,7 @@ pub fn serve_app(base: &str, dir: &Path, collection: &str) -> Result<(), Error> 
     if std::env::var_os("LOG_LEVEL").is_some() {
         ocivision::logger::init_from(&|name| std::env::var(name).ok())?;
     }
-    let wiring = emulator::builder(dir).wiring(base);
+    let wiring = emulator::stack(dir).wiring(base);
     let transport = Transport::new(Auth::Oci(wiring.credentials()?), TransportConfig::default());
     let app = emulator::app_on(&wiring, &transport, collection, Settings::default())?;
     let server = ocivision::web::serve(Arc::new(app), "127.0.0.1:0".parse().unwrap())?;
@@ -283,6 +284,38 @@ impl AppProcess {
     pub fn peak_rss_kib(&self) -> u64 {
         peak_rss_kib(self.child.0.id()).unwrap_or(0)
     }
+}
+
+/// A free loopback port (free when asked: the caller binds it soon after).
+pub fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// Waits up to 120 s for the server `child` started on `port` to answer `GET /healthz` with
+/// 200; fails early when it exits.
+pub fn wait_healthy(port: u16, child: &mut Child, what: &str) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    loop {
+        let reply = super::request(addr, "GET", "/healthz", &[], b"", Duration::from_secs(5));
+        if reply.is_ok_and(|r| r.status == 200) {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{what} exited: {status}"));
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            return Err(format!("{what} did not answer /healthz within 120 s"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The middle of `values` (the upper one of two).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// The `p`-th percentile (0–100) of `values` (sorted here), nearest rank; 0 when empty.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ocivision::detect::Detector;
 use ocivision::emulator::{EmulatorConfig, DEV_KEY_PEM};
-use ocivision::local::{LocalStack, Role, StackBuilder, Wiring};
+use ocivision::local::{LocalStack, Role, StackOptions, Wiring};
 use ocivision::oci::auth::KeyProvider;
 use ocivision::oci::client::{Auth, RetryPolicy, Transport, TransportConfig};
 use ocivision::oci::object_storage::{Bucket, ObjectStorage};
@@ -75,8 +75,10 @@ pub fn deadline(secs: u64) -> Instant {
 
 /// The harness's stack on `dir`: development keys, the web app's profile an administrator (so
 /// a test's own clients may do anything), no detector, no function.
-pub fn builder(dir: &Path) -> StackBuilder {
-    LocalStack::builder(dir).web_app_role(Role::Administrator)
+pub fn stack(dir: &Path) -> StackOptions {
+    let mut options = LocalStack::options(dir);
+    options.web_app = Role::Administrator;
+    options
 }
 
 /// A started stack in a temp dir, and a transport signing as its web app's profile.
@@ -102,13 +104,15 @@ impl Env {
 
     /// With the emulator's configuration changed by `configure`.
     pub fn start_with(tag: &str, configure: impl FnOnce(&mut EmulatorConfig)) -> Env {
-        Env::start_from(tag, |b| b.configure(configure))
+        Env::start_from(tag, |options| configure(&mut options.emulator))
     }
 
-    /// With the harness's [`builder`] changed by `choose`.
-    pub fn start_from(tag: &str, choose: impl FnOnce(StackBuilder) -> StackBuilder) -> Env {
+    /// With the harness's [`stack`] options changed by `choose`.
+    pub fn start_from(tag: &str, choose: impl FnOnce(&mut StackOptions)) -> Env {
         let dir = TempDir::new(tag);
-        let stack = choose(builder(dir.path())).start().expect("stack starts");
+        let mut options = stack(dir.path());
+        choose(&mut options);
+        let stack = options.start().expect("stack starts");
         let transport = Transport::new(Auth::Oci(credentials(&stack)), fast_retries(4));
         Env {
             stack,

@@ -116,12 +116,12 @@ pub fn proc_status(pid: &str, field: &str) -> u64 {
 
 /// The `webapp` binary running as a child on a free loopback port; killed on drop.
 pub struct Webapp {
-    /// The OCI stand-in the child is configured against (kept alive with it; several children
-    /// may share one).
-    pub cloud: Arc<emulator::Env>,
     child: Child,
     pub addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
+    /// The OCI stand-in the child is configured against, kept alive with it (several children
+    /// may share one); none in local mode.
+    _cloud: Option<Arc<emulator::Env>>,
 }
 
 impl Webapp {
@@ -130,11 +130,25 @@ impl Webapp {
         Webapp::spawn_with(wrapper, Arc::new(emulator::Env::start("webapp-child")), &[])
     }
 
-    /// Starts the binary against `cloud`, with `extra` variables on top of the cloud settings.
+    /// Starts the production web app (cloud mode) against `cloud` as if it were OCI, with
+    /// `extra` variables on top of the stack's.
     pub fn spawn_with(
         wrapper: &[&str],
         cloud: Arc<emulator::Env>,
         extra: &[(&str, &str)],
+    ) -> Webapp {
+        let mut env = cloud.wiring().webapp_env();
+        env.push(("BIND".into(), "127.0.0.1".into()));
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Webapp::run(wrapper, env, Some(cloud))
+    }
+
+    /// Starts the binary with only `env` (and `PATH`, `PORT=0`, `LOG_LEVEL=info` unless `env`
+    /// says otherwise); ready once it logs its address.
+    pub fn run(
+        wrapper: &[&str],
+        env: Vec<(String, String)>,
+        cloud: Option<Arc<emulator::Env>>,
     ) -> Webapp {
         let exe = exe("webapp");
         let mut cmd = match wrapper.split_first() {
@@ -145,15 +159,12 @@ impl Webapp {
             }
             None => Command::new(exe),
         };
-        // The production web app (cloud mode), pointed at an emulator as if it were OCI.
         let mut child = cmd
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(cloud.wiring().webapp_env())
             .env("PORT", "0")
-            .env("BIND", "127.0.0.1")
             .env("LOG_LEVEL", "info")
-            .envs(extra.iter().copied())
+            .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -167,22 +178,23 @@ impl Webapp {
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
-                if let Some(a) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(a.trim().parse::<SocketAddr>().unwrap());
-                }
                 let mut s = sink.lock().unwrap();
                 s.push_str(&line);
                 s.push('\n');
+                if let Some(a) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(a.trim().parse::<SocketAddr>().unwrap());
+                }
             }
         });
+        // Local mode loads the detector and may generate keys first.
         let addr = rx
-            .recv_timeout(Duration::from_secs(10))
+            .recv_timeout(Duration::from_secs(60))
             .expect("webapp logs its address");
         Webapp {
-            cloud,
             child,
             addr,
             stderr,
+            _cloud: cloud,
         }
     }
 
