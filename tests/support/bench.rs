@@ -75,33 +75,25 @@ pub fn fresh_binaries(bins: &[&str], examples: &[&str]) -> Result<PathBuf, Strin
 
 /// A built binary (`webapp`, `func`) beside this program's `examples/` directory.
 pub fn binary(name: &str) -> Result<PathBuf, String> {
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let path = me
-        .parent()
-        .and_then(|examples| examples.parent())
-        .map(|dir| dir.join(name))
-        .ok_or("this program has no directory")?;
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} not found: build it first (cargo build --release --bins)",
-            path.display()
-        ))
-    }
+    built(&format!("../{name}"), "--bins")
 }
 
 /// Another example built beside this one.
 pub fn example(name: &str) -> Result<PathBuf, String> {
+    built(name, "--examples")
+}
+
+/// `relative` to this program's directory, when it exists.
+fn built(relative: &str, what: &str) -> Result<PathBuf, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let path = me.with_file_name(name);
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} not found: build it first (cargo build --release --examples)",
+    let dir = me.parent().ok_or("this program has no directory")?;
+    let path = dir.join(relative);
+    match std::fs::canonicalize(&path) {
+        Ok(path) => Ok(path),
+        Err(_) => Err(format!(
+            "{} not found: build it first (cargo build --release {what})",
             path.display()
-        ))
+        )),
     }
 }
 
