@@ -25,11 +25,10 @@
 //! `pip install fdk oci flask` (kept, so reruns are fast). Ratios are the claims: absolute times
 //! depend on the machine, which the document names.
 
-mod common;
-use common::without_package_vars;
-use common::Guard;
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::bench::{free_port, wait_healthy, without_package_vars, Guard};
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -122,7 +121,7 @@ fn only_gallery(saved: &[&str]) -> Result<(), String> {
 fn only_function() -> Result<(), String> {
     let load = load_average();
     let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
-    common::fresh_binaries(&["func"], &["func-bench"])?;
+    support::bench::fresh_binaries(&["func"], &["func-bench"])?;
     let python = ensure_venv()?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
@@ -206,7 +205,7 @@ fn run() -> Result<(), String> {
     let load_at_start = load_average();
     let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let machine = machine();
-    common::fresh_binaries(
+    support::bench::fresh_binaries(
         &["webapp", "func"],
         &[
             "func-bench",
@@ -435,7 +434,7 @@ fn ensure_venv() -> Result<PathBuf, String> {
 /// cut short, with this checkout's paths relative (a note holds no stack trace and no paths
 /// of the machine it ran on).
 fn run_sibling(name: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(common::example(name)?)
+    let output = Command::new(support::bench::example(name)?)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -608,37 +607,16 @@ fn function_rows(
     Ok(())
 }
 
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
-}
-
 /// One request on a fresh connection: status and body.
 fn request(port: u16, method: &str, target: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let reply = common::request(addr, method, target, &[], body, Duration::from_secs(60))?;
+    let reply = support::request(addr, method, target, &[], body, Duration::from_secs(60))?;
     Ok((reply.status, reply.body))
-}
-
-fn wait_healthy(port: u16, child: &mut Guard, what: &str) -> Result<(), String> {
-    let started = Instant::now();
-    loop {
-        if let Ok((200, _)) = request(port, "GET", "/healthz", b"") {
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.0.try_wait() {
-            return Err(format!("{what} exited: {status}"));
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            return Err(format!("{what} did not answer /healthz within 120 s"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// wrk's requests per second and p99 latency in ms, 32 connections.
 fn wrk(port: u16) -> Result<(f64, f64), String> {
-    let run = common::wrk(port, 32)?;
+    let run = support::bench::wrk(port, 32)?;
     if run.non_2xx > 0 || run.socket_errors > 0 {
         eprintln!(
             "bench: wrk reported {} non-2xx answers and {} socket errors",
@@ -817,7 +795,7 @@ fn web_rows(
     let port = free_port()?;
     let data = tmp.join("webapp-data");
     let mut app = Guard(
-        Command::new(common::binary("webapp")?)
+        Command::new(support::bench::binary("webapp")?)
             .env("OCIVISION_DATA", &data)
             .env("PORT", port.to_string())
             .env("LOG_LEVEL", "warn")
@@ -826,7 +804,7 @@ fn web_rows(
             .spawn()
             .map_err(|e| format!("webapp: {e}"))?,
     );
-    wait_healthy(port, &mut app, "webapp")?;
+    wait_healthy(port, &mut app.0, "webapp")?;
     let ours = wrk(port)?;
 
     // Upload → done on the same instance (the local detector is real).
@@ -856,7 +834,7 @@ fn web_rows(
             .spawn()
             .map_err(|e| format!("flask: {e}"))?,
     );
-    wait_healthy(flask_port, &mut flask, "flask")?;
+    wait_healthy(flask_port, &mut flask.0, "flask")?;
     let flask_figures = wrk(flask_port)?;
     drop(flask);
 
@@ -1246,7 +1224,7 @@ fn size_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String>
     let extra_bytes: usize = extras.iter().map(|(_, n)| n).sum();
     let musl = target.join(MUSL_TARGET).join("release");
     // The glibc builds beside this binary.
-    let glibc = common::binary("webapp")
+    let glibc = support::bench::binary("webapp")
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_default();

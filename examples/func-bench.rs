@@ -18,7 +18,8 @@
 //! handler, bench/python/func.py), with the same environment; `--json`
 //! prints the figures as one JSON line for `bench` (examples/bench.rs) to read.
 
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -26,15 +27,13 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::Guard;
 use ocivision::emulator::agent::FnAgent;
 use ocivision::emulator::events::{cloud_event, Change, ChangeKind};
-use ocivision::emulator::secrets::SecretEntry;
-use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
-use ocivision::oci::auth::ConfigFileProvider;
+use ocivision::local::Vision;
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
-use ocivision::oci::keys::PrivateKey;
-use ocivision::oci::object_storage::{Bucket, Condition, ObjectStorage};
+use ocivision::oci::object_storage::{Condition, ObjectStorage};
+use support::bench::Guard;
+use support::emulator::FixedDetector;
 
 fn main() {
     let calls: usize = std::env::args()
@@ -50,7 +49,7 @@ fn main() {
     let json = args.iter().any(|a| a == "--json");
     let dir = std::env::temp_dir().join(format!("ocivision-func-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("iofs")).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
     let result = bench(&dir, calls, python, json);
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(e) = result {
@@ -65,48 +64,18 @@ fn bench(
     python: Option<(String, String)>,
     json: bool,
 ) -> Result<(), String> {
-    let mut config = EmulatorConfig::new(dir.join("data"));
-    config.secrets.push(SecretEntry {
-        id: "ocid1.vaultsecret.oc1..db".into(),
-        name: "db".into(),
-        vault_id: "ocid1.vault.oc1..v".into(),
-        value: config.ords_password.clone(),
-    });
-    // The function's configuration names its compartment, as Terraform sets it
-    // (terraform/functions.tf): the Python function bills Vision to it.
-    let compartment_id = config.compartment_id.clone();
-    let emulator = Emulator::start(config).map_err(|e| e.to_string())?;
-    emulator.set_detector(Some(Arc::new(common::InstantDetector)));
-    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem").map_err(|e| e.to_string())?;
-    let key_id = format!(
-        "ocid1.tenancy.oc1..bench/ocid1.user.oc1..bench/{}",
-        key.fingerprint()
-    );
-    emulator.trust_api_key(&key_id, &key);
+    let mut options = support::emulator::stack(dir);
+    options.vision = Vision::Given(Arc::new(FixedDetector::default()));
+    let stack = options.start().map_err(|e| e.to_string())?;
+    let emulator = &stack.emulator;
 
     // Objects to analyse, uploaded before any timing.
-    let oci_config = dir.join("config");
-    let key_file = dir.join("key.pem");
-    std::fs::write(&key_file, DEV_KEY_PEM).unwrap();
-    std::fs::write(
-        &oci_config,
-        format!(
-            "[DEFAULT]\nuser=ocid1.user.oc1..bench\ntenancy=ocid1.tenancy.oc1..bench\nfingerprint={}\nkey_file={}\n",
-            key.fingerprint(),
-            key_file.display()
-        ),
-    )
-    .unwrap();
-    let provider =
-        ConfigFileProvider::from_file(&oci_config, "DEFAULT", None).map_err(|e| e.to_string())?;
+    let credentials = stack.wiring().credentials().map_err(|e| e.to_string())?;
     let storage = ObjectStorage::new(
-        Transport::new(Auth::Oci(Arc::new(provider)), TransportConfig::default()),
+        Transport::new(Auth::Oci(credentials), TransportConfig::default()),
         emulator.base_url(),
     );
-    let bucket = Bucket {
-        namespace: emulator.namespace().into(),
-        name: "images".into(),
-    };
+    let bucket = support::emulator::bucket_of(stack.wiring());
     let image = include_bytes!("../tests/fixtures/photos/dog.jpg");
     let mut etags = Vec::new();
     for i in 0..=calls {
@@ -125,16 +94,11 @@ fn bench(
         etags.push(etag);
     }
 
-    // The function as the agent starts it, with a resource-principal token minted here.
-    let iofs = dir.join("iofs");
-    let token = emulator.mint_token(&key, "ocid1.fnfunc.oc1..bench", Duration::from_secs(3600));
-    std::fs::write(iofs.join("rpst"), token).unwrap();
-    std::fs::write(iofs.join("private.pem"), DEV_KEY_PEM).unwrap();
-    let socket = iofs.join("lsnr.sock");
-    let base = emulator.base_url().to_string();
+    // The function as the agent starts it, with the stack's resource-principal token.
+    let socket = dir.join("run").join("lsnr.sock");
     let (func, args) = match &python {
         Some((fdk, script)) => (PathBuf::from(fdk), vec![script.clone(), "handler".into()]),
-        None => (common::binary("func")?, Vec::new()),
+        None => (support::bench::binary("func")?, Vec::new()),
     };
     let spawned = Instant::now();
     // Killed and reaped on every way out of this function, errors included: a child left
@@ -146,22 +110,7 @@ fn bench(
             .env_clear()
             // Python needs somewhere to look for user files; the Rust function ignores it.
             .env("HOME", dir)
-            .env("FN_LISTENER", format!("unix:{}", socket.display()))
-            .env("FN_FORMAT", "http-stream")
-            .env("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2")
-            .env("OCI_RESOURCE_PRINCIPAL_RPST", iofs.join("rpst"))
-            .env(
-                "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
-                iofs.join("private.pem"),
-            )
-            .env("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1")
-            .env("OCIVISION_OBJECTSTORAGE_URL", &base)
-            .env("OCIVISION_VISION_URL", &base)
-            .env("OCIVISION_SECRETS_URL", &base)
-            .env("BUCKET_NAME", "images")
-            .env("COMPARTMENT_ID", &compartment_id)
-            .env("DB_ORDS_BASE_URL", format!("{base}/ords/"))
-            .env("DB_PASSWORD_SECRET_OCID", "ocid1.vaultsecret.oc1..db")
+            .envs(stack.wiring().function_env(&socket))
             .env("LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             // Our stdout carries the figures (`--json`).
@@ -219,7 +168,7 @@ fn bench(
         samples.push((wall, wall.saturating_sub(Duration::from_micros(served))));
         outbound.push(seen.len());
     }
-    let rss = common::peak_rss_kib(child.0.id());
+    let rss = support::bench::peak_rss_kib(child.0.id());
     let warm_cpu_ms = cpu_after_first
         .zip(cpu_ticks(child.0.id()))
         .map(|(before, after)| {

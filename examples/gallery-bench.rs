@@ -10,8 +10,9 @@
 //! 1. One gallery page of 50 such photos (1.5–3.5 MB each): what the browser downloads for the
 //!    page and its images and the time until every image has loaded, with the tiles pointing at
 //!    the thumbnails (now) and at the originals (before), each in a fresh headless Chromium.
-//! 2. Making the thumbnail and preview of a 4 MB photo (median of 20, in this process), and a
-//!    4 MB upload through the app beside a direct PUT of the same bytes.
+//! 2. A 4 MB upload through the app beside a direct PUT of the same bytes (21 of each), and the
+//!    thumbnail and preview the app makes of it on each upload, as the app itself times them
+//!    (median of 20, from its debug log).
 //! 3. The app's peak RSS during 3 concurrent 5 MB uploads.
 //! 4. 16 clients uploading ten 4 MB photos each at once: `503`s, the app's peak RSS, the
 //!    median upload time beside one client's.
@@ -20,7 +21,8 @@
 //! `-- --skip-page` leaves out part 1 (the slowest). Not a test: it prints numbers and asserts
 //! nothing.
 
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::io::Cursor;
 use std::net::SocketAddr;
@@ -29,16 +31,14 @@ use std::process::{Command, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use common::AppProcess;
 use ocivision::document::{AnalysisDocument, Found, Status};
-use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
-use ocivision::oci::client::Transport;
-use ocivision::oci::keys::PrivateKey;
 use ocivision::oci::object_storage::{Condition, ObjectStorage};
 use ocivision::oci::vision::Vertex;
 use ocivision::soda::document_key;
 use ocivision::Error;
 use serde_json::{json, Value};
+use support::bench::{median, AppProcess};
+use support::emulator::Env;
 
 const WIDTH: u32 = 4000;
 const HEIGHT: u32 = 3000;
@@ -51,7 +51,7 @@ fn deadline() -> Instant {
 /// `PUT /api/images/{name}` to the app: status and milliseconds.
 fn upload(app: &AppProcess, name: &str, bytes: &[u8]) -> Result<(u16, f64), Error> {
     let started = Instant::now();
-    let reply = common::request(
+    let reply = support::request(
         app.addr,
         "PUT",
         &format!("/api/images/{name}"),
@@ -65,11 +65,6 @@ fn upload(app: &AppProcess, name: &str, bytes: &[u8]) -> Result<(u16, f64), Erro
 /// The app child's peak RSS so far, in MiB.
 fn peak_rss_mib(app: &AppProcess) -> f64 {
     app.peak_rss_kib() as f64 / 1024.0
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
@@ -153,17 +148,12 @@ fn unique(bytes: &[u8], n: u64) -> Vec<u8> {
 fn run() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve-app") {
-        return common::serve_app(&args[2], Path::new(&args[3]), &args[4]);
+        return support::bench::serve_app(&args[2], Path::new(&args[3]), &args[4]);
     }
-    let dir = std::env::temp_dir().join(format!("ocivision-gallery-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let emulator = Emulator::start(EmulatorConfig::new(dir.join("data")))?;
-    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem")?;
-    emulator.trust_api_key(&common::dev_key_id(&key), &key);
-    let base = emulator.base_url().to_string();
-    let transport = common::api_key_transport(&dir)?;
+    let env = Env::start("gallery-bench");
+    let (base, dir) = (env.emulator.base_url().to_string(), env.dir.path());
     for collection in ["GALLERY", "UPLOADS", "CROWD", "SEARCH"] {
-        common::emulator_soda(&transport, &base, collection)?.ensure_collection(deadline())?;
+        env.soda(collection).ensure_collection(deadline())?;
     }
     eprintln!("gallery-bench: generating 4000 × 3000 photos");
     let names = [
@@ -179,24 +169,22 @@ fn run() -> Result<(), Error> {
         .collect::<Result<Vec<_>, _>>()?;
 
     if !args.iter().any(|a| a == "--skip-page") {
-        gallery_page(&base, &dir, &bases)?;
+        gallery_page(&base, dir, &bases)?;
     }
     let four_mb: Vec<u8> = {
         let amplitude = amplitude_for(&bases[0], 4_000_000);
         photo_under(&bases[0], 4, amplitude, 4_200_000)
     };
-    renditions(&base, &dir, &transport, &four_mb)?;
-    three_uploads(&base, &dir, &bases)?;
-    crowd(&base, &dir, &bases)?;
-    search(&base, &dir, &transport)?;
-    drop(emulator);
-    let _ = std::fs::remove_dir_all(&dir);
+    renditions(&env, &four_mb)?;
+    three_uploads(&base, dir, &bases)?;
+    crowd(&base, dir, &bases)?;
+    search(&env)?;
     Ok(())
 }
 
 /// Part 1: 50 photos, one page, before and after.
 fn gallery_page(base: &str, dir: &Path, bases: &[Vec<u8>]) -> Result<(), Error> {
-    let app = AppProcess::start(base, dir, "GALLERY", &[], false)?;
+    let app = AppProcess::start(base, dir, "GALLERY", &[], Stdio::null())?;
     let mut total = 0usize;
     let amplitudes: Vec<u32> = (0..5)
         .map(|i| amplitude_for(&bases[i], 1_500_000 + 500_000 * i))
@@ -209,7 +197,7 @@ fn gallery_page(base: &str, dir: &Path, bases: &[Vec<u8>]) -> Result<(), Error> 
         let (status, _) = upload(&app, &format!("phone{n}.jpg"), &bytes)?;
         assert_eq!(status, 201, "upload {n}");
     }
-    let page = common::request(app.addr, "GET", "/", &[], b"", Duration::from_secs(60))?;
+    let page = support::request(app.addr, "GET", "/", &[], b"", Duration::from_secs(60))?;
     let html = String::from_utf8_lossy(&page.body).replace(" loading=\"lazy\"", "");
     let after = html.clone();
     let before = html.replace("/thumb\"", "/raw\"");
@@ -360,39 +348,31 @@ fn load_in_chromium(
     result.map_err(Error::Config)
 }
 
-/// Part 2: the renditions of a 4 MB photo, and a 4 MB upload through the app vs direct.
-fn renditions(base: &str, dir: &Path, transport: &Transport, four_mb: &[u8]) -> Result<(), Error> {
-    let mut times = Vec::new();
-    let mut sizes = (0, 0);
-    let mut cpu_start = 0.0;
-    for round in 0..21 {
-        if round == 1 {
-            cpu_start = cpu_seconds();
-        }
-        let started = Instant::now();
-        let (thumb, preview, placeholder) = ocivision::web::renditions(four_mb).expect("a JPEG");
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
-        assert!(placeholder.is_none(), "{placeholder:?}");
-        sizes = (thumb.len(), preview.len());
-    }
-    let cpu_ms = (cpu_seconds() - cpu_start) * 1000.0 / 20.0;
-    times.remove(0);
-    println!(
-        "thumbnail + preview of a {:.2} MB 4000×3000 JPEG: median {:.1} ms, p90 {:.1} ms, CPU time {cpu_ms:.1} ms each, all threads (thumbnail {:.0} KB, preview {:.0} KB)",
-        four_mb.len() as f64 / 1e6,
-        median(times.clone()),
-        percentile(times, 0.9),
-        sizes.0 as f64 / 1024.0,
-        sizes.1 as f64 / 1024.0
-    );
-    let app = AppProcess::start(base, dir, "UPLOADS", &[], false)?;
-    let os = ObjectStorage::new(transport.clone(), base);
+/// Part 2: a 4 MB photo uploaded through the app beside a direct PUT of the same bytes, and
+/// the thumbnail and preview the app makes of it, as the app times them (its debug line
+/// `renditions made in …`: the library keeps its rendition code to itself).
+fn renditions(env: &Env, four_mb: &[u8]) -> Result<(), Error> {
+    let base = env.emulator.base_url();
+    let log = env.dir.path().join("uploads-app.log");
+    let stderr = Stdio::from(std::fs::File::create(&log)?);
+    let app = AppProcess::start(
+        base,
+        env.dir.path(),
+        "UPLOADS",
+        &[("LOG_LEVEL", "debug")],
+        stderr,
+    )?;
+    let os = ObjectStorage::new(env.transport.clone(), base);
     let (mut direct, mut through) = (Vec::new(), Vec::new());
-    for n in 0..10u64 {
+    let mut cpu_start = 0.0;
+    for n in 0..21u64 {
+        if n == 1 {
+            cpu_start = cpu_seconds(app.pid());
+        }
         let bytes = unique(four_mb, 10 + n);
         let started = Instant::now();
         os.put(
-            &common::emulator_bucket(),
+            &env.bucket(),
             &format!("direct/{n}.jpg"),
             &mut Cursor::new(&bytes[..]),
             bytes.len() as u64,
@@ -406,6 +386,42 @@ fn renditions(base: &str, dir: &Path, transport: &Transport, four_mb: &[u8]) -> 
         assert_eq!(status, 201);
         through.push(ms);
     }
+    let cpu_ms = (cpu_seconds(app.pid()) - cpu_start) * 1000.0 / 20.0;
+    drop(app);
+    let text = std::fs::read_to_string(&log)?;
+    assert!(!text.contains("placeholder renditions"), "{text}");
+    // `… renditions made in 117.2ms (thumbnail 22528 B, preview 237568 B)`, one per upload.
+    let made: Vec<(f64, f64, f64)> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.split("renditions made in ").nth(1)?;
+            let (took, sizes) = rest.split_once(" (thumbnail ")?;
+            let (thumb, preview) = sizes.split_once(" B, preview ")?;
+            let preview = preview.strip_suffix(" B)")?;
+            Some((
+                duration_ms(took)?,
+                thumb.parse().ok()?,
+                preview.parse().ok()?,
+            ))
+        })
+        .collect();
+    if made.len() != through.len() {
+        return Err(Error::Config(format!(
+            "{} uploads but {} renditions in the app's log",
+            through.len(),
+            made.len()
+        )));
+    }
+    let times: Vec<f64> = made[1..].iter().map(|m| m.0).collect();
+    let (_, thumb, preview) = made[made.len() - 1];
+    println!(
+        "thumbnail + preview of a {:.2} MB 4000×3000 JPEG: median {:.1} ms, p90 {:.1} ms, as the app times them on upload (its CPU time {cpu_ms:.1} ms per upload, all threads, receiving and storing included; thumbnail {:.0} KB, preview {:.0} KB)",
+        four_mb.len() as f64 / 1e6,
+        median(times.clone()),
+        percentile(times, 0.9),
+        thumb / 1024.0,
+        preview / 1024.0
+    );
     println!(
         "4 MB upload: through the app median {:.1} ms (renditions included), direct PUT median {:.1} ms",
         median(through),
@@ -414,9 +430,23 @@ fn renditions(base: &str, dir: &Path, transport: &Transport, four_mb: &[u8]) -> 
     Ok(())
 }
 
-/// This process's CPU time so far (user + system, all threads), in seconds.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// A `Duration`'s `Debug` text (`117.2ms`, `1.5s`, `950µs`) in milliseconds.
+fn duration_ms(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (n, unit) = text.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    Some(match unit {
+        "ns" => n / 1e6,
+        "µs" => n / 1e3,
+        "ms" => n,
+        "s" => n * 1e3,
+        _ => return None,
+    })
+}
+
+/// A process's CPU time so far (user + system, all threads), in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -439,8 +469,8 @@ fn three_uploads(base: &str, dir: &Path, bases: &[Vec<u8>]) -> Result<(), Error>
     let photos: Vec<Vec<u8>> = (0..3)
         .map(|n| photo_under(&bases[2], 500 + n, amplitude, 5 * 1024 * 1024 - 64))
         .collect();
-    let app = AppProcess::start(base, dir, "UPLOADS", &[], false)?;
-    common::request(
+    let app = AppProcess::start(base, dir, "UPLOADS", &[], Stdio::null())?;
+    support::request(
         app.addr,
         "GET",
         "/healthz",
@@ -510,7 +540,7 @@ fn crowd_once(
     env: &[(&str, &str)],
     salt: u64,
 ) -> Result<(), Error> {
-    let app = AppProcess::start(base, dir, "CROWD", env, false)?;
+    let app = AppProcess::start(base, dir, "CROWD", env, Stdio::null())?;
     let mut alone = Vec::new();
     for (n, p) in photos.iter().enumerate() {
         let (status, ms) = upload(&app, &format!("alone{n}.jpg"), &unique(p, salt + n as u64))?;
@@ -561,15 +591,15 @@ fn crowd_once(
 }
 
 /// Part 5: label search over 10 000 documents.
-fn search(base: &str, dir: &Path, transport: &Transport) -> Result<(), Error> {
+fn search(env: &Env) -> Result<(), Error> {
     eprintln!("gallery-bench: seeding {SEARCH_DOCS} documents");
     let started = Instant::now();
     std::thread::scope(|scope| -> Result<(), Error> {
         let handles: Vec<_> = (0..4usize)
             .map(|t| {
                 scope.spawn(move || -> Result<(), Error> {
-                    let soda = common::emulator_soda(transport, base, "SEARCH")?;
-                    let b = common::emulator_bucket();
+                    let soda = env.soda("SEARCH");
+                    let b = env.bucket();
                     for i in (t..SEARCH_DOCS).step_by(4) {
                         let name = format!(
                             "uploads/{:011x}{:013x}.jpg",
@@ -622,7 +652,13 @@ fn search(base: &str, dir: &Path, transport: &Transport) -> Result<(), Error> {
         "gallery-bench: seeded in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let app = AppProcess::start(base, dir, "SEARCH", &[], false)?;
+    let app = AppProcess::start(
+        env.emulator.base_url(),
+        env.dir.path(),
+        "SEARCH",
+        &[],
+        Stdio::null(),
+    )?;
     let mut lines = Vec::new();
     let mut all = Vec::new();
     for (label, start) in [
@@ -637,9 +673,9 @@ fn search(base: &str, dir: &Path, transport: &Transport) -> Result<(), Error> {
         for _ in 0..11 {
             let t = Instant::now();
             let reply =
-                common::request(app.addr, "GET", &target, &[], b"", Duration::from_secs(60))?;
+                support::request(app.addr, "GET", &target, &[], b"", Duration::from_secs(60))?;
             times.push(t.elapsed().as_secs_f64() * 1000.0);
-            count = reply.json()["items"].as_array().map_or(0, Vec::len);
+            count = reply.json_or_null()["items"].as_array().map_or(0, Vec::len);
         }
         times.remove(0);
         all.extend(times.iter().copied());

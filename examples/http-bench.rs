@@ -22,13 +22,14 @@
 //! installs them). Takes about five minutes, most of it waiting for the 120 s body deadline.
 //! Not a test: it prints numbers and asserts nothing. Every loop is bounded in count and time.
 
-mod common;
-use common::{wrk, Guard, Wrk};
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::bench::{free_port, wait_healthy, wrk, Guard, Wrk};
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,7 +78,7 @@ fn main() {
 }
 
 fn run(dir: &Path) -> Result<Value, String> {
-    let bin_dir = common::fresh_binaries(&["webapp"], &[])?;
+    let bin_dir = support::bench::fresh_binaries(&["webapp"], &[])?;
     for tool in ["nginx", "wrk"] {
         if !have(tool) {
             return Err(format!(
@@ -200,37 +201,8 @@ fn have(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
-}
-
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn wait_healthy(port: u16, child: &mut Child, what: &str) -> Result<(), String> {
-    let started = Instant::now();
-    loop {
-        let reply = common::request(
-            addr(port),
-            "GET",
-            "/healthz",
-            &[],
-            b"",
-            Duration::from_secs(5),
-        );
-        if reply.is_ok_and(|r| r.status == 200) {
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("{what} exited: {status}"));
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            return Err(format!("{what} did not answer /healthz within 120 s"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The `webapp` binary in local mode, as `bench` runs it (no access log per request).
@@ -368,23 +340,6 @@ fn process_tree(pid: u32) -> Vec<u32> {
 
 const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n";
 
-/// Reads one response head (and its empty body) from a keep-alive connection: its status.
-fn read_status(stream: &mut TcpStream) -> std::io::Result<u16> {
-    let mut buf = Vec::with_capacity(256);
-    let mut chunk = [0u8; 512];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > 64 * 1024 {
-            return Err(std::io::Error::other("response head too long"));
-        }
-    }
-    status_of(&buf).ok_or_else(|| std::io::Error::other("no status line"))
-}
-
 fn status_of(bytes: &[u8]) -> Option<u16> {
     let text = std::str::from_utf8(bytes.get(..12)?).ok()?;
     text.strip_prefix("HTTP/1.1 ")?.parse().ok()
@@ -393,7 +348,7 @@ fn status_of(bytes: &[u8]) -> Option<u16> {
 /// A new visitor: `GET /healthz` on a new connection, read to the end. Status and milliseconds.
 fn visit(port: u16) -> (u16, f64) {
     let started = Instant::now();
-    let status = common::request(
+    let status = support::request(
         addr(port),
         "GET",
         "/healthz",
@@ -412,14 +367,13 @@ fn hold_idle(port: u16, pids: &[u32]) -> Result<Value, String> {
     let mut held = Vec::with_capacity(IDLE);
     let opened = Instant::now();
     for i in 0..IDLE {
-        let mut s = TcpStream::connect(addr(port)).map_err(|e| format!("connection {i}: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
-        s.write_all(HEALTHZ).map_err(|e| e.to_string())?;
-        match read_status(&mut s) {
-            Ok(200) => held.push(s),
-            Ok(other) => return Err(format!("connection {i} got {other}")),
-            Err(e) => return Err(format!("connection {i}: {e}")),
+        let mut c = support::Client::open(addr(port), Duration::from_secs(10))
+            .map_err(|e| format!("connection {i}: {e}"))?;
+        c.send(HEALTHZ);
+        match c.response().map(|r| r.status) {
+            Some(200) => held.push(c),
+            Some(other) => return Err(format!("connection {i} got {other}")),
+            None => return Err(format!("connection {i}: no answer")),
         }
     }
     let open_secs = opened.elapsed().as_secs_f64();
@@ -432,8 +386,8 @@ fn hold_idle(port: u16, pids: &[u32]) -> Result<Value, String> {
         times.push(ms);
     }
     // The held connections are still open and usable: one more request on the first.
-    held[0].write_all(HEALTHZ).map_err(|e| e.to_string())?;
-    let reused = read_status(&mut held[0]).map_err(|e| e.to_string())? == 200;
+    held[0].send(HEALTHZ);
+    let reused = held[0].response().is_some_and(|r| r.status == 200);
     drop(held);
     let max = times.iter().copied().fold(0.0, f64::max);
     Ok(json!({
@@ -611,7 +565,7 @@ fn workers_busy(port: u16) -> Result<Value, String> {
     let mut retry_after = Vec::new();
     for _ in 0..10 {
         let started = Instant::now();
-        let reply = common::request(
+        let reply = support::request(
             addr(port),
             "GET",
             "/healthz",
@@ -623,7 +577,7 @@ fn workers_busy(port: u16) -> Result<Value, String> {
         if let Ok(r) = reply {
             if r.status == 503 {
                 busy_503 += 1;
-                retry_after.extend(r.retry_after.map(|d| d.as_secs()));
+                retry_after.extend(r.retry_after().map(|d| d.as_secs()));
             }
         }
     }

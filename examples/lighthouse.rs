@@ -15,14 +15,15 @@
 //! `lighthouse` markers (examples/bench.rs keeps that section) unless `--no-write`; the
 //! reports are kept under `<target dir>/lighthouse/`. Not a test: it asserts nothing.
 
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Guard;
+use support::bench::Guard;
 
 /// The photos, as tests/fixtures/photos holds them.
 const PHOTOS: [(&str, &str); 5] = [
@@ -75,7 +76,7 @@ fn run() -> Result<(), String> {
         None => 3,
     };
     let write = !args.iter().any(|a| a == "--no-write");
-    let bin_dir = common::fresh_binaries(&["webapp"], &[])?;
+    let bin_dir = support::bench::fresh_binaries(&["webapp"], &[])?;
     let target_dir = bin_dir.parent().ok_or("no target directory")?.to_path_buf();
     let lighthouse = npm_tools(&target_dir)?;
     let chrome = std::env::var("CHROME_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -103,18 +104,18 @@ fn run() -> Result<(), String> {
         .env_remove("BUCKET_NAME")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    common::without_package_vars(&mut app);
+    support::bench::without_package_vars(&mut app);
     let _app = Guard(app.spawn().map_err(|e| format!("webapp: {e}"))?);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     wait_until("the app answers /healthz", Duration::from_secs(60), || {
-        common::request(addr, "GET", "/healthz", &[], b"", Duration::from_secs(2))
+        support::request(addr, "GET", "/healthz", &[], b"", Duration::from_secs(2))
             .is_ok_and(|r| r.status == 200)
     })?;
     let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
     let mut result_id = None;
     for (name, content_type) in PHOTOS {
         let bytes = std::fs::read(photos.join(name)).map_err(|e| format!("{name}: {e}"))?;
-        let reply = common::request(
+        let reply = support::request(
             addr,
             "PUT",
             &format!("/api/images/{name}"),
@@ -131,12 +132,12 @@ fn run() -> Result<(), String> {
             ));
         }
         if name == RESULT_PHOTO {
-            result_id = reply.json()["id"].as_str().map(str::to_string);
+            result_id = reply.json_or_null()["id"].as_str().map(str::to_string);
         }
     }
     let result_id = result_id.ok_or("no id for the result page's photo")?;
     wait_until("every photo analysed", Duration::from_secs(300), || {
-        common::request(
+        support::request(
             addr,
             "GET",
             "/api/images",
@@ -144,7 +145,7 @@ fn run() -> Result<(), String> {
             b"",
             Duration::from_secs(10),
         )
-        .map(|r| r.json())
+        .map(|r| r.json_or_null())
         .is_ok_and(|v| {
             v["items"].as_array().is_some_and(|items| {
                 items.len() == PHOTOS.len() && items.iter().all(|i| i["status"] == "done")
@@ -208,9 +209,9 @@ fn run() -> Result<(), String> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let date = ocivision::timefmt::format(
+    let date = support::timefmt::format(
         std::time::SystemTime::now(),
-        ocivision::timefmt::Precision::Seconds,
+        support::timefmt::Precision::Seconds,
     );
     let section = format!(
         "{BEGIN}\n## Lighthouse\n\n\
@@ -342,7 +343,7 @@ fn lighthouse_run(
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
-    common::percentile(&mut values, 50.0)
+    support::bench::percentile(&mut values, 50.0)
 }
 
 /// "98 (96–99) / 100 / 100 · LCP 1.2 s, CLS 0.000, TBT 0 ms".

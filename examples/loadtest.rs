@@ -37,7 +37,8 @@
 //! their bounds. Any violation exits 1.
 
 mod burst;
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
@@ -52,24 +53,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ocivision::emulator::faults::FaultPlan;
-use ocivision::emulator::iam::Principal;
-use ocivision::emulator::secrets::SecretEntry;
-use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
-use ocivision::local::FUNCTION_ID;
-use ocivision::oci::auth::ConfigFileProvider;
+use ocivision::local::{Function, Role, StackOptions, Vision, FUNCTION_ID};
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
 use ocivision::oci::functions::Functions;
-use ocivision::oci::keys::PrivateKey;
 use ocivision::oci::object_storage::{Bucket, ListOptions, ObjectStorage};
-use ocivision::oci::secrets::Secrets;
-use ocivision::soda::{Password, Soda, SodaConfig};
+use ocivision::soda::Soda;
 use ocivision::web::{App, Invoker, Settings};
+use support::emulator::{bucket_of, soda_on, FixedDetector};
 
-const SECRET_ID: &str = "ocid1.vaultsecret.oc1..loadtest-db";
-const TENANCY: &str = "ocid1.tenancy.oc1..loadtest";
-const USER: &str = "ocid1.user.oc1..loadtest";
-/// The checker's user: an administrator, unlike the web app.
-const CHECKER: &str = "ocid1.user.oc1..loadtest-checker";
 const COMPARTMENT: &str = "ocid1.compartment.oc1..loadtest";
 const CLIENTS: usize = 16;
 const UPLOADS_PER_ROUND: usize = 200;
@@ -176,7 +167,7 @@ impl Proc {
     fn spawn(
         name: &'static str,
         exe: &Path,
-        env: &[(&str, String)],
+        env: &[(String, String)],
         dir: &Path,
     ) -> Result<Proc, String> {
         let log = dir.join(format!("{name}.log"));
@@ -184,7 +175,7 @@ impl Proc {
         let child = Command::new(exe)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // A file, not a pipe: the child's logging can never block on a slow reader.
@@ -256,7 +247,7 @@ impl Drop for Proc {
 
 /// The `webapp` and `func` binaries beside this one, built first under `cargo run`.
 fn binaries() -> Result<(PathBuf, PathBuf), String> {
-    let dir = common::fresh_binaries(&["webapp", "func"], &[])?;
+    let dir = support::bench::fresh_binaries(&["webapp", "func"], &[])?;
     Ok((dir.join("webapp"), dir.join("func")))
 }
 
@@ -268,40 +259,14 @@ fn binaries() -> Result<(PathBuf, PathBuf), String> {
 /// function instances.
 fn emulator_child(dir: &Path, limited: Option<(f64, usize)>) -> Result<(), String> {
     let err = |e: ocivision::Error| e.to_string();
-    let mut config = EmulatorConfig::new(dir.join("data"));
-    config.secrets.push(SecretEntry {
-        id: SECRET_ID.into(),
-        name: "db".into(),
-        vault_id: "ocid1.vault.oc1..loadtest".into(),
-        value: config.ords_password.clone(),
-    });
-    config.compartment_id = COMPARTMENT.into();
-    // Nothing reads the record (nor the list of deliveries), and kept they would be most of
-    // the emulator's growth.
-    config.record_limit = 0;
+    let mut options = stack(dir, limited);
+    options.vision = Vision::Given(Arc::new(FixedDetector::default()));
+    let stack = options.start().map_err(err)?;
+    let emulator = &stack.emulator;
     let instances = limited.map_or(1, |(_, instances)| instances);
-    config.vision_tps = limited.map(|(tps, _)| tps);
-    config.function_instances = instances;
-    let emulator = Emulator::start(config).map_err(err)?;
-    emulator.set_detector(Some(Arc::new(common::InstantDetector)));
-    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem").map_err(err)?;
-    // The web app's key stands for its container instance (the web app's dynamic group); the
-    // checker is an administrator.
-    emulator.trust_api_key_as(
-        &format!("{TENANCY}/{USER}/{}", key.fingerprint()),
-        &key,
-        emulator.web_app_principal(),
-    );
-    emulator.trust_api_key_as(
-        &format!("{TENANCY}/{CHECKER}/{}", key.fingerprint()),
-        &key,
-        Principal::administrator(CHECKER),
-    );
-    let run = dir.join("run");
-    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
-    let token = emulator.mint_token(&key, FUNCTION_ID, Duration::from_secs(24 * 3600));
-    std::fs::write(run.join("rpst"), token).map_err(|e| e.to_string())?;
-    let sockets = (0..instances).map(|i| instance_socket(&run, i)).collect();
+    let sockets = (0..instances)
+        .map(|i| instance_socket(&dir.join("run"), i))
+        .collect();
     emulator.register_function_instances(FUNCTION_ID, sockets, true);
     let mut out = std::io::stdout().lock();
     let say = |out: &mut std::io::StdoutLock<'_>, line: String| -> Result<(), String> {
@@ -355,6 +320,24 @@ fn emulator_child(dir: &Path, limited: Option<(f64, usize)>) -> Result<(), Strin
         say(&mut out, answer)?;
     }
     Ok(())
+}
+
+/// The stack of the run in `dir` (with `limited`, see [`emulator_child`]): the web app's key
+/// stands for its container instance (the web app's dynamic group), the checker is an
+/// administrator, and the functions are `func` processes. The emulator child starts it; this
+/// process reaches it through its [`StackOptions::wiring`], the same whatever `limited` is.
+fn stack(dir: &Path, limited: Option<(f64, usize)>) -> StackOptions {
+    let mut options = support::emulator::stack(dir);
+    options.web_app = Role::WebApp;
+    options.administrator = true;
+    options.function = Function::Processes;
+    options.emulator.compartment_id = COMPARTMENT.into();
+    // Nothing reads the record (nor the list of deliveries), and kept they would be most of the
+    // emulator's growth.
+    options.emulator.record_limit = 0;
+    options.emulator.vision_tps = limited.map(|(tps, _)| tps);
+    options.emulator.function_instances = limited.map_or(1, |(_, instances)| instances);
+    options
 }
 
 /// Function instance `i`'s socket, under the emulator child's `run/` directory.
@@ -562,68 +545,25 @@ fn start(
     settings: Settings,
 ) -> Result<Stack, String> {
     let err = |e: ocivision::Error| e.to_string();
-    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem").map_err(err)?;
     let base = emulator.base_url.clone();
-    let namespace = EmulatorConfig::new(dir).namespace;
+    let wiring = stack(dir, None).wiring(&base);
 
-    // The web app's and the checker's credentials: API keys in OCI config files, as on a laptop.
-    let key_file = dir.join("api-key.pem");
-    std::fs::write(&key_file, DEV_KEY_PEM).map_err(|e| e.to_string())?;
-    let config_file = |user: &str, name: &str| -> Result<PathBuf, String> {
-        let path = dir.join(name);
-        std::fs::write(
-            &path,
-            format!(
-                "[DEFAULT]\nuser={user}\ntenancy={TENANCY}\nfingerprint={}\nkey_file={}\nregion=us-ashburn-1\n",
-                key.fingerprint(),
-                key_file.display()
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(path)
-    };
-    let webapp_config = config_file(USER, "oci-config")?;
-    let checker_config = config_file(CHECKER, "oci-config-checker")?;
-    // Endpoints, bucket and database, as both binaries read them (README.md, Configuration).
-    let shared = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
-        let mut vars = vec![
-            ("OCIVISION_OBJECTSTORAGE_URL", base.clone()),
-            ("OCIVISION_VISION_URL", base.clone()),
-            ("OCIVISION_SECRETS_URL", base.clone()),
-            ("BUCKET_NAME", "images".into()),
-            ("DB_ORDS_BASE_URL", format!("{base}/ords/")),
-            ("DB_PASSWORD_SECRET_OCID", SECRET_ID.into()),
-        ];
-        vars.extend_from_slice(extra);
-        vars
-    };
-
-    // The functions, as the Fn agent starts them, with a resource principal the emulator
-    // minted: the emulator child wrote the token to run/rpst and calls each on its socket.
-    let run = dir.join("run");
-    std::fs::write(run.join("private.pem"), DEV_KEY_PEM).map_err(|e| e.to_string())?;
+    // The functions, as the Fn agent starts them, with the resource principal the emulator
+    // child minted; it calls each on its socket.
     let mut functions = Vec::new();
     for socket in &instances.sockets {
         // Each in its socket's directory, so each has a log of its own.
         let home = socket.parent().ok_or("no socket directory")?;
         std::fs::create_dir_all(home).map_err(|e| e.to_string())?;
-        let mut env = vec![
-            ("FN_LISTENER", format!("unix:{}", socket.display())),
-            ("FN_FORMAT", "http-stream".into()),
-            ("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2".into()),
-            (
-                "OCI_RESOURCE_PRINCIPAL_RPST",
-                run.join("rpst").display().to_string(),
-            ),
-            (
-                "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
-                run.join("private.pem").display().to_string(),
-            ),
-            ("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1".into()),
-            ("LOG_LEVEL", "warn".into()),
-        ];
-        env.extend_from_slice(instances.env);
-        functions.push(Proc::spawn("func", func_exe, &shared(&env), home)?);
+        let mut env = wiring.function_env(socket);
+        env.push(("LOG_LEVEL".into(), "warn".into()));
+        env.extend(
+            instances
+                .env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone())),
+        );
+        functions.push(Proc::spawn("func", func_exe, &env, home)?);
     }
     for (function, socket) in functions.iter_mut().zip(&instances.sockets) {
         function.wait_for(Duration::from_secs(30), || {
@@ -631,24 +571,19 @@ fn start(
         })?;
     }
 
-    // The web app in cloud mode; `PORT=0` picks a free port, which it logs.
-    let mut webapp = Proc::spawn(
-        "webapp",
-        webapp_exe,
-        &shared(&[
-            ("OCIVISION_MODE", "cloud".into()),
-            ("OCI_CONFIG_FILE", webapp_config.display().to_string()),
-            ("OS_NAMESPACE", namespace.clone()),
-            ("COMPARTMENT_ID", COMPARTMENT.into()),
-            ("FUNCTION_ID", FUNCTION_ID.into()),
-            ("FUNCTION_INVOKE_ENDPOINT", base.clone()),
-            ("BIND", "127.0.0.1".into()),
-            ("PORT", "0".into()),
+    // The web app in cloud mode, as deployed; `PORT=0` picks a free port, which it logs.
+    let mut env = wiring.webapp_env();
+    env.extend(
+        [
+            ("OCIVISION_MODE", "cloud"),
+            ("BIND", "127.0.0.1"),
+            ("PORT", "0"),
             // Info: the start-up line names the port, and the access log helps a failed run.
-            ("LOG_LEVEL", "info".into()),
-        ]),
-        dir,
-    )?;
+            ("LOG_LEVEL", "info"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let mut webapp = Proc::spawn("webapp", webapp_exe, &env, dir)?;
     let log = webapp.log.clone();
     let addr = webapp.wait_for(Duration::from_secs(30), || {
         let text = std::fs::read_to_string(&log).ok()?;
@@ -656,29 +591,19 @@ fn start(
         rest.lines().next()?.trim().parse::<SocketAddr>().ok()
     })?;
 
-    let provider = ConfigFileProvider::from_file(&checker_config, "DEFAULT", None).map_err(err)?;
-    // The web app's production retry policy (8 attempts, 1 s base backoff).
-    let transport = Transport::new(Auth::Oci(Arc::new(provider)), TransportConfig::default());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let secrets = Secrets::new(transport.clone(), &base);
-    let soda_config = SodaConfig {
-        base_url: format!("{base}/ords/"),
-        schema: "admin".into(),
-        collection: "IMAGE_ANALYSIS".into(),
-        user: "ADMIN".into(),
-        password: Password::SecretId(SECRET_ID.into()),
-    };
-    let soda = Soda::connect(&transport, &soda_config, Some(&secrets), deadline).map_err(err)?;
-    soda.ensure_collection(deadline).map_err(err)?;
-    let bucket = Bucket {
-        namespace,
-        name: "images".into(),
-    };
+    // The checker's view, as an administrator, with the web app's production retry policy
+    // (8 attempts, 1 s base backoff).
+    let credentials = wiring.admin_credentials().map_err(err)?;
+    let transport = Transport::new(Auth::Oci(credentials), TransportConfig::default());
+    let soda = soda_on(&wiring, &transport, "IMAGE_ANALYSIS").map_err(err)?;
+    soda.ensure_collection(Instant::now() + Duration::from_secs(10))
+        .map_err(err)?;
+    let bucket = bucket_of(&wiring);
     let storage = ObjectStorage::new(transport.clone(), &base);
     let app = Arc::new(App::new(
         storage.clone(),
         bucket.clone(),
-        Soda::connect(&transport, &soda_config, Some(&secrets), deadline).map_err(err)?,
+        soda_on(&wiring, &transport, "IMAGE_ANALYSIS").map_err(err)?,
         Some(Invoker {
             client: Functions::new(transport.clone(), &base),
             function_id: FUNCTION_ID.into(),
@@ -1060,18 +985,20 @@ fn upload(addr: SocketAddr, name: &str, body: &[u8], counters: &Counters) -> Opt
         match http(addr, "PUT", &format!("/api/images/{name}"), body) {
             Ok(r) if r.status == 201 => {
                 counters.uploads_acknowledged.fetch_add(1, Ordering::SeqCst);
-                return r.json()["id"].as_str().map(str::to_string);
+                return r.json_or_null()["id"].as_str().map(str::to_string);
             }
-            Ok(r) if r.status == 200 && r.json()["duplicate_of"]["id"].is_string() => {
+            Ok(r) if r.status == 200 && r.json_or_null()["duplicate_of"]["id"].is_string() => {
                 // An earlier try stored it but its answer was an error: the same content is
                 // already there, under that id.
                 counters.uploads_acknowledged.fetch_add(1, Ordering::SeqCst);
                 counters.upload_duplicates.fetch_add(1, Ordering::SeqCst);
-                return r.json()["duplicate_of"]["id"].as_str().map(str::to_string);
+                return r.json_or_null()["duplicate_of"]["id"]
+                    .as_str()
+                    .map(str::to_string);
             }
             Ok(r)
                 if r.status == 503
-                    && r.json()["error"]
+                    && r.json_or_null()["error"]
                         .as_str()
                         .is_some_and(|e| e.contains("Busy")) =>
             {
@@ -1080,7 +1007,7 @@ fn upload(addr: SocketAddr, name: &str, body: &[u8], counters: &Counters) -> Opt
                 if started.elapsed() > Duration::from_secs(120) {
                     break;
                 }
-                std::thread::sleep(busy_wait(r.retry_after));
+                std::thread::sleep(busy_wait(r.retry_after()));
                 tries -= 1;
             }
             Ok(r) => {
@@ -1089,7 +1016,7 @@ fn upload(addr: SocketAddr, name: &str, body: &[u8], counters: &Counters) -> Opt
                     eprintln!(
                         "loadtest: upload {name} answered {}: {}",
                         r.status,
-                        r.json()
+                        r.json_or_null()
                     );
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -1139,8 +1066,8 @@ fn http(
     method: &str,
     target: &str,
     body: &[u8],
-) -> std::io::Result<common::Reply> {
-    common::request(
+) -> std::io::Result<support::Reply> {
+    support::request(
         addr,
         method,
         target,

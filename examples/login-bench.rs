@@ -12,7 +12,8 @@
 //! `cargo run --release --example login-bench [-- --seconds 60 --attempts 1000]`. Not a test: it
 //! prints figures and asserts nothing.
 
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -51,7 +52,7 @@ fn probe(addr: SocketAddr, stop: &AtomicBool) -> Vec<f64> {
     let mut times = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         let t = Instant::now();
-        match common::request(addr, "GET", "/healthz", &[], b"", Duration::from_secs(10)) {
+        match support::request(addr, "GET", "/healthz", &[], b"", Duration::from_secs(10)) {
             Ok(r) if r.status == 200 => times.push(t.elapsed().as_secs_f64() * 1000.0),
             Ok(r) => eprintln!("/healthz answered {}", r.status),
             Err(e) => eprintln!("/healthz failed: {e}"),
@@ -77,15 +78,15 @@ fn summary(times: &mut [f64]) -> String {
     format!(
         "{} requests, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         times.len(),
-        common::percentile(times, 50.0),
-        common::percentile(times, 99.0),
-        common::percentile(times, 100.0)
+        support::bench::percentile(times, 50.0),
+        support::bench::percentile(times, 99.0),
+        support::bench::percentile(times, 100.0)
     )
 }
 
 /// The login form's token, read from the login page.
 fn login_token(addr: SocketAddr) -> Result<String, String> {
-    let page = common::request(addr, "GET", "/login", &[], b"", Duration::from_secs(10))
+    let page = support::request(addr, "GET", "/login", &[], b"", Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
     let html = String::from_utf8_lossy(&page.body);
     let form = html
@@ -105,7 +106,7 @@ fn guess(addr: SocketAddr, token: &str, n: u64) -> (u16, f64) {
     let t = Instant::now();
     let reply = if n % 2 == 0 {
         let body = format!("csrf={token}&password=guess-{n}");
-        common::request(
+        support::request(
             addr,
             "POST",
             "/login",
@@ -118,7 +119,7 @@ fn guess(addr: SocketAddr, token: &str, n: u64) -> (u16, f64) {
         )
     } else {
         let header = format!("Authorization: Bearer guess-{n}");
-        common::request(
+        support::request(
             addr,
             "GET",
             "/api/images",
@@ -134,14 +135,15 @@ fn guess(addr: SocketAddr, token: &str, n: u64) -> (u16, f64) {
 fn run() -> Result<(), String> {
     let secs = arg("--seconds", 60)?;
     let attempts = arg("--attempts", 1000)?;
-    let cloud = common::Cloud::start("login-bench").map_err(|e| e.to_string())?;
+    let env = support::emulator::Env::start("login-bench");
+    env.ensure_collection().map_err(|e| e.to_string())?;
     let settings = Settings {
         password: Some(Secret::new("the right password")),
         session_secret: Some(Secret::new("login-bench session secret, 32+ chars")),
         ..Settings::default()
     };
     let throttle = settings.login_throttle;
-    let app = Arc::new(cloud.app(settings).map_err(|e| e.to_string())?);
+    let app = Arc::new(env.app(settings));
     let server =
         ocivision::web::serve(app, "127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
     let addr = server.tcp_addr().ok_or("no TCP address")?;
@@ -205,8 +207,8 @@ fn run() -> Result<(), String> {
     println!(
         "  refused unchecked (429 + Retry-After): {}, answered in p50 {:.2} ms, p99 {:.2} ms",
         refused.len(),
-        common::percentile(&mut refused, 50.0),
-        common::percentile(&mut refused, 99.0)
+        support::bench::percentile(&mut refused, 50.0),
+        support::bench::percentile(&mut refused, 99.0)
     );
     if other > 0 {
         println!("  other answers: {other}");

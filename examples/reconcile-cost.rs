@@ -11,7 +11,8 @@
 //! `cargo run --release --example reconcile-cost [-- --images 10000]`. Not a test: it prints
 //! figures and asserts nothing.
 
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -24,6 +25,8 @@ use ocivision::emulator::Recorded;
 use ocivision::oci::object_storage::Condition;
 use ocivision::soda::document_key;
 use ocivision::web::Settings;
+use support::emulator::Env;
+use support::web::COLLECTION;
 
 fn main() -> ExitCode {
     match run() {
@@ -51,14 +54,14 @@ fn deadline() -> Instant {
 }
 
 /// Stores `count` objects, each with its `done` document, from four threads.
-fn seed(cloud: &common::Cloud, count: usize) -> Result<(), String> {
+fn seed(cloud: &Env, count: usize) -> Result<(), String> {
     let started = Instant::now();
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..4)
             .map(|t| {
                 scope.spawn(move || -> Result<(), ocivision::Error> {
                     let storage = cloud.object_storage();
-                    let soda = cloud.soda()?;
+                    let soda = cloud.soda(COLLECTION);
                     let bucket = cloud.bucket();
                     for i in (t..count).step_by(4) {
                         let name =
@@ -126,9 +129,10 @@ fn kind(r: &Recorded) -> String {
 
 fn run() -> Result<(), String> {
     let count = images()?;
-    let cloud = common::Cloud::start("reconcile-cost").map_err(|e| e.to_string())?;
+    let cloud = Env::start("reconcile-cost");
+    cloud.ensure_collection().map_err(|e| e.to_string())?;
     seed(&cloud, count)?;
-    let app = cloud.app(Settings::default()).map_err(|e| e.to_string())?;
+    let app = cloud.app(Settings::default());
     for (n, what) in [(1, "first pass (fresh deployment)"), (2, "steady state")] {
         cloud.emulator.clear_requests();
         let started = Instant::now();

@@ -9,7 +9,8 @@
 //! apart from the emulator's. Run with `cargo run --release --example web-bench`. Linux only (reads
 //! `/proc`). Not a test: it prints numbers and asserts nothing.
 
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::io::Cursor;
 use std::net::SocketAddr;
@@ -17,18 +18,28 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ocivision::document::{AnalysisDocument, Found, Status};
-use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
+use ocivision::local::Wiring;
 use ocivision::oci::client::Transport;
-use ocivision::oci::keys::PrivateKey;
 use ocivision::oci::object_storage::{Condition, ObjectStorage};
 use ocivision::oci::vision::Vertex;
 use ocivision::soda::document_key;
 use ocivision::Error;
+use support::bench::median;
+use support::emulator::{bucket_of, soda_on, Env};
 
 const SEED: usize = 10_000;
 
 fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(60)
+}
+
+/// Where the app child's log goes: here with `WEB_BENCH_DEBUG`, else nowhere.
+fn stderr() -> std::process::Stdio {
+    if debug() {
+        std::process::Stdio::inherit()
+    } else {
+        std::process::Stdio::null()
+    }
 }
 
 /// `WEB_BENCH_DEBUG` set: the app child logs at debug level to this process's stderr.
@@ -38,7 +49,7 @@ fn debug() -> bool {
 
 /// One request over a fresh connection; returns the status.
 fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Result<u16, Error> {
-    Ok(common::request(addr, method, path, &[], body, Duration::from_secs(120))?.status)
+    Ok(support::request(addr, method, path, &[], body, Duration::from_secs(120))?.status)
 }
 
 /// A JPEG of `size` bytes: dog.jpg, then trailing bytes that differ per `n`.
@@ -56,21 +67,15 @@ fn jpeg(size: usize, n: u64) -> Vec<u8> {
     bytes
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn seed(base: &str, transport: &Transport) -> Result<(), Error> {
+fn seed(wiring: &Wiring, transport: &Transport) -> Result<(), Error> {
     let started = Instant::now();
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
-            let transport = transport.clone();
-            let base = base.to_string();
+            let (wiring, transport) = (wiring.clone(), transport.clone());
             std::thread::spawn(move || -> Result<(), Error> {
-                let os = ObjectStorage::new(transport.clone(), &base);
-                let soda = common::emulator_soda(&transport, &base, "IMAGE_ANALYSIS")?;
-                let b = common::emulator_bucket();
+                let os = ObjectStorage::new(transport.clone(), &wiring.cloud().object_storage_url);
+                let soda = soda_on(&wiring, &transport, "IMAGE_ANALYSIS")?;
+                let b = bucket_of(&wiring);
                 for i in (t as usize..SEED).step_by(4) {
                     let name = format!(
                         "uploads/{:011x}{:013x}.jpg",
@@ -129,22 +134,18 @@ fn run() -> Result<(), Error> {
         if debug() {
             ocivision::logger::init(log::LevelFilter::Debug);
         }
-        return common::serve_app(&args[2], Path::new(&args[3]), &args[4]);
+        return support::bench::serve_app(&args[2], Path::new(&args[3]), &args[4]);
     }
-    let dir = std::env::temp_dir().join(format!("ocivision-web-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let emulator = Emulator::start(EmulatorConfig::new(dir.join("data")))?;
-    let key = PrivateKey::from_pem(DEV_KEY_PEM, "dev-key.pem")?;
-    emulator.trust_api_key(&common::dev_key_id(&key), &key);
-    let base = emulator.base_url().to_string();
-    let transport = common::api_key_transport(&dir)?;
+    let env = Env::start("web-bench");
+    let (base, dir) = (env.emulator.base_url().to_string(), env.dir.path());
+    let (wiring, transport) = (env.wiring(), &env.transport);
     for collection in ["IMAGE_ANALYSIS", "BENCH_UPLOADS"] {
-        common::emulator_soda(&transport, &base, collection)?.ensure_collection(deadline())?;
+        env.soda(collection).ensure_collection(deadline())?;
     }
 
     // 1. Gallery with 10 000 images.
-    seed(&base, &transport)?;
-    let app = common::AppProcess::start(&base, &dir, "IMAGE_ANALYSIS", &[], debug())?;
+    seed(wiring, transport)?;
+    let app = support::bench::AppProcess::start(&base, dir, "IMAGE_ANALYSIS", &[], stderr())?;
     request(app.addr, "GET", "/", b"")?;
     let mut times = Vec::new();
     for _ in 0..20 {
@@ -167,13 +168,13 @@ fn run() -> Result<(), Error> {
     drop(app);
     // Where the time goes: the same two service calls the page makes, made directly.
     let os = ObjectStorage::new(transport.clone(), &base);
-    let docs = common::emulator_soda(&transport, &base, "IMAGE_ANALYSIS")?;
+    let docs = env.soda("IMAGE_ANALYSIS");
     let (mut list_ms, mut query_ms) = (Vec::new(), Vec::new());
     for _ in 0..10 {
         let t = Instant::now();
         let names: Vec<String> = os
             .list(
-                &common::emulator_bucket(),
+                &env.bucket(),
                 ocivision::oci::object_storage::ListOptions {
                     prefix: Some("uploads/".into()),
                     page_size: Some(51),
@@ -204,7 +205,7 @@ fn run() -> Result<(), Error> {
     );
 
     // 2. 5 MB through the app vs a direct PUT.
-    let app = common::AppProcess::start(&base, &dir, "BENCH_UPLOADS", &[], debug())?;
+    let app = support::bench::AppProcess::start(&base, dir, "BENCH_UPLOADS", &[], stderr())?;
     let os = ObjectStorage::new(transport.clone(), &base);
     let size = 5 * 1024 * 1024;
     let (mut direct, mut through) = (Vec::new(), Vec::new());
@@ -214,7 +215,7 @@ fn run() -> Result<(), Error> {
         let bytes = jpeg(size, 1000 + n);
         let t = Instant::now();
         os.put(
-            &common::emulator_bucket(),
+            &env.bucket(),
             &format!("direct/{n}.jpg"),
             &mut Cursor::new(bytes),
             size as u64,
@@ -250,7 +251,7 @@ fn run() -> Result<(), Error> {
         ("2.5 MB", 5 * 512 * 1024),
         ("5 MB", 5 * 1024 * 1024),
     ] {
-        let app = common::AppProcess::start(&base, &dir, "BENCH_UPLOADS", &[], debug())?;
+        let app = support::bench::AppProcess::start(&base, dir, "BENCH_UPLOADS", &[], stderr())?;
         request(app.addr, "GET", "/healthz", b"")?;
         let before = app.peak_rss_kib();
         for n in 0..5u64 {
@@ -270,8 +271,6 @@ fn run() -> Result<(), Error> {
             (after - before) as f64 / 1024.0
         );
     }
-    drop(emulator);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

@@ -130,10 +130,36 @@ impl CloudConfig {
                 user: get(vars::DB_USER).unwrap_or_else(|| "ADMIN".into()),
                 password,
             },
-            secret_ttl: Duration::from_secs(600),
+            secret_ttl: SECRET_TTL,
         })
     }
+
+    /// The variables [`CloudConfig::from_lookup`] reads back as this value: how a child process
+    /// (the `webapp` and `func` binaries started by the harness) is given settings held as values.
+    #[cfg(feature = "local")]
+    pub(crate) fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            (vars::OBJECT_STORAGE_URL, self.object_storage_url.clone()),
+            (vars::VISION_URL, self.vision_url.clone()),
+            (vars::SECRETS_URL, self.secrets_url.clone()),
+            (vars::BUCKET, self.bucket.clone()),
+            (vars::ORDS_URL, self.soda.base_url.clone()),
+            (vars::SCHEMA, self.soda.schema.clone()),
+            (vars::COLLECTION, self.soda.collection.clone()),
+            (vars::DB_USER, self.soda.user.clone()),
+        ];
+        env.extend(self.namespace.clone().map(|ns| (vars::NAMESPACE, ns)));
+        env.extend(self.compartment_id.clone().map(|c| (vars::COMPARTMENT, c)));
+        env.push(match &self.soda.password {
+            Password::SecretId(id) => (vars::DB_PASSWORD_SECRET, id.clone()),
+            Password::Literal(p) => (vars::DB_PASSWORD, p.expose().to_string()),
+        });
+        env
+    }
 }
+
+/// How long a Secrets-sourced password is trusted before it is read again.
+pub(crate) const SECRET_TTL: Duration = Duration::from_secs(600);
 
 fn check_url(var: &str, url: &str) -> Result<String> {
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
@@ -229,5 +255,26 @@ mod tests {
             .to_string();
         assert!(err.contains("N=\"x\""), "{err}");
         assert_eq!(number::<u32>(&lookup(&[]), "N", 7).unwrap(), 7);
+    }
+
+    #[test]
+    #[cfg(feature = "local")]
+    fn to_env_reads_back_as_the_same_value() {
+        let env = lookup(&[
+            ("BUCKET_NAME", "images"),
+            ("OS_NAMESPACE", "ns"),
+            ("COMPARTMENT_ID", "ocid1.compartment.oc1..c"),
+            ("DB_ORDS_BASE_URL", "http://127.0.0.1:9/ords/"),
+            ("DB_COLLECTION", "OTHER"),
+            ("DB_PASSWORD_SECRET_OCID", "ocid1.vaultsecret.oc1..x"),
+            ("OCIVISION_OBJECTSTORAGE_URL", "http://127.0.0.1:9"),
+            ("OCIVISION_VISION_URL", "http://127.0.0.1:9"),
+            ("OCIVISION_SECRETS_URL", "http://127.0.0.1:9"),
+        ]);
+        let config = CloudConfig::from_lookup(&env, None).unwrap();
+        let pairs: Vec<(&str, String)> = config.to_env();
+        let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let again = CloudConfig::from_lookup(&lookup(&borrowed), None).unwrap();
+        assert_eq!(format!("{again:?}"), format!("{config:?}"));
     }
 }

@@ -27,13 +27,15 @@
 //! | [`doctor`] | `webapp doctor`'s checks: `webapp`, tests |
 //! | [`logger`] | the binaries' stderr logger |
 //! | [`secret`] | [`secret::Secret`], a string that never reaches `Debug` or logs: configuration values |
-//! | [`timefmt`] | RFC 3339 timestamps: tests write Fn deadlines with it |
-//! | [`emulator`], [`detect`], [`local`] | local mode (feature `local`): `webapp`, the `emulator` binary, tests, benchmarks |
+//! | [`emulator`], [`detect`], [`local`] | local mode (feature `local`): `webapp`, the `emulator` binary; the harness starts its stacks with [`local`] |
 //!
 //! Plus [`Analyzer`] (the function's work, used by `func` and local mode), the crate's one
 //! error type, [`Error`], and [`check_randomness`] (both binaries refuse to start without the
 //! OS random number generator). Everything else (configuration parsing, image sniffing,
-//! the Object Storage event's shape, randomness, MD5) is private.
+//! the Object Storage event's shape, renditions, randomness, MD5, RFC 3339 timestamps) is
+//! private. What only tests and benchmarks need lives in their harness (tests/support/, which
+//! compiles `timefmt.rs` in itself rather than have it public); the fuzz entry points of
+//! [`http`] exist only under `cfg(fuzzing)`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -60,7 +62,7 @@ mod pacer;
 mod random;
 pub mod secret;
 pub mod soda;
-pub mod timefmt;
+mod timefmt;
 pub mod web;
 
 pub use analysis::Analyzer;

@@ -184,16 +184,17 @@ fn run() -> Result<(), Error> {
     logger::init_from(&env)?;
     let (mode, why) = mode(&env)?;
     let local = start_local(mode, why)?;
-    // In local mode the stack's settings win over the environment.
-    let overlay = local_env(&local);
-    let lookup = |k: &str| {
-        overlay
-            .iter()
-            .find(|(name, _)| name == k)
-            .map(|(_, value)| value.clone())
-            .or_else(|| env(k))
-    };
     if let Command::Doctor = command {
+        // The doctor checks settings as a deployment gives them, variables: in local mode the
+        // stack's, which win over the environment.
+        let overlay = local_env(&local);
+        let lookup = |k: &str| {
+            overlay
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, value)| value.clone())
+                .or_else(|| env(k))
+        };
         let (table, ok) = ocivision::doctor::render(&ocivision::doctor::run(&lookup));
         println!("{table}");
         return if ok {
@@ -204,13 +205,7 @@ fn run() -> Result<(), Error> {
             ))
         };
     }
-    let provider = ocivision::oci::auth::from_env(lookup)?;
-    let mut config = WebConfig::from_lookup(&lookup, provider.region())?;
-    if let (SessionSecretSource::None, Some(secret)) =
-        (&config.session_secret, local_session_secret(&local))
-    {
-        config.session_secret = SessionSecretSource::Literal(secret);
-    }
+    let (config, provider) = settings(&local, &env)?;
     logger::init(config.log_level);
     let app = Arc::new(build(&config, provider)?);
     match command {
@@ -285,29 +280,47 @@ fn start_local(_: Mode, why: &str) -> Result<Option<()>, Error> {
     Ok(None)
 }
 
-/// The settings that point the web app at the local stack (they win over the environment).
+/// The web app's configuration and credentials: the local stack's in local mode (its services
+/// as values, the rest from the environment), else all from the environment.
+#[cfg(feature = "local")]
+fn settings(
+    local: &Option<LocalStack>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(WebConfig, Arc<dyn KeyProvider>), Error> {
+    match local {
+        Some(stack) => Ok((stack.web_config(env)?, stack.wiring().credentials()?)),
+        None => cloud_settings(env),
+    }
+}
+
+#[cfg(not(feature = "local"))]
+fn settings(
+    _: &Option<()>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(WebConfig, Arc<dyn KeyProvider>), Error> {
+    cloud_settings(env)
+}
+
+fn cloud_settings(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(WebConfig, Arc<dyn KeyProvider>), Error> {
+    let provider = ocivision::oci::auth::from_env(env)?;
+    let config = WebConfig::from_lookup(env, provider.region())?;
+    Ok((config, provider))
+}
+
+/// The local stack's variables, for `webapp doctor`.
 #[cfg(feature = "local")]
 fn local_env(local: &Option<LocalStack>) -> Vec<(String, String)> {
     local
         .as_ref()
-        .map(LocalStack::webapp_env)
+        .map(|stack| stack.wiring().webapp_env())
         .unwrap_or_default()
 }
 
 #[cfg(not(feature = "local"))]
 fn local_env(_: &Option<()>) -> Vec<(String, String)> {
     Vec::new()
-}
-
-/// Local mode's session secret (kept in the data directory), unless the environment gives one.
-#[cfg(feature = "local")]
-fn local_session_secret(local: &Option<LocalStack>) -> Option<ocivision::secret::Secret> {
-    local.as_ref().map(|stack| stack.session_secret().clone())
-}
-
-#[cfg(not(feature = "local"))]
-fn local_session_secret(_: &Option<()>) -> Option<ocivision::secret::Secret> {
-    None
 }
 
 fn main() -> ExitCode {

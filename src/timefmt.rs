@@ -13,6 +13,7 @@ pub enum Precision {
     /// `2026-11-28T08:49:56.123Z` (logs, Object Storage).
     Millis,
     /// `2026-11-28T08:49:56.123456Z` (SODA).
+    #[cfg_attr(not(feature = "local"), allow(dead_code))] // only the emulator's SODA writes it
     Micros,
 }
 

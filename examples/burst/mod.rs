@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ocivision::soda::Soda;
 use ocivision::web::Settings;
 
-use super::{common, instance_socket, Counters, EmulatorProc, Instances, Proc, Stack};
+use super::{instance_socket, support, Counters, EmulatorProc, Instances, Proc, Stack};
 
 /// Clients uploading at once: enough to keep the upload gate busy (a `503 Busy` is waited out
 /// as in the other modes).
@@ -140,7 +140,7 @@ fn probe_gallery(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHa
         let mut millis = Vec::new();
         while !stop.load(Ordering::SeqCst) {
             let started = Instant::now();
-            match common::request(addr, "GET", "/", &[], b"", Duration::from_secs(60)) {
+            match support::request(addr, "GET", "/", &[], b"", Duration::from_secs(60)) {
                 Ok(r) if r.status == 200 => millis.push(started.elapsed().as_secs_f64() * 1e3),
                 Ok(r) => eprintln!("loadtest: gallery answered {}", r.status),
                 Err(e) => eprintln!("loadtest: gallery: {e}"),
@@ -163,7 +163,7 @@ fn documents(soda: &Soda) -> Result<HashMap<String, (String, Option<SystemTime>)
         let text = |k: &str| doc.value[k].as_str().unwrap_or("").to_string();
         let analyzed = doc.value["analyzed_at"]
             .as_str()
-            .and_then(ocivision::timefmt::parse);
+            .and_then(support::timefmt::parse);
         out.insert(text("image_name"), (text("status"), analyzed));
     }
     Ok(out)
@@ -278,7 +278,7 @@ fn run(dir: &Path, burst: &BurstArgs) -> Result<bool, String> {
         .as_secs_f64();
     let ratio = wall / minimum;
     let per_image = vision_requests as f64 / burst.images as f64;
-    let mut p = |q: f64| common::percentile(&mut gallery, q);
+    let mut p = |q: f64| support::bench::percentile(&mut gallery, q);
     let (p50, p99, max) = (p(50.0), p(99.0), p(100.0));
 
     let mut violations = Vec::new();

@@ -7,8 +7,9 @@
 //!          [--vision-tps N] [--vision-burst N]
 //! ```
 //!
-//! It trusts the local development key (`src/emulator/dev-key.pem`) under the key id it prints,
-//! plus any `--trust` pairs (a private or public key PEM), each as a tenancy administrator
+//! It is the local stack of `ocivision::local` without a function of its own: data in
+//! `DIR/emulator/`, and the local development key (`src/emulator/dev-key.pem`) trusted under the
+//! key id it prints, with an OCI config file for it in `DIR/keys/oci-config`; plus any `--trust` pairs (a private or public key PEM), each as a tenancy administrator
 //! unless `--principal` makes it the web app's container instance, the function, or a user in
 //! no group; IAM is enforced with `terraform/policies.tpl` filled with the emulator's names
 //! (docs/EMULATOR.md). It serves its ORDS password as the secret `db-password`, plus any
@@ -25,18 +26,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ocivision::emulator::faults::FaultPlan;
-use ocivision::emulator::iam::Principal;
 use ocivision::emulator::secrets::SecretEntry;
-use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
-use ocivision::oci::keys::PrivateKey;
+use ocivision::local::{LocalStack, Role, Vision};
 use ocivision::Error;
 
-/// The key id the development key is trusted under.
-const DEV_KEY_USER: &str = "ocid1.tenancy.oc1..emulator/ocid1.user.oc1..emulator";
 /// The vault every secret of the standalone emulator is in.
 const VAULT_ID: &str = "ocid1.vault.oc1..emulator";
-/// The function OCID `--principal KEY_ID=function` stands for.
-const FUNCTION_PRINCIPAL_ID: &str = "ocid1.fnfunc.oc1..emulator";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -162,75 +157,75 @@ fn parse(args: Vec<String>) -> Result<Args, Error> {
 fn run(args: Vec<String>) -> Result<(), Error> {
     let args = parse(args)?;
     ocivision::logger::init_from(&|k: &str| std::env::var(k).ok())?;
-    let mut config = EmulatorConfig::new(&args.data);
-    config.bind = SocketAddr::new(args.bind, args.port);
-    if !args.buckets.is_empty() {
-        config.buckets = args.buckets;
-    }
-    if let Some(spec) = &args.faults {
-        config.faults = FaultPlan::parse(spec)?;
-    }
-    if let Some(alias) = &args.ords_schema {
-        config.ords_schema = alias.clone();
-    }
-    config.vision_tps = args.vision_tps;
-    config.vision_burst = args.vision_burst;
-    // The ORDS password first: it is the database password secret of the policy.
-    let mut secrets = vec![("db-password".to_string(), config.ords_password.clone())];
+    let faults = args.faults.as_deref().map(FaultPlan::parse).transpose()?;
+    // Beside the ORDS password (the stack's first secret: the database password of the
+    // policy), named for the command line: `ocid1.vaultsecret.oc1..emulator-NAME`.
+    let mut secrets = vec![("db-password".to_string(), None)];
     for (name, file) in &args.secrets {
         let value = std::fs::read_to_string(file)
             .map_err(|e| Error::Config(format!("--secret {name}: {}: {e}", file.display())))?;
-        secrets.push((
-            name.clone(),
-            value.trim_end_matches(['\r', '\n']).to_string(),
-        ));
+        let value = value.trim_end_matches(['\r', '\n']).to_string();
+        secrets.push((name.clone(), Some(value)));
     }
-    for (name, value) in secrets {
-        config.secrets.push(SecretEntry {
-            id: format!("ocid1.vaultsecret.oc1..emulator-{name}"),
-            name,
-            vault_id: VAULT_ID.into(),
-            value,
-        });
-    }
-    let emulator = Emulator::start(config.clone())?;
-    let principal_of = |key_id: &str| -> Result<Principal, Error> {
+    let role_of = |key_id: &str| -> Result<Role, Error> {
         let role = args
             .principals
             .iter()
             .rev()
             .find(|(k, _)| k == key_id)
             .map_or("admin", |(_, role)| role.as_str());
-        Ok(match role {
-            "admin" => Principal::administrator(key_id.split('/').nth(1).unwrap_or(key_id)),
-            "webapp" => emulator.web_app_principal(),
-            "function" => emulator.function_principal(FUNCTION_PRINCIPAL_ID),
-            "user" => Principal::User {
-                id: key_id.split('/').nth(1).unwrap_or(key_id).to_string(),
-                groups: Vec::new(),
-            },
-            other => {
-                return Err(Error::Config(format!(
-                    "--principal {key_id}={other}: the role must be admin, webapp, function or user"
-                )))
-            }
+        Role::parse(role).ok_or_else(|| {
+            Error::Config(format!(
+                "--principal {key_id}={role}: the role must be admin, webapp, function or user"
+            ))
         })
     };
-    let dev_key = PrivateKey::from_pem(DEV_KEY_PEM, "src/emulator/dev-key.pem")?;
-    let dev_key_id = format!("{DEV_KEY_USER}/{}", dev_key.fingerprint());
-    emulator.trust_api_key_as(&dev_key_id, &dev_key, principal_of(&dev_key_id)?);
-    let mut trusted = vec![(dev_key_id.clone(), principal_of(&dev_key_id)?)];
+    let dev_key = ocivision::oci::keys::PrivateKey::from_pem(
+        ocivision::emulator::DEV_KEY_PEM,
+        "src/emulator/dev-key.pem",
+    )?;
+    let dev_key_id = ocivision::local::key_id(ocivision::local::USER, &dev_key);
+    let mut options = LocalStack::options(&args.data);
+    options.web_app = role_of(&dev_key_id)?;
+    options.vision = Vision::Local;
+    let config = &mut options.emulator;
+    config.bind = SocketAddr::new(args.bind, args.port);
+    if !args.buckets.is_empty() {
+        config.buckets = args.buckets.clone();
+    }
+    if let Some(plan) = faults {
+        config.faults = plan;
+    }
+    if let Some(alias) = &args.ords_schema {
+        config.ords_schema = alias.clone();
+    }
+    config.vision_tps = args.vision_tps;
+    config.vision_burst = args.vision_burst;
+    let ords_password = config.ords_password.clone();
+    config.secrets = secrets
+        .into_iter()
+        .map(|(name, value)| SecretEntry {
+            id: format!("ocid1.vaultsecret.oc1..emulator-{name}"),
+            name,
+            vault_id: VAULT_ID.into(),
+            value: value.unwrap_or_else(|| ords_password.clone()),
+        })
+        .collect();
+    let served = config.secrets.clone();
+    let stack = options.start()?;
+    let emulator = &stack.emulator;
+    let mut trusted = vec![(dev_key_id.clone(), role_of(&dev_key_id)?)];
     for (key_id, file) in &args.trust {
         let pem = std::fs::read_to_string(file)
             .map_err(|e| Error::Config(format!("--trust {}: {e}", file.display())))?;
-        let principal = principal_of(key_id)?;
+        let role = role_of(key_id)?;
         emulator.trust_public_key_pem(
             key_id,
             &pem,
             &file.display().to_string(),
-            principal.clone(),
+            role.principal(emulator, key_id),
         )?;
-        trusted.push((key_id.clone(), principal));
+        trusted.push((key_id.clone(), role));
     }
     let mut functions: Vec<(&String, Vec<PathBuf>)> = Vec::new();
     for (function_id, socket) in &args.functions {
@@ -242,15 +237,6 @@ fn run(args: Vec<String>) -> Result<(), Error> {
     for (function_id, sockets) in functions {
         emulator.register_function_instances(function_id, sockets, false);
     }
-    // Vision answers from the local model when it loads; otherwise 501.
-    let vision = match ocivision::detect::LocalDetector::load(Default::default()) {
-        Ok(detector) => {
-            let version = ocivision::detect::Detector::model_version(&detector);
-            emulator.set_detector(Some(std::sync::Arc::new(detector)));
-            version
-        }
-        Err(e) => format!("none ({e})"),
-    };
     let (user, password) = emulator.ords_credentials();
     println!("ocivision emulator listening on {}", emulator.base_url());
     println!("  data directory   {}", args.data.display());
@@ -259,10 +245,17 @@ fn run(args: Vec<String>) -> Result<(), Error> {
         "  ORDS (SODA)      {}/ords/admin/soda/latest/  user {user}  password {password}",
         emulator.base_url()
     );
-    for (key_id, principal) in &trusted {
-        println!("  trusted key id   {key_id}  as {principal}");
+    println!(
+        "  OCI config file  {}  (the development key: profile DEFAULT)",
+        args.data.join("keys/oci-config").display()
+    );
+    for (key_id, role) in &trusted {
+        println!(
+            "  trusted key id   {key_id}  as {}",
+            role.principal(emulator, key_id)
+        );
     }
-    for secret in &config.secrets {
+    for secret in &served {
         println!(
             "  secret           {}  name {}  vault {}",
             secret.id, secret.name, secret.vault_id
@@ -278,7 +271,7 @@ fn run(args: Vec<String>) -> Result<(), Error> {
     if let Some(spec) = &args.faults {
         println!("  faults           {spec}");
     }
-    println!("  vision detector  {vision}");
-    emulator.wait();
+    println!("  vision detector  {}", stack.detector());
+    stack.emulator.wait();
     Ok(())
 }

@@ -222,6 +222,7 @@ fn hex_value(b: u8) -> u8 {
 
 /// Decodes `input` in pieces of at most `step` bytes into a small output buffer; returns the body
 /// and how many input bytes belonged to it. For tests and the fuzz target.
+#[cfg(any(test, fuzzing))]
 pub(crate) fn decode_all(
     input: &[u8],
     step: usize,

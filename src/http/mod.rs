@@ -51,7 +51,7 @@ pub use server::{Handler, ListenAddr, Listener, Server, ShutdownHandle};
 
 /// Fuzzing entry point: parses `data` as a request head and runs the framing, target and
 /// expectation checks on it. Must never panic, whatever the input.
-#[doc(hidden)]
+#[cfg(any(test, fuzzing))]
 pub fn fuzz_request_head(data: &[u8]) {
     let limits = Limits::public();
     if let Ok(Some((head, used))) = request::parse_head(data, &limits) {
@@ -66,7 +66,7 @@ pub fn fuzz_request_head(data: &[u8]) {
 
 /// Fuzzing entry point: decodes `data` as a chunked body in one piece and again in small
 /// pieces into a tiny buffer; both ways must agree. Must never panic.
-#[doc(hidden)]
+#[cfg(any(test, fuzzing))]
 pub fn fuzz_chunked(data: &[u8]) {
     let step = data.first().map_or(1, |b| usize::from(b % 7) + 1);
     let whole = chunked::decode_all(data, usize::MAX, 8192);
@@ -83,7 +83,7 @@ pub fn fuzz_chunked(data: &[u8]) {
 /// Fuzzing entry point: reads `data` as a `multipart/form-data` body (boundary `XyZ`) whole and
 /// again through a reader that returns a few bytes at a time; both must give the same parts or
 /// the same refusal status, and no part may exceed its cap. Must never panic.
-#[doc(hidden)]
+#[cfg(any(test, fuzzing))]
 pub fn fuzz_multipart(data: &[u8]) {
     struct Drip<'a>(&'a [u8], usize);
     impl std::io::Read for Drip<'_> {

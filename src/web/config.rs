@@ -100,12 +100,20 @@ impl WebConfig {
         lookup: &dyn Fn(&str) -> Option<String>,
         provider_region: Option<String>,
     ) -> Result<WebConfig> {
+        WebConfig::with_cloud(CloudConfig::from_lookup(lookup, provider_region)?, lookup)
+    }
+
+    /// The web app's own settings from `lookup`, the services' given as a value (local mode,
+    /// whose stack knows where they are).
+    pub(crate) fn with_cloud(
+        cloud: CloudConfig,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<WebConfig> {
         let get = |name: &str| {
             lookup(name)
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let cloud = CloudConfig::from_lookup(lookup, provider_region)?;
         let ip: IpAddr = match get(vars::BIND) {
             None => IpAddr::from([127, 0, 0, 1]),
             Some(v) => v

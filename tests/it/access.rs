@@ -11,8 +11,8 @@ use ocivision::secret::Secret;
 use ocivision::web::{LoginThrottle, Settings, TrustedProxies};
 
 use crate::support::emulator::{Env, VAULT_ID};
-use crate::support::web::{token_in, Reply, Web};
-use crate::support::Webapp;
+use crate::support::web::{token_in, Web};
+use crate::support::{Reply, Webapp};
 
 const SECRET_A: &str = "a-session-secret-of-thirty-two-chars";
 const SECRET_B: &str = "another-session-secret-32-chars-xx";
@@ -133,11 +133,10 @@ fn access_the_binary_reads_its_session_secret_from_the_vault() {
         Arc::clone(&cloud),
         &[("APP_PASSWORD", "pw"), ("SESSION_SECRET", SECRET_B)],
     );
-    let get = |app: &Webapp, path: &str, headers: &[&str]| {
-        crate::support::web::parse_reply(&raw_request(app, "GET", path, headers, b""))
-    };
+    let get =
+        |app: &Webapp, path: &str, headers: &[&str]| raw_request(app, "GET", path, headers, b"");
     let token = token_in(&get(&first, "/login", &[]).text(), "/login");
-    let r = crate::support::web::parse_reply(&raw_request(
+    let r = raw_request(
         &first,
         "POST",
         "/login",
@@ -146,7 +145,7 @@ fn access_the_binary_reads_its_session_secret_from_the_vault() {
             "Content-Type: application/x-www-form-urlencoded",
         ],
         format!("csrf={token}&password=pw").as_bytes(),
-    ));
+    );
     assert_eq!(r.status, 303, "{}", r.text());
     let cookie = format!(
         "Cookie: {}",
@@ -168,9 +167,9 @@ fn access_the_binary_reads_its_session_secret_from_the_vault() {
     );
 }
 
-/// One request to a child web app on a fresh connection; the raw answer.
-fn raw_request(app: &Webapp, method: &str, path: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
-    crate::support::one_shot(
+/// One request to a child web app on a fresh connection.
+fn raw_request(app: &Webapp, method: &str, path: &str, headers: &[&str], body: &[u8]) -> Reply {
+    crate::support::request(
         app.addr,
         method,
         path,
@@ -178,6 +177,7 @@ fn raw_request(app: &Webapp, method: &str, path: &str, headers: &[&str], body: &
         body,
         Duration::from_secs(10),
     )
+    .expect("an answer")
 }
 
 fn throttled_settings(trusted: &str) -> Settings {

@@ -24,7 +24,8 @@ fn start(tag: &str, tps: f64, instances: usize, vars: &[(&str, &str)]) -> (Env, 
         config.vision_tps = Some(tps);
         config.function_instances = instances;
     });
-    env.emulator.set_detector(Some(Arc::new(FixedDetector)));
+    env.emulator
+        .set_detector(Some(Arc::new(FixedDetector::default())));
     // Once: it writes the token file every instance reads.
     let base_vars = func_env(&env);
     let mut functions = Vec::new();

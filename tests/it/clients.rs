@@ -263,7 +263,8 @@ fn vision_analyzes_inline_and_object_storage_images() {
     assert_eq!(err.service_error().map(|e| e.status), Some(501), "{err}");
     assert!(err.to_string().contains("no object detector"), "{err}");
 
-    env.emulator.set_detector(Some(Arc::new(FixedDetector)));
+    env.emulator
+        .set_detector(Some(Arc::new(FixedDetector::default())));
     let inline = vision
         .analyze(&request(ImageSource::Inline(CAT.to_vec())), deadline(5))
         .unwrap();
@@ -383,7 +384,7 @@ fn secrets_by_id_and_by_name_are_decoded() {
     assert_eq!(by_id.expose(), password);
     let by_name = secrets
         .by_name(
-            "soda-password",
+            "db-password",
             crate::support::emulator::VAULT_ID,
             deadline(5),
         )
@@ -393,9 +394,9 @@ fn secrets_by_id_and_by_name_are_decoded() {
     let seen = env.emulator.requests();
     let last = seen.last().unwrap();
     assert_eq!(last.method, "POST");
-    assert!(last.target.starts_with(
-        "/20190301/secretbundles/actions/getByName?secretName=soda-password&vaultId="
-    ));
+    assert!(last
+        .target
+        .starts_with("/20190301/secretbundles/actions/getByName?secretName=db-password&vaultId="));
     assert_eq!(last.header("content-length"), Some("0"));
     assert_eq!(
         last.header("x-content-sha256"),
@@ -603,25 +604,17 @@ fn soda_refuses_a_collection_without_client_keys_and_wrong_passwords() {
 #[test]
 fn emulator_data_survives_a_restart() {
     let dir = TempDir::new("restart");
-    let data = dir.path().join("data");
-    let key = crate::support::emulator::dev_key();
-    let provider = crate::support::emulator::config_file_provider(dir.path(), &key);
-    let transport = ocivision::oci::client::Transport::new(
-        ocivision::oci::client::Auth::Oci(provider),
-        crate::support::emulator::fast_retries(2),
-    );
-    let bucket = ocivision::oci::object_storage::Bucket {
-        namespace: "emulatorns".into(),
-        name: "images".into(),
-    };
     for round in 0..2 {
-        let emulator =
-            ocivision::emulator::Emulator::start(ocivision::emulator::EmulatorConfig::new(&data))
-                .unwrap();
-        emulator.trust_api_key(&crate::support::emulator::key_id(&key), &key);
+        // The same directory each time: the stack finds its data again.
+        let stack = crate::support::emulator::stack(dir.path()).start().unwrap();
+        let transport = ocivision::oci::client::Transport::new(
+            ocivision::oci::client::Auth::Oci(stack.wiring().credentials().unwrap()),
+            crate::support::emulator::fast_retries(2),
+        );
+        let bucket = crate::support::emulator::bucket_of(stack.wiring());
         let os = ocivision::oci::object_storage::ObjectStorage::new(
-            transport.clone(),
-            emulator.base_url(),
+            transport,
+            stack.emulator.base_url(),
         );
         if round == 0 {
             os.put(

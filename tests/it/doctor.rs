@@ -9,7 +9,7 @@ use ocivision::local::LocalStack;
 use crate::support::emulator::TempDir;
 
 fn run(stack: &LocalStack, changes: &[(&str, Option<&str>)]) -> Vec<Check> {
-    let mut env: HashMap<String, String> = stack.webapp_env().into_iter().collect();
+    let mut env: HashMap<String, String> = stack.wiring().webapp_env().into_iter().collect();
     for (name, value) in changes {
         match value {
             Some(v) => env.insert(name.to_string(), v.to_string()),
@@ -84,13 +84,13 @@ fn a_working_stack_is_all_green_and_each_failure_names_its_fix() {
     assert!(fix(&checks, "bucket access").contains("manage objects in bucket nosuchbucket"));
 
     // Events switched off on the bucket.
-    stack.emulator().set_object_events(false);
+    stack.emulator.set_object_events(false);
     let checks = run(&stack, &[]);
     assert!(fix(&checks, "object events").contains("--object-events-enabled true"));
-    stack.emulator().set_object_events(true);
+    stack.emulator.set_object_events(true);
 
     // Vision without a detector.
-    stack.emulator().set_detector(None);
+    stack.emulator.set_detector(None);
     let checks = run(&stack, &[]);
     assert!(fix(&checks, "vision").contains("did not load"));
 
@@ -116,9 +116,9 @@ fn a_working_stack_is_all_green_and_each_failure_names_its_fix() {
     ));
     let ords = format!(
         "{}/ords/admin/soda/latest/SERVER_KEYS",
-        stack.emulator().base_url()
+        stack.emulator.base_url()
     );
-    let (user, password) = stack.emulator().ords_credentials();
+    let (user, password) = stack.emulator.ords_credentials();
     let basic = {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))

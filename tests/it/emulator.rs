@@ -16,9 +16,7 @@ use ocivision::oci::sign::{self, Body, RequestToSign};
 use ocivision::Error;
 use serde_json::{json, Value};
 
-use crate::support::emulator::{
-    config_file_provider, deadline, dev_key, fast_retries, key_id, Env,
-};
+use crate::support::emulator::{deadline, dev_key, fast_retries, key_id, Env};
 
 /// Sends a request signed with `key` at `when`, after letting `tamper` change it.
 struct Raw {
@@ -268,10 +266,7 @@ fn with_30_percent_faults_a_workload_completes_through_retries() {
     let mut env = Env::start("faults-30");
     // Attempts are bounded by the deadline rather than a small count: at a 30 % error rate,
     // four failures in a row happen once in 120 calls.
-    env.transport = Transport::new(
-        Auth::Oci(config_file_provider(env.dir.path(), &dev_key())),
-        fast_retries(20),
-    );
+    env.transport = Transport::new(Auth::Oci(env.credentials()), fast_retries(20));
     let soda = env.soda("FAULTS");
     soda.ensure_collection(deadline(5)).unwrap();
     let mut plan = FaultPlan::default();
@@ -379,7 +374,7 @@ fn with_every_request_failing_the_client_fails_fast_and_clearly() {
 
     // A deadline shorter than the backoff ends the call at once, naming the last error.
     let slow = Transport::new(
-        Auth::Oci(config_file_provider(env.dir.path(), &dev_key())),
+        Auth::Oci(env.credentials()),
         ocivision::oci::client::TransportConfig::default(),
     );
     let os = ObjectStorage::new(slow, env.emulator.base_url());

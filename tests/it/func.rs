@@ -7,9 +7,9 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::support::timefmt::{self, Precision};
 use ocivision::emulator::agent::FnAgent;
 use ocivision::fdk::{FnConfig, FnServer, Outcome};
-use ocivision::timefmt::{self, Precision};
 
 use crate::support::emulator::{spawn_func, Env, TempDir};
 use crate::support::wait_until;

@@ -7,13 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ocivision::detect::Detector;
 use ocivision::oci::object_storage::Condition;
-use ocivision::oci::vision::{BoundingPolygon, ImageObject, Vertex};
 use ocivision::web::{App, Settings};
 use serde_json::Value;
 
-use crate::support::emulator::{deadline, spawn_func, Env};
+use crate::support::emulator::{deadline, spawn_func, Env, FixedDetector};
 use crate::support::wait_until;
 use crate::support::web::{body_text, Web, COLLECTION};
 
@@ -216,37 +214,13 @@ fn gallery_label_search_finds_an_image_on_a_later_page_in_one_query() {
     assert!(none.contains("No image matches the filter."));
 }
 
-/// Finds one motorcycle in every image, as the local model would in a photo of one.
-struct MotorcycleDetector;
-
-impl Detector for MotorcycleDetector {
-    fn detect(&self, _: &[u8], _: usize) -> Result<Vec<ImageObject>, String> {
-        Ok(vec![ImageObject {
-            name: "Motorcycle".into(),
-            confidence: 0.88,
-            bounding_polygon: BoundingPolygon {
-                normalized_vertices: vec![
-                    Vertex { x: 0.2, y: 0.3 },
-                    Vertex { x: 0.7, y: 0.3 },
-                    Vertex { x: 0.7, y: 0.8 },
-                    Vertex { x: 0.2, y: 0.8 },
-                ],
-            },
-        }])
-    }
-
-    fn model_version(&self) -> String {
-        "local-test".into()
-    }
-}
-
 #[test]
 fn gallery_vehicle_finds_a_motorcycle_through_the_local_ontology() {
     // The emulator's Vision adds the local detector's ontology parents; the real function
     // binary stores them as search terms; the web app's search finds them.
     let env = Env::start("gallery-ontology");
     env.emulator
-        .set_detector(Some(Arc::new(MotorcycleDetector)));
+        .set_detector(Some(Arc::new(FixedDetector::labelled("Motorcycle"))));
     let func = spawn_func(&env);
     let soda = env.soda(COLLECTION);
     soda.ensure_collection(deadline(5)).unwrap();

@@ -10,7 +10,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,14 +19,12 @@ use ocivision::doctor::{self, Verdict};
 use ocivision::emulator::events::{EventBus, Outcome};
 use ocivision::emulator::faults::Service;
 use ocivision::emulator::{EmulatorConfig, Recorded};
+use ocivision::local::{Function, Role};
 use serde_json::Value;
 
-use crate::support::emulator::{
-    cloud_env, dev_key, func_env, Env, FixedDetector, FUNCTION_ID, TENANCY,
-};
+use crate::support::emulator::{func_env, Env, FixedDetector, FUNCTION_ID, USER};
 
 const DOG: &[u8] = include_bytes!("../fixtures/photos/dog.jpg");
-const WEB_USER: &str = "ocid1.user.oc1..webapp";
 
 /// A child process whose stderr is collected; killed on drop.
 struct Logged {
@@ -141,7 +139,7 @@ impl Call {
         let auth = r.header("authorization")?;
         let caller = if auth.contains("keyId=\"ST$") {
             Caller::Function
-        } else if auth.contains(WEB_USER) {
+        } else if auth.contains(&format!("/{USER}/")) {
             Caller::WebApp
         } else {
             return None;
@@ -227,22 +225,11 @@ struct Http {
 
 impl Http {
     fn call(&self, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (u16, Value) {
-        let raw = crate::support::one_shot(
-            self.addr,
-            method,
-            path,
-            headers,
-            body,
-            Duration::from_secs(60),
-        );
-        let text = String::from_utf8_lossy(&raw);
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+        let timeout = Duration::from_secs(60);
+        match crate::support::request(self.addr, method, path, headers, body, timeout) {
+            Ok(reply) => (reply.status, reply.json_or_null()),
+            Err(_) => (0, Value::Null),
+        }
     }
 }
 
@@ -256,15 +243,14 @@ fn short(value: &Value) -> String {
 
 /// Runs the product under `policy` and observes every feature.
 fn exercise(tag: &str, policy: Vec<String>) -> Run {
-    let env = Env::start_with(tag, |config| config.policy = Some(policy));
+    // The web app's key stands for its container instance, as deployed.
+    let env = Env::start_from(tag, |stack| {
+        stack.emulator.policy = Some(policy);
+        stack.web_app = Role::WebApp;
+        stack.function = Function::Processes;
+    });
     env.emulator
-        .set_detector(Some(std::sync::Arc::new(FixedDetector)));
-    let key = dev_key();
-    env.emulator.trust_api_key_as(
-        &format!("{TENANCY}/{WEB_USER}/{}", key.fingerprint()),
-        &key,
-        env.emulator.web_app_principal(),
-    );
+        .set_detector(Some(std::sync::Arc::new(FixedDetector::default())));
 
     // The function, as the Fn agent starts it.
     let vars = func_env(&env);
@@ -286,22 +272,7 @@ fn exercise(tag: &str, policy: Vec<String>) -> Run {
     env.emulator.register_function(FUNCTION_ID, &socket, true);
 
     // The web app in cloud mode, with the key the emulator takes for its container instance.
-    let config = web_config(env.dir.path(), &key);
-    let mut web_env: Vec<(String, String)> = cloud_env(&env)
-        .into_iter()
-        .filter(|(k, _)| k != "OCI_CONFIG_FILE")
-        .collect();
-    web_env.extend(
-        [
-            ("OCI_CONFIG_FILE", config.display().to_string()),
-            ("FUNCTION_ID", FUNCTION_ID.to_string()),
-            (
-                "FUNCTION_INVOKE_ENDPOINT",
-                env.emulator.base_url().to_string(),
-            ),
-        ]
-        .map(|(k, v)| (k.to_string(), v)),
-    );
+    let web_env = env.wiring().webapp_env();
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = Mutex::new(tx);
     let mut command = Command::new(env!("CARGO_BIN_EXE_webapp"));
@@ -467,20 +438,6 @@ fn use_the_web_app(http: &Http, run: &mut Run, function: &Logged, events: &Event
                 .then(|| format!("DELETE /api/images/{{id}} → {status} {}", short(&body))),
         );
     }
-}
-
-fn web_config(dir: &Path, key: &ocivision::oci::keys::PrivateKey) -> PathBuf {
-    let path = dir.join("webapp-config");
-    std::fs::write(
-        &path,
-        format!(
-            "[DEFAULT]\nuser={WEB_USER}\ntenancy={TENANCY}\nfingerprint={}\nkey_file={}\nregion=us-ashburn-1\n",
-            key.fingerprint(),
-            dir.join("api-key.pem").display()
-        ),
-    )
-    .unwrap();
-    path
 }
 
 /// The statement with its names shortened for the table.

@@ -10,7 +10,7 @@ use ocivision::emulator::Recorded;
 use ocivision::web::{App, ReconcileReport, Settings};
 use serde_json::Value;
 
-use crate::support::emulator::{cloud_env, deadline, Env};
+use crate::support::emulator::{deadline, Env};
 use crate::support::wait_until;
 use crate::support::web::COLLECTION;
 
@@ -219,7 +219,7 @@ fn lease_a_crashed_holder_blocks_others_only_until_its_lease_expires() {
         .arg("reconcile")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(cloud_env(&env))
+        .envs(env.wiring().webapp_env())
         .env("RECONCILE_LEASE_SECS", "2")
         .env("LOG_LEVEL", "warn")
         .stdin(std::process::Stdio::null())

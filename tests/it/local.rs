@@ -2,70 +2,28 @@
 //! pipeline (emulator, local detector, the function behind the Fn contract); an uploaded photo
 //! becomes a `done` document with the right objects, and survives a restart.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::support::emulator::TempDir;
+use crate::support::Webapp;
 
 const DOG: &[u8] = include_bytes!("../fixtures/photos/dog.jpg");
 
-struct LocalApp {
-    child: Child,
-    addr: SocketAddr,
+fn start(data: &std::path::Path) -> Webapp {
+    let data = data.display().to_string();
+    let env = [("HOME", &data), ("OCIVISION_DATA", &data)];
+    let app = Webapp::run(&[], env.map(|(k, v)| (k.into(), v.clone())).to_vec(), None);
+    assert!(
+        app.log().contains("mode: local"),
+        "the start-up log says local mode and why: {}",
+        app.log()
+    );
+    app
 }
 
-impl Drop for LocalApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data: &std::path::Path) -> LocalApp {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webapp"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", data)
-        .env("OCIVISION_DATA", data)
-        .env("PORT", "0")
-        .env("LOG_LEVEL", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start webapp");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("mode: local") {
-                let _ = tx.send(Err(()));
-            }
-            if let Some(addr) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(Ok(addr.trim().parse::<SocketAddr>().unwrap()));
-            }
-        }
-    });
-    let mut said_local = false;
-    loop {
-        match rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("webapp starts within 60 s")
-        {
-            Err(()) => said_local = true,
-            Ok(addr) => {
-                assert!(said_local, "the start-up log says local mode and why");
-                return LocalApp { child, addr };
-            }
-        }
-    }
-}
-
-fn images(app: &LocalApp) -> Vec<Value> {
+fn images(app: &Webapp) -> Vec<Value> {
     let mut reply = ureq::get(format!("http://{}/api/images", app.addr))
         .call()
         .unwrap();

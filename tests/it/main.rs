@@ -16,5 +16,6 @@ mod lease; // the reconciler lease: racing instances, renewal, a crashed holder
 mod local; // local mode end to end: the webapp binary with no cloud, upload to done, restart
 mod pipeline; // the func binary end to end: events in, one document per image out
 mod signing; // OCI signing vectors, stage by stage, and credential providers
-mod support; // shared helpers: raw-socket client, temp dirs, test keys, emulator set-up
+#[path = "../support/mod.rs"]
+mod support; // the harness, shared with the benchmarks: the local stack, HTTP client, detectors
 mod web; // the web app: routes, uploads (good and hostile), CSRF, escaping, delete, re-analysis, reconciler

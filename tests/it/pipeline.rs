@@ -27,7 +27,8 @@ struct Pipeline {
 
 fn start(tag: &str) -> Pipeline {
     let env = Env::start(tag);
-    env.emulator.set_detector(Some(Arc::new(FixedDetector)));
+    env.emulator
+        .set_detector(Some(Arc::new(FixedDetector::default())));
     let func = spawn_func(&env);
     Pipeline { env, func }
 }

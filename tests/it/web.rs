@@ -14,8 +14,8 @@ use ocivision::web::Settings;
 use serde_json::json;
 
 use crate::support::emulator::deadline;
-use crate::support::wait_until;
-use crate::support::web::{body_text, multipart, token_in, Reply, Web, MULTIPART};
+use crate::support::web::{body_text, multipart, token_in, Web, MULTIPART};
+use crate::support::{wait_until, Reply};
 
 const DOG: &[u8] = include_bytes!("../fixtures/photos/dog.jpg");
 const CAT: &[u8] = include_bytes!("../fixtures/photos/chelsea.png");

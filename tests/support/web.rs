@@ -1,10 +1,7 @@
 //! The web app on loopback against the emulator: an [`App`] built from the emulator's clients,
-//! served on 127.0.0.1:0, an optional in-process Fn function that records what it is sent, a
-//! raw HTTP client (so tests control every byte), and helpers that write documents the way
-//! the analysis function would.
+//! served on 127.0.0.1:0, an optional in-process Fn function that records what it is sent, and
+//! helpers that write documents the way the analysis function would.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +14,7 @@ use ocivision::web::{App, Invoker, Settings};
 use serde_json::Value;
 
 use super::emulator::{deadline, Env};
+use super::http::{request, Reply};
 
 pub const FUNCTION_ID: &str = "ocid1.fnfunc.oc1..webapp-test";
 pub const COLLECTION: &str = "IMAGE_ANALYSIS";
@@ -30,32 +28,6 @@ pub struct Web {
     /// Bodies the test function received, parsed.
     pub calls: Arc<Mutex<Vec<Value>>>,
     _function: Option<Server>,
-}
-
-/// A parsed HTTP answer.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
 }
 
 /// The body of a handler's in-memory response.
@@ -125,39 +97,13 @@ impl Web {
             .expect("handlers never fail; errors are rendered")
     }
 
-    /// Sends one request over loopback and reads the whole answer. The body is written on its
-    /// own thread, so an early answer (413, 400) is read before the server closes.
+    /// Sends one request over loopback and reads the whole answer.
     pub fn fetch(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let lines: Vec<String> = headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
         let addr = self.server.tcp_addr().unwrap();
-        let mut stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-        for (n, v) in headers {
-            head.push_str(&format!("{n}: {v}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        stream.write_all(head.as_bytes()).unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        let owned = body.to_vec();
-        let sender = std::thread::spawn(move || {
-            let _ = writer.write_all(&owned);
-        });
-        let mut raw = Vec::new();
-        let mut buf = [0u8; 65536];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => raw.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => {
-                    break
-                }
-                Err(e) => panic!("reading the answer to {method} {path}: {e}"),
-            }
-        }
-        let _ = sender.join();
-        parse_reply(&raw)
+        request(addr, method, path, &lines, body, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("reading the answer to {method} {path}: {e}"))
     }
 
     pub fn get(&self, path: &str) -> Reply {
@@ -266,53 +212,6 @@ impl Web {
                     && r.target.matches('/').count() > 5
             })
             .count()
-    }
-}
-
-pub fn parse_reply(raw: &[u8]) -> Reply {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete head in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[end + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    if chunked {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        loop {
-            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
-                    .unwrap();
-            rest = &rest[line_end + 2..];
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[..size]);
-            rest = &rest[size + 2..];
-        }
-        body = out;
-    }
-    Reply {
-        status,
-        headers,
-        body,
     }
 }
 
