@@ -31,7 +31,7 @@ use std::process::{Command, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use ocivision::document::{AnalysisDocument, Found, Status};
+use ocivision::document::{AnalysisDocument, DetectedObject, Status};
 use ocivision::oci::object_storage::{Condition, ObjectStorage};
 use ocivision::oci::vision::Vertex;
 use ocivision::soda::document_key;
@@ -622,7 +622,7 @@ fn search(env: &Env) -> Result<(), Error> {
                         };
                         doc.objects = labels
                             .iter()
-                            .map(|l| Found {
+                            .map(|l| DetectedObject {
                                 name: l.to_string(),
                                 confidence: 0.8,
                                 polygon: vec![Vertex { x: 0.1, y: 0.1 }, Vertex { x: 0.5, y: 0.5 }],

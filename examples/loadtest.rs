@@ -100,7 +100,7 @@ struct Counters {
 
 /// What happened to one photo, as its client saw it.
 #[derive(Debug, Clone)]
-struct Outcome {
+struct UploadResult {
     id: String,
     deleted: bool,
 }
@@ -910,7 +910,7 @@ fn round(
     round: usize,
     photos: &[Vec<u8>],
     counters: &Arc<Counters>,
-) -> Result<Vec<Outcome>, String> {
+) -> Result<Vec<UploadResult>, String> {
     let next = Arc::new(AtomicU64::new(0));
     let results = Arc::new(Mutex::new(Vec::new()));
     let threads: Vec<_> = (0..CLIENTS)
@@ -936,7 +936,7 @@ fn round(
                     std::thread::sleep(Duration::from_millis((i as u64 * 37) % 150));
                     delete(addr, &id, &counters);
                 }
-                results.lock().unwrap().push(Outcome { id, deleted });
+                results.lock().unwrap().push(UploadResult { id, deleted });
             })
         })
         .collect();
@@ -949,7 +949,7 @@ fn round(
 
 /// Deletes every upload not deleted yet, from `CLIENTS` threads, and records them as deleted,
 /// so the final checks expect neither their objects nor their documents.
-fn retire(stack: &Stack, outcomes: &mut [Outcome], counters: &Arc<Counters>) {
+fn retire(stack: &Stack, outcomes: &mut [UploadResult], counters: &Arc<Counters>) {
     let ids: Vec<String> = outcomes
         .iter_mut()
         .filter(|o| !o.deleted)
@@ -1192,7 +1192,7 @@ fn wait_settled(stack: &Stack, timeout: Duration) -> Result<View, String> {
     }
 }
 
-fn check(view: &View, outcomes: &[Outcome], violations: &mut Vec<String>) {
+fn check(view: &View, outcomes: &[UploadResult], violations: &mut Vec<String>) {
     let objects: std::collections::HashSet<&str> =
         view.objects.iter().map(|s| s.as_str()).collect();
     let mut documents: HashMap<&str, Vec<&str>> = HashMap::new();

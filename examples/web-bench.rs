@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ocivision::document::{AnalysisDocument, Found, Status};
+use ocivision::document::{AnalysisDocument, DetectedObject, Status};
 use ocivision::local::Wiring;
 use ocivision::oci::client::Transport;
 use ocivision::oci::object_storage::{Condition, ObjectStorage};
@@ -97,7 +97,7 @@ fn seed(wiring: &Wiring, transport: &Transport) -> Result<(), Error> {
                     doc.etag = etag;
                     doc.original_name = Some(format!("photo {i}.jpg"));
                     doc.objects = (0..3)
-                        .map(|k| Found {
+                        .map(|k| DetectedObject {
                             name: ["Dog", "Car", "Person"][k].into(),
                             confidence: 0.5 + k as f64 / 10.0,
                             polygon: vec![

@@ -17,7 +17,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use ocivision::fdk::{FnConfig, FnServer, Outcome};
+use ocivision::fdk::{CallResult, FnConfig, FnServer};
 use ocivision::Analyzer;
 use ocivision::Error;
 
@@ -43,11 +43,11 @@ fn run(args: &[String], lookup: &dyn Fn(&str) -> Option<String>) -> Result<ExitC
             let outcome =
                 analyzer.handle(&body, Instant::now() + Duration::from_secs(120), "local");
             let (code, value) = match outcome {
-                Outcome::Success(value) => (ExitCode::SUCCESS, value),
-                Outcome::Failed(reason) => {
+                CallResult::Success(value) => (ExitCode::SUCCESS, value),
+                CallResult::Failed(reason) => {
                     (ExitCode::FAILURE, serde_json::json!({"failed": reason}))
                 }
-                Outcome::TimedOut(reason) => {
+                CallResult::TimedOut(reason) => {
                     (ExitCode::FAILURE, serde_json::json!({"timed_out": reason}))
                 }
             };

@@ -34,7 +34,7 @@ use crate::config::{self, CloudConfig};
 use crate::document::{self, AnalysisDocument, Failure, Status};
 use crate::error::{Error, ServiceError};
 use crate::event::{EventKind, ObjectEvent};
-use crate::fdk::Outcome;
+use crate::fdk::CallResult;
 use crate::image_info;
 use crate::oci::auth::{self, KeyProvider, ResourcePrincipalProvider};
 use crate::oci::client::{Auth, RetryPolicy, Transport, TransportConfig};
@@ -207,27 +207,27 @@ impl Analyzer {
     }
 
     /// Handles one event body by the call's `deadline`.
-    pub fn handle(&self, body: &[u8], deadline: Instant, call_id: &str) -> Outcome {
+    pub fn handle(&self, body: &[u8], deadline: Instant, call_id: &str) -> CallResult {
         let event = match ObjectEvent::parse(body) {
             Ok(event) => event,
             Err(reason) => {
                 log::error!(target: "analysis", "call {call_id}: malformed event, ignored: {reason}");
-                return Outcome::Failed(format!("malformed event: {reason}"));
+                return CallResult::Failed(format!("malformed event: {reason}"));
             }
         };
         let work_deadline = deadline
             .checked_sub(self.config.margin)
             .filter(|d| *d > Instant::now());
         let Some(work_deadline) = work_deadline else {
-            return Outcome::TimedOut("not enough time left before the deadline".into());
+            return CallResult::TimedOut("not enough time left before the deadline".into());
         };
         if event.bucket != self.config.bucket {
-            return Outcome::Success(json!({"action": "ignored", "reason": "another bucket"}));
+            return CallResult::Success(json!({"action": "ignored", "reason": "another bucket"}));
         }
         // The web app's thumbnails and previews: its own renditions, not images to analyse (the
         // Terraform rule already filters them out; events from elsewhere may not).
         if document::is_rendition(&event.name) {
-            return Outcome::Success(json!({"action": "ignored", "reason": "a rendition"}));
+            return CallResult::Success(json!({"action": "ignored", "reason": "a rendition"}));
         }
         let result = match event.kind {
             EventKind::Delete => self.forget(&event, work_deadline),
@@ -242,12 +242,12 @@ impl Analyzer {
                     event.name,
                     value["action"].as_str().unwrap_or("")
                 );
-                Outcome::Success(value)
+                CallResult::Success(value)
             }
             Err(Error::Deadline { .. }) => {
-                Outcome::TimedOut(format!("deadline reached while handling {:?}", event.name))
+                CallResult::TimedOut(format!("deadline reached while handling {:?}", event.name))
             }
-            Err(e) => Outcome::Failed(format!("{:?}: {e}", event.name)),
+            Err(e) => CallResult::Failed(format!("{:?}: {e}", event.name)),
         }
     }
 

@@ -210,7 +210,7 @@ impl Failure {
 
 /// One detected object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Found {
+pub struct DetectedObject {
     /// The label, e.g. `Dog`.
     pub name: String,
     /// 0..1.
@@ -312,7 +312,7 @@ pub struct AnalysisDocument {
     pub updated_at: String,
     /// Detected objects, best first.
     #[serde(default)]
-    pub objects: Vec<Found>,
+    pub objects: Vec<DetectedObject>,
     /// Image-level labels, when requested.
     #[serde(default)]
     pub labels: Vec<LabelScore>,
@@ -465,10 +465,10 @@ impl AnalysisDocument {
 
     /// Copies a Vision answer in: objects (best first), labels, ontology, model versions.
     fn set_analysis(&mut self, analysis: &Analysis) {
-        let mut objects: Vec<Found> = analysis
+        let mut objects: Vec<DetectedObject> = analysis
             .image_objects
             .iter()
-            .map(|o| Found {
+            .map(|o| DetectedObject {
                 name: o.name.clone(),
                 confidence: o.confidence,
                 polygon: o.bounding_polygon.normalized_vertices.clone(),
@@ -745,7 +745,7 @@ mod tests {
         assert_eq!(doc.etag, "e1");
 
         doc.attempts = 2;
-        doc.objects.push(Found {
+        doc.objects.push(DetectedObject {
             name: "Cat".into(),
             confidence: 0.9,
             polygon: Vec::new(),

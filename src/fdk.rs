@@ -95,7 +95,7 @@ pub struct Invocation {
 
 /// What a handler reports.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum CallResult {
     /// Done; this JSON is the answer (200).
     Success(serde_json::Value),
     /// A handled failure, logged; the agent sees 502.
@@ -105,7 +105,7 @@ pub enum Outcome {
 }
 
 /// A function handler.
-pub type FnHandler = dyn Fn(&Invocation) -> Outcome + Send + Sync + 'static;
+pub type FnHandler = dyn Fn(&Invocation) -> CallResult + Send + Sync + 'static;
 
 /// A running function server. Dropping it stops serving and removes both socket files.
 pub struct FnServer {
@@ -118,7 +118,7 @@ impl FnServer {
     /// Performs the start-up dance and serves `handler`. Returns once the symlink exists.
     pub fn start(
         config: &FnConfig,
-        handler: impl Fn(&Invocation) -> Outcome + Send + Sync + 'static,
+        handler: impl Fn(&Invocation) -> CallResult + Send + Sync + 'static,
     ) -> Result<FnServer> {
         let socket = config.socket.clone();
         let dir = socket.parent().unwrap_or(Path::new("/"));
@@ -232,18 +232,18 @@ fn call(request: &Request, handler: &FnHandler, logframe: Option<&(String, Strin
     let started = Instant::now();
     // A panic must not become the HTTP layer's 500: the agent would kill the container.
     let outcome = catch_unwind(AssertUnwindSafe(|| handler(&invocation)))
-        .unwrap_or_else(|_| Outcome::Failed("the handler panicked".into()));
+        .unwrap_or_else(|_| CallResult::Failed("the handler panicked".into()));
     let ms = started.elapsed().as_millis();
     match outcome {
-        Outcome::Success(value) => {
+        CallResult::Success(value) => {
             log::info!(target: "fdk", "call {call_id}: ok in {ms} ms");
             answer(200, value)
         }
-        Outcome::Failed(reason) => {
+        CallResult::Failed(reason) => {
             log::warn!(target: "fdk", "call {call_id}: failed in {ms} ms: {reason}");
             answer(502, serde_json::json!({"error": reason}))
         }
-        Outcome::TimedOut(reason) => {
+        CallResult::TimedOut(reason) => {
             log::warn!(target: "fdk", "call {call_id}: gave up in {ms} ms: {reason}");
             answer(504, serde_json::json!({"error": reason}))
         }
@@ -299,10 +299,10 @@ mod tests {
     #[test]
     fn calls_map_outcomes_to_verdicts() {
         let handler = |inv: &Invocation| match inv.body.as_slice() {
-            b"ok" => Outcome::Success(serde_json::json!({"n": 1})),
+            b"ok" => CallResult::Success(serde_json::json!({"n": 1})),
             b"panic" => panic!("boom"),
-            b"late" => Outcome::TimedOut("late".into()),
-            _ => Outcome::Failed("bad".into()),
+            b"late" => CallResult::TimedOut("late".into()),
+            _ => CallResult::Failed("bad".into()),
         };
         let deadline = crate::timefmt::format(
             SystemTime::now() + Duration::from_secs(30),

@@ -66,12 +66,12 @@ pub struct Delivery {
     /// The object name.
     pub object: String,
     /// What happened.
-    pub outcome: Outcome,
+    pub outcome: DeliveryResult,
 }
 
 /// How a delivery ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum DeliveryResult {
     /// The function answered with this status.
     Answered(u16),
     /// The function could not be reached or broke the protocol.
@@ -327,7 +327,7 @@ fn deliver_forever(shared: &Shared, index: usize) {
         };
         for _ in 0..copies {
             let outcome = if plan.drop_rate > 0.0 && chance(plan.drop_rate) {
-                Outcome::Dropped
+                DeliveryResult::Dropped
             } else {
                 deliver(shared, &event, index)
             };
@@ -354,7 +354,7 @@ fn deliver_forever(shared: &Shared, index: usize) {
     }
 }
 
-fn deliver(shared: &Shared, event: &ObjectEvent, index: usize) -> Outcome {
+fn deliver(shared: &Shared, event: &ObjectEvent, index: usize) -> DeliveryResult {
     let agent = {
         let targets = shared.targets.read().unwrap_or_else(|e| e.into_inner());
         (!targets.is_empty()).then(|| {
@@ -365,7 +365,7 @@ fn deliver(shared: &Shared, event: &ObjectEvent, index: usize) -> Outcome {
         })
     };
     let Some((instance, agent)) = agent else {
-        return Outcome::NoFunction;
+        return DeliveryResult::NoFunction;
     };
     let gate = shared
         .gate
@@ -379,7 +379,7 @@ fn deliver(shared: &Shared, event: &ObjectEvent, index: usize) -> Outcome {
              functions-family (fn-invocation) on the function; OCI drops it silently",
             event.event_id
         );
-        return Outcome::NotAuthorized;
+        return DeliveryResult::NotAuthorized;
     }
     let body = serde_json::to_vec(&envelope(event, &shared.compartment_id)).unwrap_or_default();
     match agent.call(&body, "application/json", &[], shared.timeout) {
@@ -399,11 +399,11 @@ fn deliver(shared: &Shared, event: &ObjectEvent, index: usize) -> Outcome {
                     event.event_id
                 );
             }
-            Outcome::Answered(reply.status)
+            DeliveryResult::Answered(reply.status)
         }
         Err(e) => {
             log::warn!(target: "emulator", "event delivery failed: {e}");
-            Outcome::Failed(e.to_string())
+            DeliveryResult::Failed(e.to_string())
         }
     }
 }
@@ -471,6 +471,6 @@ mod tests {
         let deliveries = bus.deliveries();
         assert_eq!(deliveries.len(), 1, "{deliveries:?}");
         assert_eq!(deliveries[0].object, "uploads/a.jpg");
-        assert_eq!(deliveries[0].outcome, Outcome::NoFunction);
+        assert_eq!(deliveries[0].outcome, DeliveryResult::NoFunction);
     }
 }

@@ -237,14 +237,14 @@ pub(crate) fn when(timestamp: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::document::Found;
+    use crate::document::DetectedObject;
     use crate::oci::vision::Vertex;
 
     fn done(objects: &[(&str, f64)]) -> AnalysisDocument {
         let mut d = AnalysisDocument::new("ns", "b", "uploads/x.jpg", Status::Done);
         d.objects = objects
             .iter()
-            .map(|(n, c)| Found {
+            .map(|(n, c)| DetectedObject {
                 name: n.to_string(),
                 confidence: *c,
                 polygon: vec![Vertex { x: 0.0, y: 0.0 }],

@@ -181,7 +181,7 @@ fn issue_17_an_instance_that_cannot_get_a_slot_in_time_defers_the_image() {
 
 #[test]
 fn issue_17_sustained_429s_leave_the_image_waiting_and_the_call_successful() {
-    use ocivision::emulator::events::Outcome;
+    use ocivision::emulator::events::DeliveryResult;
     use ocivision::emulator::faults::{FaultPlan, Faults, Service};
     let (env, _functions) = start("burst-429", 100.0, 1, &[("VISION_TPS", "10")]);
     // Another caller in the tenancy takes every request Vision allows.
@@ -204,14 +204,14 @@ fn issue_17_sustained_429s_leave_the_image_waiting_and_the_call_successful() {
     // Three tries, each in its own slot, then the call answers success: nothing retries it
     // blindly (the reconciler's drip sends it again at `next_attempt`).
     assert_eq!(env.emulator.vision_counts().requests, 3);
-    let outcomes: Vec<Outcome> = env
+    let outcomes: Vec<DeliveryResult> = env
         .emulator
         .events()
         .deliveries()
         .into_iter()
         .map(|d| d.outcome)
         .collect();
-    assert_eq!(outcomes, [Outcome::Answered(200)]);
+    assert_eq!(outcomes, [DeliveryResult::Answered(200)]);
 }
 
 #[test]

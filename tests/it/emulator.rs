@@ -6,7 +6,7 @@ use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use ocivision::emulator::events::Outcome;
+use ocivision::emulator::events::DeliveryResult;
 use ocivision::emulator::faults::{EventFaults, FaultPlan, Faults, Service};
 use ocivision::http::{Limits, Response, Server};
 use ocivision::oci::client::{Auth, Transport};
@@ -478,7 +478,7 @@ fn object_events_reach_a_function_over_the_fn_contract() {
         .events()
         .deliveries()
         .iter()
-        .all(|d| d.outcome == Outcome::Answered(200)));
+        .all(|d| d.outcome == DeliveryResult::Answered(200)));
 }
 
 #[test]
@@ -529,7 +529,7 @@ fn event_faults_duplicate_reorder_and_drop() {
     assert!(received.lock().unwrap().is_empty());
     assert_eq!(
         env.emulator.events().deliveries().last().unwrap().outcome,
-        Outcome::Dropped
+        DeliveryResult::Dropped
     );
 }
 

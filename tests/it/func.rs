@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::support::timefmt::{self, Precision};
 use ocivision::emulator::agent::FnAgent;
-use ocivision::fdk::{FnConfig, FnServer, Outcome};
+use ocivision::fdk::{CallResult, FnConfig, FnServer};
 
 use crate::support::emulator::{spawn_func, Env, TempDir};
 use crate::support::wait_until;
@@ -30,7 +30,7 @@ fn echo_server(dir: &TempDir) -> (FnServer, std::path::PathBuf, Arc<Mutex<Vec<Ve
         if invocation.body == b"sleep" {
             std::thread::sleep(Duration::from_millis(300));
         }
-        Outcome::Success(
+        CallResult::Success(
             serde_json::json!({"len": invocation.body.len(), "call": invocation.call_id}),
         )
     })

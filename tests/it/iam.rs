@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ocivision::doctor::{self, Verdict};
-use ocivision::emulator::events::{EventBus, Outcome};
+use ocivision::emulator::events::{DeliveryResult, EventBus};
 use ocivision::emulator::faults::Service;
 use ocivision::emulator::{EmulatorConfig, Recorded};
 use ocivision::local::{Function, Role};
@@ -341,9 +341,10 @@ fn exercise(tag: &str, policy: Vec<String>) -> Run {
     env.emulator.events().wait_idle(Duration::from_secs(10));
     run.webapp_log = webapp.first_problem();
     let deliveries = env.emulator.events().deliveries();
-    let count = |f: fn(&Outcome) -> bool| deliveries.iter().filter(|d| f(&d.outcome)).count();
-    run.undelivered = count(|o| *o == Outcome::NotAuthorized);
-    run.delivered = count(|o| matches!(o, Outcome::Answered(_)));
+    let count =
+        |f: fn(&DeliveryResult) -> bool| deliveries.iter().filter(|d| f(&d.outcome)).count();
+    run.undelivered = count(|o| *o == DeliveryResult::NotAuthorized);
+    run.delivered = count(|o| matches!(o, DeliveryResult::Answered(_)));
     run.calls = env
         .emulator
         .requests()

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use ocivision::document::{meta, AnalysisDocument, Status};
 use ocivision::emulator::agent::FnAgent;
-use ocivision::emulator::events::{cloud_event, Change, ChangeKind, Outcome};
+use ocivision::emulator::events::{cloud_event, Change, ChangeKind, DeliveryResult};
 use ocivision::emulator::faults::{EventFaults, FaultPlan, Faults, Service};
 use ocivision::oci::object_storage::Condition;
 use ocivision::soda::document_key;
@@ -64,7 +64,7 @@ impl Pipeline {
             .count()
     }
 
-    fn outcomes(&self) -> Vec<Outcome> {
+    fn outcomes(&self) -> Vec<DeliveryResult> {
         self.env
             .emulator
             .events()
@@ -132,7 +132,7 @@ fn an_upload_becomes_a_done_document() {
     assert_eq!(doc.attempts, 1);
     assert!(doc.analyzed_at.is_some() && !doc.uploaded_at.is_empty());
     assert!(doc.timings.vision_ms.is_some() && doc.timings.event_lag_ms.is_some());
-    assert_eq!(p.outcomes(), [Outcome::Answered(200)]);
+    assert_eq!(p.outcomes(), [DeliveryResult::Answered(200)]);
     // Vision was asked about the object in place, with the function's own compartment.
     let seen = p.env.emulator.requests();
     let vision = seen
@@ -174,7 +174,7 @@ fn a_duplicate_delivery_changes_nothing() {
     p.settle();
     assert_eq!(
         p.outcomes(),
-        [Outcome::Answered(200), Outcome::Answered(200)]
+        [DeliveryResult::Answered(200), DeliveryResult::Answered(200)]
     );
     assert_eq!(
         p.vision_calls(),
@@ -238,7 +238,7 @@ fn an_object_deleted_during_analysis_leaves_no_document() {
     assert_eq!(p.document("uploads/racing.jpg"), None);
     assert_eq!(
         p.outcomes(),
-        [Outcome::Answered(200), Outcome::Answered(200)]
+        [DeliveryResult::Answered(200), DeliveryResult::Answered(200)]
     );
 }
 
@@ -251,7 +251,7 @@ fn vision_429_then_success() {
     let doc = p.document("uploads/busy.jpg").unwrap();
     assert_eq!(doc.status, Status::Done);
     assert_eq!(p.vision_calls(), 3);
-    assert_eq!(p.outcomes(), [Outcome::Answered(200)]);
+    assert_eq!(p.outcomes(), [DeliveryResult::Answered(200)]);
 }
 
 #[test]
@@ -275,7 +275,7 @@ fn vision_failing_for_good_gives_a_failed_document_and_502() {
     assert_eq!(error.code, "ServiceUnavailable");
     assert!(error.message.contains("attempt 1"), "{}", error.message);
     assert_eq!(p.vision_calls(), 5, "the function's retry budget");
-    assert_eq!(p.outcomes(), [Outcome::Answered(502)]);
+    assert_eq!(p.outcomes(), [DeliveryResult::Answered(502)]);
 }
 
 #[test]
@@ -293,7 +293,7 @@ fn soda_down_gives_502_and_a_redelivery_succeeds() {
     p.env.emulator.set_faults(plan);
     let etag = p.upload("uploads/later.jpg", DOG, &[]);
     p.settle();
-    assert_eq!(p.outcomes(), [Outcome::Answered(502)]);
+    assert_eq!(p.outcomes(), [DeliveryResult::Answered(502)]);
     p.env.emulator.set_faults(FaultPlan::default());
     assert_eq!(p.document("uploads/later.jpg"), None);
     let (status, answer) = p.call(&p.event(ChangeKind::Created, "uploads/later.jpg", Some(&etag)));

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ocivision::document::{AnalysisDocument, Found, Ontology, Status};
+use ocivision::document::{AnalysisDocument, DetectedObject, Ontology, Status};
 use ocivision::http::{Limits, Request, Response, Server};
 use ocivision::oci::functions::Functions;
 use ocivision::oci::vision::Vertex;
@@ -158,7 +158,7 @@ impl Web {
         doc.analyzed_at = Some("2026-11-28T10:00:00.000Z".into());
         doc.objects = objects
             .iter()
-            .map(|(name, confidence, [x0, y0, x1, y1])| Found {
+            .map(|(name, confidence, [x0, y0, x1, y1])| DetectedObject {
                 name: name.to_string(),
                 confidence: *confidence,
                 polygon: vec![
