@@ -17,6 +17,7 @@ mod assets;
 mod auth;
 mod catalog;
 mod config;
+mod confirm;
 mod form;
 mod html;
 mod lease;
