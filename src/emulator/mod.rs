@@ -26,6 +26,7 @@ pub mod secrets;
 pub mod soda;
 pub(crate) mod store;
 pub mod switches;
+mod token_exchange;
 mod vision;
 mod wire;
 
@@ -245,6 +246,8 @@ struct State {
     fail_next: Mutex<HashMap<Service, (u32, u16)>>,
     /// The unconfirmed behaviours in force.
     switches: Mutex<Switches>,
+    /// Resource principal 2.1.x token pairs not yet exchanged.
+    exchanges: token_exchange::Exchanges,
 }
 
 /// A running emulator. Dropping it stops the server and the event thread.
@@ -303,6 +306,7 @@ impl Emulator {
             record: Mutex::new(VecDeque::new()),
             fail_next: Mutex::new(HashMap::new()),
             switches: Mutex::new(config.switches),
+            exchanges: token_exchange::Exchanges::default(),
             config,
         });
         let mut limits = Limits::public();
@@ -378,6 +382,25 @@ impl Emulator {
         };
         self.state.keys.add_api_key(key_id, public_key, principal);
         Ok(())
+    }
+
+    /// Trusts `key` as the resource key of `principal` (a [`Principal::Resource`]) for the
+    /// resource principal `version` 2.1, 2.1.1 or 2.1.2 token exchange: the key id Oracle's SDKs
+    /// sign the exchange with (`resource/v2.1/{id}` or `resource/v{version}/{tenancy}/{id}`).
+    pub fn trust_resource_key(&self, version: &str, key: &PrivateKey, principal: Principal) {
+        let Principal::Resource { id, .. } = &principal else {
+            return;
+        };
+        let key_id = match version {
+            "2.1" => format!("resource/v2.1/{id}"),
+            _ => format!("resource/v{version}/{}/{id}", self.state.config.tenancy_id),
+        };
+        self.trust_api_key_as(&key_id, key, principal);
+    }
+
+    /// The tenancy named in tokens.
+    pub fn tenancy_id(&self) -> &str {
+        &self.state.config.tenancy_id
     }
 
     /// The web app's principal: a container instance in the emulator's compartment, so a
@@ -740,6 +763,22 @@ fn serve(state: &State, request: &Request) -> Response {
 
 /// The answer to one buffered request; `None` to drop the connection.
 fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Option<EmuResponse> {
+    if service.is_none() && token_exchange::is_exchange(&request.raw_path) {
+        return Some(
+            match state
+                .keys
+                .check_signature(request, false, SystemTime::now())
+            {
+                Ok(principal) => state.exchanges.handle(
+                    request,
+                    &principal,
+                    &state.keys,
+                    &state.config.tenancy_id,
+                ),
+                Err(reason) => auth::not_authenticated(&reason),
+            },
+        );
+    }
     let Some(service) = service else {
         return Some(EmuResponse::error(
             404,

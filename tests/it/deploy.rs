@@ -1,11 +1,26 @@
 //! Issue 24: the cloud behaviours no Oracle source confirms, each reproduced by an emulator
 //! switch (`src/emulator/switches.rs`): the doctor reports it and the app's fallback holds.
 
-use ocivision::emulator::Switches;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ocivision::emulator::{Switches, WEB_APP_INSTANCE_ID};
+use ocivision::oci::auth::{KeyProvider, ResourcePrincipalProvider};
+use ocivision::oci::client::{Auth, Transport};
+use ocivision::oci::object_storage::ObjectStorage;
+use ocivision::oci::sign::PrivateKey;
 use ocivision::web::Settings;
 
-use crate::support::emulator::deadline;
+use crate::support::emulator::{deadline, fast_retries, rp_key_pem, Env};
 use crate::support::web::Web;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
 
 const PHOTO: &[u8] = include_bytes!("../fixtures/photos/dog.jpg");
 
@@ -88,4 +103,101 @@ fn an_invoke_that_reached_the_service_is_not_sent_again() {
         .head(&web.env.bucket(), "uploads/none", deadline(10))
         .unwrap()
         .is_none());
+}
+
+/// The environment of a container instance whose platform sets resource principal `version`
+/// 2.1.x: a resource id and a key, the token to be exchanged at the emulator.
+fn rp21_env(env: &Env, version: &str) -> Vec<(String, String)> {
+    let key = PrivateKey::from_pem(&rp_key_pem(), "rp key").unwrap();
+    env.emulator
+        .trust_resource_key(version, &key, env.emulator.web_app_principal());
+    let base = env.emulator.base_url();
+    [
+        ("OCI_RESOURCE_PRINCIPAL_VERSION", version.to_string()),
+        ("OCI_RESOURCE_PRINCIPAL_RPT_ENDPOINT", base.to_string()),
+        ("OCI_RESOURCE_PRINCIPAL_RPST_ENDPOINT", base.to_string()),
+        (
+            "OCI_RESOURCE_PRINCIPAL_RESOURCE_ID",
+            WEB_APP_INSTANCE_ID.to_string(),
+        ),
+        (
+            "OCI_RESOURCE_PRINCIPAL_TENANCY_ID",
+            env.emulator.tenancy_id().to_string(),
+        ),
+        ("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM", rp_key_pem()),
+        ("OCI_RESOURCE_PRINCIPAL_REGION", "us-ashburn-1".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+fn lookup_in(pairs: &[(String, String)]) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+fn exchanges(env: &Env) -> usize {
+    env.emulator
+        .requests()
+        .iter()
+        .filter(|r| r.target == "/v1/resourcePrincipalSessionToken" && r.status == 200)
+        .count()
+}
+
+#[test]
+fn resource_principal_2_1_x_exchanges_its_token_and_renews_it_before_expiry() {
+    let env = Env::start("deploy-rp21");
+    for version in ["2.1", "2.1.1", "2.1.2"] {
+        let vars = rp21_env(&env, version);
+        env.emulator.clear_requests();
+        let provider = ResourcePrincipalProvider::from_env(lookup_in(&vars))
+            .unwrap_or_else(|e| panic!("{version}: {e}"));
+        assert_eq!(provider.version(), version);
+        assert_eq!(exchanges(&env), 1, "{version}: one exchange at start");
+        let claims = provider.claims();
+        assert_eq!(claims.res_type.as_deref(), Some("computecontainerinstance"));
+        let rpt_path = if version == "2.1.2" {
+            "/20180711/resourcePrincipalTokenV212/"
+        } else {
+            "/20180711/resourcePrincipalTokenV2/"
+        };
+        assert!(
+            env.emulator
+                .requests()
+                .iter()
+                .any(|r| r.target.starts_with(rpt_path) && r.status == 200),
+            "{version}: the token asked for at {rpt_path}"
+        );
+
+        // The exchanged token works: the web app's principal lists its bucket.
+        let now = Arc::new(AtomicU64::new(unix_now()));
+        let clock_now = Arc::clone(&now);
+        let provider = Arc::new(provider.with_clock(Arc::new(move || {
+            UNIX_EPOCH + Duration::from_secs(clock_now.load(Ordering::SeqCst))
+        })));
+        let transport = Transport::new(Auth::Oci(provider.clone()), fast_retries(2));
+        let storage = ObjectStorage::new(transport, env.emulator.base_url());
+        let first = provider.credentials().unwrap().key_id;
+        storage
+            .list(&env.bucket(), Default::default(), deadline(5))
+            .next()
+            .transpose()
+            .unwrap_or_else(|e| panic!("{version}: {e}"));
+        assert_eq!(
+            exchanges(&env),
+            1,
+            "{version}: the token is kept while valid"
+        );
+
+        // Four minutes before expiry (inside the five-minute margin) the token is renewed.
+        now.store(claims.exp - 240, Ordering::SeqCst);
+        let second = provider.credentials().unwrap().key_id;
+        assert_ne!(first, second, "{version}: renewed before expiry");
+        assert_eq!(exchanges(&env), 2, "{version}");
+    }
 }
