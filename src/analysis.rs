@@ -151,6 +151,9 @@ pub struct AnalyzerConfig {
     /// The longest a call waits for its send slot before deferring the image
     /// (`VISION_MAX_WAIT`, seconds; default: as long as the deadline allows).
     pub max_slot_wait: Option<Duration>,
+    /// Shared schedule, or per instance where ORDS ignores conditional writes
+    /// (`ORDS_CONDITIONAL_WRITES`, `FUNCTION_MAX_INSTANCES`; pacer.rs).
+    pub pacing: pacer::Pacing,
 }
 
 /// How the paced Vision call ended.
@@ -237,6 +240,8 @@ impl Analyzer {
         );
         let secrets = Secrets::new(transport.clone(), &cloud.secrets_url);
         let max_labels = config::number(lookup, "VISION_MAX_LABELS", 0u32)?;
+        let vision_tps =
+            config::number(lookup, "VISION_TPS", pacer::default_tps(region.as_deref()))?.max(0.0);
         Ok(Analyzer::new(
             ObjectStorage::new(transport.clone(), &cloud.object_storage_url),
             Vision::new(vision_transport, &cloud.vision_url),
@@ -253,16 +258,12 @@ impl Analyzer {
                 max_labels: (max_labels > 0).then_some(max_labels),
                 margin: Duration::from_secs(2),
                 max_image_bytes: config::number(lookup, "MAX_IMAGE_BYTES", 5 * 1024 * 1024)?,
-                vision_tps: config::number(
-                    lookup,
-                    "VISION_TPS",
-                    pacer::default_tps(region.as_deref()),
-                )?
-                .max(0.0),
+                vision_tps,
                 max_slot_wait: match config::number(lookup, "VISION_MAX_WAIT", 0u64)? {
                     0 => None,
                     secs => Some(Duration::from_secs(secs)),
                 },
+                pacing: pacer::Pacing::from_lookup(lookup, vision_tps)?,
             },
         ))
     }
@@ -482,7 +483,11 @@ impl Analyzer {
             let patience = self.config.max_slot_wait.map_or(left, |w| w.min(left));
             let latest = SystemTime::now() + patience;
             if tps > 0.0 {
-                match pacer::reserve(&self.soda, tps, latest, deadline)? {
+                match self
+                    .config
+                    .pacing
+                    .reserve(&self.soda, tps, latest, deadline)?
+                {
                     Reservation::Slot(slot) => pacer::wait_for(slot, deadline),
                     Reservation::Defer(at) => {
                         return Ok(Paced::Deferred(at, "no Vision send slot in time"))
@@ -497,7 +502,7 @@ impl Analyzer {
             let wait = if status == Some(429) {
                 throttled += 1;
                 if tps > 0.0 {
-                    pacer::back_off(&self.soda, tps, deadline)?;
+                    self.config.pacing.back_off(&self.soda, tps, deadline)?;
                 }
                 if throttled >= MAX_THROTTLED {
                     let again = THROTTLED_RETRY.mul_f64(1.0 + crate::random::unit());

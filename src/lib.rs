@@ -55,6 +55,7 @@ pub mod local;
 pub mod logger;
 mod md5;
 pub mod oci;
+pub mod ords_probe;
 mod pacer;
 mod random;
 pub mod secret;

@@ -198,8 +198,14 @@ pub(crate) fn ready(app: &App) -> Result<Response> {
     let database = app.soda.get("readyz-probe", deadline).is_ok();
     let ok = storage && database;
     let word = |b: bool| if b { "ok" } else { "unavailable" };
+    // Shown, not counted against readiness: the instance still serves while its reconciler
+    // lease cannot be renewed (issue 24: never a silent stop).
+    let reconciler = app
+        .lease_health
+        .renewal_failure()
+        .unwrap_or_else(|| "ok".into());
     Response::json(
         if ok { 200 } else { 503 },
-        &json!({"storage": word(storage), "database": word(database)}),
+        &json!({"storage": word(storage), "database": word(database), "reconciler": reconciler}),
     )
 }

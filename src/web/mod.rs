@@ -18,6 +18,7 @@ mod auth;
 mod catalog;
 mod config;
 mod confirm;
+mod fallback;
 mod form;
 mod html;
 mod lease;
@@ -44,6 +45,7 @@ use crate::secret::Secret;
 use crate::soda::Soda;
 
 pub use config::{PasswordSource, SessionSecretSource, WebConfig, MIN_SESSION_SECRET};
+pub use fallback::{reconciler_runs_here, RECONCILER_DESIGNATED};
 pub use reconcile::{reconcile, spawn_reconciler, ReconcileReport};
 pub use throttle::{LoginThrottle, TrustedProxies};
 
@@ -175,6 +177,8 @@ pub struct App {
     throttle: throttle::Throttle,
     decoders: thumbs::DecodeSlots,
     trash: Arc<pending::Queue>,
+    /// The reconciler lease's renewals, for `/readyz`.
+    lease_health: Arc<lease::Health>,
 }
 
 impl App {
@@ -202,6 +206,7 @@ impl App {
             throttle,
             decoders,
             trash: Arc::default(),
+            lease_health: Arc::default(),
         }
     }
 

@@ -201,3 +201,94 @@ fn resource_principal_2_1_x_exchanges_its_token_and_renews_it_before_expiry() {
         assert_eq!(exchanges(&env), 2, "{version}");
     }
 }
+
+#[test]
+fn without_an_etag_on_put_the_lease_reads_its_version_back() {
+    let web = Web::start("deploy-no-etag", Settings::default(), false);
+    web.env.emulator.set_switches(Switches {
+        ords_no_etag: true,
+        ..Switches::default()
+    });
+    let probe = ocivision::ords_probe::conditional_writes(&web.soda, deadline(10)).unwrap();
+    assert!(!probe.put_etag && probe.conditions_honoured(), "{probe:?}");
+    // Each pass takes the lease, and frees it with the version it read back: the next pass
+    // finds it free. (Without the read-back the free fails and the second pass is skipped.)
+    for pass in 0..2 {
+        let report = ocivision::web::reconcile(&web.app).unwrap();
+        assert_eq!(report.skipped, None, "pass {pass}");
+        assert!(report.errors.is_empty(), "pass {pass}: {:?}", report.errors);
+    }
+}
+
+#[test]
+fn with_conditions_ignored_only_the_designated_instance_reconciles() {
+    use ocivision::web::{reconciler_runs_here, App, RECONCILER_DESIGNATED};
+
+    let web = Web::start("deploy-ignored", Settings::default(), false);
+    web.env.emulator.set_switches(Switches {
+        ords_ignores_conditions: true,
+        ..Switches::default()
+    });
+    let probe = ocivision::ords_probe::conditional_writes(&web.soda, deadline(10)).unwrap();
+    assert!(!probe.conditions_honoured(), "{probe:?}");
+    assert!(!probe.if_none_match_refused && !probe.stale_if_match_refused);
+    let second = Arc::new(App::new(
+        web.env.object_storage(),
+        web.env.bucket(),
+        web.env.soda(crate::support::web::COLLECTION),
+        None,
+        Settings::default(),
+    ));
+    let designated = |value: &'static str| {
+        move |name: &str| (name == RECONCILER_DESIGNATED).then(|| value.to_string())
+    };
+    let instances = [
+        (
+            Arc::clone(&web.app),
+            reconciler_runs_here(&web.app, &designated("true")),
+        ),
+        (
+            Arc::clone(&second),
+            reconciler_runs_here(&second, &designated("false")),
+        ),
+    ];
+    assert_eq!(
+        instances.iter().map(|(_, runs)| *runs).collect::<Vec<_>>(),
+        vec![true, false],
+        "the probe finds conditions ignored: only the designated instance reconciles"
+    );
+    // Configuration overrides the probe: `on` trusts the lease on every instance.
+    let on = |name: &str| (name == "ORDS_CONDITIONAL_WRITES").then(|| "on".to_string());
+    assert!(reconciler_runs_here(&second, &on));
+
+    // Both instances run their schedules at once; passes are recorded as (start, end).
+    let passes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    std::thread::scope(|scope| {
+        for (app, runs) in &instances {
+            let passes = Arc::clone(&passes);
+            scope.spawn(move || {
+                if !runs {
+                    return;
+                }
+                for _ in 0..5 {
+                    let started = std::time::Instant::now();
+                    let report = ocivision::web::reconcile(app).unwrap();
+                    if report.skipped.is_none() {
+                        passes
+                            .lock()
+                            .unwrap()
+                            .push((started, std::time::Instant::now()));
+                    }
+                }
+            });
+        }
+    });
+    let mut passes = passes.lock().unwrap().clone();
+    passes.sort();
+    assert_eq!(passes.len(), 5, "the designated instance ran every pass");
+    let lease = Settings::default().reconcile_lease;
+    for pair in passes.windows(2) {
+        let overlap = pair[0].1.saturating_duration_since(pair[1].0);
+        assert!(overlap <= lease, "passes overlap by {overlap:?}");
+    }
+}
