@@ -155,6 +155,8 @@ pub fn run(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
     checks.push(check_vision(&transport, &cloud));
     checks.extend(check_database(&transport, &cloud));
     checks.push(check_function(&transport, lookup));
+    // The unconfirmed cloud assumptions, probed (issue 24).
+    checks.extend(crate::assumptions::run(&transport, &cloud, lookup));
     checks
 }
 
@@ -171,7 +173,8 @@ fn credentials(
             .map(|d| format!("token valid for {} more minutes", d.as_secs() / 60))
             .unwrap_or_else(|_| "token expired (it is re-read before use)".into());
         let detail = format!(
-            "resource principal v2.2 ({}), {left}",
+            "resource principal v{} ({}), {left}",
+            provider.version(),
             claims.res_type.as_deref().unwrap_or("unknown type")
         );
         provider.credentials()?;

@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 mod analysis;
+mod assumptions;
 mod config;
 #[cfg(feature = "local")]
 pub mod detect;
@@ -59,6 +60,7 @@ pub mod ords_probe;
 mod pacer;
 mod random;
 pub mod secret;
+mod selftest;
 pub mod soda;
 pub mod timefmt;
 pub mod web;

@@ -213,6 +213,13 @@ impl Soda {
         }
     }
 
+    /// Drops the collection and every document in it (`webapp doctor`'s scratch collection).
+    pub fn drop_collection(&self, deadline: Instant) -> Result<()> {
+        self.transport
+            .send(self.call("DELETE", self.collection_path.clone(), deadline))
+            .map(|_| ())
+    }
+
     /// The collection's metadata as ORDS lists it (`properties`), or `None` when it does not
     /// exist. Only the first page of collections is searched (ORDS lists 100 or more).
     pub fn collection_properties(&self, deadline: Instant) -> Result<Option<serde_json::Value>> {

@@ -292,3 +292,163 @@ fn with_conditions_ignored_only_the_designated_instance_reconciles() {
         assert!(overlap <= lease, "passes overlap by {overlap:?}");
     }
 }
+
+/// `webapp doctor` against a local stack with `switches`, and the environment `changes`.
+fn doctor_under(
+    stack: &ocivision::local::LocalStack,
+    switches: Switches,
+    changes: &[(&str, Option<String>)],
+) -> (Vec<ocivision::doctor::Check>, String, bool) {
+    stack.emulator().set_switches(switches);
+    let mut env: std::collections::HashMap<String, String> =
+        stack.webapp_env().into_iter().collect();
+    env.insert("DOCTOR_DELIVERY_WAIT".into(), "30".into());
+    for (name, value) in changes {
+        match value {
+            Some(v) => env.insert(name.to_string(), v.clone()),
+            None => env.remove(*name),
+        };
+    }
+    let checks = ocivision::doctor::run(&|name| env.get(name).cloned());
+    let (table, ok) = ocivision::doctor::render(&checks);
+    stack.emulator().set_switches(Switches::default());
+    (checks, table, ok)
+}
+
+fn verdict_of<'a>(
+    checks: &'a [ocivision::doctor::Check],
+    name: &str,
+) -> &'a ocivision::doctor::Verdict {
+    &checks
+        .iter()
+        .find(|c| c.name.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} check in {checks:?}"))
+        .verdict
+}
+
+fn failed(checks: &[ocivision::doctor::Check], name: &str) -> bool {
+    matches!(
+        verdict_of(checks, name),
+        ocivision::doctor::Verdict::Fail { .. }
+    )
+}
+
+#[test]
+fn the_doctor_reports_each_unconfirmed_behaviour_and_the_fallback_in_force() {
+    use ocivision::doctor::Verdict;
+
+    let dir = crate::support::emulator::TempDir::new("deploy-doctor");
+    let stack = ocivision::local::LocalStack::start(dir.path()).expect("local stack");
+    let objects_before = stack.emulator().held().objects;
+
+    // As documented: every probe passes, and everything written is gone again.
+    let (checks, table, ok) = doctor_under(&stack, Switches::default(), &[]);
+    println!("doctor, plain:\n{table}");
+    assert!(ok, "{table}");
+    for name in [
+        "SODA If-None-Match",
+        "SODA stale If-Match",
+        "SODA current If-Match",
+        "SODA ETag header on PUT",
+        "SODA index creation",
+        "SODA QBE: equality",
+        "SODA QBE: two fields",
+        "SODA QBE: $query with $orderby",
+        "SODA QBE: array element",
+        "SODA QBE: $id list",
+        "SODA QBE: marker fields",
+        "Vision reads an OBJECT_STORAGE image as the function",
+        "end-to-end delivery",
+    ] {
+        assert_eq!(verdict_of(&checks, name), &Verdict::Pass, "{name}\n{table}");
+    }
+    assert!(table.contains("observed: present"), "{table}");
+    assert!(
+        stack.emulator().events().wait_idle(Duration::from_secs(30)),
+        "events drained"
+    );
+    assert_eq!(
+        stack.emulator().held().objects,
+        objects_before,
+        "the doctor's objects are removed"
+    );
+
+    // ORDS ignoring conditions: a required assumption fails, with the configuration that
+    // switches the fallbacks on; with that configuration it passes.
+    let ignored = Switches {
+        ords_ignores_conditions: true,
+        ..Switches::default()
+    };
+    let (checks, table, ok) = doctor_under(&stack, ignored, &[]);
+    println!("doctor, ords-ignores-conditions:\n{table}");
+    assert!(!ok);
+    assert!(failed(&checks, "SODA If-None-Match") && failed(&checks, "SODA stale If-Match"));
+    assert!(table.contains("ORDS_CONDITIONAL_WRITES=off"), "{table}");
+    let off = [
+        ("ORDS_CONDITIONAL_WRITES", Some("off".to_string())),
+        ("FUNCTION_MAX_INSTANCES", Some("4".to_string())),
+    ];
+    let (_, table, ok) = doctor_under(&stack, ignored, &off);
+    println!("doctor, ords-ignores-conditions with ORDS_CONDITIONAL_WRITES=off:\n{table}");
+    assert!(ok, "{table}");
+    assert!(table.contains("pacing per instance"), "{table}");
+
+    // No ETag on PUT: reported, and the fallback needs nothing.
+    let no_etag = Switches {
+        ords_no_etag: true,
+        ..Switches::default()
+    };
+    let (_, table, ok) = doctor_under(&stack, no_etag, &[]);
+    println!("doctor, ords-no-etag:\n{table}");
+    assert!(ok, "{table}");
+    assert!(table.contains("observed: absent — app: reads each conditional write's version back"));
+
+    // Vision refusing the bucket-scoped grant: the function's self-test finds it.
+    let broad = Switches {
+        vision_broad_read: true,
+        ..Switches::default()
+    };
+    let (checks, table, ok) = doctor_under(&stack, broad, &[]);
+    println!("doctor, vision-broad-read:\n{table}");
+    assert!(!ok);
+    assert!(failed(&checks, "Vision reads an OBJECT_STORAGE image"));
+    assert!(
+        table.contains("the same image sent inline is analysed"),
+        "{table}"
+    );
+    assert!(table.contains("no bucket condition"), "{table}");
+
+    // Resource principal 2.1 in the environment: the doctor signs with an exchanged token.
+    let key = PrivateKey::from_pem(&rp_key_pem(), "rp key").unwrap();
+    stack
+        .emulator()
+        .trust_resource_key("2.1", &key, stack.emulator().web_app_principal());
+    let base = stack.emulator().base_url().to_string();
+    let rp = [
+        ("OCI_CONFIG_FILE", None),
+        ("OCI_RESOURCE_PRINCIPAL_VERSION", Some("2.1".to_string())),
+        ("OCI_RESOURCE_PRINCIPAL_RPT_ENDPOINT", Some(base.clone())),
+        ("OCI_RESOURCE_PRINCIPAL_RPST_ENDPOINT", Some(base)),
+        (
+            "OCI_RESOURCE_PRINCIPAL_RESOURCE_ID",
+            Some(WEB_APP_INSTANCE_ID.to_string()),
+        ),
+        ("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM", Some(rp_key_pem())),
+        (
+            "OCI_RESOURCE_PRINCIPAL_REGION",
+            Some("us-ashburn-1".to_string()),
+        ),
+        ("HOME", Some("/nonexistent".to_string())),
+    ];
+    let (checks, table, ok) = doctor_under(&stack, Switches::default(), &rp);
+    println!("doctor, resource principal 2.1:\n{table}");
+    assert!(ok, "{table}");
+    assert!(
+        table.contains("resource principal v2.1 (computecontainerinstance)"),
+        "{table}"
+    );
+    assert_eq!(
+        verdict_of(&checks, "resource principal version"),
+        &Verdict::Pass
+    );
+}
