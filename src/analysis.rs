@@ -43,6 +43,7 @@ use crate::oci::vision::{Analysis, AnalyzeImage, ImageSource, Vision};
 use crate::pacer::{self, Reservation};
 use crate::soda::{document_key, CachedSoda};
 use crate::timefmt::{self, Precision};
+use crate::vision_fallback::InlineFallback;
 
 /// How much of an image comes with its headers: enough for its type and dimensions in nearly
 /// every file (a PNG needs 24 bytes; a JPEG's frame header follows its metadata segments).
@@ -171,6 +172,8 @@ pub struct Analyzer {
     vision: Vision,
     soda: CachedSoda,
     config: AnalyzerConfig,
+    /// Images sent inline where Vision refuses the object source (vision_fallback.rs).
+    inline: crate::vision_fallback::InlineFallback,
 }
 
 impl Analyzer {
@@ -186,6 +189,7 @@ impl Analyzer {
             vision,
             soda,
             config,
+            inline: Default::default(),
         }
     }
 
@@ -386,7 +390,7 @@ impl Analyzer {
         if let Some(objects) = is_done(&info.etag) {
             return Ok(json!({"action": "duplicate", "objects": objects}));
         }
-        let request = AnalyzeImage {
+        let mut request = AnalyzeImage {
             image: ImageSource::ObjectStorage {
                 namespace: event.namespace.clone(),
                 bucket: event.bucket.clone(),
@@ -424,7 +428,32 @@ impl Analyzer {
         doc.timings.db_ms = Some(db_time.as_millis() as u64);
 
         let vision_started = Instant::now();
-        let analysis = self.paced_analyze(&request, deadline)?;
+        let limit = self.config.max_image_bytes;
+        if self.inline.is_on() {
+            if let Some(inline) =
+                InlineFallback::read(&self.object_storage, &bucket, &event.name, limit, deadline)?
+            {
+                request.image = inline;
+            }
+        }
+        let mut analysis = self.paced_analyze(&request, deadline)?;
+        if let Paced::Answered(Err(e)) = &analysis {
+            if InlineFallback::is_refusal(&request.image, e) {
+                if let Some(inline) = InlineFallback::read(
+                    &self.object_storage,
+                    &bucket,
+                    &event.name,
+                    limit,
+                    deadline,
+                )? {
+                    request.image = inline;
+                    analysis = self.paced_analyze(&request, deadline)?;
+                    if matches!(analysis, Paced::Answered(Ok(_))) {
+                        self.inline.worked();
+                    }
+                }
+            }
+        }
         doc.timings.vision_ms = Some(vision_started.elapsed().as_millis() as u64);
         let analysis = match analysis {
             Paced::Answered(Ok(analysis)) => analysis,

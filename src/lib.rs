@@ -63,6 +63,7 @@ pub mod secret;
 mod selftest;
 pub mod soda;
 pub mod timefmt;
+mod vision_fallback;
 pub mod web;
 
 pub use analysis::Analyzer;

@@ -452,3 +452,41 @@ fn the_doctor_reports_each_unconfirmed_behaviour_and_the_fallback_in_force() {
         &Verdict::Pass
     );
 }
+
+#[test]
+fn where_vision_refuses_the_object_source_the_function_sends_images_inline() {
+    use crate::support::emulator::{spawn_func, FixedDetector};
+    use ocivision::document::{AnalysisDocument, Status};
+    use ocivision::soda::document_key;
+
+    let env = Env::start_with("deploy-vision-inline", |config| {
+        config.switches.vision_broad_read = true;
+    });
+    env.emulator.set_detector(Some(Arc::new(FixedDetector)));
+    let _func = spawn_func(&env);
+    let soda = env.soda("IMAGE_ANALYSIS");
+    for name in ["uploads/first.jpg", "uploads/second.jpg"] {
+        env.put_object(name, PHOTO, &[]);
+        assert!(env.emulator.events().wait_idle(Duration::from_secs(30)));
+        let doc = soda
+            .get(&document_key("emulatorns", "images", name), deadline(5))
+            .unwrap()
+            .map(|d| AnalysisDocument::from_json(d.value).unwrap())
+            .expect("a document");
+        assert_eq!(doc.status, Status::Done, "{name}: {:?}", doc.error);
+    }
+    // The first image: refused as an object source, then sent inline; the second inline at
+    // once (the instance remembers).
+    let sources: Vec<bool> = env
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.target.contains("analyzeImage"))
+        .map(|r| r.status == 200)
+        .collect();
+    assert_eq!(
+        sources,
+        vec![false, true, true],
+        "Vision calls: refused, inline, inline"
+    );
+}
