@@ -39,7 +39,6 @@
 #![warn(missing_docs)]
 
 mod analysis;
-mod assumptions;
 mod config;
 #[cfg(feature = "local")]
 pub mod detect;

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::{Check, Verdict};
 use crate::config::CloudConfig;
-use crate::doctor::{Check, Verdict};
 use crate::oci::auth::{KeyProvider, ResourcePrincipalProvider};
 use crate::oci::client::{Auth, Call, Transport};
 use crate::oci::functions::{Functions, InvokeMode};
@@ -25,7 +25,7 @@ use crate::pacer::{CONDITIONAL_WRITES, MAX_INSTANCES};
 use crate::soda::{document_key, gallery_indexes, Soda, SodaConfig};
 
 /// The image the probes store: the doctor's blank 32×32 PNG.
-const PROBE_PNG: &[u8] = include_bytes!("doctor-probe.png");
+const PROBE_PNG: &[u8] = include_bytes!("../doctor-probe.png");
 /// How long end-to-end delivery may take by default (`DOCTOR_DELIVERY_WAIT`, seconds).
 const DELIVERY_WAIT: u64 = 120;
 
