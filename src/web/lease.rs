@@ -333,3 +333,58 @@ fn renew(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::client::{Auth, RetryPolicy, Transport, TransportConfig};
+    use crate::soda::{Password, SodaConfig};
+
+    #[test]
+    fn a_failed_renewal_is_kept_for_readyz_and_tried_again() {
+        // A database that cannot be reached: connection refused on a closed local port.
+        let transport = Transport::new(
+            Auth::None,
+            TransportConfig {
+                retry: RetryPolicy {
+                    max_attempts: 1,
+                    ..RetryPolicy::default()
+                },
+                ..TransportConfig::default()
+            },
+        );
+        let config = SodaConfig {
+            base_url: "http://127.0.0.1:9/ords/".into(),
+            schema: "admin".into(),
+            collection: "C".into(),
+            user: "ADMIN".into(),
+            password: Password::Literal(crate::secret::Secret::new("x")),
+        };
+        let soda = Soda::connect(&transport, &config, None, Instant::now()).unwrap();
+        let shared = Shared {
+            etag: Mutex::new("E1".into()),
+            expires_at_ms: AtomicU64::new(now_ms() + 60_000),
+            lost: AtomicBool::new(false),
+        };
+        let health = Health::default();
+        assert_eq!(health.renewal_failure(), None);
+        let again = renew(
+            &soda,
+            "LEASE-K",
+            &State::default(),
+            Duration::from_secs(3),
+            &shared,
+            &health,
+        );
+        assert!(again, "a failed renewal is tried again at the next third");
+        assert!(
+            !shared.lost.load(Ordering::SeqCst),
+            "not lost: only not renewed"
+        );
+        let failure = health.renewal_failure().expect("the failure is kept");
+        assert!(
+            failure.contains("renewing the reconciler lease failed"),
+            "{failure}"
+        );
+    }
+}
