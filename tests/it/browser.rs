@@ -207,10 +207,9 @@ impl Driver {
             &self.session_path(&format!("/element/{id}/computedlabel")),
             None,
         );
-        let value = self.script(
+        let value = self.eval(
             "const e = document.activeElement;
              return e.getAttribute('aria-valuetext') || '';",
-            json!([]),
         );
         let mut said = format!(
             "{} \"{}\"",
@@ -249,6 +248,22 @@ impl Driver {
             assert!(Instant::now() < until, "timed out waiting for {what}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Runs a script without arguments, returning its value.
+    fn eval(&self, script: &str) -> Value {
+        self.script(script, json!([]))
+    }
+
+    /// [`Driver::wait_for`] a script without arguments.
+    fn wait(&self, what: &str, script: &str) -> Value {
+        self.wait_for(what, script, json!([]))
+    }
+
+    /// Sends keys to an element, as typing into it does.
+    fn type_into(&self, element: &str, text: &str) {
+        let path = self.session_path(&format!("/element/{element}/value"));
+        self.call("POST", &path, Some(json!({ "text": text })));
     }
 
     fn screenshot(&self, dir: &Path, name: &str) {
@@ -314,7 +329,7 @@ struct Audit {
 
 impl Audit {
     fn run(&mut self, driver: &Driver, state: &str) {
-        let loaded = driver.script("return typeof window.axe === 'object';", json!([]));
+        let loaded = driver.eval("return typeof window.axe === 'object';");
         if loaded != true {
             driver.script(
                 &format!("{}\n;return typeof window.axe;", self.axe),
@@ -340,10 +355,9 @@ impl Audit {
 
     /// Proves the audit can fail: a picture without alt text must be reported.
     fn self_check(&mut self, driver: &Driver) {
-        driver.script(
+        driver.eval(
             "const i = document.createElement('img'); i.id = 'axe-self-check';
              i.src = '/favicon.ico'; document.body.appendChild(i);",
-            json!([]),
         );
         self.run(driver, "self-check");
         let (_, found) = self.results.pop().unwrap();
@@ -351,10 +365,7 @@ impl Audit {
             found.iter().any(|v| v.starts_with("image-alt")),
             "axe-core did not report an image without alt text: {found:?}"
         );
-        driver.script(
-            "document.getElementById('axe-self-check').remove();",
-            json!([]),
-        );
+        driver.eval("document.getElementById('axe-self-check').remove();");
     }
 
     /// Fails with every violation of every state; writes the per-state summary beside the
@@ -478,10 +489,9 @@ fn browser_upload_watch_results_inspect_and_delete() {
         json!([]),
     );
     assert_eq!(icon, 200, "a favicon, no console error");
-    let disabled = driver.script(
+    let disabled = driver.eval(
         "return document.querySelector('.bulk-delete') === null
             || document.querySelector('.bulk-delete').disabled;",
-        json!([]),
     );
     assert_eq!(disabled, true, "nothing selected: bulk delete disabled");
     let input = driver.find("#file-input");
@@ -491,7 +501,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
         None,
     );
     assert_eq!(multiple, true, "the file input accepts several files");
-    driver.script("window.__sameDocument = 'yes';", json!([]));
+    driver.eval("window.__sameDocument = 'yes';");
 
     let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
     let files = format!(
@@ -499,26 +509,20 @@ fn browser_upload_watch_results_inspect_and_delete() {
         photos.join("dog.jpg").display(),
         photos.join("chelsea.png").display()
     );
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{input}/value")),
-        Some(json!({"text": files})),
-    );
-    let bars = driver.wait_for(
+    driver.type_into(&input, &files);
+    let bars = driver.wait(
         "two finished progress bars",
         "const rows = document.querySelectorAll('#upload-list li');
          const bars = document.querySelectorAll('#upload-list progress');
          return rows.length === 2 && bars.length === 2
              && [...rows].every(r => r.className === 'ok')
              && [...bars].every(b => b.value === 100) ? bars.length : null;",
-        json!([]),
     );
     assert_eq!(bars, 2);
-    let ids = driver.wait_for(
+    let ids = driver.wait(
         "two cards",
         "const c = [...document.querySelectorAll('#grid .card')].map(c => c.dataset.id);
          return c.length === 2 ? c : null;",
-        json!([]),
     );
     let ids: Vec<String> = ids
         .as_array()
@@ -544,7 +548,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
     driver.go(&format!("{}/?status=done", web.base));
     audit.run(&driver, "gallery: filter with no match");
     driver.go(&format!("{}/", web.base));
-    driver.script("window.__sameDocument = 'yes';", json!([]));
+    driver.eval("window.__sameDocument = 'yes';");
 
     // The function's part, as it would write it.
     for id in &ids {
@@ -557,39 +561,33 @@ fn browser_upload_watch_results_inspect_and_delete() {
             ],
         );
     }
-    driver.wait_for(
+    driver.wait(
         "the analysing badge done without a reload",
         "const b = [...document.querySelectorAll('#grid .card [data-badge]')];
          return window.__sameDocument === 'yes'
              && b.some(x => x.classList.contains('done') && x.textContent.startsWith('done'));",
-        json!([]),
     );
     driver.screenshot(&shots, "03-gallery-done");
     // Freshly loaded, the gallery's tiles are thumbnails, not the originals, and the first
     // row is not lazy (it holds the largest paint).
     driver.go(&format!("{}/", web.base));
-    let widths = driver.wait_for(
+    let widths = driver.wait(
         "every tile loaded from its thumbnail",
         "const imgs = [...document.querySelectorAll('#grid .card img')];
          if (imgs.length !== 2 || !imgs.every(i => i.complete && i.naturalWidth > 0)) return null;
-         return imgs.map(i => [i.naturalWidth, new URL(i.src).pathname.endsWith('/thumb'), i.loading]);",
-        json!([]),
-    );
+         return imgs.map(i => [i.naturalWidth, new URL(i.src).pathname.endsWith('/thumb'), i.loading]);");
     for tile in widths.as_array().unwrap() {
         assert!(tile[0].as_u64().unwrap() <= 400, "{widths}");
         assert_eq!(tile[1], true, "{widths}");
         assert_eq!(tile[2], "eager", "{widths}");
     }
     audit.run(&driver, "gallery: done");
-    let clipped = driver.script(
-        "return getComputedStyle(document.querySelector('.card')).overflow;",
-        json!([]),
-    );
+    let clipped = driver.eval("return getComputedStyle(document.querySelector('.card')).overflow;");
     assert_eq!(clipped, "visible", "the card does not clip the focus ring");
 
     let id = &ids[0];
     driver.go(&format!("{}/images/{id}", web.base));
-    let drawn = driver.wait_for(
+    let drawn = driver.wait(
         "a labelled box drawn over the image",
         "const boxes = [...document.querySelectorAll('svg.boxes .box')];
          const label = document.querySelector('.box-label');
@@ -601,7 +599,6 @@ fn browser_upload_watch_results_inspect_and_delete() {
          return boxes.length === 3 && label && label.textContent.includes('Dog')
              && getComputedStyle(boxes[0]).display !== 'none' && r.width > 50 && r.height > 50
              ? boxes.length : null;",
-        json!([]),
     );
     assert_eq!(drawn, 3);
     audit.run(&driver, "result: done");
@@ -613,28 +610,21 @@ fn browser_upload_watch_results_inspect_and_delete() {
         Some(json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
             "actions": [{"type": "pointerMove", "origin": {ELEMENT: row}, "x": 0, "y": 0}]}]})),
     );
-    driver.wait_for(
+    driver.wait(
         "the hovered row's box highlighted",
         "return document.querySelector('.box[data-index=\"1\"]').classList.contains('active');",
-        json!([]),
     );
     driver.call("DELETE", &driver.session_path("/actions"), None);
     driver.screenshot(&shots, "04-result");
 
     // The slider to 1.0 with the keyboard: every box and row is hidden.
     let slider = driver.find("#min-confidence");
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{slider}/value")),
-        Some(json!({"text": "\u{E010}"})),
-    );
-    driver.wait_for(
+    driver.type_into(&slider, "\u{E010}");
+    driver.wait(
         "all boxes hidden at confidence 1.0",
         "const s = document.getElementById('min-confidence');
          const hidden = n => getComputedStyle(n).display === 'none';
-         return s.value === '1' && [...document.querySelectorAll('.box, .box-label, tr[data-index]')].every(hidden);",
-        json!([]),
-    );
+         return s.value === '1' && [...document.querySelectorAll('.box, .box-label, tr[data-index]')].every(hidden);");
     driver.screenshot(&shots, "05-slider-at-1");
     audit.run(&driver, "result: slider at 100 %");
 
@@ -652,21 +642,15 @@ fn browser_upload_watch_results_inspect_and_delete() {
     );
     // (The file chooser itself is the system's; WebDriver types the path into the input.)
     let input = driver.find("#file-input");
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{input}/value")),
-        Some(json!({"text": photos.join("horses.jpg").display().to_string()})),
-    );
-    driver.wait_for(
+    driver.type_into(&input, &photos.join("horses.jpg").display().to_string());
+    driver.wait(
         "the third upload listed",
         "return document.querySelectorAll('#upload-list li.ok').length === 1
             && document.querySelectorAll('#grid .card').length === 3;",
-        json!([]),
     );
-    let status = driver.script(
+    let status = driver.eval(
         "return document.querySelector('#upload-list').getAttribute('aria-live') + ': '
             + document.querySelector('#upload-list li').innerText.replace(/\\s+/g, ' ');",
-        json!([]),
     );
     note("choose horses.jpg", format!("live region {status}"));
     let n = driver.tab_to("#grid .card a.thumb", 30);
@@ -680,15 +664,14 @@ fn browser_upload_watch_results_inspect_and_delete() {
         driver.focused(),
     );
     driver.press(ENTER);
-    driver.wait_for(
+    driver.wait(
         "the result page",
         "return location.pathname.startsWith('/images/') && document.readyState === 'complete';",
-        json!([]),
     );
     note(
         "Enter: the result page opens",
         driver
-            .script("return document.title;", json!([]))
+            .eval("return document.title;")
             .as_str()
             .unwrap_or("")
             .to_string(),
@@ -698,15 +681,12 @@ fn browser_upload_watch_results_inspect_and_delete() {
     for _ in 0..60 {
         driver.press(ARROW_RIGHT);
     }
-    let valuetext = driver.script(
-        "return document.getElementById('min-confidence').getAttribute('aria-valuetext');",
-        json!([]),
-    );
+    let valuetext = driver
+        .eval("return document.getElementById('min-confidence').getAttribute('aria-valuetext');");
     assert_eq!(valuetext, "60 %", "the slider speaks per cent");
-    let caption = driver.script(
+    let caption = driver.eval(
         "const c = document.getElementById('caption');
          return c.getAttribute('aria-live') + ': ' + c.textContent;",
-        json!([]),
     );
     assert_eq!(
         caption, "polite: 2 of 3 objects at 60% confidence or more",
@@ -716,24 +696,20 @@ fn browser_upload_watch_results_inspect_and_delete() {
         "Right arrow ×60",
         format!("{}; caption ({caption})", driver.focused()),
     );
-    let focusable_boxes = driver.script(
+    let focusable_boxes = driver.eval(
         "return [...document.querySelectorAll('svg.boxes *')].filter(n => n.tabIndex >= 0).length;",
-        json!([]),
     );
     assert_eq!(focusable_boxes, 0, "no Tab stops inside the hidden drawing");
     let n = driver.tab_to("#delete-button", 20);
     note(&format!("Tab ×{n} to Delete…"), driver.focused());
     driver.press(ENTER);
-    driver.wait_for(
+    driver.wait(
         "the confirmation dialog",
         "const d = document.querySelector('dialog.confirm');
          return d && d.open && document.activeElement.textContent === 'Cancel';",
-        json!([]),
     );
-    let dialog = driver.script(
-        "return document.querySelector('dialog.confirm').innerText.replace(/\\s+/g, ' ');",
-        json!([]),
-    );
+    let dialog = driver
+        .eval("return document.querySelector('dialog.confirm').innerText.replace(/\\s+/g, ' ');");
     assert!(
         dialog
             .as_str()
@@ -776,10 +752,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
              && !!document.querySelector('[data-id=\"' + arguments[0] + '\"]');",
         json!([id]),
     );
-    let restored = driver.script(
-        "return document.querySelector('.notice').textContent;",
-        json!([]),
-    );
+    let restored = driver.eval("return document.querySelector('.notice').textContent;");
     note(
         "Enter: the gallery with the image back",
         format!("notice \"{}\"", restored.as_str().unwrap_or("")),
@@ -856,9 +829,8 @@ fn browser_upload_watch_results_inspect_and_delete() {
         &driver.session_path(&format!("/element/{checkbox}/click")),
         Some(json!({})),
     );
-    let label = driver.script(
+    let label = driver.eval(
         "const b = document.querySelector('.bulk-delete'); return [b.disabled, b.textContent];",
-        json!([]),
     );
     assert_eq!(label, json!([false, "Delete 1 selected…"]));
     let bulk = driver.find(".bulk-delete");
@@ -888,11 +860,10 @@ fn browser_upload_watch_results_inspect_and_delete() {
             && web.document(other).is_none()),
         "the server carried the delete out when the window closed"
     );
-    driver.wait_for(
+    driver.wait(
         "the notice says the window has closed",
         "return document.querySelector('#undo-notice').textContent.includes('has closed')
              && !document.querySelector('#undo-button');",
-        json!([]),
     );
     audit.run(&driver, "gallery: undo window closed");
     // Undo after the window (a form posted late): a notice, not an error page.
@@ -904,10 +875,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
         &driver.session_path("/window/rect"),
         Some(json!({"width": 400, "height": 860})),
     );
-    let overflow = driver.script(
-        "return document.documentElement.scrollWidth > window.innerWidth;",
-        json!([]),
-    );
+    let overflow = driver.eval("return document.documentElement.scrollWidth > window.innerWidth;");
     assert_eq!(
         overflow, false,
         "no horizontal scrolling on a narrow screen"
@@ -929,21 +897,18 @@ fn browser_upload_watch_results_inspect_and_delete() {
          f.appendChild(t); document.body.appendChild(f); HTMLFormElement.prototype.submit.call(f);",
         json!([id]),
     );
-    driver.wait_for(
+    driver.wait(
         "the confirmation page",
         "return !!document.getElementById('confirm-title');",
-        json!([]),
     );
     audit.run(&driver, "confirmation page (no JavaScript)");
     driver.go(&format!("{}/", web.base));
-    driver.script(
+    driver.eval(
         "const f = document.getElementById('bulk'); HTMLFormElement.prototype.submit.call(f);",
-        json!([]),
     );
-    driver.wait_for(
+    driver.wait(
         "the nothing-selected page",
         "return document.title.startsWith('Nothing selected');",
-        json!([]),
     );
     audit.run(&driver, "nothing selected (no JavaScript)");
     driver.go(&format!("{}/images/0123456789abcdef01234567.jpg", web.base));
@@ -961,15 +926,10 @@ fn browser_upload_watch_results_inspect_and_delete() {
     driver.go(&format!("{}/login", locked.base));
     audit.run(&driver, "login");
     let password = driver.find("#password");
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{password}/value")),
-        Some(json!({"text": "wrong\u{E007}"})),
-    );
-    driver.wait_for(
+    driver.type_into(&password, "wrong\u{E007}");
+    driver.wait(
         "the wrong-password notice",
         "return !!document.querySelector('.notice.error');",
-        json!([]),
     );
     audit.run(&driver, "login: wrong password");
     audit.finish(&shots);

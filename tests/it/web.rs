@@ -34,6 +34,13 @@ fn settings() -> Settings {
     }
 }
 
+/// A web app with [`settings`] as `change` leaves them, without a function.
+fn start_with(tag: &str, change: impl FnOnce(&mut Settings)) -> Web {
+    let mut settings = settings();
+    change(&mut settings);
+    Web::start(tag, settings, false)
+}
+
 /// A PNG header of the given size (enough for validation; never decoded).
 fn png(width: u32, height: u32, extra: &[u8]) -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
@@ -638,14 +645,7 @@ fn web_hostile_uploads_are_refused_and_nothing_is_stored() {
 
 #[test]
 fn web_uploads_beyond_the_gate_get_503_with_retry_after() {
-    let web = Web::start(
-        "web-gate",
-        Settings {
-            max_concurrent_uploads: Some(1),
-            ..settings()
-        },
-        false,
-    );
+    let web = start_with("web-gate", |s| s.max_concurrent_uploads = Some(1));
     // The gate shows only in answers: a probe that the checks after the gate refuse (415,
     // nothing stored) is answered 503 while the slot is taken.
     let probe = || {
@@ -703,14 +703,9 @@ fn web_uploads_beyond_the_gate_get_503_with_retry_after() {
 
 #[test]
 fn web_cross_origin_state_changes_are_refused() {
-    let web = Web::start(
-        "web-csrf",
-        Settings {
-            public_origin: Some("https://vision.example.com".into()),
-            ..settings()
-        },
-        false,
-    );
+    let web = start_with("web-csrf", |s| {
+        s.public_origin = Some("https://vision.example.com".into())
+    });
     let id = web.upload("dog.jpg", DOG);
     let token = web.token("/", "/upload");
     let body = multipart(&[
@@ -837,14 +832,9 @@ fn web_text_is_gzipped_on_request_and_static_files_are_hashed_and_cached() {
 
 #[test]
 fn web_password_gates_everything_but_login_assets_and_health() {
-    let web = Web::start(
-        "web-password",
-        Settings {
-            password: Some(Secret::new("correct horse")),
-            ..settings()
-        },
-        false,
-    );
+    let web = start_with("web-password", |s| {
+        s.password = Some(Secret::new("correct horse"))
+    });
     for path in ["/healthz", "/login", "/static/app.css", "/static/app.js"] {
         assert_eq!(web.get(path).status, 200, "{path}");
     }
@@ -986,14 +976,7 @@ fn web_analysis_text_is_escaped_and_names_round_trip() {
 #[test]
 fn web_delete_removes_object_and_document_even_when_the_object_is_gone() {
     // No undo window: the gallery's form deletes at once, as the JSON API always does.
-    let web = Web::start(
-        "web-delete",
-        Settings {
-            undo_window: Duration::ZERO,
-            ..settings()
-        },
-        false,
-    );
+    let web = start_with("web-delete", |s| s.undo_window = Duration::ZERO);
     let a = web.upload("a.jpg", DOG);
     let b = web.upload("b.png", CAT);
     let c = web.upload("c.png", &png(50, 50, b"c"));
@@ -1062,14 +1045,7 @@ fn marker_key(web: &Web, id: &str) -> String {
 #[test]
 fn web_browser_deletes_are_confirmed_hidden_undoable_and_carried_out() {
     let window = Duration::from_secs(3);
-    let web = Web::start(
-        "web-undo",
-        Settings {
-            undo_window: window,
-            ..settings()
-        },
-        false,
-    );
+    let web = start_with("web-undo", |s| s.undo_window = window);
     let a = web.upload("a.jpg", DOG);
     let b = web.upload("b.png", CAT);
     let c = web.upload("c.png", &png(50, 50, b"c"));
@@ -1311,14 +1287,7 @@ fn web_reconcile_makes_its_repairs() {
 
 #[test]
 fn web_gallery_pages_with_one_listing_and_one_query_each_and_filters() {
-    let web = Web::start(
-        "web-paging",
-        Settings {
-            page_size: 2,
-            ..settings()
-        },
-        false,
-    );
+    let web = start_with("web-paging", |s| s.page_size = 2);
     let mut ids: Vec<String> = (0..5u32)
         .map(|i| web.upload(&format!("img{i}.png"), &png(40 + i, 40, &i.to_be_bytes())))
         .collect();
