@@ -123,6 +123,16 @@ impl Driver {
         format!("/session/{}{rest}", self.session.as_deref().unwrap())
     }
 
+    /// POSTs `body` to the session's `rest`.
+    fn post(&self, rest: &str, body: Value) -> Value {
+        self.call("POST", &self.session_path(rest), Some(body))
+    }
+
+    /// GETs the session's `rest`.
+    fn get(&self, rest: &str) -> Value {
+        self.call("GET", &self.session_path(rest), None)
+    }
+
     fn open(&mut self, chromium: &Path, profile: &Path) {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -142,19 +152,11 @@ impl Driver {
     }
 
     fn go(&self, url: &str) {
-        self.call(
-            "POST",
-            &self.session_path("/url"),
-            Some(json!({"url": url})),
-        );
+        self.post("/url", json!({"url": url}));
     }
 
     fn find(&self, css: &str) -> String {
-        let v = self.call(
-            "POST",
-            &self.session_path("/element"),
-            Some(json!({"using": "css selector", "value": css})),
-        );
+        let v = self.post("/element", json!({"using": "css selector", "value": css}));
         v[ELEMENT]
             .as_str()
             .unwrap_or_else(|| panic!("no element {css}: {v}"))
@@ -162,30 +164,19 @@ impl Driver {
     }
 
     fn script(&self, script: &str, args: Value) -> Value {
-        self.call(
-            "POST",
-            &self.session_path("/execute/sync"),
-            Some(json!({"script": script, "args": args})),
-        )
+        self.post("/execute/sync", json!({"script": script, "args": args}))
     }
 
     fn script_async(&self, script: &str, args: Value) -> Value {
-        self.call(
-            "POST",
-            &self.session_path("/execute/async"),
-            Some(json!({"script": script, "args": args})),
-        )
+        self.post("/execute/async", json!({"script": script, "args": args}))
     }
 
     /// Presses and releases one key (a WebDriver key code such as `\u{E004}` for Tab).
     fn press(&self, key: &str) {
-        self.call(
-            "POST",
-            &self.session_path("/actions"),
-            Some(
-                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+        self.post(
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
                 {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]}),
-            ),
         );
         self.call("DELETE", &self.session_path("/actions"), None);
     }
@@ -197,16 +188,8 @@ impl Driver {
         let Some(id) = active[ELEMENT].as_str() else {
             return "(nothing focused)".into();
         };
-        let role = self.call(
-            "GET",
-            &self.session_path(&format!("/element/{id}/computedrole")),
-            None,
-        );
-        let label = self.call(
-            "GET",
-            &self.session_path(&format!("/element/{id}/computedlabel")),
-            None,
-        );
+        let role = self.get(&format!("/element/{id}/computedrole"));
+        let label = self.get(&format!("/element/{id}/computedlabel"));
         let value = self.eval(
             "const e = document.activeElement;
              return e.getAttribute('aria-valuetext') || '';",
@@ -262,8 +245,10 @@ impl Driver {
 
     /// Sends keys to an element, as typing into it does.
     fn type_into(&self, element: &str, text: &str) {
-        let path = self.session_path(&format!("/element/{element}/value"));
-        self.call("POST", &path, Some(json!({ "text": text })));
+        self.post(
+            &format!("/element/{element}/value"),
+            json!({ "text": text }),
+        );
     }
 
     fn screenshot(&self, dir: &Path, name: &str) {
@@ -495,11 +480,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
     );
     assert_eq!(disabled, true, "nothing selected: bulk delete disabled");
     let input = driver.find("#file-input");
-    let multiple = driver.call(
-        "GET",
-        &driver.session_path(&format!("/element/{input}/property/multiple")),
-        None,
-    );
+    let multiple = driver.get(&format!("/element/{input}/property/multiple"));
     assert_eq!(multiple, true, "the file input accepts several files");
     driver.eval("window.__sameDocument = 'yes';");
 
@@ -604,12 +585,8 @@ fn browser_upload_watch_results_inspect_and_delete() {
     audit.run(&driver, "result: done");
     // Hovering a row highlights its box.
     let row = driver.find("tr[data-index='1']");
-    driver.call(
-        "POST",
-        &driver.session_path("/actions"),
-        Some(json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
-            "actions": [{"type": "pointerMove", "origin": {ELEMENT: row}, "x": 0, "y": 0}]}]})),
-    );
+    driver.post("/actions", json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": [{"type": "pointerMove", "origin": {ELEMENT: row}, "x": 0, "y": 0}]}]}));
     driver.wait(
         "the hovered row's box highlighted",
         "return document.querySelector('.box[data-index=\"1\"]').classList.contains('active');",
@@ -824,27 +801,15 @@ fn browser_upload_watch_results_inspect_and_delete() {
     // Bulk: select one, delete by the dialog, and let the window run out.
     let other = &ids[1];
     let checkbox = driver.find(&format!("input[type=checkbox][value='{other}']"));
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{checkbox}/click")),
-        Some(json!({})),
-    );
+    driver.post(&format!("/element/{checkbox}/click"), json!({}));
     let label = driver.eval(
         "const b = document.querySelector('.bulk-delete'); return [b.disabled, b.textContent];",
     );
     assert_eq!(label, json!([false, "Delete 1 selected…"]));
     let bulk = driver.find(".bulk-delete");
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{bulk}/click")),
-        Some(json!({})),
-    );
+    driver.post(&format!("/element/{bulk}/click"), json!({}));
     let confirm = driver.find("#confirm-delete");
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{confirm}/click")),
-        Some(json!({})),
-    );
+    driver.post(&format!("/element/{confirm}/click"), json!({}));
     driver.wait_for(
         "back on the gallery without the deleted image",
         "return location.pathname === '/' && document.querySelectorAll('#grid .card').length === 2
@@ -870,11 +835,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
     driver.go(&format!("{}/?restored=0", web.base));
     audit.run(&driver, "gallery: too late to undo");
     // The same gallery on a phone-sized window: one column, nothing cut off.
-    driver.call(
-        "POST",
-        &driver.session_path("/window/rect"),
-        Some(json!({"width": 400, "height": 860})),
-    );
+    driver.post("/window/rect", json!({"width": 400, "height": 860}));
     let overflow = driver.eval("return document.documentElement.scrollWidth > window.innerWidth;");
     assert_eq!(
         overflow, false,
@@ -882,11 +843,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
     );
     driver.screenshot(&shots, "08-narrow-gallery");
     audit.run(&driver, "gallery: narrow screen");
-    driver.call(
-        "POST",
-        &driver.session_path("/window/rect"),
-        Some(json!({"width": 1280, "height": 1000})),
-    );
+    driver.post("/window/rect", json!({"width": 1280, "height": 1000}));
 
     // Pages a browser without JavaScript sees: the confirmation page and "nothing selected".
     driver.script(
