@@ -731,7 +731,7 @@ fn web_cross_origin_state_changes_are_refused() {
     // Browser form posts need a valid token for their action.
     let delete_token = web.token("/", "/delete");
     for bad in ["", "csrf=", "csrf=123.abc", "csrf=9999999999.00"] {
-        let r = post_form(&web, &format!("/images/{id}/delete"), &bad);
+        let r = post_form(&web, &format!("/images/{id}/delete"), bad);
         assert_eq!(r.status(), 403, "{bad}");
     }
     let wrong_action = format!("csrf={token}");
