@@ -123,6 +123,16 @@ impl Driver {
         format!("/session/{}{rest}", self.session.as_deref().unwrap())
     }
 
+    /// POSTs `body` to the session's `rest`.
+    fn post(&self, rest: &str, body: Value) -> Value {
+        self.call("POST", &self.session_path(rest), Some(body))
+    }
+
+    /// GETs the session's `rest`.
+    fn get(&self, rest: &str) -> Value {
+        self.call("GET", &self.session_path(rest), None)
+    }
+
     fn open(&mut self, chromium: &Path, profile: &Path) {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -142,19 +152,11 @@ impl Driver {
     }
 
     fn go(&self, url: &str) {
-        self.call(
-            "POST",
-            &self.session_path("/url"),
-            Some(json!({"url": url})),
-        );
+        self.post("/url", json!({"url": url}));
     }
 
     fn find(&self, css: &str) -> String {
-        let v = self.call(
-            "POST",
-            &self.session_path("/element"),
-            Some(json!({"using": "css selector", "value": css})),
-        );
+        let v = self.post("/element", json!({"using": "css selector", "value": css}));
         v[ELEMENT]
             .as_str()
             .unwrap_or_else(|| panic!("no element {css}: {v}"))
@@ -162,30 +164,19 @@ impl Driver {
     }
 
     fn script(&self, script: &str, args: Value) -> Value {
-        self.call(
-            "POST",
-            &self.session_path("/execute/sync"),
-            Some(json!({"script": script, "args": args})),
-        )
+        self.post("/execute/sync", json!({"script": script, "args": args}))
     }
 
     fn script_async(&self, script: &str, args: Value) -> Value {
-        self.call(
-            "POST",
-            &self.session_path("/execute/async"),
-            Some(json!({"script": script, "args": args})),
-        )
+        self.post("/execute/async", json!({"script": script, "args": args}))
     }
 
     /// Presses and releases one key (a WebDriver key code such as `\u{E004}` for Tab).
     fn press(&self, key: &str) {
-        self.call(
-            "POST",
-            &self.session_path("/actions"),
-            Some(
-                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+        self.post(
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
                 {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]}),
-            ),
         );
         self.call("DELETE", &self.session_path("/actions"), None);
     }
@@ -197,20 +188,11 @@ impl Driver {
         let Some(id) = active[ELEMENT].as_str() else {
             return "(nothing focused)".into();
         };
-        let role = self.call(
-            "GET",
-            &self.session_path(&format!("/element/{id}/computedrole")),
-            None,
-        );
-        let label = self.call(
-            "GET",
-            &self.session_path(&format!("/element/{id}/computedlabel")),
-            None,
-        );
-        let value = self.script(
+        let role = self.get(&format!("/element/{id}/computedrole"));
+        let label = self.get(&format!("/element/{id}/computedlabel"));
+        let value = self.eval(
             "const e = document.activeElement;
              return e.getAttribute('aria-valuetext') || '';",
-            json!([]),
         );
         let mut said = format!(
             "{} \"{}\"",
@@ -249,6 +231,24 @@ impl Driver {
             assert!(Instant::now() < until, "timed out waiting for {what}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Runs a script without arguments, returning its value.
+    fn eval(&self, script: &str) -> Value {
+        self.script(script, json!([]))
+    }
+
+    /// [`Driver::wait_for`] a script without arguments.
+    fn wait(&self, what: &str, script: &str) -> Value {
+        self.wait_for(what, script, json!([]))
+    }
+
+    /// Sends keys to an element, as typing into it does.
+    fn type_into(&self, element: &str, text: &str) {
+        self.post(
+            &format!("/element/{element}/value"),
+            json!({ "text": text }),
+        );
     }
 
     fn screenshot(&self, dir: &Path, name: &str) {
@@ -314,7 +314,7 @@ struct Audit {
 
 impl Audit {
     fn run(&mut self, driver: &Driver, state: &str) {
-        let loaded = driver.script("return typeof window.axe === 'object';", json!([]));
+        let loaded = driver.eval("return typeof window.axe === 'object';");
         if loaded != true {
             driver.script(
                 &format!("{}\n;return typeof window.axe;", self.axe),
@@ -340,10 +340,9 @@ impl Audit {
 
     /// Proves the audit can fail: a picture without alt text must be reported.
     fn self_check(&mut self, driver: &Driver) {
-        driver.script(
+        driver.eval(
             "const i = document.createElement('img'); i.id = 'axe-self-check';
              i.src = '/favicon.ico'; document.body.appendChild(i);",
-            json!([]),
         );
         self.run(driver, "self-check");
         let (_, found) = self.results.pop().unwrap();
@@ -351,10 +350,7 @@ impl Audit {
             found.iter().any(|v| v.starts_with("image-alt")),
             "axe-core did not report an image without alt text: {found:?}"
         );
-        driver.script(
-            "document.getElementById('axe-self-check').remove();",
-            json!([]),
-        );
+        driver.eval("document.getElementById('axe-self-check').remove();");
     }
 
     /// Fails with every violation of every state; writes the per-state summary beside the
@@ -478,20 +474,15 @@ fn browser_upload_watch_results_inspect_and_delete() {
         json!([]),
     );
     assert_eq!(icon, 200, "a favicon, no console error");
-    let disabled = driver.script(
+    let disabled = driver.eval(
         "return document.querySelector('.bulk-delete') === null
             || document.querySelector('.bulk-delete').disabled;",
-        json!([]),
     );
     assert_eq!(disabled, true, "nothing selected: bulk delete disabled");
     let input = driver.find("#file-input");
-    let multiple = driver.call(
-        "GET",
-        &driver.session_path(&format!("/element/{input}/property/multiple")),
-        None,
-    );
+    let multiple = driver.get(&format!("/element/{input}/property/multiple"));
     assert_eq!(multiple, true, "the file input accepts several files");
-    driver.script("window.__sameDocument = 'yes';", json!([]));
+    driver.eval("window.__sameDocument = 'yes';");
 
     let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
     let files = format!(
@@ -499,26 +490,20 @@ fn browser_upload_watch_results_inspect_and_delete() {
         photos.join("dog.jpg").display(),
         photos.join("chelsea.png").display()
     );
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{input}/value")),
-        Some(json!({"text": files})),
-    );
-    let bars = driver.wait_for(
+    driver.type_into(&input, &files);
+    let bars = driver.wait(
         "two finished progress bars",
         "const rows = document.querySelectorAll('#upload-list li');
          const bars = document.querySelectorAll('#upload-list progress');
          return rows.length === 2 && bars.length === 2
              && [...rows].every(r => r.className === 'ok')
              && [...bars].every(b => b.value === 100) ? bars.length : null;",
-        json!([]),
     );
     assert_eq!(bars, 2);
-    let ids = driver.wait_for(
+    let ids = driver.wait(
         "two cards",
         "const c = [...document.querySelectorAll('#grid .card')].map(c => c.dataset.id);
          return c.length === 2 ? c : null;",
-        json!([]),
     );
     let ids: Vec<String> = ids
         .as_array()
@@ -544,7 +529,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
     driver.go(&format!("{}/?status=done", web.base));
     audit.run(&driver, "gallery: filter with no match");
     driver.go(&format!("{}/", web.base));
-    driver.script("window.__sameDocument = 'yes';", json!([]));
+    driver.eval("window.__sameDocument = 'yes';");
 
     // The function's part, as it would write it.
     for id in &ids {
@@ -557,39 +542,33 @@ fn browser_upload_watch_results_inspect_and_delete() {
             ],
         );
     }
-    driver.wait_for(
+    driver.wait(
         "the analysing badge done without a reload",
         "const b = [...document.querySelectorAll('#grid .card [data-badge]')];
          return window.__sameDocument === 'yes'
              && b.some(x => x.classList.contains('done') && x.textContent.startsWith('done'));",
-        json!([]),
     );
     driver.screenshot(&shots, "03-gallery-done");
     // Freshly loaded, the gallery's tiles are thumbnails, not the originals, and the first
     // row is not lazy (it holds the largest paint).
     driver.go(&format!("{}/", web.base));
-    let widths = driver.wait_for(
+    let widths = driver.wait(
         "every tile loaded from its thumbnail",
         "const imgs = [...document.querySelectorAll('#grid .card img')];
          if (imgs.length !== 2 || !imgs.every(i => i.complete && i.naturalWidth > 0)) return null;
-         return imgs.map(i => [i.naturalWidth, new URL(i.src).pathname.endsWith('/thumb'), i.loading]);",
-        json!([]),
-    );
+         return imgs.map(i => [i.naturalWidth, new URL(i.src).pathname.endsWith('/thumb'), i.loading]);");
     for tile in widths.as_array().unwrap() {
         assert!(tile[0].as_u64().unwrap() <= 400, "{widths}");
         assert_eq!(tile[1], true, "{widths}");
         assert_eq!(tile[2], "eager", "{widths}");
     }
     audit.run(&driver, "gallery: done");
-    let clipped = driver.script(
-        "return getComputedStyle(document.querySelector('.card')).overflow;",
-        json!([]),
-    );
+    let clipped = driver.eval("return getComputedStyle(document.querySelector('.card')).overflow;");
     assert_eq!(clipped, "visible", "the card does not clip the focus ring");
 
     let id = &ids[0];
     driver.go(&format!("{}/images/{id}", web.base));
-    let drawn = driver.wait_for(
+    let drawn = driver.wait(
         "a labelled box drawn over the image",
         "const boxes = [...document.querySelectorAll('svg.boxes .box')];
          const label = document.querySelector('.box-label');
@@ -601,40 +580,28 @@ fn browser_upload_watch_results_inspect_and_delete() {
          return boxes.length === 3 && label && label.textContent.includes('Dog')
              && getComputedStyle(boxes[0]).display !== 'none' && r.width > 50 && r.height > 50
              ? boxes.length : null;",
-        json!([]),
     );
     assert_eq!(drawn, 3);
     audit.run(&driver, "result: done");
     // Hovering a row highlights its box.
     let row = driver.find("tr[data-index='1']");
-    driver.call(
-        "POST",
-        &driver.session_path("/actions"),
-        Some(json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
-            "actions": [{"type": "pointerMove", "origin": {ELEMENT: row}, "x": 0, "y": 0}]}]})),
-    );
-    driver.wait_for(
+    driver.post("/actions", json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": [{"type": "pointerMove", "origin": {ELEMENT: row}, "x": 0, "y": 0}]}]}));
+    driver.wait(
         "the hovered row's box highlighted",
         "return document.querySelector('.box[data-index=\"1\"]').classList.contains('active');",
-        json!([]),
     );
     driver.call("DELETE", &driver.session_path("/actions"), None);
     driver.screenshot(&shots, "04-result");
 
     // The slider to 1.0 with the keyboard: every box and row is hidden.
     let slider = driver.find("#min-confidence");
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{slider}/value")),
-        Some(json!({"text": "\u{E010}"})),
-    );
-    driver.wait_for(
+    driver.type_into(&slider, "\u{E010}");
+    driver.wait(
         "all boxes hidden at confidence 1.0",
         "const s = document.getElementById('min-confidence');
          const hidden = n => getComputedStyle(n).display === 'none';
-         return s.value === '1' && [...document.querySelectorAll('.box, .box-label, tr[data-index]')].every(hidden);",
-        json!([]),
-    );
+         return s.value === '1' && [...document.querySelectorAll('.box, .box-label, tr[data-index]')].every(hidden);");
     driver.screenshot(&shots, "05-slider-at-1");
     audit.run(&driver, "result: slider at 100 %");
 
@@ -652,21 +619,15 @@ fn browser_upload_watch_results_inspect_and_delete() {
     );
     // (The file chooser itself is the system's; WebDriver types the path into the input.)
     let input = driver.find("#file-input");
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{input}/value")),
-        Some(json!({"text": photos.join("horses.jpg").display().to_string()})),
-    );
-    driver.wait_for(
+    driver.type_into(&input, &photos.join("horses.jpg").display().to_string());
+    driver.wait(
         "the third upload listed",
         "return document.querySelectorAll('#upload-list li.ok').length === 1
             && document.querySelectorAll('#grid .card').length === 3;",
-        json!([]),
     );
-    let status = driver.script(
+    let status = driver.eval(
         "return document.querySelector('#upload-list').getAttribute('aria-live') + ': '
             + document.querySelector('#upload-list li').innerText.replace(/\\s+/g, ' ');",
-        json!([]),
     );
     note("choose horses.jpg", format!("live region {status}"));
     let n = driver.tab_to("#grid .card a.thumb", 30);
@@ -680,15 +641,14 @@ fn browser_upload_watch_results_inspect_and_delete() {
         driver.focused(),
     );
     driver.press(ENTER);
-    driver.wait_for(
+    driver.wait(
         "the result page",
         "return location.pathname.startsWith('/images/') && document.readyState === 'complete';",
-        json!([]),
     );
     note(
         "Enter: the result page opens",
         driver
-            .script("return document.title;", json!([]))
+            .eval("return document.title;")
             .as_str()
             .unwrap_or("")
             .to_string(),
@@ -698,15 +658,12 @@ fn browser_upload_watch_results_inspect_and_delete() {
     for _ in 0..60 {
         driver.press(ARROW_RIGHT);
     }
-    let valuetext = driver.script(
-        "return document.getElementById('min-confidence').getAttribute('aria-valuetext');",
-        json!([]),
-    );
+    let valuetext = driver
+        .eval("return document.getElementById('min-confidence').getAttribute('aria-valuetext');");
     assert_eq!(valuetext, "60 %", "the slider speaks per cent");
-    let caption = driver.script(
+    let caption = driver.eval(
         "const c = document.getElementById('caption');
          return c.getAttribute('aria-live') + ': ' + c.textContent;",
-        json!([]),
     );
     assert_eq!(
         caption, "polite: 2 of 3 objects at 60% confidence or more",
@@ -716,24 +673,20 @@ fn browser_upload_watch_results_inspect_and_delete() {
         "Right arrow ×60",
         format!("{}; caption ({caption})", driver.focused()),
     );
-    let focusable_boxes = driver.script(
+    let focusable_boxes = driver.eval(
         "return [...document.querySelectorAll('svg.boxes *')].filter(n => n.tabIndex >= 0).length;",
-        json!([]),
     );
     assert_eq!(focusable_boxes, 0, "no Tab stops inside the hidden drawing");
     let n = driver.tab_to("#delete-button", 20);
     note(&format!("Tab ×{n} to Delete…"), driver.focused());
     driver.press(ENTER);
-    driver.wait_for(
+    driver.wait(
         "the confirmation dialog",
         "const d = document.querySelector('dialog.confirm');
          return d && d.open && document.activeElement.textContent === 'Cancel';",
-        json!([]),
     );
-    let dialog = driver.script(
-        "return document.querySelector('dialog.confirm').innerText.replace(/\\s+/g, ' ');",
-        json!([]),
-    );
+    let dialog = driver
+        .eval("return document.querySelector('dialog.confirm').innerText.replace(/\\s+/g, ' ');");
     assert!(
         dialog
             .as_str()
@@ -776,10 +729,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
              && !!document.querySelector('[data-id=\"' + arguments[0] + '\"]');",
         json!([id]),
     );
-    let restored = driver.script(
-        "return document.querySelector('.notice').textContent;",
-        json!([]),
-    );
+    let restored = driver.eval("return document.querySelector('.notice').textContent;");
     note(
         "Enter: the gallery with the image back",
         format!("notice \"{}\"", restored.as_str().unwrap_or("")),
@@ -851,28 +801,15 @@ fn browser_upload_watch_results_inspect_and_delete() {
     // Bulk: select one, delete by the dialog, and let the window run out.
     let other = &ids[1];
     let checkbox = driver.find(&format!("input[type=checkbox][value='{other}']"));
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{checkbox}/click")),
-        Some(json!({})),
-    );
-    let label = driver.script(
+    driver.post(&format!("/element/{checkbox}/click"), json!({}));
+    let label = driver.eval(
         "const b = document.querySelector('.bulk-delete'); return [b.disabled, b.textContent];",
-        json!([]),
     );
     assert_eq!(label, json!([false, "Delete 1 selected…"]));
     let bulk = driver.find(".bulk-delete");
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{bulk}/click")),
-        Some(json!({})),
-    );
+    driver.post(&format!("/element/{bulk}/click"), json!({}));
     let confirm = driver.find("#confirm-delete");
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{confirm}/click")),
-        Some(json!({})),
-    );
+    driver.post(&format!("/element/{confirm}/click"), json!({}));
     driver.wait_for(
         "back on the gallery without the deleted image",
         "return location.pathname === '/' && document.querySelectorAll('#grid .card').length === 2
@@ -888,37 +825,25 @@ fn browser_upload_watch_results_inspect_and_delete() {
             && web.document(other).is_none()),
         "the server carried the delete out when the window closed"
     );
-    driver.wait_for(
+    driver.wait(
         "the notice says the window has closed",
         "return document.querySelector('#undo-notice').textContent.includes('has closed')
              && !document.querySelector('#undo-button');",
-        json!([]),
     );
     audit.run(&driver, "gallery: undo window closed");
     // Undo after the window (a form posted late): a notice, not an error page.
     driver.go(&format!("{}/?restored=0", web.base));
     audit.run(&driver, "gallery: too late to undo");
     // The same gallery on a phone-sized window: one column, nothing cut off.
-    driver.call(
-        "POST",
-        &driver.session_path("/window/rect"),
-        Some(json!({"width": 400, "height": 860})),
-    );
-    let overflow = driver.script(
-        "return document.documentElement.scrollWidth > window.innerWidth;",
-        json!([]),
-    );
+    driver.post("/window/rect", json!({"width": 400, "height": 860}));
+    let overflow = driver.eval("return document.documentElement.scrollWidth > window.innerWidth;");
     assert_eq!(
         overflow, false,
         "no horizontal scrolling on a narrow screen"
     );
     driver.screenshot(&shots, "08-narrow-gallery");
     audit.run(&driver, "gallery: narrow screen");
-    driver.call(
-        "POST",
-        &driver.session_path("/window/rect"),
-        Some(json!({"width": 1280, "height": 1000})),
-    );
+    driver.post("/window/rect", json!({"width": 1280, "height": 1000}));
 
     // Pages a browser without JavaScript sees: the confirmation page and "nothing selected".
     driver.script(
@@ -929,21 +854,18 @@ fn browser_upload_watch_results_inspect_and_delete() {
          f.appendChild(t); document.body.appendChild(f); HTMLFormElement.prototype.submit.call(f);",
         json!([id]),
     );
-    driver.wait_for(
+    driver.wait(
         "the confirmation page",
         "return !!document.getElementById('confirm-title');",
-        json!([]),
     );
     audit.run(&driver, "confirmation page (no JavaScript)");
     driver.go(&format!("{}/", web.base));
-    driver.script(
+    driver.eval(
         "const f = document.getElementById('bulk'); HTMLFormElement.prototype.submit.call(f);",
-        json!([]),
     );
-    driver.wait_for(
+    driver.wait(
         "the nothing-selected page",
         "return document.title.startsWith('Nothing selected');",
-        json!([]),
     );
     audit.run(&driver, "nothing selected (no JavaScript)");
     driver.go(&format!("{}/images/0123456789abcdef01234567.jpg", web.base));
@@ -961,15 +883,10 @@ fn browser_upload_watch_results_inspect_and_delete() {
     driver.go(&format!("{}/login", locked.base));
     audit.run(&driver, "login");
     let password = driver.find("#password");
-    driver.call(
-        "POST",
-        &driver.session_path(&format!("/element/{password}/value")),
-        Some(json!({"text": "wrong\u{E007}"})),
-    );
-    driver.wait_for(
+    driver.type_into(&password, "wrong\u{E007}");
+    driver.wait(
         "the wrong-password notice",
         "return !!document.querySelector('.notice.error');",
-        json!([]),
     );
     audit.run(&driver, "login: wrong password");
     audit.finish(&shots);

@@ -182,19 +182,11 @@ fn issue_17_an_instance_that_cannot_get_a_slot_in_time_defers_the_image() {
 #[test]
 fn issue_17_sustained_429s_leave_the_image_waiting_and_the_call_successful() {
     use ocivision::emulator::events::DeliveryResult;
-    use ocivision::emulator::faults::{FaultPlan, Faults, Service};
+    use ocivision::emulator::faults::FaultPlan;
     let (env, _functions) = start("burst-429", 100.0, 1, &[("VISION_TPS", "10")]);
     // Another caller in the tenancy takes every request Vision allows.
-    let mut plan = FaultPlan::default();
-    plan.set(
-        Service::Vision,
-        Faults {
-            error_rate: 1.0,
-            error_status: 429,
-            ..Faults::default()
-        },
-    );
-    env.emulator.set_faults(plan);
+    env.emulator
+        .set_faults(FaultPlan::parse("vision=rate:1.0,status:429").unwrap());
     burst(&env, 1);
     let docs = documents(&env);
     let doc = docs.values().next().expect("a document");

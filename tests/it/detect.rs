@@ -79,6 +79,14 @@ fn assert_found(photo: &str, objects: &[ImageObject], name: &str, reference: [f6
     }
 }
 
+/// Detects `photo` and asserts each expected object with [`assert_found`].
+fn assert_finds(photo: &str, expected: &[(&str, [f64; 4])]) {
+    let objects = detect(photo);
+    for (name, reference) in expected {
+        assert_found(photo, &objects, name, *reference);
+    }
+}
+
 fn names(objects: &[ImageObject]) -> Vec<(&str, f64)> {
     objects
         .iter()
@@ -95,30 +103,18 @@ fn dog_jpg_has_a_bicycle_and_a_dog() {
 
 #[test]
 fn person_jpg_has_a_person_and_a_horse() {
-    let objects = detect("person.jpg");
-    assert_found(
+    assert_finds(
         "person.jpg",
-        &objects,
-        "Person",
-        [0.293, 0.237, 0.436, 0.889],
-    );
-    assert_found(
-        "person.jpg",
-        &objects,
-        "Horse",
-        [0.634, 0.328, 0.942, 0.823],
+        &[
+            ("Person", [0.293, 0.237, 0.436, 0.889]),
+            ("Horse", [0.634, 0.328, 0.942, 0.823]),
+        ],
     );
 }
 
 #[test]
 fn astronaut_png_has_a_person() {
-    let objects = detect("astronaut.png");
-    assert_found(
-        "astronaut.png",
-        &objects,
-        "Person",
-        [0.029, 0.028, 0.712, 0.991],
-    );
+    assert_finds("astronaut.png", &[("Person", [0.029, 0.028, 0.712, 0.991])]);
 }
 
 #[test]

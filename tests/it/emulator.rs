@@ -80,6 +80,12 @@ fn send(env: &Env, raw: &Raw) -> (u16, Value) {
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
+/// The value of a header the request was signed with.
+fn header(raw: &Raw, name: &str) -> String {
+    let (_, value) = raw.headers.iter().find(|(n, _)| n == name).unwrap();
+    value.clone()
+}
+
 fn set(raw: &mut Raw, name: &str, value: &str) {
     raw.headers.retain(|(n, _)| n != name);
     raw.headers.push((name.to_string(), value.to_string()));
@@ -133,20 +139,8 @@ fn every_tampering_case_is_refused_with_401() {
     ));
     // A POST signed with only the GET header list: the body headers are missing from it.
     let mut raw = signed(&env, "POST", ANALYZE, body, now);
-    let host = raw
-        .headers
-        .iter()
-        .find(|(n, _)| n == "host")
-        .unwrap()
-        .1
-        .clone();
-    let date = raw
-        .headers
-        .iter()
-        .find(|(n, _)| n == "date")
-        .unwrap()
-        .1
-        .clone();
+    let host = header(&raw, "host");
+    let date = header(&raw, "date");
     let key = dev_key();
     let text = format!("date: {date}\n(request-target): post {ANALYZE}\nhost: {host}");
     let signature = {
@@ -162,24 +156,18 @@ fn every_tampering_case_is_refused_with_401() {
         .unwrap();
         base64::engine::general_purpose::STANDARD.encode(out)
     };
-    let header = sign::authorization(
+    let authorization = sign::authorization(
         &key_id(&key),
         &["date", "(request-target)", "host"],
         &signature,
     )
     .unwrap();
-    set(&mut raw, "authorization", &header);
+    set(&mut raw, "authorization", &authorization);
     cases.push(("missing signed body headers", raw));
     // Signed by a key the emulator does not trust.
     let mut raw = signed(&env, "GET", "/n", b"", now);
     let stranger = PrivateKey::from_pem(&fixture_key_pem(), "fixture").unwrap();
-    let auth = raw
-        .headers
-        .iter()
-        .find(|(n, _)| n == "authorization")
-        .unwrap()
-        .1
-        .clone();
+    let auth = header(&raw, "authorization");
     set(
         &mut raw,
         "authorization",
@@ -343,16 +331,8 @@ fn with_30_percent_faults_a_workload_completes_through_retries() {
 #[test]
 fn with_every_request_failing_the_client_fails_fast_and_clearly() {
     let env = Env::start("faults-100");
-    let mut plan = FaultPlan::default();
-    plan.set(
-        Service::ObjectStorage,
-        Faults {
-            error_rate: 1.0,
-            error_status: 503,
-            ..Faults::default()
-        },
-    );
-    env.emulator.set_faults(plan);
+    env.emulator
+        .set_faults(FaultPlan::parse("objectstorage=rate:1.0,status:503").unwrap());
     let os = ObjectStorage::new(env.transport.clone(), env.emulator.base_url());
     let started = Instant::now();
     let err = os.namespace(deadline(10)).unwrap_err();

@@ -84,15 +84,10 @@ fn gallery_renditions_are_made_served_deleted_and_made_again() {
     assert!(detail.contains(&format!("href=\"/images/{dog}/raw\" download")));
 
     // Lost renditions come back with the reconciler; orphans go.
+    let thumb_name = format!("thumbs/{dog}.jpg");
     let storage = web.env.object_storage();
-    let bucket = web.env.bucket();
     storage
-        .delete(
-            &bucket,
-            &format!("thumbs/{dog}.jpg"),
-            Condition::None,
-            deadline(5),
-        )
+        .delete(&web.env.bucket(), &thumb_name, Condition::None, deadline(5))
         .unwrap();
     let missing = web.get(&format!("/images/{dog}/thumb"));
     assert_eq!(missing.status, 200, "a placeholder while it is missing");
@@ -131,14 +126,9 @@ fn gallery_renditions_are_made_served_deleted_and_made_again() {
 
 #[test]
 fn gallery_label_search_finds_an_image_on_a_later_page_in_one_query() {
-    let web = Web::start(
-        "gallery-search",
-        Settings {
-            page_size: 2,
-            ..settings()
-        },
-        false,
-    );
+    let mut settings = settings();
+    settings.page_size = 2;
+    let web = Web::start("gallery-search", settings, false);
     let mut ids: Vec<String> = (0..7u32)
         .map(|i| web.upload(&format!("img{i}.png"), &CAT[..CAT.len() - i as usize]))
         .collect();
@@ -234,15 +224,9 @@ fn gallery_vehicle_finds_a_motorcycle_through_the_local_ontology() {
     let reply = app.handle(&request).unwrap();
     assert_eq!(reply.status(), 201, "{}", body_text(&reply));
     let search = |label: &str| -> Value {
-        let reply = app
-            .handle(&ocivision::http::Request::fake(
-                "GET",
-                &format!("/api/images?label={label}"),
-                &[],
-                b"",
-            ))
-            .unwrap();
-        serde_json::from_str(&body_text(&reply)).unwrap()
+        let path = format!("/api/images?label={label}");
+        let reply = app.handle(&ocivision::http::Request::fake("GET", &path, &[], b""));
+        serde_json::from_str(&body_text(&reply.unwrap())).unwrap()
     };
     assert!(
         wait_until(Duration::from_secs(30), || search("vehicle")["items"]

@@ -10,7 +10,7 @@
 //! `web::web_uploads_beyond_the_gate_get_503_with_retry_after`.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,8 +18,30 @@ use std::time::{Duration, Instant};
 use ocivision::http::{Limits, Request, Response, Server};
 
 use crate::support::{
-    assert_serves, echo_server, half_close, quick_limits, threads_named, wait_until, Client, Webapp,
+    assert_serves, echo_server, half_close, quick_limits, threads_named, wait_until, Client, Seen,
+    Webapp,
 };
+
+/// An echo server with `limits`, its address and a client connected to it.
+fn echo_with_client(limits: Limits) -> (Server, Seen, SocketAddr, Client) {
+    let (server, seen) = echo_server(limits);
+    let addr = server.tcp_addr().unwrap();
+    let client = Client::connect(addr);
+    (server, seen, addr, client)
+}
+
+/// Reads the next answer on `c`: `status`, saying `Connection: close`.
+fn closing_answer(c: &mut Client, status: u16) {
+    let r = c.response().unwrap();
+    assert_eq!(r.status, status);
+    assert!(r.closes());
+}
+
+/// Asserts the time since `t` is at least `min` (the deadline was kept) and under `max`.
+fn assert_waited(t: Instant, min: Duration, max: Duration) {
+    let waited = t.elapsed();
+    assert!(waited >= min && waited < max, "{waited:?}");
+}
 
 // --- Content-Length 1e14, 2^63−1, 2^64−1 ------------------------------------------------------
 
@@ -59,9 +81,7 @@ fn huge_content_length_is_refused_early_process_stays_up_and_rss_small() {
 fn expect_continue_with_oversize_length_gets_413_without_100_and_others_are_served() {
     let mut limits = quick_limits();
     limits.workers = 1;
-    let (server, seen) = echo_server(limits);
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, seen, addr, mut c) = echo_with_client(limits);
     let t = Instant::now();
     c.send(b"POST /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 100000000\r\n\r\n");
     let r = c.response().unwrap();
@@ -76,8 +96,7 @@ fn expect_continue_with_oversize_length_gets_413_without_100_and_others_are_serv
 
 #[test]
 fn expect_continue_sends_100_only_when_the_handler_reads() {
-    let (server, _) = echo_server(quick_limits());
-    let mut c = Client::connect(server.tcp_addr().unwrap());
+    let (_server, _, _, mut c) = echo_with_client(quick_limits());
     c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
     let interim = c.response().unwrap();
     assert_eq!(interim.status, 100);
@@ -91,9 +110,7 @@ fn expect_continue_sends_100_only_when_the_handler_reads() {
 
 #[test]
 fn expect_continue_answered_before_reading_gets_final_status_without_100_and_close() {
-    let (server, _) = echo_server(quick_limits());
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, _, addr, mut c) = echo_with_client(quick_limits());
     c.send(
         b"POST /noread HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
     );
@@ -108,28 +125,21 @@ fn expect_continue_answered_before_reading_gets_final_status_without_100_and_clo
 fn expect_continue_client_that_never_sends_the_body_gets_408_at_the_body_deadline() {
     let mut limits = quick_limits();
     limits.body_timeout = Some(Duration::from_millis(800));
-    let (server, _) = echo_server(limits);
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, _, addr, mut c) = echo_with_client(limits);
     c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
     let t = Instant::now();
     assert_eq!(c.response().unwrap().status, 100);
-    let r = c.response().unwrap();
-    assert_eq!(r.status, 408);
-    assert!(r.closes());
+    closing_answer(&mut c, 408);
     assert!(t.elapsed() < Duration::from_secs(3));
     assert_serves(addr);
 }
 
 #[test]
 fn other_expectations_get_417_and_close() {
-    let (server, seen) = echo_server(quick_limits());
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, seen, addr, mut c) = echo_with_client(quick_limits());
     c.send(b"POST /x HTTP/1.1\r\nHost: t\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx");
-    let r = c.response().unwrap();
-    assert_eq!(r.status, 417);
-    assert!(r.closes() && c.closed());
+    closing_answer(&mut c, 417);
+    assert!(c.closed());
     assert_eq!(seen.calls(), 0);
     assert_serves(addr);
 }
@@ -140,20 +150,12 @@ fn other_expectations_get_417_and_close() {
 fn body_stalling_after_2kb_gets_408_at_the_body_deadline_and_close() {
     let mut limits = quick_limits();
     limits.body_timeout = Some(Duration::from_millis(700));
-    let (server, _) = echo_server(limits);
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, _, addr, mut c) = echo_with_client(limits);
     c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nContent-Length: 10000\r\n\r\n");
     c.send(&[b'a'; 2048]);
     let t = Instant::now();
-    let r = c.response().unwrap();
-    assert_eq!(r.status, 408);
-    assert!(r.closes());
-    let waited = t.elapsed();
-    assert!(
-        waited >= Duration::from_millis(500) && waited < Duration::from_secs(2),
-        "{waited:?}"
-    );
+    closing_answer(&mut c, 408);
+    assert_waited(t, Duration::from_millis(500), Duration::from_secs(2));
     assert_serves(addr);
 }
 
@@ -187,11 +189,7 @@ fn body_dripped_one_byte_at_a_time_gets_408_at_the_total_body_deadline() {
     dripper.join().unwrap();
     assert_eq!(r.status, 408);
     assert!(r.closes());
-    let waited = t.elapsed();
-    assert!(
-        waited >= Duration::from_millis(1200) && waited < Duration::from_secs(3),
-        "{waited:?}"
-    );
+    assert_waited(t, Duration::from_millis(1200), Duration::from_secs(3));
     assert_serves(addr);
 }
 
@@ -199,30 +197,21 @@ fn body_dripped_one_byte_at_a_time_gets_408_at_the_total_body_deadline() {
 fn slow_head_gets_408_at_the_head_deadline_and_close() {
     let mut limits = quick_limits();
     limits.head_timeout = Some(Duration::from_millis(600));
-    let (server, seen) = echo_server(limits);
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, seen, addr, mut c) = echo_with_client(limits);
     let t = Instant::now();
     c.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n");
     std::thread::sleep(Duration::from_millis(300));
     c.send(b"X-Drip: 1\r\n");
-    let r = c.response().unwrap();
-    assert_eq!(r.status, 408);
-    assert!(r.closes() && c.closed());
-    let waited = t.elapsed();
-    assert!(
-        waited >= Duration::from_millis(500) && waited < Duration::from_secs(2),
-        "{waited:?}"
-    );
+    closing_answer(&mut c, 408);
+    assert!(c.closed());
+    assert_waited(t, Duration::from_millis(500), Duration::from_secs(2));
     assert_eq!(seen.calls(), 0);
     assert_serves(addr);
 }
 
 #[test]
 fn body_cut_short_by_the_client_is_400_never_a_short_success() {
-    let (server, _) = echo_server(quick_limits());
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, _, addr, mut c) = echo_with_client(quick_limits());
     c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly-ten-b");
     half_close(&c);
     let r = c.response().unwrap();
@@ -542,9 +531,8 @@ fn hundred_and_one_headers_are_431_with_close() {
     }
     req.extend_from_slice(b"\r\n");
     c.send(&req);
-    let r = c.response().unwrap();
-    assert_eq!(r.status, 431);
-    assert!(r.closes() && c.closed());
+    closing_answer(&mut c, 431);
+    assert!(c.closed());
     assert!(app.alive());
     assert_serves(app.addr);
     assert!(app.rss_kib() < before + 2 * 1024);
@@ -597,9 +585,7 @@ fn two_hundred_mib_header_line_is_cut_off_early_without_holding_it() {
 /// Sends `head` followed by an embedded request, expects `status` + close, and proves the
 /// embedded request never reached the handler.
 fn refused_without_smuggling(head: &str, status: u16) {
-    let (server, seen) = echo_server(quick_limits());
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, seen, addr, mut c) = echo_with_client(quick_limits());
     let mut wire = head.as_bytes().to_vec();
     wire.extend_from_slice(b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
     c.send(&wire);
@@ -655,26 +641,21 @@ fn transfer_encodings_other_than_chunked_are_501_and_never_smuggle() {
 
 #[test]
 fn chunked_with_oversize_size_line_is_400_and_closed() {
-    let (server, seen) = echo_server(quick_limits());
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, seen, addr, mut c) = echo_with_client(quick_limits());
     let mut wire =
         b"POST /read HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1;".to_vec();
     wire.extend(std::iter::repeat_n(b'e', 4096));
     wire.extend_from_slice(b"\r\nx\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
     c.send(&wire);
-    let r = c.response().unwrap();
-    assert_eq!(r.status, 400);
-    assert!(r.closes() && c.closed());
+    closing_answer(&mut c, 400);
+    assert!(c.closed());
     assert!(!seen.saw("/smuggled"));
     assert_serves(addr);
 }
 
 #[test]
 fn chunked_trailers_are_discarded_and_the_next_request_is_served_in_sync() {
-    let (server, seen) = echo_server(quick_limits());
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, seen, _, mut c) = echo_with_client(quick_limits());
     c.send(
         b"POST /read HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
           3\r\nabc\r\n2;ext=v\r\nde\r\n0\r\nX-Trailer: GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n\
@@ -690,14 +671,10 @@ fn chunked_trailers_are_discarded_and_the_next_request_is_served_in_sync() {
 
 #[test]
 fn chunked_truncated_mid_chunk_is_an_error_not_a_short_body() {
-    let (server, _) = echo_server(quick_limits());
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, _, addr, mut c) = echo_with_client(quick_limits());
     c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nonly-some");
     half_close(&c);
-    let r = c.response().unwrap();
-    assert_eq!(r.status, 400);
-    assert!(r.closes());
+    closing_answer(&mut c, 400);
     assert_serves(addr);
 }
 
@@ -705,9 +682,7 @@ fn chunked_truncated_mid_chunk_is_an_error_not_a_short_body() {
 fn chunked_body_over_the_cap_is_413_and_closed() {
     let mut limits = quick_limits();
     limits.max_body_bytes = 1000;
-    let (server, _) = echo_server(limits);
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, _, addr, mut c) = echo_with_client(limits);
     c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n");
     c.send(&[b'z'; 1024]);
     c.send(b"\r\n0\r\n\r\n");
@@ -719,9 +694,7 @@ fn chunked_body_over_the_cap_is_413_and_closed() {
 
 #[test]
 fn handler_stopping_mid_chunk_never_exposes_chunk_data_as_a_request() {
-    let (server, seen) = echo_server(quick_limits());
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, seen, _, mut c) = echo_with_client(quick_limits());
     let hidden = b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
     let mut wire =
         b"POST /noread HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
@@ -743,9 +716,7 @@ fn handler_stopping_mid_chunk_never_exposes_chunk_data_as_a_request() {
 
 #[test]
 fn non_ascii_header_bytes_get_a_defined_answer_without_panic() {
-    let (server, seen) = echo_server(quick_limits());
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, seen, addr, mut c) = echo_with_client(quick_limits());
     c.send(b"GET /v HTTP/1.1\r\nHost: t\r\nX-Name: caf\xc3\xa9 \xff\xfe\r\n\r\n");
     assert_eq!(
         c.response().unwrap().status,
@@ -778,14 +749,11 @@ fn htab_in_a_header_value_is_accepted() {
 
 #[test]
 fn bare_lf_request_is_400_and_closed_never_held() {
-    let (server, seen) = echo_server(quick_limits());
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, seen, addr, mut c) = echo_with_client(quick_limits());
     let t = Instant::now();
     c.send(b"GET /lf HTTP/1.1\nHost: t\n\n");
-    let r = c.response().unwrap();
-    assert_eq!(r.status, 400);
-    assert!(r.closes() && c.closed());
+    closing_answer(&mut c, 400);
+    assert!(c.closed());
     assert!(t.elapsed() < Duration::from_secs(1));
     assert_eq!(seen.calls(), 0);
     assert_serves(addr);
@@ -794,9 +762,7 @@ fn bare_lf_request_is_400_and_closed_never_held() {
 // --- Versions -----------------------------------------------------------------------------------
 
 fn refused_quickly(wire: &[u8], status: u16) {
-    let (server, seen) = echo_server(quick_limits());
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, seen, addr, mut c) = echo_with_client(quick_limits());
     let t = Instant::now();
     c.send(wire);
     let r = c.response().unwrap();
@@ -826,8 +792,7 @@ fn http_1_2_is_400_and_closed() {
 
 #[test]
 fn http10_without_host_is_served_and_closed() {
-    let (server, _) = echo_server(quick_limits());
-    let mut c = Client::connect(server.tcp_addr().unwrap());
+    let (_server, _, _, mut c) = echo_with_client(quick_limits());
     c.send(b"GET /old HTTP/1.0\r\n\r\n");
     let r = c.response().unwrap();
     assert_eq!(r.status, 200);
@@ -846,9 +811,7 @@ fn http11_without_host_or_with_two_hosts_is_400() {
 
 #[test]
 fn client_half_close_after_a_keep_alive_request_gets_no_stray_400() {
-    let (server, _) = echo_server(quick_limits());
-    let addr = server.tcp_addr().unwrap();
-    let mut c = Client::connect(addr);
+    let (_server, _, addr, mut c) = echo_with_client(quick_limits());
     c.send(b"GET /one HTTP/1.1\r\nHost: t\r\n\r\n");
     half_close(&c);
     let r = c.response().unwrap();
@@ -859,8 +822,7 @@ fn client_half_close_after_a_keep_alive_request_gets_no_stray_400() {
 
 #[test]
 fn three_pipelined_gets_in_one_write_are_answered_in_order() {
-    let (server, _) = echo_server(quick_limits());
-    let mut c = Client::connect(server.tcp_addr().unwrap());
+    let (_server, _, _, mut c) = echo_with_client(quick_limits());
     c.send(
         b"GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\nGET /3 HTTP/1.1\r\nHost: t\r\n\r\n",
     );
@@ -871,8 +833,7 @@ fn three_pipelined_gets_in_one_write_are_answered_in_order() {
 
 #[test]
 fn a_body_read_by_the_handler_leaves_the_connection_ready_for_the_next_request() {
-    let (server, _) = echo_server(quick_limits());
-    let mut c = Client::connect(server.tcp_addr().unwrap());
+    let (_server, _, _, mut c) = echo_with_client(quick_limits());
     // More than the loop pre-reads, in two writes: the handler reads the rest itself.
     c.send(b"POST /read HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
     c.send(&[b'a'; 40_000]);
@@ -887,8 +848,7 @@ fn a_body_read_by_the_handler_leaves_the_connection_ready_for_the_next_request()
 
 #[test]
 fn head_gets_headers_but_no_body() {
-    let (server, _) = echo_server(quick_limits());
-    let mut c = Client::connect(server.tcp_addr().unwrap());
+    let (_server, _, _, mut c) = echo_with_client(quick_limits());
     c.send(b"HEAD /h HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n");
     let mut raw = Vec::new();
     let _ = c.stream.read_to_end(&mut raw);

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use ocivision::emulator::faults::{FaultPlan, Faults, Service};
+use ocivision::emulator::faults::{FaultPlan, Service};
 use ocivision::emulator::Recorded;
 use ocivision::web::{App, ReconcileReport, Settings};
 use serde_json::Value;
@@ -48,15 +48,8 @@ fn orphan(n: usize) -> String {
 }
 
 fn slow_object_storage(env: &Env, latency: Duration) {
-    let mut plan = FaultPlan::default();
-    plan.set(
-        Service::ObjectStorage,
-        Faults {
-            latency,
-            ..Faults::default()
-        },
-    );
-    env.emulator.set_faults(plan);
+    let spec = format!("objectstorage=latency:{}ms", latency.as_millis());
+    env.emulator.set_faults(FaultPlan::parse(&spec).unwrap());
 }
 
 fn is_listing(r: &Recorded) -> bool {

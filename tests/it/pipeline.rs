@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use ocivision::document::{meta, AnalysisDocument, Status};
 use ocivision::emulator::agent::FnAgent;
 use ocivision::emulator::events::{cloud_event, Change, ChangeKind, DeliveryResult};
-use ocivision::emulator::faults::{EventFaults, FaultPlan, Faults, Service};
+use ocivision::emulator::faults::{EventFaults, FaultPlan, Service};
 use ocivision::oci::object_storage::Condition;
 use ocivision::soda::document_key;
 use serde_json::Value;
@@ -257,16 +257,9 @@ fn vision_429_then_success() {
 #[test]
 fn vision_failing_for_good_gives_a_failed_document_and_502() {
     let p = start("pipe-vision-down");
-    let mut plan = FaultPlan::default();
-    plan.set(
-        Service::Vision,
-        Faults {
-            error_rate: 1.0,
-            error_status: 503,
-            ..Faults::default()
-        },
-    );
-    p.env.emulator.set_faults(plan);
+    p.env
+        .emulator
+        .set_faults(FaultPlan::parse("vision=rate:1.0,status:503").unwrap());
     p.upload("uploads/unlucky.jpg", DOG, &[]);
     p.settle();
     let doc = p.document("uploads/unlucky.jpg").unwrap();
@@ -281,16 +274,9 @@ fn vision_failing_for_good_gives_a_failed_document_and_502() {
 #[test]
 fn soda_down_gives_502_and_a_redelivery_succeeds() {
     let p = start("pipe-soda-down");
-    let mut plan = FaultPlan::default();
-    plan.set(
-        Service::Soda,
-        Faults {
-            error_rate: 1.0,
-            error_status: 503,
-            ..Faults::default()
-        },
-    );
-    p.env.emulator.set_faults(plan);
+    p.env
+        .emulator
+        .set_faults(FaultPlan::parse("soda=rate:1.0,status:503").unwrap());
     let etag = p.upload("uploads/later.jpg", DOG, &[]);
     p.settle();
     assert_eq!(p.outcomes(), [DeliveryResult::Answered(502)]);

@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ocivision::emulator::signature::verify;
 use ocivision::oci::keys::{fingerprint, PrivateKey};
-use ocivision::oci::sign::{authorization, sign, signature, signing_string, Body, RequestToSign};
+use ocivision::oci::sign::{
+    authorization, sign, signature, signing_string, Body, RequestToSign, SigningString,
+};
 use ocivision::Error;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::SubjectPublicKeyInfoDer;
@@ -160,6 +162,29 @@ impl<'a> Prepared<'a> {
     }
 }
 
+/// The case's signing string, checked against the vector's text and signed header list.
+fn expected_signing_string(
+    prepared: &Prepared,
+    case: &Case,
+    at: &dyn Fn(&str) -> String,
+) -> SigningString {
+    let text = signing_string(&prepared.request(case), prepared.now)
+        .unwrap_or_else(|e| panic!("{}: {e}", at("signing string")));
+    assert_eq!(
+        text.as_str(),
+        case.expected_signing_string,
+        "{}",
+        at("signing string")
+    );
+    assert_eq!(
+        text.signed_headers(),
+        case.signed_headers,
+        "{}",
+        at("signed header list")
+    );
+    text
+}
+
 fn key_id_for<'a>(case: &Case, key_id: &'a str, token: &str) -> std::borrow::Cow<'a, str> {
     if case.name == "get-with-security-token" {
         format!("ST${token}").into()
@@ -182,20 +207,7 @@ fn every_case_of_the_2048_bit_set_matches_byte_for_byte_from_pkcs1_and_pkcs8() {
             let prepared = Prepared::new(case);
             let key_id = key_id_for(case, &set.key_id, &set.security_token_jwt_example);
 
-            let text = signing_string(&prepared.request(case), prepared.now)
-                .unwrap_or_else(|e| panic!("{}: {e}", at("signing string")));
-            assert_eq!(
-                text.as_str(),
-                case.expected_signing_string,
-                "{}",
-                at("signing string")
-            );
-            assert_eq!(
-                text.signed_headers(),
-                case.signed_headers,
-                "{}",
-                at("signed header list")
-            );
+            let text = expected_signing_string(&prepared, case, &at);
 
             let sig = signature(&key, &text).unwrap_or_else(|e| panic!("{}: {e}", at("signature")));
             assert_eq!(sig, case.expected_signature, "{}", at("signature"));
@@ -326,20 +338,7 @@ fn every_doc_key_case_assembles_and_its_published_signature_verifies() {
             let prepared = Prepared::new(case);
             let key_id = key_id_for(case, &v.key_id, token);
 
-            let text = signing_string(&prepared.request(case), prepared.now)
-                .unwrap_or_else(|e| panic!("{}: {e}", at("signing string")));
-            assert_eq!(
-                text.as_str(),
-                case.expected_signing_string,
-                "{}",
-                at("signing string")
-            );
-            assert_eq!(
-                text.signed_headers(),
-                case.signed_headers,
-                "{}",
-                at("signed header list")
-            );
+            let text = expected_signing_string(&prepared, case, &at);
 
             let auth = authorization(&key_id, text.signed_headers(), &case.expected_signature)
                 .unwrap_or_else(|e| panic!("{}: {e}", at("authorization")));

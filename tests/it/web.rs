@@ -20,12 +20,25 @@ use crate::support::{wait_until, Reply};
 const DOG: &[u8] = include_bytes!("../fixtures/photos/dog.jpg");
 const CAT: &[u8] = include_bytes!("../fixtures/photos/chelsea.png");
 const SAME_ORIGIN: (&str, &str) = ("Sec-Fetch-Site", "same-origin");
+/// The headers of an upload form posted by a page's script, which asks for JSON.
+const JSON_FORM: [(&str, &str); 3] = [
+    ("Content-Type", MULTIPART),
+    SAME_ORIGIN,
+    ("Accept", "application/json"),
+];
 
 fn settings() -> Settings {
     Settings {
         reconcile_grace: Duration::ZERO,
         ..Settings::default()
     }
+}
+
+/// A web app with [`settings`] as `change` leaves them, without a function.
+fn start_with(tag: &str, change: impl FnOnce(&mut Settings)) -> Web {
+    let mut settings = settings();
+    change(&mut settings);
+    Web::start(tag, settings, false)
 }
 
 /// A PNG header of the given size (enough for validation; never decoded).
@@ -43,6 +56,73 @@ fn jpeg_of_size(size: usize) -> Vec<u8> {
     let mut bytes = DOG[..1024].to_vec();
     bytes.resize(size, 0x55);
     bytes
+}
+
+/// Whether an image's object is stored.
+fn exists(web: &Web, id: &str) -> bool {
+    web.env
+        .emulator
+        .read_object("images", &Web::object_name(id))
+        .is_some()
+}
+
+/// Every request to `service` answered 503.
+fn outage(service: Service) -> FaultPlan {
+    let mut plan = FaultPlan::default();
+    let faults = Faults {
+        error_rate: 1.0,
+        error_status: 503,
+        ..Default::default()
+    };
+    plan.set(service, faults);
+    plan
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What Object Storage holds about an image's object.
+fn head(web: &Web, id: &str) -> ocivision::oci::object_storage::ObjectInfo {
+    let name = Web::object_name(id);
+    web.env
+        .object_storage()
+        .head(&web.env.bucket(), &name, deadline(5))
+        .unwrap()
+        .unwrap()
+}
+
+/// Rewrites an image's document as `change` leaves it.
+fn edit_document(web: &Web, id: &str, change: impl FnOnce(&mut AnalysisDocument)) {
+    let mut doc = web.document(id).unwrap();
+    change(&mut doc);
+    web.soda
+        .put(&web.key(id), &doc.to_json(), deadline(5))
+        .unwrap();
+}
+
+/// A same-origin form post through the handler.
+fn post_form(web: &Web, path: &str, form: &str) -> ocivision::http::Response {
+    web.handle("POST", path, &[SAME_ORIGIN], form.as_bytes())
+}
+
+/// A page's HTML, through the handler.
+fn page(web: &Web, path: &str) -> String {
+    body_text(&web.handle("GET", path, &[], b""))
+}
+
+/// The status the handler answers a bodiless request with.
+fn handled_status(web: &Web, method: &str, path: &str) -> u16 {
+    web.handle(method, path, &[], b"").status()
+}
+
+/// The id of the first file's result in an upload form's JSON answer.
+fn first_result_id(reply: &Reply) -> String {
+    reply.json()["results"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn assert_page_headers(resp: &ocivision::http::Response) {
@@ -78,7 +158,7 @@ fn web_every_route_answers_through_the_handler() {
         r.header("content-type"),
         Some("text/javascript; charset=utf-8")
     );
-    assert_eq!(web.handle("POST", "/healthz", &[], b"").status(), 405);
+    assert_eq!(handled_status(&web, "POST", "/healthz"), 405);
 
     let r = web.handle("GET", "/", &[], b"");
     assert_eq!(r.status(), 200);
@@ -118,8 +198,7 @@ fn web_every_route_answers_through_the_handler() {
         .unwrap()
         .starts_with("private, max-age="));
     assert_eq!(
-        web.handle("GET", &format!("/images/{id}/json"), &[], b"")
-            .status(),
+        handled_status(&web, "GET", &format!("/images/{id}/json")),
         200
     );
     let r = web.handle("GET", &format!("/api/images/{id}"), &[], b"");
@@ -130,35 +209,23 @@ fn web_every_route_answers_through_the_handler() {
     assert_eq!(v["items"][0]["id"], id.as_str());
     let r = web.handle("GET", &format!("/api/status?ids={id}"), &[], b"");
     assert_eq!(r.status(), 200);
-    assert_eq!(web.handle("GET", "/readyz", &[], b"").status(), 200);
-    assert_eq!(web.handle("GET", "/login", &[], b"").status(), 200);
+    assert_eq!(handled_status(&web, "GET", "/readyz"), 200);
+    assert_eq!(handled_status(&web, "GET", "/login"), 200);
 
     // Unknown ids, paths and methods.
-    assert_eq!(
-        web.handle("GET", "/images/../../etc/passwd", &[], b"")
-            .status(),
-        404
-    );
-    assert_eq!(
-        web.handle("GET", "/images/0123456789abcdef01234567.jpg", &[], b"")
-            .status(),
-        404
-    );
-    assert_eq!(
-        web.handle("GET", "/images/0123456789abcdef01234567.jpg/raw", &[], b"")
-            .status(),
-        404
-    );
-    assert_eq!(web.handle("GET", "/nope", &[], b"").status(), 404);
+    for path in [
+        "/images/../../etc/passwd",
+        "/images/0123456789abcdef01234567.jpg",
+        "/images/0123456789abcdef01234567.jpg/raw",
+        "/nope",
+    ] {
+        assert_eq!(handled_status(&web, "GET", path), 404, "{path}");
+    }
     let r = web.handle("GET", &format!("/images/{id}/delete"), &[], b"");
     assert_eq!(r.status(), 405, "GET never deletes");
     assert_eq!(r.header("allow"), Some("POST"));
-    assert!(web
-        .env
-        .emulator
-        .read_object("images", &Web::object_name(&id))
-        .is_some());
-    assert_eq!(web.handle("PUT", "/", &[], b"").status(), 405);
+    assert!(exists(&web, &id));
+    assert_eq!(handled_status(&web, "PUT", "/"), 405);
     let r = web.handle("PATCH", &format!("/api/images/{id}"), &[], b"");
     assert_eq!(
         (r.status(), r.header("content-type")),
@@ -171,54 +238,38 @@ fn web_every_route_answers_through_the_handler() {
     assert_eq!(r.status(), 201, "{}", body_text(&r));
     assert_eq!(r.header("content-type"), Some("application/json"));
     // Re-analyse everything outdated, from the gallery's form.
-    let token = token_in(&body_text(&web.handle("GET", "/", &[], b"")), "/reanalyze");
-    let r = web.handle(
-        "POST",
-        "/reanalyze",
-        &[SAME_ORIGIN],
-        format!("csrf={token}").as_bytes(),
-    );
+    let token = token_in(&page(&web, "/"), "/reanalyze");
+    let r = post_form(&web, "/reanalyze", &format!("csrf={token}"));
     assert_eq!(r.status(), 200, "{}", body_text(&r));
     assert!(body_text(&r).contains("nothing is outdated"));
 
     // Form posts: re-analyse and delete from the result page.
-    let page = body_text(&web.handle("GET", &format!("/images/{id}"), &[], b""));
-    let token = token_in(&page, &format!("/images/{id}/reanalyze"));
+    let result = page(&web, &format!("/images/{id}"));
+    let token = token_in(&result, &format!("/images/{id}/reanalyze"));
     let form = format!("csrf={token}");
-    let r = web.handle(
-        "POST",
-        &format!("/images/{id}/reanalyze"),
-        &[SAME_ORIGIN],
-        form.as_bytes(),
-    );
+    let r = post_form(&web, &format!("/images/{id}/reanalyze"), &form);
     assert_eq!(r.status(), 303, "{}", body_text(&r));
     // Delete asks first (without JavaScript, a page naming the image), then hides the image
     // for the undo window.
-    let token = token_in(&page, &format!("/images/{id}/delete"));
-    let r = web.handle(
-        "POST",
+    let token = token_in(&result, &format!("/images/{id}/delete"));
+    let r = post_form(
+        &web,
         &format!("/images/{id}/delete"),
-        &[SAME_ORIGIN],
-        format!("csrf={token}").as_bytes(),
+        &format!("csrf={token}"),
     );
     assert_eq!(r.status(), 200, "{}", body_text(&r));
     let confirm = body_text(&r);
     assert!(confirm.contains("Delete dog.jpg?"), "{confirm}");
     assert!(confirm.contains("name=\"confirm\" value=\"yes\""));
-    assert!(web
-        .env
-        .emulator
-        .read_object("images", &Web::object_name(&id))
-        .is_some());
-    let r = web.handle(
-        "POST",
+    assert!(exists(&web, &id));
+    let r = post_form(
+        &web,
         &format!("/images/{id}/delete"),
-        &[SAME_ORIGIN],
-        format!("csrf={token}&confirm=yes").as_bytes(),
+        &format!("csrf={token}&confirm=yes"),
     );
     assert_eq!(r.status(), 303);
     assert!(r.header("location").unwrap().starts_with("/?deleted="));
-    let gallery = body_text(&web.handle("GET", r.header("location").unwrap(), &[], b""));
+    let gallery = page(&web, r.header("location").unwrap());
     assert!(gallery.contains("Deleted dog.jpg."), "{gallery}");
     assert!(
         !gallery.contains(&format!("data-id=\"{id}\"")),
@@ -231,17 +282,11 @@ fn web_upload_stores_object_metadata_and_a_pending_document() {
     let web = Web::start("web-upload", settings(), false);
     let reply = form_upload(&web, "my dog.jpg", DOG);
     assert_eq!(reply.status, 201, "{}", reply.text());
-    let result = &reply.json()["results"][0];
-    let id = result["id"].as_str().unwrap().to_string();
+    let id = first_result_id(&reply);
     assert!(id.ends_with(".jpg") && id.len() == 28, "{id}");
     let name = Web::object_name(&id);
     assert_eq!(web.env.emulator.read_object("images", &name).unwrap(), DOG);
-    let info = web
-        .env
-        .object_storage()
-        .head(&web.env.bucket(), &name, deadline(5))
-        .unwrap()
-        .unwrap();
+    let info = head(&web, &id);
     assert_eq!(info.content_type, "image/jpeg");
     let meta = |k: &str| {
         info.metadata
@@ -249,11 +294,7 @@ fn web_upload_stores_object_metadata_and_a_pending_document() {
             .find(|(n, _)| n == k)
             .map(|(_, v)| v.clone())
     };
-    let sha: String = ring::digest::digest(&ring::digest::SHA256, DOG)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = sha256_hex(DOG);
     assert_eq!(meta("original-name").as_deref(), Some("my%20dog.jpg"));
     assert_eq!(meta("sha256").as_deref(), Some(sha.as_str()));
     let request_id = meta("request-id").expect("request id kept");
@@ -288,12 +329,7 @@ fn web_upload_stores_object_metadata_and_a_pending_document() {
     assert_eq!(reply.status, 201, "{}", reply.text());
     let cat = reply.json()["id"].as_str().unwrap().to_string();
     assert!(cat.ends_with(".png"));
-    let info = web
-        .env
-        .object_storage()
-        .head(&web.env.bucket(), &Web::object_name(&cat), deadline(5))
-        .unwrap()
-        .unwrap();
+    let info = head(&web, &cat);
     assert_eq!(info.content_type, "image/png");
     let other = png(64, 64, b"plain png bytes");
     let token = web.token("/", "/upload");
@@ -319,30 +355,17 @@ fn web_upload_stores_object_metadata_and_a_pending_document() {
     );
 
     // The database being down does not stop an upload.
-    let mut plan = ocivision::emulator::faults::FaultPlan::default();
-    plan.set(
-        ocivision::emulator::faults::Service::Soda,
-        ocivision::emulator::faults::Faults {
-            error_rate: 1.0,
-            error_status: 503,
-            ..Default::default()
-        },
-    );
-    web.env.emulator.set_faults(plan);
+    web.env.emulator.set_faults(outage(Service::Soda));
     let reply = web.fetch(
         "PUT",
         "/api/images/offline.png",
         &[],
         &png(100, 100, b"db down"),
     );
-    web.env.emulator.set_faults(Default::default());
+    web.env.emulator.set_faults(FaultPlan::default());
     assert_eq!(reply.status, 201, "{}", reply.text());
     let offline = reply.json()["id"].as_str().unwrap().to_string();
-    assert!(web
-        .env
-        .emulator
-        .read_object("images", &Web::object_name(&offline))
-        .is_some());
+    assert!(exists(&web, &offline));
     assert!(
         web.document(&offline).is_none(),
         "the reconciler writes it later"
@@ -382,10 +405,7 @@ fn web_upload_writes_the_pending_document_before_the_object() {
     // The browser form.
     let reply = form_upload(&web, "cat.png", CAT);
     assert_eq!(reply.status, 201, "{}", reply.text());
-    let id = reply.json()["results"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = first_result_id(&reply);
     let (document, object) = write_order(&web, &id);
     assert!(document < object, "document #{document}, object #{object}");
     let doc = web.document(&id).unwrap();
@@ -400,11 +420,7 @@ fn form_upload(web: &Web, file: &str, bytes: &[u8]) -> Reply {
         ("csrf", None, token.as_bytes()),
         ("file", Some(file), bytes),
     ]);
-    let headers = [
-        ("Content-Type", MULTIPART),
-        SAME_ORIGIN,
-        ("Accept", "application/json"),
-    ];
+    let headers = JSON_FORM;
     web.fetch("POST", "/upload", &headers, &body)
 }
 
@@ -436,11 +452,7 @@ fn delete_object_only(web: &Web, id: &str) {
 
 /// Documents in the collection whose `sha256` is that of `bytes`.
 fn documents_of(web: &Web, bytes: &[u8]) -> Vec<AnalysisDocument> {
-    let sha: String = ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = sha256_hex(bytes);
     web.soda
         .query(&json!({ "sha256": sha }), deadline(5))
         .unwrap()
@@ -451,9 +463,7 @@ fn documents_of(web: &Web, bytes: &[u8]) -> Vec<AnalysisDocument> {
 #[test]
 fn web_upload_whose_object_cannot_be_stored_leaves_no_document_and_no_twin() {
     let web = Web::start("web-put-fails", settings(), false);
-    web.env
-        .emulator
-        .set_faults(FaultPlan::parse("objectstorage=rate:1.0,status:503").unwrap());
+    web.env.emulator.set_faults(outage(Service::ObjectStorage));
     let reply = web.fetch("PUT", "/api/images/dog.jpg", &[], DOG);
     web.env.emulator.set_faults(FaultPlan::default());
     assert_eq!(reply.status, 502, "{}", reply.text());
@@ -472,25 +482,11 @@ fn web_upload_whose_object_cannot_be_stored_leaves_no_document_and_no_twin() {
 
     // The same bytes again, storage back: stored, not answered as a duplicate of a ghost.
     let id = stored_as_new(&web, DOG);
-    assert!(web
-        .env
-        .emulator
-        .read_object("images", &Web::object_name(&id))
-        .is_some());
+    assert!(exists(&web, &id));
     assert_eq!(documents_of(&web, DOG).len(), 1);
 
     // The browser form gets the same answer, as a result for the file.
-    web.env.emulator.set_faults({
-        let mut plan = FaultPlan::default();
-        plan.set(
-            Service::ObjectStorage,
-            Faults {
-                error_rate: 1.0,
-                ..Default::default()
-            },
-        );
-        plan
-    });
+    web.env.emulator.set_faults(outage(Service::ObjectStorage));
     let reply = form_upload(&web, "cat.png", CAT);
     web.env.emulator.set_faults(FaultPlan::default());
     assert_eq!(reply.status, 502, "{}", reply.text());
@@ -523,11 +519,7 @@ fn web_a_document_without_its_object_is_never_offered_as_a_twin() {
 fn web_hostile_uploads_are_refused_and_nothing_is_stored() {
     let web = Web::start("web-hostile", settings(), false);
     let token = web.token("/", "/upload");
-    let headers = [
-        ("Content-Type", MULTIPART),
-        SAME_ORIGIN,
-        ("Accept", "application/json"),
-    ];
+    let headers = JSON_FORM;
     let post = |file: &str, bytes: &[u8]| {
         let body = multipart(&[
             ("csrf", None, token.as_bytes()),
@@ -636,15 +628,8 @@ fn web_hostile_uploads_are_refused_and_nothing_is_stored() {
     let name = "<script>alert(1)</script> ../../etc/passwd \"quoted\" 'single' 日本語 🐕.jpg";
     let reply = post(name, DOG);
     assert_eq!(reply.status, 201, "{}", reply.text());
-    let id = reply.json()["results"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(web
-        .env
-        .emulator
-        .read_object("images", &Web::object_name(&id))
-        .is_some());
+    let id = first_result_id(&reply);
+    assert!(exists(&web, &id));
     let stored = web.document(&id).unwrap().original_name.unwrap();
     // Path separators go, so `</script>` loses its slash too.
     assert_eq!(
@@ -660,14 +645,7 @@ fn web_hostile_uploads_are_refused_and_nothing_is_stored() {
 
 #[test]
 fn web_uploads_beyond_the_gate_get_503_with_retry_after() {
-    let web = Web::start(
-        "web-gate",
-        Settings {
-            max_concurrent_uploads: Some(1),
-            ..settings()
-        },
-        false,
-    );
+    let web = start_with("web-gate", |s| s.max_concurrent_uploads = Some(1));
     // The gate shows only in answers: a probe that the checks after the gate refuse (415,
     // nothing stored) is answered 503 while the slot is taken.
     let probe = || {
@@ -725,14 +703,9 @@ fn web_uploads_beyond_the_gate_get_503_with_retry_after() {
 
 #[test]
 fn web_cross_origin_state_changes_are_refused() {
-    let web = Web::start(
-        "web-csrf",
-        Settings {
-            public_origin: Some("https://vision.example.com".into()),
-            ..settings()
-        },
-        false,
-    );
+    let web = start_with("web-csrf", |s| {
+        s.public_origin = Some("https://vision.example.com".into())
+    });
     let id = web.upload("dog.jpg", DOG);
     let token = web.token("/", "/upload");
     let body = multipart(&[
@@ -754,29 +727,15 @@ fn web_cross_origin_state_changes_are_refused() {
         let r = web.handle("PUT", "/api/images/x.png", &headers, CAT);
         assert_eq!(r.status(), 403, "{headers:?}");
     }
-    assert!(web
-        .env
-        .emulator
-        .read_object("images", &Web::object_name(&id))
-        .is_some());
+    assert!(exists(&web, &id));
     // Browser form posts need a valid token for their action.
     let delete_token = web.token("/", "/delete");
     for bad in ["", "csrf=", "csrf=123.abc", "csrf=9999999999.00"] {
-        let r = web.handle(
-            "POST",
-            &format!("/images/{id}/delete"),
-            &[SAME_ORIGIN],
-            bad.as_bytes(),
-        );
+        let r = post_form(&web, &format!("/images/{id}/delete"), bad);
         assert_eq!(r.status(), 403, "{bad}");
     }
     let wrong_action = format!("csrf={token}");
-    let r = web.handle(
-        "POST",
-        &format!("/images/{id}/delete"),
-        &[SAME_ORIGIN],
-        wrong_action.as_bytes(),
-    );
+    let r = post_form(&web, &format!("/images/{id}/delete"), &wrong_action);
     assert_eq!(r.status(), 403, "an upload token cannot delete");
     let no_token = multipart(&[("file", Some("cat.png"), CAT)]);
     let r = web.handle(
@@ -786,11 +745,7 @@ fn web_cross_origin_state_changes_are_refused() {
         &no_token,
     );
     assert_eq!(r.status(), 403);
-    assert!(web
-        .env
-        .emulator
-        .read_object("images", &Web::object_name(&id))
-        .is_some());
+    assert!(exists(&web, &id));
     // The configured origin and same-origin fetches pass.
     let ok = format!("csrf={delete_token}&confirm=yes");
     let r = web.handle(
@@ -871,20 +826,15 @@ fn web_text_is_gzipped_on_request_and_static_files_are_hashed_and_cached() {
     assert_eq!((raw.status, raw.header("content-encoding")), (200, None));
     assert_eq!(raw.body, DOG);
     // The result page reserves the picture's space: its size comes with the upload.
-    let page = body_text(&web.handle("GET", &format!("/images/{id}"), &[], b""));
+    let page = page(&web, &format!("/images/{id}"));
     assert!(page.contains("width=\"768\" height=\"576\""), "{page}");
 }
 
 #[test]
 fn web_password_gates_everything_but_login_assets_and_health() {
-    let web = Web::start(
-        "web-password",
-        Settings {
-            password: Some(Secret::new("correct horse")),
-            ..settings()
-        },
-        false,
-    );
+    let web = start_with("web-password", |s| {
+        s.password = Some(Secret::new("correct horse"))
+    });
     for path in ["/healthz", "/login", "/static/app.css", "/static/app.js"] {
         assert_eq!(web.get(path).status, 200, "{path}");
     }
@@ -1016,48 +966,27 @@ fn web_analysis_text_is_escaped_and_names_round_trip() {
         "</script><script>alert(1)</script>"
     );
     // A local model is said so.
-    let mut doc = web.document(&id).unwrap();
-    doc.model_versions.object_detection = Some("local-nanodet-plus-m-416".into());
-    web.soda
-        .put(&web.key(&id), &doc.to_json(), deadline(5))
-        .unwrap();
-    let html = body_text(&web.handle("GET", &format!("/images/{id}"), &[], b""));
+    edit_document(&web, &id, |doc| {
+        doc.model_versions.object_detection = Some("local-nanodet-plus-m-416".into());
+    });
+    let html = page(&web, &format!("/images/{id}"));
     assert!(html.contains("local model"));
 }
 
 #[test]
 fn web_delete_removes_object_and_document_even_when_the_object_is_gone() {
     // No undo window: the gallery's form deletes at once, as the JSON API always does.
-    let web = Web::start(
-        "web-delete",
-        Settings {
-            undo_window: Duration::ZERO,
-            ..settings()
-        },
-        false,
-    );
+    let web = start_with("web-delete", |s| s.undo_window = Duration::ZERO);
     let a = web.upload("a.jpg", DOG);
     let b = web.upload("b.png", CAT);
     let c = web.upload("c.png", &png(50, 50, b"c"));
     let r = web.fetch("DELETE", &format!("/api/images/{a}"), &[], b"");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), json!({"id": a, "object": true, "document": true}));
-    assert!(web
-        .env
-        .emulator
-        .read_object("images", &Web::object_name(&a))
-        .is_none());
+    assert!(!exists(&web, &a));
     assert!(web.document(&a).is_none());
     // Object already gone: the document still goes.
-    web.env
-        .object_storage()
-        .delete(
-            &web.env.bucket(),
-            &Web::object_name(&b),
-            Condition::None,
-            deadline(5),
-        )
-        .unwrap();
+    delete_object_only(&web, &b);
     let r = web.fetch("DELETE", &format!("/api/images/{b}"), &[], b"");
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -1089,18 +1018,9 @@ fn web_delete_removes_object_and_document_even_when_the_object_is_gone() {
     assert_eq!(r.json()["results"][1]["error"], "not an image id");
     // A storage failure is reported honestly and the document is kept.
     let f = web.upload("f.png", &png(80, 80, b"f"));
-    let mut plan = ocivision::emulator::faults::FaultPlan::default();
-    plan.set(
-        ocivision::emulator::faults::Service::ObjectStorage,
-        ocivision::emulator::faults::Faults {
-            error_rate: 1.0,
-            error_status: 503,
-            ..Default::default()
-        },
-    );
-    web.env.emulator.set_faults(plan);
+    web.env.emulator.set_faults(outage(Service::ObjectStorage));
     let r = web.fetch("DELETE", &format!("/api/images/{f}"), &[], b"");
-    web.env.emulator.set_faults(Default::default());
+    web.env.emulator.set_faults(FaultPlan::default());
     assert_eq!(r.status, 502, "{}", r.text());
     assert!(r.json()["error"]
         .as_str()
@@ -1119,27 +1039,13 @@ fn marker_key(web: &Web, id: &str) -> String {
     )
 }
 
-fn exists(web: &Web, id: &str) -> bool {
-    web.env
-        .emulator
-        .read_object("images", &Web::object_name(id))
-        .is_some()
-}
-
 /// Issue 18: deleting from the pages names what goes, hides it at once, can be undone while
 /// the window is open, and is carried out by the server when it closes, with no browser
 /// involved; a marker left by an instance that died is hidden, and carried out by the sweeper.
 #[test]
 fn web_browser_deletes_are_confirmed_hidden_undoable_and_carried_out() {
     let window = Duration::from_secs(3);
-    let web = Web::start(
-        "web-undo",
-        Settings {
-            undo_window: window,
-            ..settings()
-        },
-        false,
-    );
+    let web = start_with("web-undo", |s| s.undo_window = window);
     let a = web.upload("a.jpg", DOG);
     let b = web.upload("b.png", CAT);
     let c = web.upload("c.png", &png(50, 50, b"c"));
@@ -1152,17 +1058,17 @@ fn web_browser_deletes_are_confirmed_hidden_undoable_and_carried_out() {
     assert!(body_text(&r).contains("Nothing selected"));
     // Without confirm=yes: the confirmation names both and carries them on.
     let r = post("/delete", format!("csrf={token}&id={a}&id={b}"));
-    let page = body_text(&r);
-    assert_eq!(r.status(), 200, "{page}");
-    assert!(page.contains("Delete 2 images?") && page.contains("<li>a.jpg</li>"));
-    assert!(page.contains(&format!("name=\"id\" value=\"{b}\"")));
+    let confirm = body_text(&r);
+    assert_eq!(r.status(), 200, "{confirm}");
+    assert!(confirm.contains("Delete 2 images?") && confirm.contains("<li>a.jpg</li>"));
+    assert!(confirm.contains(&format!("name=\"id\" value=\"{b}\"")));
     assert!(exists(&web, &a) && exists(&web, &b));
 
     // Confirmed: hidden from the gallery and the API at once, still stored.
     let r = post("/delete", format!("csrf={token}&id={a}&id={b}&confirm=yes"));
     assert_eq!(r.status(), 303);
     let after = r.header("location").unwrap().to_string();
-    let gallery = body_text(&web.handle("GET", &after, &[], b""));
+    let gallery = page(&web, &after);
     assert!(
         gallery.contains("Deleted 2 images: a.jpg and b.png. You can undo this for 3 seconds."),
         "{gallery}"
@@ -1177,7 +1083,7 @@ fn web_browser_deletes_are_confirmed_hidden_undoable_and_carried_out() {
     assert!(gallery.contains(&format!("data-id=\"{c}\"")));
     let listed = web.get("/api/images").json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
-    let detail = body_text(&web.handle("GET", &format!("/images/{a}"), &[], b""));
+    let detail = page(&web, &format!("/images/{a}"));
     assert!(
         detail.contains("id=\"undo-notice\""),
         "the result page offers undo too"
@@ -1191,7 +1097,7 @@ fn web_browser_deletes_are_confirmed_hidden_undoable_and_carried_out() {
         (r.status(), r.header("location")),
         (303, Some("/?restored=2"))
     );
-    let gallery = body_text(&web.handle("GET", "/?restored=2", &[], b""));
+    let gallery = page(&web, "/?restored=2");
     assert!(gallery.contains("Restored 2 images"));
     for id in [&a, &b] {
         assert!(gallery.contains(&format!("data-id=\"{id}\"")));
@@ -1223,9 +1129,9 @@ fn web_browser_deletes_are_confirmed_hidden_undoable_and_carried_out() {
     assert!(exists(&web, &b), "only what was deleted");
     let late = post("/undo", format!("csrf={token}&batch={batch}"));
     assert_eq!(late.header("location"), Some("/?restored=0"));
-    let gallery = body_text(&web.handle("GET", "/?restored=0", &[], b""));
+    let gallery = page(&web, "/?restored=0");
     assert!(gallery.contains("Too late to undo"));
-    let gallery = body_text(&web.handle("GET", &after, &[], b""));
+    let gallery = page(&web, &after);
     assert!(gallery.contains("undo window has closed"));
 
     // A marker whose instance died before its time: hidden, and carried out by the sweeper's
@@ -1235,7 +1141,7 @@ fn web_browser_deletes_are_confirmed_hidden_undoable_and_carried_out() {
     web.soda
         .put(&marker_key(&web, &b), &stale, deadline(5))
         .unwrap();
-    let gallery = body_text(&web.handle("GET", "/", &[], b""));
+    let gallery = page(&web, "/");
     assert!(!gallery.contains(&format!("data-id=\"{b}\"")));
     assert!(
         wait_until(Duration::from_secs(10), || !exists(&web, &b)),
@@ -1251,13 +1157,7 @@ fn web_reanalysis_sends_the_function_a_synthetic_update_event() {
     web.write_done(&id, &[("Dog", 0.9, [0.1, 0.1, 0.5, 0.5])]);
     let r = web.fetch("POST", &format!("/api/images/{id}/reanalyze"), &[], b"");
     assert_eq!(r.status, 202, "{}", r.text());
-    let etag = web
-        .env
-        .object_storage()
-        .head(&web.env.bucket(), &Web::object_name(&id), deadline(5))
-        .unwrap()
-        .unwrap()
-        .etag;
+    let etag = head(&web, &id).etag;
     let event = wait_for_call(&web, 1);
     assert_eq!(
         event["eventType"],
@@ -1271,11 +1171,9 @@ fn web_reanalysis_sends_the_function_a_synthetic_update_event() {
     // Everything analysed by an older model.
     let old = web.upload("cat.png", CAT);
     web.write_done(&old, &[("Cat", 0.8, [0.2, 0.2, 0.7, 0.7])]);
-    let mut doc = web.document(&old).unwrap();
-    doc.model_versions.object_detection = Some("1.2".into());
-    web.soda
-        .put(&web.key(&old), &doc.to_json(), deadline(5))
-        .unwrap();
+    edit_document(&web, &old, |doc| {
+        doc.model_versions.object_detection = Some("1.2".into());
+    });
     let newer = web.upload("p.png", &png(90, 90, b"new"));
     web.write_done(&newer, &[("Car", 0.7, [0.2, 0.2, 0.7, 0.7])]);
     let r = web.fetch("POST", "/api/reanalyze", &[], b"");
@@ -1305,6 +1203,14 @@ fn wait_for_call(web: &Web, n: usize) -> serde_json::Value {
     call.unwrap_or_else(|| panic!("the function did not receive call {n}"))
 }
 
+/// Leaves an image's document stuck in `analyzing` since 2020.
+fn mark_stuck(web: &Web, id: &str) {
+    edit_document(web, id, |doc| {
+        doc.status = Status::Analyzing;
+        doc.updated_at = "2020-01-01T00:00:00.000Z".into();
+    });
+}
+
 #[test]
 fn web_reconcile_makes_its_repairs() {
     let web = Web::start("web-reconcile", settings(), false);
@@ -1314,31 +1220,15 @@ fn web_reconcile_makes_its_repairs() {
     // 2. An object without a document (uploaded while the database was down).
     let orphan_name = "uploads/0000000000a0000000000001.png";
     let bytes = png(64, 64, b"orphan");
-    web.env
-        .object_storage()
-        .put(
-            &web.env.bucket(),
-            orphan_name,
-            &mut std::io::Cursor::new(bytes.clone()),
-            bytes.len() as u64,
-            "image/png",
-            &[
-                ("original-name", "orphan%20cat.png"),
-                ("sha256", "abc"),
-                ("request-id", "req-9"),
-            ],
-            Condition::None,
-            deadline(5),
-        )
-        .unwrap();
+    let metadata = [
+        ("original-name", "orphan%20cat.png"),
+        ("sha256", "abc"),
+        ("request-id", "req-9"),
+    ];
+    web.env.put_object(orphan_name, &bytes, &metadata);
     // 3. A document stuck in `analyzing` for an hour.
     let stuck = web.upload("stuck.png", CAT);
-    let mut doc = web.document(&stuck).unwrap();
-    doc.status = Status::Analyzing;
-    doc.updated_at = "2020-01-01T00:00:00.000Z".into();
-    web.soda
-        .put(&web.key(&stuck), &doc.to_json(), deadline(5))
-        .unwrap();
+    mark_stuck(&web, &stuck);
     // A healthy image is left alone.
     let fine = web.upload("fine.png", &png(40, 40, b"fine"));
 
@@ -1362,40 +1252,21 @@ fn web_reconcile_makes_its_repairs() {
 
     // With a function: orphans and stuck analyses are sent for analysis instead.
     let web = Web::start("web-reconcile-fn", settings(), true);
-    web.env
-        .object_storage()
-        .put(
-            &web.env.bucket(),
-            orphan_name,
-            &mut std::io::Cursor::new(bytes.clone()),
-            bytes.len() as u64,
-            "image/png",
-            &[],
-            Condition::None,
-            deadline(5),
-        )
-        .unwrap();
+    web.env.put_object(orphan_name, &bytes, &[]);
     let stuck = web.upload("stuck.png", CAT);
-    let mut doc = web.document(&stuck).unwrap();
-    doc.status = Status::Analyzing;
-    doc.updated_at = "2020-01-01T00:00:00.000Z".into();
-    web.soda
-        .put(&web.key(&stuck), &doc.to_json(), deadline(5))
-        .unwrap();
+    mark_stuck(&web, &stuck);
     // Failed because Vision was throttled past the function's retries: worth another try; a
     // refused file is not.
     let mark_failed = |id: &str, code: &str| {
-        let mut doc = web.document(id).unwrap();
-        doc.status = Status::Failed;
-        doc.attempts = 1;
-        doc.error = Some(ocivision::document::Failure {
-            code: code.into(),
-            message: "test".into(),
-        });
-        doc.updated_at = "2020-01-01T00:00:00.000Z".into();
-        web.soda
-            .put(&web.key(id), &doc.to_json(), deadline(5))
-            .unwrap();
+        edit_document(&web, id, |doc| {
+            doc.status = Status::Failed;
+            doc.attempts = 1;
+            doc.error = Some(ocivision::document::Failure {
+                code: code.into(),
+                message: "test".into(),
+            });
+            doc.updated_at = "2020-01-01T00:00:00.000Z".into();
+        })
     };
     let throttled = web.upload("throttled.png", &png(48, 48, b"throttled"));
     mark_failed(&throttled, "TooManyRequests");
@@ -1416,14 +1287,7 @@ fn web_reconcile_makes_its_repairs() {
 
 #[test]
 fn web_gallery_pages_with_one_listing_and_one_query_each_and_filters() {
-    let web = Web::start(
-        "web-paging",
-        Settings {
-            page_size: 2,
-            ..settings()
-        },
-        false,
-    );
+    let web = start_with("web-paging", |s| s.page_size = 2);
     let mut ids: Vec<String> = (0..5u32)
         .map(|i| web.upload(&format!("img{i}.png"), &png(40 + i, 40, &i.to_be_bytes())))
         .collect();
@@ -1433,7 +1297,7 @@ fn web_gallery_pages_with_one_listing_and_one_query_each_and_filters() {
     web.write_done(&ids[4], &[("Car", 0.8, [0.1, 0.1, 0.4, 0.4])]);
     web.write_done(&ids[3], &[("Dog", 0.8, [0.1, 0.1, 0.4, 0.4])]);
     web.env.emulator.clear_requests();
-    let first = body_text(&web.handle("GET", "/", &[], b""));
+    let first = page(&web, "/");
     let requests = web.env.emulator.requests();
     let listings = requests
         .iter()
@@ -1461,14 +1325,14 @@ fn web_gallery_pages_with_one_listing_and_one_query_each_and_filters() {
         .split('"')
         .next()
         .unwrap();
-    let second = body_text(&web.handle("GET", &format!("/?start={next}"), &[], b""));
+    let second = page(&web, &format!("/?start={next}"));
     assert!(
         second.contains(&ids[2])
             && second.contains(&ids[1])
             && !second.contains(&format!("data-id=\"{}\"", ids[4]))
     );
     // "vehicle" finds the car through its ontology parent.
-    let filtered = body_text(&web.handle("GET", "/?label=Vehicle", &[], b""));
+    let filtered = page(&web, "/?label=Vehicle");
     assert!(filtered.contains(&ids[4]) && !filtered.contains(&format!("data-id=\"{}\"", ids[3])));
     let api = web.get("/api/images?label=animal&status=done").json();
     assert_eq!(api["items"].as_array().unwrap().len(), 1);
@@ -1487,18 +1351,9 @@ fn web_gallery_pages_with_one_listing_and_one_query_each_and_filters() {
     assert_eq!(rest["next"], serde_json::Value::Null);
     assert_eq!(web.get("/api/images?status=bogus").status, 400);
     // Storage down: an error state, not a crash.
-    let mut plan = ocivision::emulator::faults::FaultPlan::default();
-    plan.set(
-        ocivision::emulator::faults::Service::ObjectStorage,
-        ocivision::emulator::faults::Faults {
-            error_rate: 1.0,
-            error_status: 503,
-            ..Default::default()
-        },
-    );
-    web.env.emulator.set_faults(plan);
+    web.env.emulator.set_faults(outage(Service::ObjectStorage));
     let r = web.handle("GET", "/", &[], b"");
-    web.env.emulator.set_faults(Default::default());
+    web.env.emulator.set_faults(FaultPlan::default());
     assert_eq!(r.status(), 503);
     assert!(body_text(&r).contains("did not answer"));
 }
@@ -1528,18 +1383,9 @@ fn web_readyz_reports_each_dependency() {
         web.get("/readyz").json(),
         json!({"storage": "ok", "database": "ok"})
     );
-    let mut plan = ocivision::emulator::faults::FaultPlan::default();
-    plan.set(
-        ocivision::emulator::faults::Service::Soda,
-        ocivision::emulator::faults::Faults {
-            error_rate: 1.0,
-            error_status: 503,
-            ..Default::default()
-        },
-    );
-    web.env.emulator.set_faults(plan);
+    web.env.emulator.set_faults(outage(Service::Soda));
     let r = web.get("/readyz");
-    web.env.emulator.set_faults(Default::default());
+    web.env.emulator.set_faults(FaultPlan::default());
     assert_eq!(r.status, 503);
     assert_eq!(
         r.json(),
