@@ -38,15 +38,11 @@ use ocivision::soda::document_key;
 use ocivision::Error;
 use serde_json::{json, Value};
 use support::bench::{median, AppProcess};
-use support::emulator::Env;
+use support::emulator::{deadline, on_four_threads, Env};
 
 const WIDTH: u32 = 4000;
 const HEIGHT: u32 = 3000;
 const SEARCH_DOCS: usize = 10_000;
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(120)
-}
 
 /// `PUT /api/images/{name}` to the app: status and milliseconds.
 fn upload(app: &AppProcess, name: &str, bytes: &[u8]) -> Result<(u16, f64), Error> {
@@ -153,7 +149,7 @@ fn run() -> Result<(), Error> {
     let env = Env::start("gallery-bench");
     let (base, dir) = (env.emulator.base_url().to_string(), env.dir.path());
     for collection in ["GALLERY", "UPLOADS", "CROWD", "SEARCH"] {
-        env.soda(collection).ensure_collection(deadline())?;
+        env.soda(collection).ensure_collection(deadline(120))?;
     }
     eprintln!("gallery-bench: generating 4000 × 3000 photos");
     let names = [
@@ -379,7 +375,7 @@ fn renditions(env: &Env, four_mb: &[u8]) -> Result<(), Error> {
             "image/jpeg",
             &[],
             Condition::None,
-            deadline(),
+            deadline(120),
         )?;
         direct.push(started.elapsed().as_secs_f64() * 1000.0);
         let (status, ms) = upload(&app, &format!("four{n}.jpg"), &unique(four_mb, 100 + n))?;
@@ -594,59 +590,44 @@ fn crowd_once(
 fn search(env: &Env) -> Result<(), Error> {
     eprintln!("gallery-bench: seeding {SEARCH_DOCS} documents");
     let started = Instant::now();
-    std::thread::scope(|scope| -> Result<(), Error> {
-        let handles: Vec<_> = (0..4usize)
-            .map(|t| {
-                scope.spawn(move || -> Result<(), Error> {
-                    let soda = env.soda("SEARCH");
-                    let b = env.bucket();
-                    for i in (t..SEARCH_DOCS).step_by(4) {
-                        let name = format!(
-                            "uploads/{:011x}{:013x}.jpg",
-                            0x100_0000_0000u64 - i as u64,
-                            i
-                        );
-                        let mut doc =
-                            AnalysisDocument::new(&b.namespace, &b.name, &name, Status::Done);
-                        doc.uploaded_at = format!(
-                            "2026-11-{:02}T{:02}:{:02}:{:02}.000Z",
-                            1 + i / 86_400,
-                            i / 3600 % 24,
-                            i / 60 % 60,
-                            i % 60
-                        );
-                        let labels: &[&str] = match i % 100 {
-                            0 => &["Giraffe", "Person"],
-                            n if n % 2 == 0 => &["Car", "Person"],
-                            _ => &["Person", "Dog"],
-                        };
-                        doc.objects = labels
-                            .iter()
-                            .map(|l| DetectedObject {
-                                name: l.to_string(),
-                                confidence: 0.8,
-                                polygon: vec![Vertex { x: 0.1, y: 0.1 }, Vertex { x: 0.5, y: 0.5 }],
-                            })
-                            .collect();
-                        doc.terms = doc.objects.iter().map(|o| o.name.to_lowercase()).collect();
-                        if labels.contains(&"Car") {
-                            doc.terms.push("vehicle".into());
-                        }
-                        doc.terms.sort();
-                        soda.put(
-                            &document_key(&b.namespace, &b.name, &name),
-                            &doc.to_json(),
-                            deadline(),
-                        )?;
-                    }
-                    Ok(())
-                })
+    let clients = || Ok((env.soda("SEARCH"), env.bucket()));
+    on_four_threads(SEARCH_DOCS, clients, |(soda, b), i| {
+        let name = format!(
+            "uploads/{:011x}{:013x}.jpg",
+            0x100_0000_0000u64 - i as u64,
+            i
+        );
+        let mut doc = AnalysisDocument::new(&b.namespace, &b.name, &name, Status::Done);
+        doc.uploaded_at = format!(
+            "2026-11-{:02}T{:02}:{:02}:{:02}.000Z",
+            1 + i / 86_400,
+            i / 3600 % 24,
+            i / 60 % 60,
+            i % 60
+        );
+        let labels: &[&str] = match i % 100 {
+            0 => &["Giraffe", "Person"],
+            n if n % 2 == 0 => &["Car", "Person"],
+            _ => &["Person", "Dog"],
+        };
+        doc.objects = labels
+            .iter()
+            .map(|l| DetectedObject {
+                name: l.to_string(),
+                confidence: 0.8,
+                polygon: vec![Vertex { x: 0.1, y: 0.1 }, Vertex { x: 0.5, y: 0.5 }],
             })
             .collect();
-        for h in handles {
-            h.join().expect("seeding thread")?;
+        doc.terms = doc.objects.iter().map(|o| o.name.to_lowercase()).collect();
+        if labels.contains(&"Car") {
+            doc.terms.push("vehicle".into());
         }
-        Ok(())
+        doc.terms.sort();
+        soda.put(
+            &document_key(&b.namespace, &b.name, &name),
+            &doc.to_json(),
+            deadline(120),
+        )
     })?;
     eprintln!(
         "gallery-bench: seeded in {:.1} s",
@@ -693,11 +674,5 @@ fn search(env: &Env) -> Result<(), Error> {
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gallery-bench: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    support::bench::exit_code("gallery-bench", run())
 }

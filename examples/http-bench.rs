@@ -24,7 +24,7 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::bench::{free_port, wait_healthy, wrk, Guard, Wrk};
+use support::bench::{free_port, have, start_local_webapp, wait_healthy, wrk, Guard, Wrk};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -94,7 +94,8 @@ fn run(dir: &Path) -> Result<Value, String> {
             IDLE + 500
         ));
     }
-    let (mut app, app_port) = start_webapp(&bin_dir.join("webapp"), dir)?;
+    let (mut app, app_port) =
+        start_local_webapp(&bin_dir.join("webapp"), &dir.join("webapp-data"))?;
     let nginx = start_nginx(dir)?;
 
     eprintln!("http-bench: 1. /healthz, wrk -t2 -c32 -d10s, 3 interleaved pairs");
@@ -194,30 +195,8 @@ fn print_figures(f: &Value) {
     );
 }
 
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program} >/dev/null")])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// The `webapp` binary in local mode, as `bench` runs it (no access log per request).
-fn start_webapp(exe: &Path, dir: &Path) -> Result<(Guard, u16), String> {
-    let port = free_port()?;
-    let mut child = Command::new(exe)
-        .env("OCIVISION_DATA", dir.join("webapp-data"))
-        .env("PORT", port.to_string())
-        .env("LOG_LEVEL", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("webapp: {e}"))?;
-    wait_healthy(port, &mut child, "webapp")?;
-    Ok((Guard(child), port))
 }
 
 /// nginx, one worker, the same empty 200, room for 10,000 connections.

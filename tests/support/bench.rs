@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -318,4 +318,52 @@ pub fn percentile(values: &mut [f64], p: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
     values[rank.clamp(1, values.len()) - 1]
+}
+
+/// A benchmark's exit: success, or `name: error` on stderr and failure.
+pub fn exit_code(name: &str, result: Result<(), impl std::fmt::Display>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The number after the command-line flag `name`, or `default` when the flag is absent.
+pub fn number_arg<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{name} needs a number")),
+    }
+}
+
+/// Whether `program` is on the `PATH`.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The `webapp` binary `exe` in local mode with its data in `data`, on a free port, as `bench`
+/// and `http-bench` run it (`LOG_LEVEL=warn`: no access line per request); its port once it
+/// answers `/healthz`.
+pub fn start_local_webapp(exe: &Path, data: &Path) -> Result<(Guard, u16), String> {
+    let port = free_port()?;
+    let mut child = Command::new(exe)
+        .env("OCIVISION_DATA", data)
+        .env("PORT", port.to_string())
+        .env("LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("webapp: {e}"))?;
+    wait_healthy(port, &mut child, "webapp")?;
+    Ok((Guard(child), port))
 }

@@ -188,6 +188,50 @@ fn credentials(stack: &LocalStack) -> Arc<dyn KeyProvider> {
         .expect("the stack's OCI config file")
 }
 
+/// Runs `each(state, i)` (its answer dropped) for every `i` below `count` on four threads, each with the `state`
+/// (its clients) `setup` gives it; the first error. The benchmarks seed thousands of objects and
+/// documents so.
+pub fn on_four_threads<S, T, E: Send>(
+    count: usize,
+    setup: impl Fn() -> Result<S, E> + Sync,
+    each: impl Fn(&S, usize) -> Result<T, E> + Sync,
+) -> Result<(), E> {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let (setup, each) = (&setup, &each);
+                scope.spawn(move || {
+                    let state = setup()?;
+                    (t..count)
+                        .step_by(4)
+                        .try_for_each(|i| each(&state, i).map(drop))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().expect("seeding thread"))
+    })
+}
+
+/// Stores a 7-byte stand-in for a JPEG as `name`; its ETag.
+pub fn put_stub(
+    storage: &ObjectStorage,
+    bucket: &Bucket,
+    name: &str,
+) -> Result<String, ocivision::Error> {
+    storage.put(
+        bucket,
+        name,
+        &mut std::io::Cursor::new(b"\xFF\xD8\xFFseed".to_vec()),
+        7,
+        "image/jpeg",
+        &[],
+        ocivision::oci::object_storage::Condition::None,
+        deadline(60),
+    )
+}
+
 /// The stack's images bucket.
 pub fn bucket_of(wiring: &Wiring) -> Bucket {
     let cloud = wiring.cloud();
