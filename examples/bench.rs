@@ -27,7 +27,7 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::bench::{free_port, have, wait_healthy, without_package_vars, Guard};
+use support::bench::{free_port, have, stdout_of as sh, wait_healthy, without_package_vars, Guard};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -346,14 +346,6 @@ mean ocivision is faster or smaller (for requests per second, above 1 means fast
   Dockerfile writes.\n\n\
 ## Notes\n\n{notes}"
     )
-}
-
-fn sh(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }
 
 fn machine() -> String {

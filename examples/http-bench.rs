@@ -285,13 +285,7 @@ fn interleaved(ours: u16, nginx: u16, conns: usize) -> Result<Value, String> {
 /// Resident memory of `pids` together, in MB.
 fn rss_mb(pids: &[u32]) -> f64 {
     pids.iter()
-        .filter_map(|pid| {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
+        .filter_map(|pid| support::status_field(&format!("/proc/{pid}/status"), "VmRSS"))
         .sum::<f64>()
         / 1024.0
 }

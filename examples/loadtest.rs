@@ -164,20 +164,25 @@ struct Proc {
 }
 
 impl Proc {
+    /// `exe args` with only `env` and `PATH`, its stdin and stdout piped or none, its stderr in
+    /// `<dir>/<name>.log`.
     fn spawn(
         name: &'static str,
-        exe: &Path,
+        (exe, args): (&Path, &[OsString]),
         env: &[(String, String)],
         dir: &Path,
+        piped: bool,
     ) -> Result<Proc, String> {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let stdio = || if piped { Stdio::piped() } else { Stdio::null() };
         let child = Command::new(exe)
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(env.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdin(stdio())
+            .stdout(stdio())
             // A file, not a pipe: the child's logging can never block on a slow reader.
             .stderr(file)
             .spawn()
@@ -308,7 +313,7 @@ fn emulator_child(dir: &Path, limited: Option<(f64, usize)>) -> Result<(), Strin
                     held.tokens,
                     status("VmRSS"),
                     status("RssAnon"),
-                    status_number("/proc/self/status", "Threads"),
+                    support::status_field("/proc/self/status", "Threads").unwrap_or(0.0),
                 )
             }
             "vision" => {
@@ -391,27 +396,13 @@ impl EmulatorProc {
             args.extend([tps.to_string().into(), instances.to_string().into()]);
         }
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let log = dir.join("emulator.log");
-        let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let mut child = Command::new(&exe)
-            .args(&args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("LOG_LEVEL", "warn")
-            .envs(emulator_malloc())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(file)
-            .spawn()
-            .map_err(|e| format!("{}: {e}", exe.display()))?;
-        let input = child.stdin.take().ok_or("no stdin")?;
-        let output = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut env = emulator_malloc();
+        env.push(("LOG_LEVEL".into(), "warn".into()));
+        let mut proc = Proc::spawn("emulator", (&exe, &args), &env, dir, true)?;
+        let input = proc.child.stdin.take().ok_or("no stdin")?;
+        let output = BufReader::new(proc.child.stdout.take().ok_or("no stdout")?);
         let mut emulator = EmulatorProc {
-            proc: Proc {
-                name: "emulator",
-                child,
-                log,
-            },
+            proc,
             input,
             output,
             base_url: String::new(),
@@ -563,7 +554,7 @@ fn start(
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone())),
         );
-        functions.push(Proc::spawn("func", func_exe, &env, home)?);
+        functions.push(Proc::spawn("func", (func_exe, &[]), &env, home, false)?);
     }
     for (function, socket) in functions.iter_mut().zip(&instances.sockets) {
         function.wait_for(Duration::from_secs(30), || {
@@ -583,7 +574,7 @@ fn start(
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
-    let mut webapp = Proc::spawn("webapp", webapp_exe, &env, dir)?;
+    let mut webapp = Proc::spawn("webapp", (webapp_exe, &[]), &env, dir, false)?;
     let log = webapp.log.clone();
     let addr = webapp.wait_for(Duration::from_secs(30), || {
         let text = std::fs::read_to_string(&log).ok()?;
@@ -1367,19 +1358,7 @@ impl RssSampler {
 
 /// A memory field of a `/proc/…/status` file in MB; 0 when the process is gone.
 fn status_mb(path: &str, field: &str) -> f64 {
-    status_number(path, field) / 1024.0
-}
-
-/// A field of a `/proc/…/status` file as a number (memory in KiB); 0 when the process is gone.
-fn status_number(path: &str, field: &str) -> f64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
+    support::status_field(path, field).unwrap_or(0.0) / 1024.0
 }
 
 /// How the figures are taken, written under the table so a reader need not open the source.
@@ -1492,11 +1471,7 @@ fn write_reliability(
     violations: &[String],
 ) -> Result<(), String> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/RELIABILITY.md");
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let date = support::bench::stdout_of("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let verdict = if violations.is_empty() {
         "No violation.".to_string()
     } else {

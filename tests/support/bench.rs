@@ -203,11 +203,7 @@ impl Drop for Guard {
 
 /// A process's peak resident set size (VmHWM), in KiB; `None` once it is gone.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    super::status_field(&format!("/proc/{pid}/status"), "VmHWM").map(|kib| kib as u64)
 }
 
 /// The argument that makes a benchmark serve the app instead (see [`AppProcess`]).
@@ -366,4 +362,13 @@ pub fn start_local_webapp(exe: &Path, data: &Path) -> Result<(Guard, u16), Strin
         .map_err(|e| format!("webapp: {e}"))?;
     wait_healthy(port, &mut child, "webapp")?;
     Ok((Guard(child), port))
+}
+
+/// What `program args` prints, trimmed; empty when it cannot run.
+pub fn stdout_of(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
