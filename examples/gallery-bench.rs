@@ -256,9 +256,7 @@ fn load_in_chromium(
     html: &str,
     round: usize,
 ) -> Result<(f64, f64), Error> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = support::bench::free_port().map_err(Error::Config)?;
     let mut driver = Command::new(chromedriver)
         .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
         .stdout(Stdio::null())
@@ -440,22 +438,9 @@ fn duration_ms(text: &str) -> Option<f64> {
     })
 }
 
-/// A process's CPU time so far (user + system, all threads), in seconds.
+/// A process's CPU time so far (user + system, all threads), in seconds; 0 once it is gone.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    support::bench::cpu_ticks(pid).unwrap_or(0) as f64 / support::bench::TICKS_PER_SECOND
 }
 
 /// Part 3: three 5 MB uploads at once, a fresh app.

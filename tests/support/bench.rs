@@ -372,3 +372,17 @@ pub fn stdout_of(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> String 
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
 }
+
+/// `USER_HZ`, the unit of /proc/PID/stat times: 100 on every Linux architecture we run on.
+pub const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User plus system time of a process, its ended threads included, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15, so 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
