@@ -518,6 +518,35 @@ struct Stack {
     soda: Soda,
 }
 
+impl Stack {
+    /// A violation for each child that is no longer running.
+    fn exited(&mut self) -> Vec<String> {
+        [&mut self.webapp, &mut self.emulator.proc]
+            .into_iter()
+            .chain(self.functions.iter_mut())
+            .filter_map(|child| {
+                let how = child.exited()?;
+                Some(format!("{} exited during the run ({how})", child.name))
+            })
+            .collect()
+    }
+
+    /// Prints the end of the logs of the web app, the emulator and the first `functions`
+    /// function instances: they go with the temp dir.
+    fn print_log_tails(&self, functions: usize) {
+        for child in [&self.webapp, &self.emulator.proc]
+            .into_iter()
+            .chain(self.functions.iter().take(functions))
+        {
+            println!(
+                "--- last lines of {} ---\n{}",
+                child.log.display(),
+                child.log_tail(20)
+            );
+        }
+    }
+}
+
 /// How a stack's function instances run: the socket of each (under the emulator child's
 /// `run/` directory, where it calls them) and variables beyond the shared ones.
 struct Instances<'a> {
@@ -722,14 +751,7 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
             "{gave_up} uploads or deletes failed {MAX_TRIES} times"
         ));
     }
-    for child in [&mut stack.webapp, &mut stack.emulator.proc]
-        .into_iter()
-        .chain(stack.functions.iter_mut())
-    {
-        if let Some(how) = child.exited() {
-            violations.push(format!("{} exited during the run ({how})", child.name));
-        }
-    }
+    violations.extend(stack.exited());
     snapshots.push((
         workload_started.elapsed().as_secs_f64(),
         "end: after the reconcile and the checks (whole listings)".to_string(),
@@ -876,17 +898,7 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
         println!("violation: {v}");
     }
     if !violations.is_empty() {
-        // The children's logs go with the temp dir: show their ends while they exist.
-        for child in [&stack.webapp, &stack.emulator.proc]
-            .into_iter()
-            .chain(stack.functions.iter())
-        {
-            println!(
-                "--- last lines of {} ---\n{}",
-                child.log.display(),
-                child.log_tail(20)
-            );
-        }
+        stack.print_log_tails(stack.functions.len());
     }
     if let Some(secs) = soak {
         write_reliability(secs, &table, &rounds_table, &violations)?;
