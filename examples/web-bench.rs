@@ -21,11 +21,10 @@ use ocivision::document::{AnalysisDocument, DetectedObject, Status};
 use ocivision::local::Wiring;
 use ocivision::oci::client::Transport;
 use ocivision::oci::object_storage::{Condition, ObjectStorage};
-use ocivision::oci::vision::Vertex;
 use ocivision::soda::document_key;
 use ocivision::Error;
 use support::bench::median;
-use support::emulator::{bucket_of, deadline, on_four_threads, put_stub, soda_on, Env};
+use support::emulator::{bucket_of, deadline, on_four_threads, put_stub, rectangle, soda_on, Env};
 
 const SEED: usize = 10_000;
 
@@ -86,12 +85,7 @@ fn seed(wiring: &Wiring, transport: &Transport) -> Result<(), Error> {
             .map(|k| DetectedObject {
                 name: ["Dog", "Car", "Person"][k].into(),
                 confidence: 0.5 + k as f64 / 10.0,
-                polygon: vec![
-                    Vertex { x: 0.1, y: 0.1 },
-                    Vertex { x: 0.5, y: 0.1 },
-                    Vertex { x: 0.5, y: 0.5 },
-                    Vertex { x: 0.1, y: 0.5 },
-                ],
+                polygon: rectangle([0.1, 0.1, 0.5, 0.5]),
             })
             .collect();
         soda.put(

@@ -272,6 +272,17 @@ pub fn app_on(
     ))
 }
 
+/// The rectangle from (`x0`, `y0`) to (`x1`, `y1`) as a polygon, corners clockwise from the
+/// first.
+pub fn rectangle([x0, y0, x1, y1]: [f64; 4]) -> Vec<Vertex> {
+    vec![
+        Vertex { x: x0, y: y0 },
+        Vertex { x: x1, y: y0 },
+        Vertex { x: x1, y: y1 },
+        Vertex { x: x0, y: y1 },
+    ]
+}
+
 /// Vision's stand-in that answers at once with one box: "Dog" for a JPEG and "Cat" for
 /// anything else, or `label` for every image when set.
 #[derive(Default)]
@@ -297,12 +308,7 @@ impl Detector for FixedDetector {
             name: name.into(),
             confidence: 0.91,
             bounding_polygon: BoundingPolygon {
-                normalized_vertices: vec![
-                    Vertex { x: 0.1, y: 0.2 },
-                    Vertex { x: 0.6, y: 0.2 },
-                    Vertex { x: 0.6, y: 0.9 },
-                    Vertex { x: 0.1, y: 0.9 },
-                ],
+                normalized_vertices: rectangle([0.1, 0.2, 0.6, 0.9]),
             },
         }];
         objects.truncate(max);
