@@ -529,19 +529,19 @@ fn function_rows(
             None,
         ),
     ];
+    // The Python side's cell, the ratio and who wins, from `theirs` of `py`.
+    let against = |ours: f64, theirs: &dyn Fn(&Value) -> f64, cell: &dyn Fn(f64) -> String| {
+        py.as_ref()
+            .map_or(("not measured".into(), "–".into(), "–".into()), |p| {
+                let theirs = theirs(p);
+                (cell(theirs), ratio(ours, theirs), lower_wins(ours, theirs))
+            })
+    };
     for (what, key, target) in figures {
         let ours = get(&rust, key);
-        let (other, r, verdict) = match &py {
-            Some(p) => {
-                let theirs = get(p, key);
-                (
-                    format!("{theirs:.2} (Python fdk + oci)"),
-                    ratio(ours, theirs),
-                    lower_wins(ours, theirs),
-                )
-            }
-            None => ("not measured".into(), "–".into(), "–".into()),
-        };
+        let (other, r, verdict) = against(ours, &|p| get(p, key), &|theirs| {
+            format!("{theirs:.2} (Python fdk + oci)")
+        });
         let (target_text, verdict) = match target {
             Some(t) => (
                 format!("≤ {t} ms"),
@@ -560,14 +560,7 @@ fn function_rows(
     }
     let rss = |v: &Value| v["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0;
     let ours = rss(&rust);
-    let (other, r, verdict) = match &py {
-        Some(p) => (
-            format!("{:.1} MB (Python)", rss(p)),
-            ratio(ours, rss(p)),
-            lower_wins(ours, rss(p)),
-        ),
-        None => ("not measured".into(), "–".into(), "–".into()),
-    };
+    let (other, r, verdict) = against(ours, &rss, &|theirs| format!("{theirs:.1} MB (Python)"));
     rows.push(row(
         "function: peak RSS",
         format!("{ours:.1} MB"),

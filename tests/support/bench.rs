@@ -144,31 +144,27 @@ pub fn wrk(port: u16, conns: usize) -> Result<Wrk, String> {
         .output()
         .map_err(|e| format!("wrk: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
+    // What follows `label` on the line that starts with it.
+    let after = |label: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .map(str::trim)
+    };
+    let rps = after("Requests/sec:")
+        .and_then(|v| v.parse().ok())
         .ok_or_else(|| format!("wrk output without Requests/sec: {text}"))?;
-    let p99_ms = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("99%"))
-        .and_then(|v| duration_ms(v.trim()))
+    let p99_ms = after("99%")
+        .and_then(duration_ms)
         .ok_or_else(|| format!("wrk output without a 99% line: {text}"))?;
-    let non_2xx = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|v| v.trim().parse().ok())
+    let non_2xx = after("Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     // "Socket errors: connect 0, read 0, write 0, timeout 0"
-    let socket_errors = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
-        .map(|v| {
-            v.split(',')
-                .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum()
-        })
-        .unwrap_or(0);
+    let socket_errors = after("Socket errors:").map_or(0, |v| {
+        v.split(',')
+            .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum()
+    });
     Ok(Wrk {
         rps,
         p99_ms,
