@@ -914,40 +914,44 @@ fn round(
     photos: &[Vec<u8>],
     counters: &Arc<Counters>,
 ) -> Result<Vec<UploadResult>, String> {
-    let next = Arc::new(AtomicU64::new(0));
-    let results = Arc::new(Mutex::new(Vec::new()));
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let next = Arc::clone(&next);
-            let results = Arc::clone(&results);
-            let counters = Arc::clone(counters);
-            let photos = photos.to_vec();
-            let addr = stack.base;
-            std::thread::spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::SeqCst) as usize;
-                if i >= UPLOADS_PER_ROUND {
-                    return;
-                }
-                let body = unique(&photos[i % photos.len()], round, i);
-                let name = format!("r{round}-{i:04}.jpg");
-                let Some(id) = upload(addr, &name, &body, &counters) else {
-                    continue;
-                };
-                let deleted = i % 5 == 0;
-                if deleted {
-                    // Soon after the upload: while its event is delayed or being analysed.
-                    std::thread::sleep(Duration::from_millis((i as u64 * 37) % 150));
-                    delete(addr, &id, &counters);
-                }
-                results.lock().unwrap().push(UploadResult { id, deleted });
+    let results = Mutex::new(Vec::new());
+    from_clients(UPLOADS_PER_ROUND, |i| {
+        let body = unique(&photos[i % photos.len()], round, i);
+        let name = format!("r{round}-{i:04}.jpg");
+        let Some(id) = upload(stack.base, &name, &body, counters) else {
+            return;
+        };
+        let deleted = i % 5 == 0;
+        if deleted {
+            // Soon after the upload: while its event is delayed or being analysed.
+            std::thread::sleep(Duration::from_millis((i as u64 * 37) % 150));
+            delete(stack.base, &id, counters);
+        }
+        results.lock().unwrap().push(UploadResult { id, deleted });
+    })?;
+    Ok(results.into_inner().unwrap())
+}
+
+/// Calls `each(i)` for every `i` below `count` from `CLIENTS` threads, each taking the next `i`
+/// when done with its last.
+fn from_clients(count: usize, each: impl Fn(usize) + Sync) -> Result<(), String> {
+    let next = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst) as usize;
+                    if i >= count {
+                        return;
+                    }
+                    each(i);
+                })
             })
-        })
-        .collect();
-    for t in threads {
-        t.join().map_err(|_| "a client thread panicked")?;
-    }
-    let results = results.lock().unwrap().clone();
-    Ok(results)
+            .collect();
+        threads
+            .into_iter()
+            .try_for_each(|t| t.join().map_err(|_| "a client thread panicked".to_string()))
+    })
 }
 
 /// Deletes every upload not deleted yet, from `CLIENTS` threads, and records them as deleted,
@@ -961,22 +965,7 @@ fn retire(stack: &Stack, outcomes: &mut [UploadResult], counters: &Arc<Counters>
             o.id.clone()
         })
         .collect();
-    let next = Arc::new(AtomicU64::new(0));
-    let ids = Arc::new(ids);
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (next, ids, counters) = (Arc::clone(&next), Arc::clone(&ids), Arc::clone(counters));
-            let addr = stack.base;
-            std::thread::spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::SeqCst) as usize;
-                let Some(id) = ids.get(i) else { return };
-                delete(addr, id, &counters);
-            })
-        })
-        .collect();
-    for t in threads {
-        let _ = t.join();
-    }
+    let _ = from_clients(ids.len(), |i| delete(stack.base, &ids[i], counters));
 }
 
 /// Uploads until the app acknowledges; the id it names, or `None` after `MAX_TRIES`.
