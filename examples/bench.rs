@@ -77,7 +77,7 @@ fn main() {
         .as_slice()
     {
         [] => run(),
-        ["--only", "sizes"] => only_sizes(),
+        ["--only", "sizes"] => print_section(size_rows),
         ["--only", "gallery", rest @ ..] => only_gallery(rest),
         ["--only", "function"] => only_function(),
         _ => {
@@ -91,36 +91,30 @@ fn main() {
     }
 }
 
-/// The sizes section alone: builds the shipped binaries, prints their rows and notes, and
-/// leaves docs/PERFORMANCE.md as it is (a partial table must not replace the whole one).
-fn only_sizes() -> Result<(), String> {
+/// One section alone (`--only sizes`: builds the shipped binaries): the rows and notes `fill`
+/// makes, printed as a table and a list. docs/PERFORMANCE.md stays as it is: a partial table
+/// must not replace the whole one.
+fn print_section(
+    fill: impl FnOnce(&mut Vec<Row>, &mut Vec<String>) -> Result<(), String>,
+) -> Result<(), String> {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    size_rows(&mut rows, &mut notes)?;
-    print_section(&rows, &notes);
-    Ok(())
-}
-
-/// Prints `rows` as a table, then `notes` as a list.
-fn print_section(rows: &[Row], notes: &[String]) {
-    println!("{}", render(rows));
-    for n in notes {
+    fill(&mut rows, &mut notes)?;
+    println!("{}", render(&rows));
+    for n in &notes {
         println!("- {n}");
     }
+    Ok(())
 }
 
 /// The gallery rows alone (from a saved `gallery-bench` output, or a fresh run), printed; like
 /// `--only sizes`, it leaves docs/PERFORMANCE.md as it is.
 fn only_gallery(saved: &[&str]) -> Result<(), String> {
-    let mut rows = Vec::new();
-    let mut notes = Vec::new();
     let out = match saved {
         [file] => std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?,
         _ => run_sibling("gallery-bench", &[])?,
     };
-    gallery_rows_from(&out, &mut rows, &mut notes)?;
-    print_section(&rows, &notes);
-    Ok(())
+    print_section(|rows, notes| gallery_rows_from(&out, rows, notes))
 }
 
 /// The function rows alone (Rust and Python): they replace the function rows and notes of

@@ -36,11 +36,7 @@ use support::bench::{cpu_ticks, Guard, TICKS_PER_SECOND};
 use support::emulator::FixedDetector;
 
 fn main() {
-    let calls: usize = std::env::args()
-        .skip_while(|a| a != "--calls")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(200);
+    let calls = support::bench::number_arg("--calls", 200).unwrap_or(200);
     let args: Vec<String> = std::env::args().collect();
     let python = args
         .iter()
