@@ -24,7 +24,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,13 +31,13 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use ocivision::document::{AnalysisDocument, DetectedObject, Status};
-use ocivision::oci::object_storage::{Condition, ObjectStorage};
+use ocivision::oci::object_storage::ObjectStorage;
 use ocivision::oci::vision::Vertex;
 use ocivision::soda::document_key;
 use ocivision::Error;
 use serde_json::{json, Value};
 use support::bench::{median, AppProcess};
-use support::emulator::{deadline, on_four_threads, Env};
+use support::emulator::{deadline, on_four_threads, put_jpeg, Env};
 
 const WIDTH: u32 = 4000;
 const HEIGHT: u32 = 3000;
@@ -365,16 +364,7 @@ fn renditions(env: &Env, four_mb: &[u8]) -> Result<(), Error> {
         }
         let bytes = unique(four_mb, 10 + n);
         let started = Instant::now();
-        os.put(
-            &env.bucket(),
-            &format!("direct/{n}.jpg"),
-            &mut Cursor::new(&bytes[..]),
-            bytes.len() as u64,
-            "image/jpeg",
-            &[],
-            Condition::None,
-            deadline(120),
-        )?;
+        put_jpeg(&os, &env.bucket(), &format!("direct/{n}.jpg"), &bytes)?;
         direct.push(started.elapsed().as_secs_f64() * 1000.0);
         let (status, ms) = upload(&app, &format!("four{n}.jpg"), &unique(four_mb, 100 + n))?;
         assert_eq!(status, 201);

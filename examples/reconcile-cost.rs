@@ -23,7 +23,7 @@ use ocivision::emulator::faults::Service;
 use ocivision::emulator::Recorded;
 use ocivision::soda::document_key;
 use ocivision::web::Settings;
-use support::emulator::{deadline, on_four_threads, put_stub, Env};
+use support::emulator::{deadline, on_four_threads, put_jpeg, Env, STUB_JPEG};
 use support::web::COLLECTION;
 
 fn main() -> ExitCode {
@@ -43,7 +43,7 @@ fn seed(cloud: &Env, count: usize) -> Result<(), String> {
     on_four_threads(count, clients, |(storage, soda, bucket), i| {
         let name = format!("uploads/{:024x}.jpg", 0x1000_0000_0000_0000u64 + i as u64);
         let mut doc = AnalysisDocument::new(&bucket.namespace, &bucket.name, &name, Status::Done);
-        doc.etag = put_stub(storage, bucket, &name)?;
+        doc.etag = put_jpeg(storage, bucket, &name, STUB_JPEG)?;
         soda.put(
             &document_key(&bucket.namespace, &bucket.name, &name),
             &doc.to_json(),

@@ -12,7 +12,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,11 +19,13 @@ use std::time::{Duration, Instant};
 use ocivision::document::{AnalysisDocument, DetectedObject, Status};
 use ocivision::local::Wiring;
 use ocivision::oci::client::Transport;
-use ocivision::oci::object_storage::{Condition, ObjectStorage};
+use ocivision::oci::object_storage::ObjectStorage;
 use ocivision::soda::document_key;
 use ocivision::Error;
 use support::bench::median;
-use support::emulator::{bucket_of, deadline, on_four_threads, put_stub, rectangle, soda_on, Env};
+use support::emulator::{
+    bucket_of, deadline, on_four_threads, put_jpeg, rectangle, soda_on, Env, STUB_JPEG,
+};
 
 const SEED: usize = 10_000;
 
@@ -79,7 +80,7 @@ fn seed(wiring: &Wiring, transport: &Transport) -> Result<(), Error> {
             i
         );
         let mut doc = AnalysisDocument::new(&b.namespace, &b.name, &name, Status::Done);
-        doc.etag = put_stub(os, b, &name)?;
+        doc.etag = put_jpeg(os, b, &name, STUB_JPEG)?;
         doc.original_name = Some(format!("photo {i}.jpg"));
         doc.objects = (0..3)
             .map(|k| DetectedObject {
@@ -187,16 +188,7 @@ fn run() -> Result<(), Error> {
     for n in 0..20u64 {
         let bytes = jpeg(size, 1000 + n);
         let t = Instant::now();
-        os.put(
-            &env.bucket(),
-            &format!("direct/{n}.jpg"),
-            &mut Cursor::new(bytes),
-            size as u64,
-            "image/jpeg",
-            &[],
-            Condition::None,
-            deadline(60),
-        )?;
+        put_jpeg(&os, &env.bucket(), &format!("direct/{n}.jpg"), &bytes)?;
         direct.push(t.elapsed().as_secs_f64() * 1000.0);
         let bytes = jpeg(size, 2000 + n);
         let t = Instant::now();

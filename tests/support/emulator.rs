@@ -214,23 +214,27 @@ pub fn on_four_threads<S, T, E: Send>(
     })
 }
 
-/// Stores a 7-byte stand-in for a JPEG as `name`; its ETag.
-pub fn put_stub(
+/// Stores `bytes` as the JPEG `name`, whatever is there; its ETag.
+pub fn put_jpeg(
     storage: &ObjectStorage,
     bucket: &Bucket,
     name: &str,
+    bytes: &[u8],
 ) -> Result<String, ocivision::Error> {
     storage.put(
         bucket,
         name,
-        &mut std::io::Cursor::new(b"\xFF\xD8\xFFseed".to_vec()),
-        7,
+        &mut std::io::Cursor::new(bytes),
+        bytes.len() as u64,
         "image/jpeg",
         &[],
         ocivision::oci::object_storage::Condition::None,
-        deadline(60),
+        deadline(120),
     )
 }
+
+/// A 7-byte stand-in for a JPEG, for objects only listed, never read.
+pub const STUB_JPEG: &[u8] = b"\xFF\xD8\xFFseed";
 
 /// The stack's images bucket.
 pub fn bucket_of(wiring: &Wiring) -> Bucket {
