@@ -24,7 +24,9 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::bench::{free_port, have, start_local_webapp, wait_healthy, wrk, Guard, Wrk};
+use support::bench::{
+    free_port, have, percentile, start_local_webapp, wait_healthy, wrk, Guard, Wrk,
+};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -232,7 +234,7 @@ fn start_nginx(dir: &Path) -> Result<Nginx, String> {
     })
 }
 
-/// What one wrk run printed.
+/// The middle of `values` (the mean of the two middle ones for an even count); 0 when empty.
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
@@ -240,15 +242,6 @@ fn median(values: &mut [f64]) -> f64 {
         n if n % 2 == 1 => values[n / 2],
         n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
-}
-
-/// The `q` quantile (0..=1) of sorted `values`, nearest rank.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 /// Three pairs, ours then nginx's, back to back: the machine's pace drifts, so each pair is
@@ -503,8 +496,8 @@ fn slow_clients(port: u16) -> Result<Value, String> {
         "stalled": STALLED,
         "visitors": visits.len(),
         "visitor_errors": errors,
-        "visitor_p50_ms": quantile(&times, 0.5),
-        "visitor_p99_ms": quantile(&times, 0.99),
+        "visitor_p50_ms": percentile(&mut times, 50.0),
+        "visitor_p99_ms": percentile(&mut times, 99.0),
         "visitor_max_ms": times.last().copied().unwrap_or(0.0),
         "drips_answered": drips_answered,
         "drips_408": drips_408,
