@@ -27,7 +27,7 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::bench::{free_port, wait_healthy, without_package_vars, Guard};
+use support::bench::{free_port, have, stdout_of as sh, wait_healthy, without_package_vars, Guard};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -63,6 +63,11 @@ fn row(
     }
 }
 
+/// A row with nothing to compare against.
+fn solo(what: &str, ours: String, target: &str, verdict: String) -> Row {
+    row(what, ours, "–".into(), "–".into(), target, verdict)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args
@@ -72,7 +77,7 @@ fn main() {
         .as_slice()
     {
         [] => run(),
-        ["--only", "sizes"] => only_sizes(),
+        ["--only", "sizes"] => print_section(size_rows),
         ["--only", "gallery", rest @ ..] => only_gallery(rest),
         ["--only", "function"] => only_function(),
         _ => {
@@ -86,12 +91,15 @@ fn main() {
     }
 }
 
-/// The sizes section alone: builds the shipped binaries, prints their rows and notes, and
-/// leaves docs/PERFORMANCE.md as it is (a partial table must not replace the whole one).
-fn only_sizes() -> Result<(), String> {
+/// One section alone (`--only sizes`: builds the shipped binaries): the rows and notes `fill`
+/// makes, printed as a table and a list. docs/PERFORMANCE.md stays as it is: a partial table
+/// must not replace the whole one.
+fn print_section(
+    fill: impl FnOnce(&mut Vec<Row>, &mut Vec<String>) -> Result<(), String>,
+) -> Result<(), String> {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    size_rows(&mut rows, &mut notes)?;
+    fill(&mut rows, &mut notes)?;
     println!("{}", render(&rows));
     for n in &notes {
         println!("- {n}");
@@ -102,18 +110,11 @@ fn only_sizes() -> Result<(), String> {
 /// The gallery rows alone (from a saved `gallery-bench` output, or a fresh run), printed; like
 /// `--only sizes`, it leaves docs/PERFORMANCE.md as it is.
 fn only_gallery(saved: &[&str]) -> Result<(), String> {
-    let mut rows = Vec::new();
-    let mut notes = Vec::new();
     let out = match saved {
         [file] => std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?,
         _ => run_sibling("gallery-bench", &[])?,
     };
-    gallery_rows_from(&out, &mut rows, &mut notes)?;
-    println!("{}", render(&rows));
-    for n in &notes {
-        println!("- {n}");
-    }
-    Ok(())
+    print_section(|rows, notes| gallery_rows_from(&out, rows, notes))
 }
 
 /// The function rows alone (Rust and Python): they replace the function rows and notes of
@@ -341,14 +342,6 @@ mean ocivision is faster or smaller (for requests per second, above 1 means fast
     )
 }
 
-fn sh(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -363,13 +356,6 @@ fn machine() -> String {
         sh("nproc", &[]),
         sh("uname", &["-r"])
     )
-}
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program} >/dev/null")])
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// nginx and wrk from Debian, when absent.
@@ -537,19 +523,19 @@ fn function_rows(
             None,
         ),
     ];
+    // The Python side's cell, the ratio and who wins, from `theirs` of `py`.
+    let against = |ours: f64, theirs: &dyn Fn(&Value) -> f64, cell: &dyn Fn(f64) -> String| {
+        py.as_ref()
+            .map_or(("not measured".into(), "–".into(), "–".into()), |p| {
+                let theirs = theirs(p);
+                (cell(theirs), ratio(ours, theirs), lower_wins(ours, theirs))
+            })
+    };
     for (what, key, target) in figures {
         let ours = get(&rust, key);
-        let (other, r, verdict) = match &py {
-            Some(p) => {
-                let theirs = get(p, key);
-                (
-                    format!("{theirs:.2} (Python fdk + oci)"),
-                    ratio(ours, theirs),
-                    lower_wins(ours, theirs),
-                )
-            }
-            None => ("not measured".into(), "–".into(), "–".into()),
-        };
+        let (other, r, verdict) = against(ours, &|p| get(p, key), &|theirs| {
+            format!("{theirs:.2} (Python fdk + oci)")
+        });
         let (target_text, verdict) = match target {
             Some(t) => (
                 format!("≤ {t} ms"),
@@ -568,14 +554,7 @@ fn function_rows(
     }
     let rss = |v: &Value| v["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0;
     let ours = rss(&rust);
-    let (other, r, verdict) = match &py {
-        Some(p) => (
-            format!("{:.1} MB (Python)", rss(p)),
-            ratio(ours, rss(p)),
-            lower_wins(ours, rss(p)),
-        ),
-        None => ("not measured".into(), "–".into(), "–".into()),
-    };
+    let (other, r, verdict) = against(ours, &rss, &|theirs| format!("{theirs:.1} MB (Python)"));
     rows.push(row(
         "function: peak RSS",
         format!("{ours:.1} MB"),
@@ -711,11 +690,9 @@ fn http_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String>
     let slow = &f["slow"];
     let p99 = num(&slow["visitor_p99_ms"]);
     let visitor_errors = int(&slow["visitor_errors"]);
-    rows.push(row(
+    rows.push(solo(
         "1,000 heads dripping 1 byte/s + 200 stalled uploads: other visitors' p99 (ms)",
         format!("{p99:.2}"),
-        "–".into(),
-        "–".into(),
         "≤ 50 ms, no errors",
         if p99 <= 50.0 && visitor_errors == 0 {
             "meets".to_string()
@@ -725,9 +702,7 @@ fn http_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String>
     ));
     let all_408 = int(&slow["drips_408"]) == int(&slow["drips"])
         && int(&slow["stalled_408"]) == int(&slow["stalled"]);
-    rows.push(row(
-        "the same: slow connections answered 408 (head deadline 10 s, body deadline 120 s; s after start)",
-        format!(
+    rows.push(solo("the same: slow connections answered 408 (head deadline 10 s, body deadline 120 s; s after start)", format!(
             "{}/{} heads at {:.1}–{:.1}, {}/{} uploads at {:.1}–{:.1}",
             slow["drips_408"],
             slow["drips"],
@@ -737,12 +712,7 @@ fn http_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String>
             slow["stalled"],
             num(&slow["stalled_answer_min_s"]),
             num(&slow["stalled_answer_max_s"]),
-        ),
-        "–".into(),
-        "–".into(),
-        "each 408 at its deadline",
-        if all_408 { "meets" } else { "misses" }.to_string(),
-    ));
+        ), "each 408 at its deadline", if all_408 { "meets" } else { "misses" }.to_string()));
     notes.push(format!(
         "Slow clients: {} visitor requests, p50 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms, {visitor_errors} errors.",
         slow["visitors"],
@@ -752,14 +722,12 @@ fn http_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String>
     let busy = &f["busy"];
     let all_503 = int(&busy["busy_503"]) == int(&busy["visitors"]);
     let slowest = num(&busy["max_ms"]);
-    rows.push(row(
+    rows.push(solo(
         &format!(
             "every worker ({}) busy in a handler: time to 503 + Retry-After, slowest of 10 (ms)",
             f["workers"]
         ),
         format!("{slowest:.1}"),
-        "–".into(),
-        "–".into(),
         "fast 503 + Retry-After, never a hang",
         if all_503 && busy["served_after"] == true {
             format!(
@@ -792,19 +760,8 @@ fn web_rows(
     notes: &mut Vec<String>,
 ) -> Result<(), String> {
     // The web app in local mode.
-    let port = free_port()?;
-    let data = tmp.join("webapp-data");
-    let mut app = Guard(
-        Command::new(support::bench::binary("webapp")?)
-            .env("OCIVISION_DATA", &data)
-            .env("PORT", port.to_string())
-            .env("LOG_LEVEL", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("webapp: {e}"))?,
-    );
-    wait_healthy(port, &mut app.0, "webapp")?;
+    let exe = support::bench::binary("webapp")?;
+    let (app, port) = support::bench::start_local_webapp(&exe, &tmp.join("webapp-data"))?;
     let ours = wrk(port)?;
 
     // Upload → done on the same instance (the local detector is real).
@@ -864,11 +821,9 @@ fn web_rows(
     let dog = done_ms[0].1;
     let mut all: Vec<f64> = done_ms.iter().map(|(_, ms)| *ms).collect();
     all.sort_by(f64::total_cmp);
-    rows.push(row(
+    rows.push(solo(
         "upload → done, local mode, dog.jpg (ms)",
         format!("{dog:.0}"),
-        "–".into(),
-        "–".into(),
         "",
         "no comparison run".into(),
     ));
@@ -938,11 +893,9 @@ fn web_bench_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), St
     let out = run_sibling("web-bench", &[])?;
     let gallery = number_after(&out, "gallery page (50 of 10000 images): median")
         .ok_or_else(|| format!("web-bench output: {out}"))?;
-    rows.push(row(
+    rows.push(solo(
         "gallery page, 10 000 documents, median (ms)",
         format!("{gallery:.1}"),
-        "–".into(),
-        "–".into(),
         "",
         "no comparison run".into(),
     ));
@@ -1011,21 +964,17 @@ fn gallery_rows_from(
     }
     let made = numbers_after(out, "JPEG: median");
     let made = *made.first().ok_or_else(missing)?;
-    rows.push(row(
+    rows.push(solo(
         "thumbnail + preview of a 4 MB 4000×3000 JPEG, median (ms)",
         format!("{made:.1}"),
-        "–".into(),
-        "–".into(),
         "≤ 150 ms",
         meets(made, 150.0).to_string(),
     ));
     let rss = numbers_after(out, "MB photos):");
     let rss = *rss.first().ok_or_else(missing)?;
-    rows.push(row(
+    rows.push(solo(
         "web app peak RSS during 3 concurrent 5 MB uploads (MiB)",
         format!("{rss:.1}"),
-        "–".into(),
-        "–".into(),
         "≤ 150 MB",
         meets(rss, 150.0).to_string(),
     ));
@@ -1035,11 +984,9 @@ fn gallery_rows_from(
     );
     let mapped = numbers_after(out, "(large blocks mapped, as musl does)):");
     if let [uploads, busy, _other, _wall, peak, median_ms, _p90, alone, ..] = crowd.as_slice() {
-        rows.push(row(
+        rows.push(solo(
             "16 clients × ten 4 MB uploads at once: answers 503 (of uploads)",
             format!("{busy:.0} of {uploads:.0}"),
-            "–".into(),
-            "–".into(),
             "0",
             meets(*busy, 0.0).to_string(),
         ));
@@ -1071,11 +1018,9 @@ fn gallery_rows_from(
     }
     let search = numbers_after(out, "one page through the app: median");
     let search = *search.first().ok_or_else(missing)?;
-    rows.push(row(
+    rows.push(solo(
         "label search over 10 000 documents (emulator), one page through the app, median (ms)",
         format!("{search:.1}"),
-        "–".into(),
-        "–".into(),
         "≤ 20 ms",
         meets(search, 20.0).to_string(),
     ));
@@ -1095,11 +1040,9 @@ fn detector_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), Str
     };
     let median = number_after(&out, "median over photos:")
         .ok_or_else(|| format!("detect-bench output: {out}"))?;
-    rows.push(row(
+    rows.push(solo(
         "local detector, median over the five photos (ms)",
         format!("{median:.1}"),
-        "–".into(),
-        "–".into(),
         "≤ 60 ms",
         meets(median, 60.0).to_string(),
     ));
@@ -1249,11 +1192,9 @@ fn size_rows(rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<(), String>
             meets(shipped as f64, MAX_SHIPPED_BYTES as f64).to_string(),
         ));
         let content = shipped + extra_bytes as u64;
-        rows.push(row(
+        rows.push(solo(
             &format!("image content: {bin} (scratch)"),
             format!("{:.2} MB ({content} bytes)", mb(content)),
-            "–".into(),
-            "–".into(),
             "",
             "no comparison run".into(),
         ));

@@ -9,6 +9,9 @@
 //! run of each photo is a warm-up and is not counted. It asserts nothing and measures one
 //! thread only; tract's multithreaded kernels are not enabled.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -24,13 +27,7 @@ const PHOTOS: [&str; 5] = [
 ];
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("detect-bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    support::bench::exit_code("detect-bench", run())
 }
 
 fn run() -> Result<(), String> {

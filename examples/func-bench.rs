@@ -32,15 +32,11 @@ use ocivision::emulator::events::{cloud_event, Change, ChangeKind};
 use ocivision::local::Vision;
 use ocivision::oci::client::{Auth, Transport, TransportConfig};
 use ocivision::oci::object_storage::{Condition, ObjectStorage};
-use support::bench::Guard;
+use support::bench::{cpu_ticks, Guard, TICKS_PER_SECOND};
 use support::emulator::FixedDetector;
 
 fn main() {
-    let calls: usize = std::env::args()
-        .skip_while(|a| a != "--calls")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(200);
+    let calls = support::bench::number_arg("--calls", 200).unwrap_or(200);
     let args: Vec<String> = std::env::args().collect();
     let python = args
         .iter()
@@ -178,23 +174,26 @@ fn bench(
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let (first_wall, first_own) = samples[0];
-    let mut warm: Vec<(Duration, Duration)> = samples[1..].to_vec();
-    let percentile = |values: &mut Vec<Duration>, p: f64| {
+    let warm_calls = samples.len() - 1;
+    // The median and 90th percentile of the warm calls' wall or own time, in ms.
+    let warm = |pick: fn(&(Duration, Duration)) -> Duration| {
+        let mut values: Vec<Duration> = samples[1..].iter().map(pick).collect();
         values.sort();
-        values[((values.len() - 1) as f64 * p).round() as usize]
+        let at = |p: f64| ms(values[((values.len() - 1) as f64 * p).round() as usize]);
+        (at(0.5), at(0.9))
     };
-    let mut warm_wall: Vec<Duration> = warm.iter().map(|s| s.0).collect();
-    let mut warm_own: Vec<Duration> = warm.iter_mut().map(|s| s.1).collect();
+    let (wall_median, wall_p90) = warm(|s| s.0);
+    let (own_median, own_p90) = warm(|s| s.1);
     if json {
         let value = serde_json::json!({
             "ready_ms": ms(ready),
             "first_wall_ms": ms(first_wall),
             "first_own_ms": ms(first_own),
-            "warm_calls": warm_wall.len(),
-            "warm_wall_median_ms": ms(percentile(&mut warm_wall, 0.5)),
-            "warm_wall_p90_ms": ms(percentile(&mut warm_wall, 0.9)),
-            "warm_own_median_ms": ms(percentile(&mut warm_own, 0.5)),
-            "warm_own_p90_ms": ms(percentile(&mut warm_own, 0.9)),
+            "warm_calls": warm_calls,
+            "warm_wall_median_ms": wall_median,
+            "warm_wall_p90_ms": wall_p90,
+            "warm_own_median_ms": own_median,
+            "warm_own_p90_ms": own_p90,
             "outbound_first": outbound[0],
             "outbound_warm": outbound.last().copied().unwrap_or(0),
             "peak_rss_kib": rss,
@@ -212,15 +211,10 @@ fn bench(
         ms(first_own)
     );
     println!(
-        "| warm call, wall (median / p90 of {}) | {:.2} / {:.2} ms | |",
-        warm_wall.len(),
-        ms(percentile(&mut warm_wall, 0.5)),
-        ms(percentile(&mut warm_wall, 0.9))
+        "| warm call, wall (median / p90 of {warm_calls}) | {wall_median:.2} / {wall_p90:.2} ms | |"
     );
     println!(
-        "| warm call, function's own time (median / p90) | {:.2} / {:.2} ms | ≤ 1 ms |",
-        ms(percentile(&mut warm_own, 0.5)),
-        ms(percentile(&mut warm_own, 0.9))
+        "| warm call, function's own time (median / p90) | {own_median:.2} / {own_p90:.2} ms | ≤ 1 ms |"
     );
     match warm_cpu_ms {
         Some(cpu) => {
@@ -241,19 +235,4 @@ fn bench(
         None => println!("| function peak RSS | unknown | ≤ 10 MB |"),
     }
     Ok(())
-}
-
-/// A binary built beside this one (`target/release/func` for a release run).
-/// `USER_HZ`, the unit of /proc/PID/stat times: 100 on every Linux architecture we run on.
-const TICKS_PER_SECOND: f64 = 100.0;
-
-/// User plus system time of a process, its ended threads included, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces; the fields after its closing parenthesis do not.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // utime and stime are fields 14 and 15, so 12 and 13 after the name.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
 }

@@ -24,7 +24,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,21 +31,17 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use ocivision::document::{AnalysisDocument, DetectedObject, Status};
-use ocivision::oci::object_storage::{Condition, ObjectStorage};
+use ocivision::oci::object_storage::ObjectStorage;
 use ocivision::oci::vision::Vertex;
 use ocivision::soda::document_key;
 use ocivision::Error;
 use serde_json::{json, Value};
 use support::bench::{median, AppProcess};
-use support::emulator::Env;
+use support::emulator::{deadline, on_four_threads, put_jpeg, Env};
 
 const WIDTH: u32 = 4000;
 const HEIGHT: u32 = 3000;
 const SEARCH_DOCS: usize = 10_000;
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(120)
-}
 
 /// `PUT /api/images/{name}` to the app: status and milliseconds.
 fn upload(app: &AppProcess, name: &str, bytes: &[u8]) -> Result<(u16, f64), Error> {
@@ -153,7 +148,7 @@ fn run() -> Result<(), Error> {
     let env = Env::start("gallery-bench");
     let (base, dir) = (env.emulator.base_url().to_string(), env.dir.path());
     for collection in ["GALLERY", "UPLOADS", "CROWD", "SEARCH"] {
-        env.soda(collection).ensure_collection(deadline())?;
+        env.soda(collection).ensure_collection(deadline(120))?;
     }
     eprintln!("gallery-bench: generating 4000 × 3000 photos");
     let names = [
@@ -260,9 +255,7 @@ fn load_in_chromium(
     html: &str,
     round: usize,
 ) -> Result<(f64, f64), Error> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = support::bench::free_port().map_err(Error::Config)?;
     let mut driver = Command::new(chromedriver)
         .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
         .stdout(Stdio::null())
@@ -371,16 +364,7 @@ fn renditions(env: &Env, four_mb: &[u8]) -> Result<(), Error> {
         }
         let bytes = unique(four_mb, 10 + n);
         let started = Instant::now();
-        os.put(
-            &env.bucket(),
-            &format!("direct/{n}.jpg"),
-            &mut Cursor::new(&bytes[..]),
-            bytes.len() as u64,
-            "image/jpeg",
-            &[],
-            Condition::None,
-            deadline(),
-        )?;
+        put_jpeg(&os, &env.bucket(), &format!("direct/{n}.jpg"), &bytes)?;
         direct.push(started.elapsed().as_secs_f64() * 1000.0);
         let (status, ms) = upload(&app, &format!("four{n}.jpg"), &unique(four_mb, 100 + n))?;
         assert_eq!(status, 201);
@@ -444,22 +428,9 @@ fn duration_ms(text: &str) -> Option<f64> {
     })
 }
 
-/// A process's CPU time so far (user + system, all threads), in seconds.
+/// A process's CPU time so far (user + system, all threads), in seconds; 0 once it is gone.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    support::bench::cpu_ticks(pid).unwrap_or(0) as f64 / support::bench::TICKS_PER_SECOND
 }
 
 /// Part 3: three 5 MB uploads at once, a fresh app.
@@ -594,59 +565,44 @@ fn crowd_once(
 fn search(env: &Env) -> Result<(), Error> {
     eprintln!("gallery-bench: seeding {SEARCH_DOCS} documents");
     let started = Instant::now();
-    std::thread::scope(|scope| -> Result<(), Error> {
-        let handles: Vec<_> = (0..4usize)
-            .map(|t| {
-                scope.spawn(move || -> Result<(), Error> {
-                    let soda = env.soda("SEARCH");
-                    let b = env.bucket();
-                    for i in (t..SEARCH_DOCS).step_by(4) {
-                        let name = format!(
-                            "uploads/{:011x}{:013x}.jpg",
-                            0x100_0000_0000u64 - i as u64,
-                            i
-                        );
-                        let mut doc =
-                            AnalysisDocument::new(&b.namespace, &b.name, &name, Status::Done);
-                        doc.uploaded_at = format!(
-                            "2026-11-{:02}T{:02}:{:02}:{:02}.000Z",
-                            1 + i / 86_400,
-                            i / 3600 % 24,
-                            i / 60 % 60,
-                            i % 60
-                        );
-                        let labels: &[&str] = match i % 100 {
-                            0 => &["Giraffe", "Person"],
-                            n if n % 2 == 0 => &["Car", "Person"],
-                            _ => &["Person", "Dog"],
-                        };
-                        doc.objects = labels
-                            .iter()
-                            .map(|l| DetectedObject {
-                                name: l.to_string(),
-                                confidence: 0.8,
-                                polygon: vec![Vertex { x: 0.1, y: 0.1 }, Vertex { x: 0.5, y: 0.5 }],
-                            })
-                            .collect();
-                        doc.terms = doc.objects.iter().map(|o| o.name.to_lowercase()).collect();
-                        if labels.contains(&"Car") {
-                            doc.terms.push("vehicle".into());
-                        }
-                        doc.terms.sort();
-                        soda.put(
-                            &document_key(&b.namespace, &b.name, &name),
-                            &doc.to_json(),
-                            deadline(),
-                        )?;
-                    }
-                    Ok(())
-                })
+    let clients = || Ok((env.soda("SEARCH"), env.bucket()));
+    on_four_threads(SEARCH_DOCS, clients, |(soda, b), i| {
+        let name = format!(
+            "uploads/{:011x}{:013x}.jpg",
+            0x100_0000_0000u64 - i as u64,
+            i
+        );
+        let mut doc = AnalysisDocument::new(&b.namespace, &b.name, &name, Status::Done);
+        doc.uploaded_at = format!(
+            "2026-11-{:02}T{:02}:{:02}:{:02}.000Z",
+            1 + i / 86_400,
+            i / 3600 % 24,
+            i / 60 % 60,
+            i % 60
+        );
+        let labels: &[&str] = match i % 100 {
+            0 => &["Giraffe", "Person"],
+            n if n % 2 == 0 => &["Car", "Person"],
+            _ => &["Person", "Dog"],
+        };
+        doc.objects = labels
+            .iter()
+            .map(|l| DetectedObject {
+                name: l.to_string(),
+                confidence: 0.8,
+                polygon: vec![Vertex { x: 0.1, y: 0.1 }, Vertex { x: 0.5, y: 0.5 }],
             })
             .collect();
-        for h in handles {
-            h.join().expect("seeding thread")?;
+        doc.terms = doc.objects.iter().map(|o| o.name.to_lowercase()).collect();
+        if labels.contains(&"Car") {
+            doc.terms.push("vehicle".into());
         }
-        Ok(())
+        doc.terms.sort();
+        soda.put(
+            &document_key(&b.namespace, &b.name, &name),
+            &doc.to_json(),
+            deadline(120),
+        )
     })?;
     eprintln!(
         "gallery-bench: seeded in {:.1} s",
@@ -693,11 +649,5 @@ fn search(env: &Env) -> Result<(), Error> {
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gallery-bench: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    support::bench::exit_code("gallery-bench", run())
 }

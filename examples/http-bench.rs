@@ -24,7 +24,9 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::bench::{free_port, wait_healthy, wrk, Guard, Wrk};
+use support::bench::{
+    free_port, have, percentile, start_local_webapp, wait_healthy, wrk, Guard, Wrk,
+};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -94,7 +96,8 @@ fn run(dir: &Path) -> Result<Value, String> {
             IDLE + 500
         ));
     }
-    let (mut app, app_port) = start_webapp(&bin_dir.join("webapp"), dir)?;
+    let (mut app, app_port) =
+        start_local_webapp(&bin_dir.join("webapp"), &dir.join("webapp-data"))?;
     let nginx = start_nginx(dir)?;
 
     eprintln!("http-bench: 1. /healthz, wrk -t2 -c32 -d10s, 3 interleaved pairs");
@@ -194,30 +197,8 @@ fn print_figures(f: &Value) {
     );
 }
 
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program} >/dev/null")])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// The `webapp` binary in local mode, as `bench` runs it (no access log per request).
-fn start_webapp(exe: &Path, dir: &Path) -> Result<(Guard, u16), String> {
-    let port = free_port()?;
-    let mut child = Command::new(exe)
-        .env("OCIVISION_DATA", dir.join("webapp-data"))
-        .env("PORT", port.to_string())
-        .env("LOG_LEVEL", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("webapp: {e}"))?;
-    wait_healthy(port, &mut child, "webapp")?;
-    Ok((Guard(child), port))
 }
 
 /// nginx, one worker, the same empty 200, room for 10,000 connections.
@@ -253,7 +234,7 @@ fn start_nginx(dir: &Path) -> Result<Nginx, String> {
     })
 }
 
-/// What one wrk run printed.
+/// The middle of `values` (the mean of the two middle ones for an even count); 0 when empty.
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
@@ -261,15 +242,6 @@ fn median(values: &mut [f64]) -> f64 {
         n if n % 2 == 1 => values[n / 2],
         n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
-}
-
-/// The `q` quantile (0..=1) of sorted `values`, nearest rank.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 /// Three pairs, ours then nginx's, back to back: the machine's pace drifts, so each pair is
@@ -306,13 +278,7 @@ fn interleaved(ours: u16, nginx: u16, conns: usize) -> Result<Value, String> {
 /// Resident memory of `pids` together, in MB.
 fn rss_mb(pids: &[u32]) -> f64 {
     pids.iter()
-        .filter_map(|pid| {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
+        .filter_map(|pid| support::status_field(&format!("/proc/{pid}/status"), "VmRSS"))
         .sum::<f64>()
         / 1024.0
 }
@@ -530,8 +496,8 @@ fn slow_clients(port: u16) -> Result<Value, String> {
         "stalled": STALLED,
         "visitors": visits.len(),
         "visitor_errors": errors,
-        "visitor_p50_ms": quantile(&times, 0.5),
-        "visitor_p99_ms": quantile(&times, 0.99),
+        "visitor_p50_ms": percentile(&mut times, 50.0),
+        "visitor_p99_ms": percentile(&mut times, 99.0),
         "visitor_max_ms": times.last().copied().unwrap_or(0.0),
         "drips_answered": drips_answered,
         "drips_408": drips_408,

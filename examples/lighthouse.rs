@@ -18,7 +18,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -91,10 +91,7 @@ fn run() -> Result<(), String> {
 
     // Local mode, as a new user starts it.
     let data = reports.join("data");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
+    let port = support::bench::free_port()?;
     let mut app = Command::new(bin_dir.join("webapp"));
     app.env("OCIVISION_MODE", "local")
         .env("OCIVISION_DATA", &data)
@@ -199,16 +196,8 @@ fn run() -> Result<(), String> {
         }
         rows.push(format!("| {page} | {} | {} |", cells[0], cells[1]));
     }
-    let lighthouse_version = Command::new(&lighthouse)
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    let chromium_version = Command::new(&chrome)
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let lighthouse_version = support::bench::stdout_of(&lighthouse, &["--version"]);
+    let chromium_version = support::bench::stdout_of(&chrome, &["--version"]);
     let date = support::timefmt::format(
         std::time::SystemTime::now(),
         support::timefmt::Precision::Seconds,

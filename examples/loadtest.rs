@@ -166,20 +166,25 @@ struct Proc {
 }
 
 impl Proc {
+    /// `exe args` with only `env` and `PATH`, its stdin and stdout piped or none, its stderr in
+    /// `<dir>/<name>.log`.
     fn spawn(
         name: &'static str,
-        exe: &Path,
+        (exe, args): (&Path, &[OsString]),
         env: &[(String, String)],
         dir: &Path,
+        piped: bool,
     ) -> Result<Proc, String> {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let stdio = || if piped { Stdio::piped() } else { Stdio::null() };
         let child = Command::new(exe)
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(env.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdin(stdio())
+            .stdout(stdio())
             // A file, not a pipe: the child's logging can never block on a slow reader.
             .stderr(file)
             .spawn()
@@ -311,7 +316,7 @@ fn emulator_child(dir: &Path, limited: Option<(f64, usize)>, switches: &str) -> 
                     held.tokens,
                     status("VmRSS"),
                     status("RssAnon"),
-                    status_number("/proc/self/status", "Threads"),
+                    support::status_field("/proc/self/status", "Threads").unwrap_or(0.0),
                 )
             }
             "vision" => {
@@ -406,27 +411,13 @@ impl EmulatorProc {
             }
         }
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let log = dir.join("emulator.log");
-        let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let mut child = Command::new(&exe)
-            .args(&args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("LOG_LEVEL", "warn")
-            .envs(emulator_malloc())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(file)
-            .spawn()
-            .map_err(|e| format!("{}: {e}", exe.display()))?;
-        let input = child.stdin.take().ok_or("no stdin")?;
-        let output = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut env = emulator_malloc();
+        env.push(("LOG_LEVEL".into(), "warn".into()));
+        let mut proc = Proc::spawn("emulator", (&exe, &args), &env, dir, true)?;
+        let input = proc.child.stdin.take().ok_or("no stdin")?;
+        let output = BufReader::new(proc.child.stdout.take().ok_or("no stdout")?);
         let mut emulator = EmulatorProc {
-            proc: Proc {
-                name: "emulator",
-                child,
-                log,
-            },
+            proc,
             input,
             output,
             base_url: String::new(),
@@ -542,6 +533,35 @@ struct Stack {
     soda: Soda,
 }
 
+impl Stack {
+    /// A violation for each child that is no longer running.
+    fn exited(&mut self) -> Vec<String> {
+        [&mut self.webapp, &mut self.emulator.proc]
+            .into_iter()
+            .chain(self.functions.iter_mut())
+            .filter_map(|child| {
+                let how = child.exited()?;
+                Some(format!("{} exited during the run ({how})", child.name))
+            })
+            .collect()
+    }
+
+    /// Prints the end of the logs of the web app, the emulator and the first `functions`
+    /// function instances: they go with the temp dir.
+    fn print_log_tails(&self, functions: usize) {
+        for child in [&self.webapp, &self.emulator.proc]
+            .into_iter()
+            .chain(self.functions.iter().take(functions))
+        {
+            println!(
+                "--- last lines of {} ---\n{}",
+                child.log.display(),
+                child.log_tail(20)
+            );
+        }
+    }
+}
+
 /// How a stack's function instances run: the socket of each (under the emulator child's
 /// `run/` directory, where it calls them) and variables beyond the shared ones.
 struct Instances<'a> {
@@ -578,7 +598,7 @@ fn start(
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone())),
         );
-        functions.push(Proc::spawn("func", func_exe, &env, home)?);
+        functions.push(Proc::spawn("func", (func_exe, &[]), &env, home, false)?);
     }
     for (function, socket) in functions.iter_mut().zip(&instances.sockets) {
         function.wait_for(Duration::from_secs(30), || {
@@ -598,7 +618,7 @@ fn start(
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
-    let mut webapp = Proc::spawn("webapp", webapp_exe, &env, dir)?;
+    let mut webapp = Proc::spawn("webapp", (webapp_exe, &[]), &env, dir, false)?;
     let log = webapp.log.clone();
     let addr = webapp.wait_for(Duration::from_secs(30), || {
         let text = std::fs::read_to_string(&log).ok()?;
@@ -746,14 +766,7 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
             "{gave_up} uploads or deletes failed {MAX_TRIES} times"
         ));
     }
-    for child in [&mut stack.webapp, &mut stack.emulator.proc]
-        .into_iter()
-        .chain(stack.functions.iter_mut())
-    {
-        if let Some(how) = child.exited() {
-            violations.push(format!("{} exited during the run ({how})", child.name));
-        }
-    }
+    violations.extend(stack.exited());
     snapshots.push((
         workload_started.elapsed().as_secs_f64(),
         "end: after the reconcile and the checks (whole listings)".to_string(),
@@ -900,17 +913,7 @@ fn run(dir: &Path, soak: Option<u64>) -> Result<bool, String> {
         println!("violation: {v}");
     }
     if !violations.is_empty() {
-        // The children's logs go with the temp dir: show their ends while they exist.
-        for child in [&stack.webapp, &stack.emulator.proc]
-            .into_iter()
-            .chain(stack.functions.iter())
-        {
-            println!(
-                "--- last lines of {} ---\n{}",
-                child.log.display(),
-                child.log_tail(20)
-            );
-        }
+        stack.print_log_tails(stack.functions.len());
     }
     if let Some(secs) = soak {
         write_reliability(secs, &table, &rounds_table, &violations)?;
@@ -926,40 +929,44 @@ fn round(
     photos: &[Vec<u8>],
     counters: &Arc<Counters>,
 ) -> Result<Vec<UploadResult>, String> {
-    let next = Arc::new(AtomicU64::new(0));
-    let results = Arc::new(Mutex::new(Vec::new()));
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let next = Arc::clone(&next);
-            let results = Arc::clone(&results);
-            let counters = Arc::clone(counters);
-            let photos = photos.to_vec();
-            let addr = stack.base;
-            std::thread::spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::SeqCst) as usize;
-                if i >= UPLOADS_PER_ROUND {
-                    return;
-                }
-                let body = unique(&photos[i % photos.len()], round, i);
-                let name = format!("r{round}-{i:04}.jpg");
-                let Some(id) = upload(addr, &name, &body, &counters) else {
-                    continue;
-                };
-                let deleted = i % 5 == 0;
-                if deleted {
-                    // Soon after the upload: while its event is delayed or being analysed.
-                    std::thread::sleep(Duration::from_millis((i as u64 * 37) % 150));
-                    delete(addr, &id, &counters);
-                }
-                results.lock().unwrap().push(UploadResult { id, deleted });
+    let results = Mutex::new(Vec::new());
+    from_clients(UPLOADS_PER_ROUND, |i| {
+        let body = unique(&photos[i % photos.len()], round, i);
+        let name = format!("r{round}-{i:04}.jpg");
+        let Some(id) = upload(stack.base, &name, &body, counters) else {
+            return;
+        };
+        let deleted = i % 5 == 0;
+        if deleted {
+            // Soon after the upload: while its event is delayed or being analysed.
+            std::thread::sleep(Duration::from_millis((i as u64 * 37) % 150));
+            delete(stack.base, &id, counters);
+        }
+        results.lock().unwrap().push(UploadResult { id, deleted });
+    })?;
+    Ok(results.into_inner().unwrap())
+}
+
+/// Calls `each(i)` for every `i` below `count` from `CLIENTS` threads, each taking the next `i`
+/// when done with its last.
+fn from_clients(count: usize, each: impl Fn(usize) + Sync) -> Result<(), String> {
+    let next = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst) as usize;
+                    if i >= count {
+                        return;
+                    }
+                    each(i);
+                })
             })
-        })
-        .collect();
-    for t in threads {
-        t.join().map_err(|_| "a client thread panicked")?;
-    }
-    let results = results.lock().unwrap().clone();
-    Ok(results)
+            .collect();
+        threads
+            .into_iter()
+            .try_for_each(|t| t.join().map_err(|_| "a client thread panicked".to_string()))
+    })
 }
 
 /// Deletes every upload not deleted yet, from `CLIENTS` threads, and records them as deleted,
@@ -973,22 +980,7 @@ fn retire(stack: &Stack, outcomes: &mut [UploadResult], counters: &Arc<Counters>
             o.id.clone()
         })
         .collect();
-    let next = Arc::new(AtomicU64::new(0));
-    let ids = Arc::new(ids);
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (next, ids, counters) = (Arc::clone(&next), Arc::clone(&ids), Arc::clone(counters));
-            let addr = stack.base;
-            std::thread::spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::SeqCst) as usize;
-                let Some(id) = ids.get(i) else { return };
-                delete(addr, id, &counters);
-            })
-        })
-        .collect();
-    for t in threads {
-        let _ = t.join();
-    }
+    let _ = from_clients(ids.len(), |i| delete(stack.base, &ids[i], counters));
 }
 
 /// Uploads until the app acknowledges; the id it names, or `None` after `MAX_TRIES`.
@@ -1382,19 +1374,7 @@ impl RssSampler {
 
 /// A memory field of a `/proc/…/status` file in MB; 0 when the process is gone.
 fn status_mb(path: &str, field: &str) -> f64 {
-    status_number(path, field) / 1024.0
-}
-
-/// A field of a `/proc/…/status` file as a number (memory in KiB); 0 when the process is gone.
-fn status_number(path: &str, field: &str) -> f64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
+    support::status_field(path, field).unwrap_or(0.0) / 1024.0
 }
 
 /// How the figures are taken, written under the table so a reader need not open the source.
@@ -1507,11 +1487,7 @@ fn write_reliability(
     violations: &[String],
 ) -> Result<(), String> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/RELIABILITY.md");
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let date = support::bench::stdout_of("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let verdict = if violations.is_empty() {
         "No violation.".to_string()
     } else {

@@ -27,24 +27,7 @@ use ocivision::web::Settings;
 const ATTACKERS: usize = 4;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("login-bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn arg(name: &str, default: u64) -> Result<u64, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a number")),
-    }
+    support::bench::exit_code("login-bench", run())
 }
 
 /// Times `/healthz` on fresh connections until `stop` is set; milliseconds per request.
@@ -133,8 +116,8 @@ fn guess(addr: SocketAddr, token: &str, n: u64) -> (u16, f64) {
 }
 
 fn run() -> Result<(), String> {
-    let secs = arg("--seconds", 60)?;
-    let attempts = arg("--attempts", 1000)?;
+    let secs = support::bench::number_arg("--seconds", 60u64)?;
+    let attempts = support::bench::number_arg("--attempts", 1000u64)?;
     let env = support::emulator::Env::start("login-bench");
     env.ensure_collection().map_err(|e| e.to_string())?;
     let settings = Settings {

@@ -15,88 +15,42 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ocivision::document::{AnalysisDocument, Status};
 use ocivision::emulator::faults::Service;
 use ocivision::emulator::Recorded;
-use ocivision::oci::object_storage::Condition;
 use ocivision::soda::document_key;
 use ocivision::web::Settings;
-use support::emulator::Env;
+use support::emulator::{deadline, on_four_threads, put_jpeg, Env, STUB_JPEG};
 use support::web::COLLECTION;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("reconcile-cost: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn images() -> Result<usize, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--images") {
-        None => Ok(10_000),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| "--images needs a number".into()),
-    }
-}
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(60)
+    support::bench::exit_code("reconcile-cost", run())
 }
 
 /// Stores `count` objects, each with its `done` document, from four threads.
 fn seed(cloud: &Env, count: usize) -> Result<(), String> {
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..4)
-            .map(|t| {
-                scope.spawn(move || -> Result<(), ocivision::Error> {
-                    let storage = cloud.object_storage();
-                    let soda = cloud.soda(COLLECTION);
-                    let bucket = cloud.bucket();
-                    for i in (t..count).step_by(4) {
-                        let name =
-                            format!("uploads/{:024x}.jpg", 0x1000_0000_0000_0000u64 + i as u64);
-                        let etag = storage.put(
-                            &bucket,
-                            &name,
-                            &mut Cursor::new(b"\xFF\xD8\xFFseed".to_vec()),
-                            7,
-                            "image/jpeg",
-                            &[],
-                            Condition::None,
-                            deadline(),
-                        )?;
-                        let mut doc = AnalysisDocument::new(
-                            &bucket.namespace,
-                            &bucket.name,
-                            &name,
-                            Status::Done,
-                        );
-                        doc.etag = etag;
-                        soda.put(
-                            &document_key(&bucket.namespace, &bucket.name, &name),
-                            &doc.to_json(),
-                            deadline(),
-                        )?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .try_for_each(|w| w.join().expect("seeding thread").map_err(|e| e.to_string()))
-    })?;
+    let clients = || {
+        Ok((
+            cloud.object_storage(),
+            cloud.soda(COLLECTION),
+            cloud.bucket(),
+        ))
+    };
+    on_four_threads(count, clients, |(storage, soda, bucket), i| {
+        let name = format!("uploads/{:024x}.jpg", 0x1000_0000_0000_0000u64 + i as u64);
+        let mut doc = AnalysisDocument::new(&bucket.namespace, &bucket.name, &name, Status::Done);
+        doc.etag = put_jpeg(storage, bucket, &name, STUB_JPEG)?;
+        soda.put(
+            &document_key(&bucket.namespace, &bucket.name, &name),
+            &doc.to_json(),
+            deadline(60),
+        )
+    })
+    .map_err(|e: ocivision::Error| e.to_string())?;
     eprintln!(
         "stored {count} objects and documents in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -128,7 +82,7 @@ fn kind(r: &Recorded) -> String {
 }
 
 fn run() -> Result<(), String> {
-    let count = images()?;
+    let count = support::bench::number_arg("--images", 10_000usize)?;
     let cloud = Env::start("reconcile-cost");
     cloud.ensure_collection().map_err(|e| e.to_string())?;
     seed(&cloud, count)?;

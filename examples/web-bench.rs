@@ -12,7 +12,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,18 +19,15 @@ use std::time::{Duration, Instant};
 use ocivision::document::{AnalysisDocument, DetectedObject, Status};
 use ocivision::local::Wiring;
 use ocivision::oci::client::Transport;
-use ocivision::oci::object_storage::{Condition, ObjectStorage};
-use ocivision::oci::vision::Vertex;
+use ocivision::oci::object_storage::ObjectStorage;
 use ocivision::soda::document_key;
 use ocivision::Error;
 use support::bench::median;
-use support::emulator::{bucket_of, soda_on, Env};
+use support::emulator::{
+    bucket_of, deadline, on_four_threads, put_jpeg, rectangle, soda_on, Env, STUB_JPEG,
+};
 
 const SEED: usize = 10_000;
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(60)
-}
 
 /// Where the app child's log goes: here with `WEB_BENCH_DEBUG`, else nowhere.
 fn stderr() -> std::process::Stdio {
@@ -69,58 +65,36 @@ fn jpeg(size: usize, n: u64) -> Vec<u8> {
 
 fn seed(wiring: &Wiring, transport: &Transport) -> Result<(), Error> {
     let started = Instant::now();
-    let threads: Vec<_> = (0..4u64)
-        .map(|t| {
-            let (wiring, transport) = (wiring.clone(), transport.clone());
-            std::thread::spawn(move || -> Result<(), Error> {
-                let os = ObjectStorage::new(transport.clone(), &wiring.cloud().object_storage_url);
-                let soda = soda_on(&wiring, &transport, "IMAGE_ANALYSIS")?;
-                let b = bucket_of(&wiring);
-                for i in (t as usize..SEED).step_by(4) {
-                    let name = format!(
-                        "uploads/{:011x}{:013x}.jpg",
-                        0x100_0000_0000u64 + i as u64,
-                        i
-                    );
-                    let body = b"\xFF\xD8\xFFseed".to_vec();
-                    let etag = os.put(
-                        &b,
-                        &name,
-                        &mut Cursor::new(body),
-                        7,
-                        "image/jpeg",
-                        &[],
-                        Condition::None,
-                        deadline(),
-                    )?;
-                    let mut doc = AnalysisDocument::new(&b.namespace, &b.name, &name, Status::Done);
-                    doc.etag = etag;
-                    doc.original_name = Some(format!("photo {i}.jpg"));
-                    doc.objects = (0..3)
-                        .map(|k| DetectedObject {
-                            name: ["Dog", "Car", "Person"][k].into(),
-                            confidence: 0.5 + k as f64 / 10.0,
-                            polygon: vec![
-                                Vertex { x: 0.1, y: 0.1 },
-                                Vertex { x: 0.5, y: 0.1 },
-                                Vertex { x: 0.5, y: 0.5 },
-                                Vertex { x: 0.1, y: 0.5 },
-                            ],
-                        })
-                        .collect();
-                    soda.put(
-                        &document_key(&b.namespace, &b.name, &name),
-                        &doc.to_json(),
-                        deadline(),
-                    )?;
-                }
-                Ok(())
+    let clients = || {
+        let os = ObjectStorage::new(transport.clone(), &wiring.cloud().object_storage_url);
+        Ok((
+            os,
+            soda_on(wiring, transport, "IMAGE_ANALYSIS")?,
+            bucket_of(wiring),
+        ))
+    };
+    on_four_threads(SEED, clients, |(os, soda, b), i| {
+        let name = format!(
+            "uploads/{:011x}{:013x}.jpg",
+            0x100_0000_0000u64 + i as u64,
+            i
+        );
+        let mut doc = AnalysisDocument::new(&b.namespace, &b.name, &name, Status::Done);
+        doc.etag = put_jpeg(os, b, &name, STUB_JPEG)?;
+        doc.original_name = Some(format!("photo {i}.jpg"));
+        doc.objects = (0..3)
+            .map(|k| DetectedObject {
+                name: ["Dog", "Car", "Person"][k].into(),
+                confidence: 0.5 + k as f64 / 10.0,
+                polygon: rectangle([0.1, 0.1, 0.5, 0.5]),
             })
-        })
-        .collect();
-    for t in threads {
-        t.join().expect("seeding thread")?;
-    }
+            .collect();
+        soda.put(
+            &document_key(&b.namespace, &b.name, &name),
+            &doc.to_json(),
+            deadline(60),
+        )
+    })?;
     eprintln!(
         "seeded {SEED} objects and documents in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -140,7 +114,7 @@ fn run() -> Result<(), Error> {
     let (base, dir) = (env.emulator.base_url().to_string(), env.dir.path());
     let (wiring, transport) = (env.wiring(), &env.transport);
     for collection in ["IMAGE_ANALYSIS", "BENCH_UPLOADS"] {
-        env.soda(collection).ensure_collection(deadline())?;
+        env.soda(collection).ensure_collection(deadline(60))?;
     }
 
     // 1. Gallery with 10 000 images.
@@ -181,7 +155,7 @@ fn run() -> Result<(), Error> {
                     fields: Some("name,size,timeCreated".into()),
                     ..Default::default()
                 },
-                deadline(),
+                deadline(60),
             )
             .take(51)
             .map(|o| o.map(|o| o.name))
@@ -193,7 +167,7 @@ fn run() -> Result<(), Error> {
             .collect();
         let t = Instant::now();
         let found = docs
-            .query(&serde_json::json!({"$id": keys}), deadline())?
+            .query(&serde_json::json!({"$id": keys}), deadline(60))?
             .count();
         query_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(found, 51);
@@ -214,16 +188,7 @@ fn run() -> Result<(), Error> {
     for n in 0..20u64 {
         let bytes = jpeg(size, 1000 + n);
         let t = Instant::now();
-        os.put(
-            &env.bucket(),
-            &format!("direct/{n}.jpg"),
-            &mut Cursor::new(bytes),
-            size as u64,
-            "image/jpeg",
-            &[],
-            Condition::None,
-            deadline(),
-        )?;
+        put_jpeg(&os, &env.bucket(), &format!("direct/{n}.jpg"), &bytes)?;
         direct.push(t.elapsed().as_secs_f64() * 1000.0);
         let bytes = jpeg(size, 2000 + n);
         let t = Instant::now();
@@ -275,11 +240,5 @@ fn run() -> Result<(), Error> {
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("web-bench: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    support::bench::exit_code("web-bench", run())
 }

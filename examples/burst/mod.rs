@@ -347,15 +347,7 @@ fn run(dir: &Path, burst: &BurstArgs) -> Result<bool, String> {
             "{per_image:.2} Vision requests per image (bound {per_image_bound})"
         ));
     }
-    for child in stack
-        .functions
-        .iter_mut()
-        .chain([&mut stack.webapp, &mut stack.emulator.proc])
-    {
-        if let Some(how) = child.exited() {
-            violations.push(format!("{} exited during the run ({how})", child.name));
-        }
-    }
+    violations.extend(stack.exited());
     let mut by_status: Vec<_> = statuses.into_iter().collect();
     by_status.sort();
     println!(
@@ -374,16 +366,7 @@ fn run(dir: &Path, burst: &BurstArgs) -> Result<bool, String> {
         println!("violation: {v}");
     }
     if !violations.is_empty() {
-        for child in [&stack.webapp, &stack.emulator.proc]
-            .into_iter()
-            .chain(stack.functions.iter().take(1))
-        {
-            println!(
-                "--- last lines of {} ---\n{}",
-                child.log.display(),
-                child.log_tail(20)
-            );
-        }
+        stack.print_log_tails(1);
     }
     println!(
         "burst: {} uploads, {} TPS, {} instances: done {done}, failed {failed}, lost {lost}, \

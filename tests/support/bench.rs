@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,31 +144,27 @@ pub fn wrk(port: u16, conns: usize) -> Result<Wrk, String> {
         .output()
         .map_err(|e| format!("wrk: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
+    // What follows `label` on the line that starts with it.
+    let after = |label: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .map(str::trim)
+    };
+    let rps = after("Requests/sec:")
+        .and_then(|v| v.parse().ok())
         .ok_or_else(|| format!("wrk output without Requests/sec: {text}"))?;
-    let p99_ms = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("99%"))
-        .and_then(|v| duration_ms(v.trim()))
+    let p99_ms = after("99%")
+        .and_then(duration_ms)
         .ok_or_else(|| format!("wrk output without a 99% line: {text}"))?;
-    let non_2xx = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|v| v.trim().parse().ok())
+    let non_2xx = after("Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     // "Socket errors: connect 0, read 0, write 0, timeout 0"
-    let socket_errors = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
-        .map(|v| {
-            v.split(',')
-                .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum()
-        })
-        .unwrap_or(0);
+    let socket_errors = after("Socket errors:").map_or(0, |v| {
+        v.split(',')
+            .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum()
+    });
     Ok(Wrk {
         rps,
         p99_ms,
@@ -203,11 +199,7 @@ impl Drop for Guard {
 
 /// A process's peak resident set size (VmHWM), in KiB; `None` once it is gone.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    super::status_field(&format!("/proc/{pid}/status"), "VmHWM").map(|kib| kib as u64)
 }
 
 /// The argument that makes a benchmark serve the app instead (see [`AppProcess`]).
@@ -318,4 +310,75 @@ pub fn percentile(values: &mut [f64], p: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
     values[rank.clamp(1, values.len()) - 1]
+}
+
+/// A benchmark's exit: success, or `name: error` on stderr and failure.
+pub fn exit_code(name: &str, result: Result<(), impl std::fmt::Display>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The number after the command-line flag `name`, or `default` when the flag is absent.
+pub fn number_arg<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{name} needs a number")),
+    }
+}
+
+/// Whether `program` is on the `PATH`.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The `webapp` binary `exe` in local mode with its data in `data`, on a free port, as `bench`
+/// and `http-bench` run it (`LOG_LEVEL=warn`: no access line per request); its port once it
+/// answers `/healthz`.
+pub fn start_local_webapp(exe: &Path, data: &Path) -> Result<(Guard, u16), String> {
+    let port = free_port()?;
+    let mut child = Command::new(exe)
+        .env("OCIVISION_DATA", data)
+        .env("PORT", port.to_string())
+        .env("LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("webapp: {e}"))?;
+    wait_healthy(port, &mut child, "webapp")?;
+    Ok((Guard(child), port))
+}
+
+/// What `program args` prints, trimmed; empty when it cannot run.
+pub fn stdout_of(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// `USER_HZ`, the unit of /proc/PID/stat times: 100 on every Linux architecture we run on.
+pub const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User plus system time of a process, its ended threads included, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15, so 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
 }

@@ -188,6 +188,54 @@ fn credentials(stack: &LocalStack) -> Arc<dyn KeyProvider> {
         .expect("the stack's OCI config file")
 }
 
+/// Runs `each(state, i)` (its answer dropped) for every `i` below `count` on four threads, each with the `state`
+/// (its clients) `setup` gives it; the first error. The benchmarks seed thousands of objects and
+/// documents so.
+pub fn on_four_threads<S, T, E: Send>(
+    count: usize,
+    setup: impl Fn() -> Result<S, E> + Sync,
+    each: impl Fn(&S, usize) -> Result<T, E> + Sync,
+) -> Result<(), E> {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let (setup, each) = (&setup, &each);
+                scope.spawn(move || {
+                    let state = setup()?;
+                    (t..count)
+                        .step_by(4)
+                        .try_for_each(|i| each(&state, i).map(drop))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().expect("seeding thread"))
+    })
+}
+
+/// Stores `bytes` as the JPEG `name`, whatever is there; its ETag.
+pub fn put_jpeg(
+    storage: &ObjectStorage,
+    bucket: &Bucket,
+    name: &str,
+    bytes: &[u8],
+) -> Result<String, ocivision::Error> {
+    storage.put(
+        bucket,
+        name,
+        &mut std::io::Cursor::new(bytes),
+        bytes.len() as u64,
+        "image/jpeg",
+        &[],
+        ocivision::oci::object_storage::Condition::None,
+        deadline(120),
+    )
+}
+
+/// A 7-byte stand-in for a JPEG, for objects only listed, never read.
+pub const STUB_JPEG: &[u8] = b"\xFF\xD8\xFFseed";
+
 /// The stack's images bucket.
 pub fn bucket_of(wiring: &Wiring) -> Bucket {
     let cloud = wiring.cloud();
@@ -228,6 +276,17 @@ pub fn app_on(
     ))
 }
 
+/// The rectangle from (`x0`, `y0`) to (`x1`, `y1`) as a polygon, corners clockwise from the
+/// first.
+pub fn rectangle([x0, y0, x1, y1]: [f64; 4]) -> Vec<Vertex> {
+    vec![
+        Vertex { x: x0, y: y0 },
+        Vertex { x: x1, y: y0 },
+        Vertex { x: x1, y: y1 },
+        Vertex { x: x0, y: y1 },
+    ]
+}
+
 /// Vision's stand-in that answers at once with one box: "Dog" for a JPEG and "Cat" for
 /// anything else, or `label` for every image when set.
 #[derive(Default)]
@@ -253,12 +312,7 @@ impl Detector for FixedDetector {
             name: name.into(),
             confidence: 0.91,
             bounding_polygon: BoundingPolygon {
-                normalized_vertices: vec![
-                    Vertex { x: 0.1, y: 0.2 },
-                    Vertex { x: 0.6, y: 0.2 },
-                    Vertex { x: 0.6, y: 0.9 },
-                    Vertex { x: 0.1, y: 0.9 },
-                ],
+                normalized_vertices: rectangle([0.1, 0.2, 0.6, 0.9]),
             },
         }];
         objects.truncate(max);

@@ -107,11 +107,17 @@ pub fn threads_named(name: &str) -> usize {
 
 /// A numeric field (in kB for memory) of `/proc/<pid>/status`.
 pub fn proc_status(pid: &str, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let path = format!("/proc/{pid}/status");
+    status_field(&path, field).unwrap_or_else(|| panic!("{field} in {path}")) as u64
+}
+
+/// A numeric field (in kB for memory) of a `/proc/…/status` file; `None` once the process is
+/// gone.
+pub fn status_field(path: &str, field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
 /// The `webapp` binary running as a child on a free loopback port; killed on drop.

@@ -8,12 +8,11 @@ use std::time::Duration;
 use ocivision::document::{AnalysisDocument, DetectedObject, Ontology, Status};
 use ocivision::http::{Limits, Request, Response, Server};
 use ocivision::oci::functions::Functions;
-use ocivision::oci::vision::Vertex;
 use ocivision::soda::{document_key, Soda};
 use ocivision::web::{App, Invoker, Settings};
 use serde_json::Value;
 
-use super::emulator::{deadline, Env};
+use super::emulator::{deadline, rectangle, Env};
 use super::http::{request, Reply};
 
 pub const FUNCTION_ID: &str = "ocid1.fnfunc.oc1..webapp-test";
@@ -158,15 +157,10 @@ impl Web {
         doc.analyzed_at = Some("2026-11-28T10:00:00.000Z".into());
         doc.objects = objects
             .iter()
-            .map(|(name, confidence, [x0, y0, x1, y1])| DetectedObject {
+            .map(|(name, confidence, corners)| DetectedObject {
                 name: name.to_string(),
                 confidence: *confidence,
-                polygon: vec![
-                    Vertex { x: *x0, y: *y0 },
-                    Vertex { x: *x1, y: *y0 },
-                    Vertex { x: *x1, y: *y1 },
-                    Vertex { x: *x0, y: *y1 },
-                ],
+                polygon: rectangle(*corners),
             })
             .collect();
         doc.ontology = objects
