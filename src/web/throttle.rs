@@ -413,18 +413,14 @@ mod tests {
 
     #[test]
     fn forwarded_entries_take_ports_and_brackets() {
-        assert_eq!(
-            parse_forwarded(" 203.0.113.9 "),
-            Some("203.0.113.9".parse().unwrap())
-        );
-        assert_eq!(
-            parse_forwarded("203.0.113.9:4711"),
-            Some("203.0.113.9".parse().unwrap())
-        );
-        assert_eq!(
-            parse_forwarded("[2001:db8::1]:443"),
-            Some("2001:db8::1".parse().unwrap())
-        );
+        for (entry, address) in [
+            (" 203.0.113.9 ", "203.0.113.9"),
+            ("203.0.113.9:4711", "203.0.113.9"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+        ] {
+            let expected = Some(address.parse().unwrap());
+            assert_eq!(parse_forwarded(entry), expected, "{entry}");
+        }
         assert_eq!(parse_forwarded("unknown"), None);
     }
 }
