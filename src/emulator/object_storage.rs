@@ -1075,32 +1075,20 @@ mod tests {
             &[],
         );
         let bucket = page(&r);
-        assert_eq!(
-            (
-                &bucket["namespace"],
-                &bucket["name"],
-                &bucket["objectEventsEnabled"]
-            ),
-            (&json!("ns"), &json!("images"), &json!(true))
-        );
-        assert_eq!(bucket["compartmentId"], "ocid1.compartment.oc1..c");
-        assert_eq!(bucket["id"], "ocid1.bucket.oc1.emulator.images");
-        assert_eq!(
-            (
-                &bucket["publicAccessType"],
-                &bucket["storageTier"],
-                &bucket["versioning"]
-            ),
-            (
-                &json!("NoPublicAccess"),
-                &json!("Standard"),
-                &json!("Disabled")
-            )
-        );
-        assert_eq!(
-            (&bucket["approximateCount"], &bucket["approximateSize"]),
-            (&json!(1), &json!(5))
-        );
+        for (field, value) in [
+            ("namespace", json!("ns")),
+            ("name", json!("images")),
+            ("objectEventsEnabled", json!(true)),
+            ("compartmentId", json!("ocid1.compartment.oc1..c")),
+            ("id", json!("ocid1.bucket.oc1.emulator.images")),
+            ("publicAccessType", json!("NoPublicAccess")),
+            ("storageTier", json!("Standard")),
+            ("versioning", json!("Disabled")),
+            ("approximateCount", json!(1)),
+            ("approximateSize", json!(5)),
+        ] {
+            assert_eq!(bucket[field], value, "{field}");
+        }
         assert_eq!(bucket["timeCreated"].as_str().map(str::len), Some(24));
         assert_eq!(r.header("etag"), bucket["etag"].as_str());
         let again = page(&call(&svc, "GET", "/n/ns/b/images", &[]));
