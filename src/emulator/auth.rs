@@ -322,37 +322,34 @@ mod tests {
         request.headers.push((name.into(), value.into()));
     }
 
+    /// Swaps the API key id of a signed request for the security token `token`.
+    fn with_token(request: &mut EmuRequest, token: &str) {
+        let authorization = request.header("authorization").unwrap();
+        let authorization = authorization.replace("tenancy/user/fp", &format!("ST${token}"));
+        set(request, "authorization", &authorization);
+    }
+
     #[test]
     fn genuine_requests_pass_and_each_tampering_fails() {
         let now = SystemTime::now();
         let ring = ring_with_key();
+        let admin = Ok(Principal::administrator("user"));
         let get = signed("GET", "/n/ns/b/images/o?prefix=a%20b", b"", false, now);
-        assert_eq!(
-            ring.check_signature(&get, false, now),
-            Ok(Principal::administrator("user"))
-        );
+        assert_eq!(ring.check_signature(&get, false, now), admin);
         let post = signed("POST", "/20220125/actions/analyzeImage", b"{}", false, now);
-        assert_eq!(
-            ring.check_signature(&post, false, now),
-            Ok(Principal::administrator("user"))
-        );
+        assert_eq!(ring.check_signature(&post, false, now), admin);
 
+        let rejects = |request: &EmuRequest| ring.check_signature(request, false, now).is_err();
         let mut tampered = get.clone();
         tampered.raw_query = "prefix=a%20c".into();
-        assert!(
-            ring.check_signature(&tampered, false, now).is_err(),
-            "query"
-        );
+        assert!(rejects(&tampered), "query");
         let mut tampered = post.clone();
         tampered.body = b"{ }".to_vec();
         let why = ring.check_signature(&tampered, false, now).unwrap_err();
         assert!(why.contains("x-content-sha256"), "{why}");
         let mut tampered = post.clone();
         set(&mut tampered, "content-type", "text/plain");
-        assert!(
-            ring.check_signature(&tampered, false, now).is_err(),
-            "header"
-        );
+        assert!(rejects(&tampered), "header");
         let stranger = KeyRing::default();
         assert_eq!(
             stranger.check_signature(&get, false, now),
@@ -363,7 +360,7 @@ mod tests {
         assert!(why.contains("clock"), "{why}");
         assert_eq!(
             ring.check_signature(&get, false, now + Duration::from_secs(299)),
-            Ok(Principal::administrator("user"))
+            admin
         );
     }
 
@@ -371,11 +368,9 @@ mod tests {
     fn put_object_needs_only_three_headers_but_other_puts_need_the_body_signed() {
         let now = SystemTime::now();
         let ring = ring_with_key();
+        let admin = Ok(Principal::administrator("user"));
         let put = signed("PUT", "/n/ns/b/images/o/a.jpg", b"jpeg bytes", true, now);
-        assert_eq!(
-            ring.check_signature(&put, true, now),
-            Ok(Principal::administrator("user"))
-        );
+        assert_eq!(ring.check_signature(&put, true, now), admin);
         let why = ring.check_signature(&put, false, now).unwrap_err();
         assert!(why.contains("is not signed"), "{why}");
     }
@@ -396,11 +391,7 @@ mod tests {
         let claims = crate::oci::auth::TokenClaims::decode(&token, "test").unwrap();
         assert_eq!(claims.res_id.as_deref(), Some("ocid1.fnfunc.x"));
         let mut request = signed("GET", "/n", b"", false, now);
-        let authorization = request
-            .header("authorization")
-            .unwrap()
-            .replace("tenancy/user/fp", &format!("ST${token}"));
-        set(&mut request, "authorization", &authorization);
+        with_token(&mut request, &token);
         // The key id is not part of the signing string, so the same signature stands.
         assert!(matches!(
             ring.check_signature(&request, false, now),
@@ -409,11 +400,7 @@ mod tests {
         ));
         let later = now + Duration::from_secs(601);
         let mut late = signed("GET", "/n", b"", false, later);
-        let authorization = late
-            .header("authorization")
-            .unwrap()
-            .replace("tenancy/user/fp", &format!("ST${token}"));
-        set(&mut late, "authorization", &authorization);
+        with_token(&mut late, &token);
         assert_eq!(
             ring.check_signature(&late, false, later),
             Err("security token expired".into())

@@ -921,8 +921,7 @@ mod tests {
 
     #[test]
     fn each_operation_asks_for_its_permission_and_a_refusal_is_bucket_not_found() {
-        let dir = store::test_dir("os-iam");
-        let svc = service(&dir);
+        let (_dir, svc) = setup("os-iam");
         put(&svc, "there", b"x", &[]);
         let asked = std::sync::Mutex::new(Vec::new());
         let deny = |permissions: &[&'static str], bucket: &str| {
@@ -970,7 +969,22 @@ mod tests {
             svc.handle(&request("GET", "/n", &[], b""), &deny).status,
             200
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A test directory, removed when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A service on a fresh directory, which goes when the returned guard drops.
+    fn setup(tag: &str) -> (Scratch, ObjectStorageService) {
+        let dir = Scratch(store::test_dir(tag));
+        let svc = service(&dir.0);
+        (dir, svc)
     }
 
     fn service(dir: &Path) -> ObjectStorageService {
@@ -1007,6 +1021,10 @@ mod tests {
         svc.handle_all(&request(method, path, headers, b""))
     }
 
+    fn etag(response: &EmuResponse) -> String {
+        response.header("etag").unwrap().to_string()
+    }
+
     fn code(response: &EmuResponse) -> String {
         let body: Value = serde_json::from_slice(&response.body).unwrap();
         body["code"].as_str().unwrap().to_string()
@@ -1034,8 +1052,7 @@ mod tests {
 
     #[test]
     fn namespace_and_request_ids() {
-        let dir = store::test_dir("os-ns");
-        let svc = service(&dir);
+        let (_dir, svc) = setup("os-ns");
         for path in ["/n", "/n/"] {
             let r = call(&svc, "GET", path, &[("opc-client-request-id", "mine")]);
             assert_eq!((r.status, r.body.as_slice()), (200, b"\"ns\"".as_slice()));
@@ -1058,32 +1075,20 @@ mod tests {
             &[],
         );
         let bucket = page(&r);
-        assert_eq!(
-            (
-                &bucket["namespace"],
-                &bucket["name"],
-                &bucket["objectEventsEnabled"]
-            ),
-            (&json!("ns"), &json!("images"), &json!(true))
-        );
-        assert_eq!(bucket["compartmentId"], "ocid1.compartment.oc1..c");
-        assert_eq!(bucket["id"], "ocid1.bucket.oc1.emulator.images");
-        assert_eq!(
-            (
-                &bucket["publicAccessType"],
-                &bucket["storageTier"],
-                &bucket["versioning"]
-            ),
-            (
-                &json!("NoPublicAccess"),
-                &json!("Standard"),
-                &json!("Disabled")
-            )
-        );
-        assert_eq!(
-            (&bucket["approximateCount"], &bucket["approximateSize"]),
-            (&json!(1), &json!(5))
-        );
+        for (field, value) in [
+            ("namespace", json!("ns")),
+            ("name", json!("images")),
+            ("objectEventsEnabled", json!(true)),
+            ("compartmentId", json!("ocid1.compartment.oc1..c")),
+            ("id", json!("ocid1.bucket.oc1.emulator.images")),
+            ("publicAccessType", json!("NoPublicAccess")),
+            ("storageTier", json!("Standard")),
+            ("versioning", json!("Disabled")),
+            ("approximateCount", json!(1)),
+            ("approximateSize", json!(5)),
+        ] {
+            assert_eq!(bucket[field], value, "{field}");
+        }
         assert_eq!(bucket["timeCreated"].as_str().map(str::len), Some(24));
         assert_eq!(r.header("etag"), bucket["etag"].as_str());
         let again = page(&call(&svc, "GET", "/n/ns/b/images", &[]));
@@ -1096,13 +1101,11 @@ mod tests {
         assert_eq!((r.status, r.body.len()), (200, 0));
         assert_eq!(call(&svc, "GET", "/n/ns/b/images/u", &[]).status, 404);
         assert_eq!(call(&svc, "GET", "/v1/other", &[]).status, 404);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn put_head_get_delete() {
-        let dir = store::test_dir("os-crud");
-        let svc = service(&dir);
+        let (_dir, svc) = setup("os-crud");
         let r = put(
             &svc,
             "uploads/cat.jpg",
@@ -1111,7 +1114,7 @@ mod tests {
         );
         assert_eq!(r.status, 200);
         assert!(r.body.is_empty());
-        let etag = r.header("etag").unwrap().to_string();
+        let etag = etag(&r);
         assert_eq!((etag.len(), &etag[14..15]), (36, "4"));
         assert!(httpdate::parse_http_date(r.header("last-modified").unwrap()).is_ok());
 
@@ -1138,13 +1141,11 @@ mod tests {
         let r = call(&svc, "HEAD", &object("uploads/cat.jpg"), &[]);
         assert_eq!((r.status, r.body.len()), (404, 0));
         assert_eq!(r.header("content-type"), None);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn refusals_length_and_names() {
-        let dir = store::test_dir("os-refuse");
-        let svc = service(&dir);
+        let (_dir, svc) = setup("os-refuse");
         let r = svc.handle_all(&request("PUT", &object("a"), &[], b"abc"));
         assert_eq!(r.status, 411);
         let r = svc.handle_all(&request(
@@ -1193,16 +1194,14 @@ mod tests {
         );
         let r = call(&svc, "HEAD", &object("a"), &[]);
         assert_eq!(r.header("content-md5"), Some("kAFQmDzST7DWlj99KOF/cg=="));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn conditionals() {
-        let dir = store::test_dir("os-cond");
-        let svc = service(&dir);
+        let (_dir, svc) = setup("os-cond");
         let first = put(&svc, "x", b"one", &[("if-none-match", "*")]);
         assert_eq!(first.status, 200);
-        let etag = first.header("etag").unwrap().to_string();
+        let first = etag(&first);
 
         let r = put(&svc, "x", b"two", &[("if-none-match", "*")]);
         assert_eq!((r.status, code(&r)), (412, "IfNoneMatchFailed".into()));
@@ -1213,14 +1212,14 @@ mod tests {
             &[("if-match", "00000000-0000-4000-8000-000000000000")],
         );
         assert_eq!((r.status, code(&r)), (412, "IfMatchFailed".into()));
-        let r = put(&svc, "missing", b"two", &[("if-match", &etag)]);
+        let r = put(&svc, "missing", b"two", &[("if-match", &first)]);
         assert_eq!((r.status, code(&r)), (412, "IfMatchFailed".into()));
         assert_eq!(svc.read_object("ns", "images", "x").unwrap().1, b"one");
 
         for method in ["GET", "HEAD"] {
-            let r = call(&svc, method, &object("x"), &[("if-none-match", &etag)]);
+            let r = call(&svc, method, &object("x"), &[("if-none-match", &first)]);
             assert_eq!((r.status, r.body.len()), (304, 0));
-            let quoted = format!("\"{etag}\"");
+            let quoted = format!("\"{first}\"");
             assert_eq!(
                 call(&svc, method, &object("x"), &[("if-none-match", &quoted)]).status,
                 304
@@ -1229,21 +1228,19 @@ mod tests {
             assert_eq!(r.status, 200);
         }
 
-        let r = put(&svc, "x", b"two", &[("if-match", &etag)]);
+        let r = put(&svc, "x", b"two", &[("if-match", &first)]);
         assert_eq!(r.status, 200);
-        let current = r.header("etag").unwrap().to_string();
-        assert_ne!(current, etag);
-        let r = call(&svc, "DELETE", &object("x"), &[("if-match", &etag)]);
+        let current = etag(&r);
+        assert_ne!(current, first);
+        let r = call(&svc, "DELETE", &object("x"), &[("if-match", &first)]);
         assert_eq!((r.status, code(&r)), (412, "IfMatchFailed".into()));
         let r = call(&svc, "DELETE", &object("x"), &[("if-match", &current)]);
         assert_eq!(r.status, 204);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn ranges() {
-        let dir = store::test_dir("os-range");
-        let svc = service(&dir);
+        let (_dir, svc) = setup("os-range");
         put(&svc, "r", b"0123456789", &[]);
         let get = |range: &str| call(&svc, "GET", &object("r"), &[("range", range)]);
         for (range, body, content_range) in [
@@ -1266,13 +1263,12 @@ mod tests {
         for range in ["bytes=4-2", "items=0-1", "bytes=0-1,3-4", "bytes=x-"] {
             assert_eq!(get(range).status, 200, "{range}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn concurrent_create_only_puts_have_one_winner() {
-        let dir = store::test_dir("os-race");
-        let svc = Arc::new(service(&dir));
+        let (_dir, svc) = setup("os-race");
+        let svc = Arc::new(svc);
         let threads: Vec<_> = (0..8)
             .map(|i| {
                 let svc = Arc::clone(&svc);
@@ -1293,13 +1289,11 @@ mod tests {
         assert!(results.iter().all(|(s, _)| *s == 200 || *s == 412));
         let stored = svc.read_object("ns", "images", "race").unwrap().1;
         assert_eq!(stored, winners[0].as_bytes());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn listing_pages_past_a_thousand() {
-        let dir = store::test_dir("os-page");
-        let svc = service(&dir);
+        let (_dir, svc) = setup("os-page");
         for i in 0..1003 {
             assert_eq!(put(&svc, &format!("img/{i:05}.jpg"), b"x", &[]).status, 200);
         }
@@ -1333,13 +1327,11 @@ mod tests {
                 "{bad}"
             );
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn listing_filters_prefixes_and_fields() {
-        let dir = store::test_dir("os-list");
-        let svc = service(&dir);
+        let (_dir, svc) = setup("os-list");
         for name in ["b/2", "a", "B", "b/1", "c/x/y", "caf\u{e9}", "d"] {
             put(&svc, name, b"abc", &[]);
         }
@@ -1384,13 +1376,11 @@ mod tests {
         assert_eq!((created.len(), &created[23..]), (24, "Z"));
         assert_eq!(d["timeModified"], d["timeCreated"]);
         assert_eq!(d["md5"], "kAFQmDzST7DWlj99KOF/cg==");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn awkward_names_round_trip() {
-        let dir = store::test_dir("os-names");
-        let svc = service(&dir);
+        let (_dir, svc) = setup("os-names");
         let awkward = [
             "up loads/my photo #1.jpg",
             "100% real.png",
@@ -1418,18 +1408,17 @@ mod tests {
         let mut expected: Vec<&str> = awkward.to_vec();
         expected.sort();
         assert_eq!(names(&call(&svc, "GET", BASE, &[])), expected);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn restart_keeps_objects_and_buckets_are_separate() {
-        let dir = store::test_dir("os-restart");
+        let dir = Scratch(store::test_dir("os-restart"));
         let etag = {
-            let svc = service(&dir);
+            let svc = service(&dir.0);
             let r = put(&svc, "keep/me.jpg", b"data", &[("opc-meta-k", "v")]);
-            r.header("etag").unwrap().to_string()
+            etag(&r)
         };
-        let svc = service(&dir);
+        let svc = service(&dir.0);
         let (meta, body) = svc.read_object("ns", "images", "keep/me.jpg").unwrap();
         assert_eq!((meta.etag, meta.size, body), (etag, 4, b"data".to_vec()));
         assert_eq!(meta.metadata, [("k".to_string(), "v".to_string())]);
@@ -1441,24 +1430,16 @@ mod tests {
             names(&call(&svc, "GET", "/n/ns/b/other/o", &[])),
             Vec::<String>::new()
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn changes_are_reported() {
-        let dir = store::test_dir("os-changes");
-        let svc = service(&dir);
+        let (_dir, svc) = setup("os-changes");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&seen);
         svc.on_change(Box::new(move |c| sink.lock().unwrap().push(c.clone())));
-        let e1 = put(&svc, "p/q.jpg", b"1", &[])
-            .header("etag")
-            .unwrap()
-            .to_string();
-        let e2 = put(&svc, "p/q.jpg", b"2", &[])
-            .header("etag")
-            .unwrap()
-            .to_string();
+        let e1 = etag(&put(&svc, "p/q.jpg", b"1", &[]));
+        let e2 = etag(&put(&svc, "p/q.jpg", b"2", &[]));
         put(&svc, "p/q.jpg", b"3", &[("if-none-match", "*")]);
         call(&svc, "DELETE", &object("p/q.jpg"), &[]);
         call(&svc, "DELETE", &object("p/q.jpg"), &[]);
@@ -1481,6 +1462,5 @@ mod tests {
             ),
             ("ns", "images", "p/q.jpg")
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -140,109 +140,52 @@ mod tests {
         }]
     }
 
-    fn request(method: &str, path: &str, query: &str) -> EmuRequest {
-        EmuRequest {
+    const BY_ID: &str = "/20190301/secretbundles/ocid1.vaultsecret.oc1..a";
+    const BY_NAME: &str = "/20190301/secretbundles/actions/getByName";
+    const NAMED: &str = "secretName=db-password&vaultId=ocid1.vault.oc1..v";
+
+    /// Answers one request against [`secrets`], as a caller who may (or may not) read them.
+    fn call(method: &str, path: &str, query: &str, allowed: bool) -> EmuResponse {
+        let req = EmuRequest {
             method: method.into(),
             raw_path: path.into(),
             raw_query: query.into(),
             ..EmuRequest::default()
-        }
+        };
+        handle(&req, &secrets(), &|_| allowed)
     }
 
     #[test]
     fn both_routes_answer_base64_bundles() {
-        let by_id = handle(
-            &request(
-                "GET",
-                "/20190301/secretbundles/ocid1.vaultsecret.oc1..a",
-                "",
-            ),
-            &secrets(),
-            &|_| true,
-        );
+        let by_id = call("GET", BY_ID, "", true);
         assert_eq!(by_id.status, 200);
         let json: serde_json::Value = serde_json::from_slice(&by_id.body).unwrap();
         assert_eq!(
             json["secretBundleContent"]["content"],
             "c3VwZXItc2VjcmV0LXB3"
         );
-        let by_name = handle(
-            &request(
-                "POST",
-                "/20190301/secretbundles/actions/getByName",
-                "secretName=db-password&vaultId=ocid1.vault.oc1..v",
-            ),
-            &secrets(),
-            &|_| true,
-        );
-        assert_eq!(by_name.status, 200);
+        assert_eq!(call("POST", BY_NAME, NAMED, true).status, 200);
     }
 
     #[test]
     fn unknown_secrets_and_get_on_get_by_name_are_404() {
-        let s = secrets();
-        assert_eq!(
-            handle(
-                &request("GET", "/20190301/secretbundles/nope", ""),
-                &s,
-                &|_| true
-            )
-            .status,
-            404
-        );
-        assert_eq!(
-            handle(
-                &request(
-                    "GET",
-                    "/20190301/secretbundles/actions/getByName",
-                    "secretName=db-password&vaultId=ocid1.vault.oc1..v"
-                ),
-                &s,
-                &|_| true
-            )
-            .status,
-            404
-        );
-        assert_eq!(
-            handle(
-                &request(
-                    "POST",
-                    "/20190301/secretbundles/actions/getByName",
-                    "secretName=x&vaultId=ocid1.vault.oc1..v"
-                ),
-                &s,
-                &|_| true
-            )
-            .status,
-            404
-        );
-        assert_eq!(
-            handle(
-                &request("POST", "/20190301/secretbundles/actions/getByName", ""),
-                &s,
-                &|_| true
-            )
-            .status,
-            400
-        );
-        assert!(!format!("{s:?}").contains("super-secret"));
+        let nope = "/20190301/secretbundles/nope";
+        let unknown_name = "secretName=x&vaultId=ocid1.vault.oc1..v";
+        for (method, path, query, status) in [
+            ("GET", nope, "", 404),
+            ("GET", BY_NAME, NAMED, 404),
+            ("POST", BY_NAME, unknown_name, 404),
+            ("POST", BY_NAME, "", 400),
+        ] {
+            let r = call(method, path, query, true);
+            assert_eq!(r.status, status, "{method} {path}?{query}");
+        }
+        assert!(!format!("{:?}", secrets()).contains("super-secret"));
     }
 
     #[test]
     fn versions_and_stages_select_the_one_version() {
-        let s = secrets();
-        let get = |query: &str| {
-            handle(
-                &request(
-                    "GET",
-                    "/20190301/secretbundles/ocid1.vaultsecret.oc1..a",
-                    query,
-                ),
-                &s,
-                &|_| true,
-            )
-            .status
-        };
+        let get = |query: &str| call("GET", BY_ID, query, true).status;
         for query in ["versionNumber=1", "stage=CURRENT", "stage=LATEST", ""] {
             assert_eq!(get(query), 200, "{query}");
         }
@@ -257,27 +200,10 @@ mod tests {
         }
         assert_eq!(get("stage=current"), 400);
         assert_eq!(get("versionNumber=one"), 400);
-        let by_name = handle(
-            &request(
-                "POST",
-                "/20190301/secretbundles/actions/getByName",
-                "secretName=db-password&vaultId=ocid1.vault.oc1..v&versionNumber=2",
-            ),
-            &s,
-            &|_| true,
-        );
+        let by_name = call("POST", BY_NAME, &format!("{NAMED}&versionNumber=2"), true);
         assert_eq!(by_name.status, 404);
-        let refused = handle(
-            &request(
-                "GET",
-                "/20190301/secretbundles/ocid1.vaultsecret.oc1..a",
-                "",
-            ),
-            &s,
-            &|_| false,
-        );
         assert_eq!(
-            refused,
+            call("GET", BY_ID, "", false),
             not_found(),
             "a refusal is the unknown-secret answer"
         );

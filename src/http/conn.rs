@@ -27,53 +27,37 @@ pub(crate) trait ByteStream: Send + Sync + 'static {
     fn raw_fd(&self) -> RawFd;
 }
 
-impl ByteStream for TcpStream {
-    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-    fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_read_timeout(self, t)
-    }
-    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_write_timeout(self, t)
-    }
-    fn shutdown(&self, how: Shutdown) {
-        let _ = TcpStream::shutdown(self, how);
-    }
-    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        TcpStream::set_nonblocking(self, on)
-    }
-    fn raw_fd(&self) -> RawFd {
-        self.as_raw_fd()
-    }
+/// Both socket kinds implement [`ByteStream`] the same way, through their `&Self` I/O.
+macro_rules! byte_stream {
+    ($stream:ty) => {
+        impl ByteStream for $stream {
+            fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+                (&*self).read(buf)
+            }
+            fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
+                (&*self).write(buf)
+            }
+            fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+                <$stream>::set_read_timeout(self, t)
+            }
+            fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+                <$stream>::set_write_timeout(self, t)
+            }
+            fn shutdown(&self, how: Shutdown) {
+                let _ = <$stream>::shutdown(self, how);
+            }
+            fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+                <$stream>::set_nonblocking(self, on)
+            }
+            fn raw_fd(&self) -> RawFd {
+                self.as_raw_fd()
+            }
+        }
+    };
 }
 
-impl ByteStream for UnixStream {
-    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-    fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        UnixStream::set_read_timeout(self, t)
-    }
-    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        UnixStream::set_write_timeout(self, t)
-    }
-    fn shutdown(&self, how: Shutdown) {
-        let _ = UnixStream::shutdown(self, how);
-    }
-    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        UnixStream::set_nonblocking(self, on)
-    }
-    fn raw_fd(&self) -> RawFd {
-        self.as_raw_fd()
-    }
-}
+byte_stream!(TcpStream);
+byte_stream!(UnixStream);
 
 /// Why a read for more bytes produced none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -153,19 +153,12 @@ impl WebConfig {
                 Some((id, url.trim_end_matches('/').to_string()))
             }
             (None, None) => None,
-            (Some(_), None) => {
-                return Err(Error::Config(format!(
-                    "{} is set but {} is not",
-                    vars::FUNCTION_ID,
-                    vars::FUNCTION_ENDPOINT
-                )))
-            }
-            (None, Some(_)) => {
-                return Err(Error::Config(format!(
-                    "{} is set but {} is not",
-                    vars::FUNCTION_ENDPOINT,
-                    vars::FUNCTION_ID
-                )))
+            (id, _) => {
+                let (set, unset) = match id {
+                    Some(_) => (vars::FUNCTION_ID, vars::FUNCTION_ENDPOINT),
+                    None => (vars::FUNCTION_ENDPOINT, vars::FUNCTION_ID),
+                };
+                return Err(Error::Config(format!("{set} is set but {unset} is not")));
             }
         };
         let max_upload_bytes: u64 = number(lookup, vars::MAX_UPLOAD, crate::image_info::MAX_BYTES)?;

@@ -341,20 +341,16 @@ mod tests {
 
     #[test]
     fn json_is_for_the_api_and_clients_that_ask() {
-        assert!(wants_json(&Request::fake("GET", "/api/images", &[], b"")));
-        assert!(wants_json(&Request::fake(
-            "POST",
-            "/upload",
-            &[("Accept", "application/json")],
-            b""
-        )));
-        assert!(!wants_json(&Request::fake(
-            "POST",
-            "/upload",
-            &[("Accept", "text/html,application/json")],
-            b""
-        )));
-        assert!(!wants_json(&Request::fake("GET", "/", &[], b"")));
+        for (method, path, accept, json) in [
+            ("GET", "/api/images", None, true),
+            ("POST", "/upload", Some("application/json"), true),
+            ("POST", "/upload", Some("text/html,application/json"), false),
+            ("GET", "/", None, false),
+        ] {
+            let headers: Vec<_> = accept.map(|a| ("Accept", a)).into_iter().collect();
+            let request = Request::fake(method, path, &headers, b"");
+            assert_eq!(wants_json(&request), json, "{method} {path} {accept:?}");
+        }
     }
 
     #[test]

@@ -305,6 +305,10 @@ mod tests {
         })
     }
 
+    fn refused(admission: Admission) -> bool {
+        matches!(admission, Admission::Refused { .. })
+    }
+
     fn v4(last: u8) -> ClientKey {
         ClientKey::V4([192, 0, 2, last])
     }
@@ -328,10 +332,7 @@ mod tests {
         assert_eq!(t.admit_at(v4(2), start), Admission::Check);
         let later = start + Duration::from_secs(20);
         assert_eq!(t.admit_at(v4(1), later), Admission::Check);
-        assert!(matches!(
-            t.admit_at(v4(1), later),
-            Admission::Refused { .. }
-        ));
+        assert!(refused(t.admit_at(v4(1), later)));
         // 60 s of hammering from one address: the burst plus one per refill.
         let t = policy(5, 20, 100);
         let checked = (0..1000)
@@ -352,10 +353,7 @@ mod tests {
         let much_later = start + Duration::from_secs(3600);
         assert_eq!(t.admit_at(v4(1), much_later), Admission::Check);
         assert_eq!(t.admit_at(v4(1), much_later), Admission::Check);
-        assert!(matches!(
-            t.admit_at(v4(1), much_later),
-            Admission::Refused { .. }
-        ));
+        assert!(refused(t.admit_at(v4(1), much_later)));
         t.forgive(Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))));
         assert_eq!(t.admit_at(v4(1), much_later), Admission::Check);
     }
@@ -376,10 +374,7 @@ mod tests {
         t.admit_at(v4(3), start + Duration::from_secs(50));
         t.admit_at(v4(3), start + Duration::from_secs(50));
         t.admit_at(v4(4), start + Duration::from_secs(55));
-        assert!(matches!(
-            t.admit_at(v4(3), start + Duration::from_secs(55)),
-            Admission::Refused { .. }
-        ));
+        assert!(refused(t.admit_at(v4(3), start + Duration::from_secs(55))));
     }
 
     #[test]
@@ -413,18 +408,14 @@ mod tests {
 
     #[test]
     fn forwarded_entries_take_ports_and_brackets() {
-        assert_eq!(
-            parse_forwarded(" 203.0.113.9 "),
-            Some("203.0.113.9".parse().unwrap())
-        );
-        assert_eq!(
-            parse_forwarded("203.0.113.9:4711"),
-            Some("203.0.113.9".parse().unwrap())
-        );
-        assert_eq!(
-            parse_forwarded("[2001:db8::1]:443"),
-            Some("2001:db8::1".parse().unwrap())
-        );
+        for (entry, address) in [
+            (" 203.0.113.9 ", "203.0.113.9"),
+            ("203.0.113.9:4711", "203.0.113.9"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+        ] {
+            let expected = Some(address.parse().unwrap());
+            assert_eq!(parse_forwarded(entry), expected, "{entry}");
+        }
         assert_eq!(parse_forwarded("unknown"), None);
     }
 }

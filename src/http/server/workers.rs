@@ -244,32 +244,28 @@ struct Lease<'a> {
 
 impl Lease<'_> {
     fn finish(mut self, leftover: Vec<u8>, after: After) {
-        self.done = true;
-        hand_back(
-            self.shared,
-            self.id,
-            &self.stream,
-            &self.handoff,
-            self.deregistered,
-            leftover,
-            after,
-        );
+        self.give_back(leftover, after);
     }
-}
 
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        if !self.done {
+    /// Hands the connection back to the loop unless that was done already.
+    fn give_back(&mut self, leftover: Vec<u8>, after: After) {
+        if !std::mem::replace(&mut self.done, true) {
             hand_back(
                 self.shared,
                 self.id,
                 &self.stream,
                 &self.handoff,
                 self.deregistered,
-                Vec::new(),
-                After::Close,
+                leftover,
+                after,
             );
         }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        self.give_back(Vec::new(), After::Close);
         self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }

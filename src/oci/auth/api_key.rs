@@ -286,18 +286,23 @@ mod tests {
     use super::super::test_support::{env, fake_clock, fixture, jwt, TempDir, TENANCY, USER};
     use super::*;
 
+    /// Writes `text` as the config file `name` in `dir`; the error loading its DEFAULT profile.
+    fn config_error(dir: &TempDir, name: &str, text: &str) -> String {
+        let config = dir.write(name, text);
+        let err = ConfigFileProvider::from_file(&config, "DEFAULT", None).unwrap_err();
+        err.to_string()
+    }
+
     #[test]
     fn fingerprint_format() {
-        assert!(valid_fingerprint(
-            "ad:df:eb:55:f8:ba:b5:21:8b:48:35:cf:47:5e:24:bb"
-        ));
-        assert!(!valid_fingerprint(
-            "AD:DF:EB:55:F8:BA:B5:21:8B:48:35:CF:47:5E:24:BB"
-        ));
-        assert!(!valid_fingerprint(
-            "ad:df:eb:55:f8:ba:b5:21:8b:48:35:cf:47:5e:24"
-        ));
-        assert!(!valid_fingerprint("addfeb55f8bab5218b4835cf475e24bb"));
+        for (fingerprint, valid) in [
+            ("ad:df:eb:55:f8:ba:b5:21:8b:48:35:cf:47:5e:24:bb", true),
+            ("AD:DF:EB:55:F8:BA:B5:21:8B:48:35:CF:47:5E:24:BB", false),
+            ("ad:df:eb:55:f8:ba:b5:21:8b:48:35:cf:47:5e:24", false),
+            ("addfeb55f8bab5218b4835cf475e24bb", false),
+        ] {
+            assert_eq!(valid_fingerprint(fingerprint), valid, "{fingerprint}");
+        }
     }
 
     #[test]
@@ -384,49 +389,41 @@ mod tests {
         let f = fixture();
         let dir = TempDir::new("cfgerr");
         let key = dir.write("key.pem", &f.pkcs1);
-        let config = dir.write(
+        let err = config_error(
+            &dir,
             "config",
             &format!(
                 "[DEFAULT]\ntenancy={TENANCY}\nuser={USER}\nfingerprint=AB:CD\nkey_file={}\n",
                 key.display()
             ),
         );
-        let err = ConfigFileProvider::from_file(&config, "DEFAULT", None)
-            .unwrap_err()
-            .to_string();
         assert!(
-            err.contains(&format!("{}:4", config.display())) && err.contains("fingerprint"),
+            err.contains(&format!("{}:4", dir.0.join("config").display()))
+                && err.contains("fingerprint"),
             "{err}"
         );
 
-        let config = dir.write(
+        let err = config_error(
+            &dir,
             "config2",
             &format!(
                 "[DEFAULT]\ntenancy={TENANCY}\nuser={USER}\nfingerprint={}\n",
                 f.fingerprint
             ),
         );
-        let err = ConfigFileProvider::from_file(&config, "DEFAULT", None)
-            .unwrap_err()
-            .to_string();
         assert!(
             err.contains("key_file is missing") && err.contains("config2"),
             "{err}"
         );
 
-        let config = dir.write(
+        let err = config_error(
+            &dir,
             "config3",
             &format!("[DEFAULT]\ntenancy={TENANCY}\nkey_file={}\n", key.display()),
         );
-        let err = ConfigFileProvider::from_file(&config, "DEFAULT", None)
-            .unwrap_err()
-            .to_string();
         assert!(err.contains("security_token_file"), "{err}");
 
-        let config = dir.write("config4", &format!("[DEFAULT]\ntenancy={TENANCY}\nuser={USER}\nfingerprint={}\nkey_file=/missing/key.pem\n", f.fingerprint));
-        let err = ConfigFileProvider::from_file(&config, "DEFAULT", None)
-            .unwrap_err()
-            .to_string();
+        let err = config_error(&dir, "config4", &format!("[DEFAULT]\ntenancy={TENANCY}\nuser={USER}\nfingerprint={}\nkey_file=/missing/key.pem\n", f.fingerprint));
         assert!(
             err.contains("/missing/key.pem") && err.contains("config4:5"),
             "{err}"
@@ -438,17 +435,11 @@ mod tests {
         let f = fixture();
         let dir = TempDir::new("enc");
         let key = dir.write("enc.pem", &f.encrypted);
-        let config = dir.write(
-            "config",
-            &format!(
+        let err = config_error(&dir, "config", &format!(
                 "[DEFAULT]\ntenancy={TENANCY}\nuser={USER}\nfingerprint={}\nkey_file={}\npass_phrase=test-passphrase\n",
                 f.fingerprint,
                 key.display()
-            ),
-        );
-        let err = ConfigFileProvider::from_file(&config, "DEFAULT", None)
-            .unwrap_err()
-            .to_string();
+            ));
         assert!(
             err.contains(&format!(
                 "openssl pkey -in {} -out key-plain.pem",

@@ -161,25 +161,19 @@ mod tests {
 
     #[test]
     fn parser_errors_name_file_line_and_profile() {
-        let err = parse_profile("[DEFAULT]\nno equals here\n", "/c/config", "DEFAULT")
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("/c/config:2"), "{err}");
-        let err = parse_profile("user=x\n", "/c/config", "DEFAULT")
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("/c/config:1"), "{err}");
-        let err = parse_profile("[DEFAULT\n", "/c/config", "DEFAULT")
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("/c/config:1"), "{err}");
-        let err = parse_profile("[DEFAULT]\n[a]\n", "/c/config", "prod")
-            .err()
-            .unwrap()
-            .to_string();
+        let err = |text: &str, profile: &str| {
+            let err = parse_profile(text, "/c/config", profile).err().unwrap();
+            err.to_string()
+        };
+        for (text, line) in [
+            ("[DEFAULT]\nno equals here\n", "/c/config:2"),
+            ("user=x\n", "/c/config:1"),
+            ("[DEFAULT\n", "/c/config:1"),
+        ] {
+            let err = err(text, "DEFAULT");
+            assert!(err.contains(line), "{err}");
+        }
+        let err = err("[DEFAULT]\n[a]\n", "prod");
         assert!(
             err.contains("[prod]") && err.contains("DEFAULT, a"),
             "{err}"
