@@ -295,7 +295,12 @@ mean ocivision is faster or smaller (for requests per second, above 1 means fast
   Peak RSS is the child's VmHWM after all calls. The comparison is the seed's stack:\n\
   bench/python/func.py, Python 3.11 with `fdk` and `oci` from PyPI, building the\n\
   resource-principal signer and the Object Storage, Vision and Secrets clients on every call\n\
-  as the seed did, sending real signed requests (the emulator verifies the signatures).\n\
+  as the seed did, sending real signed requests (the emulator verifies the signatures), with\n\
+  the function's configuration as Terraform writes it (`COMPARTMENT_ID` among it).\n\
+  `VISION_TPS=1000`: the Vision pacer's document read and write are in every call, but calls\n\
+  back to back never meet its spacing (the region's 10 a second would space them 100 ms).\n\
+  `cargo run --release --example bench -- --only function` runs this part alone and replaces\n\
+  its rows.\n\
 - **HTTP layer** (`http-bench`, examples/http-bench.rs): the `webapp` binary in local mode\n\
   (`LOG_LEVEL=warn`, so no access line per request, like nginx with `access_log off`) and nginx\n\
   with one worker answering `return 200 \"\"` (config written into a temp dir), both on free\n\

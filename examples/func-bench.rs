@@ -107,6 +107,11 @@ fn bench(
             // Python needs somewhere to look for user files; the Rust function ignores it.
             .env("HOME", dir)
             .envs(stack.wiring().function_env(&socket))
+            // The pacer runs (its document's read and write are in every call) at a rate
+            // back-to-back calls never reach: these figures are the function's own cost, not
+            // Vision's limit (the region's default, 10 a second, would space calls 100 ms
+            // apart; docs/SCALING.md measures the limit).
+            .env("VISION_TPS", "1000")
             .env("LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             // Our stdout carries the figures (`--json`).

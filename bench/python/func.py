@@ -1,11 +1,12 @@
-"""The seed's function stack (run as `fdk func.py handler`, the Fn image's entry point), for `cargo run --release --bin bench` to compare against.
+"""The seed's function stack (run as `fdk func.py handler`, the Fn image's entry point), for `cargo run --release --example bench` to compare against.
 
 Python 3.11, the `fdk` and `oci` packages from PyPI. As the seed did, every call builds a
 resource-principal signer and the Object Storage, Vision and Secrets clients, then: HEAD the
 object, ask Vision to detect objects in it (OBJECT_STORAGE source), read the database password
 from the vault, and PUT one document into the SODA collection. The clients are pointed at the
 emulator with `service_endpoint=` (the same OCIVISION_*_URL settings the Rust function reads),
-so every request is really sent, signed, and verified by the emulator.
+so every request is really sent, signed, and verified by the emulator. `COMPARTMENT_ID` is
+the function's configuration, as Terraform writes it (terraform/functions.tf).
 """
 
 import base64
