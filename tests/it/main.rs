@@ -10,7 +10,7 @@ mod doctor; // webapp doctor: all green, then each check made to fail
 mod emulator; // signature tampering, fault injection, events through the Fn contract
 mod func; // the Fn contract over a real unix socket, and the func binary's start-up
 mod gallery; // thumbnails and previews, search across every page, local ontology, a PNG bomb
-mod http; // the hostile-input checklist of http-hardening.md over real sockets
+mod http; // hostile input against our HTTP layer, over real sockets
 mod iam; // IAM ablation: each policy statement removed in turn, what breaks and what the user sees
 mod lease; // the reconciler lease: racing instances, renewal, a crashed holder
 mod local; // local mode end to end: the webapp binary with no cloud, upload to done, restart
