@@ -112,16 +112,18 @@ fn main() {
         std::process::exit(code);
     }
     if args.first().map(String::as_str) == Some("--emulator-child") {
-        // `--emulator-child DIR [TPS INSTANCES]`: a rate-limited Vision and several instances
-        // for the burst mode; neither for the load and fault suite.
-        let limited = match &args[1..] {
-            [_, tps, instances] => {
-                Some((tps.parse().unwrap_or(10.0), instances.parse().unwrap_or(1)))
-            }
-            _ => None,
+        // `--emulator-child DIR [TPS INSTANCES [SWITCHES]]`: a rate-limited Vision and several
+        // instances for the burst mode, and emulator switches (issue 24); none for the load and
+        // fault suite.
+        let (limited, switches) = match &args[1..] {
+            [_, tps, instances, rest @ ..] => (
+                Some((tps.parse().unwrap_or(10.0), instances.parse().unwrap_or(1))),
+                rest.first().cloned().unwrap_or_default(),
+            ),
+            _ => (None, String::new()),
         };
         let dir = args.get(1).map(PathBuf::from).unwrap_or_default();
-        if let Err(e) = emulator_child(&dir, limited) {
+        if let Err(e) = emulator_child(&dir, limited, &switches) {
             eprintln!("loadtest emulator: {e}");
             std::process::exit(2);
         }
@@ -262,9 +264,10 @@ fn binaries() -> Result<(PathBuf, PathBuf), String> {
 /// `vision`; each answers one line. It exits when its stdin closes. With `limited` (requests
 /// per second, instances), Vision answers 429 beyond that rate and events go to that many
 /// function instances.
-fn emulator_child(dir: &Path, limited: Option<(f64, usize)>) -> Result<(), String> {
+fn emulator_child(dir: &Path, limited: Option<(f64, usize)>, switches: &str) -> Result<(), String> {
     let err = |e: ocivision::Error| e.to_string();
     let mut options = stack(dir, limited);
+    options.emulator.switches = ocivision::emulator::Switches::parse(switches).map_err(err)?;
     options.vision = Vision::Given(Arc::new(FixedDetector::default()));
     let stack = options.start().map_err(err)?;
     let emulator = &stack.emulator;
@@ -391,9 +394,21 @@ impl EmulatorProc {
     /// This binary again as `--emulator-child` (with `limited`, see [`emulator_child`]), its
     /// log in `dir`, driven over stdin and stdout; ready once it names its address.
     fn start(dir: &Path, limited: Option<(f64, usize)>) -> Result<EmulatorProc, String> {
+        EmulatorProc::start_with(dir, limited, "")
+    }
+
+    /// [`EmulatorProc::start`] with emulator `switches` (issue 24; only with `limited`).
+    fn start_with(
+        dir: &Path,
+        limited: Option<(f64, usize)>,
+        switches: &str,
+    ) -> Result<EmulatorProc, String> {
         let mut args = vec![OsString::from("--emulator-child"), dir.into()];
         if let Some((tps, instances)) = limited {
             args.extend([tps.to_string().into(), instances.to_string().into()]);
+            if !switches.is_empty() {
+                args.push(switches.into());
+            }
         }
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut env = emulator_malloc();

@@ -43,6 +43,7 @@ use crate::oci::secrets::Secrets;
 use crate::oci::vision::{Analysis, AnalyzeImage, ImageSource, Vision};
 use crate::pacer::{self, Reservation};
 use crate::soda::{document_key, CachedSoda};
+use crate::vision_fallback::InlineFallback;
 
 /// How much of an image comes with its headers: enough for its type and dimensions in nearly
 /// every file (a PNG needs 24 bytes; a JPEG's frame header follows its metadata segments).
@@ -90,6 +91,9 @@ pub struct AnalyzerConfig {
     /// The longest a call waits for its send slot before deferring the image
     /// (`VISION_MAX_WAIT`, seconds; default: as long as the deadline allows).
     pub max_slot_wait: Option<Duration>,
+    /// Shared schedule, or per instance where ORDS ignores conditional writes
+    /// (`ORDS_CONDITIONAL_WRITES`, `FUNCTION_MAX_INSTANCES`; pacer.rs).
+    pub pacing: pacer::Pacing,
 }
 
 /// How the paced Vision call ended.
@@ -107,6 +111,8 @@ pub struct Analyzer {
     vision: Vision,
     soda: CachedSoda,
     config: AnalyzerConfig,
+    /// Images sent inline where Vision refuses the object source (vision_fallback.rs).
+    inline: crate::vision_fallback::InlineFallback,
 }
 
 impl Analyzer {
@@ -122,6 +128,7 @@ impl Analyzer {
             vision,
             soda,
             config,
+            inline: Default::default(),
         }
     }
 
@@ -176,6 +183,8 @@ impl Analyzer {
         );
         let secrets = Secrets::new(transport.clone(), &cloud.secrets_url);
         let max_labels = config::number(lookup, "VISION_MAX_LABELS", 0u32)?;
+        let vision_tps =
+            config::number(lookup, "VISION_TPS", pacer::default_tps(region.as_deref()))?.max(0.0);
         Ok(Analyzer::new(
             ObjectStorage::new(transport.clone(), &cloud.object_storage_url),
             Vision::new(vision_transport, &cloud.vision_url),
@@ -192,22 +201,28 @@ impl Analyzer {
                 max_labels: (max_labels > 0).then_some(max_labels),
                 margin: Duration::from_secs(2),
                 max_image_bytes: config::number(lookup, "MAX_IMAGE_BYTES", 5 * 1024 * 1024)?,
-                vision_tps: config::number(
-                    lookup,
-                    "VISION_TPS",
-                    pacer::default_tps(region.as_deref()),
-                )?
-                .max(0.0),
+                vision_tps,
                 max_slot_wait: match config::number(lookup, "VISION_MAX_WAIT", 0u64)? {
                     0 => None,
                     secs => Some(Duration::from_secs(secs)),
                 },
+                pacing: pacer::Pacing::from_lookup(lookup, vision_tps)?,
             },
         ))
     }
 
     /// Handles one event body by the call's `deadline`.
     pub fn handle(&self, body: &[u8], deadline: Instant, call_id: &str) -> CallResult {
+        // `webapp doctor`'s self-test: probes as this function, nothing written (selftest.rs).
+        if let Some(asked) = crate::selftest::request(body) {
+            return CallResult::Success(crate::selftest::run(
+                &self.object_storage,
+                &self.vision,
+                &self.config.compartment_id,
+                &asked,
+                deadline,
+            ));
+        }
         let event = match ObjectEvent::parse(body) {
             Ok(event) => event,
             Err(reason) => {
@@ -314,7 +329,7 @@ impl Analyzer {
         if let Some(objects) = is_done(&info.etag) {
             return Ok(json!({"action": "duplicate", "objects": objects}));
         }
-        let request = AnalyzeImage {
+        let mut request = AnalyzeImage {
             image: ImageSource::ObjectStorage {
                 namespace: event.namespace.clone(),
                 bucket: event.bucket.clone(),
@@ -352,7 +367,32 @@ impl Analyzer {
         doc.timings.db_ms = Some(db_time.as_millis() as u64);
 
         let vision_started = Instant::now();
-        let analysis = self.paced_analyze(&request, deadline)?;
+        let limit = self.config.max_image_bytes;
+        if self.inline.is_on() {
+            if let Some(inline) =
+                InlineFallback::read(&self.object_storage, &bucket, &event.name, limit, deadline)?
+            {
+                request.image = inline;
+            }
+        }
+        let mut analysis = self.paced_analyze(&request, deadline)?;
+        if let Paced::Answered(Err(e)) = &analysis {
+            if InlineFallback::is_refusal(&request.image, e) {
+                if let Some(inline) = InlineFallback::read(
+                    &self.object_storage,
+                    &bucket,
+                    &event.name,
+                    limit,
+                    deadline,
+                )? {
+                    request.image = inline;
+                    analysis = self.paced_analyze(&request, deadline)?;
+                    if matches!(analysis, Paced::Answered(Ok(_))) {
+                        self.inline.worked();
+                    }
+                }
+            }
+        }
         doc.timings.vision_ms = Some(vision_started.elapsed().as_millis() as u64);
         let analysis = match analysis {
             Paced::Answered(Ok(analysis)) => analysis,
@@ -410,7 +450,11 @@ impl Analyzer {
             let patience = self.config.max_slot_wait.map_or(left, |w| w.min(left));
             let latest = SystemTime::now() + patience;
             if tps > 0.0 {
-                match pacer::reserve(&self.soda, tps, latest, deadline)? {
+                match self
+                    .config
+                    .pacing
+                    .reserve(&self.soda, tps, latest, deadline)?
+                {
                     Reservation::Slot(slot) => pacer::wait_for(slot, deadline),
                     Reservation::Defer(at) => {
                         return Ok(Paced::Deferred(at, "no Vision send slot in time"))
@@ -425,7 +469,7 @@ impl Analyzer {
             let wait = if status == Some(429) {
                 throttled += 1;
                 if tps > 0.0 {
-                    pacer::back_off(&self.soda, tps, deadline)?;
+                    self.config.pacing.back_off(&self.soda, tps, deadline)?;
                 }
                 if throttled >= MAX_THROTTLED {
                     let again = THROTTLED_RETRY.mul_f64(1.0 + crate::random::unit());

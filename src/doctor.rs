@@ -1,10 +1,13 @@
 //! `webapp doctor`: checks, from where the app runs, everything the pipeline needs, and says
 //! how to fix what fails.
 //!
-//! Each check is independent and reports pass, fail (with the fix) or skip (with why). Checks
-//! only read, except two harmless probes: Vision analyses a blank 32×32 PNG sent inline, and
-//! the function is invoked with a delete event for an object that does not exist. Nothing is
-//! written to the bucket, so no event fires.
+//! Each check is independent and reports pass, fail (with the fix) or skip (with why). These
+//! checks only read, except two harmless probes: Vision analyses a blank 32×32 PNG sent inline,
+//! and the function is invoked with a delete event for an object that does not exist. Then
+//! `assumptions` tries what no Oracle source confirms, on scratch objects and documents of its
+//! own that it removes (issue 24).
+
+mod assumptions;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -156,6 +159,8 @@ pub fn run(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
     checks.push(check_vision(&transport, &cloud));
     checks.extend(check_database(&transport, &cloud));
     checks.push(check_function(&transport, lookup));
+    // The unconfirmed cloud assumptions, probed (issue 24).
+    checks.extend(assumptions::run(&transport, &cloud, lookup));
     checks
 }
 
@@ -172,7 +177,8 @@ fn credentials(
             .map(|d| format!("token valid for {} more minutes", d.as_secs() / 60))
             .unwrap_or_else(|_| "token expired (it is re-read before use)".into());
         let detail = format!(
-            "resource principal v2.2 ({}), {left}",
+            "resource principal v{} ({}), {left}",
+            provider.version(),
             claims.res_type.as_deref().unwrap_or("unknown type")
         );
         provider.credentials()?;

@@ -58,11 +58,14 @@ pub mod local;
 pub mod logger;
 mod md5;
 pub mod oci;
+pub mod ords_probe;
 mod pacer;
 mod random;
 pub mod secret;
+mod selftest;
 pub mod soda;
 mod timefmt;
+mod vision_fallback;
 pub mod web;
 
 pub use analysis::Analyzer;

@@ -233,7 +233,9 @@ fn run() -> Result<(), Error> {
                 log::warn!(target: "webapp", "SESSION_SECRET(_OCID) is not set: sessions and forms are signed with a key of this process only (run one instance)");
             }
             if let Some(interval) = config.reconcile_interval {
-                web::spawn_reconciler(Arc::clone(&app), interval)?;
+                if web::reconciler_runs_here(&app, &env) {
+                    web::spawn_reconciler(Arc::clone(&app), interval)?;
+                }
             }
             let server = web::serve(app, config.addr)?;
             if let Some(addr) = server.tcp_addr() {

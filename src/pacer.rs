@@ -15,12 +15,21 @@
 //! them, and the platform keeps hosts' clocks in step (NTP) far closer than one slot (100 ms).
 //! Not here: adapting the rate to what Vision answers (the rate is configuration), and any
 //! fairness between images (slots go to whoever asks first).
+//!
+//! The shared schedule needs ORDS to honour `If-Match` and `If-None-Match`, which no Oracle
+//! source confirms (issue 24). Where `webapp doctor` finds that it does not, the deployment sets
+//! `ORDS_CONDITIONAL_WRITES=off`, and [`Pacing::PerInstance`] takes over: each instance keeps its
+//! own schedule at `TPS / FUNCTION_MAX_INSTANCES`, the bound on instances running at once that
+//! the deployment gives (OCI documents no cap of its own: oci-limits.md). Slower whenever fewer
+//! instances run, never faster than the limit while at most that many do; beyond the bound,
+//! Vision's 429s make instances back off as before.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::soda::CachedSoda;
 
 /// The pacer's document key in the analysis collection. It has no `bucket_name`, so the
@@ -38,6 +47,104 @@ pub fn default_tps(region: Option<&str>) -> f64 {
     match region.map(str::to_ascii_lowercase).as_deref() {
         Some("us-ashburn-1" | "iad" | "us-phoenix-1" | "phx" | "uk-london-1" | "lhr") => 10.0,
         _ => 5.0,
+    }
+}
+
+/// `on` (default) or `off`: whether ORDS honours conditional writes (`webapp doctor` says).
+pub const CONDITIONAL_WRITES: &str = "ORDS_CONDITIONAL_WRITES";
+/// With conditional writes off: how many function instances may run at once.
+pub const MAX_INSTANCES: &str = "FUNCTION_MAX_INSTANCES";
+
+/// How the function instances share Vision's rate.
+#[derive(Debug, Clone)]
+pub enum Pacing {
+    /// One schedule in the database that every instance reserves from.
+    Shared,
+    /// ORDS ignores conditions: this instance's own schedule at a share of the rate.
+    PerInstance {
+        /// The bound on instances running at once (`FUNCTION_MAX_INSTANCES`).
+        instances: u32,
+        /// This instance's next free slot, microseconds since the epoch.
+        next_slot: Arc<Mutex<u64>>,
+    },
+}
+
+impl Pacing {
+    /// From `ORDS_CONDITIONAL_WRITES` and `FUNCTION_MAX_INSTANCES`; the fallback is logged once,
+    /// with what it costs, when chosen.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>, tps: f64) -> Result<Pacing> {
+        let setting = lookup(CONDITIONAL_WRITES).unwrap_or_default();
+        match setting.trim().to_ascii_lowercase().as_str() {
+            "" | "on" => Ok(Pacing::Shared),
+            "off" => {
+                let instances: u32 = crate::config::number(lookup, MAX_INSTANCES, 0)?;
+                if instances == 0 {
+                    return Err(Error::Config(format!(
+                        "{CONDITIONAL_WRITES}=off needs {MAX_INSTANCES}: the most function \
+                         instances that run at once, so each can pace itself at its share"
+                    )));
+                }
+                if tps > 0.0 {
+                    log::warn!(target: "pacer", "{CONDITIONAL_WRITES}=off: ORDS ignores conditional \
+                        writes, so Vision is paced per instance at {tps}/{instances} = {:.3} \
+                        requests/s ({MAX_INSTANCES}={instances}); fewer instances use less than \
+                        the limit, more than {instances} can exceed it and meet 429s",
+                        tps / f64::from(instances));
+                }
+                Ok(Pacing::PerInstance {
+                    instances,
+                    next_slot: Arc::new(Mutex::new(0)),
+                })
+            }
+            other => Err(Error::Config(format!(
+                "{CONDITIONAL_WRITES}={other:?}: expected on or off"
+            ))),
+        }
+    }
+
+    /// Reserves a send slot at `tps` (shared: [`reserve`]; per instance: this instance's share).
+    pub fn reserve(
+        &self,
+        soda: &CachedSoda,
+        tps: f64,
+        latest: SystemTime,
+        deadline: Instant,
+    ) -> Result<Reservation> {
+        match self {
+            Pacing::Shared => reserve(soda, tps, latest, deadline),
+            Pacing::PerInstance {
+                instances,
+                next_slot,
+            } => {
+                let mut next_slot = next_slot.lock().unwrap_or_else(|e| e.into_inner());
+                let step = interval(tps / f64::from(*instances));
+                let now = micros(SystemTime::now());
+                Ok(match decide(*next_slot, now, step, micros(latest)) {
+                    Decision::Defer { at } => Reservation::Defer(time_of(at)),
+                    Decision::Take { slot, next } => {
+                        *next_slot = next;
+                        Reservation::Slot(time_of(slot))
+                    }
+                })
+            }
+        }
+    }
+
+    /// After a 429 despite pacing: leaves the next slot empty ([`back_off`], or this
+    /// instance's own schedule).
+    pub fn back_off(&self, soda: &CachedSoda, tps: f64, deadline: Instant) -> Result<()> {
+        match self {
+            Pacing::Shared => back_off(soda, tps, deadline),
+            Pacing::PerInstance {
+                instances,
+                next_slot,
+            } => {
+                let mut next_slot = next_slot.lock().unwrap_or_else(|e| e.into_inner());
+                let now = micros(SystemTime::now());
+                *next_slot = (*next_slot).max(now) + interval(tps / f64::from(*instances));
+                Ok(())
+            }
+        }
     }
 }
 
@@ -198,6 +305,69 @@ mod tests {
         );
         assert_eq!(interval(10.0), 100_000);
         assert_eq!(interval(3.0), 333_333);
+    }
+
+    #[test]
+    fn with_conditions_off_each_instance_paces_itself_at_its_share() {
+        let lookup = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(matches!(
+            Pacing::from_lookup(&lookup(&[]), 10.0).unwrap(),
+            Pacing::Shared
+        ));
+        let err = Pacing::from_lookup(&lookup(&[(CONDITIONAL_WRITES, "off")]), 10.0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(MAX_INSTANCES), "{err}");
+        assert!(Pacing::from_lookup(&lookup(&[(CONDITIONAL_WRITES, "maybe")]), 10.0).is_err());
+        let pacing = Pacing::from_lookup(
+            &lookup(&[(CONDITIONAL_WRITES, "OFF"), (MAX_INSTANCES, "4")]),
+            10.0,
+        )
+        .unwrap();
+        let Pacing::PerInstance { instances, .. } = &pacing else {
+            panic!("{pacing:?}")
+        };
+        assert_eq!(*instances, 4);
+        // No database is touched: a client that cannot connect is never used.
+        let soda = crate::soda::CachedSoda::new(
+            crate::oci::client::Transport::new(crate::oci::client::Auth::None, Default::default()),
+            crate::soda::SodaConfig {
+                base_url: "http://127.0.0.1:9/ords/".into(),
+                schema: "admin".into(),
+                collection: "C".into(),
+                user: "ADMIN".into(),
+                password: crate::soda::Password::Literal(crate::secret::Secret::new("x")),
+            },
+            None,
+            Duration::from_secs(60),
+        );
+        let far = SystemTime::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let Reservation::Slot(first) = pacing.reserve(&soda, 10.0, far, deadline).unwrap() else {
+            panic!()
+        };
+        let Reservation::Slot(second) = pacing.reserve(&soda, 10.0, far, deadline).unwrap() else {
+            panic!()
+        };
+        // 10 requests/s shared by 4 instances: 400 ms apart in each.
+        assert_eq!(
+            second.duration_since(first).unwrap(),
+            Duration::from_millis(400)
+        );
+        // A slot past `latest` is not taken.
+        assert!(matches!(
+            pacing
+                .reserve(&soda, 10.0, SystemTime::now(), deadline)
+                .unwrap(),
+            Reservation::Defer(_)
+        ));
     }
 
     #[test]

@@ -4,7 +4,14 @@
 //! are kept (bounded) for the log. Writes are idempotent `PUT`s by key, never `POST`s, so a retry
 //! cannot create duplicates. Authentication is HTTP Basic (not OCI-signed); the password comes
 //! from configuration or from a Secrets OCID. OAuth2 client credentials are not implemented.
+//!
+//! A document `PUT` is expected to answer the new version in an `ETag` header. No Oracle source
+//! confirms that ORDS does (issue 24), so when the header is missing from a conditional write's
+//! answer the version is read back from the document (one more `GET` per such write, said once
+//! in the log) and taken only when the document still holds what was written.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Deserialize;
@@ -124,6 +131,8 @@ pub struct Soda {
     origin: String,
     /// `/ords/{schema}/soda/latest/{collection}`, encoded.
     collection_path: String,
+    /// Set once a `PUT` came back without an `ETag` (then said in the log, once).
+    etag_missing: Arc<AtomicBool>,
 }
 
 impl Soda {
@@ -165,6 +174,7 @@ impl Soda {
             }),
             origin,
             collection_path,
+            etag_missing: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -203,6 +213,13 @@ impl Soda {
         }
     }
 
+    /// Drops the collection and every document in it (`webapp doctor`'s scratch collection).
+    pub fn drop_collection(&self, deadline: Instant) -> Result<()> {
+        self.transport
+            .send(self.call("DELETE", self.collection_path.clone(), deadline))
+            .map(|_| ())
+    }
+
     /// The collection's metadata as ORDS lists it (`properties`), or `None` when it does not
     /// exist. Only the first page of collections is searched (ORDS lists 100 or more).
     pub fn collection_properties(&self, deadline: Instant) -> Result<Option<serde_json::Value>> {
@@ -224,7 +241,8 @@ impl Soda {
         }))
     }
 
-    /// Inserts or replaces the document at `key`; returns its new etag.
+    /// Inserts or replaces the document at `key`; returns its new etag (empty when ORDS sends
+    /// none: unconditional writers do not need it, and the conditional ones read it back).
     pub fn put(&self, key: &str, value: &serde_json::Value, deadline: Instant) -> Result<String> {
         let body = serde_json::to_vec(value)?;
         let call = self
@@ -232,6 +250,53 @@ impl Soda {
             .with_json(&body);
         let reply = self.transport.send(call)?;
         Ok(reply.header("etag").unwrap_or("").to_string())
+    }
+
+    /// The version a successful `PUT` of `value` made: its `ETag` header, or, when ORDS sent
+    /// none, the document's version read back, if the document still holds `value` (`None`
+    /// when another writer has replaced it since).
+    fn version_written(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        etag: Option<String>,
+        deadline: Instant,
+    ) -> Result<Option<String>> {
+        if let Some(etag) = etag.filter(|e| !e.is_empty()) {
+            return Ok(Some(etag));
+        }
+        if !self.etag_missing.swap(true, Ordering::Relaxed) {
+            log::warn!(target: "soda", "ORDS answered a document PUT without an ETag header: \
+                each write's version is read back from the document (one more GET per write)");
+        }
+        Ok(self
+            .get(key, deadline)?
+            .filter(|doc| same_json(&doc.value, value) && !doc.etag.is_empty())
+            .map(|doc| doc.etag))
+    }
+
+    /// One document `PUT` with an optional condition header, answered as ORDS sent it: the
+    /// status (a 412 included) and the `ETag` header. For `webapp doctor`, which must see what
+    /// ORDS does rather than what this client makes of it.
+    pub fn put_as_sent(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        condition: Option<(&str, &str)>,
+        deadline: Instant,
+    ) -> Result<(u16, Option<String>)> {
+        let body = serde_json::to_vec(value)?;
+        let mut call = self
+            .call("PUT", self.document_path(key)?, deadline)
+            .with_json(&body);
+        if let Some((name, value)) = condition {
+            call.headers.push((name.to_string(), value.to_string()));
+        }
+        match self.transport.send(call) {
+            Ok(reply) => Ok((reply.status(), reply.header("etag").map(str::to_string))),
+            Err(Error::Service(e)) if e.status == 412 => Ok((412, None)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Replaces the document at `key` only while its version is still `etag` (`If-Match`);
@@ -275,11 +340,12 @@ impl Soda {
             .call("PUT", self.document_path(key)?, deadline)
             .with_json(&body);
         call.headers.push((condition.0.to_string(), condition.1));
-        match self.transport.send(call) {
-            Ok(reply) => Ok(Some(reply.header("etag").unwrap_or("").to_string())),
-            Err(Error::Service(e)) if e.status == 412 || e.status == 404 => Ok(None),
-            Err(e) => Err(e),
-        }
+        let etag = match self.transport.send(call) {
+            Ok(reply) => reply.header("etag").map(str::to_string),
+            Err(Error::Service(e)) if e.status == 412 || e.status == 404 => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        self.version_written(key, value, etag, deadline)
     }
 
     /// The document at `key`, or `None`.
@@ -557,6 +623,24 @@ impl CachedSoda {
     }
 }
 
+/// JSON equality where numbers compare by value (`10` equals `10.0`): ORDS stores documents as
+/// OSON and may give a number back in another form than it was sent.
+fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 /// Splits `https://host:port/ords/` into origin and path.
 fn split_url(url: &str) -> Result<(String, String)> {
     let bad = || {
@@ -610,6 +694,17 @@ mod tests {
         );
         assert!(split_url("ftp://x/ords").is_err());
         assert!(split_url("https:///ords").is_err());
+    }
+
+    #[test]
+    fn read_back_documents_compare_numbers_by_value() {
+        use serde_json::json;
+        assert!(same_json(
+            &json!({"tps": 10.0, "n": [1, 2]}),
+            &json!({"n": [1.0, 2], "tps": 10})
+        ));
+        assert!(!same_json(&json!({"tps": 10}), &json!({"tps": 11})));
+        assert!(!same_json(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
     }
 
     #[test]

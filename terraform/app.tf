@@ -62,6 +62,9 @@ locals {
       TRUSTED_PROXIES         = var.public_subnet_cidr
       RECONCILE_INTERVAL_SECS = tostring(var.reconcile_interval_seconds)
     },
+    # Where ORDS ignores write conditions the lease cannot keep instances apart: only the
+    # instance with RECONCILER_DESIGNATED=true (instance 0, below) reconciles.
+    var.ords_conditional_writes ? {} : { ORDS_CONDITIONAL_WRITES = "off" },
     var.create_app_password ? {
       APP_PASSWORD_SECRET_OCID = oci_vault_secret.app_password[0].id
     } : {},
@@ -107,7 +110,7 @@ resource "oci_container_instances_container_instance" "webapp" {
     display_name                   = "webapp"
     image_url                      = local.webapp_image
     arguments                      = var.use_placeholder_images ? local.placeholder_arguments : null
-    environment_variables          = local.webapp_env
+    environment_variables          = merge(local.webapp_env, { RECONCILER_DESIGNATED = count.index == 0 ? "true" : "false" })
     is_resource_principal_disabled = false
 
     health_checks {

@@ -59,6 +59,25 @@ resource "oci_database_autonomous_database" "adb" {
   whitelisted_ips = var.enable_private_endpoint ? null : concat([oci_core_vcn.main.id], var.db_allowed_cidrs)
 
   freeform_tags = var.freeform_tags
+
+  lifecycle {
+    precondition {
+      condition     = contains(local.db_versions_offered, var.db_version)
+      error_message = "db_version = \"${var.db_version}\" is not offered for Autonomous JSON Database here (data source oci_database_autonomous_db_versions, db_workload AJD). Offered: ${join(", ", local.db_versions_offered)}. Set db_version to one of them."
+    }
+  }
+}
+
+# The versions Autonomous Database offers for AJD in this region and tenancy: db_version must be
+# one of them (Oracle's pages have named 19c, 23ai and 26ai over time; the provider's data source,
+# not a page, says which are valid now).
+data "oci_database_autonomous_db_versions" "ajd" {
+  compartment_id = var.compartment_ocid
+  db_workload    = "AJD"
+}
+
+locals {
+  db_versions_offered = sort(distinct([for v in data.oci_database_autonomous_db_versions.ajd.autonomous_db_versions : v.version]))
 }
 
 locals {

@@ -26,7 +26,12 @@ locals {
     DB_PASSWORD_SECRET_OCID = oci_vault_secret.db_admin_password.id
     VISION_MAX_RESULTS      = tostring(var.vision_max_results)
     # Unset, the function takes the region's default Vision limit (10 or 5 per second).
-  }, var.vision_tps > 0 ? { VISION_TPS = tostring(var.vision_tps) } : {})
+    }, var.vision_tps > 0 ? { VISION_TPS = tostring(var.vision_tps) } : {},
+    # Where ORDS ignores write conditions (webapp doctor): each instance paces itself at its share.
+    var.ords_conditional_writes ? {} : {
+      ORDS_CONDITIONAL_WRITES = "off"
+      FUNCTION_MAX_INSTANCES  = tostring(var.function_max_instances)
+  })
 }
 
 resource "oci_functions_function" "image_analyzer" {

@@ -22,10 +22,18 @@ locals {
   )
   app_secret_condition = "any {${join(", ", [for id in local.app_secret_ids : "target.secret.id = '${id}'"])}}"
 
+  # Where `webapp doctor` finds that Vision will not read the function's images with the
+  # bucket-scoped grant in policies.tpl (Oracle's Vision policy page asks for broader access;
+  # issue 24), this statement without the bucket condition lets it. Until then the function
+  # sends images inline.
+  vision_read_statements = var.vision_broad_object_read ? [
+    "Allow dynamic-group ${local.dg_fn_name} to read objects in compartment id ${var.compartment_ocid}",
+  ] : []
+
   # The statements live in policies.tpl, which the local emulator also reads (one file, so
   # local mode and the deployment run under the same rules). One statement per line; comment
   # lines and the blank lines left by template directives are dropped.
-  iam_statements = [
+  iam_statements = concat([
     for line in split("\n", templatefile("${path.module}/policies.tpl", {
       function_dg          = local.dg_fn_name
       webapp_dg            = local.dg_app_name
@@ -35,7 +43,7 @@ locals {
       app_secret_condition = local.app_secret_condition
       app_vision_access    = var.app_vision_access
     })) : trimspace(line) if trimspace(line) != "" && !startswith(trimspace(line), "#")
-  ]
+  ], local.vision_read_statements)
 }
 
 resource "oci_identity_dynamic_group" "webapp" {

@@ -95,6 +95,16 @@ output "webapp_environment" {
   value       = local.webapp_env
 }
 
+output "doctor_command" {
+  description = "The first step after apply (docs/DEPLOY.md, section 7): `webapp doctor` from a workstation, in the web app's image, with the deployment's configuration and your OCI config file. It probes every assumption no Oracle source confirms, removes what it writes, and exits non-zero when a required one fails."
+  value       = <<-EOT
+    docker run --rm --user "$(id -u):$(id -g)" -e HOME="$HOME" -v "$HOME/.oci:$HOME/.oci:ro" \
+      -e OCI_CONFIG_FILE="$HOME/.oci/config" \
+      ${join(" \\\n      ", [for k, v in local.webapp_env : "-e ${k}='${v}'" if !contains(["PORT", "BIND"], k)])} \
+      ${local.webapp_image} doctor
+  EOT
+}
+
 output "iam_statements" {
   description = "Dynamic-group matching rules and policy statements. Created by Terraform when create_iam = true; otherwise paste them (tenancy: dynamic groups; stack compartment or above: policy)."
   value       = <<-EOT
@@ -122,6 +132,6 @@ output "deployment_summary" {
       IAM                ${var.create_iam ? "created (dynamic groups + policy)" : "NOT created: see `terraform output iam_statements`"}
 
     Next steps:
-    ${var.use_placeholder_images ? "1. terraform output -raw build_commands   # log in to OCIR, build and push both images\n2. apply again with use_placeholder_images=false and the two tags (last line of build_commands)\n3. run `webapp doctor` (docs/DEPLOY.md, section 7) and open the URL above" : "1. run `webapp doctor` (docs/DEPLOY.md, section 7): config, resource principal, bucket events, secrets, ORDS, Vision, function\n2. open ${local.application_url} and upload a photo; the result appears within seconds\n3. new release: build with a new TAG and apply with the new tags"}
+    ${var.use_placeholder_images ? "1. terraform output -raw build_commands   # log in to OCIR, build and push both images\n2. apply again with use_placeholder_images=false and the two tags (last line of build_commands)\n3. run `terraform output -raw doctor_command` (docs/DEPLOY.md, section 7) and open the URL above" : "1. run `terraform output -raw doctor_command` (docs/DEPLOY.md, section 7): config, resource principal, bucket events, secrets, ORDS and its unconfirmed behaviours, Vision as the function, delivery\n2. open ${local.application_url} and upload a photo; the result appears within seconds\n3. new release: build with a new TAG and apply with the new tags"}
   EOT
 }

@@ -298,9 +298,32 @@ variable "db_name" {
 }
 
 variable "db_version" {
-  description = "Autonomous Database version."
+  description = "Autonomous Database version. Checked at plan time against the versions the oci_database_autonomous_db_versions data source offers for AJD (the plan fails naming them). Changing it on an existing database upgrades it."
   type        = string
   default     = "23ai"
+}
+
+variable "ords_conditional_writes" {
+  description = "Whether ORDS honours If-Match and If-None-Match on SODA document writes (webapp doctor's SODA lines say; issue 24). false: the functions pace Vision per instance at vision_tps / function_max_instances (ORDS_CONDITIONAL_WRITES=off) and only web-app instance 0 reconciles (RECONCILER_DESIGNATED)."
+  type        = bool
+  default     = true
+}
+
+variable "function_max_instances" {
+  description = "With ords_conditional_writes = false: the most function instances expected to run at once (FUNCTION_MAX_INSTANCES); each paces itself at vision_tps divided by this. OCI documents no cap of its own: beyond it, Vision's 429s make instances back off."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.function_max_instances >= 1
+    error_message = "function_max_instances must be at least 1."
+  }
+}
+
+variable "vision_broad_object_read" {
+  description = "Add `read objects` for the function without the bucket condition, when webapp doctor finds that Vision will not read OBJECT_STORAGE images with the bucket-scoped grant (Oracle's Vision policy page asks for broader access). Until then the function sends images inline."
+  type        = bool
+  default     = false
 }
 
 variable "db_ecpu_count" {

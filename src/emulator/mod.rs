@@ -26,6 +26,8 @@ pub mod secrets;
 pub mod signature;
 pub mod soda;
 pub(crate) mod store;
+pub mod switches;
+mod token_exchange;
 mod vision;
 mod wire;
 
@@ -49,6 +51,7 @@ use ratelimit::RateLimit;
 pub use ratelimit::VisionCounts;
 use secrets::SecretEntry;
 use soda::SodaService;
+pub use switches::Switches;
 use wire::{EmuRequest, EmuResponse};
 
 /// The local development key: trusted by the emulator in local mode, worthless anywhere else.
@@ -108,6 +111,8 @@ pub struct EmulatorConfig {
     /// How many function instances events are delivered to at once, one delivery thread each
     /// ([`Emulator::register_function_instances`]). Default 1.
     pub function_instances: usize,
+    /// Unconfirmed cloud behaviours to reproduce (`switches.rs`). Default: all off.
+    pub switches: Switches,
 }
 
 impl EmulatorConfig {
@@ -133,6 +138,7 @@ impl EmulatorConfig {
             vision_tps: None,
             vision_burst: None,
             function_instances: 1,
+            switches: Switches::default(),
         }
     }
 }
@@ -242,6 +248,10 @@ struct State {
     record: Mutex<VecDeque<Recorded>>,
     /// Per service: how many of the next requests fail, and with which status.
     fail_next: Mutex<HashMap<Service, (u32, u16)>>,
+    /// The unconfirmed behaviours in force.
+    switches: Mutex<Switches>,
+    /// Resource principal 2.1.x token pairs not yet exchanged.
+    exchanges: token_exchange::Exchanges,
 }
 
 /// A running emulator. Dropping it stops the server and the event thread.
@@ -299,6 +309,8 @@ impl Emulator {
             events,
             record: Mutex::new(VecDeque::new()),
             fail_next: Mutex::new(HashMap::new()),
+            switches: Mutex::new(config.switches),
+            exchanges: token_exchange::Exchanges::default(),
             config,
         });
         let mut limits = Limits::public();
@@ -376,6 +388,25 @@ impl Emulator {
         Ok(())
     }
 
+    /// Trusts `key` as the resource key of `principal` (a [`Principal::Resource`]) for the
+    /// resource principal `version` 2.1, 2.1.1 or 2.1.2 token exchange: the key id Oracle's SDKs
+    /// sign the exchange with (`resource/v2.1/{id}` or `resource/v{version}/{tenancy}/{id}`).
+    pub fn trust_resource_key(&self, version: &str, key: &PrivateKey, principal: Principal) {
+        let Principal::Resource { id, .. } = &principal else {
+            return;
+        };
+        let key_id = match version {
+            "2.1" => format!("resource/v2.1/{id}"),
+            _ => format!("resource/v{version}/{}/{id}", self.state.config.tenancy_id),
+        };
+        self.trust_api_key_as(&key_id, key, principal);
+    }
+
+    /// The tenancy named in tokens.
+    pub fn tenancy_id(&self) -> &str {
+        &self.state.config.tenancy_id
+    }
+
     /// The web app's principal: a container instance in the emulator's compartment, so a
     /// member of the web app's dynamic group.
     pub fn web_app_principal(&self) -> Principal {
@@ -435,6 +466,16 @@ impl Emulator {
     /// whatever the random faults say: for "fails twice, then succeeds" tests.
     pub fn fail_next(&self, service: Service, count: u32, status: u16) {
         lock(&self.state.fail_next).insert(service, (count, status));
+    }
+
+    /// Replaces the unconfirmed behaviours in force (`switches.rs`).
+    pub fn set_switches(&self, switches: Switches) {
+        *lock(&self.state.switches) = switches;
+    }
+
+    /// The unconfirmed behaviours in force (`lose_put_replies` counts down as replies are lost).
+    pub fn switches(&self) -> Switches {
+        *lock(&self.state.switches)
     }
 
     /// Sets the buckets' `objectEventsEnabled` (default on); off, no object events are sent.
@@ -731,6 +772,22 @@ fn serve(state: &State, request: &Request) -> Response {
 
 /// The answer to one buffered request; `None` to drop the connection.
 fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Option<EmuResponse> {
+    if service.is_none() && token_exchange::is_exchange(&request.raw_path) {
+        return Some(
+            match state
+                .keys
+                .check_signature(request, false, SystemTime::now())
+            {
+                Ok(principal) => state.exchanges.handle(
+                    request,
+                    &principal,
+                    &state.keys,
+                    &state.config.tenancy_id,
+                ),
+                Err(reason) => auth::not_authenticated(&reason),
+            },
+        );
+    }
     let Some(service) = service else {
         return Some(EmuResponse::error(
             404,
@@ -792,7 +849,7 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
         if !auth::check_basic(request, user, password) {
             return Some(auth::ords_unauthorized());
         }
-        return Some(state.soda.handle(request));
+        return Some(soda_with_switches(state, request));
     }
     let principal = match state.keys.check_signature(
         request,
@@ -820,7 +877,11 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
                     &operation,
                 )
             };
-            state.object_storage.handle(request, &allowed)
+            let answer = state.object_storage.handle(request, &allowed);
+            if lose_reply(state, request, &answer) {
+                return None;
+            }
+            answer
         }
         Service::Vision => {
             if request.raw_path != vision::ANALYZE_PATH {
@@ -860,8 +921,13 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
             }
             // OBJECT_STORAGE images are read with the caller's rights, as Vision does.
             let storage = &state.object_storage;
+            let broad_read = lock(&state.switches).vision_broad_read;
             let read = |ns: &str, bucket: &str, name: &str| {
-                let access = object_access(state, &["OBJECT_READ"], bucket);
+                let mut access = object_access(state, &["OBJECT_READ"], bucket);
+                if broad_read {
+                    // Only a grant without a bucket condition matches an access without one.
+                    access.variables.clear();
+                }
                 if !authorize(state, &principal, &access, "Vision reading an object") {
                     return None;
                 }
@@ -889,6 +955,42 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
         Service::Functions => invoke(state, request, &principal),
         Service::Soda => unreachable!("answered above"),
     })
+}
+
+/// ORDS as the switches make it: write conditions ignored, `ETag` left off `PUT` answers.
+fn soda_with_switches(state: &State, request: &EmuRequest) -> EmuResponse {
+    let switches = *lock(&state.switches);
+    let mut answer = if switches.ords_ignores_conditions {
+        let mut stripped = request.clone();
+        stripped.headers.retain(|(name, _)| {
+            !switches::ignored_request_header(&switches, &request.method, name)
+        });
+        state.soda.handle(&stripped)
+    } else {
+        state.soda.handle(request)
+    };
+    if switches::drops_put_etag(&switches, &request.method) {
+        answer.headers.retain(|(name, _)| name != "etag");
+    }
+    answer
+}
+
+/// Whether this stored object's reply is to be lost (`lose-put-replies`), counting it.
+fn lose_reply(state: &State, request: &EmuRequest, answer: &EmuResponse) -> bool {
+    let object_put = body_exempt(request)
+        && request
+            .segments_after("/n")
+            .is_some_and(|s| s.get(3).is_some_and(|o| o == "o"));
+    if !object_put || answer.status >= 300 {
+        return false;
+    }
+    let mut switches = lock(&state.switches);
+    if switches.lose_put_replies == 0 {
+        return false;
+    }
+    switches.lose_put_replies -= 1;
+    log::info!(target: "emulator", "switch lose-put-replies: {} stored, reply dropped", request.raw_path);
+    true
 }
 
 /// `POST /{version}/functions/{id}/actions/invoke`: passes the body to the function.

@@ -177,6 +177,10 @@ pub struct Call<'a> {
     pub payload: Payload<'a>,
     /// When the caller stops waiting, retries included.
     pub deadline: Instant,
+    /// Whether sending it twice does no harm. Default true; false (Functions invoke, which
+    /// Oracle's SDKs do not retry either) retries only failures that surely never reached the
+    /// service: resolving the name or connecting.
+    pub idempotent: bool,
 }
 
 impl<'a> Call<'a> {
@@ -196,7 +200,14 @@ impl<'a> Call<'a> {
             headers: Vec::new(),
             payload: Payload::Empty,
             deadline,
+            idempotent: true,
         }
+    }
+
+    /// The same call, retried only while it cannot have reached the service.
+    pub fn not_idempotent(mut self) -> Call<'a> {
+        self.idempotent = false;
+        self
     }
 
     /// The same call with a JSON body, hashed into the signature.
@@ -364,7 +375,7 @@ impl Transport {
                     last: last.map(Box::new),
                 });
             }
-            let error = match self.attempt(&mut call, remaining) {
+            let (error, unsent) = match self.attempt(&mut call, remaining) {
                 Ok(reply) => return Ok(reply),
                 Err(e) => e,
             };
@@ -380,6 +391,10 @@ impl Transport {
             }
             failed += 1;
             if !is_retryable(&error) || failed >= policy.max_attempts {
+                return Err(error);
+            }
+            if !call.idempotent && !unsent {
+                // It may have run: a second run is worse than an error the caller can report.
                 return Err(error);
             }
             let wait = backoff(&policy, failed, &error);
@@ -402,13 +417,23 @@ impl Transport {
         }
     }
 
-    /// One signed attempt within `budget`.
-    fn attempt(&self, call: &mut Call<'_>, budget: Duration) -> Result<Reply> {
+    /// One signed attempt within `budget`. A failure comes with whether the request surely
+    /// never left this process (the name did not resolve, the connection was refused).
+    fn attempt(
+        &self,
+        call: &mut Call<'_>,
+        budget: Duration,
+    ) -> std::result::Result<Reply, (Error, bool)> {
         let service = call.service;
-        let host = host_of(call.origin)
-            .ok_or_else(|| Error::Config(format!("{service}: bad endpoint {:?}", call.origin)))?;
+        let host = host_of(call.origin).ok_or_else(|| {
+            (
+                Error::Config(format!("{service}: bad endpoint {:?}", call.origin)),
+                true,
+            )
+        })?;
         let mut headers = wire_headers(call, host);
-        self.authorize(call, host, &mut headers)?;
+        self.authorize(call, host, &mut headers)
+            .map_err(|e| (e, true))?;
 
         let url = format!("{}{}", call.origin, call.path_and_query);
         let mut builder = http::Request::builder().method(call.method).uri(&url);
@@ -423,17 +448,18 @@ impl Transport {
             Payload::Empty => self.run(builder.body(()), timeout),
             Payload::Signed { bytes, .. } => self.run(builder.body(*bytes), timeout),
             Payload::Unsigned { reader, .. } => {
-                reader
-                    .seek(SeekFrom::Start(0))
-                    .map_err(|e| Error::Transport {
+                reader.seek(SeekFrom::Start(0)).map_err(|e| {
+                    let error = Error::Transport {
                         service,
                         detail: format!("cannot rewind the upload body: {e}"),
-                    })?;
+                    };
+                    (error, true)
+                })?;
                 let body = ureq::SendBody::from_reader(&mut **reader);
                 self.run(builder.body(body), timeout)
             }
         };
-        let response = result.map_err(|e| transport_error(service, &e))?;
+        let response = result.map_err(|e| (transport_error(service, &e), never_sent(&e)))?;
         let status = response.status().as_u16();
         if status < 400 {
             return Ok(Reply {
@@ -441,7 +467,7 @@ impl Transport {
                 service,
             });
         }
-        Err(Error::Service(read_service_error(service, response)))
+        Err((Error::Service(read_service_error(service, response)), false))
     }
 
     /// Adds the authentication headers for one attempt.
@@ -542,6 +568,18 @@ fn host_of(origin: &str) -> Option<&str> {
             .unwrap_or(rest),
     };
     (!host.is_empty() && !host.contains('/')).then_some(host)
+}
+
+/// True for the failures that happen before a byte of the request is written.
+fn never_sent(e: &ureq::Error) -> bool {
+    use ureq::Timeout;
+    match e {
+        ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::Timeout(Timeout::Resolve | Timeout::Connect) => true,
+        ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+        _ => false,
+    }
 }
 
 fn transport_error(service: &'static str, e: &ureq::Error) -> Error {

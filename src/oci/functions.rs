@@ -51,7 +51,10 @@ impl Functions {
             "/20181201/functions/{}/actions/invoke",
             encode::component(function_id)
         );
-        let mut call = Call::new(SERVICE, "POST", &self.origin, path, deadline).with_json(body);
+        // Not retried once sent: the function may have run (Oracle's SDKs do not retry invoke).
+        let mut call = Call::new(SERVICE, "POST", &self.origin, path, deadline)
+            .with_json(body)
+            .not_idempotent();
         if mode == InvokeMode::Detached {
             call.headers
                 .push(("fn-invoke-type".to_string(), "detached".to_string()));

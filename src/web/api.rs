@@ -186,7 +186,8 @@ pub(crate) fn status(app: &App, req: &Request) -> Result<Response> {
         .with_header("Cache-Control", "private, no-cache"))
 }
 
-/// `GET /readyz`: storage and database both answer.
+/// `GET /readyz`: storage and database both answer; a failing reconciler lease renewal is
+/// shown (`reconciler`) while it lasts.
 pub(crate) fn ready(app: &App) -> Result<Response> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let storage = app
@@ -206,8 +207,11 @@ pub(crate) fn ready(app: &App) -> Result<Response> {
     let database = app.soda.get("readyz-probe", deadline).is_ok();
     let ok = storage && database;
     let word = |b: bool| if b { "ok" } else { "unavailable" };
-    Ok(Response::json(
-        if ok { 200 } else { 503 },
-        &json!({"storage": word(storage), "database": word(database)}),
-    ))
+    let mut body = json!({"storage": word(storage), "database": word(database)});
+    // Shown while it lasts, not counted against readiness: the instance still serves while its
+    // reconciler lease cannot be renewed (issue 24: never a silent stop).
+    if let Some(failure) = app.lease_health.renewal_failure() {
+        body["reconciler"] = json!(failure);
+    }
+    Ok(Response::json(if ok { 200 } else { 503 }, &body))
 }

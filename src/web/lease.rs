@@ -11,6 +11,12 @@
 //! lifetimes are minutes, skews milliseconds. The document also records when the last pass
 //! started, so the scheduled loop can skip a round another instance has just done.
 //!
+//! A renewal that fails (the database unreachable, or ORDS answering a write without the
+//! version) is logged as an error and tried again at the next third; until one succeeds, the
+//! failure is kept in [`Health`], which `/readyz` shows, so a reconciler that stops is never
+//! silent. Where ORDS ignores the write conditions, the lease cannot keep instances apart: then
+//! only the instance the configuration names runs the reconciler (`fallback.rs`).
+//!
 //! Not here: the pass itself (`reconcile.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +29,30 @@ use serde::{Deserialize, Serialize};
 use super::App;
 use crate::error::{Error, Result};
 use crate::soda::{document_key, Soda};
+
+/// What this process's reconciler lease is going through, for `/readyz`.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    /// The last renewal failure not yet followed by a success.
+    renewal_failure: Mutex<Option<String>>,
+}
+
+impl Health {
+    /// `None` while renewals succeed (or none was needed); else the failure, in words.
+    pub(crate) fn renewal_failure(&self) -> Option<String> {
+        self.renewal_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn record(&self, failure: Option<String>) {
+        *self
+            .renewal_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = failure;
+    }
+}
 
 /// The lease document's `kind`.
 pub(crate) const KIND: &str = "reconciler-lease";
@@ -64,6 +94,7 @@ pub(crate) struct Lease {
     state: State,
     ttl: Duration,
     shared: Arc<Shared>,
+    health: Arc<Health>,
     renewer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
@@ -164,6 +195,7 @@ impl Lease {
                     key,
                     state,
                     ttl,
+                    health: Arc::clone(&app.lease_health),
                     renewer: None,
                 })),
                 None => Taken::Busy {
@@ -195,12 +227,13 @@ impl Lease {
         let key = self.key.clone();
         let state = self.state.clone();
         let shared = Arc::clone(&self.shared);
+        let health = Arc::clone(&self.health);
         let ttl = self.ttl;
         let handle = std::thread::Builder::new()
             .name("reconcile-lease".into())
             .spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(ttl / 3) {
-                    if !renew(&soda, &key, &state, ttl, &shared) {
+                    if !renew(&soda, &key, &state, ttl, &shared, &health) {
                         break;
                     }
                 }
@@ -255,7 +288,14 @@ impl Drop for Lease {
 }
 
 /// One renewal; false once the lease is lost for good.
-fn renew(soda: &Soda, key: &str, state: &State, ttl: Duration, shared: &Shared) -> bool {
+fn renew(
+    soda: &Soda,
+    key: &str,
+    state: &State,
+    ttl: Duration,
+    shared: &Shared,
+    health: &Health,
+) -> bool {
     let expires_at_ms = now_ms() + millis(ttl);
     let renewed = State {
         expires_at_ms,
@@ -274,6 +314,7 @@ fn renew(soda: &Soda, key: &str, state: &State, ttl: Duration, shared: &Shared) 
         Ok(Some(new_etag)) => {
             *shared.etag.lock().unwrap_or_else(|e| e.into_inner()) = new_etag;
             shared.expires_at_ms.store(expires_at_ms, Ordering::SeqCst);
+            health.record(None);
             true
         }
         Ok(None) => {
@@ -283,8 +324,67 @@ fn renew(soda: &Soda, key: &str, state: &State, ttl: Duration, shared: &Shared) 
         }
         // The database may be back before expiry; `held` turns false if it is not.
         Err(e) => {
-            log::warn!(target: "webapp", "renewing the reconciler lease failed: {e}");
+            log::error!(target: "webapp", "renewing the reconciler lease failed (tried again in {} s; the pass stops if the lease expires first): {e}", (ttl / 3).as_secs());
+            health.record(Some(format!(
+                "renewing the reconciler lease failed at {}: {e}",
+                crate::timefmt::format(SystemTime::now(), crate::timefmt::Precision::Seconds)
+            )));
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::client::{Auth, RetryPolicy, Transport, TransportConfig};
+    use crate::soda::{Password, SodaConfig};
+
+    #[test]
+    fn a_failed_renewal_is_kept_for_readyz_and_tried_again() {
+        // A database that cannot be reached: connection refused on a closed local port.
+        let transport = Transport::new(
+            Auth::None,
+            TransportConfig {
+                retry: RetryPolicy {
+                    max_attempts: 1,
+                    ..RetryPolicy::default()
+                },
+                ..TransportConfig::default()
+            },
+        );
+        let config = SodaConfig {
+            base_url: "http://127.0.0.1:9/ords/".into(),
+            schema: "admin".into(),
+            collection: "C".into(),
+            user: "ADMIN".into(),
+            password: Password::Literal(crate::secret::Secret::new("x")),
+        };
+        let soda = Soda::connect(&transport, &config, None, Instant::now()).unwrap();
+        let shared = Shared {
+            etag: Mutex::new("E1".into()),
+            expires_at_ms: AtomicU64::new(now_ms() + 60_000),
+            lost: AtomicBool::new(false),
+        };
+        let health = Health::default();
+        assert_eq!(health.renewal_failure(), None);
+        let again = renew(
+            &soda,
+            "LEASE-K",
+            &State::default(),
+            Duration::from_secs(3),
+            &shared,
+            &health,
+        );
+        assert!(again, "a failed renewal is tried again at the next third");
+        assert!(
+            !shared.lost.load(Ordering::SeqCst),
+            "not lost: only not renewed"
+        );
+        let failure = health.renewal_failure().expect("the failure is kept");
+        assert!(
+            failure.contains("renewing the reconciler lease failed"),
+            "{failure}"
+        );
     }
 }

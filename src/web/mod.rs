@@ -18,6 +18,8 @@ mod assets;
 mod auth;
 mod catalog;
 mod config;
+mod confirm;
+mod fallback;
 mod form;
 mod html;
 mod lease;
@@ -44,6 +46,7 @@ use crate::secret::Secret;
 use crate::soda::Soda;
 
 pub use config::{PasswordSource, SessionSecretSource, WebConfig, MIN_SESSION_SECRET};
+pub use fallback::{reconciler_runs_here, RECONCILER_DESIGNATED};
 pub use reconcile::{reconcile, spawn_reconciler, ReconcileReport};
 pub use renditions::renditions;
 pub use throttle::{LoginThrottle, TrustedProxies};
@@ -167,6 +170,8 @@ pub struct App {
     throttle: throttle::Throttle,
     decoders: thumbs::DecodeSlots,
     deletes: Arc<undo_delete::DeleteQueue>,
+    /// The reconciler lease's renewals, for `/readyz`.
+    lease_health: Arc<lease::Health>,
 }
 
 impl App {
@@ -194,6 +199,7 @@ impl App {
             throttle,
             decoders,
             deletes: Arc::default(),
+            lease_health: Arc::default(),
         }
     }
 

@@ -309,9 +309,14 @@ pub(crate) fn store(
     });
     drop(bytes);
     if let Err(e) = put {
-        // Even when the document write reported a failure: it may have landed all the same.
-        withdraw(app, request_id, &id, &name, &key);
-        return Err(e);
+        if super::confirm::stored_by_this_upload(app, &name, request_id, &sha, soon(app)) {
+            // The answer was lost and the retry refused (412): the image is stored.
+            log::warn!(target: "webapp", "{request_id} {id}: the object PUT reported {e}, but the object is this upload's; kept");
+        } else {
+            // Even when the document write reported a failure: it may have landed all the same.
+            withdraw(app, request_id, &id, &name, &key);
+            return Err(e);
+        }
     }
     let stored = started.elapsed();
     let placeholder = renditions.as_ref().and_then(|r| r.placeholder.clone());

@@ -39,6 +39,16 @@ mock_provider "oci" {
     }
   }
 
+  mock_data "oci_database_autonomous_db_versions" {
+    defaults = {
+      autonomous_db_versions = [
+        { version = "19c", db_workload = "AJD" },
+        { version = "23ai", db_workload = "AJD" },
+        { version = "26ai", db_workload = "AJD" },
+      ]
+    }
+  }
+
   mock_resource "oci_load_balancer_load_balancer" {
     defaults = {
       ip_address_details = [{ ip_address = "203.0.113.10", is_public = true, reserved_ip = [] }]
@@ -219,4 +229,47 @@ run "an_origin_with_a_path_is_refused" {
   }
 
   expect_failures = [var.public_origin]
+}
+
+run "a_db_version_not_offered_is_refused_with_the_offered_ones" {
+  command = plan
+
+  variables {
+    db_version = "21c"
+  }
+
+  expect_failures = [oci_database_autonomous_database.adb]
+}
+
+run "ords_ignoring_conditions_switches_the_fallbacks_on" {
+  command = plan
+
+  variables {
+    ords_conditional_writes  = false
+    webapp_instance_count    = 2
+    use_placeholder_images   = false
+    webapp_image_tag         = "t1"
+    func_image_tag           = "t1"
+    vision_broad_object_read = true
+  }
+
+  assert {
+    condition     = local.webapp_env.ORDS_CONDITIONAL_WRITES == "off"
+    error_message = "the web app is told that ORDS ignores conditions"
+  }
+
+  assert {
+    condition     = oci_functions_function.image_analyzer[0].config.ORDS_CONDITIONAL_WRITES == "off" && oci_functions_function.image_analyzer[0].config.FUNCTION_MAX_INSTANCES == "20"
+    error_message = "the function paces per instance at its share"
+  }
+
+  assert {
+    condition     = [for c in oci_container_instances_container_instance.webapp : c.containers[0].environment_variables.RECONCILER_DESIGNATED] == ["true", "false"]
+    error_message = "only instance 0 reconciles"
+  }
+
+  assert {
+    condition     = length(local.vision_read_statements) == 1 && local.vision_read_statements[0] == "Allow dynamic-group ${local.dg_fn_name} to read objects in compartment id ocid1.compartment.oc1..test"
+    error_message = "the broader object read for Vision is granted"
+  }
 }

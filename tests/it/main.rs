@@ -5,6 +5,7 @@ mod access; // sessions keyed by the deployment's secret, password changes, logi
 mod browser; // headless Chromium over WebDriver: upload, live badges, result boxes, slider, delete
 mod burst; // issue 17: a burst against a rate-limited Vision and many function instances
 mod clients; // every typed client call against the emulator, with real signatures
+mod deploy; // issue 24: each unconfirmed cloud behaviour switched on, detected and survived
 mod detect; // the local ONNX detector on real photos
 mod doctor; // webapp doctor: all green, then each check made to fail
 mod emulator; // signature tampering, fault injection, events through the Fn contract

@@ -159,6 +159,7 @@ def start_emulator(binary, work, key_file, fingerprint, socket_path):
         args += ["--trust", f"{key_id}={key_file}", "--principal", f"{key_id}={role}"]
     args += ["--secret", f"app-password={app_password}"]
     args += ["--function", f"{FUNCTION_ID}={socket_path}"]
+    args += resource_principal_args(key_file)
     log = open(os.path.join(work, "emulator.log"), "w")
     process = subprocess.Popen(
         args,
@@ -274,6 +275,24 @@ def main():
         if server is not None:
             server.shutdown()
         shutil.rmtree(work, ignore_errors=True)
+
+
+# Resource principal 2.1.x (test_resource_principal.py): the generated key is also the web app's
+# container instance's resource key, under the key ids Oracle's SDK signs the exchange with.
+RP_RESOURCE_ID = "ocid1.computecontainerinstance.oc1..emulator"
+RP_TENANCY = "ocid1.tenancy.oc1..emulator"
+RP_VERSIONS = ["2.1", "2.1.1", "2.1.2"]
+
+
+def resource_principal_args(key_file):
+    args = []
+    for version in RP_VERSIONS:
+        if version == "2.1":
+            key_id = f"resource/v2.1/{RP_RESOURCE_ID}"
+        else:
+            key_id = f"resource/v{version}/{RP_TENANCY}/{RP_RESOURCE_ID}"
+        args += ["--trust", f"{key_id}={key_file}", "--principal", f"{key_id}=webapp"]
+    return args
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-//! Who signs: key providers for API keys, session tokens and resource principals v2.2.
+//! Who signs: key providers for API keys, session tokens and resource principals (2.2, and
+//! 2.1, 2.1.1, 2.1.2 through a token exchange).
 //!
 //! A [`KeyProvider`] hands out a key id and the private key that goes with it, always from one
 //! read so the two match. [`ConfigFileProvider`] reads a `~/.oci/config` profile (API key, or
@@ -14,13 +15,14 @@
 //! The environment is read only through a lookup function, and time through a [`Clock`], so tests
 //! pass a map and a fake clock. Keys and tokens never reach `Debug` output, errors or logs.
 //! Deliberately not here: encrypted keys (refused with the `openssl` line that decrypts them),
-//! resource-principal versions other than 2.2 and instance principals (they need token-exchange
-//! calls), and signing itself (`sign`).
+//! resource-principal versions 1.1 and 3.0 and instance principals (2.1.x's exchange is in
+//! `token_exchange`), and signing itself (`sign`).
 
 mod api_key;
 mod config_file;
 mod jwt;
 mod resource_principal;
+mod token_exchange;
 
 pub use api_key::ConfigFileProvider;
 pub use jwt::TokenClaims;

@@ -1,14 +1,17 @@
-//! Resource principal v2.2: [`ResourcePrincipalProvider`] signs as `ST$<RPST>` with the key
+//! Resource principals: [`ResourcePrincipalProvider`] signs as `ST$<RPST>` with the key
 //! issued with the token.
 //!
-//! Functions and Container Instances set `OCI_RESOURCE_PRINCIPAL_*`; each of the token and the
-//! key is given literally or as a file path. Files are re-read before the token expires and
-//! after a 401, key and token together so that a pair is never mixed.
+//! Functions and Container Instances set `OCI_RESOURCE_PRINCIPAL_*`. With version 2.2 the token
+//! and the key are given, each literally or as a file path; files are re-read before the token
+//! expires and after a 401, key and token together so that a pair is never mixed. With 2.1,
+//! 2.1.1 and 2.1.2 only the key and a resource id are given, and the token is fetched by a token
+//! exchange (`token_exchange.rs`), again before it expires and after a 401.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::token_exchange::{self, Exchange};
 use super::{
     lock, needs_refresh, read_text, system_clock, var, Clock, Credentials, KeyProvider,
     TokenClaims, ENV_RP_VERSION, TOKEN_KEY_ID_PREFIX,
@@ -32,10 +35,14 @@ enum Source {
 impl Source {
     /// The file-or-literal rule: a leading `/` means a path. PEMs start `-----BEGIN` and tokens
     /// `eyJ`, so the two cannot be confused.
-    fn from_var(lookup: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<Source> {
+    fn from_var(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        name: &str,
+        version: &str,
+    ) -> Result<Source> {
         let value = var(lookup, name).ok_or_else(|| {
             Error::Config(format!(
-                "{name} is not set (required with {ENV_RP_VERSION}={SUPPORTED_RP_VERSION})"
+                "{name} is not set (required with {ENV_RP_VERSION}={version})"
             ))
         })?;
         Ok(if value.starts_with('/') {
@@ -74,10 +81,13 @@ impl fmt::Debug for Source {
     }
 }
 
-/// Resource principal v2.2: `ST$<RPST>` signed with the paired key, re-read before expiry.
+/// A resource principal: `ST$<RPST>` signed with the paired key, renewed before expiry.
 pub struct ResourcePrincipalProvider {
     key: Source,
-    token: Source,
+    /// 2.2: where the token is read; `None` when it is exchanged.
+    token: Option<Source>,
+    /// 2.1.x: how the token is fetched.
+    exchange: Option<Exchange>,
     region: Option<String>,
     clock: Clock,
     state: Mutex<RpState>,
@@ -90,19 +100,27 @@ struct RpState {
 }
 
 impl ResourcePrincipalProvider {
-    /// Reads `OCI_RESOURCE_PRINCIPAL_VERSION` (must be `2.2`), `_RPST`, `_PRIVATE_PEM`,
-    /// `_PRIVATE_PEM_PASSPHRASE` and `_REGION` through `lookup`, and loads key and token once.
+    /// Reads `OCI_RESOURCE_PRINCIPAL_VERSION` (`2.2`, or `2.1`, `2.1.1`, `2.1.2` with the
+    /// exchange's variables), `_RPST` (2.2), `_PRIVATE_PEM`, `_PRIVATE_PEM_PASSPHRASE` and
+    /// `_REGION` through `lookup`, and loads key and token once (2.1.x: exchanges once).
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<ResourcePrincipalProvider> {
         let version = var(&lookup, ENV_RP_VERSION)
             .ok_or_else(|| Error::Config(format!("{ENV_RP_VERSION} is not set")))?;
-        if version != SUPPORTED_RP_VERSION {
+        let exchange = if version == SUPPORTED_RP_VERSION {
+            None
+        } else if token_exchange::VERSIONS.contains(&version.as_str()) {
+            Some(Exchange::from_env(&lookup, &version)?)
+        } else {
             return Err(Error::Config(format!(
-                "{ENV_RP_VERSION}={version} is not supported: only {SUPPORTED_RP_VERSION} is \
-                 (1.1, 2.1, 2.1.1, 2.1.2 and 3.0 need token-exchange calls)"
+                "{ENV_RP_VERSION}={version} is not supported: 2.2, 2.1, 2.1.1 and 2.1.2 are \
+                 (1.1 and 3.0 are not)"
             )));
-        }
-        let token = Source::from_var(&lookup, ENV_RP_RPST)?;
-        let key = Source::from_var(&lookup, ENV_RP_PEM)?;
+        };
+        let token = match exchange {
+            None => Some(Source::from_var(&lookup, ENV_RP_RPST, &version)?),
+            Some(_) => None,
+        };
+        let key = Source::from_var(&lookup, ENV_RP_PEM, &version)?;
         if var(&lookup, ENV_RP_PASSPHRASE).is_some() {
             // Platform keys are unencrypted; an encrypted one fails below with the openssl fix.
             log::debug!(
@@ -110,10 +128,11 @@ impl ResourcePrincipalProvider {
             );
         }
         let clock = system_clock();
-        let state = read_rp(&key, &token)?;
+        let state = load(&key, token.as_ref(), exchange.as_ref())?;
         Ok(ResourcePrincipalProvider {
             key,
             token,
+            exchange,
             region: var(&lookup, ENV_RP_REGION),
             clock,
             state: Mutex::new(state),
@@ -131,19 +150,51 @@ impl ResourcePrincipalProvider {
         lock(&self.state).claims.clone()
     }
 
+    /// The resource principal version in use: `2.2`, `2.1`, `2.1.1` or `2.1.2`.
+    pub fn version(&self) -> &str {
+        self.exchange
+            .as_ref()
+            .map_or(SUPPORTED_RP_VERSION, Exchange::version)
+    }
+
     fn can_reload(&self) -> bool {
-        self.key.is_file() || self.token.is_file()
+        self.exchange.is_some()
+            || self.key.is_file()
+            || self.token.as_ref().is_some_and(Source::is_file)
+    }
+
+    fn reload(&self) -> Result<RpState> {
+        load(&self.key, self.token.as_ref(), self.exchange.as_ref())
     }
 }
 
-/// Reads the key first, then the token, into one state; nothing is kept from a failed read.
-fn read_rp(key: &Source, token: &Source) -> Result<RpState> {
+/// One consistent state: read (2.2) or exchanged (2.1.x).
+fn load(key: &Source, token: Option<&Source>, exchange: Option<&Exchange>) -> Result<RpState> {
+    match (token, exchange) {
+        (Some(token), _) => read_rp(key, token),
+        (None, Some(exchange)) => {
+            let (credentials, claims) = exchange.fetch(read_key(key)?)?;
+            Ok(RpState {
+                credentials,
+                claims,
+            })
+        }
+        (None, None) => Err(Error::Config(format!("{ENV_RP_RPST} is not set"))),
+    }
+}
+
+fn read_key(key: &Source) -> Result<PrivateKey> {
     let key_pem = key.read(ENV_RP_PEM)?;
     let origin = match key {
         Source::File(path) => path.display().to_string(),
         Source::Literal(_) => ENV_RP_PEM.to_owned(),
     };
-    let private = PrivateKey::from_pem(&key_pem, &origin)?;
+    PrivateKey::from_pem(&key_pem, &origin)
+}
+
+/// Reads the key first, then the token, into one state; nothing is kept from a failed read.
+fn read_rp(key: &Source, token: &Source) -> Result<RpState> {
+    let private = read_key(key)?;
     let rpst = token.read(ENV_RP_RPST)?.trim().to_owned();
     let claims = TokenClaims::decode(&rpst, &token.describe(ENV_RP_RPST))?;
     Ok(RpState {
@@ -161,8 +212,8 @@ impl KeyProvider for ResourcePrincipalProvider {
         let now = (self.clock)();
         let expires = state.claims.expires_at();
         if self.can_reload() && needs_refresh(Some(expires), now) {
-            log::debug!("credentials: resource principal token near expiry; re-reading");
-            match read_rp(&self.key, &self.token) {
+            log::debug!("credentials: resource principal token near expiry; renewing");
+            match self.reload() {
                 Ok(fresh) => *state = fresh,
                 Err(e) if now >= expires => return Err(e),
                 Err(e) => {
@@ -177,7 +228,7 @@ impl KeyProvider for ResourcePrincipalProvider {
         if !self.can_reload() {
             return Ok(());
         }
-        let fresh = read_rp(&self.key, &self.token)?;
+        let fresh = self.reload()?;
         *lock(&self.state) = fresh;
         Ok(())
     }
@@ -192,6 +243,7 @@ impl fmt::Debug for ResourcePrincipalProvider {
         f.debug_struct("ResourcePrincipalProvider")
             .field("key", &self.key)
             .field("token", &self.token)
+            .field("version", &self.version())
             .field("region", &self.region)
             .finish_non_exhaustive()
     }
@@ -258,9 +310,15 @@ mod tests {
         let f = fixture();
         let token = jwt(10_000);
         let mut pairs = rp_env(&f.pkcs1, &token);
+        pairs[0].1 = "3.0";
+        let err = from_env(env(&pairs)).err().unwrap().to_string();
+        assert!(err.contains("OCI_RESOURCE_PRINCIPAL_VERSION=3.0"), "{err}");
         pairs[0].1 = "2.1";
         let err = from_env(env(&pairs)).err().unwrap().to_string();
-        assert!(err.contains("OCI_RESOURCE_PRINCIPAL_VERSION=2.1"), "{err}");
+        assert!(
+            err.contains("OCI_RESOURCE_PRINCIPAL_RESOURCE_ID is not set"),
+            "{err}"
+        );
 
         let pairs = vec![
             ("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2"),
