@@ -31,17 +31,19 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 
 use crate::config::{self, CloudConfig};
-use crate::document::{self, AnalysisDocument, Failure, Status};
+use crate::document::{self, AnalysisDocument, AnalyzedImage, Failure, Status, UprightCopy};
 use crate::error::{Error, ServiceError};
 use crate::event::{EventKind, ObjectEvent};
+use crate::exif::Orientation;
 use crate::fdk::CallResult;
-use crate::image_info;
+use crate::image_info::{self, ImageInfo};
 use crate::oci::auth::{self, KeyProvider, ResourcePrincipalProvider};
 use crate::oci::client::{Auth, RetryPolicy, Transport, TransportConfig};
 use crate::oci::object_storage::{Bucket, Download, ObjectInfo, ObjectStorage};
 use crate::oci::secrets::Secrets;
 use crate::oci::vision::{Analysis, AnalyzeImage, ImageSource, Vision};
 use crate::pacer::{self, Reservation};
+use crate::picture;
 use crate::soda::{document_key, CachedSoda};
 use crate::vision_fallback::InlineFallback;
 
@@ -52,6 +54,25 @@ const FIRST_BYTES: u64 = 64 * 1024;
 /// How far a JPEG's frame header is looked for when large metadata pushes it past
 /// [`FIRST_BYTES`] (a second, ranged GET).
 const HEADER_BYTES: u64 = 256 * 1024;
+
+/// Largest original the function reads (streamed, for its upright copy): far past any photo,
+/// a bound on what a stray object can cost.
+const MAX_ORIGINAL_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// The image's kind, upright size and EXIF from its first bytes, refused when it is not a JPEG
+/// or PNG, is empty or is smaller than Vision's 32 px a side. Larger than Vision takes is
+/// fine: the upright copy fits.
+fn photo_info(head: &[u8], size: u64) -> Result<ImageInfo, image_info::Refusal> {
+    let photo = image_info::validate(head, size, u64::MAX).or_else(|refusal| match refusal {
+        image_info::Refusal::BadDimensions { width, height }
+            if width.min(height) >= image_info::MIN_SIDE =>
+        {
+            image_info::inspect(head)
+        }
+        other => Err(other),
+    })?;
+    Ok(photo)
+}
 
 /// Time kept back from the call's deadline for the Vision call itself and the writes after
 /// it: a send slot later than the deadline minus this defers the image instead.
@@ -200,7 +221,7 @@ impl Analyzer {
                 max_results: config::number(lookup, "VISION_MAX_RESULTS", 50)?,
                 max_labels: (max_labels > 0).then_some(max_labels),
                 margin: Duration::from_secs(2),
-                max_image_bytes: config::number(lookup, "MAX_IMAGE_BYTES", 5 * 1024 * 1024)?,
+                max_image_bytes: config::number(lookup, "MAX_IMAGE_BYTES", image_info::MAX_BYTES)?,
                 vision_tps,
                 max_slot_wait: match config::number(lookup, "VISION_MAX_WAIT", 0u64)? {
                     0 => None,
@@ -345,18 +366,22 @@ impl Analyzer {
             .and_then(|t| received.duration_since(t).ok())
             .map(|d| d.as_millis() as u64);
 
-        if let Err(refusal) =
-            self.check_image(&bucket, &event.name, &info, &mut first_bytes, deadline)?
-        {
-            doc.status = Status::Failed;
-            doc.error = Some(Failure {
-                code: refusal.code().into(),
-                message: refusal.to_string(),
-            });
-            self.write(&key, &mut doc, deadline)?;
-            return Ok(json!({"action": "rejected", "reason": refusal.to_string()}));
-        }
+        let photo =
+            match self.check_image(&bucket, &event.name, &info, &mut first_bytes, deadline)? {
+                Ok(photo) => photo,
+                Err(refusal) => {
+                    doc.status = Status::Failed;
+                    doc.error = Some(Failure {
+                        code: refusal.code().into(),
+                        message: refusal.to_string(),
+                    });
+                    self.write(&key, &mut doc, deadline)?;
+                    return Ok(json!({"action": "rejected", "reason": refusal.to_string()}));
+                }
+            };
         drop(first_bytes);
+        doc.describe_photo(&photo);
+        let copy_because = self.copy_reason(&photo, info.content_length);
 
         doc.status = Status::Analyzing;
         doc.next_attempt = None;
@@ -368,7 +393,30 @@ impl Analyzer {
 
         let vision_started = Instant::now();
         let limit = self.config.max_image_bytes;
-        if self.inline.is_on() {
+        doc.analyzed = Some(AnalyzedImage {
+            object: event.name.clone(),
+            upright_copy: None,
+        });
+        if let Some(reason) = copy_because {
+            match self.upright_copy(&bucket, &event.name, &photo, reason, deadline)? {
+                Ok((jpeg, copy)) => {
+                    request.image = ImageSource::Inline(jpeg);
+                    doc.analyzed = Some(AnalyzedImage {
+                        object: event.name.clone(),
+                        upright_copy: Some(copy),
+                    });
+                }
+                Err(why) => {
+                    doc.status = Status::Failed;
+                    doc.error = Some(Failure {
+                        code: "UnreadableImage".into(),
+                        message: format!("no upright copy could be made for Vision: {why}"),
+                    });
+                    self.write(&key, &mut doc, deadline)?;
+                    return Ok(json!({"action": "rejected", "reason": why}));
+                }
+            }
+        } else if self.inline.is_on() {
             if let Some(inline) =
                 InlineFallback::read(&self.object_storage, &bucket, &event.name, limit, deadline)?
             {
@@ -541,8 +589,64 @@ impl Analyzer {
         Err(Error::Service(error))
     }
 
-    /// `Ok(Err(refusal))` when Vision would refuse the file, judged from its size and its
+    /// Why Vision cannot take the stored image as it is, when it cannot: it then analyses an
+    /// upright copy within its limits (`picture::analysis_copy`).
+    fn copy_reason(&self, photo: &ImageInfo, size: u64) -> Option<String> {
+        let orientation = photo.exif.orientation;
+        if orientation != Orientation::Upright {
+            Some(format!(
+                "turned upright (EXIF orientation {})",
+                orientation.tag()
+            ))
+        } else if size > self.config.max_image_bytes {
+            Some(format!(
+                "the original is {:.1} MB, over Vision's {:.1} MB",
+                size as f64 / 1e6,
+                self.config.max_image_bytes as f64 / 1e6
+            ))
+        } else if photo.width.max(photo.height) > image_info::MAX_SIDE {
+            Some(format!(
+                "the original is {} × {} px, over Vision's {} px a side",
+                photo.width,
+                photo.height,
+                image_info::MAX_SIDE
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Reads the stored image as a stream and makes the upright copy Vision analyses instead,
+    /// sent inline (so the function needs no write access to the bucket and leaves nothing to
+    /// clean up). `Ok(Err(why))` when the image cannot be decoded within the limits.
+    fn upright_copy(
+        &self,
+        bucket: &Bucket,
+        name: &str,
+        photo: &ImageInfo,
+        reason: String,
+        deadline: Instant,
+    ) -> crate::Result<Result<(Vec<u8>, UprightCopy), String>> {
+        let download = self
+            .object_storage
+            .get(bucket, name, None, MAX_ORIGINAL_BYTES, deadline)?;
+        Ok(
+            picture::analysis_copy(download.body, photo.kind).map(|(jpeg, width, height)| {
+                let copy = UprightCopy {
+                    width,
+                    height,
+                    bytes: jpeg.len() as u64,
+                    reason,
+                };
+                (jpeg, copy)
+            }),
+        )
+    }
+
+    /// `Ok(Err(refusal))` when the file cannot be analysed, judged from its size and its
     /// first bytes: `first`, then up to [`HEADER_BYTES`] when a JPEG's frame header is further.
+    /// Sides over Vision's 10,000 px and sizes over its 5 MB pass: an upright copy within its
+    /// limits is analysed instead.
     fn check_image(
         &self,
         bucket: &Bucket,
@@ -550,11 +654,11 @@ impl Analyzer {
         info: &ObjectInfo,
         first: &mut dyn Read,
         deadline: Instant,
-    ) -> crate::Result<Result<(), image_info::Refusal>> {
-        if info.content_length > self.config.max_image_bytes {
+    ) -> crate::Result<Result<ImageInfo, image_info::Refusal>> {
+        if info.content_length > MAX_ORIGINAL_BYTES {
             return Ok(Err(image_info::Refusal::TooLarge {
                 size: info.content_length,
-                limit: self.config.max_image_bytes,
+                limit: MAX_ORIGINAL_BYTES,
             }));
         }
         let reading = |e: std::io::Error| Error::Transport {
@@ -563,13 +667,12 @@ impl Analyzer {
         };
         let mut bytes = Vec::with_capacity(FIRST_BYTES.min(info.content_length) as usize);
         first.read_to_end(&mut bytes).map_err(reading)?;
-        let limit = self.config.max_image_bytes;
-        let verdict = image_info::validate(&bytes, info.content_length, limit);
+        let verdict = photo_info(&bytes, info.content_length);
         let have = bytes.len() as u64;
         let cut_short = matches!(verdict, Err(image_info::Refusal::Unreadable(_)))
             && have < info.content_length.min(HEADER_BYTES);
         if !cut_short {
-            return Ok(verdict.map(|_| ()));
+            return Ok(verdict);
         }
         let mut rest = self.object_storage.get(
             bucket,
@@ -579,7 +682,7 @@ impl Analyzer {
             deadline,
         )?;
         rest.body.read_to_end(&mut bytes).map_err(reading)?;
-        Ok(image_info::validate(&bytes, info.content_length, limit).map(|_| ()))
+        Ok(photo_info(&bytes, info.content_length))
     }
 
     fn write(&self, key: &str, doc: &mut AnalysisDocument, deadline: Instant) -> crate::Result<()> {

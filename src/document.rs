@@ -263,6 +263,30 @@ pub struct ModelVersions {
     pub image_classification: Option<String>,
 }
 
+/// What Vision analysed for a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnalyzedImage {
+    /// The object the analysis is of.
+    pub object: String,
+    /// Set when Vision saw an upright copy instead of the stored bytes (turned by EXIF, over
+    /// 5 MB, or over 10,000 px a side), made by the function and sent inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upright_copy: Option<UprightCopy>,
+}
+
+/// The upright copy Vision analysed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UprightCopy {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Size of the JPEG sent.
+    pub bytes: u64,
+    /// Why the original was not sent as it is.
+    pub reason: String,
+}
+
 /// The document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisDocument {
@@ -290,6 +314,29 @@ pub struct AnalysisDocument {
     /// Hex SHA-256 of the content, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Width in pixels, upright (the EXIF orientation applied), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Height in pixels, upright, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// When the photo was taken (RFC 3339), when the camera recorded its time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_at: Option<String>,
+    /// The camera's clock when the photo was taken (`YYYY-MM-DDTHH:MM:SS`, EXIF
+    /// `DateTimeOriginal`); its zone is known only when [`AnalysisDocument::taken_at`] is set.
+    /// The gallery's "date taken" order sorts on this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_local: Option<String>,
+    /// Camera maker (EXIF `Make`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_make: Option<String>,
+    /// Camera model (EXIF `Model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_model: Option<String>,
+    /// What Vision analysed: the stored image, or an upright copy of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analyzed: Option<AnalyzedImage>,
     /// Pipeline state.
     pub status: Status,
     /// Why it failed, when it did.
@@ -354,6 +401,13 @@ impl AnalysisDocument {
             content_type: String::new(),
             original_name: None,
             sha256: None,
+            width: None,
+            height: None,
+            taken_at: None,
+            taken_local: None,
+            camera_make: None,
+            camera_model: None,
+            analyzed: None,
             status,
             error: None,
             attempts: 0,
@@ -441,6 +495,17 @@ impl AnalysisDocument {
             self.uploaded_at = timestamp(parse_time(&object.last_modified).unwrap_or(now));
         }
         self.updated_at = timestamp(now);
+    }
+
+    /// Records what the photo's header says: its upright size and its EXIF date and camera
+    /// (never its location: `exif.rs` does not read GPS).
+    pub(crate) fn describe_photo(&mut self, info: &crate::image_info::ImageInfo) {
+        self.width = Some(info.width);
+        self.height = Some(info.height);
+        self.taken_at = info.exif.taken_at();
+        self.taken_local = info.exif.taken_local.clone();
+        self.camera_make = info.exif.make.clone();
+        self.camera_model = info.exif.model.clone();
     }
 
     /// Records Vision's answer as of `now`: its results copied in, then `done`, or `failed`

@@ -1,10 +1,14 @@
-//! What an image file is, from its first bytes: JPEG or PNG by magic number, and its pixel
-//! dimensions from the PNG `IHDR` chunk or the JPEG start-of-frame marker.
+//! What an image file is, from its first bytes: JPEG or PNG by magic number, its upright pixel
+//! dimensions (the PNG `IHDR` chunk or the JPEG start-of-frame marker, turned by the EXIF
+//! orientation) and the EXIF fields the app keeps (`exif.rs`).
 //!
 //! Nothing is decoded: this is the cheap check both the upload path and the function run
-//! before anything is stored or sent to Vision. Other formats (GIF, WebP, HEIC, SVG, BMP) are
-//! recognised only as "not JPEG or PNG". Also here: [`contains_markup`], the upload's check for
-//! HTML or script hidden in an image's metadata or after its end (image/HTML polyglots).
+//! before anything is stored or sent to Vision. The formats people most often send instead
+//! (HEIC, WebP, camera RAW, GIF, …) are named in the refusal, so the person knows what to
+//! convert. Also here: [`contains_markup`], the upload's check for HTML or script hidden in an
+//! image's metadata or after its end (image/HTML polyglots).
+
+use crate::exif::{self, Exif};
 
 /// The two formats Vision accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +49,8 @@ pub const MAX_BYTES: u64 = 5 * 1024 * 1024;
 pub enum Refusal {
     /// Not JPEG or PNG by content.
     NotAnImage,
+    /// A format recognised by content, but not JPEG or PNG: its name.
+    Unsupported(&'static str),
     /// JPEG or PNG, but its header is cut short or malformed.
     Unreadable(ImageKind),
     /// Width or height outside 32..=10000.
@@ -69,7 +75,7 @@ impl Refusal {
     /// A stable code for documents and the API.
     pub fn code(&self) -> &'static str {
         match self {
-            Refusal::NotAnImage => "UnsupportedFormat",
+            Refusal::NotAnImage | Refusal::Unsupported(_) => "UnsupportedFormat",
             Refusal::Unreadable(_) => "UnreadableImage",
             Refusal::BadDimensions { .. } => "BadDimensions",
             Refusal::TooLarge { .. } => "TooLarge",
@@ -80,7 +86,7 @@ impl Refusal {
     /// The HTTP status an upload gets for it.
     pub fn status(&self) -> u16 {
         match self {
-            Refusal::NotAnImage => 415,
+            Refusal::NotAnImage | Refusal::Unsupported(_) => 415,
             Refusal::Unreadable(_) | Refusal::BadDimensions { .. } => 422,
             Refusal::TooLarge { .. } => 413,
             Refusal::Empty => 400,
@@ -92,6 +98,13 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::NotAnImage => f.write_str("this file is not a JPEG or PNG image (checked by its content, not its name)"),
+            Refusal::Unsupported(format) => {
+                write!(f, "this file is {format}; only JPEG and PNG images are accepted")?;
+                if format.contains("HEIC") {
+                    f.write_str(" (on an iPhone: Settings › Camera › Formats › Most Compatible, or share the photo as JPEG)")?;
+                }
+                Ok(())
+            }
             Refusal::Unreadable(kind) => write!(f, "this {} image is damaged: its header cannot be read", kind.extension().to_uppercase()),
             Refusal::BadDimensions { width, height } => write!(
                 f,
@@ -109,14 +122,69 @@ impl std::fmt::Display for Refusal {
 }
 
 /// A recognised image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageInfo {
     /// JPEG or PNG.
     pub kind: ImageKind,
-    /// Width in pixels.
+    /// Width in pixels, upright (after the EXIF orientation).
     pub width: u32,
-    /// Height in pixels.
+    /// Height in pixels, upright.
     pub height: u32,
+    /// The EXIF fields kept (orientation, date taken, camera); empty without EXIF.
+    pub exif: Exif,
+}
+
+/// The format of a file that is not JPEG or PNG, named for a person, when its first bytes
+/// say so.
+pub fn name_other_format(head: &[u8]) -> Option<&'static str> {
+    let at = |range: std::ops::Range<usize>| head.get(range).unwrap_or_default();
+    if at(4..8) == b"ftyp" {
+        return Some(match at(8..12) {
+            b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"mif1" | b"msf1" => {
+                "a HEIC/HEIF image"
+            }
+            b"avif" | b"avis" => "an AVIF image",
+            b"crx " => "a Canon CR3 raw photo",
+            _ => "a video or other ISO media file",
+        });
+    }
+    let named = [
+        (&b"RIFF"[..], 0, "a WebP image or other RIFF file"),
+        (b"GIF8", 0, "a GIF image"),
+        (b"FUJIFILMCCD-RAW", 0, "a Fujifilm RAF raw photo"),
+        (b"IIRO", 0, "an Olympus ORF raw photo"),
+        (b"IIU\0", 0, "a Panasonic RW2 raw photo"),
+        (
+            b"II*\0",
+            0,
+            "a TIFF image or camera raw photo (DNG, NEF, CR2, ARW, …)",
+        ),
+        (
+            b"MM\0*",
+            0,
+            "a TIFF image or camera raw photo (DNG, NEF, CR2, ARW, …)",
+        ),
+        (b"\0\0\0\x0cjP  ", 0, "a JPEG 2000 image"),
+        (b"\0\0\0\x0cJXL ", 0, "a JPEG XL image"),
+        (b"\xFF\x0A", 0, "a JPEG XL image"),
+        (b"%PDF", 0, "a PDF document"),
+        (b"BM", 0, "a BMP image"),
+        (b"\0\0\x01\0", 0, "an icon (ICO)"),
+    ];
+    if at(0..4) == b"RIFF" && at(8..12) == b"WEBP" {
+        return Some("a WebP image");
+    }
+    if let Some((_, _, name)) = named
+        .iter()
+        .find(|(magic, from, _)| at(*from..*from + magic.len()) == *magic)
+    {
+        return Some(name);
+    }
+    let text = String::from_utf8_lossy(at(0..head.len().min(512))).to_ascii_lowercase();
+    if text.trim_start().starts_with("<?xml") || text.contains("<svg") {
+        return Some("an SVG or XML document");
+    }
+    None
 }
 
 /// The kind from the magic number alone.
@@ -136,16 +204,25 @@ pub fn inspect(head: &[u8]) -> Result<ImageInfo, Refusal> {
     if head.is_empty() {
         return Err(Refusal::Empty);
     }
-    let kind = sniff(head).ok_or(Refusal::NotAnImage)?;
+    let Some(kind) = sniff(head) else {
+        return Err(name_other_format(head).map_or(Refusal::NotAnImage, Refusal::Unsupported));
+    };
     let (width, height) = match kind {
         ImageKind::Png => png_size(head),
         ImageKind::Jpeg => jpeg_size(head),
     }
     .ok_or(Refusal::Unreadable(kind))?;
+    let tiff = match kind {
+        ImageKind::Png => exif::in_png(head),
+        ImageKind::Jpeg => exif::in_jpeg(head),
+    };
+    let exif = tiff.map(exif::parse).unwrap_or_default();
+    let (width, height) = exif.orientation.upright_size(width, height);
     Ok(ImageInfo {
         kind,
         width,
         height,
+        exif,
     })
 }
 
@@ -206,16 +283,85 @@ fn jpeg_size(head: &[u8]) -> Option<(u32, u32)> {
     }
 }
 
+/// Bytes read by position: a slice, or an upload's spool file.
+pub trait Positioned {
+    /// Total length.
+    fn size(&self) -> u64;
+    /// Reads at `at` into `buf`, returning how many bytes were read (0 at the end).
+    fn read_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<usize>;
+}
+
+impl Positioned for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+        let from = self.get(at as usize..).unwrap_or_default();
+        let n = buf.len().min(from.len());
+        buf[..n].copy_from_slice(&from[..n]);
+        Ok(n)
+    }
+}
+
 /// True when an image carries markup a browser would run if it ever sniffed the file as HTML
 /// (image/HTML polyglots): in PNG text chunks or after `IEND`, in JPEG metadata segments or
 /// after the last `EOI`. Compressed pixel data is not searched: random bytes would match by
 /// chance in a few large photos in a hundred.
+#[cfg(test)]
 pub fn contains_markup(bytes: &[u8]) -> bool {
-    match sniff(bytes) {
+    contains_markup_in(bytes).unwrap_or(true)
+}
+
+/// [`contains_markup`] over bytes read by position, reading only the metadata and the tail.
+pub fn contains_markup_in(bytes: &(impl Positioned + ?Sized)) -> std::io::Result<bool> {
+    let mut head = [0u8; 16];
+    let n = read_full(bytes, &mut head, 0)?;
+    match sniff(&head[..n]) {
         Some(ImageKind::Png) => png_markup(bytes),
         Some(ImageKind::Jpeg) => jpeg_markup(bytes),
-        None => has_markup(bytes),
+        None => markup_between(bytes, 0, bytes.size()),
     }
+}
+
+/// Reads as much of `buf` as there is at `at`.
+fn read_full(
+    bytes: &(impl Positioned + ?Sized),
+    buf: &mut [u8],
+    at: u64,
+) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = bytes.read_at(&mut buf[filled..], at + filled as u64)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
+/// Searches `from..to` for markup, a window at a time (windows overlap by a needle's length).
+fn markup_between(bytes: &(impl Positioned + ?Sized), from: u64, to: u64) -> std::io::Result<bool> {
+    const WINDOW: usize = 1 << 20;
+    const OVERLAP: u64 = 8;
+    let mut buf = vec![0; WINDOW.min(to.saturating_sub(from) as usize)];
+    let mut at = from;
+    while at < to {
+        let want = buf.len().min((to - at) as usize);
+        let n = read_full(bytes, &mut buf[..want], at)?;
+        if n == 0 {
+            break;
+        }
+        if has_markup(&buf[..n]) {
+            return Ok(true);
+        }
+        if at + (n as u64) >= to {
+            break;
+        }
+        at += (n as u64).saturating_sub(OVERLAP).max(1);
+    }
+    Ok(false)
 }
 
 fn has_markup(bytes: &[u8]) -> bool {
@@ -232,29 +378,39 @@ fn has_markup(bytes: &[u8]) -> bool {
     })
 }
 
-fn png_markup(bytes: &[u8]) -> bool {
-    let mut i = 8;
-    while let Some(head) = bytes.get(i..i + 8) {
-        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+fn png_markup(bytes: &(impl Positioned + ?Sized)) -> std::io::Result<bool> {
+    let size = bytes.size();
+    let mut i = 8u64;
+    let mut head = [0u8; 8];
+    while read_full(bytes, &mut head, i)? == 8 {
+        let len = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
         let kind = &head[4..8];
-        let Some(data) = bytes.get(i + 8..i + 8 + len) else {
-            return has_markup(&bytes[i..]);
-        };
-        if matches!(kind, b"tEXt" | b"zTXt" | b"iTXt") && has_markup(data) {
-            return true;
+        if i + 8 + len > size {
+            return markup_between(bytes, i, size);
+        }
+        if matches!(kind, b"tEXt" | b"zTXt" | b"iTXt") && markup_between(bytes, i + 8, i + 8 + len)?
+        {
+            return Ok(true);
         }
         i += 12 + len;
         if kind == b"IEND" {
-            return has_markup(bytes.get(i..).unwrap_or_default());
+            break;
         }
     }
-    has_markup(bytes.get(i..).unwrap_or_default())
+    markup_between(bytes, i.min(size), size)
 }
 
-fn jpeg_markup(bytes: &[u8]) -> bool {
-    let mut i = 2;
+fn jpeg_markup(bytes: &(impl Positioned + ?Sized)) -> std::io::Result<bool> {
+    let size = bytes.size();
+    let mut i = 2u64;
+    let mut head = [0u8; 4];
     // Metadata segments up to start-of-scan.
-    while let (Some(&0xFF), Some(&marker)) = (bytes.get(i), bytes.get(i + 1)) {
+    loop {
+        let n = read_full(bytes, &mut head, i)?;
+        if n < 2 || head[0] != 0xFF {
+            break;
+        }
+        let marker = head[1];
         if marker == 0xDA || marker == 0xD9 {
             break;
         }
@@ -262,23 +418,33 @@ fn jpeg_markup(bytes: &[u8]) -> bool {
             i += if marker == 0xFF { 1 } else { 2 };
             continue;
         }
-        let Some(len) = bytes
-            .get(i + 2..i + 4)
-            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
-        else {
+        if n < 4 {
             break;
-        };
-        if bytes.get(i + 4..i + 2 + len).is_some_and(has_markup) {
-            return true;
+        }
+        let len = u64::from(u16::from_be_bytes([head[2], head[3]]));
+        if markup_between(bytes, i + 4, (i + 2 + len).min(size))? {
+            return Ok(true);
         }
         i += 2 + len.max(2);
     }
-    // Whatever follows the last end-of-image marker.
-    let tail = bytes
-        .windows(2)
-        .rposition(|w| w == [0xFF, 0xD9])
-        .map_or(&bytes[bytes.len()..], |end| &bytes[end + 2..]);
-    has_markup(tail)
+    // Whatever follows the last end-of-image marker, looked for backwards a block at a time.
+    const BLOCK: u64 = 64 * 1024;
+    let mut block = vec![0u8; BLOCK as usize + 1];
+    let mut end = size;
+    let tail_from = loop {
+        if end < 2 {
+            break size;
+        }
+        let start = end.saturating_sub(BLOCK);
+        // One byte more than the block, so a marker across blocks is seen.
+        let want = ((end - start) as usize + 1).min((size - start) as usize);
+        let n = read_full(bytes, &mut block[..want], start)?;
+        if let Some(p) = block[..n].windows(2).rposition(|w| w == [0xFF, 0xD9]) {
+            break start + p as u64 + 2;
+        }
+        end = start;
+    };
+    markup_between(bytes, tail_from, size)
 }
 
 #[cfg(test)]
@@ -310,7 +476,8 @@ mod tests {
             Ok(ImageInfo {
                 kind: ImageKind::Png,
                 width: 640,
-                height: 480
+                height: 480,
+                exif: Exif::default(),
             })
         );
         assert_eq!(
@@ -318,7 +485,8 @@ mod tests {
             Ok(ImageInfo {
                 kind: ImageKind::Jpeg,
                 width: 768,
-                height: 576
+                height: 576,
+                exif: Exif::default(),
             })
         );
         let dog = include_bytes!("../tests/fixtures/photos/dog.jpg");
@@ -331,11 +499,29 @@ mod tests {
     fn refuses_what_vision_would_refuse() {
         assert_eq!(
             validate(b"GIF89a........", 14, MAX_BYTES),
-            Err(Refusal::NotAnImage)
+            Err(Refusal::Unsupported("a GIF image"))
+        );
+        let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
+        let refusal = validate(heic, 24, MAX_BYTES).unwrap_err();
+        assert_eq!(refusal.status(), 415);
+        assert!(
+            refusal.to_string().contains("HEIC") && refusal.to_string().contains("JPEG and PNG")
+        );
+        assert_eq!(
+            validate(b"RIFF\0\0\0\0WEBPVP8 ", 16, MAX_BYTES),
+            Err(Refusal::Unsupported("a WebP image"))
+        );
+        assert_eq!(
+            inspect(b"II*\0\x08\0\0\0").unwrap_err().to_string(),
+            "this file is a TIFF image or camera raw photo (DNG, NEF, CR2, ARW, …); only JPEG and PNG images are accepted"
         );
         assert_eq!(
             validate(b"<html><script>", 14, MAX_BYTES),
             Err(Refusal::NotAnImage)
+        );
+        assert_eq!(
+            validate(b"<?xml version='1.0'?><svg>", 26, MAX_BYTES),
+            Err(Refusal::Unsupported("an SVG or XML document"))
         );
         assert_eq!(
             validate(&png(1, 1), 100, MAX_BYTES),

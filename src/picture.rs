@@ -1,15 +1,24 @@
-//! Thumbnails and previews: the gallery's tiles and the result page's picture, made once from
-//! the uploaded bytes and stored beside the image, so no page ever sends a 4 MB original to
-//! a browser that shows it 240 pixels wide.
+//! Pictures made from an uploaded photo: the gallery's thumbnail and the result page's
+//! preview (made by the web app, stored beside the image) and the analysis copy (made by the
+//! function when Vision cannot take the original as it is), so no page ever sends a 10 MB
+//! original to a browser that shows it 240 pixels wide, and Vision always sees the photo
+//! upright.
 //!
-//! Two renditions per image, both baseline JPEG: the thumbnail (at most 400 px on the long
-//! side, a few tens of KB) under `thumbs/{id}.jpg` and the preview (at most 1600 px) under
-//! `previews/{id}.jpg`. Neither is ever enlarged; the aspect ratio is kept, so the analysis'
-//! normalised box coordinates fit the preview unchanged.
+//! All are baseline JPEGs, upright (the EXIF orientation applied: the browser shows an original
+//! upright, so every picture made from it must agree), never enlarged, the aspect ratio kept:
+//! the thumbnail at most 400 px on the long side under `thumbs/{id}.jpg`, the preview at most
+//! 1600 px under `previews/{id}.jpg`, the analysis copy at most [`ANALYSIS_SIDE`] and under
+//! Vision's 5 MB under `analysis/{id}.jpg`. Normalised box coordinates from Vision therefore
+//! fit the preview unchanged. An embedded ICC profile (phones write Display P3) is carried into
+//! each picture rather than converted: the browser then shows the same colours it shows for the
+//! original, at the cost of a few hundred bytes, with no colour engine here. CMYK and YCCK
+//! JPEGs (Adobe APP14) are turned into RGB as browsers do; their CMYK profile is not carried.
+//! No other metadata is written: GPS and the rest of the EXIF never reach a picture.
 //!
-//! Memory is bounded by construction, whatever the file claims:
+//! Sources are read as streams (an upload as it arrives, an object as it downloads), and memory
+//! is bounded by construction, whatever the file claims:
 //! - JPEG: decoded at reduced scale inside the IDCT (1/2, 1/4 or 1/8; the smallest that is
-//!   still at least the preview's size), so a 4000×3000 photo is decoded as 2000×1500.
+//!   still at least the target size), so a 24 MP photo is decoded for a preview as 1500 × 1000.
 //!   Progressive JPEGs keep every coefficient until the last scan (about 3 bytes a pixel), so
 //!   they get a lower pixel limit.
 //! - PNG: non-interlaced files are read row by row into the downscaler, never as a whole
@@ -17,63 +26,124 @@
 //! - The decoders' own allocations are capped at [`DECODE_BYTES`].
 //!
 //! Past a pixel limit ([`MAX_PIXELS`], or the lower ones above) the image is not decoded at
-//! all: it gets the placeholder rendition (a plain grey tile), is still stored and still
-//! analysed (Vision accepts up to 10 000 × 10 000 px). Decompression bombs therefore cost
-//! neither memory nor CPU time. Not here: storing them and waiting for a decode slot
-//! (`renditions.rs`), EXIF orientation (renditions keep the stored pixel order, as the analysis
-//! does), other formats, upscaling.
+//! all: it gets the placeholder rendition (a plain grey tile) and is still stored. A file whose
+//! data is damaged (cut short, corrupt) is [`Outcome::Damaged`]: the upload refuses it. Not
+//! here: waiting for a decode slot and storing (`web/renditions.rs`), other formats, upscaling.
 
-use std::io::Cursor;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::exif::{self, Orientation};
 use crate::image_info::ImageKind;
 
 /// Long side of a thumbnail, in pixels.
 pub(crate) const THUMB_SIDE: u32 = 400;
 /// Long side of a preview, in pixels.
 pub(crate) const PREVIEW_SIDE: u32 = 1600;
+/// Long side of the analysis copy: 6.75 MP at 4:3, far inside Vision's 10,000 px and, at the
+/// quality below, its 5 MB; a 24 MP (6000 × 4000) photo is decoded for it at half scale, so it
+/// fits the decode budget. Photos smaller than this are not enlarged.
+pub(crate) const ANALYSIS_SIDE: u32 = 3000;
+/// Largest analysis copy, in bytes: under Vision's 5 MB whichever way "MB" is counted.
+pub(crate) const ANALYSIS_BYTES: usize = 4_900_000;
 /// Largest image decoded (50 MP: an 8160 × 6120 phone photo); larger ones get the placeholder.
 pub(crate) const MAX_PIXELS: u64 = 50_000_000;
 /// Largest progressive JPEG decoded: its coefficients are held whole (≈ 3 bytes a pixel).
 const MAX_PROGRESSIVE_PIXELS: u64 = 12_000_000;
 /// Largest interlaced PNG decoded: it is held as a whole frame (up to 4 bytes a pixel).
 const MAX_INTERLACED_PIXELS: u64 = 8_000_000;
-/// Most memory one decode may take, decoder buffers and renditions together: what the upload
+/// Most memory one decode may take, decoder buffers and pictures together: what the upload
 /// limit's memory rule counts per decoding slot (see `web::Settings`).
 pub(crate) const DECODE_BYTES: u64 = 64 * 1024 * 1024;
 /// What the decoders themselves may allocate (the rest of [`DECODE_BYTES`] is ours).
 const DECODER_LIMIT: usize = 48 * 1024 * 1024;
+/// Largest ICC profile carried into a picture (Display P3 and sRGB profiles are under 4 KiB).
+const MAX_ICC_BYTES: usize = 64 * 1024;
 const THUMB_QUALITY: u8 = 75;
 const PREVIEW_QUALITY: u8 = 82;
+const ANALYSIS_QUALITY: u8 = 90;
 
 /// The two renditions of one image, encoded.
 #[derive(Debug, Clone)]
 pub(crate) struct Renditions {
     pub thumb: Vec<u8>,
     pub preview: Vec<u8>,
-    /// Set when the image was not decoded (too many pixels, or unreadable): both renditions
-    /// are then the grey placeholder, and this says why.
+    /// Set when the image was not decoded (too many pixels): both renditions are then the grey
+    /// placeholder, and this says why.
     pub placeholder: Option<String>,
 }
 
-/// Makes both renditions of a JPEG or PNG. Never fails: what cannot be decoded within the
-/// limits gets the placeholder.
-pub(crate) fn make(bytes: &[u8], kind: ImageKind) -> Renditions {
-    let decoded = match kind {
-        ImageKind::Jpeg => decode_jpeg(bytes),
-        ImageKind::Png => decode_png(bytes),
-    };
-    match decoded.and_then(|preview| {
+/// What decoding an image for its renditions came to.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    /// Both renditions (perhaps the placeholder, see [`Renditions::placeholder`]).
+    Made(Renditions),
+    /// The file's data is damaged (cut short or corrupt): why, for a person.
+    Damaged(String),
+}
+
+impl Outcome {
+    /// The renditions to show: a damaged image (stored by another route) gets the placeholder.
+    pub(crate) fn into_renditions(self) -> Renditions {
+        match self {
+            Outcome::Made(r) => r,
+            Outcome::Damaged(why) => placeholder(why),
+        }
+    }
+}
+
+/// Why a decode stopped: the file's fault, or a limit of ours.
+enum Stop {
+    Damaged(String),
+    Limit(String),
+}
+
+impl From<Stop> for String {
+    fn from(stop: Stop) -> String {
+        match stop {
+            Stop::Damaged(why) | Stop::Limit(why) => why,
+        }
+    }
+}
+
+/// Makes both renditions of a JPEG or PNG read from `source`.
+pub(crate) fn make(source: impl Read, kind: ImageKind) -> Outcome {
+    let made = decode(source, kind, PREVIEW_SIDE).and_then(|(preview, icc)| {
         let thumb = preview.downscaled(THUMB_SIDE);
         Ok(Renditions {
-            thumb: encode(&thumb, THUMB_QUALITY)?,
-            preview: encode(&preview, PREVIEW_QUALITY)?,
+            thumb: encode(&thumb, THUMB_QUALITY, icc.as_deref()).map_err(Stop::Limit)?,
+            preview: encode(&preview, PREVIEW_QUALITY, icc.as_deref()).map_err(Stop::Limit)?,
             placeholder: None,
         })
-    }) {
-        Ok(r) => r,
-        Err(why) => placeholder(why),
+    });
+    match made {
+        Ok(r) => Outcome::Made(r),
+        Err(Stop::Limit(why)) => Outcome::Made(placeholder(why)),
+        Err(Stop::Damaged(why)) => Outcome::Damaged(why),
+    }
+}
+
+/// The upright copy Vision analyses for a photo it cannot take as stored (turned by EXIF,
+/// over 5 MB, or over 10,000 px a side): a JPEG of at most [`ANALYSIS_SIDE`] px and
+/// [`ANALYSIS_BYTES`], with its upright width and height.
+pub(crate) fn analysis_copy(
+    source: impl Read,
+    kind: ImageKind,
+) -> Result<(Vec<u8>, u32, u32), String> {
+    let (mut picture, icc) = decode(source, kind, ANALYSIS_SIDE)?;
+    let mut quality = ANALYSIS_QUALITY;
+    loop {
+        let jpeg = encode(&picture, quality, icc.as_deref())?;
+        if jpeg.len() <= ANALYSIS_BYTES {
+            return Ok((jpeg, picture.width, picture.height));
+        }
+        // Rare (noise-like content): smaller and a little coarser until it fits.
+        if quality > 80 {
+            quality -= 5;
+        } else {
+            picture = picture.downscaled(picture.width.max(picture.height) * 4 / 5);
+        }
     }
 }
 
@@ -86,7 +156,7 @@ pub(crate) fn placeholder_jpeg() -> Vec<u8> {
             height: 300,
             pixels: vec![0xC8; 400 * 300 * 3],
         };
-        encode(&tile, 50).unwrap_or_default()
+        encode(&tile, 50, None).unwrap_or_default()
     })
     .clone()
 }
@@ -118,6 +188,29 @@ impl Rgb {
         }
         scaler.finish()
     }
+
+    /// The picture turned upright as `orientation` says.
+    fn oriented(self, orientation: Orientation) -> Rgb {
+        if orientation == Orientation::Upright {
+            return self;
+        }
+        let (w, h) = (self.width, self.height);
+        let (uw, uh) = orientation.upright_size(w, h);
+        let mut pixels = vec![0; self.pixels.len()];
+        for y in 0..h {
+            for x in 0..w {
+                let (ux, uy) = orientation.place(x, y, w, h);
+                let from = (y as usize * w as usize + x as usize) * 3;
+                let to = (uy as usize * uw as usize + ux as usize) * 3;
+                pixels[to..to + 3].copy_from_slice(&self.pixels[from..from + 3]);
+            }
+        }
+        Rgb {
+            width: uw,
+            height: uh,
+            pixels,
+        }
+    }
 }
 
 /// `(w, h)` shrunk so the long side is at most `side`, aspect kept; never enlarged.
@@ -132,49 +225,76 @@ pub(crate) fn fit(w: u32, h: u32, side: u32) -> (u32, u32) {
     (scale(w), scale(h))
 }
 
-fn encode(image: &Rgb, quality: u8) -> Result<Vec<u8>, String> {
+fn encode(image: &Rgb, quality: u8, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
     let (w, h) = (
         u16::try_from(image.width).map_err(|_| "too wide to encode")?,
         u16::try_from(image.height).map_err(|_| "too tall to encode")?,
     );
     let mut out = Vec::with_capacity(image.pixels.len() / 10);
-    jpeg_encoder::Encoder::new(&mut out, quality)
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
+    // Only an RGB profile describes these pixels (a PNG's grey profile, a CMYK one, do not).
+    let rgb_profile = |p: &&[u8]| p.len() <= MAX_ICC_BYTES && p.get(16..20) == Some(b"RGB ");
+    if let Some(profile) = icc.filter(rgb_profile) {
+        // A profile the encoder will not take only costs the colours their exactness.
+        let _ = encoder.add_icc_profile(profile);
+    }
+    encoder
         .encode(&image.pixels, w, h, jpeg_encoder::ColorType::Rgb)
         .map_err(|e| format!("JPEG encoding failed: {e}"))?;
     Ok(out)
 }
 
-fn too_many(width: u64, height: u64, limit: u64, what: &str) -> Result<(), String> {
+fn too_many(width: u64, height: u64, limit: u64, what: &str) -> Result<(), Stop> {
     if width * height > limit {
-        return Err(format!(
+        return Err(Stop::Limit(format!(
             "{width} × {height} px is more than the {} MP decoded for {what}",
             limit / 1_000_000
-        ));
+        )));
     }
     Ok(())
 }
 
-/// Decodes at the smallest DCT scale that still covers the preview, then downscales to it.
-fn decode_jpeg(bytes: &[u8]) -> Result<Rgb, String> {
+/// Decodes `source` with its long side at most `side`, upright, with its RGB ICC profile.
+fn decode(source: impl Read, kind: ImageKind, side: u32) -> Result<(Rgb, Option<Vec<u8>>), Stop> {
+    match kind {
+        ImageKind::Jpeg => decode_jpeg(BufReader::new(source), side),
+        ImageKind::Png => decode_png(Forward::new(BufReader::new(source)), side),
+    }
+}
+
+/// Decodes at the smallest DCT scale that still covers `side`, then downscales to it.
+fn decode_jpeg(source: impl Read, side: u32) -> Result<(Rgb, Option<Vec<u8>>), Stop> {
     use jpeg_decoder::{CodingProcess, PixelFormat};
-    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    let damaged = |e: jpeg_decoder::Error| match e {
+        jpeg_decoder::Error::Unsupported(what) => {
+            Stop::Limit(format!("JPEG feature not supported: {what:?}"))
+        }
+        other => Stop::Damaged(format!("the JPEG data is damaged ({other})")),
+    };
+    let mut decoder = jpeg_decoder::Decoder::new(source);
     decoder.set_max_decoding_buffer_size(DECODER_LIMIT);
-    decoder
-        .read_info()
-        .map_err(|e| format!("unreadable JPEG: {e}"))?;
-    let info = decoder.info().ok_or("unreadable JPEG header")?;
+    decoder.read_info().map_err(damaged)?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| Stop::Damaged("the JPEG header is damaged".into()))?;
     let (w, h) = (u64::from(info.width), u64::from(info.height));
-    too_many(w, h, MAX_PIXELS, "previews")?;
+    too_many(w, h, MAX_PIXELS, "pictures")?;
     if info.coding_process == CodingProcess::DctProgressive {
         too_many(w, h, MAX_PROGRESSIVE_PIXELS, "progressive JPEGs")?;
     }
-    let (tw, th) = fit(info.width.into(), info.height.into(), PREVIEW_SIDE);
+    let (tw, th) = fit(info.width.into(), info.height.into(), side);
     let (sw, sh) = decoder
         .scale(tw as u16, th as u16)
-        .map_err(|e| format!("JPEG scaling refused: {e}"))?;
-    let pixels = decoder
-        .decode()
-        .map_err(|e| format!("unreadable JPEG: {e}"))?;
+        .map_err(|e| Stop::Limit(format!("JPEG scaling refused: {e}")))?;
+    let pixels = decoder.decode().map_err(damaged)?;
+    let orientation = decoder
+        .exif_data()
+        .map(|tiff| exif::parse(tiff).orientation)
+        .unwrap_or_default();
+    let icc = match info.pixel_format {
+        PixelFormat::CMYK32 => None,
+        _ => decoder.icc_profile(),
+    };
     let (sw, sh) = (u32::from(sw), u32::from(sh));
     let mut scaler = Downscaler::new(sw, sh, tw.min(sw), th.min(sh));
     let width = sw as usize;
@@ -192,17 +312,18 @@ fn decode_jpeg(bytes: &[u8]) -> Result<Rgb, String> {
             .chunks_exact(width * 4)
             .for_each(|r| scaler.push_with(r, 4, cmyk)),
     }
-    Ok(scaler.finish())
+    Ok((scaler.finish().oriented(orientation), icc))
 }
 
 fn gray(p: &[u8]) -> [u8; 3] {
     [p[0]; 3]
 }
 
-/// Adobe CMYK JPEGs are stored inverted; jpeg-decoder hands them over as stored.
+/// jpeg-decoder hands CMYK over as ink amounts (it undoes Adobe's inverted storage, and turns
+/// YCCK into CMYK), so white paper is 0 and full ink 255; light is what the ink leaves.
 fn cmyk(p: &[u8]) -> [u8; 3] {
-    let k = u16::from(p[3]);
-    let c = |v: u8| ((u16::from(v) * k + 127) / 255) as u8;
+    let paper = 255 - u16::from(p[3]);
+    let c = |ink: u8| (((255 - u16::from(ink)) * paper + 127) / 255) as u8;
     [c(p[0]), c(p[1]), c(p[2])]
 }
 
@@ -215,25 +336,72 @@ fn over_white(value: u8, alpha: u8) -> u8 {
 /// Turns one decoded pixel into RGB.
 type ToRgb = fn(&[u8]) -> [u8; 3];
 
+/// A stream that the PNG decoder may hold as `Seek` (its type asks for it) but that only goes
+/// forward: the decoder reads chunks in order and never seeks.
+struct Forward<R> {
+    inner: R,
+}
+
+impl<R> Forward<R> {
+    fn new(inner: R) -> Forward<R> {
+        Forward { inner }
+    }
+}
+
+impl<R: Read> Read for Forward<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl<R: BufRead> BufRead for Forward<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.inner.consume(amount)
+    }
+}
+
+impl<R> Seek for Forward<R> {
+    fn seek(&mut self, _: SeekFrom) -> std::io::Result<u64> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "a streamed image cannot seek",
+        ))
+    }
+}
+
 /// Reads a PNG row by row (whole frame only when interlaced) into the downscaler.
-fn decode_png(bytes: &[u8]) -> Result<Rgb, String> {
+fn decode_png<R: BufRead + Seek>(source: R, side: u32) -> Result<(Rgb, Option<Vec<u8>>), Stop> {
     use png::{ColorType, Transformations};
     let mut decoder = png::Decoder::new_with_limits(
-        Cursor::new(bytes),
+        source,
         png::Limits {
             bytes: DECODER_LIMIT,
         },
     );
     // Palette and low bit depths to 8-bit samples, tRNS to alpha, 16-bit to 8-bit.
     decoder.set_transformations(Transformations::EXPAND | Transformations::STRIP_16);
-    let mut reader = decoder
-        .read_info()
-        .map_err(|e| format!("unreadable PNG: {e}"))?;
-    let (width, height, interlaced) = {
-        let info = reader.info();
-        (info.width, info.height, info.interlaced)
+    let damaged = |e: png::DecodingError| match e {
+        png::DecodingError::LimitsExceeded => {
+            Stop::Limit("PNG larger than the decoder's memory limit".into())
+        }
+        other => Stop::Damaged(format!("the PNG data is damaged ({other})")),
     };
-    too_many(width.into(), height.into(), MAX_PIXELS, "previews")?;
+    let mut reader = decoder.read_info().map_err(damaged)?;
+    let (width, height, interlaced, orientation, icc) = {
+        let info = reader.info();
+        let orientation = info
+            .exif_metadata
+            .as_deref()
+            .map(|tiff| exif::parse(tiff).orientation)
+            .unwrap_or_default();
+        let icc = info.icc_profile.as_deref().map(<[u8]>::to_vec);
+        (info.width, info.height, info.interlaced, orientation, icc)
+    };
+    too_many(width.into(), height.into(), MAX_PIXELS, "pictures")?;
     let (channels, convert): (usize, ToRgb) = match reader.output_color_type().0 {
         ColorType::Grayscale => (1, gray),
         ColorType::GrayscaleAlpha => (2, |p| [over_white(p[0], p[1]); 3]),
@@ -245,11 +413,10 @@ fn decode_png(bytes: &[u8]) -> Result<Rgb, String> {
                 over_white(p[2], p[3]),
             ]
         }),
-        ColorType::Indexed => return Err("PNG palette was not expanded".into()),
+        ColorType::Indexed => return Err(Stop::Limit("PNG palette was not expanded".into())),
     };
-    let (tw, th) = fit(width, height, PREVIEW_SIDE);
+    let (tw, th) = fit(width, height, side);
     let mut scaler = Downscaler::new(width, height, tw, th);
-    let unreadable = |e: png::DecodingError| format!("unreadable PNG: {e}");
     if interlaced {
         too_many(
             width.into(),
@@ -257,21 +424,23 @@ fn decode_png(bytes: &[u8]) -> Result<Rgb, String> {
             MAX_INTERLACED_PIXELS,
             "interlaced PNGs",
         )?;
-        let size = reader.output_buffer_size().ok_or("PNG frame too large")?;
+        let size = reader
+            .output_buffer_size()
+            .ok_or_else(|| Stop::Limit("PNG frame too large".into()))?;
         let mut frame = vec![0; size];
-        let info = reader.next_frame(&mut frame).map_err(unreadable)?;
+        let info = reader.next_frame(&mut frame).map_err(damaged)?;
         for row in frame[..info.buffer_size()].chunks_exact(info.line_size) {
             scaler.push_with(&row[..width as usize * channels], channels, convert);
         }
     } else {
-        while let Some(row) = reader.next_row().map_err(unreadable)? {
+        while let Some(row) = reader.next_row().map_err(damaged)? {
             scaler.push_with(row.data(), channels, convert);
         }
     }
     if scaler.rows_in != height {
-        return Err("the PNG ended early".into());
+        return Err(Stop::Damaged("the PNG ended early".into()));
     }
-    Ok(scaler.finish())
+    Ok((scaler.finish().oriented(orientation), icc))
 }
 
 /// An area-averaging downscaler fed one source row at a time, so a source never needs to be
@@ -439,6 +608,13 @@ impl Drop for DecodePermit<'_> {
 mod tests {
     use super::*;
 
+    fn made(outcome: Outcome) -> Renditions {
+        match outcome {
+            Outcome::Made(r) => r,
+            Outcome::Damaged(why) => panic!("damaged: {why}"),
+        }
+    }
+
     fn dims(jpeg: &[u8]) -> (u16, u16) {
         let mut d = jpeg_decoder::Decoder::new(jpeg);
         d.read_info().unwrap();
@@ -452,8 +628,8 @@ mod tests {
         assert_eq!(fit(3000, 4000, 400), (300, 400));
         assert_eq!(fit(300, 200, 400), (300, 200));
         assert_eq!(fit(10_000, 32, 400), (400, 1));
-        let dog = include_bytes!("../../tests/fixtures/photos/dog.jpg");
-        let r = make(dog, ImageKind::Jpeg);
+        let dog = include_bytes!("../tests/fixtures/photos/dog.jpg");
+        let r = made(make(&dog[..], ImageKind::Jpeg));
         assert!(r.placeholder.is_none(), "{:?}", r.placeholder);
         assert_eq!(dims(&r.thumb), (400, 300));
         assert_eq!(
@@ -461,8 +637,8 @@ mod tests {
             (768, 576),
             "small photos are not enlarged"
         );
-        let cat = include_bytes!("../../tests/fixtures/photos/chelsea.png");
-        let r = make(cat, ImageKind::Png);
+        let cat = include_bytes!("../tests/fixtures/photos/chelsea.png");
+        let r = made(make(&cat[..], ImageKind::Png));
         assert!(r.placeholder.is_none(), "{:?}", r.placeholder);
         assert_eq!(dims(&r.thumb), (400, 266));
         assert!(r.thumb.len() < 60_000, "{}", r.thumb.len());
@@ -517,13 +693,13 @@ mod tests {
         png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
         png.extend_from_slice(&[0, 0, 0, 0, b'I', b'D', b'A', b'T']);
         let started = Instant::now();
-        let r = make(&png, ImageKind::Png);
+        let r = made(make(&png[..], ImageKind::Png));
         assert!(started.elapsed() < Duration::from_secs(1));
         let why = r.placeholder.expect("a placeholder");
         assert!(why.contains("9000 × 9000"), "{why}");
         assert_eq!(dims(&r.thumb), (400, 300));
-        let r = make(b"\xFF\xD8\xFF\xE0garbage", ImageKind::Jpeg);
-        assert!(r.placeholder.is_some());
+        let r = make(&b"\xFF\xD8\xFF\xE0garbage"[..], ImageKind::Jpeg);
+        assert!(matches!(r, Outcome::Damaged(_)), "{r:?}");
     }
 
     #[test]

@@ -674,13 +674,7 @@ impl Request {
         let mut out = Vec::with_capacity(declared as usize);
         let mut chunk = vec![0u8; (declared as usize).clamp(8 * 1024, 64 * 1024)];
         loop {
-            let n = match self.body().read(&mut chunk) {
-                Ok(n) => n,
-                Err(_) => {
-                    let f = self.body.borrow().failure.unwrap_or(BodyFailure::Broken);
-                    return Err(Error::bad_request(f.status(), f.reason()));
-                }
-            };
+            let n = self.read_body_part(&mut chunk)?;
             if n == 0 {
                 return Ok(out);
             }
@@ -690,6 +684,15 @@ impl Request {
             each(&chunk[..n]);
             out.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    /// Reads the next piece of the body into `buf` (`0` at its end), a failure turned into the
+    /// matching 400/408/413 error, for handlers that stream the body themselves.
+    pub fn read_body_part(&self, buf: &mut [u8]) -> crate::Result<usize> {
+        self.body().read(buf).map_err(|_| {
+            let f = self.body.borrow().failure.unwrap_or(BodyFailure::Broken);
+            Error::bad_request(f.status(), f.reason())
+        })
     }
 
     /// A request built in memory, for unit-testing handlers without sockets. `target` is the

@@ -440,7 +440,12 @@ impl Transport {
         for (name, value) in &headers {
             builder = builder.header(*name, value.as_str());
         }
-        let timeout = budget.min(self.config.attempt_timeout);
+        // A streamed body (an upload copied to storage as it arrives) takes as long as its
+        // sender: one attempt may use the whole deadline.
+        let timeout = match call.payload {
+            Payload::Unsigned { .. } => budget,
+            _ => budget.min(self.config.attempt_timeout),
+        };
         let result = match &mut call.payload {
             Payload::Empty if matches!(call.method, "POST" | "PUT" | "PATCH") => {
                 self.run(builder.body(&[][..]), timeout)
@@ -448,13 +453,11 @@ impl Transport {
             Payload::Empty => self.run(builder.body(()), timeout),
             Payload::Signed { bytes, .. } => self.run(builder.body(*bytes), timeout),
             Payload::Unsigned { reader, .. } => {
-                reader.seek(SeekFrom::Start(0)).map_err(|e| {
-                    let error = Error::Transport {
-                        service,
-                        detail: format!("cannot rewind the upload body: {e}"),
-                    };
-                    (error, true)
-                })?;
+                // A body that cannot start over (an abandoned upload) ends the call: no retry
+                // could send it.
+                reader
+                    .seek(SeekFrom::Start(0))
+                    .map_err(|e| (Error::Io(e), true))?;
                 let body = ureq::SendBody::from_reader(&mut **reader);
                 self.run(builder.body(body), timeout)
             }

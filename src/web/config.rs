@@ -161,10 +161,11 @@ impl WebConfig {
                 return Err(Error::Config(format!("{set} is set but {unset} is not")));
             }
         };
-        let max_upload_bytes: u64 = number(lookup, vars::MAX_UPLOAD, crate::image_info::MAX_BYTES)?;
-        if !(1024..=64 * 1024 * 1024).contains(&max_upload_bytes) {
+        let max_upload_bytes: u64 =
+            number(lookup, vars::MAX_UPLOAD, super::DEFAULT_MAX_UPLOAD_BYTES)?;
+        if !(1024..=1024 * 1024 * 1024).contains(&max_upload_bytes) {
             return Err(Error::Config(format!(
-                "{}={max_upload_bytes} must be between 1024 and 67108864",
+                "{}={max_upload_bytes} must be between 1024 and 1073741824",
                 vars::MAX_UPLOAD
             )));
         }
@@ -242,7 +243,7 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.addr, "127.0.0.1:5000".parse().unwrap());
         assert!(matches!(c.password, PasswordSource::None));
-        assert_eq!(c.max_upload_bytes, 5 * 1024 * 1024);
+        assert_eq!(c.max_upload_bytes, 50 * 1024 * 1024);
         assert_eq!(c.reconcile_interval, None);
         assert_eq!(c.reconcile_lease, Duration::from_secs(120));
         assert!(matches!(c.session_secret, SessionSecretSource::None));

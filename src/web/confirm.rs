@@ -4,21 +4,24 @@
 //! drops after Object Storage stored the object), the transport sends it again and the retry is
 //! refused with 412, because the first attempt succeeded: the call fails although the image is
 //! stored. Before anything is withdrawn, the object is looked up, and it counts as this upload's
-//! only when its metadata carries this upload's request id and content hash; an object stored by
-//! someone else under the same name (impossible with random ids, but cheap to rule out) does not.
+//! only when its metadata carries this upload's request id and its size is this upload's; an
+//! object stored by someone else under the same name (impossible with random ids, but cheap to
+//! rule out) does not. (The content hash is known only once the body has passed through, after
+//! the metadata was sent, so it is not on the object: it is in the document.)
 
 use std::time::Instant;
 
 use super::App;
 use crate::document::meta;
 
-/// True when the object `name` exists and its metadata names `request_id` and `sha256`.
+/// True when the object `name` exists, its metadata names `request_id` and it holds `size`
+/// bytes.
 /// A failed lookup counts as "not stored": the caller then withdraws, as before this check.
 pub(super) fn stored_by_this_upload(
     app: &App,
     name: &str,
     request_id: &str,
-    sha256: &str,
+    size: u64,
     deadline: Instant,
 ) -> bool {
     let info = match app.storage.head(&app.bucket, name, deadline) {
@@ -35,5 +38,5 @@ pub(super) fn stored_by_this_upload(
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_str())
     };
-    value(meta::REQUEST_ID) == Some(request_id) && value(meta::SHA256) == Some(sha256)
+    value(meta::REQUEST_ID) == Some(request_id) && info.content_length == size
 }

@@ -8,7 +8,7 @@
 //! forbids inline code). Text answers are gzipped for clients that accept it.
 //!
 //! Each upload also gets a thumbnail and a preview (`renditions.rs`, decoded and encoded by
-//! `thumbs.rs`), which the pages show instead of the original. Deletes made in the browser wait
+//! `picture.rs`), which the pages show instead of the original. Deletes made in the browser wait
 //! out an undo window (`undo_delete/`). Not here: TLS (the load balancer terminates it),
 //! accounts (one optional shared password).
 
@@ -27,8 +27,8 @@ mod pages;
 mod reconcile;
 mod renditions;
 mod routes;
+mod spool;
 mod throttle;
-mod thumbs;
 mod undo_delete;
 mod upload;
 mod view;
@@ -53,24 +53,34 @@ pub use throttle::{LoginThrottle, TrustedProxies};
 
 /// Memory the app needs besides uploads and decodes: code, threads' stacks, pages, caches.
 const BASELINE_BYTES: u64 = 24 * 1024 * 1024;
-/// Memory an upload holds besides its body: multipart and socket buffers, the hashing queue.
-const UPLOAD_OVERHEAD_BYTES: u64 = 1024 * 1024;
+/// Memory one upload holds whatever its size (its body goes to a spool file, `spool.rs`): the
+/// first 256 KiB read to judge the file, copy buffers of the body, the PUT and the decoder, the
+/// hashing queue.
+pub const UPLOAD_MEMORY_BYTES: u64 = 1024 * 1024;
+/// Disk the uploads in flight may fill with their spool files together.
+pub const SPOOL_BYTES: u64 = 1024 * 1024 * 1024;
+/// Largest upload accepted by default: phone photos are 5–15 MB, and 50 MiB leaves room for
+/// 50 MP and 200 MP modes.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
 
-/// The upload limit the memory rule gives: every upload in flight holds its body (at most
-/// `max_upload_bytes`, read into one buffer) plus 1 MiB of buffers, and at most `decode_slots`
-/// of them are decoding at once, each within 64 MiB (`thumbs::DECODE_BYTES`); 24 MiB go to
-/// everything else. So `uploads = (budget − 24 MiB − slots × 64 MiB) / (max_upload + 1 MiB)`,
-/// at least 1. The defaults (256 MiB, 5 MiB, 2 slots) give 17.
+/// The upload limit memory and disk give: every upload in flight holds
+/// [`UPLOAD_MEMORY_BYTES`] of memory and up to `max_upload_bytes` of spool on disk (at most
+/// [`SPOOL_BYTES`] together), and at most `decode_slots` of them are decoding at once, each
+/// within 64 MiB (`picture::DECODE_BYTES`); 24 MiB of memory go to everything else. So
+/// `uploads = min((budget − 24 MiB − slots × 64 MiB) / 1 MiB, 1 GiB / max_upload)`, at least 1.
+/// The defaults (256 MiB, 50 MiB, 2 slots) give min(104, 20) = 20.
 pub fn uploads_for_memory(budget: u64, max_upload_bytes: u64, decode_slots: usize) -> usize {
-    let fixed = BASELINE_BYTES + decode_slots as u64 * thumbs::DECODE_BYTES;
-    let each = max_upload_bytes + UPLOAD_OVERHEAD_BYTES;
-    (budget.saturating_sub(fixed) / each).max(1) as usize
+    let fixed = BASELINE_BYTES + decode_slots as u64 * crate::picture::DECODE_BYTES;
+    let by_memory = budget.saturating_sub(fixed) / UPLOAD_MEMORY_BYTES;
+    let by_disk = SPOOL_BYTES / max_upload_bytes.max(1);
+    by_memory.min(by_disk).max(1) as usize
 }
 
 /// Every tunable of the app as a plain value; [`Settings::default`] documents the defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Largest image accepted, in bytes. Default 5 MiB (Vision's limit).
+    /// Largest image accepted, in bytes. Default 50 MiB ([`DEFAULT_MAX_UPLOAD_BYTES`]); Vision's 5 MB
+    /// limit applies to what it analyses, an upright copy when the original is larger.
     pub max_upload_bytes: u64,
     /// Memory the app may use for uploads and thumbnail making, in bytes. Default 256 MiB.
     pub memory_budget: u64,
@@ -78,7 +88,7 @@ pub struct Settings {
     /// thumbnails are left to the reconciler). Default: the number of cores, at most 2.
     pub decode_slots: usize,
     /// Uploads handled at once; more get `503` + `Retry-After: 5`. Default `None`: derived
-    /// from memory by [`uploads_for_memory`] (17 with the defaults).
+    /// from memory and disk by [`uploads_for_memory`] (20 with the defaults).
     pub max_concurrent_uploads: Option<usize>,
     /// The origin browsers see (`https://vision.example.com`), for the CSRF `Origin` check.
     /// Default none: only `Sec-Fetch-Site` vouches for browser requests.
@@ -116,7 +126,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            max_upload_bytes: crate::image_info::MAX_BYTES,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             memory_budget: 256 * 1024 * 1024,
             decode_slots: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
             max_concurrent_uploads: None,
@@ -168,7 +178,7 @@ pub struct App {
     keys: auth::Keys,
     uploads: Gate,
     throttle: throttle::Throttle,
-    decoders: thumbs::DecodeSlots,
+    decoders: crate::picture::DecodeSlots,
     deletes: Arc<undo_delete::DeleteQueue>,
     /// The reconciler lease's renewals, for `/readyz`.
     lease_health: Arc<lease::Health>,
@@ -187,7 +197,7 @@ impl App {
         let keys = auth::Keys::new(settings.session_secret.as_ref(), settings.password.as_ref());
         let uploads = Gate::new(settings.upload_limit());
         let throttle = throttle::Throttle::new(settings.login_throttle);
-        let decoders = thumbs::DecodeSlots::new(settings.decode_slots);
+        let decoders = crate::picture::DecodeSlots::new(settings.decode_slots);
         App {
             storage,
             bucket,
@@ -208,6 +218,11 @@ impl App {
         &self.settings
     }
 
+    /// Uploads being received or stored right now.
+    pub fn uploads_in_flight(&self) -> usize {
+        self.uploads.inside.load(Ordering::SeqCst)
+    }
+
     /// Answers one request (what [`serve`] runs for every request).
     pub fn handle(&self, request: &Request) -> Result<Response> {
         routes::route(self, request)
@@ -219,8 +234,8 @@ impl App {
 }
 
 /// Serves `app` on `addr`, and carries out its deletes on time (see `undo_delete/`). A
-/// request body may hold a plain form's ten files; each is read, checked and stored in turn,
-/// so memory stays at one file's worth.
+/// request body may hold a plain form's ten files; each is spooled, checked and stored in
+/// turn, so memory stays at a few buffers whatever the files' sizes.
 pub fn serve(app: Arc<App>, addr: SocketAddr) -> Result<Server> {
     // Hash and compress the static files now rather than on the first visitor's request.
     assets::assets();
@@ -281,12 +296,16 @@ mod tests {
     #[test]
     fn the_upload_limit_follows_memory() {
         let mib = 1024 * 1024;
-        assert_eq!(uploads_for_memory(256 * mib, 5 * mib, 2), 17);
+        assert_eq!(uploads_for_memory(256 * mib, 50 * mib, 2), 20, "disk bound");
+        assert_eq!(
+            uploads_for_memory(256 * mib, 5 * mib, 2),
+            104,
+            "memory bound"
+        );
         assert!(
             Settings::default().upload_limit() >= 16,
             "16 people at once"
         );
-        assert_eq!(uploads_for_memory(512 * mib, 5 * mib, 2), 60);
         assert_eq!(uploads_for_memory(64 * mib, 5 * mib, 2), 1, "never zero");
         let set = Settings {
             max_concurrent_uploads: Some(3),

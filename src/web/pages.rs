@@ -14,13 +14,13 @@ use super::auth::{self, Action};
 use super::catalog::{self, Entry, Filter};
 use super::form::Pairs;
 use super::html::{render, url_component, Html, Slot};
-use super::thumbs;
 use super::undo_delete;
-use super::view::{alt_text, badge, images, link, notice, page, undo_notice, when};
+use super::view::{self, alt_text, badge, images, link, notice, page, undo_notice, when};
 use super::App;
 use crate::document::{self, meta, AnalysisDocument, Status};
 use crate::error::{Error, Result};
 use crate::http::{Request, Response};
+use crate::picture;
 
 fn failure_reason(doc: Option<&AnalysisDocument>) -> String {
     doc.and_then(|d| d.error.as_ref())
@@ -636,7 +636,26 @@ fn facts(doc: &AnalysisDocument) -> Result<Vec<Html>> {
         )?);
         Ok(())
     };
+    if let Some(taken) = view::taken(doc) {
+        fact("Taken", taken)?;
+    }
+    let camera = [doc.camera_make.as_deref(), doc.camera_model.as_deref()];
+    if let Some(camera) = view::camera(camera) {
+        fact("Camera", camera)?;
+    }
+    if let (Some(w), Some(h)) = (doc.width, doc.height) {
+        fact("Pixels", format!("{w} × {h}"))?;
+    }
     fact("Uploaded", when(&doc.uploaded_at))?;
+    if let Some(copy) = doc.analyzed.as_ref().and_then(|a| a.upright_copy.as_ref()) {
+        fact(
+            "Analysed as",
+            format!(
+                "an upright copy, {} × {} ({})",
+                copy.width, copy.height, copy.reason
+            ),
+        )?;
+    }
     if let Some(t) = &doc.analyzed_at {
         fact("Analysed", when(t))?;
     }
@@ -764,7 +783,7 @@ pub(crate) fn rendition(app: &App, id: &str, which: Rendition) -> Result<Respons
             format!("private, max-age={}", app.settings.image_max_age),
         ),
         Err(e) if e.service_error().is_some_and(|s| s.status == 404) => {
-            let bytes = thumbs::placeholder_jpeg();
+            let bytes = picture::placeholder_jpeg();
             let length = bytes.len() as u64;
             (
                 Box::new(std::io::Cursor::new(bytes)),

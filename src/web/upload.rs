@@ -13,8 +13,7 @@
 //! stored, its thumbnail and preview are made (`renditions.rs`, one of a few decode slots,
 //! waited for at most 10 s) and stored after it. The original is stored as uploaded (EXIF kept).
 
-use std::io::Cursor;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde_json::json;
@@ -22,6 +21,7 @@ use serde_json::json;
 use super::auth::{self, Action};
 use super::catalog::key_of;
 use super::renditions;
+use super::spool::Spool;
 use super::view;
 use super::App;
 use crate::document::{self, meta, object_name, AnalysisDocument};
@@ -30,6 +30,7 @@ use crate::http::{Multipart, MultipartLimits, Request, Response};
 use crate::image_info::{self, Refusal};
 use crate::oci::encode;
 use crate::oci::object_storage::{Condition, ObjectInfo};
+use crate::picture;
 
 /// Room for multipart framing and a form token around the files of one request.
 const FORM_OVERHEAD: u64 = 64 * 1024;
@@ -70,6 +71,24 @@ pub(crate) struct Duplicate {
 }
 
 impl FileResult {
+    fn duplicate(file: &str, twin: Duplicate) -> FileResult {
+        let message = format!(
+            "identical to {}, uploaded {}; not stored again",
+            twin.file,
+            view::when(&twin.uploaded_at)
+        );
+        FileResult {
+            file: file.into(),
+            ok: true,
+            status: 200,
+            url: Some(format!("/images/{}", twin.id)),
+            id: Some(twin.id.clone()),
+            duplicate_of: Some(twin),
+            error: None,
+            message,
+        }
+    }
+
     fn refused(file: &str, err: &Error) -> FileResult {
         let (status, code, message) = match err {
             Error::BadRequest { status, reason } => (*status, err.code(), reason.clone()),
@@ -199,117 +218,158 @@ impl Sha256 {
     }
 }
 
-/// Stores one validated image, or finds its identical twin. `bytes` is the only copy.
+/// The first bytes of a file, read before anything else happens: what it is, its size and its
+/// EXIF come from here (a JPEG's frame header can sit after large metadata segments).
+const HEAD_BYTES: usize = 256 * 1024;
+/// The HTTP layer's body deadline (`Limits::body_timeout`): an object PUT fed from an arriving
+/// body lasts as long as that body.
+const BODY_WINDOW: Duration = Duration::from_secs(120);
+
+/// Where one file's bytes come from: the next piece into the buffer, `0` at the end, failures
+/// as the HTTP error to answer.
+pub(crate) type Source<'a> = &'a mut dyn FnMut(&mut [u8]) -> Result<usize>;
+
+/// What the checks that need the whole file decided.
+enum Verdict {
+    Store,
+    Refuse(Error),
+    Twin(Duplicate),
+}
+
+/// Stores one image read from `source`, or finds its identical twin. `length` is the file's
+/// exact size when the request says it (a raw `PUT`): the object PUT then starts at once and
+/// runs alongside the body, held back from its last byte until the whole file has been judged.
+/// Without it (a form part, a chunked body) the file is spooled whole first, then stored. Either
+/// way the bytes go through a spool on disk (`spool.rs`), so memory does not grow with the file,
+/// and the thumbnail decoder reads the same spool as it fills.
 pub(crate) fn store(
     app: &App,
     request_id: &str,
     file: &str,
-    bytes: Vec<u8>,
-    digest: Sha256,
+    source: Source<'_>,
+    length: Option<u64>,
 ) -> Result<FileResult> {
-    let started = std::time::Instant::now();
-    let info = image_info::validate(&bytes, bytes.len() as u64, app.settings.max_upload_bytes)
-        .map_err(|r| refusal(&r))?;
-    if image_info::contains_markup(&bytes) {
-        return Err(Error::bad_request(
-            415,
-            "this file carries HTML or script markup besides the image, so it is refused",
-        ));
+    let started = Instant::now();
+    let max = app.settings.max_upload_bytes;
+    if length.is_some_and(|n| n > max) {
+        return Err(too_big(app));
     }
-    let sha = digest.finish();
-    let checked = started.elapsed();
+    let mut head = vec![0; length.map_or(HEAD_BYTES, |n| (n as usize).min(HEAD_BYTES))];
+    let got = fill(source, &mut head)?;
+    head.truncate(got);
+    let info =
+        image_info::validate(&head, length.unwrap_or(got as u64), max).map_err(|r| refusal(&r))?;
+    let spool = Spool::new(&std::env::temp_dir()).map_err(|e| Error::Transport {
+        service: "webapp",
+        detail: format!("no room to take the upload: {e}"),
+    })?;
+    let mut digest = Sha256::new();
+    spool.append(&head)?;
+    digest.update(&head);
+    drop(head);
 
-    match find_duplicate(app, &sha) {
-        Ok(Some(twin)) => {
-            let message = format!(
-                "identical to {}, uploaded {}; not stored again",
-                twin.file,
-                view::when(&twin.uploaded_at)
-            );
-            return Ok(FileResult {
-                file: file.into(),
-                ok: true,
-                status: 200,
-                url: Some(format!("/images/{}", twin.id)),
-                id: Some(twin.id.clone()),
-                duplicate_of: Some(twin),
-                error: None,
-                message,
-            });
-        }
-        Ok(None) => {}
-        // Without the database we cannot tell; storing a second copy is the lesser harm.
-        Err(e) => log::warn!(target: "webapp", "{request_id} duplicate check skipped: {e}"),
-    }
-
-    let deduped = started.elapsed();
-    // The duplicate query had a deadline of its own; storing gets a whole one.
-    let deadline = app.deadline();
     let id = document::new_id(info.kind.extension());
     let name = object_name(&id);
     let key = key_of(app, &id);
-    let size = bytes.len() as u64;
     let encoded_name = encode::component(file);
     let (width, height) = (info.width.to_string(), info.height.to_string());
     let metadata = [
         (meta::ORIGINAL_NAME, encoded_name.as_str()),
-        (meta::SHA256, sha.as_str()),
         (meta::REQUEST_ID, request_id),
         (meta::WIDTH, width.as_str()),
         (meta::HEIGHT, height.as_str()),
     ];
-    // The document of the object about to be stored, built as from any object. No eTag yet:
-    // the function sees one that differs from the object's, treats the document as describing
-    // a new version and fills eTag, size, type and metadata from the object (document.rs,
-    // `AnalysisDocument::from_event`), keeping the upload time written here.
-    let object = ObjectInfo {
-        etag: String::new(),
-        content_length: size,
-        content_type: info.kind.content_type().into(),
-        last_modified: String::new(),
-        metadata: metadata
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+    let deadline = Instant::now() + BODY_WINDOW + app.settings.service_timeout;
+    let put = |size: u64, hold_last: bool| {
+        app.storage.put(
+            &app.bucket,
+            &name,
+            &mut spool.reader(hold_last),
+            size,
+            info.kind.content_type(),
+            &metadata,
+            Condition::Absent,
+            deadline,
+        )
     };
-    let doc = AnalysisDocument::from_object(&app.bucket, &name, &object, SystemTime::now());
-    // Before the object, never after: the object's create event starts the function, so a
-    // document written after the PUT could land (delayed by retries) on top of the function's
-    // `analyzing` or `done`. The name is new, so nothing else has a document under this key.
-    // A short deadline of its own keeps a slow database from using up the object's.
-    if let Err(e) = app.soda.put(&key, &doc.to_json(), soon(app)) {
-        // Nothing is lost: the function writes the document when the object's event arrives,
-        // and the reconciler writes any still missing later.
-        log::warn!(target: "webapp", "{request_id} pending document for {id} not written: {e}");
-    }
-    let written = started.elapsed();
-    // The renditions are made while the object travels: the PUT waits on the network, the
-    // decode on a core.
-    let (put, renditions) = std::thread::scope(|scope| {
-        let put = scope.spawn(|| {
-            app.storage.put(
-                &app.bucket,
-                &name,
-                &mut Cursor::new(&bytes[..]),
-                size,
-                info.kind.content_type(),
-                &metadata,
-                Condition::Absent,
-                deadline,
+
+    let received = std::thread::scope(|scope| {
+        let early_put = length.map(|size| scope.spawn(move || put(size, true)));
+        // Only a slot free right now: the upload never waits for a decoder while it arrives.
+        let decoder = scope.spawn(|| {
+            renditions::make(
+                app,
+                request_id,
+                spool.reader(false),
+                info.kind,
+                Duration::ZERO,
             )
         });
-        let renditions = renditions::make(app, request_id, &bytes, info.kind);
-        let put = put.join().unwrap_or_else(|_| {
-            Err(Error::Transport {
-                service: "objectstorage",
-                detail: "the upload thread panicked".into(),
-            })
-        });
-        (put, renditions)
-    });
-    drop(bytes);
-    if let Err(e) = put {
-        if super::confirm::stored_by_this_upload(app, &name, request_id, &sha, soon(app)) {
+        // Fails the spool, so a PUT under way ends mid-body and nothing is stored.
+        let abandon = |early_put: Option<std::thread::ScopedJoinHandle<'_, Result<String>>>| {
+            spool.fail();
+            if let Some(p) = early_put {
+                let _ = p.join();
+            }
+        };
+        if let Err(e) = copy_rest(source, &spool, &mut digest, max, length) {
+            abandon(early_put);
+            let _ = decoder.join();
+            return Err(if e.status() == 413 { too_big(app) } else { e });
+        }
+        spool.complete();
+        let arrived = started.elapsed();
+        let outcome = decoder.join().unwrap_or(None);
+        let sha = digest.finish();
+        match judge(app, request_id, &spool, outcome.as_ref(), &sha) {
+            Verdict::Store => {}
+            Verdict::Refuse(e) => {
+                abandon(early_put);
+                return Err(e);
+            }
+            Verdict::Twin(twin) => {
+                abandon(early_put);
+                return Ok(Received::Twin(twin));
+            }
+        }
+        let judged = started.elapsed();
+        // The document goes first, the object after: the object's create event starts the
+        // function, so a document written after it could land (delayed by retries) on top of
+        // the function's `analyzing` or `done`. A short deadline of its own keeps a slow
+        // database from holding the upload up; nothing is lost when it fails (the function
+        // writes the document from the event, the reconciler any still missing).
+        let size = spool.len();
+        let doc = pending_document(app, &name, &info, &sha, size, &metadata);
+        if let Err(e) = app.soda.put(&key, &doc.to_json(), soon(app)) {
+            log::warn!(target: "webapp", "{request_id} pending document for {id} not written: {e}");
+        }
+        spool.release();
+        let stored = match early_put {
+            Some(p) => p.join().unwrap_or_else(|_| Err(panicked())),
+            None => put(size, false),
+        };
+        log::debug!(
+            target: "webapp",
+            "{request_id} upload timings: body {arrived:?}, checks {:?}, document and object {:?}",
+            judged - arrived,
+            started.elapsed() - judged
+        );
+        Ok(Received::Stored {
+            stored,
+            outcome,
+            size,
+        })
+    })?;
+    let (stored, outcome, size) = match received {
+        Received::Twin(twin) => return Ok(FileResult::duplicate(file, twin)),
+        Received::Stored {
+            stored,
+            outcome,
+            size,
+        } => (stored, outcome, size),
+    };
+    if let Err(e) = stored {
+        if super::confirm::stored_by_this_upload(app, &name, request_id, size, soon(app)) {
             // The answer was lost and the retry refused (412): the image is stored.
             log::warn!(target: "webapp", "{request_id} {id}: the object PUT reported {e}, but the object is this upload's; kept");
         } else {
@@ -318,21 +378,26 @@ pub(crate) fn store(
             return Err(e);
         }
     }
-    let stored = started.elapsed();
-    let placeholder = renditions.as_ref().and_then(|r| r.placeholder.clone());
-    if let Some(r) = renditions {
-        renditions::store(app, request_id, &id, &r, deadline);
-    }
-    log::info!(target: "webapp", "{request_id} stored {name} ({size} bytes, {}×{})", info.width, info.height);
-    log::debug!(
-        target: "webapp",
-        "{request_id} upload timings: checks {:?}, duplicate query {:?}, document {:?}, object put and renditions {:?}, renditions stored {:?}",
-        checked,
-        deduped - checked,
-        written - deduped,
-        stored - written,
-        started.elapsed() - stored
-    );
+    // No decoder was free while the bytes arrived: make the renditions from the spool now,
+    // waiting for a slot as long as the reconciler would be slower.
+    let outcome = outcome.or_else(|| {
+        renditions::make(
+            app,
+            request_id,
+            spool.reader(false),
+            info.kind,
+            renditions::DECODE_WAIT,
+        )
+    });
+    drop(spool);
+    let placeholder = match outcome.map(picture::Outcome::into_renditions) {
+        Some(r) => {
+            renditions::store(app, request_id, &id, &r, app.deadline());
+            r.placeholder
+        }
+        None => None,
+    };
+    log::info!(target: "webapp", "{request_id} stored {name} ({size} bytes, {}×{} upright)", info.width, info.height);
     let message = match placeholder {
         None => "uploaded; analysis pending".to_string(),
         Some(why) => format!("uploaded; analysis pending; shown as a placeholder ({why})"),
@@ -347,6 +412,131 @@ pub(crate) fn store(
         error: None,
         message,
     })
+}
+
+/// What became of a received file.
+enum Received {
+    Stored {
+        stored: Result<String>,
+        outcome: Option<picture::Outcome>,
+        size: u64,
+    },
+    Twin(Duplicate),
+}
+
+fn panicked() -> Error {
+    Error::Transport {
+        service: "objectstorage",
+        detail: "the upload thread panicked".into(),
+    }
+}
+
+/// Reads into `buf` until it is full or the source ends; how much was read.
+fn fill(source: Source<'_>, buf: &mut [u8]) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = source(&mut buf[filled..])?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
+/// Copies the rest of the file into the spool, hashing it, refusing more than `max` bytes
+/// (413) and, when the length was declared, a body that ends short of it.
+fn copy_rest(
+    source: Source<'_>,
+    spool: &Spool,
+    digest: &mut Sha256,
+    max: u64,
+    length: Option<u64>,
+) -> Result<()> {
+    let mut chunk = vec![0; 64 * 1024];
+    loop {
+        let n = source(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        if spool.len() + n as u64 > max {
+            return Err(Error::bad_request(413, "too large"));
+        }
+        spool.append(&chunk[..n])?;
+        digest.update(&chunk[..n]);
+    }
+    if length.is_some_and(|n| n != spool.len()) {
+        return Err(Error::bad_request(
+            400,
+            "the body ended before its declared length",
+        ));
+    }
+    Ok(())
+}
+
+/// The checks that need the whole file: the data decodes (when it was decoded), no markup is
+/// hidden in it, and it is not already stored.
+fn judge(
+    app: &App,
+    request_id: &str,
+    spool: &Spool,
+    outcome: Option<&picture::Outcome>,
+    sha: &str,
+) -> Verdict {
+    if let Some(picture::Outcome::Damaged(why)) = outcome {
+        return Verdict::Refuse(Error::bad_request(
+            422,
+            format!("this image is damaged and cannot be shown: {why}; nothing was stored"),
+        ));
+    }
+    match image_info::contains_markup_in(spool) {
+        Ok(false) => {}
+        Ok(true) => {
+            return Verdict::Refuse(Error::bad_request(
+                415,
+                "this file carries HTML or script markup besides the image, so it is refused",
+            ))
+        }
+        Err(e) => return Verdict::Refuse(Error::Io(e)),
+    }
+    match find_duplicate(app, sha) {
+        Ok(Some(twin)) => Verdict::Twin(twin),
+        Ok(None) => Verdict::Store,
+        // Without the database we cannot tell; storing a second copy is the lesser harm.
+        Err(e) => {
+            log::warn!(target: "webapp", "{request_id} duplicate check skipped: {e}");
+            Verdict::Store
+        }
+    }
+}
+
+/// The `pending` document of the object about to be stored, built as from any object, with
+/// what only the upload knows: the content hash and the EXIF read from the head. No eTag yet:
+/// the function sees one that differs from the object's, treats the document as describing a
+/// new version and fills eTag, size, type and metadata from the object (document.rs,
+/// `AnalysisDocument::from_event`), keeping what is written here.
+fn pending_document(
+    app: &App,
+    name: &str,
+    info: &image_info::ImageInfo,
+    sha: &str,
+    size: u64,
+    metadata: &[(&str, &str)],
+) -> AnalysisDocument {
+    let object = ObjectInfo {
+        etag: String::new(),
+        content_length: size,
+        content_type: info.kind.content_type().into(),
+        last_modified: String::new(),
+        metadata: metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let mut doc = AnalysisDocument::from_object(&app.bucket, name, &object, SystemTime::now());
+    doc.sha256 = Some(sha.to_string());
+    doc.describe_photo(info);
+    doc
 }
 
 /// Deadline of the bookkeeping around the object PUT (the `pending` document, its removal):
@@ -446,7 +636,6 @@ pub(crate) fn multipart(app: &App, req: &Request, form: Form) -> Result<(u16, Ve
     )?;
     let mut outcomes = Vec::new();
     let mut token_seen = form == Form::Api;
-    let max = app.settings.max_upload_bytes as usize;
     while let Some(head) = parts.next_part()? {
         match (head.name.as_str(), &head.filename) {
             (auth::TOKEN_FIELD, None) if !token_seen => {
@@ -467,22 +656,15 @@ pub(crate) fn multipart(app: &App, req: &Request, form: Form) -> Result<(u16, Ve
                     .replace("%0D", "\r")
                     .replace("%0A", "\n");
                 let file = display_name(&unescaped);
-                let declared = req.content_length().unwrap_or(0) as usize;
-                let mut sha = Sha256::new();
-                let read =
-                    parts.read_to_vec_sized(max, declared, || too_big(app), |p| sha.update(p));
-                let outcome = match read {
-                    Ok(bytes) if bytes.is_empty() => {
-                        FileResult::refused(&file, &refusal(&Refusal::Empty))
-                    }
-                    Ok(bytes) => store(app, req.request_id(), &file, bytes, sha)
-                        .unwrap_or_else(|e| FileResult::refused(&file, &e)),
+                let mut source = |buf: &mut [u8]| parts.read_data(buf);
+                let outcome = match store(app, req.request_id(), &file, &mut source, None) {
+                    Ok(stored) => stored,
                     Err(e) if e.status() == 413 => {
                         // The rest of the body is not worth reading: answer now.
                         outcomes.push(FileResult::refused(&file, &e));
                         return Ok((413, outcomes));
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => FileResult::refused(&file, &e),
                 };
                 outcomes.push(outcome);
             }
@@ -567,13 +749,14 @@ pub(crate) fn put(app: &App, req: &Request, raw_name: &str) -> Result<Response> 
     {
         return Err(too_big(app));
     }
-    let mut sha = Sha256::new();
-    let bytes = req
-        .read_body_with(app.settings.max_upload_bytes as usize, |piece| {
-            sha.update(piece)
-        })
-        .map_err(|e| if e.status() == 413 { too_big(app) } else { e })?;
-    let outcome = store(app, req.request_id(), &file, bytes, sha)?;
+    let mut source = |buf: &mut [u8]| req.read_body_part(buf);
+    let outcome = store(
+        app,
+        req.request_id(),
+        &file,
+        &mut source,
+        req.content_length(),
+    )?;
     Ok(Response::json(outcome.status, &json!(outcome)))
 }
 

@@ -234,6 +234,48 @@ pub(crate) fn when(timestamp: &str) -> String {
     }
 }
 
+/// When a photo was taken, for a person: `14 June 2025, 18:03 (UTC+02:00)`; the zone only
+/// when the camera recorded it (EXIF `OffsetTimeOriginal`), else the camera's clock as it was.
+pub(crate) fn taken(doc: &AnalysisDocument) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let local = doc.taken_local.as_deref()?;
+    let (year, month, day) = (local.get(0..4)?, local.get(5..7)?, local.get(8..10)?);
+    let month = MONTHS.get(month.parse::<usize>().ok()?.checked_sub(1)?)?;
+    let day = day.parse::<u32>().ok()?;
+    let time = local.get(11..16)?;
+    let zone = doc
+        .taken_at
+        .as_deref()
+        .and_then(|t| t.get(19..))
+        .map_or(" (camera clock)".to_string(), |z| format!(" (UTC{z})"));
+    Some(format!("{day} {month} {year}, {time}{zone}"))
+}
+
+/// The camera as `Make Model`, without the make repeated when the model starts with it
+/// (`Canon` `Canon EOS R6` → `Canon EOS R6`).
+pub(crate) fn camera([make, model]: [Option<&str>; 2]) -> Option<String> {
+    match (make, model) {
+        (Some(make), Some(model)) if model.to_lowercase().starts_with(&make.to_lowercase()) => {
+            Some(model.to_string())
+        }
+        (Some(make), Some(model)) => Some(format!("{make} {model}")),
+        (one, other) => one.or(other).map(str::to_string),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

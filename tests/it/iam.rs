@@ -662,7 +662,9 @@ fn check_denial(full: &Run, run: &Run, removed: &str, denial: Denial, failures: 
             code: Some("NotAuthorizedOrNotFound"),
         };
         let through_vision = |c: &&Call| {
-            removed.contains("func-dg to read objects") && vision_reads.concerns(c) && c.status == 404
+            removed.contains("func-dg to read objects")
+                && vision_reads.concerns(c)
+                && c.status == 404
         };
         let others = list(
             &mut refused

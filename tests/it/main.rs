@@ -15,6 +15,7 @@ mod http; // hostile input against our HTTP layer, over real sockets
 mod iam; // IAM ablation: each policy statement removed in turn, what breaks and what the user sees
 mod lease; // the reconciler lease: racing instances, renewal, a crashed holder
 mod local; // local mode end to end: the webapp binary with no cloud, upload to done, restart
+mod photos; // issue 23: phone photos upright, CMYK, EXIF date and camera, 50 MiB streamed, dropped uploads
 mod pipeline; // the func binary end to end: events in, one document per image out
 mod signing; // OCI signing vectors, stage by stage, and credential providers
 #[path = "../support/mod.rs"]

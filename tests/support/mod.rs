@@ -16,6 +16,7 @@
 pub mod bench;
 pub mod emulator;
 pub mod http;
+pub mod photos;
 #[path = "../../src/timefmt.rs"]
 pub mod timefmt; // the library's RFC 3339 code, compiled in here rather than made public
 pub mod web;
