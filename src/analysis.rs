@@ -59,19 +59,11 @@ const HEADER_BYTES: u64 = 256 * 1024;
 /// a bound on what a stray object can cost.
 const MAX_ORIGINAL_BYTES: u64 = 1024 * 1024 * 1024;
 
-/// The image's kind, upright size and EXIF from its first bytes, refused when it is not a JPEG
-/// or PNG, is empty or is smaller than Vision's 32 px a side. Larger than Vision takes is
-/// fine: the upright copy fits.
+/// The image's kind, upright size and EXIF from its first bytes, refused as the upload would
+/// refuse it (not JPEG or PNG, empty, under 32 px a side, a panorama past 50 MP). Larger than
+/// Vision takes is fine: the upright copy fits.
 fn photo_info(head: &[u8], size: u64) -> Result<ImageInfo, image_info::Refusal> {
-    let photo = image_info::validate(head, size, u64::MAX).or_else(|refusal| match refusal {
-        image_info::Refusal::BadDimensions { width, height }
-            if width.min(height) >= image_info::MIN_SIDE =>
-        {
-            image_info::inspect(head)
-        }
-        other => Err(other),
-    })?;
-    Ok(photo)
+    image_info::validate(head, size, MAX_ORIGINAL_BYTES)
 }
 
 /// Time kept back from the call's deadline for the Vision call itself and the writes after

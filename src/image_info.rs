@@ -41,6 +41,9 @@ impl ImageKind {
 pub const MIN_SIDE: u32 = 32;
 /// Largest width or height Vision accepts.
 pub const MAX_SIDE: u32 = 10_000;
+/// Most pixels of an image wider or taller than [`MAX_SIDE`] (a panorama): the pixel limit of
+/// the decoder that makes its copy for Vision (`picture::MAX_PIXELS`).
+pub const MAX_PANORAMA_PIXELS: u64 = 50_000_000;
 /// Largest image Vision accepts, in bytes.
 pub const MAX_BYTES: u64 = 5 * 1024 * 1024;
 
@@ -108,7 +111,8 @@ impl std::fmt::Display for Refusal {
             Refusal::Unreadable(kind) => write!(f, "this {} image is damaged: its header cannot be read", kind.extension().to_uppercase()),
             Refusal::BadDimensions { width, height } => write!(
                 f,
-                "this image is {width}×{height} pixels; images must be between {MIN_SIDE} and {MAX_SIDE} pixels on each side"
+                "this image is {width}×{height} pixels; images must be at least {MIN_SIDE} pixels on each side, and at most {MAX_SIDE} pixels a side or at most {} megapixels",
+                MAX_PANORAMA_PIXELS / 1_000_000
             ),
             Refusal::TooLarge { size, limit } => write!(
                 f,
@@ -235,8 +239,11 @@ pub fn validate(head: &[u8], size: u64, limit: u64) -> Result<ImageInfo, Refusal
         return Err(Refusal::TooLarge { size, limit });
     }
     let info = inspect(head)?;
-    let ok = |side: u32| (MIN_SIDE..=MAX_SIDE).contains(&side);
-    if !ok(info.width) || !ok(info.height) {
+    // Wider than Vision takes is fine for a panorama (it analyses an upright copy), within a
+    // pixel count a copy can be decoded from.
+    let pixels = u64::from(info.width) * u64::from(info.height);
+    let fits = info.width.max(info.height) <= MAX_SIDE || pixels <= MAX_PANORAMA_PIXELS;
+    if info.width.min(info.height) < MIN_SIDE || !fits {
         return Err(Refusal::BadDimensions {
             width: info.width,
             height: info.height,
@@ -550,6 +557,10 @@ mod tests {
             Err(Refusal::Unreadable(ImageKind::Jpeg))
         );
         assert!(validate(&png(32, 10_000), 100, MAX_BYTES).is_ok());
+        assert!(
+            validate(&png(12_000, 4_000), 100, MAX_BYTES).is_ok(),
+            "a panorama"
+        );
         // A PNG signature followed by HTML is still judged by its header, and its IHDR is bogus.
         let mut polyglot = b"\x89PNG\r\n\x1a\n<html><script>alert(1)</script>".to_vec();
         polyglot.truncate(30);

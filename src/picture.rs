@@ -48,7 +48,7 @@ pub(crate) const ANALYSIS_SIDE: u32 = 3000;
 /// Largest analysis copy, in bytes: under Vision's 5 MB whichever way "MB" is counted.
 pub(crate) const ANALYSIS_BYTES: usize = 4_900_000;
 /// Largest image decoded (50 MP: an 8160 × 6120 phone photo); larger ones get the placeholder.
-pub(crate) const MAX_PIXELS: u64 = 50_000_000;
+pub(crate) const MAX_PIXELS: u64 = crate::image_info::MAX_PANORAMA_PIXELS;
 /// Largest progressive JPEG decoded: its coefficients are held whole (≈ 3 bytes a pixel).
 const MAX_PROGRESSIVE_PIXELS: u64 = 12_000_000;
 /// Largest interlaced PNG decoded: it is held as a whole frame (up to 4 bytes a pixel).

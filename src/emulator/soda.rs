@@ -7,8 +7,8 @@
 //! `If-None-Match` (304); listings paged by `limit`/`offset` in the `items`/`hasMore`/`count`
 //! envelope; and the `query` and `delete` actions. Their QBE is what the product sends: `$id` (a
 //! key or a list of keys), equality on a dotted path (the value there, or any element of an array
-//! there, equals a scalar: `soda-index.md` §6), `$in` over scalars, and `$orderby` in its
-//! `{"path": ±n}` form with the filter under `$query`. Anything else (another operator, `$and`,
+//! there, equals a scalar: `soda-index.md` §6), `$in` over scalars, `$exists: true`, and
+//! `$orderby` in its `{"path": ±n}` form with the filter under `$query`. Anything else (another operator, `$and`,
 //! an array or object operand, another action or listing option) is a 400 that names it, as ORDS
 //! answers a QBE it cannot take, never silently ignored.
 //!
@@ -141,10 +141,28 @@ struct Paging {
 struct Qbe {
     /// `$id`: only these keys.
     ids: Option<BTreeSet<String>>,
-    /// Path → the scalars one of which a value there must equal.
-    fields: Vec<(String, Vec<Scalar>)>,
+    /// Path → what a value there must be.
+    fields: Vec<(String, Wanted)>,
     /// Sort keys (path, descending), most significant first; ties go by key.
     order: Vec<(String, bool)>,
+}
+
+/// A condition on one path.
+#[derive(Debug, Clone, PartialEq)]
+enum Wanted {
+    /// Equal to one of these scalars (implicit `$eq`, `$in`).
+    OneOf(Vec<Scalar>),
+    /// Any scalar there (`$exists: true`).
+    Present,
+}
+
+impl Wanted {
+    fn accepts(&self, value: &Scalar) -> bool {
+        match self {
+            Wanted::OneOf(scalars) => scalars.contains(value),
+            Wanted::Present => true,
+        }
+    }
 }
 
 /// The URL prefix of the collections, for `Location` and `links`.
@@ -539,7 +557,7 @@ impl Collection {
             conditions.iter().all(|(path, wanted)| {
                 doc.scalars
                     .iter()
-                    .any(|(p, value)| p == path && wanted.contains(value))
+                    .any(|(p, value)| p == path && wanted.accepts(value))
             })
         });
         if qbe.order.is_empty() {
@@ -790,7 +808,7 @@ fn essentials(metadata: &Value) -> (String, String, String, bool) {
 fn unsupported(operator: &str) -> String {
     format!(
         "the emulator does not answer the QBE operator {operator}: it knows $id, equality on a \
-         path, $in, and $orderby under $query"
+         path, $in, $exists: true, and $orderby under $query"
     )
 }
 
@@ -850,8 +868,9 @@ fn parse_ids(condition: Value) -> Result<BTreeSet<String>, String> {
     }
 }
 
-/// A scalar (equality) or `{"$in": [scalars]}`: the scalars a value at `path` may equal.
-fn parse_condition(path: &str, condition: Value) -> Result<Vec<Scalar>, String> {
+/// A scalar (equality), `{"$in": [scalars]}` or `{"$exists": true}`: what a value at `path`
+/// must be.
+fn parse_condition(path: &str, condition: Value) -> Result<Wanted, String> {
     match condition {
         Value::Object(operators) => {
             let mut wanted = None;
@@ -859,9 +878,13 @@ fn parse_condition(path: &str, condition: Value) -> Result<Vec<Scalar>, String> 
                 match (operator.as_str(), operand) {
                     ("$in", Value::Array(items)) => {
                         let items: Option<Vec<Scalar>> = items.iter().map(Scalar::of).collect();
-                        wanted = Some(items.ok_or("$in needs an array of scalars")?);
+                        wanted = Some(Wanted::OneOf(items.ok_or("$in needs an array of scalars")?));
                     }
                     ("$in", _) => return Err("$in needs an array of scalars".into()),
+                    ("$exists", Value::Bool(true)) => wanted = Some(Wanted::Present),
+                    ("$exists", _) => {
+                        return Err("the emulator answers $exists only as true".into())
+                    }
                     (op, _) if op.starts_with('$') => return Err(unsupported(op)),
                     _ => {
                         return Err(format!(
@@ -875,7 +898,7 @@ fn parse_condition(path: &str, condition: Value) -> Result<Vec<Scalar>, String> 
         Value::Array(_) => Err(format!(
             "an array as the value of '{path}' means $all in SODA; the emulator does not answer it"
         )),
-        scalar => Ok(Scalar::of(&scalar).into_iter().collect()),
+        scalar => Ok(Wanted::OneOf(Scalar::of(&scalar).into_iter().collect())),
     }
 }
 

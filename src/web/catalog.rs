@@ -70,6 +70,8 @@ pub(crate) struct Filter {
     /// A label or ontology parent, any case.
     pub label: Option<String>,
     pub status: Option<Status>,
+    /// Newest taken first (EXIF date) instead of newest uploaded: only photos with a date.
+    pub by_taken: bool,
 }
 
 impl Filter {
@@ -88,11 +90,20 @@ impl Filter {
             .get("label")
             .map(|l| l.trim().chars().take(100).collect::<String>())
             .filter(|l| !l.is_empty());
-        Ok(Filter { label, status })
+        let by_taken = match query.get("order") {
+            None | Some("") | Some("uploaded") => false,
+            Some("taken") => true,
+            Some(_) => return Err(Error::bad_request(400, "order must be uploaded or taken")),
+        };
+        Ok(Filter {
+            label,
+            status,
+            by_taken,
+        })
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.label.is_none() && self.status.is_none()
+        self.label.is_none() && self.status.is_none() && !self.by_taken
     }
 
     /// The QBE for this filter over `bucket`, newest first (ties by name, so pages are stable).
@@ -107,6 +118,12 @@ impl Filter {
             query.insert("status".into(), json!(status.name()));
         }
         // Sign = direction, magnitude = precedence (SODA's short form, which every ORDS takes).
+        if self.by_taken {
+            // The camera's clock sorts as text; photos without a date have no place in this
+            // order (SQL would put them first, as NULLs, in a descending sort).
+            query.insert("taken_local".into(), json!({"$exists": true}));
+            return json!({"$query": query, "$orderby": {"taken_local": -1, "image_name": 2}});
+        }
         json!({"$query": query, "$orderby": {"uploaded_at": -1, "image_name": 2}})
     }
 }

@@ -105,6 +105,7 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
             ),
             ("label", Slot::Text(filter.label.as_deref().unwrap_or(""))),
             ("status_options", Slot::Html(&status_options(&filter)?)),
+            ("order_options", Slot::Html(&order_options(&filter)?)),
             ("notice", Slot::Html(&Html::concat(listing.notices))),
             (
                 "delete_token",
@@ -199,6 +200,8 @@ fn empty_notice(filter: &Filter, start: Option<&str>, empty: bool) -> Result<Htm
         "No images yet. Drop a photo above to analyse it."
     } else if filter.is_empty() {
         "No more images."
+    } else if filter.by_taken && filter.label.is_none() && filter.status.is_none() {
+        "No photo here records when it was taken (its EXIF date); order by upload to see them all."
     } else {
         "No image matches the filter."
     };
@@ -213,6 +216,9 @@ fn page_links(filter: &Filter, start: Option<&str>, next: Option<&str>) -> Resul
     }
     if let Some(s) = filter.status {
         keep.push(format!("status={}", s.name()));
+    }
+    if filter.by_taken {
+        keep.push("order=taken".into());
     }
     let next = match next {
         Some(n) => {
@@ -240,20 +246,38 @@ fn status_options(filter: &Filter) -> Result<Html> {
         ("waiting", "waiting"),
         ("done", "done"),
         ("failed", "failed"),
-    ]
-    .iter()
-    .map(|(value, text)| {
-        let selected = Html::text(if current == *value { " selected" } else { "" });
-        render(
-            include_str!("../../templates/option.html"),
-            &[
-                ("value", Slot::Text(value)),
-                ("selected", Slot::Html(&selected)),
-                ("text", Slot::Text(text)),
-            ],
-        )
-    })
-    .collect::<Result<Vec<_>>>()?;
+    ];
+    options_html(&options, current)
+}
+
+/// Newest uploaded first, or newest taken first.
+fn order_options(filter: &Filter) -> Result<Html> {
+    let current = if filter.by_taken { "taken" } else { "" };
+    options_html(
+        &[
+            ("", "newest upload"),
+            ("taken", "newest taken (with a date)"),
+        ],
+        current,
+    )
+}
+
+/// `<option>`s with `current` selected.
+fn options_html(options: &[(&str, &str)], current: &str) -> Result<Html> {
+    let options = options
+        .iter()
+        .map(|(value, text)| {
+            let selected = Html::text(if current == *value { " selected" } else { "" });
+            render(
+                include_str!("../../templates/option.html"),
+                &[
+                    ("value", Slot::Text(value)),
+                    ("selected", Slot::Html(&selected)),
+                    ("text", Slot::Text(text)),
+                ],
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Html::concat(options))
 }
 

@@ -12,7 +12,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -43,10 +43,13 @@ impl Spool {
     /// A new, already unlinked, spool file in `dir`.
     pub(crate) fn new(dir: &Path) -> io::Result<Spool> {
         let path = dir.join(format!("ocivision-upload-{}", crate::random::hex::<12>()));
+        // New (never an existing file or link), readable by this user only, and gone from the
+        // directory before a byte is written.
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&path)?;
         std::fs::remove_file(&path)?;
         Ok(Spool {

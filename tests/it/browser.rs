@@ -743,7 +743,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
     let expected: Vec<String> = [
         (
             "gallery, Tab ×3 to the drop zone's file input",
-            "button \"Drop JPEG or PNG photos here or choose files: up to 5 MB each, 32 to 10000 \
+            "button \"Drop JPEG or PNG photos here or choose files: up to 50 MB each, at least 32 \
              pixels a side\""
                 .to_string(),
         ),
@@ -752,7 +752,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
             "live region \"polite: horses.jpg Uploaded, analysis pending\"".into(),
         ),
         (
-            "Tab ×5 to the first tile (its focus ring drawn in full)",
+            "Tab ×6 to the first tile (its focus ring drawn in full)",
             "link \"horses.jpg (not analysed yet)\"".into(),
         ),
         (

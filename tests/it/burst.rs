@@ -215,15 +215,7 @@ fn issue_17_the_reconciler_drips_due_waiting_images_and_the_gallery_shows_them_w
         ..ocivision::web::Settings::default()
     };
     let web = Web::start("burst-drip", settings, true);
-    // PNG headers: enough for the upload's checks (renditions are not the point here).
-    let png = |tag: &[u8]| {
-        let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
-        bytes.extend_from_slice(&40u32.to_be_bytes());
-        bytes.extend_from_slice(&40u32.to_be_bytes());
-        bytes.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
-        bytes.extend_from_slice(tag);
-        bytes
-    };
+    let png = |tag: &[u8]| crate::support::photos::png(40, 40, tag);
     let due = web.upload("due.png", &png(b"due"));
     let later = web.upload("later.png", &png(b"later"));
     let defer = |id: &str, at: &str| {

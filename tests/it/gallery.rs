@@ -130,7 +130,7 @@ fn gallery_label_search_finds_an_image_on_a_later_page_in_one_query() {
     settings.page_size = 2;
     let web = Web::start("gallery-search", settings, false);
     let mut ids: Vec<String> = (0..7u32)
-        .map(|i| web.upload(&format!("img{i}.png"), &CAT[..CAT.len() - i as usize]))
+        .map(|i| web.upload(&format!("img{i}.png"), &[CAT, &[i as u8]].concat()))
         .collect();
     ids.sort();
     // ids sort newest first: the giraffe is the oldest image, on the listing's fourth page.

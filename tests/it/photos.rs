@@ -179,6 +179,27 @@ fn date_taken_and_camera_are_kept_gps_is_not_and_the_profile_is_carried() {
     );
     assert!(page.contains("Pixel 8 Pro"), "and with what");
 
+    // Newest taken first: an older photo uploaded later comes after it, one without a date is
+    // not in that order at all.
+    let older = PhoneExif {
+        taken: Some("2019:01:02 03:04:05"),
+        ..PhoneExif::default()
+    };
+    let older_id = web.upload("older.jpg", &with_exif(&quadrants(64, 48).jpeg(80), &older));
+    let undated = web.upload("undated.jpg", &quadrants(64, 40).jpeg(80));
+    let by_taken = web.get("/api/images?order=taken").json();
+    let ids: Vec<&str> = by_taken["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert_eq!(ids, [id.as_str(), older_id.as_str()], "{by_taken}");
+    let by_upload = web.get("/api/images").json();
+    assert_eq!(by_upload["items"][0]["id"], undated.as_str());
+    assert!(web.get("/?order=taken").text().contains("newest taken"));
+    assert_eq!(web.get("/api/images?order=sideways").status, 400);
+
     let needle = b"GPS-MARKER";
     let has = |bytes: &[u8], what: &[u8]| bytes.windows(what.len()).any(|w| w == what);
     assert!(has(&photo, needle), "the original holds GPS");

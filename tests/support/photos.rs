@@ -281,3 +281,23 @@ pub fn phone_photo_24mp() -> Vec<u8> {
     });
     picture.jpeg(94)
 }
+
+/// A real `width` × `height` PNG of one grey, with `tag` in a text chunk so that tags make
+/// different files (the upload answers identical content with the earlier image).
+pub fn png(width: u32, height: u32, tag: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        encoder
+            .add_text_chunk("tag".into(), hex)
+            .expect("text chunk");
+        let mut writer = encoder.write_header().expect("PNG header");
+        writer
+            .write_image_data(&vec![0x80; width as usize * height as usize * 3])
+            .expect("PNG data");
+    }
+    out
+}
