@@ -5,11 +5,14 @@
 //!   is a duplicate delivery and nothing changes. Then one ranged GET gives the object's headers
 //!   and first bytes (gone → remove any document; a different eTag → the event is stale and
 //!   ignored; a 404 about the bucket, which is also OCI's answer to a caller without `read
-//!   objects`, → a `failed` document naming both causes). Files Vision would refuse (not
-//!   JPEG/PNG, over 5 MB, outside 32..10000 px) get a `failed` document with a reason and no
-//!   Vision call. Otherwise the document goes
-//!   `analyzing`, Vision runs on the OBJECT_STORAGE source, the result is written, and the
-//!   object is checked again: if it was deleted meanwhile, the document is removed.
+//!   objects`, → a `failed` document naming both causes). Files that cannot be analysed (not
+//!   JPEG/PNG, under 32 px a side, a panorama past 50 MP) get a `failed` document with a
+//!   reason and no Vision call. Otherwise the document goes `analyzing` with the photo's
+//!   upright size, date taken and camera; Vision runs on the OBJECT_STORAGE source when it can
+//!   take the object as stored, else on an upright copy within its limits sent inline (turned
+//!   by EXIF, over 5 MB, over 10,000 px a side: `picture::analysis_copy`); the result is
+//!   written, and the object is checked again: if it was deleted meanwhile, the document is
+//!   removed.
 //! - delete: the document is removed.
 //! - objects under the web app's rendition prefixes (`thumbs/`, `previews/`) are ignored.
 //!

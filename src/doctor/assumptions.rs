@@ -240,13 +240,15 @@ fn indexes(soda: &Soda) -> Check {
     }
 }
 
-/// The QBE forms of the gallery, the duplicate check, the reconciler and delete-with-undo.
+/// The QBE forms of the gallery (by upload, by date taken, by label), the duplicate check, the
+/// reconciler and delete-with-undo.
 fn queries(soda: &Soda) -> Vec<Check> {
     let docs = [
         (
             "A",
             json!({"bucket_name": "b", "status": "done", "sha256": "s1", "terms": ["dog", "animal"],
-                     "uploaded_at": "2026-01-02T00:00:00.000Z", "image_name": "uploads/a"}),
+                     "uploaded_at": "2026-01-02T00:00:00.000Z", "image_name": "uploads/a",
+                     "taken_local": "2025-06-14T18:03:09"}),
         ),
         (
             "B",
@@ -268,7 +270,7 @@ fn queries(soda: &Soda) -> Vec<Check> {
         }
     }
     let order = json!({"uploaded_at": -1, "image_name": 2});
-    let forms: [(&'static str, Value, &[&str], &str); 6] = [
+    let forms: [(&'static str, Value, &[&str], &str); 7] = [
         (
             "SODA QBE: equality (reconciler)",
             json!({"bucket_name": "b"}),
@@ -290,6 +292,13 @@ fn queries(soda: &Soda) -> Vec<Check> {
         (
             "SODA QBE: array element equality (label search)",
             json!({"$query": {"bucket_name": "b", "terms": "dog"}, "$orderby": order}),
+            &["A"],
+            "order",
+        ),
+        (
+            "SODA QBE: $exists with $orderby (gallery by date taken)",
+            json!({"$query": {"bucket_name": "b", "taken_local": {"$exists": true}},
+                   "$orderby": {"taken_local": -1, "image_name": 2}}),
             &["A"],
             "order",
         ),
