@@ -109,7 +109,23 @@ impl From<Stop> for String {
 
 /// Makes both renditions of a JPEG or PNG read from `source`.
 pub(crate) fn make(source: impl Read, kind: ImageKind) -> Outcome {
-    let made = decode(source, kind, PREVIEW_SIDE).and_then(|(preview, icc)| {
+    make_telling(source, kind, |_| {})
+}
+
+/// As [`make`], telling `decoded` as soon as the data has been decoded (with why it is
+/// damaged, when it is), before the renditions are encoded: an upload judges the file on
+/// that and need not wait for the encoding.
+pub(crate) fn make_telling(
+    source: impl Read,
+    kind: ImageKind,
+    decoded: impl FnOnce(Option<String>),
+) -> Outcome {
+    let decoding = decode(source, kind, PREVIEW_SIDE);
+    decoded(match &decoding {
+        Err(Stop::Damaged(why)) => Some(why.clone()),
+        _ => None,
+    });
+    let made = decoding.and_then(|(preview, icc)| {
         let thumb = preview.downscaled(THUMB_SIDE);
         Ok(Renditions {
             thumb: encode(&thumb, THUMB_QUALITY, icc.as_deref()).map_err(Stop::Limit)?,

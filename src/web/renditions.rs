@@ -37,6 +37,18 @@ pub(crate) fn make(
     kind: ImageKind,
     wait: Duration,
 ) -> Option<Outcome> {
+    make_telling(app, request_id, source, kind, wait, |_| {})
+}
+
+/// As [`make`], telling `decoded` once the data is decoded (`picture::make_telling`).
+pub(crate) fn make_telling(
+    app: &App,
+    request_id: &str,
+    source: impl Read,
+    kind: ImageKind,
+    wait: Duration,
+    decoded: impl FnOnce(Option<String>),
+) -> Option<Outcome> {
     let Some(_slot) = app.decoders.acquire(wait) else {
         if !wait.is_zero() {
             log::warn!(target: "webapp", "{request_id} no decode slot within {wait:?}: the reconciler will make the thumbnails");
@@ -44,7 +56,7 @@ pub(crate) fn make(
         return None;
     };
     let made = Instant::now();
-    let outcome = picture::make(source, kind);
+    let outcome = picture::make_telling(source, kind, decoded);
     match &outcome {
         Outcome::Made(r) => {
             log::debug!(
@@ -63,7 +75,8 @@ pub(crate) fn make(
     Some(outcome)
 }
 
-/// Stores both renditions of `id`; failures are logged (the reconciler makes missing ones).
+/// Stores both renditions of `id`, side by side; failures are logged (the reconciler makes
+/// missing ones).
 pub(crate) fn store(
     app: &App,
     request_id: &str,
@@ -71,27 +84,27 @@ pub(crate) fn store(
     renditions: &Renditions,
     deadline: Instant,
 ) -> bool {
-    let mut all = true;
-    for (name, bytes) in [
-        (thumb_name(id), &renditions.thumb),
-        (preview_name(id), &renditions.preview),
-    ] {
+    let put = |name: String, bytes: &[u8]| {
         let put = app.storage.put(
             &app.bucket,
             &name,
-            &mut Cursor::new(&bytes[..]),
+            &mut Cursor::new(bytes),
             bytes.len() as u64,
             "image/jpeg",
             &[],
             Condition::None,
             deadline,
         );
-        if let Err(e) = put {
+        if let Err(e) = &put {
             log::warn!(target: "webapp", "{request_id} {name} not stored (the reconciler will retry): {e}");
-            all = false;
         }
-    }
-    all
+        put.is_ok()
+    };
+    std::thread::scope(|scope| {
+        let thumb = scope.spawn(|| put(thumb_name(id), &renditions.thumb));
+        let preview = put(preview_name(id), &renditions.preview);
+        thumb.join().unwrap_or(false) && preview
+    })
 }
 
 /// Reads the stored image `id` as a stream and stores both its renditions (for the

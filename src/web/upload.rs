@@ -296,14 +296,15 @@ pub(crate) fn store(
     let received = std::thread::scope(|scope| {
         let early_put = length.map(|size| scope.spawn(move || put(size, true)));
         // Only a slot free right now: the upload never waits for a decoder while it arrives.
-        let decoder = scope.spawn(|| {
-            renditions::make(
-                app,
-                request_id,
-                spool.reader(false),
-                info.kind,
-                Duration::ZERO,
-            )
+        // The decoder says whether the data decodes as soon as it knows; the encoding of the
+        // renditions goes on while the object is finished.
+        let (tell, verdict) = std::sync::mpsc::channel();
+        let (reader, kind) = (spool.reader(false), info.kind);
+        let decoder = scope.spawn(move || {
+            let tell = |damaged| {
+                let _ = tell.send(damaged);
+            };
+            renditions::make_telling(app, request_id, reader, kind, Duration::ZERO, tell)
         });
         // Fails the spool, so a PUT under way ends mid-body and nothing is stored.
         let abandon = |early_put: Option<std::thread::ScopedJoinHandle<'_, Result<String>>>| {
@@ -319,16 +320,19 @@ pub(crate) fn store(
         }
         spool.complete();
         let arrived = started.elapsed();
-        let outcome = decoder.join().unwrap_or(None);
+        // No answer (the channel closed unsent) when no decoder slot was free.
+        let damaged = verdict.recv().ok().flatten();
         let sha = digest.finish();
-        match judge(app, request_id, &spool, outcome.as_ref(), &sha) {
+        match judge(app, request_id, &spool, damaged, &sha) {
             Verdict::Store => {}
             Verdict::Refuse(e) => {
                 abandon(early_put);
+                let _ = decoder.join();
                 return Err(e);
             }
             Verdict::Twin(twin) => {
                 abandon(early_put);
+                let _ = decoder.join();
                 return Ok(Received::Twin(twin));
             }
         }
@@ -344,29 +348,38 @@ pub(crate) fn store(
             log::warn!(target: "webapp", "{request_id} pending document for {id} not written: {e}");
         }
         spool.release();
-        let stored = match early_put {
-            Some(p) => p.join().unwrap_or_else(|_| Err(panicked())),
-            None => put(size, false),
-        };
+        // The renditions travel while the object's last bytes do (withdrawn with it if it
+        // fails).
+        let (stored, made) = std::thread::scope(|inner| {
+            // The renditions are finished and stored while the object's last bytes travel
+            // (withdrawn with it if it fails).
+            let renditions = inner.spawn(|| {
+                let made = decoder
+                    .join()
+                    .unwrap_or(None)
+                    .map(picture::Outcome::into_renditions);
+                if let Some(r) = &made {
+                    renditions::store(app, request_id, &id, r, app.deadline());
+                }
+                made
+            });
+            let stored = match early_put {
+                Some(p) => p.join().unwrap_or_else(|_| Err(panicked())),
+                None => put(size, false),
+            };
+            (stored, renditions.join().unwrap_or(None))
+        });
         log::debug!(
             target: "webapp",
             "{request_id} upload timings: body {arrived:?}, checks {:?}, document and object {:?}",
             judged - arrived,
             started.elapsed() - judged
         );
-        Ok(Received::Stored {
-            stored,
-            outcome,
-            size,
-        })
+        Ok(Received::Stored { stored, made, size })
     })?;
-    let (stored, outcome, size) = match received {
+    let (stored, made, size) = match received {
         Received::Twin(twin) => return Ok(FileResult::duplicate(file, twin)),
-        Received::Stored {
-            stored,
-            outcome,
-            size,
-        } => (stored, outcome, size),
+        Received::Stored { stored, made, size } => (stored, made, size),
     };
     if let Err(e) = stored {
         if super::confirm::stored_by_this_upload(app, &name, request_id, size, soon(app)) {
@@ -378,25 +391,24 @@ pub(crate) fn store(
             return Err(e);
         }
     }
-    // No decoder was free while the bytes arrived: make the renditions from the spool now,
-    // waiting for a slot as long as the reconciler would be slower.
-    let outcome = outcome.or_else(|| {
-        renditions::make(
+    let placeholder = match made {
+        Some(r) => r.placeholder,
+        // No decoder was free while the bytes arrived: make the renditions from the spool now,
+        // waiting for a slot as long as the reconciler would be slower.
+        None => renditions::make(
             app,
             request_id,
             spool.reader(false),
             info.kind,
             renditions::DECODE_WAIT,
         )
-    });
-    drop(spool);
-    let placeholder = match outcome.map(picture::Outcome::into_renditions) {
-        Some(r) => {
+        .map(picture::Outcome::into_renditions)
+        .and_then(|r| {
             renditions::store(app, request_id, &id, &r, app.deadline());
             r.placeholder
-        }
-        None => None,
+        }),
     };
+    drop(spool);
     log::info!(target: "webapp", "{request_id} stored {name} ({size} bytes, {}×{} upright)", info.width, info.height);
     let message = match placeholder {
         None => "uploaded; analysis pending".to_string(),
@@ -418,7 +430,7 @@ pub(crate) fn store(
 enum Received {
     Stored {
         stored: Result<String>,
-        outcome: Option<picture::Outcome>,
+        made: Option<picture::Renditions>,
         size: u64,
     },
     Twin(Duplicate),
@@ -480,10 +492,10 @@ fn judge(
     app: &App,
     request_id: &str,
     spool: &Spool,
-    outcome: Option<&picture::Outcome>,
+    damaged: Option<String>,
     sha: &str,
 ) -> Verdict {
-    if let Some(picture::Outcome::Damaged(why)) = outcome {
+    if let Some(why) = damaged {
         return Verdict::Refuse(Error::bad_request(
             422,
             format!("this image is damaged and cannot be shown: {why}; nothing was stored"),
@@ -545,8 +557,9 @@ fn soon(app: &App) -> std::time::Instant {
     std::time::Instant::now() + app.settings.service_timeout / 4
 }
 
-/// After a failed object PUT, removes the `pending` document written for it, so that no
-/// document outlives a missing object (the duplicate check would find it). A PUT can fail on
+/// After a failed object PUT, removes the `pending` document written for it and any rendition
+/// stored beside it, so that no document outlives a missing object (the duplicate check
+/// would find it). A PUT can fail on
 /// our side and still have been stored (an answer lost, the retry then refused by
 /// `if-none-match`), so the object is looked for first: when it exists its document stays.
 /// Best effort: a document left behind is ignored by [`find_duplicate`] and removed by the
@@ -567,6 +580,12 @@ fn withdraw(app: &App, request_id: &str, id: &str, name: &str, key: &str) {
     }
     if let Err(e) = app.soda.delete(key, deadline) {
         log::warn!(target: "webapp", "{request_id} pending document for {id} not removed (the reconciler will): {e}");
+    }
+    // Renditions stored beside the failed object go too (else the reconciler sweeps them).
+    for rendition in [document::thumb_name(id), document::preview_name(id)] {
+        let _ = app
+            .storage
+            .delete(&app.bucket, &rendition, Condition::None, deadline);
     }
 }
 
