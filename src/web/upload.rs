@@ -1,17 +1,19 @@
 //! Uploads: the browser form (`POST /upload`), multipart for curl (`POST /api/images`) and raw
 //! bodies (`PUT /api/images/{name}`), all ending in one [`store`].
 //!
-//! Order of checks, all before anything is stored: the upload gate (`503` + `Retry-After`), the
-//! declared length, the content type (`415`), the form token (browser form only; it must be the
-//! first part), then each file: read into one buffer of at most the limit (`413` past it), then
-//! magic bytes and dimensions (`415`/`422`/`400`). Identical content already stored (its object
-//! still there) is answered with the earlier image instead. Otherwise the image gets a generated
-//! name and a `pending` document is written first, then the object (its sniffed type, the
-//! sanitised original name, SHA-256 and request id as metadata): the object's create event
-//! starts the function, so a document written after the object could overwrite the function's
-//! `done`. When the object PUT fails the document is removed again. While the object is being
-//! stored, its thumbnail and preview are made (`renditions.rs`, one of a few decode slots,
-//! waited for at most 10 s) and stored after it. The original is stored as uploaded (EXIF kept).
+//! Order of checks: the upload gate (`503` + `Retry-After`), the declared length (`413` naming
+//! the limit, before any body byte is invited), the content type (`415`), the form token
+//! (browser form only; it must be the first part), then each file: its first 256 KiB judged
+//! (format, `415` naming HEIC, WebP, RAW…; upright size and EXIF, `422`), then the rest streamed
+//! through a spool file (`spool.rs`), never held whole, while the thumbnail decoder reads the
+//! same spool. Only once the whole file has passed (it decodes, `422` otherwise; no markup
+//! hidden in it, `415`; not identical to an image already stored, which is answered instead)
+//! is the `pending` document written (with the content hash) and the object allowed to exist:
+//! a raw `PUT` streams the object alongside its body but holds its last byte back until then;
+//! a form part is stored from the spool after. The object's create event starts the function,
+//! so a document written after the object could overwrite the function's `done`. When the
+//! object PUT fails the document (and any rendition) is removed again. The renditions are
+//! stored beside the object; the original is stored as uploaded (EXIF kept).
 
 use std::time::{Duration, Instant, SystemTime};
 
