@@ -119,6 +119,12 @@ impl Pacing {
                 let mut next_slot = next_slot.lock().unwrap_or_else(|e| e.into_inner());
                 let step = interval(tps / f64::from(*instances));
                 let now = micros(SystemTime::now());
+                if *next_slot == 0 {
+                    // Instances started together (a burst of events) would all send at once,
+                    // then every `step` in step: each begins at a random point of its first
+                    // interval, so together they send at the rate, not in volleys.
+                    *next_slot = now + (crate::random::unit() * step as f64) as u64;
+                }
                 Ok(match decide(*next_slot, now, step, micros(latest)) {
                     Decision::Defer { at } => Reservation::Defer(time_of(at)),
                     Decision::Take { slot, next } => {
@@ -348,11 +354,15 @@ mod tests {
             None,
             Duration::from_secs(60),
         );
-        let far = SystemTime::now() + Duration::from_secs(60);
+        let before = SystemTime::now();
+        let far = before + Duration::from_secs(60);
         let deadline = Instant::now() + Duration::from_secs(1);
         let Reservation::Slot(first) = pacing.reserve(&soda, 10.0, far, deadline).unwrap() else {
             panic!()
         };
+        // The first slot falls somewhere in the first interval, not at once for every instance.
+        let phase = first.duration_since(before).unwrap_or_default();
+        assert!(phase <= Duration::from_millis(401), "{phase:?}");
         let Reservation::Slot(second) = pacing.reserve(&soda, 10.0, far, deadline).unwrap() else {
             panic!()
         };
