@@ -271,18 +271,23 @@ fn run(dir: &Path, burst: &BurstArgs) -> Result<bool, String> {
     let mut view = documents(&stack.soda)?;
     let mut drip_passes = 0;
     let drip_end = Instant::now() + DRIP_TIME;
-    while view.values().any(|(s, _)| s == "waiting") && Instant::now() < drip_end {
-        // Images the function deferred: the reconciler's drip sends them again when due.
-        drip_passes += 1;
-        let report = ocivision::web::reconcile(&stack.app).map_err(|e| e.to_string())?;
-        println!(
-            "loadtest: reconcile pass {drip_passes}: {} waiting images sent again",
-            report.invoked.len()
-        );
-        if report.invoked.is_empty() {
-            std::thread::sleep(Duration::from_secs(2));
+    // Settled once no image is in flight: `waiting` ones are sent again by the reconciler's
+    // drip when due; `analyzing` ones are in a call that waits for its send slot (a drip's
+    // invocations among them), which the emulator's idleness does not cover.
+    let in_flight = |s: &String| matches!(s.as_str(), "waiting" | "analyzing" | "pending");
+    while view.values().any(|(s, _)| in_flight(s)) && Instant::now() < drip_end {
+        if view.values().any(|(s, _)| s == "waiting") {
+            drip_passes += 1;
+            let report = ocivision::web::reconcile(&stack.app).map_err(|e| e.to_string())?;
+            println!(
+                "loadtest: reconcile pass {drip_passes}: {} waiting images sent again",
+                report.invoked.len()
+            );
+            if !report.invoked.is_empty() {
+                stack.emulator.wait_idle(patience)?;
+            }
         }
-        stack.emulator.wait_idle(patience)?;
+        std::thread::sleep(Duration::from_secs(2));
         view = documents(&stack.soda)?;
     }
     stop.store(true, Ordering::SeqCst);
