@@ -15,9 +15,11 @@
 //! 3. The app's peak RSS during 3 concurrent 5 MB uploads.
 //! 4. 16 clients uploading ten 4 MB photos each at once: `503`s, the app's peak RSS, the
 //!    median upload time beside one client's.
-//! 5. Label search over 10 000 documents: a page of `GET /api/images?label=…` through the app.
+//! 5. Search over 10 000 documents, each with labels and five lines of detected text: a page of
+//!    `GET /api/images?label=…` (a label) and of `GET /api/images?q=…` (a word of the text)
+//!    through the app.
 //!
-//! `-- --skip-page` leaves out part 1 (the slowest). Not a test: it prints numbers and asserts
+//! `-- --skip-page` leaves out part 1 (the slowest); `-- --search-only` runs part 5 alone. Not a test: it prints numbers and asserts
 //! nothing.
 
 mod common;
@@ -30,7 +32,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use common::AppProcess;
-use ocivision::document::{AnalysisDocument, Found, Status};
+use ocivision::document::{AnalysisDocument, Found, Ontology, Status, TextLine, TextWord};
 use ocivision::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
 use ocivision::oci::client::Transport;
 use ocivision::oci::object_storage::{Condition, ObjectStorage};
@@ -178,6 +180,12 @@ fn run() -> Result<(), Error> {
         .map(|n| base_photo(n))
         .collect::<Result<Vec<_>, _>>()?;
 
+    if args.iter().any(|a| a == "--search-only") {
+        search(&base, &dir, &transport)?;
+        drop(emulator);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     if !args.iter().any(|a| a == "--skip-page") {
         gallery_page(&base, &dir, &bases)?;
     }
@@ -560,7 +568,34 @@ fn crowd_once(
     Ok(())
 }
 
-/// Part 5: label search over 10 000 documents.
+/// Five lines of shop-sign and receipt text for document `i`: "receipt" in 1 % of them, "open"
+/// in half, the rest spread over a few hundred distinct words.
+fn seeded_text(i: usize) -> Vec<TextLine> {
+    let line = |text: String| TextLine {
+        words: text
+            .split(' ')
+            .map(|w| TextWord {
+                text: w.to_string(),
+                confidence: 0.9,
+                polygon: vec![Vertex { x: 0.1, y: 0.1 }, Vertex { x: 0.2, y: 0.1 }],
+            })
+            .collect(),
+        text,
+        confidence: 0.9,
+        polygon: vec![Vertex { x: 0.1, y: 0.1 }, Vertex { x: 0.5, y: 0.1 }],
+    };
+    let kind = if i % 100 == 7 { "RECEIPT" } else { "SIGN" };
+    let state = if i % 2 == 0 { "OPEN" } else { "CLOSED" };
+    vec![
+        line(format!("CORNER {kind} No {}", i % 300)),
+        line(format!("{state} every day from {}am", i % 12)),
+        line(format!("Item{} Item{} Item{}", i % 97, i % 89, i % 83)),
+        line(format!("Street {} Café", i % 211)),
+        line(format!("Thank you Total {}.{:02}", i % 50, i % 100)),
+    ]
+}
+
+/// Part 5: label and word search over 10 000 documents.
 fn search(base: &str, dir: &Path, transport: &Transport) -> Result<(), Error> {
     eprintln!("gallery-bench: seeding {SEARCH_DOCS} documents");
     let started = Instant::now();
@@ -598,11 +633,14 @@ fn search(base: &str, dir: &Path, transport: &Transport) -> Result<(), Error> {
                                 polygon: vec![Vertex { x: 0.1, y: 0.1 }, Vertex { x: 0.5, y: 0.5 }],
                             })
                             .collect();
-                        doc.terms = doc.objects.iter().map(|o| o.name.to_lowercase()).collect();
                         if labels.contains(&"Car") {
-                            doc.terms.push("vehicle".into());
+                            doc.ontology.push(Ontology {
+                                name: "Car".into(),
+                                parents: vec!["Vehicle".into()],
+                            });
                         }
-                        doc.terms.sort();
+                        doc.text = seeded_text(i);
+                        doc.terms = doc.search_terms();
                         soda.put(
                             &document_key(&b.namespace, &b.name, &name),
                             &doc.to_json(),
@@ -625,13 +663,21 @@ fn search(base: &str, dir: &Path, transport: &Transport) -> Result<(), Error> {
     let app = AppProcess::start(base, dir, "SEARCH", &[], false)?;
     let mut lines = Vec::new();
     let mut all = Vec::new();
-    for (label, start) in [
-        ("giraffe", "0"),
-        ("giraffe", "50"),
-        ("vehicle", "0"),
-        ("vehicle", "2500"),
+    let mut word_lines = Vec::new();
+    let mut words = Vec::new();
+    for (param, term, start) in [
+        ("label", "giraffe", "0"),
+        ("label", "giraffe", "50"),
+        ("label", "vehicle", "0"),
+        ("label", "vehicle", "2500"),
+        ("q", "receipt", "0"),
+        ("q", "receipt", "50"),
+        ("q", "open", "0"),
+        ("q", "open", "2500"),
+        ("q", "caf%C3%A9", "0"),
     ] {
-        let target = format!("/api/images?label={label}&start={start}");
+        let label = format!("{param}={term}");
+        let target = format!("/api/images?{label}&start={start}");
         let mut times = Vec::new();
         let mut count = 0;
         for _ in 0..11 {
@@ -642,8 +688,13 @@ fn search(base: &str, dir: &Path, transport: &Transport) -> Result<(), Error> {
             count = reply.json()["items"].as_array().map_or(0, Vec::len);
         }
         times.remove(0);
-        all.extend(times.iter().copied());
-        lines.push(format!(
+        let (figures, line) = if param == "q" {
+            (&mut words, &mut word_lines)
+        } else {
+            (&mut all, &mut lines)
+        };
+        figures.extend(times.iter().copied());
+        line.push(format!(
             "{label} from {start}: {:.1} ms ({count} items)",
             median(times)
         ));
@@ -652,6 +703,12 @@ fn search(base: &str, dir: &Path, transport: &Transport) -> Result<(), Error> {
         "label search over {SEARCH_DOCS} documents, one page through the app: median {:.1} ms ({})",
         median(all),
         lines.join("; ")
+    );
+    println!(
+        "word search (q=) over {SEARCH_DOCS} documents with text, one page through the app: median {:.1} ms, p95 {:.1} ms ({})",
+        median(words.clone()),
+        percentile(words, 0.95),
+        word_lines.join("; ")
     );
     Ok(())
 }

@@ -96,6 +96,7 @@ impl LocalStack {
         // deployed policy (terraform/policies.tpl), the web app in its dynamic group.
         emulator.trust_api_key_as(&key_id, &api_key, emulator.web_app_principal());
         let detector = attach_detector(&emulator);
+        attach_text_reader(&emulator);
 
         // An OCI config file for the web app, as a developer's laptop would have.
         let config_file = keys.join("oci-config");
@@ -289,6 +290,27 @@ fn attach_detector(emulator: &Emulator) -> String {
             log::warn!(target: "local", "the local detector did not load: {e}; analyses will fail");
             format!("none ({e})")
         }
+    }
+}
+
+/// Loads the local text reader on a thread of its own and gives it to the emulator when ready:
+/// optimising the OCR graphs takes a while, and start-up should not wait for it (until then,
+/// text detection is reported as unavailable and objects are still found).
+fn attach_text_reader(emulator: &Emulator) {
+    let models = emulator.vision_models();
+    let spawned = std::thread::Builder::new()
+        .name("text-reader-load".into())
+        .spawn(move || match crate::detect::LocalTextReader::load(Default::default()) {
+            Ok(reader) => {
+                log::info!(target: "local", "local text reader loaded");
+                models.set_text_reader(Some(std::sync::Arc::new(reader)));
+            }
+            Err(e) => {
+                log::warn!(target: "local", "the local text reader did not load: {e}; text detection will be reported unavailable");
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!(target: "local", "the local text reader could not be loaded: {e}");
     }
 }
 

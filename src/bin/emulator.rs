@@ -242,11 +242,20 @@ fn run(args: Vec<String>) -> Result<(), Error> {
     for (function_id, sockets) in functions {
         emulator.register_function_instances(function_id, sockets, false);
     }
-    // Vision answers from the local model when it loads; otherwise 501.
+    // Vision answers from the local models when they load; otherwise 501 (objects) or a feature
+    // error (text).
     let vision = match ocivision::detect::LocalDetector::load(Default::default()) {
         Ok(detector) => {
             let version = ocivision::detect::Detector::model_version(&detector);
             emulator.set_detector(Some(std::sync::Arc::new(detector)));
+            version
+        }
+        Err(e) => format!("none ({e})"),
+    };
+    let text = match ocivision::detect::LocalTextReader::load(Default::default()) {
+        Ok(reader) => {
+            let version = ocivision::detect::TextReader::model_version(&reader);
+            emulator.set_text_reader(Some(std::sync::Arc::new(reader)));
             version
         }
         Err(e) => format!("none ({e})"),
@@ -279,6 +288,7 @@ fn run(args: Vec<String>) -> Result<(), Error> {
         println!("  faults           {spec}");
     }
     println!("  vision detector  {vision}");
+    println!("  vision text      {text}");
     emulator.wait();
     Ok(())
 }

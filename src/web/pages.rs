@@ -120,7 +120,7 @@ pub(crate) fn gallery(app: &App, req: &Request) -> Result<Response> {
     };
     let mut keep = Vec::new();
     if let Some(l) = &filter.label {
-        keep.push(format!("label={}", url_component(l)));
+        keep.push(format!("q={}", url_component(l)));
     }
     if let Some(s) = filter.status {
         keep.push(format!("status={}", s.name()));

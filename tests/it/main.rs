@@ -17,4 +17,5 @@ mod local; // local mode end to end: the webapp binary with no cloud, upload to 
 mod pipeline; // the func binary end to end: events in, one document per image out
 mod signing; // OCI signing vectors, stage by stage, and credential providers
 mod support; // shared helpers: raw-socket client, temp dirs, test keys, emulator set-up
+mod text; // issue 25: the local OCR on known text, words searchable with q=, text off, old documents
 mod web; // the web app: routes, uploads (good and hostile), CSRF, escaping, delete, re-analysis, reconciler
