@@ -108,7 +108,9 @@ fn text_one(file: &str, rounds: usize) -> Result<(), String> {
         reader.read(&bytes)?;
         times.push(start.elapsed());
     }
-    let cpu = cpu_ms().zip(cpu_before).map(|(after, before)| (after - before) / rounds as f64);
+    let cpu = cpu_ms()
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before) / rounds as f64);
     let median = median(&mut times);
     let name = std::path::Path::new(file)
         .file_name()

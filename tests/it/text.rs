@@ -212,21 +212,21 @@ fn a_word_in_a_photo_finds_it_and_an_absent_word_does_not() {
     assert!(doc.terms.contains(&"cat".to_string()), "labels stay terms");
 
     env.emulator.clear_requests();
-    assert_eq!(search_ids(&app, "q=bakery"), [sign.clone()]);
+    assert_eq!(search_ids(&app, "q=bakery"), [sign.as_str()]);
     let requests = env.emulator.requests();
     assert_eq!(requests.len(), 1, "one SODA query: {requests:?}");
     assert!(requests[0].target.contains("action=query"));
-    assert_eq!(search_ids(&app, "q=BREAD"), [sign.clone()], "any case");
+    assert_eq!(search_ids(&app, "q=BREAD"), [sign.as_str()], "any case");
     assert_eq!(search_ids(&app, "q=pizza"), Vec::<String>::new());
     assert_eq!(
         search_ids(&app, "q=brea"),
         Vec::<String>::new(),
         "whole words"
     );
-    assert_eq!(search_ids(&app, "q=cat"), [sign.clone()], "labels too");
+    assert_eq!(search_ids(&app, "q=cat"), [sign.as_str()], "labels too");
     assert_eq!(
         search_ids(&app, "label=cat"),
-        [sign.clone()],
+        [sign.as_str()],
         "label= still works"
     );
     // The gallery's search box sends `q`.
@@ -256,7 +256,7 @@ fn accents_are_folded_in_stored_words_and_in_the_query() {
     let doc = wait_done(&env, &sign);
     assert!(doc.terms.contains(&"cafe".to_string()), "{:?}", doc.terms);
     for query in ["q=cafe", "q=CAF%C3%89", "q=caf%C3%A9"] {
-        assert_eq!(search_ids(&app, query), [sign.clone()], "{query}");
+        assert_eq!(search_ids(&app, query), [sign.as_str()], "{query}");
     }
     drop(func);
 }
@@ -294,7 +294,7 @@ fn a_photo_with_objects_and_text_keeps_both() {
     assert!(doc.model_versions.object_detection.is_some());
     assert!(doc.model_versions.text_detection.is_some());
     for query in ["q=shop", "q=dog", "q=vehicle"] {
-        assert_eq!(search_ids(&app, query), [id.clone()], "{query}");
+        assert_eq!(search_ids(&app, query), [id.as_str()], "{query}");
     }
     // The result page renders with the text stored (its display is another change).
     let page = app
