@@ -27,7 +27,7 @@ use std::process::ExitCode;
 
 use ocivision::emulator::faults::FaultPlan;
 use ocivision::emulator::secrets::SecretEntry;
-use ocivision::local::{LocalStack, Role, Vision};
+use ocivision::local::{LocalStack, Role, Text, Vision};
 use ocivision::Error;
 
 /// The vault every secret of the standalone emulator is in.
@@ -188,6 +188,7 @@ fn run(args: Vec<String>) -> Result<(), Error> {
     let mut options = LocalStack::options(&args.data);
     options.web_app = role_of(&dev_key_id)?;
     options.vision = Vision::Local;
+    options.text = Text::Local;
     let config = &mut options.emulator;
     config.bind = SocketAddr::new(args.bind, args.port);
     if !args.buckets.is_empty() {
@@ -272,6 +273,7 @@ fn run(args: Vec<String>) -> Result<(), Error> {
         println!("  faults           {spec}");
     }
     println!("  vision detector  {}", stack.detector());
+    println!("  vision text      {}", stack.text_reader());
     stack.emulator.wait();
     Ok(())
 }

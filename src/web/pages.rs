@@ -209,7 +209,7 @@ fn empty_notice(filter: &Filter, start: Option<&str>, empty: bool) -> Result<Htm
 fn page_links(filter: &Filter, start: Option<&str>, next: Option<&str>) -> Result<(Html, Html)> {
     let mut keep = Vec::new();
     if let Some(l) = &filter.label {
-        keep.push(format!("label={}", url_component(l)));
+        keep.push(format!("q={}", url_component(l)));
     }
     if let Some(s) = filter.status {
         keep.push(format!("status={}", s.name()));
