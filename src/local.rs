@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::analysis::Analyzer;
 use crate::config::CloudConfig;
-use crate::detect::{Detector, TextReader};
+use crate::detect::{Detector, LocalTextReader, TextReader};
 use crate::emulator::iam::Principal;
 use crate::emulator::secrets::SecretEntry;
 use crate::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
@@ -42,6 +42,7 @@ use crate::oci::auth::{ConfigFileProvider, KeyProvider};
 use crate::oci::client::{Auth, Transport, TransportConfig};
 use crate::oci::keys::PrivateKey;
 use crate::oci::secrets::Secrets;
+use crate::oci::vision::ImageText;
 use crate::secret::Secret;
 use crate::soda::{Password, Soda, SodaConfig};
 use crate::web::WebConfig;
@@ -159,7 +160,7 @@ pub enum Text {
     /// (with a warning).
     Local,
     /// The shipped models, loaded on a thread of their own so start-up does not wait (local
-    /// mode); until they are ready, as [`Text::None`].
+    /// mode); a read waits for them.
     LocalInBackground,
     /// This one.
     Given(Arc<dyn TextReader>),
@@ -534,44 +535,105 @@ fn attach_detector(emulator: &Emulator, vision: Vision) -> String {
     version
 }
 
-/// Gives Vision its text reader; says which, in words. [`Text::LocalInBackground`] loads it on
-/// a thread of its own and gives it to the emulator when ready: optimising the OCR graphs takes a
-/// while, and start-up should not wait for it (until then, text detection is reported as
-/// unavailable and objects are still found).
+/// Gives Vision its text reader; says which, in words.
 fn attach_text_reader(emulator: &Emulator, text: Text) -> String {
     let reader: Arc<dyn TextReader> = match text {
         Text::None => return "none".into(),
         Text::Given(reader) => reader,
-        Text::Local => match crate::detect::LocalTextReader::load(Default::default()) {
+        Text::Local => match LocalTextReader::load(Default::default()) {
             Ok(reader) => Arc::new(reader),
             Err(e) => {
                 log::warn!(target: "local", "the local text reader did not load: {e}; text detection will be reported unavailable");
                 return format!("none ({e})");
             }
         },
-        Text::LocalInBackground => {
-            let models = emulator.vision_models();
-            let spawned = std::thread::Builder::new()
-                .name("text-reader-load".into())
-                .spawn(move || match crate::detect::LocalTextReader::load(Default::default()) {
-                    Ok(reader) => {
-                        log::info!(target: "local", "local text reader loaded");
-                        models.set_text_reader(Some(Arc::new(reader)));
-                    }
-                    Err(e) => {
-                        log::warn!(target: "local", "the local text reader did not load: {e}; text detection will be reported unavailable");
-                    }
-                });
-            if let Err(e) = spawned {
+        Text::LocalInBackground => match LoadingTextReader::start() {
+            Ok(reader) => reader,
+            Err(e) => {
                 log::warn!(target: "local", "the local text reader could not be loaded: {e}");
                 return format!("none ({e})");
             }
-            return "PP-OCRv4 (local), loading".into();
-        }
+        },
     };
     let version = reader.model_version();
     emulator.set_text_reader(Some(reader));
     version
+}
+
+/// How long a read waits for the local text reader still loading in the background (it takes a
+/// few seconds; an image analysed meanwhile gets its text rather than an error).
+const TEXT_LOAD_WAIT: Duration = Duration::from_secs(120);
+
+/// The local text reader while it loads on a thread of its own ([`Text::LocalInBackground`]):
+/// start-up does not wait for the OCR graphs to be optimised, a read does (at most
+/// [`TEXT_LOAD_WAIT`]).
+struct LoadingTextReader {
+    state: std::sync::Mutex<Loading>,
+    ready: std::sync::Condvar,
+}
+
+enum Loading {
+    Pending,
+    Ready(LocalTextReader),
+    Failed(String),
+}
+
+impl LoadingTextReader {
+    fn start() -> std::io::Result<Arc<LoadingTextReader>> {
+        let reader = Arc::new(LoadingTextReader {
+            state: std::sync::Mutex::new(Loading::Pending),
+            ready: std::sync::Condvar::new(),
+        });
+        let filled = Arc::clone(&reader);
+        std::thread::Builder::new()
+            .name("text-reader-load".into())
+            .spawn(move || {
+                let loaded = match LocalTextReader::load(Default::default()) {
+                    Ok(reader) => {
+                        log::info!(target: "local", "local text reader loaded");
+                        Loading::Ready(reader)
+                    }
+                    Err(e) => {
+                        log::warn!(target: "local", "the local text reader did not load: {e}; text detection will be reported unavailable");
+                        Loading::Failed(format!("the local OCR models did not load: {e}"))
+                    }
+                };
+                *filled.lock() = loaded;
+                filled.ready.notify_all();
+            })?;
+        Ok(reader)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Loading> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl TextReader for LoadingTextReader {
+    fn read(&self, image: &[u8]) -> std::result::Result<ImageText, String> {
+        let state = self
+            .ready
+            .wait_timeout_while(self.lock(), TEXT_LOAD_WAIT, |s| {
+                matches!(s, Loading::Pending)
+            })
+            .map(|(guard, _)| guard)
+            .unwrap_or_else(|e| e.into_inner().0);
+        match &*state {
+            Loading::Ready(reader) => reader.read(image),
+            Loading::Failed(message) => Err(message.clone()),
+            Loading::Pending => Err(format!(
+                "the local OCR models were still loading after {} s",
+                TEXT_LOAD_WAIT.as_secs()
+            )),
+        }
+    }
+
+    fn model_version(&self) -> String {
+        match &*self.lock() {
+            Loading::Ready(reader) => reader.model_version(),
+            _ => "PP-OCRv4 (local, loading)".into(),
+        }
+    }
 }
 
 /// Loads `dir/name`; the development key, or (with [`Keys::Generated`]) a 2048-bit RSA key

@@ -231,14 +231,12 @@ impl Held {
     }
 }
 
-/// The models answering for Vision, shared with whoever sets them (see
-/// [`Emulator::vision_models`]).
+/// The models answering for Vision.
 #[derive(Clone, Default)]
-pub struct VisionModels(Arc<RwLock<vision::Models>>);
+struct VisionModels(Arc<RwLock<vision::Models>>);
 
 impl VisionModels {
-    /// Sets Vision's text reader (`None`: TEXT_DETECTION is reported as a feature error).
-    pub fn set_text_reader(&self, reader: Option<Arc<dyn TextReader>>) {
+    fn set_text_reader(&self, reader: Option<Arc<dyn TextReader>>) {
         self.write().text = reader;
     }
 
@@ -507,11 +505,6 @@ impl Emulator {
     /// Sets Vision's text reader (`None`: TEXT_DETECTION is reported as a feature error).
     pub fn set_text_reader(&self, reader: Option<Arc<dyn TextReader>>) {
         self.state.models.set_text_reader(reader);
-    }
-
-    /// A handle on Vision's models, so a model loading on another thread can be set when ready.
-    pub fn vision_models(&self) -> VisionModels {
-        self.state.models.clone()
     }
 
     /// Registers a function listening at `socket` under `function_id`, for invocations; with

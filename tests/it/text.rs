@@ -13,12 +13,14 @@ use std::time::Duration;
 use ocivision::detect::{
     Detector, DetectorConfig, LocalDetector, LocalTextReader, TextConfig, TextReader,
 };
-use ocivision::document::{AnalysisDocument, Status};
+use ocivision::document::{AnalysisDocument, Status, TextLine};
 use ocivision::oci::vision::{ImageObject, ImageText};
 use ocivision::web::{App, Settings};
 use serde_json::{json, Value};
 
-use crate::support::emulator::{deadline, spawn_func, spawn_func_with, Env, FixedDetector};
+use crate::support::emulator::{
+    deadline, rectangle, spawn_func, spawn_func_with, Env, FixedDetector,
+};
 use crate::support::wait_until;
 use crate::support::web::{body_text, Web, COLLECTION};
 
@@ -307,7 +309,7 @@ fn a_photo_with_objects_and_text_keeps_both() {
     for query in ["q=shop", "q=dog", "q=vehicle"] {
         assert_eq!(search_ids(&app, query), [id.as_str()], "{query}");
     }
-    // The result page renders with the text stored (its display is another change).
+    // The result page lists the sign's line and draws it beside the dog's box.
     let page = app
         .handle(&ocivision::http::Request::fake(
             "GET",
@@ -317,6 +319,13 @@ fn a_photo_with_objects_and_text_keeps_both() {
         ))
         .unwrap();
     assert_eq!(page.status(), 200);
+    let html = body_text(&page);
+    assert!(html.contains("<g class=\"box c0\""), "the boxes");
+    assert!(html.contains("<g class=\"line\""), "the lines");
+    assert!(
+        html.to_uppercase().contains(">BIKE SHOP</LI>"),
+        "the line listed"
+    );
     drop(func);
 }
 
@@ -426,7 +435,20 @@ fn a_text_failure_leaves_the_objects_done() {
         doc.text_error.as_ref().map(|e| e.code.as_str()),
         Some("TextDetectionUnavailable")
     );
-    assert_eq!(search_ids(&app, "q=cat"), [id]);
+    assert_eq!(search_ids(&app, "q=cat"), [id.as_str()]);
+    let page = app
+        .handle(&ocivision::http::Request::fake(
+            "GET",
+            &format!("/images/{id}"),
+            &[],
+            b"",
+        ))
+        .unwrap();
+    let html = body_text(&page);
+    assert!(
+        html.contains("The text could not be read: this emulator has no text reader"),
+        "the page says why there is no text"
+    );
     drop(func);
 }
 
@@ -467,6 +489,75 @@ fn a_document_written_before_text_renders_and_is_found_by_label() {
             .collect();
         assert_eq!(ids, [id.as_str()], "{query}");
     }
+    let html = body_text(&page);
+    assert!(!html.contains("Text in the photo") && !html.contains("show-lines"));
+    assert!(html.contains("id=\"show-boxes\""));
     let doc = web.document(&id).unwrap();
     assert!(doc.text.is_empty() && doc.text_error.is_none());
+}
+
+/// A `done` document for `id` with `lines` of text (each a rectangle, one below the other).
+fn write_with_text(web: &Web, id: &str, lines: &[(&str, f64)]) {
+    web.write_done(id, &[("Dog", 0.9, [0.1, 0.2, 0.6, 0.9])]);
+    let mut doc = web.document(id).unwrap();
+    doc.text = lines
+        .iter()
+        .enumerate()
+        .map(|(i, (text, confidence))| {
+            let top = 0.05 + i as f64 * 0.06;
+            TextLine {
+                text: text.to_string(),
+                confidence: *confidence,
+                polygon: rectangle([0.1, top, 0.7, top + 0.04]),
+                words: Vec::new(),
+            }
+        })
+        .collect();
+    doc.model_versions.text_detection = Some("PP-OCRv4 (local)".into());
+    doc.terms = doc.search_terms();
+    web.soda
+        .put(&web.key(id), &doc.to_json(), deadline(5))
+        .unwrap();
+}
+
+#[test]
+fn the_result_page_lists_the_lines_in_order_and_draws_them() {
+    let web = Web::start("text-page", Settings::default(), false);
+    let id = web.upload("receipt.png", RECEIPT);
+    write_with_text(
+        &web,
+        &id,
+        &[
+            ("CORNER GROCERY", 0.98),
+            ("Milk 2.49", 0.93),
+            ("<script>alert(1)</script> & \"TOTAL\"", 0.61),
+        ],
+    );
+    let html = body_text(&web.handle("GET", &format!("/images/{id}"), &[], b""));
+    // The lines as text, in reading order, escaped.
+    let list = &html[html.find("id=\"text-lines\"").expect("the lines' list")..];
+    let list = &list[..list.find("</ol>").unwrap()];
+    let at = |s: &str| list.find(s).unwrap_or_else(|| panic!("{s} in {list}"));
+    assert!(at("CORNER GROCERY") < at("Milk 2.49"));
+    assert!(at("Milk 2.49") < at("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;TOTAL&quot;"));
+    assert!(!html.contains("<script>alert"), "escaped everywhere");
+    assert!(list.contains("aria-label=\"3 lines, in reading order\""));
+    // Drawn on the picture, each with its confidence for the slider, beside the boxes' toggle.
+    assert_eq!(html.matches("<g class=\"line\" data-line=").count(), 3);
+    assert!(html.contains("data-line=\"2\" data-confidence=\"0.6100\""));
+    assert!(html.contains("id=\"show-boxes\" checked"));
+    assert!(html.contains("id=\"show-lines\" checked"));
+    // The copy button (shown by the script) and the status line it reports to.
+    assert!(html.contains("id=\"copy-text\" hidden"));
+    assert!(html.contains("id=\"copy-status\" role=\"status\""));
+    assert!(html.contains("1 object and 3 lines of text found by the local model"));
+    assert!(html.contains("<dt>Text model</dt><dd>PP-OCRv4 (local)</dd>"));
+
+    // Text asked for and none found: said so, with no list, toggle or copy button.
+    let blank = web.upload("blank.png", SIGN);
+    write_with_text(&web, &blank, &[]);
+    let html = body_text(&web.handle("GET", &format!("/images/{blank}"), &[], b""));
+    assert!(html.contains("No text was found in this image."));
+    assert!(!html.contains("id=\"text-lines\"") && !html.contains("show-lines"));
+    assert!(!html.contains("copy-text"));
 }
