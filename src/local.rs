@@ -574,7 +574,7 @@ struct LoadingTextReader {
 
 enum Loading {
     Pending,
-    Ready(LocalTextReader),
+    Ready(Box<LocalTextReader>),
     Failed(String),
 }
 
@@ -591,7 +591,7 @@ impl LoadingTextReader {
                 let loaded = match LocalTextReader::load(Default::default()) {
                     Ok(reader) => {
                         log::info!(target: "local", "local text reader loaded");
-                        Loading::Ready(reader)
+                        Loading::Ready(Box::new(reader))
                     }
                     Err(e) => {
                         log::warn!(target: "local", "the local text reader did not load: {e}; text detection will be reported unavailable");
