@@ -17,9 +17,11 @@
 //! `--function` (the same id given several times: instances of one function, invoked in turn).
 //! `--vision-tps` gives Vision a rate limit (429 `TooManyRequests` beyond it; `--vision-burst`
 //! requests at once, default one second's worth). Faults come from `--faults` or
-//! `OCIVISION_FAULTS` (syntax in docs/EMULATOR.md). Vision answers from the shipped local model
-//! (`models/`), or with 501 when it does not load. Built only with the `local` feature. Data is written crash-safely, so stopping
-//! it with Ctrl-C loses nothing that was acknowledged.
+//! `OCIVISION_FAULTS` (syntax in docs/EMULATOR.md). Vision answers from the shipped local models
+//! (`models/`: NanoDet for objects, PP-OCRv4 for text, both loaded before it listens), or with
+//! 501 (objects) or a feature error (text) when they do not load. Built only with the `local`
+//! feature. Data is written crash-safely, so stopping it with Ctrl-C loses nothing that was
+//! acknowledged.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
