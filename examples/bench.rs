@@ -1025,7 +1025,10 @@ fn gallery_rows_from(
     // ms) (…)", and the same for "word search (q=)".
     for (what, figure) in [
         ("label search", "label search"),
-        ("word search (q=)", "word search (q=, a word of the photos' text)"),
+        (
+            "word search (q=)",
+            "word search (q=, a word of the photos' text)",
+        ),
     ] {
         let line = out
             .lines()
