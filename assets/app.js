@@ -1,6 +1,6 @@
 // ocivision pages: drag-and-drop uploads with per-file progress, live status badges (bounded
-// polling with ETag), the result page's confidence slider and row/box highlighting, and the
-// delete confirmation dialog, selection count and undo notice.
+// polling with ETag), the result page's confidence slider, row/box and text-line highlighting
+// and copy button, and the delete confirmation dialog, selection count and undo notice.
 // Served as a static file (the CSP forbids inline scripts). Text from the server is only ever
 // put into the page with textContent, never as markup. Without this file every page still works.
 (function () {
@@ -307,10 +307,16 @@
       if (output) output.textContent = Math.round(min * 100) + "%";
       slider.setAttribute("aria-valuetext", Math.round(min * 100) + " %");
       var rows = document.querySelectorAll("tr[data-confidence]");
-      var shown = Array.prototype.filter.call(rows, function (r) { return parseFloat(r.dataset.confidence) >= min; }).length;
-      if (caption && rows.length) {
+      var lines = document.querySelectorAll(".boxes .line[data-confidence]");
+      var above = function (list) {
+        return Array.prototype.filter.call(list, function (r) { return parseFloat(r.dataset.confidence) >= min; }).length;
+      };
+      if (caption && (rows.length || lines.length)) {
+        var parts = [];
+        if (rows.length) parts.push(above(rows) + " of " + rows.length + " objects");
+        if (lines.length) parts.push(above(lines) + " of " + lines.length + " text lines");
         caption.textContent = min > 0
-          ? shown + " of " + rows.length + " objects at " + Math.round(min * 100) + "% confidence or more"
+          ? parts.join(" and ") + " at " + Math.round(min * 100) + "% confidence or more"
           : captionText;
       }
       Array.prototype.forEach.call(document.querySelectorAll("[data-confidence]"), function (n) {
@@ -339,6 +345,51 @@
       row.addEventListener("blur", off);
     }
   });
+
+  // A text line in the list and its outline on the picture highlight each other on hover.
+  Array.prototype.forEach.call(document.querySelectorAll(".boxes .line, #text-lines li"), function (n) {
+    var set = function (on) {
+      Array.prototype.forEach.call(document.querySelectorAll('[data-line="' + n.dataset.line + '"]'), function (m) {
+        m.classList.toggle("active", on);
+      });
+    };
+    n.addEventListener("mouseenter", function () { set(true); });
+    n.addEventListener("mouseleave", function () { set(false); });
+  });
+
+  // The copy button (hidden without this script; the lines stay selectable text): every line,
+  // one per line of the clipboard. Where the clipboard is refused, the lines are selected for
+  // Ctrl+C instead. The status line says what happened (role=status, so it is read out).
+  var copyButton = document.getElementById("copy-text");
+  var textLines = document.getElementById("text-lines");
+  var copyStatus = document.getElementById("copy-status");
+  if (copyButton && textLines) {
+    copyButton.hidden = false;
+    var say = function (message) {
+      if (!copyStatus) return;
+      // Emptied first, so the same message twice is announced twice.
+      copyStatus.textContent = "";
+      setTimeout(function () { copyStatus.textContent = message; }, 50);
+    };
+    copyButton.addEventListener("click", function () {
+      var items = textLines.querySelectorAll("li");
+      var text = Array.prototype.map.call(items, function (li) { return li.textContent; }).join("\n");
+      var n = items.length + (items.length === 1 ? " line" : " lines");
+      var selectInstead = function () {
+        var range = document.createRange();
+        range.selectNodeContents(textLines);
+        var selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+        say("The clipboard is not available here: the " + n + " are selected, press Ctrl+C to copy them.");
+      };
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(text).then(function () { say("Copied " + n + "."); }, selectInstead);
+      } else {
+        selectInstead();
+      }
+    });
+  }
 
   // ---- Deleting ---------------------------------------------------------------------------
   // A delete form posts `confirm=yes` only after this dialog; without JavaScript the server

@@ -1064,14 +1064,34 @@ fn gallery_rows_from(
     } else {
         return Err(missing());
     }
-    let search = numbers_after(out, "one page through the app: median");
-    let search = *search.first().ok_or_else(missing)?;
-    rows.push(solo(
-        "label search over 10 000 documents (emulator), one page through the app, median (ms)",
-        format!("{search:.1}"),
-        "≤ 20 ms",
-        meets(search, 20.0).to_string(),
-    ));
+    // Part 5's lines: "label search over …: median M ms over R interleaved rounds (spread L–H
+    // ms) (…)", and the same for "word search (q=)".
+    for (what, figure) in [
+        ("label search", "label search"),
+        (
+            "word search (q=)",
+            "word search (q=, a word of the photos' text)",
+        ),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(what))
+            .ok_or_else(missing)?;
+        let median = number_after(line, ": median").ok_or_else(missing)?;
+        let spread = line
+            .find("(spread ")
+            .map(|i| &line[i + "(spread ".len()..])
+            .and_then(|rest| rest.split(" ms)").next())
+            .unwrap_or("");
+        rows.push(solo(
+            &format!(
+                "{figure} over 10 000 documents with text (emulator), one page through the app, median of 5 interleaved rounds (ms; spread)"
+            ),
+            format!("{median:.1} ({spread})"),
+            "≤ 20 ms",
+            meets(median, 20.0).to_string(),
+        ));
+    }
     for line in out.lines() {
         notes.push(format!("gallery-bench: {}", line.trim()));
     }

@@ -1,11 +1,13 @@
-//! `lighthouse`: Lighthouse 12 on the three pages a person sees first (the gallery, a result
-//! page, the sign-in page), mobile and desktop, in local mode with the five sample photos.
+//! `lighthouse`: Lighthouse 12 on the pages a person sees first (the gallery, a result page, the
+//! result page of a photo with text, the sign-in page), mobile and desktop, in local mode with
+//! the five sample photos and a receipt.
 //!
 //! `cargo run --release --example lighthouse [-- --runs 3] [--no-write]`
 //!
 //! Starts `webapp` in local mode as a new user would (fresh data directory, no password, the
-//! local detector), uploads tests/fixtures/photos through the JSON API and waits until every
-//! one is analysed. Then runs the `lighthouse` CLI (npm, pinned in .ci/npm/package-lock.json and
+//! local detector and text reader), uploads tests/fixtures/photos and
+//! tests/fixtures/text/receipt.png through the JSON API and waits until every one is analysed
+//! (the receipt with its lines of text). Then runs the `lighthouse` CLI (npm, pinned in .ci/npm/package-lock.json and
 //! installed into `<target dir>/npm` with `npm ci` when missing: never a browser download) on
 //! Debian's Chromium (`CHROME_PATH`, default /usr/bin/chromium), headless, each run in a fresh
 //! profile, with Lighthouse's default mobile emulation and simulated throttling, or
@@ -36,6 +38,9 @@ const PHOTOS: [(&str, &str); 5] = [
 
 /// The page whose result page is measured.
 const RESULT_PHOTO: &str = "dog.jpg";
+
+/// The photo with text whose result page is measured too (issue 25), in tests/fixtures/text.
+const TEXT_PHOTO: &str = "receipt.png";
 
 /// Markers of the section this program owns in docs/PERFORMANCE.md.
 const BEGIN: &str = "<!-- lighthouse -->";
@@ -133,6 +138,41 @@ fn run() -> Result<(), String> {
         }
     }
     let result_id = result_id.ok_or("no id for the result page's photo")?;
+    let text_bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/text")
+            .join(TEXT_PHOTO),
+    )
+    .map_err(|e| format!("{TEXT_PHOTO}: {e}"))?;
+    let reply = support::request(
+        addr,
+        "PUT",
+        &format!("/api/images/{TEXT_PHOTO}"),
+        &["Content-Type: image/png"],
+        &text_bytes,
+        Duration::from_secs(60),
+    )
+    .map_err(|e| format!("upload {TEXT_PHOTO}: {e}"))?;
+    let text_id = reply.json_or_null()["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("upload {TEXT_PHOTO}: {}", reply.status))?;
+    wait_until("the receipt's text read", Duration::from_secs(300), || {
+        support::request(
+            addr,
+            "GET",
+            &format!("/api/images/{text_id}"),
+            &[],
+            b"",
+            Duration::from_secs(10),
+        )
+        .map(|r| r.json_or_null())
+        .is_ok_and(|v| {
+            v["document"]["text"]
+                .as_array()
+                .is_some_and(|lines| !lines.is_empty())
+        })
+    })?;
     wait_until("every photo analysed", Duration::from_secs(300), || {
         support::request(
             addr,
@@ -145,7 +185,7 @@ fn run() -> Result<(), String> {
         .map(|r| r.json_or_null())
         .is_ok_and(|v| {
             v["items"].as_array().is_some_and(|items| {
-                items.len() == PHOTOS.len() && items.iter().all(|i| i["status"] == "done")
+                items.len() == PHOTOS.len() + 1 && items.iter().all(|i| i["status"] == "done")
             })
         })
     })?;
@@ -154,6 +194,7 @@ fn run() -> Result<(), String> {
     let pages = [
         ("gallery", format!("{base}/")),
         ("result", format!("{base}/images/{result_id}")),
+        ("result with text", format!("{base}/images/{text_id}")),
         ("login", format!("{base}/login")),
     ];
     let mut rows = Vec::new();
@@ -162,8 +203,9 @@ fn run() -> Result<(), String> {
         for form in ["mobile", "desktop"] {
             let mut all = Vec::new();
             for n in 0..runs {
-                let out = reports.join(format!("{page}-{form}-{n}.json"));
-                let profile = reports.join(format!("profile-{page}-{form}-{n}"));
+                let file = page.replace(' ', "-");
+                let out = reports.join(format!("{file}-{form}-{n}.json"));
+                let profile = reports.join(format!("profile-{file}-{form}-{n}"));
                 // Lighthouse now and then fails to record a trace (NO_NAVSTART): try again.
                 let mut attempt = 1;
                 let scores = loop {
@@ -206,7 +248,8 @@ fn run() -> Result<(), String> {
         "{BEGIN}\n## Lighthouse\n\n\
 Written by `cargo run --release --example lighthouse` (examples/lighthouse.rs) on {} {} UTC: \
 Lighthouse {lighthouse_version} on {chromium_version}, headless, a fresh profile per run; local \
-mode with the five sample photos analysed; the result page is {RESULT_PHOTO}'s. Each cell: \
+mode with the five sample photos analysed; the result page is {RESULT_PHOTO}'s, the result \
+page with text {TEXT_PHOTO}'s (its lines drawn and listed). Each cell: \
 performance / accessibility / best practices, the median of {runs} runs (min–max when they \
 differ), then the median LCP, CLS and TBT. Mobile is Lighthouse's default emulation (Moto G \
 Power, simulated slow 4G and 4× CPU slowdown); desktop is `--preset=desktop`.\n\n\

@@ -10,6 +10,7 @@
 //! | `COMPARTMENT_ID` | the function's own compartment (from its token) | compartment billed for Vision |
 //! | `VISION_MAX_RESULTS` | 50 | objects asked of Vision |
 //! | `VISION_MAX_LABELS` | 0 (off) | image-level labels asked of Vision |
+//! | `VISION_TEXT` | on | also ask for TEXT_DETECTION (words, lines) in the same call |
 //! | `MAX_IMAGE_BYTES` | 5242880 | larger images fail without a Vision call |
 //! | `VISION_TPS` | 10 in Ashburn, Phoenix, London; 5 elsewhere | Vision requests per second shared by all instances (0: no pacing) |
 //! | `VISION_MAX_WAIT` | 0 (as long as the deadline allows) | seconds a call waits for its Vision slot before deferring |

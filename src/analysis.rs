@@ -97,6 +97,8 @@ pub struct AnalyzerConfig {
     pub max_results: u32,
     /// Also ask for image-level labels (this many).
     pub max_labels: Option<u32>,
+    /// Also ask for TEXT_DETECTION in the same call (`VISION_TEXT`, on by default).
+    pub text: bool,
     /// Time kept back from the call's deadline to answer in time.
     pub margin: Duration,
     /// Largest image analysed.
@@ -215,6 +217,7 @@ impl Analyzer {
                 compartment_id,
                 max_results: config::number(lookup, "VISION_MAX_RESULTS", 50)?,
                 max_labels: (max_labels > 0).then_some(max_labels),
+                text: config::switch(lookup, "VISION_TEXT", true)?,
                 margin: Duration::from_secs(2),
                 max_image_bytes: config::number(lookup, "MAX_IMAGE_BYTES", image_info::MAX_BYTES)?,
                 vision_tps,
@@ -353,6 +356,7 @@ impl Analyzer {
             },
             max_objects: self.config.max_results,
             max_labels: self.config.max_labels,
+            text: self.config.text,
             compartment_id: self.config.compartment_id.clone(),
         };
         let mut doc = AnalysisDocument::from_event(existing, event, &info, received);

@@ -191,6 +191,21 @@ pub fn number<T: std::str::FromStr>(
     }
 }
 
+/// An on/off setting from the environment (`on`/`off`, `true`/`false`, `1`/`0`, `yes`/`no`,
+/// any case), with the variable named on error.
+pub fn switch(lookup: &dyn Fn(&str) -> Option<String>, name: &str, default: bool) -> Result<bool> {
+    match lookup(name)
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+        .as_deref()
+    {
+        None => Ok(default),
+        Some("on" | "true" | "1" | "yes") => Ok(true),
+        Some("off" | "false" | "0" | "no") => Ok(false),
+        Some(other) => Err(Error::Config(format!("{name}={other:?} must be on or off"))),
+    }
+}
+
 /// An environment made of `pairs`, for tests of code that reads settings through a lookup.
 #[cfg(test)]
 pub(crate) fn test_lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

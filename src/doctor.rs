@@ -262,6 +262,7 @@ fn check_vision(transport: &Transport, cloud: &CloudConfig) -> Check {
         image: ImageSource::Inline(PROBE_PNG.to_vec()),
         max_objects: 1,
         max_labels: None,
+        text: false,
         compartment_id,
     };
     match vision.analyze(&request, Instant::now() + TIMEOUT) {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::event::ObjectEvent;
 use crate::oci::object_storage::{Bucket, ObjectInfo};
-use crate::oci::vision::{Analysis, Vertex};
+use crate::oci::vision::{Analysis, ImageText, Vertex};
 use crate::timefmt::{self, Precision};
 
 /// Object metadata keys (`opc-meta-…`) the web app sets at upload and the function reads.
@@ -238,6 +238,93 @@ pub struct Ontology {
     pub parents: Vec<String>,
 }
 
+/// One line of text found in the image (TEXT_DETECTION), with its words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextLine {
+    /// The line as read.
+    pub text: String,
+    /// 0..1.
+    pub confidence: f64,
+    /// Corners as fractions of width and height, clockwise from the top-left.
+    pub polygon: Vec<Vertex>,
+    /// Its words, left to right.
+    #[serde(default)]
+    pub words: Vec<TextWord>,
+}
+
+/// One word of a [`TextLine`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextWord {
+    /// The word as read.
+    pub text: String,
+    /// 0..1.
+    pub confidence: f64,
+    /// Corners as fractions of width and height, clockwise from the top-left.
+    pub polygon: Vec<Vertex>,
+}
+
+/// Most detected words that become search terms (a page of small print stays a small document).
+const MAX_WORD_TERMS: usize = 500;
+
+/// A term as searches compare it: lower case, accents folded to their base letter (`Café` →
+/// `cafe`, `Straße` → `strasse`), inner runs of white space made one space, ends trimmed. Both
+/// the terms a document stores and the term a search asks for go through here.
+pub fn search_form(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.trim().chars().flat_map(char::to_lowercase) {
+        if c.is_whitespace() {
+            if !out.ends_with(' ') {
+                out.push(' ');
+            }
+            continue;
+        }
+        match fold(c) {
+            Some(base) => out.push_str(base),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// The base letters of a lower-case Latin letter with a diacritic (Latin-1 and Latin
+/// Extended-A, which cover the languages Vision reads in Latin script); `None` for the rest.
+fn fold(c: char) -> Option<&'static str> {
+    Some(match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
+        'ç' | 'ć' | 'ĉ' | 'ċ' | 'č' => "c",
+        'ď' | 'đ' | 'ð' => "d",
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ĕ' | 'ė' | 'ę' | 'ě' => "e",
+        'ĝ' | 'ğ' | 'ġ' | 'ģ' => "g",
+        'ĥ' | 'ħ' => "h",
+        'ì' | 'í' | 'î' | 'ï' | 'ĩ' | 'ī' | 'ĭ' | 'į' | 'ı' => "i",
+        'ĵ' => "j",
+        'ķ' => "k",
+        'ĺ' | 'ļ' | 'ľ' | 'ŀ' | 'ł' => "l",
+        'ñ' | 'ń' | 'ņ' | 'ň' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ŏ' | 'ő' => "o",
+        'ŕ' | 'ŗ' | 'ř' => "r",
+        'ś' | 'ŝ' | 'ş' | 'š' | 'ș' => "s",
+        'ţ' | 'ť' | 'ŧ' | 'ț' => "t",
+        'ù' | 'ú' | 'û' | 'ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' => "u",
+        'ŵ' => "w",
+        'ý' | 'ÿ' | 'ŷ' => "y",
+        'ź' | 'ż' | 'ž' => "z",
+        'ß' => "ss",
+        'æ' => "ae",
+        'œ' => "oe",
+        'þ' => "th",
+        _ => return None,
+    })
+}
+
+/// The whole words of `text` in [`search_form`]: runs of letters and digits, two characters or
+/// more (a lone letter is mostly noise from the reader).
+fn words_of(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 2)
+        .map(search_form)
+}
+
 /// Where the time went, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
@@ -261,6 +348,9 @@ pub struct ModelVersions {
     /// `imageClassificationModelVersion`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_classification: Option<String>,
+    /// `textDetectionModelVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_detection: Option<String>,
 }
 
 /// What Vision analysed for a document.
@@ -366,8 +456,16 @@ pub struct AnalysisDocument {
     /// Label ontology.
     #[serde(default)]
     pub ontology: Vec<Ontology>,
-    /// What a label search matches: [`AnalysisDocument::search_terms`] as written with the
-    /// analysis (lower case, unique), so one QBE (`{"terms": "vehicle"}`) searches everything.
+    /// Lines of text found in the image (TEXT_DETECTION), in reading order; absent when text
+    /// was not asked for, none was found, or the document predates text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub text: Vec<TextLine>,
+    /// Why text detection failed, when it did while objects were found (the analysis is still
+    /// `done`: its objects are good).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_error: Option<Failure>,
+    /// What a search matches: [`AnalysisDocument::search_terms`] as written with the analysis
+    /// (lower case, unique), so one QBE (`{"terms": "vehicle"}`) searches everything.
     #[serde(default)]
     pub terms: Vec<String>,
     /// Model versions.
@@ -418,6 +516,8 @@ impl AnalysisDocument {
             objects: Vec::new(),
             labels: Vec::new(),
             ontology: Vec::new(),
+            text: Vec::new(),
+            text_error: None,
             terms: Vec::new(),
             model_versions: ModelVersions::default(),
             timings: Timings::default(),
@@ -477,6 +577,8 @@ impl AnalysisDocument {
             self.objects.clear();
             self.labels.clear();
             self.ontology.clear();
+            self.text.clear();
+            self.text_error = None;
             self.terms.clear();
             self.analyzed_at = None;
         }
@@ -509,16 +611,29 @@ impl AnalysisDocument {
     }
 
     /// Records Vision's answer as of `now`: its results copied in, then `done`, or `failed`
-    /// with the first feature error Vision reported.
+    /// with the first feature error Vision reported. A feature error with the objects answered
+    /// (not null) belongs to another feature, in practice text: the analysis is `done` and the
+    /// error kept as `text_error`.
     pub(crate) fn record_analysis(&mut self, analysis: &Analysis, now: SystemTime) {
         self.set_analysis(analysis);
-        match analysis.errors.first() {
-            Some(feature_error) => {
+        let objects_answered = analysis
+            .raw
+            .get("imageObjects")
+            .is_some_and(|v| !v.is_null());
+        let first_error = analysis.errors.first().map(|e| Failure {
+            code: e.code.clone(),
+            message: e.message.clone(),
+        });
+        self.text_error = None;
+        match first_error {
+            Some(failure) if objects_answered => {
+                self.status = Status::Done;
+                self.error = None;
+                self.text_error = Some(failure);
+            }
+            Some(failure) => {
                 self.status = Status::Failed;
-                self.error = Some(Failure {
-                    code: feature_error.code.clone(),
-                    message: feature_error.message.clone(),
-                });
+                self.error = Some(failure);
             }
             None => {
                 self.status = Status::Done;
@@ -573,9 +688,15 @@ impl AnalysisDocument {
                     .collect()
             })
             .unwrap_or_default();
+        self.text = analysis
+            .image_text
+            .as_ref()
+            .map(text_lines)
+            .unwrap_or_default();
         self.model_versions = ModelVersions {
             object_detection: analysis.object_detection_model_version.clone(),
             image_classification: analysis.image_classification_model_version.clone(),
+            text_detection: analysis.text_detection_model_version.clone(),
         };
         self.terms = self.search_terms();
     }
@@ -593,24 +714,38 @@ impl AnalysisDocument {
         counts
     }
 
-    /// Every label this image can be found by: object names, labels and their ontology
-    /// parents, lower-cased and deduplicated.
+    /// Every term this image can be found by: object names, labels and their ontology parents
+    /// (lower case, as `label=` compares them, and in [`search_form`] too when that differs),
+    /// and the whole words of its text in [`search_form`] (at most 500); sorted, unique.
     pub fn search_terms(&self) -> Vec<String> {
-        let mut terms: Vec<String> = self
+        let labels = self
             .objects
             .iter()
-            .map(|o| o.name.clone())
-            .chain(self.labels.iter().map(|l| l.name.clone()))
-            .chain(
-                self.ontology
-                    .iter()
-                    .flat_map(|o| std::iter::once(o.name.clone()).chain(o.parents.iter().cloned())),
-            )
-            .map(|t| t.to_lowercase())
-            .collect();
+            .map(|o| o.name.as_str())
+            .chain(self.labels.iter().map(|l| l.name.as_str()))
+            .chain(self.ontology.iter().flat_map(|o| {
+                std::iter::once(o.name.as_str()).chain(o.parents.iter().map(String::as_str))
+            }));
+        let mut terms: Vec<String> = Vec::new();
+        for label in labels {
+            terms.push(label.to_lowercase());
+            terms.push(search_form(label));
+        }
+        let words = self
+            .text
+            .iter()
+            .flat_map(|line| line.words.iter())
+            .flat_map(|word| words_of(&word.text))
+            .take(MAX_WORD_TERMS);
+        terms.extend(words);
         terms.sort();
         terms.dedup();
         terms
+    }
+
+    /// The text found, one line per entry, in reading order.
+    pub fn text_lines(&self) -> impl Iterator<Item = &str> {
+        self.text.iter().map(|l| l.text.as_str())
     }
 
     /// Reads a stored document (lenient: unknown fields ignored).
@@ -622,6 +757,29 @@ impl AnalysisDocument {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
+}
+
+/// Vision's lines with their words nested (a word in no line is dropped: Vision puts every word
+/// in a line).
+fn text_lines(text: &ImageText) -> Vec<TextLine> {
+    text.lines
+        .iter()
+        .map(|line| TextLine {
+            text: line.text.clone(),
+            confidence: line.confidence,
+            polygon: line.bounding_polygon.normalized_vertices.clone(),
+            words: line
+                .word_indexes
+                .iter()
+                .filter_map(|&i| text.words.get(i))
+                .map(|w| TextWord {
+                    text: w.text.clone(),
+                    confidence: w.confidence,
+                    polygon: w.bounding_polygon.normalized_vertices.clone(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -859,7 +1017,7 @@ mod tests {
     #[test]
     fn vision_failures_are_recorded_with_a_code() {
         let refused = Analysis::from_json(json!({
-            "imageObjects": [],
+            "imageObjects": null,
             "errors": [{"code": "InvalidImage", "message": "cannot read"}]
         }))
         .unwrap();
@@ -867,6 +1025,19 @@ mod tests {
         doc.record_analysis(&refused, SystemTime::UNIX_EPOCH);
         assert_eq!(doc.status, Status::Failed);
         assert_eq!(doc.error.as_ref().unwrap().code, "InvalidImage");
+        assert_eq!(doc.text_error, None);
+
+        // Objects answered, text failed: done, with the text's error beside the objects.
+        let text_failed = Analysis::from_json(json!({
+            "imageObjects": [{"name": "Dog", "confidence": 0.9, "boundingPolygon": {"normalizedVertices": []}}],
+            "imageText": null,
+            "errors": [{"code": "ModelFailure", "message": "text model broke"}]
+        }))
+        .unwrap();
+        doc.record_analysis(&text_failed, SystemTime::UNIX_EPOCH);
+        assert_eq!((doc.status, doc.error.as_ref()), (Status::Done, None));
+        assert_eq!(doc.text_error.as_ref().unwrap().code, "ModelFailure");
+        assert_eq!(doc.objects.len(), 1);
 
         let answer = |status: u16, code: &str| {
             Error::Service(ServiceError {
@@ -890,5 +1061,64 @@ mod tests {
         let failure = Failure::vision(&unreachable, 3);
         assert_eq!(failure.code, "VisionUnavailable");
         assert!(failure.message.starts_with("analysis attempt 3 failed"));
+    }
+
+    #[test]
+    fn search_form_folds_case_accents_and_spaces() {
+        assert_eq!(search_form("  Café  Crème "), "cafe creme");
+        assert_eq!(search_form("STRASSE"), search_form("Straße"));
+        assert_eq!(search_form("Łódź Ñandú"), "lodz nandu");
+        assert_eq!(search_form("Hot Dog"), "hot dog");
+        assert_eq!(search_form("東京"), "東京", "other scripts are kept");
+        let words: Vec<String> = words_of("Fresh-bread, 7am! a Café").collect();
+        assert_eq!(words, ["fresh", "bread", "7am", "cafe"]);
+    }
+
+    #[test]
+    fn text_is_stored_by_line_with_words_and_searchable_by_word() {
+        let polygon = json!({"normalizedVertices": [{"x": 0.1, "y": 0.1}, {"x": 0.6, "y": 0.1},
+            {"x": 0.6, "y": 0.2}, {"x": 0.1, "y": 0.2}]});
+        let analysis = Analysis::from_json(json!({
+            "imageObjects": [{"name": "Stop Sign", "confidence": 0.8, "boundingPolygon": polygon}],
+            "imageText": {
+                "words": [{"text": "CAFÉ", "confidence": 0.97, "boundingPolygon": polygon},
+                          {"text": "Open,", "confidence": 0.91, "boundingPolygon": polygon},
+                          {"text": "x", "confidence": 0.5, "boundingPolygon": polygon}],
+                "lines": [{"text": "CAFÉ Open, x", "confidence": 0.93, "boundingPolygon": polygon,
+                           "wordIndexes": [0, 1, 2, 9]}]
+            },
+            "objectDetectionModelVersion": "1.3", "textDetectionModelVersion": "PP-OCRv4 (local)",
+            "errors": []
+        }))
+        .unwrap();
+        let mut doc = AnalysisDocument::new("ns", "b", "x.jpg", Status::Analyzing);
+        doc.record_analysis(&analysis, SystemTime::UNIX_EPOCH);
+        assert_eq!(doc.status, Status::Done);
+        assert_eq!(doc.text.len(), 1);
+        assert_eq!(
+            doc.text[0].words.len(),
+            3,
+            "the out-of-range index is dropped"
+        );
+        assert_eq!(doc.text[0].words[0].confidence, 0.97);
+        assert_eq!(doc.text[0].polygon.len(), 4);
+        assert_eq!(doc.text_lines().collect::<Vec<_>>(), ["CAFÉ Open, x"]);
+        assert_eq!(
+            doc.model_versions.text_detection.as_deref(),
+            Some("PP-OCRv4 (local)")
+        );
+        assert_eq!(doc.terms, ["cafe", "open", "stop sign"]);
+        let json = doc.to_json();
+        assert_eq!(json["text"][0]["words"][1]["text"], "Open,");
+        assert_eq!(json["model_versions"]["text_detection"], "PP-OCRv4 (local)");
+        assert_eq!(AnalysisDocument::from_json(json).unwrap(), doc);
+
+        // Without text: no text field at all, as documents were before.
+        let objects_only =
+            Analysis::from_json(json!({"imageObjects": [], "imageText": null})).unwrap();
+        doc.record_analysis(&objects_only, SystemTime::UNIX_EPOCH);
+        let json = doc.to_json();
+        assert!(json.get("text").is_none() && json.get("text_error").is_none());
+        assert!(json["model_versions"].get("text_detection").is_none());
     }
 }

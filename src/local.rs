@@ -4,7 +4,7 @@
 //! [`LocalStack::start`] is local mode: it opens a data directory, generates the keys it needs
 //! once (an API key for the web app, a key for the function's resource principal, the web app's
 //! session secret in `keys/session-secret`, mode 0600), starts the emulator on a loopback port
-//! with the local detector, and serves the real function code through the real Fn contract on a
+//! with the local detector (and the local text reader, loading in the background), and serves the real function code through the real Fn contract on a
 //! unix socket, authenticated with a resource-principal token the emulator minted.
 //! [`LocalStack::web_config`] gives the web app its configuration as a value. Everything persists
 //! in the data directory, so a restart keeps every image and result. Stopping the process
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::analysis::Analyzer;
 use crate::config::CloudConfig;
-use crate::detect::Detector;
+use crate::detect::{Detector, LocalTextReader, TextReader};
 use crate::emulator::iam::Principal;
 use crate::emulator::secrets::SecretEntry;
 use crate::emulator::{Emulator, EmulatorConfig, DEV_KEY_PEM};
@@ -42,6 +42,7 @@ use crate::oci::auth::{ConfigFileProvider, KeyProvider};
 use crate::oci::client::{Auth, Transport, TransportConfig};
 use crate::oci::keys::PrivateKey;
 use crate::oci::secrets::Secrets;
+use crate::oci::vision::ImageText;
 use crate::secret::Secret;
 use crate::soda::{Password, Soda, SodaConfig};
 use crate::web::WebConfig;
@@ -150,6 +151,21 @@ pub enum Vision {
     Given(Arc<dyn Detector>),
 }
 
+/// Which text reader answers Vision's TEXT_DETECTION.
+#[derive(Clone)]
+pub enum Text {
+    /// None: TEXT_DETECTION is reported as that feature's error; objects are still found.
+    None,
+    /// The shipped PP-OCRv4 models, loaded before the stack starts; when they do not load, none
+    /// (with a warning).
+    Local,
+    /// The shipped models, loaded on a thread of their own so start-up does not wait (local
+    /// mode); a read waits for them.
+    LocalInBackground,
+    /// This one.
+    Given(Arc<dyn TextReader>),
+}
+
 /// How the analysis function runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
@@ -177,6 +193,8 @@ pub struct StackOptions {
     pub administrator: bool,
     /// Which detector answers Vision. Default [`Vision::None`].
     pub vision: Vision,
+    /// Which text reader answers Vision. Default [`Text::None`].
+    pub text: Text,
     /// How the function runs. Default [`Function::None`].
     pub function: Function,
 }
@@ -249,6 +267,7 @@ impl StackOptions {
             &emulator.mint_token(&function_key, FUNCTION_ID, TOKEN_LIFETIME),
         )?;
         let detector = attach_detector(&emulator, self.vision);
+        let text = attach_text_reader(&emulator, self.text);
 
         let mut stack = LocalStack {
             function: None,
@@ -256,6 +275,7 @@ impl StackOptions {
             wiring,
             data_dir: self.dir,
             detector,
+            text,
             session_secret,
         };
         if self.function == Function::InProcess {
@@ -356,6 +376,7 @@ pub struct LocalStack {
     wiring: Wiring,
     data_dir: PathBuf,
     detector: String,
+    text: String,
     session_secret: Secret,
 }
 
@@ -366,6 +387,7 @@ impl LocalStack {
         let mut options = LocalStack::options(data_dir);
         options.keys = Keys::Generated;
         options.vision = Vision::Local;
+        options.text = Text::LocalInBackground;
         options.function = Function::InProcess;
         let stack = options.start()?;
         stack.ensure_collection()?;
@@ -390,6 +412,7 @@ impl LocalStack {
             web_app: Role::WebApp,
             administrator: false,
             vision: Vision::None,
+            text: Text::None,
             function: Function::None,
         }
     }
@@ -444,6 +467,11 @@ impl LocalStack {
     /// Which detector answers Vision, in words.
     pub fn detector(&self) -> &str {
         &self.detector
+    }
+
+    /// Which text reader answers Vision, in words.
+    pub fn text_reader(&self) -> &str {
+        &self.text
     }
 
     /// Serves the real function code through the Fn contract on `socket`, configured exactly
@@ -505,6 +533,107 @@ fn attach_detector(emulator: &Emulator, vision: Vision) -> String {
     let version = detector.model_version();
     emulator.set_detector(Some(detector));
     version
+}
+
+/// Gives Vision its text reader; says which, in words.
+fn attach_text_reader(emulator: &Emulator, text: Text) -> String {
+    let reader: Arc<dyn TextReader> = match text {
+        Text::None => return "none".into(),
+        Text::Given(reader) => reader,
+        Text::Local => match LocalTextReader::load(Default::default()) {
+            Ok(reader) => Arc::new(reader),
+            Err(e) => {
+                log::warn!(target: "local", "the local text reader did not load: {e}; text detection will be reported unavailable");
+                return format!("none ({e})");
+            }
+        },
+        Text::LocalInBackground => match LoadingTextReader::start() {
+            Ok(reader) => reader,
+            Err(e) => {
+                log::warn!(target: "local", "the local text reader could not be loaded: {e}");
+                return format!("none ({e})");
+            }
+        },
+    };
+    let version = reader.model_version();
+    emulator.set_text_reader(Some(reader));
+    version
+}
+
+/// How long a read waits for the local text reader still loading in the background (it takes a
+/// few seconds; an image analysed meanwhile gets its text rather than an error).
+const TEXT_LOAD_WAIT: Duration = Duration::from_secs(120);
+
+/// The local text reader while it loads on a thread of its own ([`Text::LocalInBackground`]):
+/// start-up does not wait for the OCR graphs to be optimised, a read does (at most
+/// [`TEXT_LOAD_WAIT`]).
+struct LoadingTextReader {
+    state: std::sync::Mutex<Loading>,
+    ready: std::sync::Condvar,
+}
+
+enum Loading {
+    Pending,
+    Ready(Box<LocalTextReader>),
+    Failed(String),
+}
+
+impl LoadingTextReader {
+    fn start() -> std::io::Result<Arc<LoadingTextReader>> {
+        let reader = Arc::new(LoadingTextReader {
+            state: std::sync::Mutex::new(Loading::Pending),
+            ready: std::sync::Condvar::new(),
+        });
+        let filled = Arc::clone(&reader);
+        std::thread::Builder::new()
+            .name("text-reader-load".into())
+            .spawn(move || {
+                let loaded = match LocalTextReader::load(Default::default()) {
+                    Ok(reader) => {
+                        log::info!(target: "local", "local text reader loaded");
+                        Loading::Ready(Box::new(reader))
+                    }
+                    Err(e) => {
+                        log::warn!(target: "local", "the local text reader did not load: {e}; text detection will be reported unavailable");
+                        Loading::Failed(format!("the local OCR models did not load: {e}"))
+                    }
+                };
+                *filled.lock() = loaded;
+                filled.ready.notify_all();
+            })?;
+        Ok(reader)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Loading> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl TextReader for LoadingTextReader {
+    fn read(&self, image: &[u8]) -> std::result::Result<ImageText, String> {
+        let state = self
+            .ready
+            .wait_timeout_while(self.lock(), TEXT_LOAD_WAIT, |s| {
+                matches!(s, Loading::Pending)
+            })
+            .map(|(guard, _)| guard)
+            .unwrap_or_else(|e| e.into_inner().0);
+        match &*state {
+            Loading::Ready(reader) => reader.read(image),
+            Loading::Failed(message) => Err(message.clone()),
+            Loading::Pending => Err(format!(
+                "the local OCR models were still loading after {} s",
+                TEXT_LOAD_WAIT.as_secs()
+            )),
+        }
+    }
+
+    fn model_version(&self) -> String {
+        match &*self.lock() {
+            Loading::Ready(reader) => reader.model_version(),
+            _ => "PP-OCRv4 (local, loading)".into(),
+        }
+    }
 }
 
 /// Loads `dir/name`; the development key, or (with [`Keys::Generated`]) a 2048-bit RSA key

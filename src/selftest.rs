@@ -71,6 +71,7 @@ pub fn run(
             image,
             max_objects: 1,
             max_labels: None,
+            text: false,
             compartment_id: compartment_id.to_string(),
         };
         match vision.analyze(&request, deadline) {

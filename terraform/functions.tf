@@ -25,6 +25,7 @@ locals {
     DB_USERNAME             = var.db_username
     DB_PASSWORD_SECRET_OCID = oci_vault_secret.db_admin_password.id
     VISION_MAX_RESULTS      = tostring(var.vision_max_results)
+    VISION_TEXT             = var.vision_text ? "on" : "off"
     # Unset, the function takes the region's default Vision limit (10 or 5 per second).
     }, var.vision_tps > 0 ? { VISION_TPS = tostring(var.vision_tps) } : {},
     # Where ORDS ignores write conditions (webapp doctor): each instance paces itself at its share.

@@ -262,6 +262,12 @@ variable "vision_max_results" {
   default     = 50
 }
 
+variable "vision_text" {
+  description = "VISION_TEXT: also ask Vision for TEXT_DETECTION (words and lines, searchable) in the same AnalyzeImage call as OBJECT_DETECTION; off, one feature per call. What two features cost in transactions and against the rate limit is in docs/FUNCTION.md (partly unconfirmed)."
+  type        = bool
+  default     = true
+}
+
 variable "vision_tps" {
   description = "VISION_TPS: Vision requests per second the function instances share through their pacer (docs/SCALING.md). 0 leaves it to the function: the region's default limit, 10 in Ashburn, Phoenix and London, 5 elsewhere. Set it to the tenancy's limit when a service request raised it, or lower when other callers share it."
   type        = number

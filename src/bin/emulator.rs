@@ -17,9 +17,11 @@
 //! `--function` (the same id given several times: instances of one function, invoked in turn).
 //! `--vision-tps` gives Vision a rate limit (429 `TooManyRequests` beyond it; `--vision-burst`
 //! requests at once, default one second's worth). Faults come from `--faults` or
-//! `OCIVISION_FAULTS` (syntax in docs/EMULATOR.md). Vision answers from the shipped local model
-//! (`models/`), or with 501 when it does not load. Built only with the `local` feature. Data is written crash-safely, so stopping
-//! it with Ctrl-C loses nothing that was acknowledged.
+//! `OCIVISION_FAULTS` (syntax in docs/EMULATOR.md). Vision answers from the shipped local models
+//! (`models/`: NanoDet for objects, PP-OCRv4 for text, both loaded before it listens), or with
+//! 501 (objects) or a feature error (text) when they do not load. Built only with the `local`
+//! feature. Data is written crash-safely, so stopping it with Ctrl-C loses nothing that was
+//! acknowledged.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -27,7 +29,7 @@ use std::process::ExitCode;
 
 use ocivision::emulator::faults::FaultPlan;
 use ocivision::emulator::secrets::SecretEntry;
-use ocivision::local::{LocalStack, Role, Vision};
+use ocivision::local::{LocalStack, Role, Text, Vision};
 use ocivision::Error;
 
 /// The vault every secret of the standalone emulator is in.
@@ -188,6 +190,7 @@ fn run(args: Vec<String>) -> Result<(), Error> {
     let mut options = LocalStack::options(&args.data);
     options.web_app = role_of(&dev_key_id)?;
     options.vision = Vision::Local;
+    options.text = Text::Local;
     let config = &mut options.emulator;
     config.bind = SocketAddr::new(args.bind, args.port);
     if !args.buckets.is_empty() {
@@ -272,6 +275,7 @@ fn run(args: Vec<String>) -> Result<(), Error> {
         println!("  faults           {spec}");
     }
     println!("  vision detector  {}", stack.detector());
+    println!("  vision text      {}", stack.text_reader());
     stack.emulator.wait();
     Ok(())
 }

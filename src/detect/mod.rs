@@ -5,12 +5,22 @@
 //! takes `&self` and runs from many threads without a lock. Quality is a tiny model's (about 23
 //! COCO mAP), well below the real service; callers should present results as "local model".
 //!
+//! Beside it, [`LocalTextReader`] (`text.rs`) reads text with PP-OCRv4 for TEXT_DETECTION.
+//!
 //! It deliberately does not: know HTTP (only `emulator::vision`, the benchmarks and tests call it), fetch or
 //! embed models, accept formats other than JPEG and PNG, or letterbox (stretching scored better
 //! on the sample photos).
 
+mod ctc;
+mod db;
 mod nanodet;
 mod nms;
+mod text;
+
+pub use text::{
+    LocalTextReader, TextConfig, TextReader, DEFAULT_ALPHABET_PATH, DEFAULT_DETECTION_PATH,
+    DEFAULT_RECOGNITION_PATH,
+};
 
 use std::fmt;
 use std::io::Cursor;
@@ -275,7 +285,11 @@ impl LocalDetector {
 
     /// Decodes, runs, decodes the boxes and suppresses overlaps; best first.
     fn candidates(&self, image: &[u8]) -> std::result::Result<Vec<Candidate>, String> {
-        let rgb = decode_image(image, &self.config)?;
+        let rgb = decode_image(
+            image,
+            self.config.max_image_side,
+            self.config.max_decode_bytes,
+        )?;
         let model = &self.config.model;
         let side = model.input_size;
         let planes = nanodet::input_planes(&rgb, side as u32);
@@ -339,7 +353,8 @@ impl Detector for LocalDetector {
 /// JPEG or PNG bytes to RGB, with size limits; every failure is a message, never a panic.
 fn decode_image(
     bytes: &[u8],
-    config: &DetectorConfig,
+    max_side: u32,
+    max_bytes: u64,
 ) -> std::result::Result<image::RgbImage, String> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -348,9 +363,9 @@ fn decode_image(
         return Err("image is not a JPEG or PNG".into());
     }
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(config.max_image_side);
-    limits.max_image_height = Some(config.max_image_side);
-    limits.max_alloc = Some(config.max_decode_bytes);
+    limits.max_image_width = Some(max_side);
+    limits.max_image_height = Some(max_side);
+    limits.max_alloc = Some(max_bytes);
     reader.limits(limits);
     let decoded = reader
         .decode()
@@ -464,21 +479,24 @@ mod tests {
     #[test]
     fn undecodable_or_oversized_images_are_errors() {
         let config = DetectorConfig::default();
-        assert!(decode_image(b"not an image", &config).is_err());
-        assert!(decode_image(b"", &config).is_err());
+        let decode = |bytes: &[u8], config: &DetectorConfig| {
+            decode_image(bytes, config.max_image_side, config.max_decode_bytes)
+        };
+        assert!(decode(b"not an image", &config).is_err());
+        assert!(decode(b"", &config).is_err());
         // A PNG signature followed by nothing.
-        assert!(decode_image(b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", &config).is_err());
+        assert!(decode(b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", &config).is_err());
 
         let mut png = Vec::new();
         image::RgbImage::from_pixel(40, 10, image::Rgb([1, 2, 3]))
             .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
-        assert_eq!(decode_image(&png, &config).unwrap().dimensions(), (40, 10));
+        assert_eq!(decode(&png, &config).unwrap().dimensions(), (40, 10));
         let small = DetectorConfig {
             max_image_side: 32,
             ..DetectorConfig::default()
         };
-        let error = decode_image(&png, &small).unwrap_err();
+        let error = decode(&png, &small).unwrap_err();
         assert!(error.contains("could not be decoded"), "{error}");
     }
 

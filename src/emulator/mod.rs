@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::detect::Detector;
+use crate::detect::{Detector, TextReader};
 use crate::error::{Error, Result};
 use crate::http::{Limits, Request, Response, Server};
 use crate::oci::keys::PrivateKey;
@@ -231,6 +231,20 @@ impl Held {
     }
 }
 
+/// The models answering for Vision.
+#[derive(Clone, Default)]
+struct VisionModels(Arc<RwLock<vision::Models>>);
+
+impl VisionModels {
+    fn set_text_reader(&self, reader: Option<Arc<dyn TextReader>>) {
+        self.write().text = reader;
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, vision::Models> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 struct State {
     config: EmulatorConfig,
     keys: KeyRing,
@@ -238,7 +252,7 @@ struct State {
     faults: Arc<RwLock<FaultPlan>>,
     object_storage: Arc<ObjectStorageService>,
     soda: SodaService,
-    detector: RwLock<Option<Arc<dyn Detector>>>,
+    models: VisionModels,
     /// Per function id, its instances; invocations go to them in turn.
     functions: RwLock<HashMap<String, Arc<Instances>>>,
     vision_limit: Option<RateLimit>,
@@ -302,7 +316,7 @@ impl Emulator {
             faults,
             object_storage,
             soda,
-            detector: RwLock::new(None),
+            models: VisionModels::default(),
             functions: RwLock::new(HashMap::new()),
             vision_limit,
             vision_counts: Mutex::new(VisionCounts::default()),
@@ -483,13 +497,14 @@ impl Emulator {
         self.state.object_storage.set_object_events(enabled);
     }
 
-    /// Sets the Vision detector (`None`: Vision answers 501).
+    /// Sets the Vision detector (`None`: requests for objects or labels answer 501).
     pub fn set_detector(&self, detector: Option<Arc<dyn Detector>>) {
-        *self
-            .state
-            .detector
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = detector;
+        self.state.models.write().detector = detector;
+    }
+
+    /// Sets Vision's text reader (`None`: TEXT_DETECTION is reported as a feature error).
+    pub fn set_text_reader(&self, reader: Option<Arc<dyn TextReader>>) {
+        self.state.models.set_text_reader(reader);
     }
 
     /// Registers a function listening at `socket` under `function_id`, for invocations; with
@@ -891,8 +906,9 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
                     "unknown Vision operation",
                 ));
             }
-            let detector = state
-                .detector
+            let models = state
+                .models
+                .0
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
@@ -935,7 +951,7 @@ fn answer(state: &State, service: Option<Service>, request: &EmuRequest) -> Opti
                     .read_object(ns, bucket, name)
                     .map(|(_, bytes)| bytes)
             };
-            vision::analyze(request, detector.as_ref(), &read)
+            vision::analyze(request, &models, &read)
         }
         Service::Secrets => {
             let allowed = |secret: &SecretEntry| {

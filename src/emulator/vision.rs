@@ -1,17 +1,21 @@
 //! Emulated AI Vision `analyzeImage`: validates requests as the service does and answers from a
-//! pluggable [`Detector`].
+//! pluggable [`Detector`] (objects, labels) and [`TextReader`] (text).
 //!
 //! Images must be JPEG or PNG, at most 5 MB, and 32×32 to 10,000×10,000 pixels, as on OCI.
-//! Without a detector (the local model did not load, and no test registered one) every valid
-//! request gets a clear `501 DetectorUnavailable`. Only OBJECT_DETECTION and
-//! IMAGE_CLASSIFICATION produce results; the other feature types are accepted and answered null.
+//! Without any model (the local models did not load, and no test registered one) every valid
+//! request gets a clear `501 DetectorUnavailable`; so does a request for objects or labels
+//! without a detector. TEXT_DETECTION answers `imageText` (words, lines) and
+//! `textDetectionModelVersion`; without a text reader, or when it fails, that feature alone is
+//! reported in `errors` and the other features still answer, as Vision reports a feature's
+//! failure inside a 200. A `language` outside Vision's list is a 400. The face features are
+//! accepted and answered null.
 
 use std::sync::Arc;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::detect::Detector;
+use crate::detect::{Detector, TextReader};
 use crate::emulator::wire::{EmuRequest, EmuResponse};
 
 /// Vision's per-image size limit.
@@ -28,13 +32,28 @@ const FEATURE_TYPES: [&str; 5] = [
     "FACE_EMBEDDING",
 ];
 
+/// TEXT_DETECTION's `language` values (the SDK's `ImageTextDetectionFeature.language`).
+const TEXT_LANGUAGES: [&str; 25] = [
+    "ENG", "CES", "DAN", "NLD", "FIN", "FRA", "DEU", "ELL", "HUN", "ITA", "NOR", "POL", "POR",
+    "RON", "RUS", "SLK", "SPA", "SWE", "TUR", "ARA", "CHI_SIM", "HIN", "JPN", "KOR", "OTHERS",
+];
+
+/// The models answering for Vision; either may be missing.
+#[derive(Clone, Default)]
+pub(crate) struct Models {
+    /// Objects and labels.
+    pub detector: Option<Arc<dyn Detector>>,
+    /// Text.
+    pub text: Option<Arc<dyn TextReader>>,
+}
+
 /// Reads an object for OBJECT_STORAGE sources: (namespace, bucket, name) → bytes.
 pub type ObjectReader<'a> = &'a dyn Fn(&str, &str, &str) -> Option<Vec<u8>>;
 
 /// Answers one `analyzeImage` request.
 pub fn analyze(
     request: &EmuRequest,
-    detector: Option<&Arc<dyn Detector>>,
+    models: &Models,
     read_object: ObjectReader<'_>,
 ) -> EmuResponse {
     if request.method != "POST" {
@@ -70,13 +89,20 @@ pub fn analyze(
         }
         Err(_) => return invalid("the image could not be decoded"),
     }
-    let Some(detector) = detector else {
-        return EmuResponse::error(
-            501,
-            "DetectorUnavailable",
-            "this emulator has no object detector: the local model did not load \
-             (see models/README.md) and none was registered",
-        );
+    let wants_detector = features
+        .iter()
+        .any(|(f, _)| matches!(f.as_str(), "OBJECT_DETECTION" | "IMAGE_CLASSIFICATION"));
+    let detector = match &models.detector {
+        Some(detector) => Some(detector),
+        None if wants_detector || models.text.is_none() => {
+            return EmuResponse::error(
+                501,
+                "DetectorUnavailable",
+                "this emulator has no object detector: the local model did not load \
+                 (see models/README.md) and none was registered",
+            )
+        }
+        None => None,
     };
 
     let mut result = json!({
@@ -88,8 +114,8 @@ pub fn analyze(
     });
     let mut errors = Vec::new();
     for (feature, max_results) in features {
-        match feature.as_str() {
-            "OBJECT_DETECTION" => match detector.detect(&image, max_results) {
+        match (feature.as_str(), detector) {
+            ("OBJECT_DETECTION", Some(detector)) => match detector.detect(&image, max_results) {
                 Ok(objects) => {
                     let mut names: Vec<&str> = objects.iter().map(|o| o.name.as_str()).collect();
                     names.sort_unstable();
@@ -106,7 +132,7 @@ pub fn analyze(
                 }
                 Err(message) => errors.push(json!({"code": "ModelFailure", "message": message})),
             },
-            "IMAGE_CLASSIFICATION" => {
+            ("IMAGE_CLASSIFICATION", Some(detector)) => {
                 // Labels from the detector's objects: one per name, best confidence.
                 let mut labels: Vec<(String, f64)> = Vec::new();
                 if let Ok(objects) = detector.detect(&image, 100) {
@@ -124,6 +150,22 @@ pub fn analyze(
                     .collect();
                 result["imageClassificationModelVersion"] = json!(detector.model_version());
             }
+            ("TEXT_DETECTION", _) => match &models.text {
+                Some(reader) => match reader.read(&image) {
+                    Ok(text) => {
+                        result["imageText"] = json!(text);
+                        result["textDetectionModelVersion"] = json!(reader.model_version());
+                    }
+                    Err(message) => {
+                        errors.push(json!({"code": "ModelFailure", "message": message}))
+                    }
+                },
+                None => errors.push(json!({
+                    "code": "TextDetectionUnavailable",
+                    "message": "this emulator has no text reader: the local OCR models did not \
+                                load (see models/README.md) and none was registered",
+                })),
+            },
             _ => {}
         }
     }
@@ -148,6 +190,16 @@ fn parse_features(body: &Value) -> Result<Vec<(String, usize)>, String> {
             .ok_or("every feature needs a featureType")?;
         if !FEATURE_TYPES.contains(&kind) {
             return Err(format!("unknown featureType {kind:?}"));
+        }
+        match &feature["language"] {
+            Value::Null => {}
+            Value::String(l)
+                if kind == "TEXT_DETECTION" && TEXT_LANGUAGES.contains(&l.as_str()) => {}
+            other => {
+                return Err(format!(
+                    "language {other} is not one of Vision's text detection languages"
+                ))
+            }
         }
         let max = match &feature["maxResults"] {
             Value::Null => 100,
@@ -208,7 +260,7 @@ pub fn is_jpeg_or_png(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::vision::{BoundingPolygon, ImageObject, Vertex};
+    use crate::oci::vision::{BoundingPolygon, ImageObject, ImageText, Line, Vertex, Word};
 
     struct Fixed;
 
@@ -232,6 +284,47 @@ mod tests {
 
         fn model_version(&self) -> String {
             "test-1".into()
+        }
+    }
+
+    /// Reads "HELLO WORLD" on one line, or fails when built with `fail`.
+    struct FixedText {
+        fail: bool,
+    }
+
+    impl TextReader for FixedText {
+        fn read(&self, _: &[u8]) -> Result<ImageText, String> {
+            if self.fail {
+                return Err("the text model broke".into());
+            }
+            let polygon = BoundingPolygon {
+                normalized_vertices: vec![Vertex { x: 0.1, y: 0.1 }, Vertex { x: 0.5, y: 0.2 }],
+            };
+            let word = |text: &str| Word {
+                text: text.into(),
+                confidence: 0.9,
+                bounding_polygon: polygon.clone(),
+            };
+            Ok(ImageText {
+                words: vec![word("HELLO"), word("WORLD")],
+                lines: vec![Line {
+                    text: "HELLO WORLD".into(),
+                    confidence: 0.9,
+                    bounding_polygon: polygon.clone(),
+                    word_indexes: vec![0, 1],
+                }],
+            })
+        }
+
+        fn model_version(&self) -> String {
+            "text-1".into()
+        }
+    }
+
+    fn objects_only(detector: &Arc<dyn Detector>) -> Models {
+        Models {
+            detector: Some(Arc::clone(detector)),
+            text: None,
         }
     }
 
@@ -275,7 +368,7 @@ mod tests {
             json!([{"featureType": "OBJECT_DETECTION", "maxResults": 2},
                                       {"featureType": "IMAGE_CLASSIFICATION", "maxResults": 5}]),
         );
-        let response = analyze(&request(body), Some(&detector), &no_objects);
+        let response = analyze(&request(body), &objects_only(&detector), &no_objects);
         assert_eq!(response.status, 200);
         let json: Value = serde_json::from_slice(&response.body).unwrap();
         assert_eq!(json["imageObjects"].as_array().unwrap().len(), 2);
@@ -299,11 +392,11 @@ mod tests {
             "image": {"source": "OBJECT_STORAGE", "namespaceName": "ns", "bucketName": "images", "objectName": object}})
         };
         assert_eq!(
-            analyze(&request(body("a.png")), Some(&detector), &reader).status,
+            analyze(&request(body("a.png")), &objects_only(&detector), &reader).status,
             200
         );
         assert_eq!(
-            analyze(&request(body("b.png")), Some(&detector), &reader).status,
+            analyze(&request(body("b.png")), &objects_only(&detector), &reader).status,
             404
         );
     }
@@ -323,7 +416,11 @@ mod tests {
             json!({"features": [{"featureType": "OBJECT_DETECTION"}], "image": {"source": "URL"}}),
         ];
         for body in cases {
-            let response = analyze(&request(body.clone()), Some(&detector), &no_objects);
+            let response = analyze(
+                &request(body.clone()),
+                &objects_only(&detector),
+                &no_objects,
+            );
             assert_eq!(response.status, 400, "{body}");
         }
         let big = inline(
@@ -331,7 +428,7 @@ mod tests {
             json!([{"featureType": "OBJECT_DETECTION"}]),
         );
         assert_eq!(
-            analyze(&request(big), Some(&detector), &no_objects).status,
+            analyze(&request(big), &objects_only(&detector), &no_objects).status,
             400
         );
         for (width, height) in [(1, 1), (31, 64), (64, 31), (10_001, 64)] {
@@ -339,7 +436,7 @@ mod tests {
                 &png(width, height),
                 json!([{"featureType": "OBJECT_DETECTION"}]),
             );
-            let response = analyze(&request(small), Some(&detector), &no_objects);
+            let response = analyze(&request(small), &objects_only(&detector), &no_objects);
             assert_eq!(response.status, 400, "{width}x{height}");
             assert!(String::from_utf8_lossy(&response.body).contains("32x32"));
         }
@@ -348,12 +445,94 @@ mod tests {
             json!([{"featureType": "OBJECT_DETECTION"}]),
         );
         assert_eq!(
-            analyze(&request(edge), Some(&detector), &no_objects).status,
+            analyze(&request(edge), &objects_only(&detector), &no_objects).status,
             200
         );
         let ok = inline(PNG, json!([{"featureType": "OBJECT_DETECTION"}]));
-        let response = analyze(&request(ok), None, &no_objects);
+        let response = analyze(&request(ok), &Models::default(), &no_objects);
         assert_eq!(response.status, 501);
         assert!(String::from_utf8_lossy(&response.body).contains("no object detector"));
+    }
+
+    #[test]
+    fn text_detection_answers_words_and_lines_alone_or_beside_objects() {
+        let both = Models {
+            detector: Some(Arc::new(Fixed)),
+            text: Some(Arc::new(FixedText { fail: false })),
+        };
+        let text_only = json!([{"featureType": "TEXT_DETECTION", "language": "ENG"}]);
+        let response = analyze(&request(inline(PNG, text_only.clone())), &both, &no_objects);
+        assert_eq!(response.status, 200);
+        let json: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(json["imageText"]["lines"][0]["text"], "HELLO WORLD");
+        assert_eq!(json["imageText"]["lines"][0]["wordIndexes"], json!([0, 1]));
+        assert_eq!(json["imageText"]["words"][1]["text"], "WORLD");
+        assert!(json["imageText"]["words"][0]["boundingPolygon"]["normalizedVertices"].is_array());
+        assert_eq!(json["textDetectionModelVersion"], "text-1");
+        assert!(json["imageObjects"].is_null(), "objects were not asked for");
+
+        let features = json!([{"featureType": "OBJECT_DETECTION", "maxResults": 5},
+                              {"featureType": "TEXT_DETECTION"}]);
+        let response = analyze(&request(inline(PNG, features.clone())), &both, &no_objects);
+        let json: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(json["imageObjects"].as_array().unwrap().len(), 3);
+        assert_eq!(json["imageText"]["words"].as_array().unwrap().len(), 2);
+        assert_eq!(json["errors"], json!([]));
+
+        // A text reader alone serves text, and refuses objects as a missing detector.
+        let reader_only = Models {
+            detector: None,
+            text: Some(Arc::new(FixedText { fail: false })),
+        };
+        let response = analyze(&request(inline(PNG, text_only)), &reader_only, &no_objects);
+        assert_eq!(response.status, 200);
+        let response = analyze(&request(inline(PNG, features)), &reader_only, &no_objects);
+        assert_eq!(response.status, 501);
+    }
+
+    #[test]
+    fn a_text_failure_is_that_feature_s_error_and_objects_still_answer() {
+        let features =
+            json!([{"featureType": "OBJECT_DETECTION"}, {"featureType": "TEXT_DETECTION"}]);
+        let broken = Models {
+            detector: Some(Arc::new(Fixed)),
+            text: Some(Arc::new(FixedText { fail: true })),
+        };
+        for (models, code) in [
+            (broken, "ModelFailure"),
+            (
+                objects_only(&(Arc::new(Fixed) as Arc<dyn Detector>)),
+                "TextDetectionUnavailable",
+            ),
+        ] {
+            let response = analyze(
+                &request(inline(PNG, features.clone())),
+                &models,
+                &no_objects,
+            );
+            assert_eq!(response.status, 200);
+            let json: Value = serde_json::from_slice(&response.body).unwrap();
+            assert_eq!(json["errors"][0]["code"], code);
+            assert!(json["imageText"].is_null() && json["textDetectionModelVersion"].is_null());
+            assert_eq!(json["imageObjects"].as_array().unwrap().len(), 3);
+        }
+    }
+
+    #[test]
+    fn an_unknown_text_language_is_400() {
+        let detector: Arc<dyn Detector> = Arc::new(Fixed);
+        for features in [
+            json!([{"featureType": "TEXT_DETECTION", "language": "KLINGON"}]),
+            json!([{"featureType": "TEXT_DETECTION", "language": 7}]),
+            json!([{"featureType": "OBJECT_DETECTION", "language": "ENG"}]),
+        ] {
+            let response = analyze(
+                &request(inline(PNG, features.clone())),
+                &objects_only(&detector),
+                &no_objects,
+            );
+            assert_eq!(response.status, 400, "{features}");
+            assert!(String::from_utf8_lossy(&response.body).contains("InvalidParameter"));
+        }
     }
 }

@@ -1,8 +1,9 @@
-//! AI Vision `analyzeImage` (API 20220125): object detection and image classification.
+//! AI Vision `analyzeImage` (API 20220125): object detection, image classification and text
+//! detection.
 //!
 //! Parsing is lenient as the service is: unknown fields are ignored, `null` features read as
 //! empty, and the raw JSON is kept beside the typed view so nothing the service said is lost.
-//! Text and face detection are not requested by this project and are not modelled.
+//! Face detection is not requested by this project and is not modelled.
 
 use std::time::Instant;
 
@@ -42,6 +43,8 @@ pub struct AnalyzeImage {
     pub max_objects: u32,
     /// Also ask for IMAGE_CLASSIFICATION with this many labels.
     pub max_labels: Option<u32>,
+    /// Also ask for TEXT_DETECTION (words and lines), in the same call.
+    pub text: bool,
     /// The compartment billed for the call.
     pub compartment_id: String,
 }
@@ -58,6 +61,9 @@ impl AnalyzeImage {
                 "featureType": "IMAGE_CLASSIFICATION",
                 "maxResults": labels,
             }));
+        }
+        if self.text {
+            features.push(serde_json::json!({"featureType": "TEXT_DETECTION"}));
         }
         let image = match &self.image {
             ImageSource::ObjectStorage {
@@ -122,6 +128,44 @@ pub struct Label {
     pub confidence: f64,
 }
 
+/// One detected word (`Word`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Word {
+    /// The word as read.
+    pub text: String,
+    /// 0..1.
+    pub confidence: f64,
+    /// Where it is.
+    pub bounding_polygon: BoundingPolygon,
+}
+
+/// One detected line of text (`Line`): its words are `words[i]` for `i` in `word_indexes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Line {
+    /// The line as read, words separated by spaces.
+    pub text: String,
+    /// 0..1.
+    pub confidence: f64,
+    /// Where it is.
+    pub bounding_polygon: BoundingPolygon,
+    /// Indexes into [`ImageText::words`] of this line's words, in reading order.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub word_indexes: Vec<usize>,
+}
+
+/// What TEXT_DETECTION found (`ImageText`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageText {
+    /// Every word.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub words: Vec<Word>,
+    /// Every line, in reading order.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub lines: Vec<Line>,
+}
+
 /// A per-feature failure reported inside a 200 answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeatureError {
@@ -149,6 +193,12 @@ pub struct Analysis {
     /// Version of the classification model.
     #[serde(default)]
     pub image_classification_model_version: Option<String>,
+    /// Detected text (`None` when the feature was not requested or answered null).
+    #[serde(default)]
+    pub image_text: Option<ImageText>,
+    /// Version of the text detection model.
+    #[serde(default)]
+    pub text_detection_model_version: Option<String>,
     /// Per-feature failures.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub errors: Vec<FeatureError>,
@@ -213,18 +263,24 @@ mod tests {
             },
             max_objects: 50,
             max_labels: Some(5),
+            text: true,
             compartment_id: "ocid1.compartment.oc1..x".into(),
         };
         let json = request.to_json();
         assert_eq!(json["features"][0]["featureType"], "OBJECT_DETECTION");
         assert_eq!(json["features"][0]["maxResults"], 50);
         assert_eq!(json["features"][1]["featureType"], "IMAGE_CLASSIFICATION");
+        assert_eq!(
+            json["features"][2],
+            serde_json::json!({"featureType": "TEXT_DETECTION"})
+        );
         assert_eq!(json["image"]["source"], "OBJECT_STORAGE");
         assert_eq!(json["image"]["objectName"], "uploads/cat.jpg");
         assert_eq!(json["compartmentId"], "ocid1.compartment.oc1..x");
         let inline = AnalyzeImage {
             image: ImageSource::Inline(b"abc".to_vec()),
             max_labels: None,
+            text: false,
             ..request
         };
         let json = inline.to_json();
@@ -259,7 +315,32 @@ mod tests {
         );
         assert_eq!(analysis.image_classification_model_version, None);
         assert_eq!(analysis.raw["somethingNew"]["a"], 1);
+        assert_eq!(analysis.image_text, None, "null text is no text");
         let empty = Analysis::from_json(serde_json::json!({"errors": null})).unwrap();
         assert!(empty.image_objects.is_empty() && empty.errors.is_empty());
+    }
+
+    #[test]
+    fn text_answers_parse_in_the_sdk_shape() {
+        let vertices = serde_json::json!({"normalizedVertices": [{"x": 0.1, "y": 0.2},
+            {"x": 0.4, "y": 0.2}, {"x": 0.4, "y": 0.3}, {"x": 0.1, "y": 0.3}]});
+        let raw = serde_json::json!({
+            "imageText": {
+                "words": [{"text": "OPEN", "confidence": 0.98, "boundingPolygon": vertices},
+                          {"text": "DAILY", "confidence": 0.9, "boundingPolygon": vertices}],
+                "lines": [{"text": "OPEN DAILY", "confidence": 0.94, "boundingPolygon": vertices,
+                           "wordIndexes": [0, 1]}]
+            },
+            "textDetectionModelVersion": "1.0.0", "errors": []
+        });
+        let analysis = Analysis::from_json(raw).unwrap();
+        let text = analysis.image_text.unwrap();
+        assert_eq!(text.words[1].text, "DAILY");
+        assert_eq!(text.lines[0].word_indexes, [0, 1]);
+        assert_eq!(text.lines[0].bounding_polygon.normalized_vertices[1].x, 0.4);
+        assert_eq!(
+            analysis.text_detection_model_version.as_deref(),
+            Some("1.0.0")
+        );
     }
 }

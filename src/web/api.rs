@@ -44,8 +44,8 @@ fn summary(entry: &Entry) -> Value {
     })
 }
 
-/// `GET /api/images?label=&status=&start=`: one page, newest first; with a filter, one search
-/// over the whole collection.
+/// `GET /api/images?q=&status=&start=` (`label=` as `q=`): one page, newest first; with a
+/// filter, one search over the whole collection (a label or a word of the image's text).
 pub(crate) fn list(app: &App, req: &Request) -> Result<Response> {
     let query = Pairs::query(req.query())?;
     let filter = Filter::from_query(&query)?;

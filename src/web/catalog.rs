@@ -4,10 +4,12 @@
 //! An image id is the generated file name; the object is `uploads/{id}` (the naming scheme is
 //! in `document.rs`). Only names of that shape are ever looked up, so no client text reaches a
 //! storage path. An unfiltered page costs one object listing call and one SODA query (`$id`
-//! over the page's document keys), whatever its size. A filtered page (label, status) is one
-//! SODA query over the whole collection, newest first, paged by offset: the label is matched
-//! against each document's `terms` array. Images waiting out a browser delete's undo window
-//! (`undo_delete/`) are left out of both (of a search, while this instance has
+//! over the page's document keys), whatever its size. A filtered page (search term, status) is
+//! one SODA query over the whole collection, newest first, paged by offset: the term (`q`, or
+//! the older `label`) is matched against each document's `terms` array, which holds its labels
+//! and the whole words of its text (`document::search_form`: case and accents folded). Images
+//! waiting out a browser delete's undo window (`undo_delete/`) are left out of both (of a
+//! search, while this instance has
 //! deletes waiting: see `search`). Not here: HTML or JSON shaping.
 
 use std::collections::HashMap;
@@ -18,7 +20,9 @@ use serde_json::json;
 use super::form::Pairs;
 use super::undo_delete::marker::{self, DeleteMarker};
 use super::App;
-use crate::document::{self, id_of, object_name, AnalysisDocument, Status, UPLOAD_PREFIX};
+use crate::document::{
+    self, id_of, object_name, search_form, AnalysisDocument, Status, UPLOAD_PREFIX,
+};
 use crate::error::{Error, Result};
 use crate::event::{EventKind, ObjectEvent};
 use crate::oci::functions::InvokeMode;
@@ -67,7 +71,8 @@ pub(crate) struct Page {
 /// What a page is narrowed to; empty means every image, listed from storage.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Filter {
-    /// A label or ontology parent, any case.
+    /// What to search for (`q`, else `label`): a label, an ontology parent or a word of the
+    /// image's text, any case and accents; several words are matched as one label ("hot dog").
     pub label: Option<String>,
     pub status: Option<Status>,
     /// Newest taken first (EXIF date) instead of newest uploaded: only photos with a date.
@@ -75,7 +80,7 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
-    /// Reads `label` and `status` from a query (`400` for an unknown status).
+    /// Reads `q` (or `label`) and `status` from a query (`400` for an unknown status).
     pub(crate) fn from_query(query: &Pairs) -> Result<Filter> {
         let status = match query.get("status") {
             None | Some("") => None,
@@ -86,10 +91,13 @@ impl Filter {
                 )
             })?),
         };
-        let label = query
-            .get("label")
-            .map(|l| l.trim().chars().take(100).collect::<String>())
-            .filter(|l| !l.is_empty());
+        let term = |name: &str| {
+            query
+                .get(name)
+                .map(|l| l.trim().chars().take(100).collect::<String>())
+                .filter(|l| !l.is_empty())
+        };
+        let label = term("q").or_else(|| term("label"));
         let by_taken = match query.get("order") {
             None | Some("") | Some("uploaded") => false,
             Some("taken") => true,
@@ -111,8 +119,16 @@ impl Filter {
         let mut query = serde_json::Map::new();
         query.insert("bucket_name".into(), json!(bucket));
         if let Some(label) = &self.label {
-            // `terms` is an array: QBE equality matches when any element is equal.
-            query.insert("terms".into(), json!(label.to_lowercase()));
+            // `terms` is an array: QBE equality matches when any element is equal. Labels are
+            // stored lower-cased (documents before text detection have only that form) and
+            // folded; words folded. One condition asks for either form.
+            let (lower, folded) = (label.to_lowercase(), search_form(label));
+            let wanted = if lower == folded {
+                json!(folded)
+            } else {
+                json!({"$in": [lower, folded]})
+            };
+            query.insert("terms".into(), wanted);
         }
         if let Some(status) = self.status {
             query.insert("status".into(), json!(status.name()));
@@ -534,5 +550,25 @@ mod tests {
         assert_eq!(version_cmp("1.3", "1.3"), Equal);
         assert_eq!(version_cmp("1.3", "1.3.1"), Less);
         assert_eq!(version_cmp("local-nanodet-2", "local-nanodet-10"), Less);
+    }
+
+    #[test]
+    fn a_search_is_one_terms_condition_in_both_forms() {
+        let query = |pairs: &str| Filter::from_query(&Pairs::query(Some(pairs)).unwrap()).unwrap();
+        let qbe = query("q=%20Bakery%20").qbe("images");
+        assert_eq!(qbe["$query"]["terms"], "bakery");
+        assert_eq!(qbe["$query"]["bucket_name"], "images");
+        assert_eq!(qbe["$orderby"], json!({"uploaded_at": -1, "image_name": 2}));
+        let qbe = query("q=Caf%C3%A9").qbe("images");
+        assert_eq!(qbe["$query"]["terms"], json!({"$in": ["café", "cafe"]}));
+        let qbe = query("label=Dog&status=done").qbe("images");
+        assert_eq!(qbe["$query"]["terms"], "dog", "label= still works");
+        assert_eq!(qbe["$query"]["status"], "done");
+        assert_eq!(
+            query("q=bread&label=dog").label.as_deref(),
+            Some("bread"),
+            "q wins"
+        );
+        assert!(query("q=&label=").is_empty());
     }
 }

@@ -212,7 +212,7 @@ fn empty_notice(filter: &Filter, start: Option<&str>, empty: bool) -> Result<Htm
 fn page_links(filter: &Filter, start: Option<&str>, next: Option<&str>) -> Result<(Html, Html)> {
     let mut keep = Vec::new();
     if let Some(l) = &filter.label {
-        keep.push(format!("label={}", url_component(l)));
+        keep.push(format!("q={}", url_component(l)));
     }
     if let Some(s) = filter.status {
         keep.push(format!("status={}", s.name()));
@@ -454,12 +454,16 @@ fn coord(v: f64) -> String {
 
 fn is_local_model(doc: &AnalysisDocument) -> bool {
     let v = &doc.model_versions;
-    [&v.object_detection, &v.image_classification]
-        .iter()
-        .any(|m| {
-            m.as_deref()
-                .is_some_and(|m| m.to_ascii_lowercase().contains("local"))
-        })
+    [
+        &v.object_detection,
+        &v.image_classification,
+        &v.text_detection,
+    ]
+    .iter()
+    .any(|m| {
+        m.as_deref()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("local"))
+    })
 }
 
 /// `GET /images/{id}`: the image with its boxes, the table, timings and the raw JSON.
@@ -483,6 +487,7 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
     } else {
         Overlays::default()
     };
+    let text = TextView::of(&doc)?;
     let raw = found.raw.clone().unwrap_or_else(|| doc.to_json());
     let main = render(
         include_str!("../../templates/detail.html"),
@@ -496,6 +501,9 @@ pub(crate) fn detail(app: &App, req: &Request, id: &str) -> Result<Response> {
             ("alt", Slot::Text(&alt_text(&name, Some(&doc)))),
             ("size", Slot::Html(&size_attributes(app, id, &found)?)),
             ("polygons", Slot::Html(&Html::concat(overlays.polygons))),
+            ("text_polygons", Slot::Html(&text.polygons)),
+            ("lines_toggle", Slot::Html(&text.toggle)),
+            ("text", Slot::Html(&text.section)),
             ("labels", Slot::Html(&Html::concat(overlays.labels))),
             ("caption", Slot::Text(&caption(&doc))),
             ("rows", Slot::Html(&Html::concat(overlays.rows))),
@@ -624,6 +632,111 @@ impl Overlays {
     }
 }
 
+/// Lines shown on the result page, at most; a document holds what Vision answered, which no
+/// source bounds.
+const MAX_SHOWN_LINES: usize = 500;
+
+/// What the result page shows of the text read in the photo: each line's outline on the
+/// picture, the toggle for them, and the lines as text in reading order with a copy button
+/// (shown by assets/app.js; without it the text is selectable). Nothing at all for a document
+/// whose analysis did not ask for text (before issue 25, or with text turned off).
+#[derive(Default)]
+struct TextView {
+    polygons: Html,
+    toggle: Html,
+    section: Html,
+}
+
+impl TextView {
+    fn of(doc: &AnalysisDocument) -> Result<TextView> {
+        let asked = doc.model_versions.text_detection.is_some() || doc.text_error.is_some();
+        if doc.status != Status::Done || !asked && doc.text.is_empty() {
+            return Ok(TextView::default());
+        }
+        let section = |copy: Html, body: Html| {
+            render(
+                include_str!("../../templates/text.html"),
+                &[("copy", Slot::Html(&copy)), ("body", Slot::Html(&body))],
+            )
+        };
+        if doc.text.is_empty() {
+            let body = match &doc.text_error {
+                Some(e) => notice(
+                    "empty",
+                    &format!("The text could not be read: {}", e.message),
+                )?,
+                None => notice("empty", "No text was found in this image.")?,
+            };
+            return Ok(TextView {
+                section: section(Html::default(), body)?,
+                ..TextView::default()
+            });
+        }
+        let shown = &doc.text[..doc.text.len().min(MAX_SHOWN_LINES)];
+        let mut polygons = Vec::new();
+        let mut items = Vec::new();
+        for (i, line) in shown.iter().enumerate() {
+            let i_text = i.to_string();
+            let confidence = if line.confidence.is_finite() {
+                line.confidence
+            } else {
+                0.0
+            };
+            let points: Vec<String> = line
+                .polygon
+                .iter()
+                .map(|v| format!("{},{}", coord(v.x), coord(v.y)))
+                .collect();
+            polygons.push(render(
+                include_str!("../../templates/text_polygon.html"),
+                &[
+                    ("i", Slot::Text(&i_text)),
+                    ("conf", Slot::Text(&format!("{confidence:.4}"))),
+                    ("text", Slot::Text(&line.text)),
+                    ("pct", Slot::Text(&pct(confidence))),
+                    ("points", Slot::Text(&points.join(" "))),
+                ],
+            )?);
+            items.push(render(
+                include_str!("../../templates/text_line.html"),
+                &[("i", Slot::Text(&i_text)), ("text", Slot::Text(&line.text))],
+            )?);
+        }
+        let mut body = render(
+            include_str!("../../templates/text_lines.html"),
+            &[
+                ("count", Slot::Text(&lines(doc.text.len()))),
+                ("lines", Slot::Html(&Html::concat(items))),
+            ],
+        )?;
+        if shown.len() < doc.text.len() {
+            body = Html::concat([
+                body,
+                notice(
+                    "empty",
+                    &format!(
+                        "The first {} are shown; the raw analysis below has them all.",
+                        lines(shown.len())
+                    ),
+                )?,
+            ]);
+        }
+        Ok(TextView {
+            polygons: Html::concat(polygons),
+            toggle: render(include_str!("../../templates/lines_toggle.html"), &[])?,
+            section: section(
+                render(include_str!("../../templates/copy_button.html"), &[])?,
+                body,
+            )?,
+        })
+    }
+}
+
+/// "1 line", "5 lines".
+fn lines(n: usize) -> String {
+    format!("{n} line{}", if n == 1 { "" } else { "s" })
+}
+
 /// The line under the picture where the table would be: none found, failed, or still waiting.
 fn no_objects_notice(doc: &AnalysisDocument) -> Result<Html> {
     match doc.status {
@@ -696,6 +809,9 @@ fn facts(doc: &AnalysisDocument) -> Result<Vec<Html>> {
     if let Some(v) = &doc.model_versions.object_detection {
         fact("Model", v.clone())?;
     }
+    if let Some(v) = &doc.model_versions.text_detection {
+        fact("Text model", v.clone())?;
+    }
     fact("Size", format!("{:.1} KB", doc.size as f64 / 1024.0))?;
     fact("Attempts", doc.attempts.to_string())?;
     if let Some(c) = &doc.correlation_id {
@@ -716,9 +832,14 @@ fn model_badge(doc: &AnalysisDocument) -> Result<Html> {
 fn caption(doc: &AnalysisDocument) -> String {
     match doc.status {
         Status::Done => format!(
-            "{} object{} found{}",
+            "{} object{}{} found{}",
             doc.objects.len(),
             if doc.objects.len() == 1 { "" } else { "s" },
+            if doc.text.is_empty() {
+                String::new()
+            } else {
+                format!(" and {} of text", lines(doc.text.len()))
+            },
             if is_local_model(doc) {
                 " by the local model"
             } else {

@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 
 use crate::support::emulator::{deadline, TempDir};
 use crate::support::web::Web;
-use ocivision::document::{Failure, Status};
+use ocivision::detect::{LocalTextReader, TextConfig, TextReader};
+use ocivision::document::{Failure, Status, TextLine};
 use ocivision::secret::Secret;
 use ocivision::web::Settings;
 
@@ -764,7 +765,7 @@ fn browser_upload_watch_results_inspect_and_delete() {
             format!("{name} · ocivision"),
         ),
         (
-            "Tab ×4 to the slider",
+            "Tab ×5 to the slider",
             "slider \"Minimum confidence\", 0 %".into(),
         ),
         (
@@ -871,6 +872,8 @@ fn browser_upload_watch_results_inspect_and_delete() {
     driver.go(&format!("{}/images/0123456789abcdef01234567.jpg", web.base));
     audit.run(&driver, "error page: no such image");
 
+    text_on_the_result_page(&driver, &web, &mut audit, &shots);
+
     // Sign-in, on an app with a password: the form, then a wrong password.
     let locked = Web::start(
         "browser-login",
@@ -890,4 +893,121 @@ fn browser_upload_watch_results_inspect_and_delete() {
     );
     audit.run(&driver, "login: wrong password");
     audit.finish(&shots);
+}
+
+/// Issue 25: a receipt read by the local OCR, as the function would store it, on its result
+/// page: every line drawn and listed in reading order, the layer toggles, the slider over the
+/// lines, the copy button by keyboard with its spoken status, and the clipboard's content.
+fn text_on_the_result_page(driver: &Driver, web: &Web, audit: &mut Audit, shots: &Path) {
+    let receipt = include_bytes!("../fixtures/text/receipt.png");
+    let id = web.upload("receipt.png", receipt);
+    let read = LocalTextReader::load(TextConfig::default())
+        .expect("OCR models load")
+        .read(receipt)
+        .expect("the receipt is read");
+    web.write_done(&id, &[]);
+    let mut doc = web.document(&id).unwrap();
+    doc.text = read
+        .lines
+        .iter()
+        .map(|l| TextLine {
+            text: l.text.clone(),
+            confidence: l.confidence,
+            polygon: l.bounding_polygon.normalized_vertices.clone(),
+            words: Vec::new(),
+        })
+        .collect();
+    doc.model_versions.text_detection = Some("PP-OCRv4 (local)".into());
+    web.soda
+        .put(&web.key(&id), &doc.to_json(), deadline(5))
+        .unwrap();
+    let texts: Vec<&str> = doc.text.iter().map(|l| l.text.as_str()).collect();
+    let n = texts.len();
+    assert!(n >= 15, "{texts:?}");
+
+    driver.post("/window/rect", json!({"width": 1280, "height": 1500}));
+    driver.go(&format!("{}/images/{id}", web.base));
+    let drawn = driver.wait(
+        "every line outlined on the picture",
+        "const lines = [...document.querySelectorAll('svg.boxes .line')];
+         const img = document.querySelector('.stage img');
+         if (!img.complete || img.naturalWidth === 0 || !lines.length) return null;
+         const r = lines[0].querySelector('polygon').getBoundingClientRect();
+         return r.width > 20 && r.height > 5 ? lines.length : null;",
+    );
+    assert_eq!(drawn, json!(n));
+    let listed = driver
+        .eval("return [...document.querySelectorAll('#text-lines li')].map(li => li.textContent);");
+    assert_eq!(listed, json!(texts), "the lines listed in reading order");
+    let copy_shown = driver.eval("return !document.getElementById('copy-text').hidden;");
+    assert_eq!(copy_shown, true, "the script shows the copy button");
+    driver.screenshot(shots, "09-result-text");
+    audit.run(driver, "result: text read in a receipt");
+
+    // The toggles: lines off leaves the boxes' setting alone, and back on.
+    let shown = |css: &str| {
+        driver
+            .script(
+                "return [...document.querySelectorAll(arguments[0])]
+                     .filter(n => getComputedStyle(n).display !== 'none').length;",
+                json!([css]),
+            )
+            .as_u64()
+            .unwrap()
+    };
+    let lines_toggle = driver.find("#show-lines");
+    driver.post(&format!("/element/{lines_toggle}/click"), json!({}));
+    assert_eq!(shown("svg.boxes .line"), 0, "lines hidden by their toggle");
+    audit.run(driver, "result: text lines hidden");
+    driver.post(&format!("/element/{lines_toggle}/click"), json!({}));
+    assert_eq!(shown("svg.boxes .line") as usize, n, "and shown again");
+
+    // The slider hides lines below it, and the caption counts them.
+    let threshold = 0.9;
+    let above = doc
+        .text
+        .iter()
+        .filter(|l| l.confidence >= threshold)
+        .count();
+    driver.eval(
+        "const s = document.getElementById('min-confidence');
+         s.value = '0.9'; s.dispatchEvent(new Event('input'));",
+    );
+    assert_eq!(shown("svg.boxes .line") as usize, above);
+    let caption = driver.eval("return document.getElementById('caption').textContent;");
+    assert_eq!(
+        caption,
+        format!("{above} of {n} text lines at 90% confidence or more")
+    );
+    assert_eq!(
+        shown("#text-lines li") as usize,
+        n,
+        "the text stays whole below the picture"
+    );
+
+    // Copy, by keyboard: the button's name, then what the status line says.
+    for name in ["clipboard-read", "clipboard-write"] {
+        driver.post(
+            "/permissions",
+            json!({"descriptor": {"name": name}, "state": "granted"}),
+        );
+    }
+    driver.eval("document.activeElement.blur(); window.scrollTo(0, 0);");
+    driver.tab_to("#copy-text", 60);
+    assert_eq!(driver.focused(), "button \"Copy text\"");
+    driver.press(ENTER);
+    let status = driver.wait(
+        "the copy reported",
+        "const s = document.getElementById('copy-status');
+         return s.textContent ? s.getAttribute('role') + ': ' + s.textContent : null;",
+    );
+    assert_eq!(status, format!("status: Copied {n} lines."));
+    let copied = driver.script_async(
+        "const done = arguments[arguments.length - 1];
+         navigator.clipboard.readText().then(done, e => done('refused: ' + e));",
+        json!([]),
+    );
+    assert_eq!(copied, json!(texts.join("\n")), "every line, one per line");
+    audit.run(driver, "result: text copied");
+    driver.post("/window/rect", json!({"width": 1280, "height": 1000}));
 }

@@ -254,6 +254,7 @@ fn vision_analyzes_inline_and_object_storage_images() {
         image,
         max_objects: 10,
         max_labels: Some(3),
+        text: false,
         compartment_id: "ocid1.compartment.oc1..test".into(),
     };
     // Without a detector the emulator says why, and the client reports the status.

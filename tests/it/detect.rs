@@ -215,6 +215,7 @@ fn the_vision_client_gets_local_detections_through_the_emulator() {
                 image: ImageSource::Inline(photo("person.jpg")),
                 max_objects: 10,
                 max_labels: Some(5),
+                text: false,
                 compartment_id: "ocid1.compartment.oc1..test".into(),
             },
             deadline(60),

@@ -20,4 +20,5 @@ mod pipeline; // the func binary end to end: events in, one document per image o
 mod signing; // OCI signing vectors, stage by stage, and credential providers
 #[path = "../support/mod.rs"]
 mod support; // the harness, shared with the benchmarks: the local stack, HTTP client, detectors
+mod text; // issue 25: the local OCR on known text, words searchable with q=, text off, old documents
 mod web; // the web app: routes, uploads (good and hostile), CSRF, escaping, delete, re-analysis, reconciler

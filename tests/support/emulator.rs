@@ -389,7 +389,14 @@ pub fn func_env(env: &Env) -> Vec<(String, String)> {
 
 /// Starts `func` and registers it with the emulator for events and invocations.
 pub fn spawn_func(env: &Env) -> FuncProcess {
-    let vars = func_env(env);
+    spawn_func_with(env, &[])
+}
+
+/// [`spawn_func`] with `extra` settings added to (or replacing) [`func_env`]'s.
+pub fn spawn_func_with(env: &Env, extra: &[(&str, &str)]) -> FuncProcess {
+    let mut vars = func_env(env);
+    vars.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let socket = env.dir.path().join("run/lsnr.sock");
     let started = Instant::now();
     let child = std::process::Command::new(super::exe("func"))
