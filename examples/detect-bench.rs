@@ -10,7 +10,7 @@
 //! run of each photo is a warm-up and is not counted.
 //!
 //! Text (PP-OCRv4): the same photos plus the text fixtures (`tests/fixtures/text/`: a sign, a
-//! photo with a sign, a 20-line receipt). Each image runs in a fresh child process
+//! photo with a sign, a 20-line receipt, a photographed page). Each image runs in a fresh child process
 //! (`detect-bench --text-one FILE ROUNDS`), so the peak memory printed (the child's `VmHWM`:
 //! both models loaded, one image read) is that image's alone; its CPU time per image is printed
 //! beside the wall time, which on a shared machine also counts waiting for a core. It asserts
@@ -36,7 +36,7 @@ const PHOTOS: [&str; 5] = [
 ];
 
 /// Images with text, under `tests/fixtures/text/`.
-const TEXT_IMAGES: [&str; 3] = ["sign.png", "dog-sign.jpg", "receipt.png"];
+const TEXT_IMAGES: [&str; 4] = ["sign.png", "dog-sign.jpg", "receipt.png", "page.png"];
 
 fn main() -> ExitCode {
     support::bench::exit_code("detect-bench", run())

@@ -648,6 +648,10 @@ fn search(env: &Env) -> Result<(), Error> {
         "gallery-bench: seeded in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    // The web binary declares the gallery's indexes at start (src/main.rs); the harness's app
+    // does not, so they are declared here, once the documents are in, as on a database that
+    // already holds them.
+    env.soda("SEARCH").ensure_gallery_indexes(deadline(120))?;
     let app = AppProcess::start(
         env.emulator.base_url(),
         env.dir.path(),

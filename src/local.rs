@@ -440,8 +440,8 @@ impl LocalStack {
         Ok(config)
     }
 
-    /// Creates the SODA collection (and the gallery's indexes, which the emulator accepts and
-    /// ignores) so the gallery can query it before the first analysis.
+    /// Creates the SODA collection and the gallery's indexes (which the emulator keeps, as
+    /// the database does) so the gallery can query it before the first analysis.
     pub fn ensure_collection(&self) -> Result<()> {
         let transport = Transport::new(
             Auth::Oci(self.wiring.credentials()?),

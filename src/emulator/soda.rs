@@ -617,7 +617,7 @@ impl Collection {
                 .iter()
                 .enumerate()
                 .filter_map(|(n, (path, wanted))| Some((n, self.indexed(*path, wanted)?)))
-                .min_by_key(|(_, keys)| keys.len()),
+                .min_by_key(|(_, sets)| sets.iter().map(|keys| keys.len()).sum::<usize>()),
         };
         let (candidates, conditions): (Box<dyn Iterator<Item = Hit<'_>>>, Vec<_>) =
             match (&qbe.ids, indexed) {
@@ -626,11 +626,8 @@ impl Collection {
                     Box::new(ids.iter().filter_map(|id| self.docs.get_key_value(id))),
                     conditions,
                 ),
-                (None, Some((satisfied, keys))) => (
-                    Box::new(
-                        keys.into_iter()
-                            .filter_map(|key| self.docs.get_key_value(key)),
-                    ),
+                (None, Some((satisfied, sets))) => (
+                    Box::new(union(sets).filter_map(|key| self.docs.get_key_value(key.as_str()))),
                     conditions
                         .into_iter()
                         .enumerate()
@@ -686,21 +683,21 @@ impl Collection {
         keyed.into_iter().map(|(_, doc)| doc).collect()
     }
 
-    /// The keys of the documents meeting `wanted` at `path`, from its index, in key order;
-    /// `None` when no index answers it (no index there, or not only strings wanted).
-    fn indexed(&self, path: u32, wanted: &Wanted) -> Option<BTreeSet<&String>> {
-        let postings = self.postings.get(&path)?;
+    /// The index's sets of keys of the documents meeting `wanted` at `path`, one per string
+    /// wanted; `None` when no index answers it (no index there, or not only strings wanted).
+    fn indexed(&self, path: u32, wanted: &Wanted) -> Option<Vec<&BTreeSet<String>>> {
+        let keys_by_text = self.postings.get(&path)?;
         let Wanted::OneOf(scalars) = wanted else {
             return None;
         };
-        let mut keys = BTreeSet::new();
+        let mut sets = Vec::new();
         for scalar in scalars {
             let Scalar::Text(text) = scalar else {
                 return None;
             };
-            keys.extend(postings.get(text).into_iter().flatten());
+            sets.extend(keys_by_text.get(text));
         }
-        Some(keys)
+        Some(sets)
     }
 
     fn get(&self, req: &EmuRequest, key: &str) -> EmuResponse {
@@ -806,6 +803,19 @@ impl Collection {
             unindex_document(&mut self.postings, key, &doc);
         }
         Ok(EmuResponse::empty(200))
+    }
+}
+
+/// The keys in `sets`, each once, in key order.
+fn union<'k>(sets: Vec<&'k BTreeSet<String>>) -> Box<dyn Iterator<Item = &'k String> + 'k> {
+    match sets.as_slice() {
+        [one] => Box::new(one.iter()),
+        _ => Box::new(
+            sets.into_iter()
+                .flatten()
+                .collect::<BTreeSet<&String>>()
+                .into_iter(),
+        ),
     }
 }
 

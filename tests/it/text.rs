@@ -27,6 +27,8 @@ use crate::support::web::{body_text, Web, COLLECTION};
 const SIGN: &[u8] = include_bytes!("../fixtures/text/sign.png");
 const DOG_SIGN: &[u8] = include_bytes!("../fixtures/text/dog-sign.jpg");
 const RECEIPT: &[u8] = include_bytes!("../fixtures/text/receipt.png");
+/// A photographed page (scikit-image's sample): uneven light, a slight tilt, camera noise.
+const PAGE: &[u8] = include_bytes!("../fixtures/text/page.png");
 
 /// One reader for every test: loading and optimising both graphs is the slow part.
 fn reader() -> Arc<LocalTextReader> {
@@ -129,6 +131,21 @@ fn the_local_reader_reads_a_receipt_line_by_line() {
     // Reading order: the shop's name comes before the total, the total before the thanks.
     let at = |s: &str| all.find(s).unwrap();
     assert!(at("grocery") < at("total") && at("total") < at("thank"));
+}
+
+#[test]
+fn the_local_reader_reads_a_photographed_page() {
+    let text = reader().read(PAGE).expect("reads");
+    assert_well_formed(&text);
+    let found = words(&text);
+    for expected in ["segmentation", "determine", "coins", "background"] {
+        assert!(
+            found.contains(&expected.to_string()),
+            "{expected} in {found:?}"
+        );
+    }
+    let heading = text.lines[0].text.to_lowercase();
+    assert!(heading.contains("segmentation"), "{:?}", text.lines);
 }
 
 /// The app over `env`'s storage and database, as the web binary builds it.
