@@ -816,16 +816,41 @@ impl Collection {
     }
 }
 
-/// The keys in `sets`, each once, in key order.
+/// The keys in `sets`, each once, in key order: the sorted sets merged as they are read.
 fn union<'k>(sets: Vec<&'k BTreeSet<String>>) -> Box<dyn Iterator<Item = &'k String> + 'k> {
-    match sets.as_slice() {
-        [one] => Box::new(one.iter()),
-        _ => Box::new(
-            sets.into_iter()
-                .flatten()
-                .collect::<BTreeSet<&String>>()
-                .into_iter(),
-        ),
+    sets.into_iter()
+        .fold(Box::new(std::iter::empty()), |merged, set| {
+            Box::new(Merge {
+                a: merged.peekable(),
+                b: set.iter().peekable(),
+            })
+        })
+}
+
+/// Two ascending iterators as one, a key both hold given once.
+struct Merge<'k, A: Iterator<Item = &'k String>, B: Iterator<Item = &'k String>> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<'k, A: Iterator<Item = &'k String>, B: Iterator<Item = &'k String>> Iterator
+    for Merge<'k, A, B>
+{
+    type Item = &'k String;
+
+    fn next(&mut self) -> Option<&'k String> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(a), Some(b)) => match a.cmp(b) {
+                Ordering::Less => self.a.next(),
+                Ordering::Greater => self.b.next(),
+                Ordering::Equal => {
+                    self.b.next();
+                    self.a.next()
+                }
+            },
+            (Some(_), None) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
     }
 }
 
@@ -1857,6 +1882,8 @@ mod tests {
         let questions = [
             json!({"terms": "animal"}),
             json!({"terms": {"$in": ["sofa", "dog"]}}),
+            // Overlapping sets: each document once, in key order.
+            json!({"terms": {"$in": ["animal", "cat", "dog", "nowhere"]}}),
             json!({"terms": "animal", "status": "done"}),
             json!({"$query": {"terms": "animal"}, "$orderby": {"timestamp": -1}}),
             json!({"$id": ["a", "b"], "terms": "dog"}),
