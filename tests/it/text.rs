@@ -139,7 +139,13 @@ fn the_local_reader_reads_a_photographed_page() {
     assert_well_formed(&text);
     let found = words(&text);
     // Words the local model reads apart (it runs some small words together: "markersof").
-    for expected in ["segmentation", "determine", "unambiguously", "histogram", "pixels"] {
+    for expected in [
+        "segmentation",
+        "determine",
+        "unambiguously",
+        "histogram",
+        "pixels",
+    ] {
         assert!(
             found.contains(&expected.to_string()),
             "{expected} in {found:?}"
