@@ -1,7 +1,7 @@
 //! Photos as phones take them (issue 23): all eight EXIF orientations come out upright in the
 //! thumbnail and the preview; CMYK and YCCK JPEGs keep their colours; the ICC profile is carried
 //! and GPS never copied; the date taken and the camera reach the document and the API; a
-//! sideways-stored photo is analysed upright, its boxes in the upright frame; a 24 MP, 10 MB
+//! sideways-stored photo is analysed upright, its boxes and text lines in the upright frame; a 24 MP, 10 MB
 //! photo goes end to end; 50 MiB is taken and one byte more refused before the body is read; a
 //! connection dropped in the middle of a large upload leaves nothing behind; formats that
 //! cannot be taken are named.
@@ -20,6 +20,8 @@ use crate::support::web::Web;
 use crate::support::Webapp;
 
 const DOG: &[u8] = include_bytes!("../fixtures/photos/dog.jpg");
+/// The dog photo with a "BIKE SHOP" sign in its bottom-right corner (issue 25's fixtures).
+const DOG_SIGN: &[u8] = include_bytes!("../fixtures/text/dog-sign.jpg");
 
 /// Red, green, blue, yellow: the quadrants' colours, top-left, top-right, bottom-left,
 /// bottom-right.
@@ -521,6 +523,44 @@ fn a_photo_stored_sideways_is_analysed_upright_with_its_boxes_in_the_upright_fra
             overlap(a, b)
         );
     }
+}
+
+/// `[left, top, right, bottom]` of the first text line containing `needle` (any case).
+fn text_box(answer: &Value, needle: &str) -> Option<[f64; 4]> {
+    let line = answer["document"]["text"].as_array()?.iter().find(|l| {
+        l["text"]
+            .as_str()
+            .is_some_and(|t| t.to_uppercase().contains(needle))
+    })?;
+    let corners = line["polygon"].as_array()?;
+    let xs: Vec<f64> = corners.iter().filter_map(|v| v["x"].as_f64()).collect();
+    let ys: Vec<f64> = corners.iter().filter_map(|v| v["y"].as_f64()).collect();
+    let min = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
+    let max = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
+    Some([min(&xs), min(&ys), max(&xs), max(&ys)])
+}
+
+#[test]
+fn a_sideways_photo_s_text_is_read_upright_and_placed_in_the_upright_frame() {
+    let dir = TempDir::new("photos-sideways-text");
+    let app = local_app(dir.path());
+    let exif = PhoneExif {
+        orientation: Some(6),
+        ..PhoneExif::default()
+    };
+    let sideways = with_exif(&decode(DOG_SIGN).stored_for(6).jpeg(95), &exif);
+    let upright = upload_and_wait(&app, "sign-upright.jpg", DOG_SIGN);
+    let turned = upload_and_wait(&app, "sign-sideways.jpg", &sideways);
+    let a = text_box(&upright, "BIKE SHOP").expect("the sign read in the upright photo");
+    let b = text_box(&turned, "BIKE SHOP")
+        .unwrap_or_else(|| panic!("the sign read in the sideways photo: {turned}"));
+    // The sign is in the bottom-right corner of the upright photo, whichever way it was stored.
+    assert!(b[0] > 0.5 && b[1] > 0.75, "{b:?}");
+    assert!(
+        overlap(a, b) > 0.8,
+        "upright {a:?}, sideways-stored {b:?} (IoU {:.2})",
+        overlap(a, b)
+    );
 }
 
 #[test]
