@@ -455,26 +455,22 @@ fn boxes(answer: &Value) -> Vec<(String, [f64; 4])> {
         .unwrap()
         .iter()
         .map(|o| {
-            let xs: Vec<f64> = o["polygon"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["x"].as_f64().unwrap())
-                .collect();
-            let ys: Vec<f64> = o["polygon"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["y"].as_f64().unwrap())
-                .collect();
-            let min = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
-            let max = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
             (
                 o["name"].as_str().unwrap().to_string(),
-                [min(&xs), min(&ys), max(&xs), max(&ys)],
+                bounds(&o["polygon"]),
             )
         })
         .collect()
+}
+
+/// `[left, top, right, bottom]` of a polygon as the document stores it (`[{x, y}, …]`).
+fn bounds(polygon: &Value) -> [f64; 4] {
+    let corners = polygon.as_array().unwrap();
+    let xs: Vec<f64> = corners.iter().map(|v| v["x"].as_f64().unwrap()).collect();
+    let ys: Vec<f64> = corners.iter().map(|v| v["y"].as_f64().unwrap()).collect();
+    let min = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
+    let max = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
+    [min(&xs), min(&ys), max(&xs), max(&ys)]
 }
 
 fn overlap(a: [f64; 4], b: [f64; 4]) -> f64 {
@@ -532,12 +528,7 @@ fn text_box(answer: &Value, needle: &str) -> Option<[f64; 4]> {
             .as_str()
             .is_some_and(|t| t.to_uppercase().contains(needle))
     })?;
-    let corners = line["polygon"].as_array()?;
-    let xs: Vec<f64> = corners.iter().filter_map(|v| v["x"].as_f64()).collect();
-    let ys: Vec<f64> = corners.iter().filter_map(|v| v["y"].as_f64()).collect();
-    let min = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
-    let max = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
-    Some([min(&xs), min(&ys), max(&xs), max(&ys)])
+    Some(bounds(&line["polygon"]))
 }
 
 #[test]

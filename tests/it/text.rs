@@ -19,7 +19,7 @@ use ocivision::web::{App, Settings};
 use serde_json::{json, Value};
 
 use crate::support::emulator::{
-    deadline, rectangle, spawn_func, spawn_func_with, Env, FixedDetector,
+    deadline, rectangle, spawn_func_with, Env, FixedDetector, FuncProcess,
 };
 use crate::support::wait_until;
 use crate::support::web::{body_text, Web, COLLECTION};
@@ -204,6 +204,22 @@ fn document(env: &Env, id: &str) -> Option<AnalysisDocument> {
         .map(|d| AnalysisDocument::from_json(d.value).unwrap())
 }
 
+/// A stack whose Vision answers with `detector` and `text` (none: that feature's error), the
+/// real `func` binary with `func_env` added to its settings, and the app over them.
+fn reading_stack(
+    tag: &str,
+    detector: Arc<dyn Detector>,
+    text: Option<Arc<dyn TextReader>>,
+    func_env: &[(&str, &str)],
+) -> (Env, FuncProcess, App) {
+    let env = Env::start(tag);
+    env.emulator.set_detector(Some(detector));
+    env.emulator.set_text_reader(text);
+    let func = spawn_func_with(&env, func_env);
+    let app = app(&env);
+    (env, func, app)
+}
+
 fn wait_done(env: &Env, id: &str) -> AnalysisDocument {
     let mut last = None;
     let done = wait_until(Duration::from_secs(120), || {
@@ -216,12 +232,12 @@ fn wait_done(env: &Env, id: &str) -> AnalysisDocument {
 
 #[test]
 fn a_word_in_a_photo_finds_it_and_an_absent_word_does_not() {
-    let env = Env::start("text-search");
-    env.emulator
-        .set_detector(Some(Arc::new(FixedDetector::default())));
-    env.emulator.set_text_reader(Some(reader()));
-    let func = spawn_func(&env);
-    let app = app(&env);
+    let (env, func, app) = reading_stack(
+        "text-search",
+        Arc::new(FixedDetector::default()),
+        Some(reader()),
+        &[],
+    );
     let sign = upload(&app, "sign.png", SIGN, "image/png");
     let doc = wait_done(&env, &sign);
     assert!(doc.text_error.is_none(), "{:?}", doc.text_error);
@@ -283,12 +299,12 @@ fn a_word_in_a_photo_finds_it_and_an_absent_word_does_not() {
 #[test]
 fn accents_are_folded_in_stored_words_and_in_the_query() {
     // The reader may or may not keep the accent of "Café"; folding makes both forms match.
-    let env = Env::start("text-accents");
-    env.emulator
-        .set_detector(Some(Arc::new(FixedDetector::default())));
-    env.emulator.set_text_reader(Some(reader()));
-    let func = spawn_func(&env);
-    let app = app(&env);
+    let (env, func, app) = reading_stack(
+        "text-accents",
+        Arc::new(FixedDetector::default()),
+        Some(reader()),
+        &[],
+    );
     let sign = upload(&app, "sign.png", SIGN, "image/png");
     let doc = wait_done(&env, &sign);
     assert!(doc.terms.contains(&"cafe".to_string()), "{:?}", doc.terms);
@@ -300,11 +316,7 @@ fn accents_are_folded_in_stored_words_and_in_the_query() {
 
 #[test]
 fn a_photo_with_objects_and_text_keeps_both() {
-    let env = Env::start("text-objects");
-    env.emulator.set_detector(Some(detector()));
-    env.emulator.set_text_reader(Some(reader()));
-    let func = spawn_func(&env);
-    let app = app(&env);
+    let (env, func, app) = reading_stack("text-objects", detector(), Some(reader()), &[]);
     let id = upload(&app, "dog-sign.jpg", DOG_SIGN, "image/jpeg");
     let doc = wait_done(&env, &id);
     let names: Vec<&str> = doc.objects.iter().map(|o| o.name.as_str()).collect();
@@ -385,13 +397,14 @@ impl Detector for CountingDetector {
 
 #[test]
 fn with_text_off_one_feature_is_asked_and_no_text_is_stored() {
-    let env = Env::start("text-off");
     let objects = Arc::new(CountingDetector::default());
     let text = Arc::new(CountingReader::default());
-    env.emulator.set_detector(Some(objects.clone()));
-    env.emulator.set_text_reader(Some(text.clone()));
-    let func = spawn_func_with(&env, &[("VISION_TEXT", "off")]);
-    let app = app(&env);
+    let (env, func, app) = reading_stack(
+        "text-off",
+        objects.clone(),
+        Some(text.clone()),
+        &[("VISION_TEXT", "off")],
+    );
     let id = upload(&app, "sign.png", SIGN, "image/png");
     let doc = wait_done(&env, &id);
     assert_eq!(objects.0.load(Ordering::SeqCst), 1, "OBJECT_DETECTION once");
@@ -413,13 +426,9 @@ fn with_text_off_one_feature_is_asked_and_no_text_is_stored() {
     drop(func);
 
     // With text on (the default) the same image costs the same one call, with both features.
-    let env = Env::start("text-on");
     let objects = Arc::new(CountingDetector::default());
     let text = Arc::new(CountingReader::default());
-    env.emulator.set_detector(Some(objects.clone()));
-    env.emulator.set_text_reader(Some(text.clone()));
-    let func = spawn_func(&env);
-    let app = self::app(&env);
+    let (env, func, app) = reading_stack("text-on", objects.clone(), Some(text.clone()), &[]);
     let id = upload(&app, "sign.png", SIGN, "image/png");
     let doc = wait_done(&env, &id);
     let vision_calls = env
@@ -446,11 +455,12 @@ fn with_text_off_one_feature_is_asked_and_no_text_is_stored() {
 #[test]
 fn a_text_failure_leaves_the_objects_done() {
     // No text reader in the emulator: TEXT_DETECTION is that feature's error, objects stand.
-    let env = Env::start("text-unavailable");
-    env.emulator
-        .set_detector(Some(Arc::new(FixedDetector::default())));
-    let func = spawn_func(&env);
-    let app = app(&env);
+    let (env, func, app) = reading_stack(
+        "text-unavailable",
+        Arc::new(FixedDetector::default()),
+        None,
+        &[],
+    );
     let id = upload(&app, "sign.png", SIGN, "image/png");
     let doc = wait_done(&env, &id);
     assert_eq!(doc.objects.len(), 1);
